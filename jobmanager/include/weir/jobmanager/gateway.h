@@ -1,0 +1,25 @@
+// Gateways: how the job manager's logic reaches task managers. The gRPC implementation is the
+// production one; tests substitute fakes so scheduling and lifecycle logic run without sockets.
+// Implementations must be thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "weir.pb.h"
+#include "weir/status.h"
+
+namespace weir::jm {
+
+class TaskManagerGateway {
+ public:
+  virtual ~TaskManagerGateway() = default;
+  virtual Status DeployTask(const std::string& tm_rpc_address,
+                            const proto::DeployTaskRequest& request) = 0;
+  virtual Status CancelJobTasks(const std::string& tm_rpc_address, const std::string& job_id,
+                                int attempt) = 0;
+};
+
+std::unique_ptr<TaskManagerGateway> NewGrpcTaskManagerGateway();
+
+}  // namespace weir::jm

@@ -1,0 +1,105 @@
+// JobManager: the cluster's control logic, without any networking of its own.
+//
+// It keeps the task manager registry (slots, heartbeats), accepts jobs, schedules their
+// subtasks onto slots (slot sharing: slot j of a job hosts subtask j of every task, slots spread
+// across task managers), follows subtask state reports, and drives each job through its
+// lifecycle (weir/lifecycle.h). Calls to task managers go through a TaskManagerGateway on an
+// executor, never under the lock. Time comes from an injected clock so tests control it.
+// All public methods are thread-safe.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "weir.pb.h"
+#include "weir/job_graph.h"
+#include "weir/jobmanager/gateway.h"
+#include "weir/lifecycle.h"
+#include "weir/status.h"
+
+namespace weir::jm {
+
+struct JobManagerOptions {
+  int64_t heartbeat_interval_ms = 1000;
+  int64_t heartbeat_timeout_ms = 5000;  // a silent task manager is lost after this
+  int64_t slot_wait_timeout_ms = 30000;  // a job waiting for slots fails after this
+};
+
+using Clock = std::function<int64_t()>;  // milliseconds
+using Executor = std::function<void(std::function<void()>)>;
+
+class JobManager {
+ public:
+  JobManager(JobManagerOptions options, std::unique_ptr<TaskManagerGateway> gateway, Clock clock,
+             Executor executor, const OperatorRegistry* registry);
+
+  proto::RegisterTaskManagerResponse RegisterTaskManager(
+      const proto::RegisterTaskManagerRequest& req);
+  proto::HeartbeatResponse Heartbeat(const proto::HeartbeatRequest& req);
+  void UpdateTaskState(const proto::TaskStateUpdate& update);
+
+  // Validates and accepts a job; returns its id. Nothing is kept if validation fails.
+  Result<std::string> SubmitJob(const proto::JobGraph& graph);
+  std::vector<proto::JobInfo> ListJobs() const;
+  Result<proto::JobInfo> GetJob(const std::string& job_id) const;
+  Result<std::string> CancelJob(const std::string& job_id);
+  std::vector<proto::TaskManagerInfo> ListTaskManagers() const;
+
+  // Periodic work: lost task managers, jobs waiting for slots. Call every ~100 ms.
+  void Tick();
+
+ private:
+  struct TaskManagerEntry {
+    proto::RegisterTaskManagerRequest info;
+    int64_t last_heartbeat_ms = 0;
+    int free_slots = 0;
+  };
+  struct Subtask {
+    std::string task_id;
+    int index = 0;
+    TaskState state = TaskState::kDeploying;
+    std::string tm_id;
+    std::string error;
+    int64_t records_in = 0, records_out = 0;
+  };
+  struct Job {
+    std::string id;
+    proto::JobGraph graph;
+    std::shared_ptr<const ExecutionPlan> plan;
+    JobState state = JobState::kCreated;
+    int attempt = 0;
+    int64_t submit_ms = 0, end_ms = 0;
+    std::string failure;
+    std::vector<Subtask> subtasks;
+    std::map<std::string, int> slots_held;  // tm id -> slots
+  };
+
+  // All private helpers run under mu_.
+  bool TransitionLocked(Job& job, JobState to, const std::string& why);
+  void TryScheduleLocked(Job& job);
+  void FailJobLocked(Job& job, const std::string& cause);
+  void ReleaseSlotsLocked(Job& job);
+  void CancelTasksLocked(Job& job);
+  void MaybeCompleteLocked(Job& job);
+  proto::JobInfo InfoLocked(const Job& job) const;
+  int FreeSlotsLocked() const;
+
+  const JobManagerOptions options_;
+  std::unique_ptr<TaskManagerGateway> gateway_;
+  Clock clock_;
+  Executor executor_;
+  const OperatorRegistry* registry_;
+  std::string session_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, TaskManagerEntry> tms_;
+  std::map<std::string, std::unique_ptr<Job>> jobs_;
+  std::vector<std::string> job_order_;
+  uint64_t job_counter_ = 0;
+};
+
+}  // namespace weir::jm

@@ -1,0 +1,79 @@
+// weir-jobmanager: a thin main over weir::jm::JobManagerServer.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <thread>
+
+#include "weir/config.h"
+#include "weir/jobmanager/server.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Weir job manager"};
+  std::string config_file;
+  std::string rpc_address;
+  int64_t hb_timeout = -1, slot_timeout = -1;
+  app.add_option("--config", config_file, "cluster config file (YAML), see deploy/weir.yaml");
+  app.add_option("--rpc-address", rpc_address, "host:port for gRPC (default 127.0.0.1:6123)");
+  app.add_option("--heartbeat-timeout-ms", hb_timeout, "task manager heartbeat timeout");
+  app.add_option("--slot-wait-timeout-ms", slot_timeout, "how long a job waits for slots");
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%n] %v");
+  weir::jm::ServerOptions opts;
+  if (!config_file.empty()) {
+    auto cfg = weir::Config::Load(config_file, config_file);
+    if (!cfg.ok()) {
+      spdlog::error("config: {}", cfg.status().message());
+      return 2;
+    }
+    auto jm = cfg->GetMap("jobmanager");
+    if (!jm.ok()) {
+      spdlog::error("config: {}", jm.status().message());
+      return 2;
+    }
+    auto addr = jm->GetString("rpc_address", opts.rpc_address);
+    auto hb = jm->GetDurationMs("heartbeat_timeout", opts.jm.heartbeat_timeout_ms);
+    auto hbi = jm->GetDurationMs("heartbeat_interval", opts.jm.heartbeat_interval_ms);
+    auto sw = jm->GetDurationMs("slot_wait_timeout", opts.jm.slot_wait_timeout_ms);
+    for (const weir::Status& s : {addr.status(), hb.status(), hbi.status(), sw.status()}) {
+      if (!s.ok()) {
+        spdlog::error("config: {}", s.message());
+        return 2;
+      }
+    }
+    opts.rpc_address = *addr;
+    opts.jm.heartbeat_timeout_ms = *hb;
+    opts.jm.heartbeat_interval_ms = *hbi;
+    opts.jm.slot_wait_timeout_ms = *sw;
+  }
+  if (!rpc_address.empty()) opts.rpc_address = rpc_address;
+  if (hb_timeout > 0) opts.jm.heartbeat_timeout_ms = hb_timeout;
+  if (slot_timeout > 0) opts.jm.slot_wait_timeout_ms = slot_timeout;
+
+  // Signals are taken by one thread with sigwait, so shutdown runs in normal context.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  weir::jm::JobManagerServer server(opts);
+  auto port = server.Start();
+  if (!port.ok()) {
+    spdlog::error("{}", port.status().message());
+    return 1;
+  }
+  spdlog::info("weir-jobmanager listening on {} (port {})", opts.rpc_address, *port);
+  std::thread sig([&] {
+    int s = 0;
+    sigwait(&set, &s);
+    spdlog::info("signal {}: shutting down", s);
+    server.RequestStop();
+  });
+  sig.detach();
+  server.Wait();
+  server.Stop();
+  return 0;
+}

@@ -1,0 +1,218 @@
+#include "weir/jobmanager/server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <thread>
+
+#include "weir.grpc.pb.h"
+
+namespace weir::jm {
+namespace {
+
+grpc::Status ToGrpc(const Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
+    case StatusCode::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
+    case StatusCode::kAlreadyExists: code = grpc::StatusCode::ALREADY_EXISTS; break;
+    case StatusCode::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
+    case StatusCode::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
+    case StatusCode::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
+    case StatusCode::kCancelled: code = grpc::StatusCode::CANCELLED; break;
+    case StatusCode::kDeadlineExceeded: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
+    default: code = grpc::StatusCode::INTERNAL; break;
+  }
+  return grpc::Status(code, s.message());
+}
+
+// Runs submitted functions one at a time, in order, on its own thread.
+class SerialExecutor {
+ public:
+  SerialExecutor() : thread_([this] { Loop(); }) {}
+  ~SerialExecutor() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void Submit(std::function<void()> fn) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      q_.push_back(std::move(fn));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !q_.empty(); });
+        if (q_.empty()) return;
+        fn = std::move(q_.front());
+        q_.pop_front();
+      }
+      fn();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> q_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+class Service final : public proto::JobManagerService::Service {
+ public:
+  explicit Service(JobManager* jm) : jm_(jm) {}
+
+  grpc::Status RegisterTaskManager(grpc::ServerContext*, const proto::RegisterTaskManagerRequest* req,
+                                   proto::RegisterTaskManagerResponse* resp) override {
+    if (req->tm_id().empty() || req->slots() < 1 || req->rpc_address().empty() ||
+        req->data_address().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "registration needs tm_id, rpc_address, data_address and slots >= 1");
+    }
+    *resp = jm_->RegisterTaskManager(*req);
+    return grpc::Status::OK;
+  }
+  grpc::Status Heartbeat(grpc::ServerContext*, const proto::HeartbeatRequest* req,
+                         proto::HeartbeatResponse* resp) override {
+    *resp = jm_->Heartbeat(*req);
+    return grpc::Status::OK;
+  }
+  grpc::Status UpdateTaskState(grpc::ServerContext*, const proto::TaskStateUpdate* req,
+                               proto::TaskStateAck*) override {
+    jm_->UpdateTaskState(*req);
+    return grpc::Status::OK;
+  }
+  grpc::Status SubmitJob(grpc::ServerContext*, const proto::SubmitJobRequest* req,
+                         proto::SubmitJobResponse* resp) override {
+    auto r = jm_->SubmitJob(req->graph());
+    if (!r.ok()) return ToGrpc(r.status());
+    resp->set_job_id(r.value());
+    return grpc::Status::OK;
+  }
+  grpc::Status ListJobs(grpc::ServerContext*, const proto::ListJobsRequest*,
+                        proto::ListJobsResponse* resp) override {
+    for (auto& j : jm_->ListJobs()) *resp->add_jobs() = std::move(j);
+    return grpc::Status::OK;
+  }
+  grpc::Status GetJob(grpc::ServerContext*, const proto::JobId* req, proto::JobInfo* resp) override {
+    auto r = jm_->GetJob(req->job_id());
+    if (!r.ok()) return ToGrpc(r.status());
+    *resp = r.value();
+    return grpc::Status::OK;
+  }
+  grpc::Status CancelJob(grpc::ServerContext*, const proto::JobId* req,
+                         proto::CancelJobResponse* resp) override {
+    auto r = jm_->CancelJob(req->job_id());
+    if (!r.ok()) return ToGrpc(r.status());
+    resp->set_state(r.value());
+    return grpc::Status::OK;
+  }
+  grpc::Status ListTaskManagers(grpc::ServerContext*, const proto::ListTaskManagersRequest*,
+                                proto::ListTaskManagersResponse* resp) override {
+    for (auto& t : jm_->ListTaskManagers()) *resp->add_taskmanagers() = std::move(t);
+    return grpc::Status::OK;
+  }
+
+ private:
+  JobManager* jm_;
+};
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+class JobManagerServer::Impl {
+ public:
+  explicit Impl(ServerOptions o) : options_(std::move(o)) {}
+
+  Result<int> Start() {
+    jm_ = std::make_unique<JobManager>(
+        options_.jm, NewGrpcTaskManagerGateway(), NowMs,
+        [this](std::function<void()> fn) { executor_.Submit(std::move(fn)); },
+        &BuiltinOperators());
+    service_ = std::make_unique<Service>(jm_.get());
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(options_.rpc_address, grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    if (!server_ || port == 0) {
+      return Status::IoError("cannot listen on " + options_.rpc_address +
+                             " (address in use or invalid?)");
+    }
+    ticker_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(mu_);
+      while (!stop_) {
+        cv_.wait_for(lock, std::chrono::milliseconds(100));
+        if (stop_) break;
+        lock.unlock();
+        jm_->Tick();
+        lock.lock();
+      }
+    });
+    return port;
+  }
+
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return stop_; });
+  }
+
+  void RequestStop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      stopped_ = stop_ = true;
+    }
+    cv_.notify_all();
+    if (ticker_.joinable()) ticker_.join();
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+
+ private:
+  ServerOptions options_;
+  SerialExecutor executor_;
+  std::unique_ptr<JobManager> jm_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::thread ticker_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool stopped_ = false;
+};
+
+JobManagerServer::JobManagerServer(ServerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+JobManagerServer::~JobManagerServer() { impl_->Stop(); }
+Result<int> JobManagerServer::Start() { return impl_->Start(); }
+void JobManagerServer::Wait() { impl_->Wait(); }
+void JobManagerServer::Stop() { impl_->Stop(); }
+void JobManagerServer::RequestStop() { impl_->RequestStop(); }
+
+}  // namespace weir::jm

@@ -1,0 +1,126 @@
+// Data-plane channels between subtasks.
+//
+// A channel carries NetBuffers (a buffer of serialized rows, or an in-band event: end of stream,
+// later barriers and watermarks) from one producer subtask to one consumer subtask, in order.
+// Every channel is bounded: a producer blocks when the consumer's channel holds `capacity`
+// buffers (locally) or has no credit left (remotely, see network.h), so a slow consumer
+// back-pressures its producers and nothing is dropped or buffered without bound.
+//
+// InputChannel and InputGate are thread-safe: producers (task threads or network reader threads)
+// push, the consuming task thread pops.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "weir/status.h"
+
+namespace weir {
+
+enum class EventKind : uint8_t {
+  kData = 1,
+  kBarrier = 2,
+  kWatermark = 3,
+  kEndOfStream = 4,
+};
+
+struct NetBuffer {
+  EventKind kind = EventKind::kData;
+  uint32_t records = 0;     // rows in `bytes` (data)
+  int64_t arg = 0;          // checkpoint id (barrier), timestamp (watermark)
+  std::vector<uint8_t> bytes;
+};
+
+class InputGate;
+
+class InputChannel {
+ public:
+  explicit InputChannel(size_t capacity) : capacity_(capacity) {}
+
+  // Producer side, local: waits while the channel is full. Fails if the channel was closed by
+  // its consumer, or `cancel` becomes true.
+  Status PushBlocking(NetBuffer&& b, const std::atomic<bool>* cancel);
+  // Producer side, remote: the sender's credit guarantees room, so this never waits.
+  void PushNoWait(NetBuffer&& b);
+  // The producer is gone without an end of stream (connection lost).
+  void Fail(Status why);
+  // Consumer side: pops the oldest buffer; returns false if empty.
+  bool Pop(NetBuffer* out);
+  // Consumer side: the consumer is gone; producers blocked on it fail.
+  void Close();
+  // Called (outside locks) after each Pop, by the consumer's thread: remote channels return a
+  // credit to their sender here.
+  void SetOnConsumed(std::function<void()> fn);
+  Status error() const;
+
+ private:
+  friend class InputGate;
+  void Attach(InputGate* gate, int index);
+
+  const size_t capacity_;
+  mutable std::mutex mu_;
+  std::condition_variable space_cv_;
+  std::deque<NetBuffer> queue_;
+  bool closed_ = false;
+  Status error_;
+  InputGate* gate_ = nullptr;
+  int index_ = -1;
+  std::function<void()> on_consumed_;
+};
+
+// All input channels of one subtask, read in arrival order.
+class InputGate {
+ public:
+  // Adds a channel; returns its index in the gate.
+  int AddChannel(std::shared_ptr<InputChannel> ch);
+  size_t num_channels() const { return channels_.size(); }
+
+  enum class Next { kBuffer, kTimeout, kError };
+  // Waits up to `timeout` for the next buffer of any channel. On kError, `*error` says which
+  // channel failed and why.
+  Next Poll(int* channel, NetBuffer* out, std::chrono::microseconds timeout, Status* error);
+  // Wakes a waiting Poll (cancel).
+  void Wake();
+  void CloseAll();
+
+ private:
+  friend class InputChannel;
+  void NotifyReady(int index, int n);
+  void NotifyError(int index);
+
+  std::vector<std::shared_ptr<InputChannel>> channels_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<int> ready_;  // one entry per buffer that arrived
+  std::deque<int> failed_;
+  bool woken_ = false;
+};
+
+// The producer's end of a channel.
+class ChannelSender {
+ public:
+  virtual ~ChannelSender() = default;
+  // Sends in order; blocks for space/credit. Fails if the consumer is gone or on cancel.
+  virtual Status Send(NetBuffer&& b) = 0;
+};
+
+// A sender into a channel of the same process.
+class LocalSender : public ChannelSender {
+ public:
+  LocalSender(std::shared_ptr<InputChannel> ch, const std::atomic<bool>* cancel)
+      : ch_(std::move(ch)), cancel_(cancel) {}
+  Status Send(NetBuffer&& b) override { return ch_->PushBlocking(std::move(b), cancel_); }
+
+ private:
+  std::shared_ptr<InputChannel> ch_;
+  const std::atomic<bool>* cancel_;
+};
+
+}  // namespace weir

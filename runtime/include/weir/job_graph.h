@@ -1,0 +1,84 @@
+// Job graphs: parsing a job file (YAML or JSON), validating it, and turning it into an
+// execution plan of chained tasks.
+//
+// Validation runs in the CLI before submission and again in the job manager; it checks
+// everything that can be checked without running the job (ids, operator types, configs,
+// parallelism, edges, cycles, key fields, schemas along every edge), and every error names the
+// vertex or edge and the field. Pure functions over values; any thread.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "weir/config.h"
+#include "weir/operator.h"
+#include "weir/status.h"
+#include "weir/types.h"
+
+namespace weir {
+namespace proto {
+class JobGraph;
+}
+
+enum class Partitioning { kForward, kHash, kRebalance, kBroadcast };
+const char* PartitioningName(Partitioning p);
+
+struct VertexSpec {
+  std::string id;
+  std::string type;
+  int parallelism = 1;
+  Config config;
+};
+
+struct EdgeSpec {
+  std::string from;
+  std::string to;
+  Partitioning partition = Partitioning::kForward;
+  std::vector<std::string> key;  // hash only
+};
+
+struct JobSpec {
+  std::string name;
+  int max_parallelism = 128;
+  std::vector<VertexSpec> vertices;
+  std::vector<EdgeSpec> edges;
+};
+
+constexpr int kMaxMaxParallelism = 32768;
+
+// Parses a job file's text. Checks the structure (keys, types of fields); BuildPlan checks
+// the graph itself.
+Result<JobSpec> ParseJobFile(std::string_view text);
+Result<JobSpec> FromProto(const proto::JobGraph& graph);
+void ToProto(const JobSpec& spec, proto::JobGraph* out);
+
+// A task: a chain of vertices joined by forward edges of equal parallelism, run as one thread
+// per subtask. Its id is the id of its first vertex.
+struct TaskPlan {
+  std::string id;
+  std::vector<int> vertices;  // indices into JobSpec::vertices, in chain order
+  int parallelism = 1;
+  std::vector<int> in_edges;   // indices into JobSpec::edges (network inputs)
+  std::vector<int> out_edges;  // indices into JobSpec::edges (network outputs)
+};
+
+struct ExecutionPlan {
+  JobSpec spec;
+  std::vector<Schema> output_schemas;  // per vertex (empty for sinks)
+  std::vector<Schema> input_schemas;   // per vertex (empty for sources)
+  std::vector<TaskPlan> tasks;         // in topological order
+  std::map<std::string, int> vertex_index;
+  std::map<std::string, int> task_index;  // task id -> index in tasks
+  std::vector<int> task_of_vertex;        // vertex index -> task index
+
+  // Slots a job needs: subtasks of different tasks share a slot (as in Flink's default slot
+  // sharing), so the job needs as many slots as its largest parallelism.
+  int SlotsNeeded() const;
+  // "gen -> map -> filter" for each task.
+  std::string ChainDescription(const TaskPlan& t) const;
+};
+
+Result<ExecutionPlan> BuildPlan(JobSpec spec, const OperatorRegistry& registry);
+
+}  // namespace weir

@@ -1,0 +1,109 @@
+// Operators and their registry.
+//
+// An operator chain runs inside one task thread: a source (or the task's network input) hands a
+// RowBatch to the first operator, each operator processes the batch and hands its result to the
+// next through an Output, so records pass by call in batches (one virtual call per batch per
+// operator, none per record or field). Operators are created per subtask and used only by that
+// subtask's thread. Factories and the registry are immutable after start-up and thread-safe.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "weir/config.h"
+#include "weir/status.h"
+#include "weir/types.h"
+
+namespace weir {
+
+// Where an operator sends its output batch. The callee may modify the batch in place.
+class Output {
+ public:
+  virtual ~Output() = default;
+  virtual Status Emit(RowBatch& batch) = 0;
+};
+
+// Per-subtask counters, written by the task thread, read by reporters on other threads.
+struct OperatorMetrics {
+  std::atomic<int64_t> records_in{0};
+  std::atomic<int64_t> records_out{0};
+};
+
+struct OperatorContext {
+  std::string job_id;
+  int attempt = 0;
+  std::string vertex_id;
+  int subtask = 0;
+  int parallelism = 1;
+  int max_parallelism = 128;
+  // "job=<id> vertex=<v> subtask=<i>/<p>", for every log line of the task.
+  std::string log_prefix;
+  OperatorMetrics* metrics = nullptr;
+};
+
+class Operator {
+ public:
+  virtual ~Operator() = default;
+  virtual Status Open(const OperatorContext& ctx) { return Status::Ok(); }
+  // Processes `batch` (which the operator may modify or reuse) and emits results to `out`.
+  virtual Status Process(RowBatch& batch, Output& out) = 0;
+  // All input has ended: emit whatever is left (final aggregates, buffered rows).
+  virtual Status Finish(Output& out) { return Status::Ok(); }
+  // Releases resources; called once, also after a failure or cancel.
+  virtual Status Close() { return Status::Ok(); }
+};
+
+enum class PollResult {
+  kMore,  // rows were produced (or may be at once): poll again
+  kIdle,  // nothing now (rate limit, no input); the caller flushes and waits briefly
+  kEnd,   // the source is exhausted
+};
+
+class SourceOperator {
+ public:
+  virtual ~SourceOperator() = default;
+  virtual Status Open(const OperatorContext& ctx) { return Status::Ok(); }
+  // Appends up to `max_rows` rows to `batch` (which the caller cleared).
+  virtual Result<PollResult> Poll(RowBatch& batch, size_t max_rows) = 0;
+  virtual Status Close() { return Status::Ok(); }
+};
+
+enum class OperatorKind { kSource, kTransform, kSink };
+
+class OperatorFactory {
+ public:
+  virtual ~OperatorFactory() = default;
+  virtual OperatorKind kind() const = 0;
+  // Validates `config` for a vertex fed rows of `input` (empty for sources) and returns the
+  // vertex's output schema (empty for sinks). Errors name the config key (config.path()).
+  virtual Result<Schema> Validate(const Config& config, const Schema& input) const = 0;
+  // Creates a transform or sink (input schema as validated).
+  virtual Result<std::unique_ptr<Operator>> Create(const Config& config,
+                                                   const Schema& input) const {
+    return Status::Internal("operator is not a transform or sink");
+  }
+  // Creates a source.
+  virtual Result<std::unique_ptr<SourceOperator>> CreateSource(const Config& config) const {
+    return Status::Internal("operator is not a source");
+  }
+};
+
+class OperatorRegistry {
+ public:
+  void Register(std::string type, std::unique_ptr<OperatorFactory> factory);
+  // Returns nullptr iff `type` is unknown.
+  const OperatorFactory* Find(const std::string& type) const;
+  std::string TypeNames() const;
+
+ private:
+  std::map<std::string, std::unique_ptr<OperatorFactory>> factories_;
+};
+
+// Every built-in operator and connector (defined in weir_operators).
+const OperatorRegistry& BuiltinOperators();
+
+}  // namespace weir

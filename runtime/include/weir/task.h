@@ -1,0 +1,81 @@
+// Task: one subtask of an operator chain, run on its own thread.
+//
+// The task wires its inputs (an InputGate over one channel per upstream producer subtask), its
+// chain of operators (records pass by call, in batches), and its outputs (a RecordWriter per
+// outgoing edge that partitions rows to consumer subtasks, serializes them into buffers, and
+// sends a buffer when it is full, when the task is about to wait for input, when the buffer
+// timeout passes, and before any event). Lifecycle: DEPLOYING -> INITIALIZING -> RUNNING ->
+// FINISHED | CANCELED | FAILED (weir/lifecycle.h). Run() runs on the task's thread; Cancel() and
+// the metrics may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "weir/job_graph.h"
+#include "weir/lifecycle.h"
+#include "weir/network.h"
+#include "weir/operator.h"
+
+namespace weir {
+
+// Where a consumer subtask runs, as seen from this task manager.
+struct PeerLocation {
+  bool local = false;
+  std::string data_address;  // when remote
+};
+
+// The key of the channel from producer (task, subtask) to consumer (task, subtask) in one job
+// attempt. Consumer first, so one prefix names all inputs of a consumer subtask.
+std::string ChannelKey(const std::string& job_id, int attempt, const std::string& consumer_task,
+                       int consumer_subtask, const std::string& producer_task,
+                       int producer_subtask);
+std::string ChannelKeyPrefix(const std::string& job_id, int attempt);
+
+struct TaskOptions {
+  size_t buffer_bytes = 32 * 1024;  // a buffer is sent when it holds this much
+  int64_t buffer_timeout_ms = 10;   // ... or when its oldest row waited this long
+  size_t batch_rows = 1024;         // rows per batch handed through the chain
+};
+
+struct TaskSetup {
+  std::string job_id;
+  int attempt = 0;
+  std::shared_ptr<const ExecutionPlan> plan;
+  int task_index = 0;
+  int subtask = 0;
+  NetworkEnvironment* network = nullptr;
+  const OperatorRegistry* registry = nullptr;
+  std::function<PeerLocation(const std::string& task_id, int subtask)> locate;
+  // Called on the task thread at each state change (error is set for FAILED).
+  std::function<void(TaskState, const std::string& error)> on_state;
+  TaskOptions options;
+};
+
+class Task {
+ public:
+  explicit Task(TaskSetup setup);
+  ~Task();
+
+  // The task thread's body: returns when the task reached a terminal state.
+  void Run();
+  // Asks the task to stop; it reaches CANCELED soon after.
+  void Cancel();
+  TaskState state() const { return state_.load(); }
+  const OperatorMetrics& metrics() const { return metrics_; }
+  // "job=<id> vertex=<task> subtask=<i>/<p>"
+  const std::string& log_prefix() const { return log_prefix_; }
+
+ private:
+  class Impl;
+  TaskSetup setup_;
+  std::atomic<TaskState> state_{TaskState::kDeploying};
+  std::atomic<bool> cancel_{false};
+  OperatorMetrics metrics_;
+  std::string log_prefix_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace weir

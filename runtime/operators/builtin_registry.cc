@@ -1,0 +1,20 @@
+#include "weir/connectors.h"
+#include "weir/operator.h"
+
+namespace weir {
+
+void RegisterMapFilterProject(OperatorRegistry& r);
+void RegisterKeyedAggregate(OperatorRegistry& r);
+
+const OperatorRegistry& BuiltinOperators() {
+  static const OperatorRegistry* registry = [] {
+    auto* r = new OperatorRegistry();
+    RegisterMapFilterProject(*r);
+    RegisterKeyedAggregate(*r);
+    RegisterConnectors(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+}  // namespace weir

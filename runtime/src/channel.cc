@@ -1,0 +1,160 @@
+#include "weir/channel.h"
+
+namespace weir {
+
+Status InputChannel::PushBlocking(NetBuffer&& b, const std::atomic<bool>* cancel) {
+  InputGate* gate;
+  int index;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (queue_.size() >= capacity_ && !closed_) {
+      if (cancel && cancel->load(std::memory_order_relaxed)) {
+        return Status::Cancelled("send cancelled");
+      }
+      // A bounded wait so a cancel is seen even if nobody notifies.
+      space_cv_.wait_for(lock, std::chrono::milliseconds(50));
+    }
+    if (closed_) return Status::Unavailable("the consuming subtask is gone");
+    queue_.push_back(std::move(b));
+    gate = gate_;
+    index = index_;
+  }
+  if (gate) gate->NotifyReady(index, 1);
+  return Status::Ok();
+}
+
+void InputChannel::PushNoWait(NetBuffer&& b) {
+  InputGate* gate;
+  int index;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    queue_.push_back(std::move(b));
+    gate = gate_;
+    index = index_;
+  }
+  if (gate) gate->NotifyReady(index, 1);
+}
+
+void InputChannel::Fail(Status why) {
+  InputGate* gate;
+  int index;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_.ok() || closed_) return;
+    error_ = std::move(why);
+    gate = gate_;
+    index = index_;
+  }
+  if (gate) gate->NotifyError(index);
+}
+
+bool InputChannel::Pop(NetBuffer* out) {
+  std::function<void()> cb;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.empty()) return false;
+    *out = std::move(queue_.front());
+    queue_.pop_front();
+    cb = on_consumed_;
+  }
+  space_cv_.notify_one();
+  if (cb) cb();
+  return true;
+}
+
+void InputChannel::Close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    queue_.clear();
+    gate_ = nullptr;
+  }
+  space_cv_.notify_all();
+}
+
+void InputChannel::SetOnConsumed(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_consumed_ = std::move(fn);
+}
+
+Status InputChannel::error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return error_;
+}
+
+void InputChannel::Attach(InputGate* gate, int index) {
+  int pending;
+  bool failed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    gate_ = gate;
+    index_ = index;
+    pending = static_cast<int>(queue_.size());
+    failed = !error_.ok();
+  }
+  if (pending) gate->NotifyReady(index, pending);
+  if (failed) gate->NotifyError(index);
+}
+
+int InputGate::AddChannel(std::shared_ptr<InputChannel> ch) {
+  int index = static_cast<int>(channels_.size());
+  channels_.push_back(ch);
+  ch->Attach(this, index);
+  return index;
+}
+
+void InputGate::NotifyReady(int index, int n) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int i = 0; i < n; ++i) ready_.push_back(index);
+  }
+  cv_.notify_one();
+}
+
+void InputGate::NotifyError(int index) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    failed_.push_back(index);
+  }
+  cv_.notify_one();
+}
+
+void InputGate::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+InputGate::Next InputGate::Poll(int* channel, NetBuffer* out, std::chrono::microseconds timeout,
+                                Status* error) {
+  int index;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (ready_.empty() && failed_.empty() && !woken_) {
+      cv_.wait_for(lock, timeout, [&] { return !ready_.empty() || !failed_.empty() || woken_; });
+    }
+    woken_ = false;
+    // Buffers that arrived before a failure are still delivered first.
+    if (ready_.empty()) {
+      if (failed_.empty()) return Next::kTimeout;
+      index = failed_.front();
+      *channel = index;
+      *error = channels_[index]->error();
+      return Next::kError;
+    }
+    index = ready_.front();
+    ready_.pop_front();
+  }
+  *channel = index;
+  if (!channels_[index]->Pop(out)) return Next::kTimeout;  // raced with Close
+  return Next::kBuffer;
+}
+
+void InputGate::CloseAll() {
+  for (auto& ch : channels_) ch->Close();
+}
+
+}  // namespace weir

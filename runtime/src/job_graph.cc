@@ -1,0 +1,323 @@
+#include "weir/job_graph.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "weir.pb.h"
+
+namespace weir {
+
+const char* PartitioningName(Partitioning p) {
+  switch (p) {
+    case Partitioning::kForward: return "forward";
+    case Partitioning::kHash: return "hash";
+    case Partitioning::kRebalance: return "rebalance";
+    case Partitioning::kBroadcast: return "broadcast";
+  }
+  return "?";
+}
+
+namespace {
+
+Result<Partitioning> ParsePartitioning(const std::string& s, const std::string& where) {
+  if (s == "forward") return Partitioning::kForward;
+  if (s == "hash" || s == "key") return Partitioning::kHash;
+  if (s == "rebalance" || s == "round_robin") return Partitioning::kRebalance;
+  if (s == "broadcast") return Partitioning::kBroadcast;
+  return Status::InvalidArgument(where + ": unknown partitioning '" + s +
+                                 "' (expected forward, hash, rebalance or broadcast)");
+}
+
+bool ValidId(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string VertexWhere(const VertexSpec& v) { return "vertex '" + v.id + "'"; }
+std::string EdgeWhere(const EdgeSpec& e) { return "edge '" + e.from + "' -> '" + e.to + "'"; }
+
+}  // namespace
+
+Result<JobSpec> ParseJobFile(std::string_view text) {
+  WEIR_ASSIGN_OR_RETURN(Config root, Config::Parse(text, "job"));
+  WEIR_RETURN_IF_ERROR(root.CheckKeys({"name", "max_parallelism", "vertices", "edges"}));
+  JobSpec spec;
+  WEIR_ASSIGN_OR_RETURN(spec.name, root.GetString("name", std::string("job")));
+  WEIR_ASSIGN_OR_RETURN(int64_t maxp, root.GetInt("max_parallelism", 128));
+  if (maxp < 1 || maxp > kMaxMaxParallelism) {
+    return Status::InvalidArgument("job.max_parallelism: must be between 1 and " +
+                                   std::to_string(kMaxMaxParallelism) + ", got " +
+                                   std::to_string(maxp));
+  }
+  spec.max_parallelism = static_cast<int>(maxp);
+  if (!root.Has("vertices")) return Status::InvalidArgument("job.vertices: required");
+  WEIR_ASSIGN_OR_RETURN(auto vertices, root.GetMapList("vertices"));
+  for (const Config& vc : vertices) {
+    WEIR_RETURN_IF_ERROR(vc.CheckKeys({"id", "type", "parallelism", "config"}));
+    VertexSpec v;
+    WEIR_ASSIGN_OR_RETURN(v.id, vc.GetString("id"));
+    WEIR_ASSIGN_OR_RETURN(v.type, vc.GetString("type"));
+    WEIR_ASSIGN_OR_RETURN(int64_t p, vc.GetInt("parallelism", 1));
+    if (p < 1 || p > 4096) {
+      return Status::InvalidArgument("vertex '" + v.id +
+                                     "': parallelism: must be between 1 and 4096, got " +
+                                     std::to_string(p));
+    }
+    v.parallelism = static_cast<int>(p);
+    WEIR_ASSIGN_OR_RETURN(Config cfg, vc.GetMap("config"));
+    v.config = Config(cfg.node(), "vertex '" + v.id + "': config");
+    spec.vertices.push_back(std::move(v));
+  }
+  WEIR_ASSIGN_OR_RETURN(auto edges, root.GetMapList("edges"));
+  for (const Config& ec : edges) {
+    WEIR_RETURN_IF_ERROR(ec.CheckKeys({"from", "to", "partition", "key"}));
+    EdgeSpec e;
+    WEIR_ASSIGN_OR_RETURN(e.from, ec.GetString("from"));
+    WEIR_ASSIGN_OR_RETURN(e.to, ec.GetString("to"));
+    WEIR_ASSIGN_OR_RETURN(std::string part, ec.GetString("partition", std::string("forward")));
+    WEIR_ASSIGN_OR_RETURN(e.partition, ParsePartitioning(part, ec.path() + ".partition"));
+    WEIR_ASSIGN_OR_RETURN(e.key, ec.GetStringList("key"));
+    spec.edges.push_back(std::move(e));
+  }
+  return spec;
+}
+
+Result<JobSpec> FromProto(const proto::JobGraph& g) {
+  JobSpec spec;
+  spec.name = g.name();
+  spec.max_parallelism = g.max_parallelism();
+  if (spec.max_parallelism < 1 || spec.max_parallelism > kMaxMaxParallelism) {
+    return Status::InvalidArgument("job.max_parallelism: must be between 1 and " +
+                                   std::to_string(kMaxMaxParallelism) + ", got " +
+                                   std::to_string(spec.max_parallelism));
+  }
+  for (const auto& pv : g.vertices()) {
+    VertexSpec v;
+    v.id = pv.id();
+    v.type = pv.type();
+    v.parallelism = pv.parallelism();
+    if (v.parallelism < 1 || v.parallelism > 4096) {
+      return Status::InvalidArgument("vertex '" + v.id +
+                                     "': parallelism: must be between 1 and 4096, got " +
+                                     std::to_string(v.parallelism));
+    }
+    WEIR_ASSIGN_OR_RETURN(v.config, Config::Parse(pv.config_yaml(), "vertex '" + v.id + "': config"));
+    spec.vertices.push_back(std::move(v));
+  }
+  for (const auto& pe : g.edges()) {
+    EdgeSpec e;
+    e.from = pe.from();
+    e.to = pe.to();
+    WEIR_ASSIGN_OR_RETURN(e.partition, ParsePartitioning(pe.partition(), EdgeWhere(e)));
+    e.key.assign(pe.key().begin(), pe.key().end());
+    spec.edges.push_back(std::move(e));
+  }
+  return spec;
+}
+
+void ToProto(const JobSpec& spec, proto::JobGraph* out) {
+  out->Clear();
+  out->set_name(spec.name);
+  out->set_max_parallelism(spec.max_parallelism);
+  for (const auto& v : spec.vertices) {
+    auto* pv = out->add_vertices();
+    pv->set_id(v.id);
+    pv->set_type(v.type);
+    pv->set_parallelism(v.parallelism);
+    pv->set_config_yaml(v.config.ToYaml());
+  }
+  for (const auto& e : spec.edges) {
+    auto* pe = out->add_edges();
+    pe->set_from(e.from);
+    pe->set_to(e.to);
+    pe->set_partition(PartitioningName(e.partition));
+    for (const auto& k : e.key) pe->add_key(k);
+  }
+}
+
+int ExecutionPlan::SlotsNeeded() const {
+  int n = 0;
+  for (const auto& t : tasks) n = std::max(n, t.parallelism);
+  return n;
+}
+
+std::string ExecutionPlan::ChainDescription(const TaskPlan& t) const {
+  std::string out;
+  for (size_t i = 0; i < t.vertices.size(); ++i) {
+    if (i) out += " -> ";
+    const auto& v = spec.vertices[t.vertices[i]];
+    out += v.id + "(" + v.type + ")";
+  }
+  return out + " x" + std::to_string(t.parallelism);
+}
+
+Result<ExecutionPlan> BuildPlan(JobSpec spec, const OperatorRegistry& registry) {
+  ExecutionPlan plan;
+  const size_t nv = spec.vertices.size();
+  if (nv == 0) return Status::InvalidArgument("job.vertices: the job has no vertices");
+
+  // Vertices: ids and types.
+  std::vector<const OperatorFactory*> factories(nv);
+  for (size_t i = 0; i < nv; ++i) {
+    const VertexSpec& v = spec.vertices[i];
+    if (!ValidId(v.id)) {
+      return Status::InvalidArgument("vertex id '" + v.id +
+                                     "': must be 1-128 characters of letters, digits, _ - .");
+    }
+    if (!plan.vertex_index.emplace(v.id, static_cast<int>(i)).second) {
+      return Status::InvalidArgument("vertex '" + v.id + "': duplicate vertex id");
+    }
+    factories[i] = registry.Find(v.type);
+    if (!factories[i]) {
+      return Status::InvalidArgument(VertexWhere(v) + ": type: unknown operator type '" + v.type +
+                                     "' (known: " + registry.TypeNames() + ")");
+    }
+    if (v.parallelism > spec.max_parallelism) {
+      return Status::InvalidArgument(VertexWhere(v) + ": parallelism " +
+                                     std::to_string(v.parallelism) + " exceeds max_parallelism " +
+                                     std::to_string(spec.max_parallelism));
+    }
+  }
+
+  // Edges: endpoints, duplicates, partitioning rules.
+  std::vector<std::vector<int>> ins(nv), outs(nv);
+  std::set<std::pair<int, int>> seen;
+  for (size_t ei = 0; ei < spec.edges.size(); ++ei) {
+    const EdgeSpec& e = spec.edges[ei];
+    auto f = plan.vertex_index.find(e.from);
+    auto t = plan.vertex_index.find(e.to);
+    if (f == plan.vertex_index.end()) {
+      return Status::InvalidArgument(EdgeWhere(e) + ": from: unknown vertex '" + e.from + "'");
+    }
+    if (t == plan.vertex_index.end()) {
+      return Status::InvalidArgument(EdgeWhere(e) + ": to: unknown vertex '" + e.to + "'");
+    }
+    if (f->second == t->second) return Status::InvalidArgument(EdgeWhere(e) + ": a self-loop");
+    if (!seen.insert({f->second, t->second}).second) {
+      return Status::InvalidArgument(EdgeWhere(e) + ": duplicate edge");
+    }
+    const VertexSpec& from = spec.vertices[f->second];
+    const VertexSpec& to = spec.vertices[t->second];
+    if (e.partition == Partitioning::kForward && from.parallelism != to.parallelism) {
+      return Status::InvalidArgument(
+          EdgeWhere(e) + ": partition: forward needs equal parallelism (" +
+          std::to_string(from.parallelism) + " vs " + std::to_string(to.parallelism) +
+          "); use rebalance or hash");
+    }
+    if (e.partition == Partitioning::kHash && e.key.empty()) {
+      return Status::InvalidArgument(EdgeWhere(e) + ": key: hash partitioning needs key fields");
+    }
+    if (e.partition != Partitioning::kHash && !e.key.empty()) {
+      return Status::InvalidArgument(EdgeWhere(e) + ": key: only hash partitioning takes key fields");
+    }
+    outs[f->second].push_back(static_cast<int>(ei));
+    ins[t->second].push_back(static_cast<int>(ei));
+  }
+
+  // Topological order (Kahn); leftovers mean a cycle.
+  std::vector<int> indeg(nv), order;
+  for (size_t i = 0; i < nv; ++i) indeg[i] = static_cast<int>(ins[i].size());
+  for (size_t i = 0; i < nv; ++i) {
+    if (indeg[i] == 0) order.push_back(static_cast<int>(i));
+  }
+  for (size_t k = 0; k < order.size(); ++k) {
+    for (int ei : outs[order[k]]) {
+      int to = plan.vertex_index[spec.edges[ei].to];
+      if (--indeg[to] == 0) order.push_back(to);
+    }
+  }
+  if (order.size() != nv) {
+    std::string in_cycle;
+    for (size_t i = 0; i < nv; ++i) {
+      if (indeg[i] > 0) in_cycle += (in_cycle.empty() ? "" : ", ") + spec.vertices[i].id;
+    }
+    return Status::InvalidArgument("job graph has a cycle through: " + in_cycle);
+  }
+
+  // Kinds and schemas, in topological order.
+  plan.output_schemas.assign(nv, Schema());
+  plan.input_schemas.assign(nv, Schema());
+  bool has_source = false;
+  for (int vi : order) {
+    const VertexSpec& v = spec.vertices[vi];
+    const OperatorKind kind = factories[vi]->kind();
+    if (kind == OperatorKind::kSource) {
+      has_source = true;
+      if (!ins[vi].empty()) {
+        return Status::InvalidArgument(VertexWhere(v) + ": a source (" + v.type +
+                                       ") cannot have input edges");
+      }
+    } else if (ins[vi].empty()) {
+      return Status::InvalidArgument(VertexWhere(v) + ": has no input edge (a " + v.type +
+                                     " needs one)");
+    }
+    if (kind == OperatorKind::kSink && !outs[vi].empty()) {
+      return Status::InvalidArgument(VertexWhere(v) + ": a sink (" + v.type +
+                                     ") cannot have output edges");
+    }
+    if (kind != OperatorKind::kSink && outs[vi].empty()) {
+      return Status::InvalidArgument(VertexWhere(v) + ": its output goes nowhere; add an edge to "
+                                     "a sink (e.g. blackhole or print)");
+    }
+    // Several inputs are a union: their schemas must agree.
+    Schema input;
+    for (size_t k = 0; k < ins[vi].size(); ++k) {
+      const EdgeSpec& e = spec.edges[ins[vi][k]];
+      const Schema& s = plan.output_schemas[plan.vertex_index[e.from]];
+      if (k == 0) {
+        input = s;
+      } else if (!(s == input)) {
+        return Status::InvalidArgument(VertexWhere(v) + ": inputs have different schemas (" +
+                                       input.ToString() + ") vs (" + s.ToString() + ")");
+      }
+      for (const std::string& key : e.key) {
+        if (s.IndexOf(key) < 0) {
+          return Status::InvalidArgument(EdgeWhere(e) + ": key: unknown field '" + key +
+                                         "' (fields of '" + e.from + "': " + s.FieldNames() + ")");
+        }
+      }
+    }
+    plan.input_schemas[vi] = input;
+    WEIR_ASSIGN_OR_RETURN(plan.output_schemas[vi], factories[vi]->Validate(v.config, input));
+  }
+  if (!has_source) return Status::InvalidArgument("job has no source vertex");
+
+  // Chaining: A -> B join one task iff the edge is forward, A has one output and B one input
+  // (equal parallelism is implied by forward).
+  std::vector<int> chained_next(nv, -1), chained_prev(nv, -1);
+  for (size_t ei = 0; ei < spec.edges.size(); ++ei) {
+    const EdgeSpec& e = spec.edges[ei];
+    int f = plan.vertex_index[e.from], t = plan.vertex_index[e.to];
+    if (e.partition == Partitioning::kForward && outs[f].size() == 1 && ins[t].size() == 1) {
+      chained_next[f] = t;
+      chained_prev[t] = f;
+    }
+  }
+  plan.task_of_vertex.assign(nv, -1);
+  for (int vi : order) {
+    if (chained_prev[vi] >= 0) continue;  // not a chain head
+    TaskPlan task;
+    task.id = spec.vertices[vi].id;
+    task.parallelism = spec.vertices[vi].parallelism;
+    for (int cur = vi; cur >= 0; cur = chained_next[cur]) {
+      task.vertices.push_back(cur);
+      plan.task_of_vertex[cur] = static_cast<int>(plan.tasks.size());
+    }
+    task.in_edges = ins[vi];
+    task.out_edges = outs[task.vertices.back()];
+    plan.task_index[task.id] = static_cast<int>(plan.tasks.size());
+    plan.tasks.push_back(std::move(task));
+  }
+  plan.spec = std::move(spec);
+  return plan;
+}
+
+}  // namespace weir

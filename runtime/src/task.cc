@@ -1,0 +1,478 @@
+#include "weir/task.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
+#include "weir/key_groups.h"
+#include "weir/serde.h"
+
+namespace weir {
+
+std::string ChannelKeyPrefix(const std::string& job_id, int attempt) {
+  return job_id + "/" + std::to_string(attempt) + "/";
+}
+
+std::string ChannelKey(const std::string& job_id, int attempt, const std::string& consumer_task,
+                       int consumer_subtask, const std::string& producer_task,
+                       int producer_subtask) {
+  return ChannelKeyPrefix(job_id, attempt) + consumer_task + "/" +
+         std::to_string(consumer_subtask) + "/" + producer_task + "/" +
+         std::to_string(producer_subtask);
+}
+
+namespace {
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto logger = [] {
+    auto l = spdlog::get("task");
+    return l ? l : spdlog::default_logger()->clone("task");
+  }();
+  return logger;
+}
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// One outgoing edge: partitions rows over the consumer subtasks' channels.
+class EdgeWriter {
+ public:
+  struct Channel {
+    std::unique_ptr<ChannelSender> sender;
+    ByteBuffer buf;
+    uint32_t records = 0;
+  };
+
+  EdgeWriter(Partitioning part, std::vector<int> key_idx, int max_parallelism,
+             const Schema* schema, size_t buffer_bytes, int my_subtask)
+      : part_(part),
+        key_idx_(std::move(key_idx)),
+        max_parallelism_(max_parallelism),
+        schema_(schema),
+        buffer_bytes_(buffer_bytes),
+        rr_(static_cast<size_t>(my_subtask)) {}
+
+  void AddChannel(std::unique_ptr<ChannelSender> s) {
+    channels_.push_back(Channel{std::move(s), ByteBuffer(buffer_bytes_ + 4096), 0});
+  }
+
+  Status Write(const RowBatch& batch) {
+    const size_t n = channels_.size();
+    switch (part_) {
+      case Partitioning::kForward:
+        for (size_t i = 0; i < batch.size(); ++i) WEIR_RETURN_IF_ERROR(Append(channels_[0], batch[i]));
+        break;
+      case Partitioning::kRebalance:
+        for (size_t i = 0; i < batch.size(); ++i) {
+          WEIR_RETURN_IF_ERROR(Append(channels_[rr_ % n], batch[i]));
+          ++rr_;
+        }
+        break;
+      case Partitioning::kHash:
+        for (size_t i = 0; i < batch.size(); ++i) {
+          uint64_t h = 0;
+          for (int k : key_idx_) h = HashValue(batch[i][k], h);
+          int kg = KeyGroupForHash(h, max_parallelism_);
+          int target = SubtaskForKeyGroup(kg, max_parallelism_, static_cast<int>(n));
+          WEIR_RETURN_IF_ERROR(Append(channels_[target], batch[i]));
+        }
+        break;
+      case Partitioning::kBroadcast:
+        for (size_t i = 0; i < batch.size(); ++i) {
+          for (auto& c : channels_) WEIR_RETURN_IF_ERROR(Append(c, batch[i]));
+        }
+        break;
+    }
+    return Status::Ok();
+  }
+
+  Status FlushAll() {
+    for (auto& c : channels_) WEIR_RETURN_IF_ERROR(Flush(c));
+    return Status::Ok();
+  }
+
+  // Flushes, then sends `event` on every channel (events never overtake rows).
+  Status Broadcast(EventKind kind, int64_t arg) {
+    for (auto& c : channels_) {
+      WEIR_RETURN_IF_ERROR(Flush(c));
+      NetBuffer b;
+      b.kind = kind;
+      b.arg = arg;
+      WEIR_RETURN_IF_ERROR(c.sender->Send(std::move(b)));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  Status Append(Channel& c, const Row& row) {
+    SerializeRow(row, *schema_, c.buf);
+    ++c.records;
+    if (c.buf.size() >= buffer_bytes_) return Flush(c);
+    return Status::Ok();
+  }
+
+  Status Flush(Channel& c) {
+    if (c.records == 0) return Status::Ok();
+    NetBuffer b;
+    b.kind = EventKind::kData;
+    b.records = c.records;
+    b.bytes = c.buf.Release();
+    c.records = 0;
+    c.buf = ByteBuffer(buffer_bytes_ + 4096);
+    return c.sender->Send(std::move(b));
+  }
+
+  Partitioning part_;
+  std::vector<int> key_idx_;
+  int max_parallelism_;
+  const Schema* schema_;
+  size_t buffer_bytes_;
+  size_t rr_;
+  std::vector<Channel> channels_;
+};
+
+// The chain's last output: every edge writer gets every batch.
+class NetworkOutput : public Output {
+ public:
+  explicit NetworkOutput(OperatorMetrics* m) : metrics_(m) {}
+  std::vector<std::unique_ptr<EdgeWriter>> writers;
+  Status Emit(RowBatch& batch) override {
+    metrics_->records_out.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
+    for (auto& w : writers) WEIR_RETURN_IF_ERROR(w->Write(batch));
+    return Status::Ok();
+  }
+
+ private:
+  OperatorMetrics* metrics_;
+};
+
+// Output of a sink: nothing leaves the chain.
+class DiscardOutput : public Output {
+ public:
+  Status Emit(RowBatch&) override { return Status::Ok(); }
+};
+
+// Links chained operator i to operator i+1.
+class ChainLink : public Output {
+ public:
+  ChainLink(Operator* next, Output* next_out) : next_(next), next_out_(next_out) {}
+  Status Emit(RowBatch& batch) override { return next_->Process(batch, *next_out_); }
+
+ private:
+  Operator* next_;
+  Output* next_out_;
+};
+
+}  // namespace
+
+class Task::Impl {
+ public:
+  Impl(const TaskSetup& s, std::atomic<bool>* cancel, OperatorMetrics* metrics,
+       const std::string& prefix)
+      : s_(s), cancel_(cancel), metrics_(metrics), prefix_(prefix), net_out_(metrics) {}
+
+  Status Initialize() {
+    const ExecutionPlan& plan = *s_.plan;
+    const TaskPlan& tp = plan.tasks[s_.task_index];
+    const JobSpec& spec = plan.spec;
+    // Operators.
+    size_t first_op = 0;
+    const VertexSpec& head = spec.vertices[tp.vertices[0]];
+    const OperatorFactory* head_factory = s_.registry->Find(head.type);
+    if (!head_factory) return Status::Internal("unknown operator type " + head.type);
+    OperatorContext ctx;
+    ctx.job_id = s_.job_id;
+    ctx.attempt = s_.attempt;
+    ctx.subtask = s_.subtask;
+    ctx.parallelism = tp.parallelism;
+    ctx.max_parallelism = spec.max_parallelism;
+    ctx.metrics = metrics_;
+    if (head_factory->kind() == OperatorKind::kSource) {
+      WEIR_ASSIGN_OR_RETURN(source_, head_factory->CreateSource(head.config));
+      ctx.vertex_id = head.id;
+      ctx.log_prefix = prefix_;
+      WEIR_RETURN_IF_ERROR(source_->Open(ctx).WithContext("vertex '" + head.id + "'"));
+      first_op = 1;
+    }
+    for (size_t k = first_op; k < tp.vertices.size(); ++k) {
+      const VertexSpec& v = spec.vertices[tp.vertices[k]];
+      const OperatorFactory* f = s_.registry->Find(v.type);
+      WEIR_ASSIGN_OR_RETURN(auto op, f->Create(v.config, plan.input_schemas[tp.vertices[k]]));
+      ctx.vertex_id = v.id;
+      ctx.log_prefix = prefix_ + " op=" + v.id;
+      WEIR_RETURN_IF_ERROR(op->Open(ctx).WithContext("vertex '" + v.id + "'"));
+      ops_.push_back(std::move(op));
+    }
+    // Outputs.
+    const int tail = tp.vertices.back();
+    for (int ei : tp.out_edges) {
+      const EdgeSpec& e = spec.edges[ei];
+      const Schema* schema = &plan.output_schemas[tail];
+      std::vector<int> key_idx;
+      for (const auto& k : e.key) key_idx.push_back(schema->IndexOf(k));
+      const int to_vertex = plan.vertex_index.at(e.to);
+      const TaskPlan& consumer = plan.tasks[plan.task_of_vertex[to_vertex]];
+      auto w = std::make_unique<EdgeWriter>(e.partition, std::move(key_idx), spec.max_parallelism,
+                                            schema, s_.options.buffer_bytes, s_.subtask);
+      std::vector<int> targets;
+      if (e.partition == Partitioning::kForward) {
+        targets.push_back(s_.subtask);
+      } else {
+        for (int j = 0; j < consumer.parallelism; ++j) targets.push_back(j);
+      }
+      for (int j : targets) {
+        const std::string key = ChannelKey(s_.job_id, s_.attempt, consumer.id, j, tp.id, s_.subtask);
+        PeerLocation loc = s_.locate(consumer.id, j);
+        if (loc.local) {
+          w->AddChannel(s_.network->ConnectLocal(key, cancel_));
+        } else {
+          // The consumer's task manager may still be starting its listener: retry briefly.
+          Result<std::unique_ptr<ChannelSender>> sender = Status::Unavailable("not tried");
+          for (int attempt = 0; attempt < 50 && !cancel_->load(); ++attempt) {
+            sender = s_.network->ConnectRemote(loc.data_address, key, cancel_);
+            if (sender.ok()) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          }
+          if (!sender.ok()) return sender.status();
+          w->AddChannel(std::move(sender).value());
+        }
+      }
+      net_out_.writers.push_back(std::move(w));
+    }
+    // Chain links, built back to front.
+    Output* out = tp.out_edges.empty() ? static_cast<Output*>(&discard_) : &net_out_;
+    outs_.resize(ops_.size());
+    for (size_t k = ops_.size(); k-- > 0;) {
+      outs_[k] = out;
+      if (k > 0) {
+        links_.push_back(std::make_unique<ChainLink>(ops_[k].get(), out));
+        out = links_.back().get();
+      }
+    }
+    head_out_ = ops_.empty() ? out : nullptr;
+    // Inputs.
+    input_schema_ = &plan.input_schemas[tp.vertices[0]];
+    for (int ei : tp.in_edges) {
+      const EdgeSpec& e = spec.edges[ei];
+      const TaskPlan& producer = plan.tasks[plan.task_of_vertex[plan.vertex_index.at(e.from)]];
+      std::vector<int> sources;
+      if (e.partition == Partitioning::kForward) {
+        sources.push_back(s_.subtask);
+      } else {
+        for (int j = 0; j < producer.parallelism; ++j) sources.push_back(j);
+      }
+      for (int j : sources) {
+        gate_.AddChannel(s_.network->GetOrCreateChannel(
+            ChannelKey(s_.job_id, s_.attempt, tp.id, s_.subtask, producer.id, j)));
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Hands a batch to the head of the chain (after the source, if any).
+  Status Push(RowBatch& batch) {
+    if (ops_.empty()) return head_out_->Emit(batch);
+    return ops_[0]->Process(batch, *outs_[0]);
+  }
+
+  Status MaybeFlushOnTimeout() {
+    int64_t now = NowNs();
+    if (now - last_flush_ns_ >= s_.options.buffer_timeout_ms * 1000000) {
+      last_flush_ns_ = now;
+      for (auto& w : net_out_.writers) WEIR_RETURN_IF_ERROR(w->FlushAll());
+    }
+    return Status::Ok();
+  }
+
+  Status FlushAll() {
+    last_flush_ns_ = NowNs();
+    for (auto& w : net_out_.writers) WEIR_RETURN_IF_ERROR(w->FlushAll());
+    return Status::Ok();
+  }
+
+  Status RunSource() {
+    RowBatch batch;
+    while (!cancel_->load(std::memory_order_relaxed)) {
+      batch.Clear();
+      WEIR_ASSIGN_OR_RETURN(PollResult r, source_->Poll(batch, s_.options.batch_rows));
+      if (!batch.empty()) {
+        metrics_->records_in.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
+        WEIR_RETURN_IF_ERROR(Push(batch));
+      }
+      if (r == PollResult::kEnd) return Status::Ok();
+      if (r == PollResult::kIdle) {
+        WEIR_RETURN_IF_ERROR(FlushAll());
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      } else {
+        WEIR_RETURN_IF_ERROR(MaybeFlushOnTimeout());
+      }
+    }
+    return Status::Cancelled("cancelled");
+  }
+
+  Status RunInputs() {
+    size_t open_channels = gate_.num_channels();
+    std::vector<bool> ended(open_channels, false);
+    RowBatch batch;
+    NetBuffer buf;
+    const auto timeout = std::chrono::milliseconds(std::max<int64_t>(1, s_.options.buffer_timeout_ms));
+    while (open_channels > 0) {
+      if (cancel_->load(std::memory_order_relaxed)) return Status::Cancelled("cancelled");
+      int ch = -1;
+      Status err;
+      InputGate::Next next = gate_.Poll(&ch, &buf, std::chrono::microseconds(0), &err);
+      if (next == InputGate::Next::kTimeout) {
+        // About to wait: send what we have so downstream is not kept waiting.
+        WEIR_RETURN_IF_ERROR(FlushAll());
+        next = gate_.Poll(&ch, &buf, timeout, &err);
+      }
+      if (next == InputGate::Next::kTimeout) continue;
+      if (next == InputGate::Next::kError) {
+        if (ended[ch]) continue;
+        return Status::Unavailable("input channel " + std::to_string(ch) + " failed: " + err.message());
+      }
+      switch (buf.kind) {
+        case EventKind::kData:
+          WEIR_RETURN_IF_ERROR(ProcessBuffer(buf, batch));
+          WEIR_RETURN_IF_ERROR(MaybeFlushOnTimeout());
+          break;
+        case EventKind::kEndOfStream:
+          if (!ended[ch]) {
+            ended[ch] = true;
+            --open_channels;
+          }
+          break;
+        case EventKind::kBarrier:
+        case EventKind::kWatermark:
+          break;  // checkpoints and event time come with their issues
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status ProcessBuffer(const NetBuffer& buf, RowBatch& batch) {
+    const uint8_t* p = buf.bytes.data();
+    const uint8_t* end = p + buf.bytes.size();
+    const size_t width = input_schema_->size();
+    uint32_t left = buf.records;
+    while (left > 0) {
+      batch.Clear();
+      const size_t n = std::min<size_t>(left, s_.options.batch_rows);
+      for (size_t i = 0; i < n; ++i) {
+        if (!DeserializeRow(&p, end, *input_schema_, batch.Append(width))) {
+          return Status::DataLoss("corrupt data buffer: row " + std::to_string(buf.records - left + i) +
+                                  " of " + std::to_string(buf.records) + " cannot be read");
+        }
+      }
+      left -= static_cast<uint32_t>(n);
+      metrics_->records_in.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
+      WEIR_RETURN_IF_ERROR(Push(batch));
+    }
+    if (p != end) return Status::DataLoss("corrupt data buffer: trailing bytes");
+    return Status::Ok();
+  }
+
+  Status Run() {
+    WEIR_RETURN_IF_ERROR(source_ ? RunSource() : RunInputs());
+    // End of input: let operators emit what they hold, then end the stream downstream.
+    for (size_t k = 0; k < ops_.size(); ++k) {
+      WEIR_RETURN_IF_ERROR(ops_[k]->Finish(*outs_[k]));
+    }
+    for (auto& w : net_out_.writers) WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kEndOfStream, 0));
+    return Status::Ok();
+  }
+
+  void Close() {
+    if (source_) {
+      Status st = source_->Close();
+      if (!st.ok()) Log()->warn("{} closing source: {}", prefix_, st.ToString());
+    }
+    for (auto& op : ops_) {
+      Status st = op->Close();
+      if (!st.ok()) Log()->warn("{} closing operator: {}", prefix_, st.ToString());
+    }
+    gate_.CloseAll();
+    const TaskPlan& tp = s_.plan->tasks[s_.task_index];
+    s_.network->ReleaseChannels(ChannelKeyPrefix(s_.job_id, s_.attempt) + tp.id + "/" +
+                                std::to_string(s_.subtask) + "/");
+  }
+
+  void Wake() { gate_.Wake(); }
+
+ private:
+  const TaskSetup& s_;
+  std::atomic<bool>* cancel_;
+  OperatorMetrics* metrics_;
+  std::string prefix_;
+  std::unique_ptr<SourceOperator> source_;
+  std::vector<std::unique_ptr<Operator>> ops_;
+  std::vector<Output*> outs_;
+  std::vector<std::unique_ptr<ChainLink>> links_;
+  Output* head_out_ = nullptr;
+  NetworkOutput net_out_;
+  DiscardOutput discard_;
+  InputGate gate_;
+  const Schema* input_schema_ = nullptr;
+  int64_t last_flush_ns_ = NowNs();
+};
+
+Task::Task(TaskSetup setup) : setup_(std::move(setup)) {
+  const TaskPlan& tp = setup_.plan->tasks[setup_.task_index];
+  log_prefix_ = "job=" + setup_.job_id + " vertex=" + tp.id + " subtask=" +
+                std::to_string(setup_.subtask) + "/" + std::to_string(tp.parallelism);
+  impl_ = std::make_unique<Impl>(setup_, &cancel_, &metrics_, log_prefix_);
+}
+
+Task::~Task() = default;
+
+void Task::Cancel() {
+  cancel_.store(true);
+  impl_->Wake();
+}
+
+void Task::Run() {
+  auto set_state = [&](TaskState to, const std::string& err) {
+    TaskState from = state_.load();
+    if (!CanTransition(from, to)) {
+      Log()->error("{} illegal transition {} -> {}", log_prefix_, TaskStateName(from),
+                   TaskStateName(to));
+      return;
+    }
+    state_.store(to);
+    if (setup_.on_state) setup_.on_state(to, err);
+  };
+  auto fail = [&](const Status& st) {
+    if (cancel_.load()) {
+      set_state(TaskState::kCanceling, "");
+      set_state(TaskState::kCanceled, "");
+      Log()->info("{} canceled", log_prefix_);
+    } else {
+      Log()->error("{} failed: {}", log_prefix_, st.ToString());
+      set_state(TaskState::kFailed, st.ToString());
+    }
+  };
+  set_state(TaskState::kInitializing, "");
+  Status st = impl_->Initialize();
+  if (!st.ok()) {
+    impl_->Close();
+    fail(st.WithContext("initializing"));
+    return;
+  }
+  set_state(TaskState::kRunning, "");
+  Log()->info("{} running", log_prefix_);
+  st = impl_->Run();
+  impl_->Close();
+  if (!st.ok()) {
+    fail(st);
+    return;
+  }
+  Log()->info("{} finished: {} records in, {} out", log_prefix_, metrics_.records_in.load(),
+              metrics_.records_out.load());
+  set_state(TaskState::kFinished, "");
+}
+
+}  // namespace weir

@@ -1,0 +1,43 @@
+// The task manager process: registers its slots with the job manager, heartbeats, runs deployed
+// subtasks (one thread each) and hosts the data plane (weir/network.h). Start() and Stop() are
+// called from the main thread; the gRPC handlers and task threads run concurrently and share
+// state under one mutex.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "weir/status.h"
+#include "weir/task.h"
+
+namespace weir::tm {
+
+struct TaskManagerOptions {
+  std::string tm_id;                            // default: tm-<pid>-<random>
+  std::string jobmanager_address = "127.0.0.1:6123";
+  std::string rpc_address = "127.0.0.1:0";      // port 0: ephemeral
+  std::string data_host = "127.0.0.1";
+  int data_port = 0;                            // 0: ephemeral
+  int slots = 2;
+  NetworkOptions network;
+  TaskOptions task;
+};
+
+class TaskManager {
+ public:
+  explicit TaskManager(TaskManagerOptions options);
+  ~TaskManager();
+  Status Start();
+  // Blocks until RequestStop() (e.g. from a signal thread).
+  void Wait();
+  void RequestStop();
+  // Cancels tasks, joins threads, closes servers. Main thread only.
+  void Stop();
+  const std::string& id() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace weir::tm

@@ -1,0 +1,309 @@
+#include "weir/taskmanager/task_manager.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "weir.grpc.pb.h"
+#include "weir/job_graph.h"
+#include "weir/network.h"
+
+namespace weir::tm {
+namespace {
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto logger = [] {
+    auto l = spdlog::get("taskmanager");
+    return l ? l : spdlog::default_logger()->clone("taskmanager");
+  }();
+  return logger;
+}
+
+std::string ExecutionId(const std::string& job, int attempt, const std::string& task, int sub) {
+  return job + "/" + std::to_string(attempt) + "/" + task + "/" + std::to_string(sub);
+}
+
+}  // namespace
+
+class TaskManager::Impl final : public proto::TaskManagerService::Service {
+ public:
+  explicit Impl(TaskManagerOptions o) : options_(std::move(o)), network_(options_.network) {
+    if (options_.tm_id.empty()) {
+      std::mt19937 rng{std::random_device{}()};
+      options_.tm_id = "tm-" + std::to_string(getpid()) + "-" + std::to_string(rng() % 100000);
+    }
+  }
+
+  Status Start() {
+    WEIR_RETURN_IF_ERROR(network_.Start(options_.data_host, options_.data_port));
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(options_.rpc_address, grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+    if (!server_ || port == 0) {
+      return Status::IoError("cannot listen on " + options_.rpc_address);
+    }
+    rpc_address_ = options_.rpc_address.substr(0, options_.rpc_address.rfind(':')) + ":" +
+                   std::to_string(port);
+    data_address_ = options_.data_host + ":" + std::to_string(network_.port());
+    jm_ = proto::JobManagerService::NewStub(
+        grpc::CreateChannel(options_.jobmanager_address, grpc::InsecureChannelCredentials()));
+    Log()->info("task manager {}: rpc {} data {} slots {} job manager {}", options_.tm_id,
+                rpc_address_, data_address_, options_.slots, options_.jobmanager_address);
+    heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+    return Status::Ok();
+  }
+
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    stop_cv_.wait(lock, [&] { return stopping_; });
+  }
+
+  void RequestStop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    stop_cv_.notify_all();
+  }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      stopped_ = stopping_ = true;
+      for (auto& [id, rt] : tasks_) rt->task->Cancel();
+    }
+    stop_cv_.notify_all();
+    if (heartbeat_.joinable()) heartbeat_.join();
+    std::map<std::string, std::unique_ptr<Running>> tasks;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks.swap(tasks_);
+    }
+    for (auto& [id, rt] : tasks) {
+      if (rt->thread.joinable()) rt->thread.join();
+    }
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    network_.Stop();
+  }
+
+  const std::string& id() const { return options_.tm_id; }
+
+  // ---------------------------------------------------------------- RPC handlers
+  grpc::Status DeployTask(grpc::ServerContext*, const proto::DeployTaskRequest* req,
+                          proto::DeployTaskResponse*) override {
+    auto plan = PlanFor(req->job_id(), req->attempt(), req->graph());
+    if (!plan.ok()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, plan.status().message());
+    }
+    auto ti = plan.value()->task_index.find(req->task_id());
+    if (ti == plan.value()->task_index.end() ||
+        req->subtask() < 0 || req->subtask() >= plan.value()->tasks[ti->second].parallelism) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "no subtask " + std::to_string(req->subtask()) + " of task '" +
+                              req->task_id() + "' in the job graph");
+    }
+    auto locations = std::make_shared<std::map<std::pair<std::string, int>, proto::SubtaskLocation>>();
+    for (const auto& l : req->locations()) (*locations)[{l.task_id(), l.subtask()}] = l;
+
+    const std::string exec_id = ExecutionId(req->job_id(), req->attempt(), req->task_id(), req->subtask());
+    auto rt = std::make_unique<Running>();
+    TaskSetup setup;
+    setup.job_id = req->job_id();
+    setup.attempt = req->attempt();
+    setup.plan = plan.value();
+    setup.task_index = ti->second;
+    setup.subtask = req->subtask();
+    setup.network = &network_;
+    setup.registry = &BuiltinOperators();
+    setup.options = options_.task;
+    const std::string my_id = options_.tm_id;
+    setup.locate = [locations, my_id](const std::string& task, int sub) {
+      PeerLocation loc;
+      auto it = locations->find({task, sub});
+      if (it == locations->end()) return loc;  // connect fails with a clear error
+      loc.local = it->second.tm_id() == my_id;
+      loc.data_address = it->second.data_address();
+      return loc;
+    };
+    Running* raw = rt.get();
+    proto::TaskStateUpdate base;
+    base.set_job_id(req->job_id());
+    base.set_attempt(req->attempt());
+    base.set_task_id(req->task_id());
+    base.set_subtask(req->subtask());
+    base.set_tm_id(my_id);
+    setup.on_state = [this, raw, base](TaskState s, const std::string& error) {
+      proto::TaskStateUpdate u = base;
+      u.set_state(TaskStateName(s));
+      u.set_error(error);
+      if (raw->task) {
+        u.set_records_in(raw->task->metrics().records_in.load());
+        u.set_records_out(raw->task->metrics().records_out.load());
+      }
+      Report(u);
+      if (IsTerminal(s)) raw->done = true;
+    };
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "task manager stopping");
+      if (tasks_.count(exec_id)) {
+        return grpc::Status(grpc::StatusCode::ALREADY_EXISTS, exec_id + " is already deployed");
+      }
+      rt->task = std::make_unique<Task>(std::move(setup));
+      rt->job_id = req->job_id();
+      rt->attempt = req->attempt();
+      rt->thread = std::thread([raw] { raw->task->Run(); });
+      tasks_[exec_id] = std::move(rt);
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CancelTask(grpc::ServerContext*, const proto::CancelTaskRequest* req,
+                          proto::CancelTaskResponse*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tasks_.find(ExecutionId(req->job_id(), req->attempt(), req->task_id(), req->subtask()));
+    if (it != tasks_.end()) it->second->task->Cancel();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CancelJobTasks(grpc::ServerContext*, const proto::CancelJobTasksRequest* req,
+                              proto::CancelTaskResponse*) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [id, rt] : tasks_) {
+        if (rt->job_id == req->job_id() && rt->attempt == req->attempt()) rt->task->Cancel();
+      }
+    }
+    // Producers blocked on channels of this attempt fail fast once the channels are closed.
+    network_.ReleaseChannels(ChannelKeyPrefix(req->job_id(), req->attempt()));
+    return grpc::Status::OK;
+  }
+
+ private:
+  struct Running {
+    std::unique_ptr<Task> task;
+    std::thread thread;
+    std::string job_id;
+    int attempt = 0;
+    std::atomic<bool> done{false};
+  };
+
+  Result<std::shared_ptr<const ExecutionPlan>> PlanFor(const std::string& job, int attempt,
+                                                       const proto::JobGraph& graph) {
+    const std::string key = job + "/" + std::to_string(attempt);
+    std::lock_guard<std::mutex> lock(plan_mu_);
+    auto it = plans_.find(key);
+    if (it != plans_.end()) return it->second;
+    WEIR_ASSIGN_OR_RETURN(JobSpec spec, FromProto(graph));
+    WEIR_ASSIGN_OR_RETURN(ExecutionPlan plan, BuildPlan(std::move(spec), BuiltinOperators()));
+    auto p = std::make_shared<const ExecutionPlan>(std::move(plan));
+    plans_[key] = p;
+    return p;
+  }
+
+  void Report(const proto::TaskStateUpdate& u) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+      proto::TaskStateAck ack;
+      grpc::Status s = jm_->UpdateTaskState(&ctx, u, &ack);
+      if (s.ok()) return;
+      Log()->warn("job={} vertex={} subtask={} reporting {} failed: {}", u.job_id(), u.task_id(),
+                  u.subtask(), u.state(), s.error_message());
+    }
+  }
+
+  bool Register() {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    proto::RegisterTaskManagerRequest req;
+    req.set_tm_id(options_.tm_id);
+    req.set_rpc_address(rpc_address_);
+    req.set_data_address(data_address_);
+    req.set_slots(options_.slots);
+    proto::RegisterTaskManagerResponse resp;
+    grpc::Status s = jm_->RegisterTaskManager(&ctx, req, &resp);
+    if (!s.ok()) {
+      Log()->warn("registration with job manager {} failed: {}", options_.jobmanager_address,
+                  s.error_message());
+      return false;
+    }
+    if (resp.heartbeat_interval_ms() > 0) heartbeat_interval_ms_ = resp.heartbeat_interval_ms();
+    Log()->info("registered with job manager {} as {}", options_.jobmanager_address, options_.tm_id);
+    return true;
+  }
+
+  void HeartbeatLoop() {
+    bool registered = false;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopping_) {
+      lock.unlock();
+      if (!registered) {
+        registered = Register();
+      } else {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+        proto::HeartbeatRequest req;
+        req.set_tm_id(options_.tm_id);
+        proto::HeartbeatResponse resp;
+        grpc::Status s = jm_->Heartbeat(&ctx, req, &resp);
+        if (s.ok() && !resp.known()) {
+          Log()->warn("job manager does not know this task manager; registering again");
+          registered = Register();
+        } else if (!s.ok()) {
+          Log()->warn("heartbeat failed: {}", s.error_message());
+        }
+      }
+      lock.lock();
+      ReapLocked();
+      stop_cv_.wait_for(lock, std::chrono::milliseconds(registered ? heartbeat_interval_ms_ : 500));
+    }
+  }
+
+  // Joins the threads of tasks that ended.
+  void ReapLocked() {
+    for (auto it = tasks_.begin(); it != tasks_.end();) {
+      if (it->second->done) {
+        if (it->second->thread.joinable()) it->second->thread.join();
+        it = tasks_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  TaskManagerOptions options_;
+  NetworkEnvironment network_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<proto::JobManagerService::Stub> jm_;
+  std::string rpc_address_, data_address_;
+  int64_t heartbeat_interval_ms_ = 1000;
+  std::thread heartbeat_;
+
+  std::mutex mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false, stopped_ = false;
+  std::map<std::string, std::unique_ptr<Running>> tasks_;
+
+  std::mutex plan_mu_;
+  std::map<std::string, std::shared_ptr<const ExecutionPlan>> plans_;
+};
+
+TaskManager::TaskManager(TaskManagerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+TaskManager::~TaskManager() { impl_->Stop(); }
+Status TaskManager::Start() { return impl_->Start(); }
+void TaskManager::Wait() { impl_->Wait(); }
+void TaskManager::Stop() { impl_->Stop(); }
+void TaskManager::RequestStop() { impl_->RequestStop(); }
+const std::string& TaskManager::id() const { return impl_->id(); }
+
+}  // namespace weir::tm
