@@ -129,7 +129,12 @@ Result<std::string> JobManager::SubmitJob(const proto::JobGraph& graph) {
   job->plan = std::make_shared<const ExecutionPlan>(std::move(plan));
   job->submit_ms = clock_();
   for (const TaskPlan& t : job->plan->tasks) {
-    for (int i = 0; i < t.parallelism; ++i) job->subtasks.push_back(Subtask{t.id, i});
+    for (int i = 0; i < t.parallelism; ++i) {
+      Subtask st;
+      st.task_id = t.id;
+      st.index = i;
+      job->subtasks.push_back(std::move(st));
+    }
   }
   Job& ref = *job;
   jobs_[job->id] = std::move(job);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdio>
 #include <thread>
 
 #include "weir/config.h"
@@ -17,6 +18,9 @@ int main(int argc, char** argv) {
   app.add_option("--rpc-address", rpc_address, "host:port for gRPC (default 127.0.0.1:6123)");
   app.add_option("--heartbeat-timeout-ms", hb_timeout, "task manager heartbeat timeout");
   app.add_option("--slot-wait-timeout-ms", slot_timeout, "how long a job waits for slots");
+  std::string port_file;
+  app.add_option("--port-file", port_file,
+                 "write the bound gRPC port here once serving (for port 0 in tests)");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%n] %v");
@@ -66,6 +70,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("weir-jobmanager listening on {} (port {})", opts.rpc_address, *port);
+  if (!port_file.empty()) {
+    // Write then rename, so a reader never sees a partial file.
+    const std::string tmp = port_file + ".tmp";
+    if (FILE* f = fopen(tmp.c_str(), "w")) {
+      fprintf(f, "%d\n", *port);
+      fclose(f);
+      rename(tmp.c_str(), port_file.c_str());
+    }
+  }
   std::thread sig([&] {
     int s = 0;
     sigwait(&set, &s);

@@ -278,6 +278,10 @@ class KeyedAggregateFactory : public OperatorFactory {
     WEIR_ASSIGN_OR_RETURN(AggPlan plan, PlanAggregate(config, input));
     return plan.output;
   }
+  std::vector<std::string> RequiredInputKey(const Config& config) const override {
+    auto keys = config.GetStringList("key");
+    return keys.ok() ? keys.value() : std::vector<std::string>{};
+  }
   Result<std::unique_ptr<Operator>> Create(const Config& config,
                                            const Schema& input) const override {
     WEIR_ASSIGN_OR_RETURN(AggPlan plan, PlanAggregate(config, input));

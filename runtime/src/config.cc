@@ -70,6 +70,8 @@ Result<Config> Config::Load(const std::string& file, std::string path) {
 
 std::string Config::KeyPath(std::string_view key) const {
   if (path_.empty()) return std::string(key);
+  // A path ending in ':' names an object ("vertex 'gen':"), not a key.
+  if (path_.back() == ':') return path_ + " " + std::string(key);
   return path_ + "." + std::string(key);
 }
 

@@ -60,10 +60,12 @@ Result<JobSpec> ParseJobFile(std::string_view text) {
   spec.max_parallelism = static_cast<int>(maxp);
   if (!root.Has("vertices")) return Status::InvalidArgument("job.vertices: required");
   WEIR_ASSIGN_OR_RETURN(auto vertices, root.GetMapList("vertices"));
-  for (const Config& vc : vertices) {
-    WEIR_RETURN_IF_ERROR(vc.CheckKeys({"id", "type", "parallelism", "config"}));
+  for (const Config& raw : vertices) {
     VertexSpec v;
-    WEIR_ASSIGN_OR_RETURN(v.id, vc.GetString("id"));
+    WEIR_ASSIGN_OR_RETURN(v.id, raw.GetString("id"));
+    // From here on, errors name the vertex rather than its position in the list.
+    const Config vc(raw.node(), "vertex '" + v.id + "':");
+    WEIR_RETURN_IF_ERROR(vc.CheckKeys({"id", "type", "parallelism", "config"}));
     WEIR_ASSIGN_OR_RETURN(v.type, vc.GetString("type"));
     WEIR_ASSIGN_OR_RETURN(int64_t p, vc.GetInt("parallelism", 1));
     if (p < 1 || p > 4096) {
@@ -77,13 +79,14 @@ Result<JobSpec> ParseJobFile(std::string_view text) {
     spec.vertices.push_back(std::move(v));
   }
   WEIR_ASSIGN_OR_RETURN(auto edges, root.GetMapList("edges"));
-  for (const Config& ec : edges) {
-    WEIR_RETURN_IF_ERROR(ec.CheckKeys({"from", "to", "partition", "key"}));
+  for (const Config& raw : edges) {
     EdgeSpec e;
-    WEIR_ASSIGN_OR_RETURN(e.from, ec.GetString("from"));
-    WEIR_ASSIGN_OR_RETURN(e.to, ec.GetString("to"));
+    WEIR_ASSIGN_OR_RETURN(e.from, raw.GetString("from"));
+    WEIR_ASSIGN_OR_RETURN(e.to, raw.GetString("to"));
+    const Config ec(raw.node(), EdgeWhere(e) + ":");
+    WEIR_RETURN_IF_ERROR(ec.CheckKeys({"from", "to", "partition", "key"}));
     WEIR_ASSIGN_OR_RETURN(std::string part, ec.GetString("partition", std::string("forward")));
-    WEIR_ASSIGN_OR_RETURN(e.partition, ParsePartitioning(part, ec.path() + ".partition"));
+    WEIR_ASSIGN_OR_RETURN(e.partition, ParsePartitioning(part, EdgeWhere(e) + ": partition"));
     WEIR_ASSIGN_OR_RETURN(e.key, ec.GetStringList("key"));
     spec.edges.push_back(std::move(e));
   }
@@ -287,6 +290,19 @@ Result<ExecutionPlan> BuildPlan(JobSpec spec, const OperatorRegistry& registry) 
     }
     plan.input_schemas[vi] = input;
     WEIR_ASSIGN_OR_RETURN(plan.output_schemas[vi], factories[vi]->Validate(v.config, input));
+    const std::vector<std::string> need_key = factories[vi]->RequiredInputKey(v.config);
+    if (!need_key.empty()) {
+      for (int ei : ins[vi]) {
+        const EdgeSpec& e = spec.edges[ei];
+        if (e.partition != Partitioning::kHash || e.key != need_key) {
+          std::string keys;
+          for (const auto& k : need_key) keys += (keys.empty() ? "" : ", ") + k;
+          return Status::InvalidArgument(EdgeWhere(e) + ": " + v.type + " '" + v.id +
+                                         "' needs its input hash-partitioned by its key [" +
+                                         keys + "] (partition: hash, key: [" + keys + "])");
+        }
+      }
+    }
   }
   if (!has_source) return Status::InvalidArgument("job has no source vertex");
 

@@ -266,6 +266,7 @@ class Task::Impl {
         for (int j = 0; j < producer.parallelism; ++j) sources.push_back(j);
       }
       for (int j : sources) {
+        input_names_.push_back("'" + producer.id + "' subtask " + std::to_string(j));
         gate_.AddChannel(s_.network->GetOrCreateChannel(
             ChannelKey(s_.job_id, s_.attempt, tp.id, s_.subtask, producer.id, j)));
       }
@@ -333,7 +334,7 @@ class Task::Impl {
       if (next == InputGate::Next::kTimeout) continue;
       if (next == InputGate::Next::kError) {
         if (ended[ch]) continue;
-        return Status::Unavailable("input channel " + std::to_string(ch) + " failed: " + err.message());
+        return Status::Unavailable("input from " + input_names_[ch] + " lost: " + err.message());
       }
       switch (buf.kind) {
         case EventKind::kData:
@@ -417,6 +418,7 @@ class Task::Impl {
   DiscardOutput discard_;
   InputGate gate_;
   const Schema* input_schema_ = nullptr;
+  std::vector<std::string> input_names_;  // per gate channel, for error messages
   int64_t last_flush_ns_ = NowNs();
 };
 

@@ -81,6 +81,9 @@ class OperatorFactory {
   // Validates `config` for a vertex fed rows of `input` (empty for sources) and returns the
   // vertex's output schema (empty for sinks). Errors name the config key (config.path()).
   virtual Result<Schema> Validate(const Config& config, const Schema& input) const = 0;
+  // For keyed operators: the key fields its input must be hash-partitioned by (so each key
+  // lives in one subtask). Empty: any partitioning.
+  virtual std::vector<std::string> RequiredInputKey(const Config& config) const { return {}; }
   // Creates a transform or sink (input schema as validated).
   virtual Result<std::unique_ptr<Operator>> Create(const Config& config,
                                                    const Schema& input) const {

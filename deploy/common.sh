@@ -1,0 +1,50 @@
+# Shared by the deploy scripts. Sourced, not run.
+# Environment (all optional):
+#   WEIR_HOME       repository root (default: the parent of this directory)
+#   WEIR_BUILD_DIR  where the binaries are (default: $WEIR_HOME/build)
+#   WEIR_RUN_DIR    logs and pid files (default: $WEIR_HOME/run)
+#   WEIR_CONFIG     cluster config (default: $WEIR_HOME/deploy/weir.yaml)
+#   WEIR_JM_PORT    job manager gRPC port (default: 6123)
+DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+WEIR_HOME="${WEIR_HOME:-$(dirname "$DEPLOY_DIR")}"
+WEIR_BUILD_DIR="${WEIR_BUILD_DIR:-$WEIR_HOME/build}"
+WEIR_RUN_DIR="${WEIR_RUN_DIR:-$WEIR_HOME/run}"
+WEIR_CONFIG="${WEIR_CONFIG:-$DEPLOY_DIR/weir.yaml}"
+WEIR_JM_PORT="${WEIR_JM_PORT:-6123}"
+WEIR_JM="127.0.0.1:$WEIR_JM_PORT"
+JM_BIN="$WEIR_BUILD_DIR/jobmanager/weir-jobmanager"
+TM_BIN="$WEIR_BUILD_DIR/taskmanager/weir-taskmanager"
+CLI_BIN="$WEIR_BUILD_DIR/cli/weir"
+
+die() { echo "weir: $*" >&2; exit 1; }
+
+check_binaries() {
+  for b in "$JM_BIN" "$TM_BIN" "$CLI_BIN"; do
+    [ -x "$b" ] || die "missing $b; build first (see README)"
+  done
+}
+
+# is_alive PIDFILE: true iff the pid file names a live process.
+is_alive() {
+  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+# stop_pid PIDFILE NAME: SIGTERM, wait up to 5 s, then SIGKILL; removes the pid file.
+stop_pid() {
+  local f="$1" name="$2" pid
+  [ -f "$f" ] || return 0
+  pid="$(cat "$f")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "$name ($pid) did not stop in 5 s; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    echo "stopped $name ($pid)"
+  fi
+  rm -f "$f"
+}

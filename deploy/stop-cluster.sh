@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Stops every process of the local cluster started by start-cluster.sh / taskmanager.sh.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+shopt -s nullglob
+for f in "$WEIR_RUN_DIR"/tm/*.pid; do
+  stop_pid "$f" "task manager $(basename "$f" .pid)"
+done
+stop_pid "$WEIR_RUN_DIR/jobmanager.pid" "job manager"

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Starts or stops one task manager of the local cluster.
+#   deploy/taskmanager.sh start [ID] [SLOTS]   (ID default: tm-<n>, the next free number)
+#   deploy/taskmanager.sh stop ID
+#   deploy/taskmanager.sh kill ID              (kill -9: to watch failure handling)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cmd="${1:-}"
+case "$cmd" in
+  start)
+    check_binaries
+    mkdir -p "$WEIR_RUN_DIR/log" "$WEIR_RUN_DIR/tm"
+    id="${2:-}"
+    if [ -z "$id" ]; then
+      n=1
+      while is_alive "$WEIR_RUN_DIR/tm/tm-$n.pid"; do n=$((n + 1)); done
+      id="tm-$n"
+    fi
+    is_alive "$WEIR_RUN_DIR/tm/$id.pid" && die "$id is already running (pid $(cat "$WEIR_RUN_DIR/tm/$id.pid"))"
+    args=(--config "$WEIR_CONFIG" --id "$id" --jobmanager "$WEIR_JM")
+    [ -n "${3:-}" ] && args+=(--slots "$3")
+    nohup "$TM_BIN" "${args[@]}" >>"$WEIR_RUN_DIR/log/$id.log" 2>&1 </dev/null &
+    echo $! >"$WEIR_RUN_DIR/tm/$id.pid"
+    echo "started task manager $id (pid $!), log $WEIR_RUN_DIR/log/$id.log"
+    ;;
+  stop)
+    [ -n "${2:-}" ] || die "usage: $0 stop ID"
+    stop_pid "$WEIR_RUN_DIR/tm/$2.pid" "task manager $2"
+    ;;
+  kill)
+    [ -n "${2:-}" ] || die "usage: $0 kill ID"
+    is_alive "$WEIR_RUN_DIR/tm/$2.pid" || die "$2 is not running"
+    kill -9 "$(cat "$WEIR_RUN_DIR/tm/$2.pid")"
+    rm -f "$WEIR_RUN_DIR/tm/$2.pid"
+    echo "killed task manager $2 with SIGKILL"
+    ;;
+  *)
+    echo "usage: $0 start [ID] [SLOTS] | stop ID | kill ID" >&2
+    exit 2
+    ;;
+esac

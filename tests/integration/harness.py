@@ -1,0 +1,107 @@
+"""A real Weir cluster for integration tests: one weir-jobmanager and N weir-taskmanager
+processes on 127.0.0.1 with ephemeral ports, in a temp dir, always stopped at the end."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+BUILD = os.environ.get("WEIR_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+JM_BIN = os.path.join(BUILD, "jobmanager/weir-jobmanager")
+TM_BIN = os.path.join(BUILD, "taskmanager/weir-taskmanager")
+CLI_BIN = os.path.join(BUILD, "cli/weir")
+
+
+def wait_for(pred, timeout, what, interval=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Cluster:
+    def __init__(self, taskmanagers=2, slots=2, jm_args=(), tm_args=()):
+        self.dir = tempfile.mkdtemp(prefix="weir-it-")
+        self.procs = {}
+        self.tm_args = list(tm_args)
+        self.slots = slots
+        port_file = os.path.join(self.dir, "jm.port")
+        self._spawn("jm", [JM_BIN, "--rpc-address", "127.0.0.1:0", "--port-file", port_file,
+                           *jm_args])
+        def read_port():
+            if not os.path.exists(port_file):
+                return None
+            with open(port_file) as f:
+                return f.read().strip()
+        port = wait_for(read_port, 10, "the job manager's port")
+        self.jm = f"127.0.0.1:{port}"
+        for i in range(taskmanagers):
+            self.start_tm(f"tm-{i + 1}")
+        wait_for(lambda: len(self.taskmanagers()) == taskmanagers, 10,
+                 f"{taskmanagers} task managers to register")
+
+    def _spawn(self, name, argv):
+        with open(os.path.join(self.dir, f"{name}.log"), "ab") as log:
+            self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL)
+
+    def start_tm(self, name, slots=None):
+        self._spawn(name, [TM_BIN, "--jobmanager", self.jm, "--id", name, "--slots",
+                           str(slots or self.slots), *self.tm_args])
+
+    def kill(self, name, sig=signal.SIGKILL):
+        p = self.procs.pop(name)
+        p.send_signal(sig)
+        p.wait(10)
+
+    def log(self, name):
+        with open(os.path.join(self.dir, f"{name}.log"), errors="replace") as f:
+            return f.read()
+
+    def cli(self, *args, check=False, timeout=60):
+        r = subprocess.run([CLI_BIN, "-m", self.jm, *args], capture_output=True, text=True,
+                           timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"weir {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    def taskmanagers(self):
+        r = self.cli("taskmanagers", "--json")
+        if r.returncode != 0:
+            return []
+        return json.loads(r.stdout).get("taskmanagers", [])
+
+    def job(self, job_id):
+        return json.loads(self.cli("status", job_id, "--json", check=True).stdout)
+
+    def wait_state(self, job_id, states, timeout=30):
+        states = {states} if isinstance(states, str) else set(states)
+        return wait_for(lambda: (lambda j: j if j["state"] in states else None)(self.job(job_id)),
+                        timeout, f"job {job_id} to reach {states}")
+
+    def write_job(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def stop(self):
+        for name, p in list(self.procs.items()):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for name, p in list(self.procs.items()):
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        self.procs.clear()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

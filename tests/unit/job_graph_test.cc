@@ -1,0 +1,131 @@
+#include <gtest/gtest.h>
+
+#include "weir.pb.h"
+#include "weir/job_graph.h"
+
+namespace weir {
+namespace {
+
+constexpr const char* kGood = R"(
+name: t
+max_parallelism: 64
+vertices:
+  - {id: gen, type: datagen, parallelism: 2, config: {total: 10, fields: [{name: k, expr: "id % 3"}]}}
+  - {id: m, type: map, parallelism: 2, config: {fields: [{name: k2, expr: "k * 2"}], keep_input: true}}
+  - {id: agg, type: keyed_aggregate, parallelism: 3, config: {key: [k], aggregations: [{fn: count, as: n}]}}
+  - {id: out, type: blackhole, parallelism: 3}
+edges:
+  - {from: gen, to: m}
+  - {from: m, to: agg, partition: hash, key: [k]}
+  - {from: agg, to: out}
+)";
+
+Result<ExecutionPlan> Plan(const std::string& text) {
+  WEIR_ASSIGN_OR_RETURN(JobSpec spec, ParseJobFile(text));
+  return BuildPlan(std::move(spec), BuiltinOperators());
+}
+
+TEST(JobGraphTest, ChainsForwardEdgesOfEqualParallelism) {
+  auto plan = Plan(kGood);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_EQ(plan->tasks.size(), 2u);
+  EXPECT_EQ(plan->ChainDescription(plan->tasks[0]), "gen(datagen) -> m(map) x2");
+  EXPECT_EQ(plan->ChainDescription(plan->tasks[1]), "agg(keyed_aggregate) -> out(blackhole) x3");
+  EXPECT_EQ(plan->SlotsNeeded(), 3);
+  EXPECT_EQ(plan->output_schemas[1].ToString(), "id:int64, k:int64, k2:int64");
+  EXPECT_EQ(plan->output_schemas[2].ToString(), "k:int64, n:int64");
+}
+
+TEST(JobGraphTest, ProtoRoundTripKeepsThePlan) {
+  auto spec = ParseJobFile(kGood);
+  ASSERT_TRUE(spec.ok());
+  proto::JobGraph g;
+  ToProto(spec.value(), &g);
+  auto back = FromProto(g);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  auto plan = BuildPlan(std::move(back).value(), BuiltinOperators());
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->tasks.size(), 2u);
+}
+
+struct BadCase {
+  const char* name;
+  std::string yaml;
+  const char* expect;  // substring of the error
+};
+
+std::string Replace(std::string s, const std::string& from, const std::string& to) {
+  auto pos = s.find(from);
+  if (pos == std::string::npos) ADD_FAILURE() << "no '" << from << "' in the job";
+  else s.replace(pos, from.size(), to);
+  return s;
+}
+
+TEST(JobGraphTest, BadJobsGetErrorsNamingVertexAndField) {
+  const std::string g = kGood;
+  std::vector<BadCase> cases = {
+      {"not yaml", "vertices: [", "not valid YAML"},
+      {"top-level list", "- a\n- b\n", "expected a mapping"},
+      {"unknown top key", g + "\nsurprise: 1\n", "job.surprise: unknown key"},
+      {"no vertices", "name: x\n", "job.vertices: required"},
+      {"unknown type", Replace(g, "type: blackhole", "type: blackhol"),
+       "vertex 'out': type: unknown operator type 'blackhol'"},
+      {"missing id", Replace(g, "{id: out, ", "{"), "id: required"},
+      {"duplicate id", Replace(g, "{id: out,", "{id: agg,"), "vertex 'agg': duplicate vertex id"},
+      {"zero parallelism", Replace(g, "parallelism: 3, config", "parallelism: 0, config"),
+       "vertex 'agg': parallelism: must be between 1 and 4096, got 0"},
+      {"parallelism not a number", Replace(g, "parallelism: 3, config", "parallelism: three, config"),
+       "vertex 'agg': parallelism: expected an integer, got 'three'"},
+      {"parallelism above max", Replace(g, "max_parallelism: 64", "max_parallelism: 2"),
+       "vertex 'agg': parallelism 3 exceeds max_parallelism 2"},
+      {"bad max parallelism", Replace(g, "max_parallelism: 64", "max_parallelism: 0"),
+       "job.max_parallelism: must be between 1 and 32768"},
+      {"edge to unknown vertex", Replace(g, "{from: agg, to: out}", "{from: agg, to: outt}"),
+       "edge 'agg' -> 'outt': to: unknown vertex 'outt'"},
+      {"cycle", Replace(g, "{from: agg, to: out}", "{from: agg, to: m, partition: rebalance}"),
+       "cycle"},
+      {"self loop", Replace(g, "{from: agg, to: out}", "{from: agg, to: agg, partition: rebalance}"),
+       "self-loop"},
+      {"forward with unequal parallelism", Replace(g, "partition: hash, key: [k]", "partition: forward"),
+       "forward needs equal parallelism (2 vs 3)"},
+      {"hash without key", Replace(g, "partition: hash, key: [k]", "partition: hash"),
+       "hash partitioning needs key fields"},
+      {"unknown key field", Replace(g, "partition: hash, key: [k]", "partition: hash, key: [kk]"),
+       "edge 'm' -> 'agg': key: unknown field 'kk' (fields of 'm': id, k, k2)"},
+      {"unknown partitioning", Replace(g, "partition: hash, key: [k]", "partition: shuffle"),
+       "unknown partitioning 'shuffle'"},
+      {"bad expression", Replace(g, "k * 2", "kk * 2"), "vertex 'm': config.fields[0].expr"},
+      {"unknown config key", Replace(g, "keep_input: true", "keep_inputs: true"),
+       "vertex 'm': config.keep_inputs: unknown key"},
+      {"sink with output", g + "  - {from: out, to: m, partition: rebalance}\n", "out"},
+      {"dangling output", Replace(g, "  - {from: agg, to: out}\n", ""),
+       "vertex 'out': has no input edge"},
+      {"source with input", g + "  - {from: agg, to: gen, partition: rebalance}\n", "cycle"},
+      {"negative total", Replace(g, "total: 10", "total: -1"), "vertex 'gen': config.total: must be >= 0"},
+      {"agg unknown field", Replace(g, "key: [k], agg", "key: [zz], agg"),
+       "vertex 'agg': config.key: unknown field 'zz'"},
+      {"agg bad fn", Replace(g, "fn: count", "fn: median"), "unknown aggregate 'median'"},
+      {"keyed input not hashed", Replace(g, "partition: hash, key: [k]", "partition: rebalance"),
+       "keyed_aggregate 'agg' needs its input hash-partitioned by its key [k]"},
+      {"duplicate edge", g + "  - {from: agg, to: out}\n", "duplicate edge"},
+  };
+  for (const auto& c : cases) {
+    auto plan = Plan(c.yaml);
+    ASSERT_FALSE(plan.ok()) << c.name;
+    EXPECT_NE(plan.status().message().find(c.expect), std::string::npos)
+        << c.name << ": got '" << plan.status().message() << "', expected '" << c.expect << "'";
+    EXPECT_EQ(plan.status().code(), StatusCode::kInvalidArgument) << c.name;
+  }
+}
+
+TEST(JobGraphTest, JsonJobFilesWork) {
+  auto plan = Plan(R"({"name": "j", "vertices": [
+      {"id": "g", "type": "datagen", "config": {"total": 5}},
+      {"id": "p", "type": "print"}],
+    "edges": [{"from": "g", "to": "p"}]})");
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->tasks.size(), 1u);
+}
+
+}  // namespace
+}  // namespace weir

@@ -1,0 +1,197 @@
+// Runs real Tasks in one process (local channels) and checks their output files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "weir/job_graph.h"
+#include "weir/network.h"
+#include "weir/task.h"
+
+namespace weir {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TaskTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("weir-task-test-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Runs every subtask of the job on its own thread; returns the final states.
+  std::vector<TaskState> RunJob(const std::string& yaml, std::vector<std::string>* errors = nullptr,
+                                std::function<void(std::vector<std::unique_ptr<Task>>&)> during = {}) {
+    auto spec = ParseJobFile(yaml);
+    EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+    auto plan = BuildPlan(std::move(spec).value(), BuiltinOperators());
+    EXPECT_TRUE(plan.ok()) << plan.status().ToString();
+    auto shared = std::make_shared<const ExecutionPlan>(std::move(plan).value());
+    NetworkEnvironment net;
+    std::vector<std::unique_ptr<Task>> tasks;
+    std::mutex mu;
+    for (size_t t = 0; t < shared->tasks.size(); ++t) {
+      for (int i = 0; i < shared->tasks[t].parallelism; ++i) {
+        TaskSetup s;
+        s.job_id = "job";
+        s.plan = shared;
+        s.task_index = static_cast<int>(t);
+        s.subtask = i;
+        s.network = &net;
+        s.registry = &BuiltinOperators();
+        s.locate = [](const std::string&, int) { return PeerLocation{true, ""}; };
+        s.on_state = [&mu, errors](TaskState st, const std::string& err) {
+          if (st == TaskState::kFailed && errors) {
+            std::lock_guard<std::mutex> lock(mu);
+            errors->push_back(err);
+          }
+        };
+        tasks.push_back(std::make_unique<Task>(std::move(s)));
+      }
+    }
+    std::vector<std::thread> threads;
+    for (auto& t : tasks) threads.emplace_back([&t] { t->Run(); });
+    if (during) during(tasks);
+    for (auto& th : threads) th.join();
+    std::vector<TaskState> states;
+    for (auto& t : tasks) states.push_back(t->state());
+    return states;
+  }
+
+  std::vector<std::string> ReadLines() {
+    std::vector<std::string> lines;
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      std::ifstream in(e.path());
+      std::string line;
+      while (std::getline(in, line)) lines.push_back(line);
+    }
+    return lines;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(TaskTest, ChainedMapFilterProjectWritesExactlyTheMatchingRows) {
+  const std::string yaml = R"Y(
+vertices:
+  - {id: gen, type: datagen, parallelism: 1, config: {total: 10000}}
+  - {id: m, type: map, config: {keep_input: true, fields: [{name: sq, expr: "id * id"}, {name: tag, expr: "concat('t', id % 3)"}]}}
+  - {id: f, type: filter, config: {where: "id % 10 = 3 and tag != 't0'"}}
+  - {id: p, type: project, config: {fields: [tag, id]}}
+  - {id: out, type: file, config: {path: ")Y" + dir_.string() + R"Y("}}
+edges:
+  - {from: gen, to: m}
+  - {from: m, to: f}
+  - {from: f, to: p}
+  - {from: p, to: out}
+)Y";
+  auto states = RunJob(yaml);
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_EQ(states[0], TaskState::kFinished);
+  auto lines = ReadLines();
+  int expected = 0;
+  for (int id = 0; id < 10000; ++id) expected += (id % 10 == 3 && id % 3 != 0);
+  EXPECT_EQ(static_cast<int>(lines.size()), expected);
+  EXPECT_EQ(lines[0], R"Y({"tag":"t1","id":13})Y");
+}
+
+TEST_F(TaskTest, HashShuffleToKeyedCountIsExact) {
+  const std::string yaml = R"Y(
+max_parallelism: 32
+vertices:
+  - {id: gen, type: datagen, parallelism: 3, config: {total: 100000, fields: [{name: k, expr: "id % 97"}]}}
+  - {id: agg, type: keyed_aggregate, parallelism: 2, config: {key: [k], emit: final, aggregations: [{fn: count, as: n}, {fn: sum, field: id, as: s}, {fn: max, field: id, as: mx}]}}
+  - {id: out, type: file, parallelism: 2, config: {path: ")Y" + dir_.string() + R"Y("}}
+edges:
+  - {from: gen, to: agg, partition: hash, key: [k]}
+  - {from: agg, to: out}
+)Y";
+  auto states = RunJob(yaml);
+  for (auto s : states) EXPECT_EQ(s, TaskState::kFinished);
+  auto lines = ReadLines();
+  ASSERT_EQ(lines.size(), 97u);
+  std::map<int64_t, std::tuple<int64_t, int64_t, int64_t>> expected;
+  for (int64_t id = 0; id < 100000; ++id) {
+    auto& [n, s, mx] = expected[id % 97];
+    ++n;
+    s += id;
+    mx = id;
+  }
+  for (const auto& line : lines) {
+    long long k, n, s, mx;
+    ASSERT_EQ(sscanf(line.c_str(), R"Y({"k":%lld,"n":%lld,"s":%lld,"mx":%lld})Y", &k, &n, &s, &mx), 4)
+        << line;
+    auto [en, es, emx] = expected.at(k);
+    EXPECT_EQ(n, en);
+    EXPECT_EQ(s, es);
+    EXPECT_EQ(mx, emx);
+  }
+}
+
+TEST_F(TaskTest, RebalanceAndBroadcastDeliverEveryRow) {
+  const std::string yaml = R"Y(
+vertices:
+  - {id: gen, type: datagen, parallelism: 2, config: {total: 5000}}
+  - {id: a, type: file, parallelism: 3, config: {path: ")Y" + (dir_ / "a").string() + R"Y("}}
+  - {id: b, type: file, parallelism: 2, config: {path: ")Y" + (dir_ / "b").string() + R"Y("}}
+  - {id: gen2, type: datagen, parallelism: 1, config: {total: 100}}
+edges:
+  - {from: gen, to: a, partition: rebalance}
+  - {from: gen2, to: b, partition: broadcast}
+)Y";
+  auto states = RunJob(yaml);
+  for (auto s : states) EXPECT_EQ(s, TaskState::kFinished);
+  auto count = [](const fs::path& d) {
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(d)) {
+      std::ifstream in(e.path());
+      std::string line;
+      while (std::getline(in, line)) ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(count(dir_ / "a"), 5000u);
+  EXPECT_EQ(count(dir_ / "b"), 200u);  // every row to both subtasks
+}
+
+TEST_F(TaskTest, CancelStopsAnUnboundedJob) {
+  const std::string yaml = R"Y(
+vertices:
+  - {id: gen, type: datagen, parallelism: 2, config: {fields: [{name: k, expr: "id % 100"}]}}
+  - {id: agg, type: keyed_aggregate, parallelism: 2, config: {key: [k], aggregations: [{fn: count}]}}
+  - {id: out, type: blackhole, parallelism: 2}
+edges:
+  - {from: gen, to: agg, partition: hash, key: [k]}
+  - {from: agg, to: out}
+)Y";
+  auto states = RunJob(yaml, nullptr, [](std::vector<std::unique_ptr<Task>>& tasks) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    for (auto& t : tasks) t->Cancel();
+  });
+  for (auto s : states) EXPECT_EQ(s, TaskState::kCanceled);
+}
+
+TEST_F(TaskTest, UnwritableSinkPathFailsWithTheReason) {
+  const std::string yaml = R"Y(
+vertices:
+  - {id: gen, type: datagen, config: {total: 10}}
+  - {id: out, type: file, config: {path: /proc/weir-cannot-write-here}}
+edges:
+  - {from: gen, to: out}
+)Y";
+  std::vector<std::string> errors;
+  auto states = RunJob(yaml, &errors);
+  EXPECT_EQ(states[0], TaskState::kFailed);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("vertex 'out'"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("/proc/weir-cannot-write-here"), std::string::npos) << errors[0];
+}
+
+}  // namespace
+}  // namespace weir
