@@ -79,6 +79,30 @@ double CpuSeconds() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+// The calling thread's CPU time and time spent runnable but waiting for a core, from
+// /proc/thread-self/schedstat (zeros if it cannot be read).
+struct ThreadTimes {
+  double cpu = 0;
+  double runqueue = 0;
+};
+
+ThreadTimes ThreadSchedStat() {
+  ThreadTimes t;
+  FILE* f = std::fopen("/proc/thread-self/schedstat", "r");
+  if (!f) return t;
+  unsigned long long run = 0, wait = 0;
+  if (std::fscanf(f, "%llu %llu", &run, &wait) == 2) {
+    t.cpu = static_cast<double>(run) / 1e9;
+    t.runqueue = static_cast<double>(wait) / 1e9;
+  }
+  std::fclose(f);
+  return t;
+}
+
+ThreadTimes operator-(const ThreadTimes& a, const ThreadTimes& b) {
+  return {a.cpu - b.cpu, a.runqueue - b.runqueue};
+}
+
 bool WriteFull(int fd, const void* p, size_t n) {
   const char* c = static_cast<const char*>(p);
   while (n > 0) {
@@ -187,13 +211,15 @@ struct PhaseResult {
   double seconds = 0;
   double sender_cpu = 0;
   double receiver_cpu = 0;
-  int64_t received = 0;  // bytes (raw) or records (weir) the receiver saw
+  int64_t received = 0;                    // bytes (raw) or records (weir) the receiver saw
+  ThreadTimes sender_task, receiver_task;  // weir: the two task threads
 };
 
 // What a receiver child reports through its pipe when it is done.
 struct ChildReport {
   int64_t count = 0;
   double cpu = 0;
+  ThreadTimes task;
   int32_t ok = 0;
 };
 
@@ -352,7 +378,9 @@ int64_t RowBytes(const weir::ExecutionPlan& plan) {
       loc.local = true;  // the consumer has no outputs: never asked
       return loc;
     }));
+    const ThreadTimes before = ThreadSchedStat();
     task.Run();
+    rep.task = ThreadSchedStat() - before;
     rep.ok = task.state() == weir::TaskState::kFinished;
     rep.count = task.metrics().records_in.load();
   }
@@ -398,7 +426,12 @@ PhaseResult WeirShuffle(const std::shared_ptr<const weir::ExecutionPlan>& plan,
   }));
   const double cpu0 = CpuSeconds();
   const auto t0 = std::chrono::steady_clock::now();
-  std::thread sender([&task] { task.Run(); });
+  ThreadTimes sender_times;
+  std::thread sender([&task, &sender_times] {
+    const ThreadTimes before = ThreadSchedStat();
+    task.Run();
+    sender_times = ThreadSchedStat() - before;
+  });
   ChildReport rep;
   const bool got = ReadFull(ctl[0], &rep, sizeof rep, kTimeoutMs);
   const auto t1 = std::chrono::steady_clock::now();
@@ -411,6 +444,8 @@ PhaseResult WeirShuffle(const std::shared_ptr<const weir::ExecutionPlan>& plan,
   res.seconds = Seconds(t1 - t0);
   res.receiver_cpu = rep.cpu;
   res.received = rep.count;
+  res.sender_task = sender_times;
+  res.receiver_task = rep.task;
   return res;
 }
 
@@ -483,6 +518,13 @@ int main(int argc, char** argv) {
   };
   row("raw TCP pump (32 KiB)", raw, raw_bps, false);
   row("weir hash shuffle", weir, weir_bps, true);
+  if (weir.ok) {
+    std::printf(
+        "\nweir task threads: sender cpu %.2f s, waited for a core %.2f s; "
+        "receiver cpu %.2f s, waited for a core %.2f s\n",
+        weir.sender_task.cpu, weir.sender_task.runqueue, weir.receiver_task.cpu,
+        weir.receiver_task.runqueue);
+  }
   std::printf("\nMB = 10^6 bytes of serialized rows (frame headers not counted).\n");
   if (weir.ok && raw.ok) {
     const double mrec = static_cast<double>(records) / weir.seconds / 1e6;
