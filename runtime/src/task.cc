@@ -73,12 +73,12 @@ class EdgeWriter {
         }
         break;
       case Partitioning::kHash:
+        if (channel_of_kg_.size() != static_cast<size_t>(max_parallelism_)) BuildKeyGroupTable();
         for (size_t i = 0; i < batch.size(); ++i) {
           uint64_t h = 0;
           for (int k : key_idx_) h = HashValue(batch[i][k], h);
-          int kg = KeyGroupForHash(h, max_parallelism_);
-          int target = SubtaskForKeyGroup(kg, max_parallelism_, static_cast<int>(n));
-          WEIR_RETURN_IF_ERROR(Append(channels_[target], batch[i]));
+          const int kg = KeyGroupForHash(h, max_parallelism_);
+          WEIR_RETURN_IF_ERROR(Append(channels_[channel_of_kg_[kg]], batch[i]));
         }
         break;
       case Partitioning::kBroadcast:
@@ -108,6 +108,15 @@ class EdgeWriter {
   }
 
  private:
+  // The consumer subtask of every key group, so that routing a row takes no division.
+  void BuildKeyGroupTable() {
+    const int n = static_cast<int>(channels_.size());
+    channel_of_kg_.resize(static_cast<size_t>(max_parallelism_));
+    for (int kg = 0; kg < max_parallelism_; ++kg) {
+      channel_of_kg_[kg] = SubtaskForKeyGroup(kg, max_parallelism_, n);
+    }
+  }
+
   Status Append(Channel& c, const Row& row) {
     SerializeRow(row, *schema_, c.buf);
     ++c.records;
@@ -133,6 +142,7 @@ class EdgeWriter {
   size_t buffer_bytes_;
   size_t rr_;
   std::vector<Channel> channels_;
+  std::vector<int> channel_of_kg_;  // hash partitioning; built on the first batch
 };
 
 // The chain's last output: every edge writer gets every batch.

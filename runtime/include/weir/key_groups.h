@@ -24,7 +24,10 @@ uint64_t StableHash(std::string_view bytes, uint64_t seed = 0);
 uint64_t HashValue(const Value& v, uint64_t seed = 0);
 
 inline int KeyGroupForHash(uint64_t hash, int max_parallelism) {
-  return static_cast<int>(hash % static_cast<uint64_t>(max_parallelism));
+  const uint64_t m = static_cast<uint64_t>(max_parallelism);
+  // hash % m; a mask (no division) when m is a power of two, as the default 128 is.
+  if ((m & (m - 1)) == 0) return static_cast<int>(hash & (m - 1));
+  return static_cast<int>(hash % m);
 }
 // The subtask (of `parallelism`) that owns key group `kg`.
 inline int SubtaskForKeyGroup(int kg, int max_parallelism, int parallelism) {
