@@ -33,10 +33,11 @@ namespace weir {
 class Expr {
  public:
   virtual ~Expr() = default;
-  // The static type of the result (kNull only for the literal `null`).
+  // The static type of the result (kNull only for the literal `null` and expressions made of it
+  // alone, such as `null + null` or `coalesce(null)`).
   virtual Type type() const = 0;
   // Evaluates against `row` (which must match the schema the expression was compiled for) into
-  // `out`, reusing out's string capacity.
+  // `out`, reusing out's string capacity. `out` must not be one of row's fields.
   virtual void Eval(const Row& row, Value& out) const = 0;
 };
 
