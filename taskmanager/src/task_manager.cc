@@ -78,6 +78,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopped_) return;
       stopped_ = stopping_ = true;
+      for (auto& [id, rt] : tasks_) rt->task->MarkCancelled();
       for (auto& [id, rt] : tasks_) rt->task->Cancel();
     }
     stop_cv_.notify_all();
@@ -178,9 +179,14 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
                               proto::CancelTaskResponse*) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
+      std::vector<Task*> matching;
       for (auto& [id, rt] : tasks_) {
-        if (rt->job_id == req->job_id() && rt->attempt == req->attempt()) rt->task->Cancel();
+        if (rt->job_id == req->job_id() && rt->attempt == req->attempt()) {
+          rt->task->MarkCancelled();
+          matching.push_back(rt->task.get());
+        }
       }
+      for (Task* t : matching) t->Cancel();
     }
     // Producers blocked on channels of this attempt fail fast once the channels are closed.
     network_.ReleaseChannels(ChannelKeyPrefix(req->job_id(), req->attempt()));

@@ -61,7 +61,12 @@ class ClusterTest(unittest.TestCase):
                                         "--heartbeat-timeout-ms", "3000"])
 
     def tearDown(self):
-        self.cluster.cleanup()
+        failed = any(err for _, err in getattr(self._outcome, "errors", []) if err) or \
+            not getattr(self._outcome, "success", True)
+        if hasattr(self._outcome, "result"):
+            r = self._outcome.result
+            failed = failed or any(t is self for t, _ in r.failures + r.errors)
+        self.cluster.cleanup(dump_logs=failed)
 
     def test_count_by_key_across_two_task_managers_is_exact(self):
         out = os.path.join(self.cluster.dir, "out")

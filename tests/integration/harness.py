@@ -102,6 +102,11 @@ class Cluster:
                 p.wait(5)
         self.procs.clear()
 
-    def cleanup(self):
+    def cleanup(self, dump_logs=False):
         self.stop()
+        if dump_logs:
+            import sys
+            for name in sorted(os.listdir(self.dir)):
+                if name.endswith(".log"):
+                    sys.stderr.write(f"----- {name} -----\n{self.log(name[:-4])}\n")
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -172,6 +172,7 @@ edges:
 )Y";
   auto states = RunJob(yaml, nullptr, [](std::vector<std::unique_ptr<Task>>& tasks) {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    for (auto& t : tasks) t->MarkCancelled();
     for (auto& t : tasks) t->Cancel();
   });
   for (auto s : states) EXPECT_EQ(s, TaskState::kCanceled);

@@ -63,6 +63,10 @@ class Task {
   void Run();
   // Asks the task to stop; it reaches CANCELED soon after.
   void Cancel();
+  // Marks the task cancelled without waking it. Cancelling several tasks of a job: mark them
+  // all first, then Cancel() each, so that a task whose consumer stops first sees its own
+  // cancellation (CANCELED) rather than a vanished consumer (FAILED).
+  void MarkCancelled() { cancel_.store(true); }
   TaskState state() const { return state_.load(); }
   const OperatorMetrics& metrics() const { return metrics_; }
   // "job=<id> vertex=<task> subtask=<i>/<p>"
