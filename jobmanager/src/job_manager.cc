@@ -103,17 +103,28 @@ void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
     if (st.task_id != u.task_id() || st.index != u.subtask()) continue;
     st.records_in = u.records_in();
     st.records_out = u.records_out();
+    if (*to == TaskState::kFailed) {
+      if (!u.error().empty()) st.error = u.error();
+      // A subtask cut off because its consumer stopped reports a CANCELLED error: a secondary
+      // failure. The first root cause of the attempt names the job's failure, even when it
+      // arrives after the job already failed on a secondary one.
+      const bool secondary = u.error().rfind("CANCELLED:", 0) == 0;
+      const std::string cause = "vertex '" + st.task_id + "' subtask " +
+                                std::to_string(st.index) + " failed: " + u.error();
+      if (job.state == JobState::kFailed && !job.root_cause_known && !secondary) {
+        job.failure = cause;
+        job.root_cause_known = true;
+      } else if (!IsTerminal(job.state) && job.state != JobState::kCancelling) {
+        FailJobLocked(job, cause);
+        job.root_cause_known = !secondary;
+      }
+    }
     if (st.state == *to) return;
     // Reports can skip intermediate states (e.g. DEPLOYING -> FAILED); terminal states stay.
     if (IsTerminal(st.state)) return;
     st.state = *to;
-    if (!u.error().empty()) st.error = u.error();
     Log()->info("job={} vertex={} subtask={} -> {}", job.id, st.task_id, st.index,
                 TaskStateName(*to));
-    if (*to == TaskState::kFailed && !IsTerminal(job.state) && job.state != JobState::kCancelling) {
-      FailJobLocked(job, "vertex '" + st.task_id + "' subtask " + std::to_string(st.index) +
-                             " failed: " + u.error());
-    }
     MaybeCompleteLocked(job);
     return;
   }
@@ -268,6 +279,7 @@ void JobManager::CancelTasksLocked(Job& job) {
 void JobManager::FailJobLocked(Job& job, const std::string& cause) {
   if (IsTerminal(job.state)) return;
   job.failure = cause;
+  job.root_cause_known = true;
   CancelTasksLocked(job);
   for (Subtask& st : job.subtasks) {
     if (!IsTerminal(st.state)) st.state = TaskState::kCanceled;

@@ -97,7 +97,15 @@ class Service final : public proto::JobManagerService::Service {
   }
   grpc::Status SubmitJob(grpc::ServerContext*, const proto::SubmitJobRequest* req,
                          proto::SubmitJobResponse* resp) override {
-    auto r = jm_->SubmitJob(req->graph());
+    // Exceptions stay inside modules by design; this guard keeps a client's job graph from
+    // ever taking the server down should one escape (e.g. from the YAML library).
+    Result<std::string> r = Status::Internal("unset");
+    try {
+      r = jm_->SubmitJob(req->graph());
+    } catch (const std::exception& e) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          std::string("job graph rejected: ") + e.what());
+    }
     if (!r.ok()) return ToGrpc(r.status());
     resp->set_job_id(r.value());
     return grpc::Status::OK;

@@ -14,7 +14,9 @@ Status InputChannel::PushBlocking(NetBuffer&& b, const std::atomic<bool>* cancel
       // A bounded wait so a cancel is seen even if nobody notifies.
       space_cv_.wait_for(lock, std::chrono::milliseconds(50));
     }
-    if (closed_) return Status::Unavailable("the consuming subtask is gone");
+    // Cancelled, not Unavailable: this producer was cut off because its consumer stopped; the
+    // consumer's own failure (if any) is the root cause the job manager should report.
+    if (closed_) return Status::Cancelled("the consuming subtask stopped");
     queue_.push_back(std::move(b));
     gate = gate_;
     index = index_;

@@ -200,8 +200,10 @@ class OutConnection : public std::enable_shared_from_this<OutConnection> {
 class RemoteSender : public ChannelSender {
  public:
   RemoteSender(std::shared_ptr<OutConnection> conn, uint32_t id,
-               std::shared_ptr<RemoteChannelState> st, const std::atomic<bool>* cancel)
-      : conn_(std::move(conn)), id_(id), st_(std::move(st)), cancel_(cancel) {}
+               std::shared_ptr<RemoteChannelState> st, const std::atomic<bool>* cancel,
+               std::string peer)
+      : conn_(std::move(conn)), id_(id), st_(std::move(st)), cancel_(cancel),
+        peer_(std::move(peer)) {}
 
   Status Send(NetBuffer&& b) override {
     {
@@ -212,9 +214,7 @@ class RemoteSender : public ChannelSender {
         }
         st_->cv.wait_for(lock, std::chrono::milliseconds(50));
       }
-      if (st_->failed) {
-        return Status::Unavailable("data connection to " + conn_->address() + " lost");
-      }
+      if (st_->failed) return Status::Unavailable("data connection to " + peer_ + " lost");
       --st_->credits;
     }
     FrameHeader h{};
@@ -224,12 +224,13 @@ class RemoteSender : public ChannelSender {
     h.records = b.records;
     h.arg = b.arg;
     if (!conn_->WriteFrame(h, b.bytes.data())) {
-      return Status::Unavailable("data connection to " + conn_->address() + " lost");
+      return Status::Unavailable("data connection to " + peer_ + " lost");
     }
     return Status::Ok();
   }
 
  private:
+  std::string peer_;
   std::shared_ptr<OutConnection> conn_;
   uint32_t id_;
   std::shared_ptr<RemoteChannelState> st_;
@@ -413,7 +414,8 @@ std::unique_ptr<ChannelSender> NetworkEnvironment::ConnectLocal(const std::strin
 }
 
 Result<std::unique_ptr<ChannelSender>> NetworkEnvironment::ConnectRemote(
-    const std::string& address, const std::string& key, const std::atomic<bool>* cancel) {
+    const std::string& address, const std::string& key, const std::atomic<bool>* cancel,
+    const std::string& peer_name) {
   std::shared_ptr<OutConnection> conn;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -450,8 +452,9 @@ Result<std::unique_ptr<ChannelSender>> NetworkEnvironment::ConnectRemote(
     }
   }
   WEIR_ASSIGN_OR_RETURN(auto opened, conn->Open(key));
+  const std::string peer = peer_name.empty() ? address : peer_name + " (" + address + ")";
   return std::unique_ptr<ChannelSender>(
-      std::make_unique<RemoteSender>(conn, opened.first, opened.second, cancel));
+      std::make_unique<RemoteSender>(conn, opened.first, opened.second, cancel, peer));
 }
 
 }  // namespace weir

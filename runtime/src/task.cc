@@ -243,7 +243,7 @@ class Task::Impl {
           // The consumer's task manager may still be starting its listener: retry briefly.
           Result<std::unique_ptr<ChannelSender>> sender = Status::Unavailable("not tried");
           for (int attempt = 0; attempt < 50 && !cancel_->load(); ++attempt) {
-            sender = s_.network->ConnectRemote(loc.data_address, key, cancel_);
+            sender = s_.network->ConnectRemote(loc.data_address, key, cancel_, loc.tm_id);
             if (sender.ok()) break;
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
           }
@@ -276,7 +276,9 @@ class Task::Impl {
         for (int j = 0; j < producer.parallelism; ++j) sources.push_back(j);
       }
       for (int j : sources) {
-        input_names_.push_back("'" + producer.id + "' subtask " + std::to_string(j));
+        const PeerLocation from = s_.locate(producer.id, j);
+        input_names_.push_back("'" + producer.id + "' subtask " + std::to_string(j) +
+                               (from.tm_id.empty() ? "" : " on " + from.tm_id));
         gate_.AddChannel(s_.network->GetOrCreateChannel(
             ChannelKey(s_.job_id, s_.attempt, tp.id, s_.subtask, producer.id, j)));
       }
@@ -468,7 +470,15 @@ void Task::Run() {
     }
   };
   set_state(TaskState::kInitializing, "");
-  Status st = impl_->Initialize();
+  // An exception must not escape the task thread (it would end the process): it fails the task.
+  auto guarded = [&](auto&& fn) -> Status {
+    try {
+      return fn();
+    } catch (const std::exception& e) {
+      return Status::Internal(std::string("exception: ") + e.what());
+    }
+  };
+  Status st = guarded([&] { return impl_->Initialize(); });
   if (!st.ok()) {
     impl_->Close();
     fail(st.WithContext("initializing"));
@@ -476,7 +486,7 @@ void Task::Run() {
   }
   set_state(TaskState::kRunning, "");
   Log()->info("{} running", log_prefix_);
-  st = impl_->Run();
+  st = guarded([&] { return impl_->Run(); });
   impl_->Close();
   if (!st.ok()) {
     fail(st);

@@ -100,7 +100,12 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
   // ---------------------------------------------------------------- RPC handlers
   grpc::Status DeployTask(grpc::ServerContext*, const proto::DeployTaskRequest* req,
                           proto::DeployTaskResponse*) override {
-    auto plan = PlanFor(req->job_id(), req->attempt(), req->graph());
+    Result<std::shared_ptr<const ExecutionPlan>> plan = Status::Internal("unset");
+    try {
+      plan = PlanFor(req->job_id(), req->attempt(), req->graph());
+    } catch (const std::exception& e) {
+      plan = Status::InvalidArgument(std::string("job graph rejected: ") + e.what());
+    }
     if (!plan.ok()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, plan.status().message());
     }
@@ -132,6 +137,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
       if (it == locations->end()) return loc;  // connect fails with a clear error
       loc.local = it->second.tm_id() == my_id;
       loc.data_address = it->second.data_address();
+      loc.tm_id = it->second.tm_id();
       return loc;
     };
     Running* raw = rt.get();

@@ -57,7 +57,7 @@ TEST(ChannelTest, CancelAndCloseReleaseABlockedProducer) {
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ch->Close();
   producer2.join();
-  EXPECT_EQ(st.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(st.code(), StatusCode::kCancelled);
 }
 
 TEST(ChannelTest, GateDeliversEveryBufferOfEveryChannelInChannelOrder) {

@@ -242,3 +242,23 @@ TEST_F(JobManagerTest, CancelGoesThroughCancellingToCanceled) {
 
 }  // namespace
 }  // namespace weir::jm
+
+namespace weir::jm {
+namespace {
+
+TEST_F(JobManagerTest, RootCauseReplacesASecondaryFailure) {
+  AddTm("a", 2);
+  auto id = Submit(Graph());
+  Report(*id, "gen", 0, TaskState::kFailed, "CANCELLED: the consuming subtask stopped");
+  EXPECT_EQ(State(*id), "FAILED");
+  Report(*id, "agg", 0, TaskState::kFailed, "UNAVAILABLE: input from 'gen' subtask 1 on b lost");
+  EXPECT_NE(jm_->GetJob(*id)->failure().find("vertex 'agg' subtask 0 failed: UNAVAILABLE"),
+            std::string::npos)
+      << jm_->GetJob(*id)->failure();
+  // A second root cause does not replace the first.
+  Report(*id, "agg", 1, TaskState::kFailed, "IO_ERROR: later");
+  EXPECT_EQ(jm_->GetJob(*id)->failure().find("IO_ERROR"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace weir::jm

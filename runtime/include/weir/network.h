@@ -52,10 +52,12 @@ class NetworkEnvironment {
   std::unique_ptr<ChannelSender> ConnectLocal(const std::string& key,
                                               const std::atomic<bool>* cancel);
   // A sender to the consumer named `key` at the task manager whose data address is `address`
-  // ("host:port"). Reuses the connection to that address if it is alive.
+  // ("host:port"). Reuses the connection to that address if it is alive. `peer_name` (e.g.
+  // the task manager's id) goes into error messages.
   Result<std::unique_ptr<ChannelSender>> ConnectRemote(const std::string& address,
                                                        const std::string& key,
-                                                       const std::atomic<bool>* cancel);
+                                                       const std::atomic<bool>* cancel,
+                                                       const std::string& peer_name = "");
   const NetworkOptions& options() const { return options_; }
 
  private:

@@ -25,6 +25,7 @@ namespace weir {
 struct PeerLocation {
   bool local = false;
   std::string data_address;  // when remote
+  std::string tm_id;         // for messages
 };
 
 // The key of the channel from producer (task, subtask) to consumer (task, subtask) in one job

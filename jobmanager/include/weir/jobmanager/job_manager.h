@@ -74,6 +74,9 @@ class JobManager {
     int attempt = 0;
     int64_t submit_ms = 0, end_ms = 0;
     std::string failure;
+    // False while `failure` holds only a secondary cause (a subtask cut off because its
+    // consumer stopped); the first root cause reported in the attempt replaces it.
+    bool root_cause_known = false;
     std::vector<Subtask> subtasks;
     std::map<std::string, int> slots_held;  // tm id -> slots
   };
