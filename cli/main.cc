@@ -61,6 +61,27 @@ void PrintJob(const weir::proto::JobInfo& j) {
               j.name().c_str(), j.state().c_str(), FormatTime(j.submit_time_ms()).c_str());
   if (j.end_time_ms() > 0) std::printf("ended:    %s\n", FormatTime(j.end_time_ms()).c_str());
   if (!j.failure().empty()) std::printf("reason:   %s\n", j.failure().c_str());
+  if (!j.restored_from().empty()) std::printf("restored: %s\n", j.restored_from().c_str());
+  const auto& cp = j.checkpoints();
+  std::printf("checkpoints: %lld completed, %lld failed, %lld in progress\n",
+              static_cast<long long>(cp.completed()), static_cast<long long>(cp.failed()),
+              static_cast<long long>(cp.in_progress()));
+  if (cp.has_latest_completed()) {
+    const auto& l = cp.latest_completed();
+    std::printf("  latest: id %lld at %s, %lld ms, %llu bytes (%llu new), %s\n",
+                static_cast<long long>(l.id()), FormatTime(l.trigger_time_ms()).c_str(),
+                static_cast<long long>(l.duration_ms()),
+                static_cast<unsigned long long>(l.state_size()),
+                static_cast<unsigned long long>(l.incremental_size()), l.path().c_str());
+  }
+  if (cp.has_latest_savepoint()) {
+    std::printf("  savepoint: id %lld, %s\n", static_cast<long long>(cp.latest_savepoint().id()),
+                cp.latest_savepoint().path().c_str());
+  }
+  for (const auto& f : cp.recent_failures()) {
+    std::printf("  failed: id %lld at %s: %s\n", static_cast<long long>(f.id()),
+                FormatTime(f.trigger_time_ms()).c_str(), f.failure().c_str());
+  }
   std::printf("slots:    %d\ntasks:\n", j.slots_needed());
   for (const auto& c : j.vertex_chain()) std::printf("  %s\n", c.c_str());
   std::printf("%-20s %-8s %-13s %-22s %12s %12s\n", "TASK", "SUBTASK", "STATE", "TASKMANAGER",
@@ -91,6 +112,21 @@ int main(int argc, char** argv) {
   run->add_flag("--wait", wait, "wait until the job ends; exit 0 iff it FINISHED");
   run->add_option("--timeout", wait_timeout_s, "with --wait: give up after this many seconds");
   run->add_flag("--dry-run", dry_run, "validate and print the plan, do not submit");
+  std::string from_savepoint;
+  bool allow_non_restored = false;
+  run->add_option("--from-savepoint,-s", from_savepoint,
+                  "start from a savepoint or retained checkpoint directory");
+  run->add_flag("--allow-non-restored-state", allow_non_restored,
+                "skip state of vertices the job no longer has");
+  auto* savepoint = app.add_subcommand("savepoint", "take a savepoint of a running job");
+  std::string sp_dir;
+  savepoint->add_option("JOB", job_id, "job id")->required();
+  savepoint->add_option("--dir,-d", sp_dir, "parent directory (default: the cluster's)");
+  auto* stop = app.add_subcommand("stop", "stop a job (with --savepoint: take one first)");
+  bool stop_savepoint = false;
+  stop->add_option("JOB", job_id, "job id")->required();
+  stop->add_flag("--savepoint", stop_savepoint, "take a savepoint, then stop (required for now)");
+  stop->add_option("--dir,-d", sp_dir, "savepoint parent directory (default: the cluster's)");
   auto* list = app.add_subcommand("list", "list jobs");
   list->add_flag("--json", json, "JSON output");
   auto* status = app.add_subcommand("status", "show a job");
@@ -128,6 +164,8 @@ int main(int argc, char** argv) {
     }
     weir::proto::SubmitJobRequest req;
     weir::ToProto(spec.value(), req.mutable_graph());
+    req.set_restore_path(from_savepoint);
+    req.set_allow_non_restored_state(allow_non_restored);
     weir::proto::SubmitJobResponse resp;
     grpc::Status s = stub->SubmitJob(ctx().get(), req, &resp);
     if (!s.ok()) return FromGrpc(s, "submit", jm);
@@ -155,6 +193,22 @@ int main(int argc, char** argv) {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+  }
+  if (*savepoint || *stop) {
+    if (*stop && !stop_savepoint) {
+      return Fail(2, "stop needs --savepoint (a plain stop is 'weir cancel JOB')");
+    }
+    weir::proto::SavepointRequest req;
+    req.set_job_id(job_id);
+    req.set_directory(sp_dir);
+    req.set_stop(*stop);
+    weir::proto::SavepointResponse resp;
+    grpc::ClientContext c;
+    c.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(15));
+    grpc::Status s = stub->TriggerSavepoint(&c, req, &resp);
+    if (!s.ok()) return FromGrpc(s, *stop ? "stop" : "savepoint", jm);
+    std::printf("%s\n", resp.path().c_str());
+    return 0;
   }
   if (*list) {
     weir::proto::ListJobsResponse resp;

@@ -61,20 +61,47 @@ Result<DatagenPlan> PlanDatagen(const Config& config) {
   return plan;
 }
 
+// The generator's position is a list of splits (next id, stride), kept in operator state: a
+// fresh subtask i of p owns the split (i, p); on restore, splits are redistributed round-robin
+// over the new subtasks (a subtask may then own several, or none), so every id is still emitted
+// exactly once whatever the parallelism.
 class Datagen : public SourceOperator {
  public:
+  struct Split {
+    int64_t next;
+    int64_t stride;
+  };
+
   explicit Datagen(DatagenPlan plan) : plan_(std::move(plan)), id_row_(1) {}
 
   Status Open(const OperatorContext& ctx) override {
-    subtask_ = ctx.subtask;
-    parallelism_ = ctx.parallelism;
-    next_ = subtask_;
-    rate_ = plan_.rows_per_second / parallelism_;
+    prefix_ = ctx.log_prefix;
+    rate_ = plan_.rows_per_second / ctx.parallelism;
     start_ = std::chrono::steady_clock::now();
+    bool restored = false;
+    if (ctx.restored) {
+      for (const auto& list : ctx.restored->operator_state) {
+        if (list.name() != "splits") continue;
+        restored = true;
+        for (const std::string& e : list.entries()) {
+          Split sp;
+          if (e.size() != sizeof sp) {
+            return Status::DataLoss("datagen: corrupt split in restored state (" +
+                                    std::to_string(e.size()) + " bytes)");
+          }
+          std::memcpy(&sp, e.data(), sizeof sp);
+          if (sp.stride <= 0 || sp.next < 0) return Status::DataLoss("datagen: invalid split");
+          splits_.push_back(sp);
+        }
+      }
+    }
+    if (!restored) splits_.push_back({ctx.subtask, ctx.parallelism});
     return Status::Ok();
   }
 
   Result<PollResult> Poll(RowBatch& batch, size_t max_rows) override {
+    DropFinishedSplits();
+    if (splits_.empty()) return plan_.total >= 0 ? PollResult::kEnd : PollResult::kIdle;
     size_t n = max_rows;
     if (rate_ > 0) {
       double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -83,25 +110,44 @@ class Datagen : public SourceOperator {
       n = std::min<size_t>(n, static_cast<size_t>(allowed));
     }
     const size_t width = plan_.schema.size();
+    // One split per poll, taking turns, so several splits progress evenly.
+    Split& sp = splits_[cursor_++ % splits_.size()];
     for (size_t i = 0; i < n; ++i) {
-      if (plan_.total >= 0 && next_ >= plan_.total) break;
+      if (plan_.total >= 0 && sp.next >= plan_.total) break;
       Row& r = batch.Append(width);
-      r[0].SetInt64(next_);
-      id_row_[0].SetInt64(next_);
+      r[0].SetInt64(sp.next);
+      id_row_[0].SetInt64(sp.next);
       for (size_t k = 0; k < plan_.exprs.size(); ++k) plan_.exprs[k]->Eval(id_row_, r[k + 1]);
-      next_ += parallelism_;
+      sp.next += sp.stride;
       ++emitted_;
     }
-    if (plan_.total >= 0 && next_ >= plan_.total) return PollResult::kEnd;
+    DropFinishedSplits();
+    if (splits_.empty() && plan_.total >= 0) return PollResult::kEnd;
     return PollResult::kMore;
   }
 
+  Status Snapshot(int64_t, OperatorSnapshot* out) override {
+    proto::NamedList list;
+    list.set_name("splits");
+    list.set_mode(proto::NamedList::SPLIT);
+    for (const Split& sp : splits_) {
+      list.add_entries(std::string(reinterpret_cast<const char*>(&sp), sizeof sp));
+    }
+    out->operator_state.push_back(std::move(list));
+    return Status::Ok();
+  }
+
  private:
+  void DropFinishedSplits() {
+    if (plan_.total < 0) return;
+    std::erase_if(splits_, [&](const Split& sp) { return sp.next >= plan_.total; });
+  }
+
   DatagenPlan plan_;
   Row id_row_;
-  int subtask_ = 0;
-  int parallelism_ = 1;
-  int64_t next_ = 0;
+  std::string prefix_;
+  std::vector<Split> splits_;
+  size_t cursor_ = 0;
   int64_t emitted_ = 0;
   double rate_ = 0;
   std::chrono::steady_clock::time_point start_;

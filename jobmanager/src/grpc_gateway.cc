@@ -17,6 +17,20 @@ class GrpcGateway : public TaskManagerGateway {
     proto::DeployTaskResponse resp;
     return Convert(Stub(addr)->DeployTask(&ctx, req, &resp));
   }
+  Status TriggerCheckpoint(const std::string& addr,
+                           const proto::TriggerCheckpointRequest& req) override {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    proto::Empty resp;
+    return Convert(Stub(addr)->TriggerCheckpoint(&ctx, req, &resp));
+  }
+  Status NotifyCheckpoint(const std::string& addr,
+                          const proto::NotifyCheckpointRequest& req) override {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    proto::Empty resp;
+    return Convert(Stub(addr)->NotifyCheckpoint(&ctx, req, &resp));
+  }
   Status CancelJobTasks(const std::string& addr, const std::string& job_id, int attempt) override {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));

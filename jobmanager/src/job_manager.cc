@@ -130,11 +130,23 @@ void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
   }
 }
 
-Result<std::string> JobManager::SubmitJob(const proto::JobGraph& graph) {
+Result<std::string> JobManager::SubmitJob(const proto::JobGraph& graph,
+                                          const std::string& restore_path,
+                                          bool allow_non_restored_state) {
   WEIR_ASSIGN_OR_RETURN(JobSpec spec, FromProto(graph));
   WEIR_ASSIGN_OR_RETURN(ExecutionPlan plan, BuildPlan(std::move(spec), *registry_));
-  std::lock_guard<std::mutex> lock(mu_);
+  WEIR_ASSIGN_OR_RETURN(CheckpointSettings settings,
+                        SettingsFor(graph.checkpointing(), options_.checkpoints));
   auto job = std::make_unique<Job>();
+  job->checkpoint_settings = settings;
+  if (!restore_path.empty()) {
+    WEIR_ASSIGN_OR_RETURN(proto::CheckpointMetadata md, ReadMetadata(restore_path));
+    WEIR_ASSIGN_OR_RETURN(job->restore,
+                          PlanRestore(md, restore_path, plan, allow_non_restored_state));
+    job->restored_from = restore_path + " (checkpoint " + std::to_string(md.checkpoint_id()) + ")";
+    job->next_checkpoint_id = md.checkpoint_id() + 1;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
   job->id = RandomHex(8) + std::to_string(++job_counter_);
   job->graph = graph;
   job->plan = std::make_shared<const ExecutionPlan>(std::move(plan));
@@ -200,6 +212,7 @@ void JobManager::TryScheduleLocked(Job& job) {
   base.set_job_id(job.id);
   base.set_attempt(job.attempt);
   *base.mutable_graph() = job.graph;
+  base.set_state_backend(job.graph.state_backend().empty() ? "rocksdb" : job.graph.state_backend());
   for (const Subtask& st : job.subtasks) {
     auto* loc = base.add_locations();
     loc->set_task_id(st.task_id);
@@ -211,6 +224,8 @@ void JobManager::TryScheduleLocked(Job& job) {
     proto::DeployTaskRequest req = base;
     req.set_task_id(st.task_id);
     req.set_subtask(st.index);
+    auto rit = job.restore.find({st.task_id, st.index});
+    if (rit != job.restore.end()) *req.mutable_restore() = rit->second;
     const std::string addr = tms_[st.tm_id].info.rpc_address();
     const std::string job_id = job.id;
     const int attempt = job.attempt;
@@ -231,6 +246,86 @@ void JobManager::TryScheduleLocked(Job& job) {
     });
   }
   Log()->info("job={} scheduled onto {} slot(s)", job.id, need);
+  Job* jp = &job;
+  job.coordinator = std::make_unique<CheckpointCoordinator>(
+      job.id, job.attempt, job.checkpoint_settings, job.plan, job.graph, clock_, executor_,
+      gateway_.get(),
+      [this, jp](const std::string& task, int sub) -> std::string {
+        // Called under mu_ (the coordinator only runs under it).
+        for (const Subtask& st : jp->subtasks) {
+          if (st.task_id == task && st.index == sub) {
+            auto it = tms_.find(st.tm_id);
+            return it == tms_.end() ? "" : it->second.info.rpc_address();
+          }
+        }
+        return "";
+      },
+      job.next_checkpoint_id);
+}
+
+void JobManager::EndCheckpointingLocked(Job& job, const std::string& reason) {
+  if (!job.coordinator) return;
+  job.coordinator->Shutdown(reason);
+  job.last_stats = job.coordinator->Stats();
+  job.next_checkpoint_id = std::max(job.next_checkpoint_id, job.coordinator->last_completed_id() + 1);
+  job.coordinator.reset();
+}
+
+void JobManager::AcknowledgeCheckpoint(const proto::AcknowledgeCheckpointRequest& ack) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(ack.job_id());
+  if (it == jobs_.end() || !it->second->coordinator) return;
+  if (auto fail = it->second->coordinator->Acknowledge(ack)) FailJobLocked(*it->second, *fail);
+}
+
+void JobManager::DeclineCheckpoint(const proto::DeclineCheckpointRequest& d) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(d.job_id());
+  if (it == jobs_.end() || !it->second->coordinator) return;
+  if (auto fail = it->second->coordinator->Decline(d)) FailJobLocked(*it->second, *fail);
+}
+
+void JobManager::TriggerSavepoint(const proto::SavepointRequest& req,
+                                  CheckpointCoordinator::SavepointDone done) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(req.job_id());
+  if (it == jobs_.end()) {
+    executor_([done, id = req.job_id()] { done(Status::NotFound("no job with id '" + id + "'")); });
+    return;
+  }
+  Job& job = *it->second;
+  if (job.state != JobState::kRunning || !job.coordinator) {
+    executor_([done, st = std::string(JobStateName(job.state))] {
+      done(Status::FailedPrecondition("a savepoint needs a RUNNING job; this one is " + st));
+    });
+    return;
+  }
+  const std::string parent = req.directory().empty() ? options_.savepoint_dir : req.directory();
+  if (parent.empty()) {
+    executor_([done] {
+      done(Status::InvalidArgument("no savepoint directory: pass --dir or configure "
+                                   "jobmanager.savepoint_dir"));
+    });
+    return;
+  }
+  const std::string job_id = job.id;
+  const bool stop = req.stop();
+  job.coordinator->RequestSavepoint(parent, [this, job_id, stop, done](
+                                                Result<proto::SavepointResponse> r) {
+    if (r.ok() && stop) {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = jobs_.find(job_id);
+      if (it != jobs_.end() && it->second->state == JobState::kRunning) {
+        Job& j = *it->second;
+        j.stop_after_savepoint = true;
+        TransitionLocked(j, JobState::kCancelling, "stopped with savepoint " + r->path());
+        EndCheckpointingLocked(j, "job stopping");
+        CancelTasksLocked(j);
+        MaybeCompleteLocked(j);
+      }
+    }
+    done(std::move(r));
+  });
 }
 
 bool JobManager::TransitionLocked(Job& job, JobState to, const std::string& why) {
@@ -244,6 +339,7 @@ bool JobManager::TransitionLocked(Job& job, JobState to, const std::string& why)
   job.state = to;
   if (IsTerminal(to)) {
     job.end_ms = clock_();
+    EndCheckpointingLocked(job, std::string("job ") + JobStateName(to));
     ReleaseSlotsLocked(job);
   }
   return true;
@@ -278,6 +374,7 @@ void JobManager::CancelTasksLocked(Job& job) {
 
 void JobManager::FailJobLocked(Job& job, const std::string& cause) {
   if (IsTerminal(job.state)) return;
+  EndCheckpointingLocked(job, "job failed");
   job.failure = cause;
   job.root_cause_known = true;
   CancelTasksLocked(job);
@@ -296,7 +393,8 @@ void JobManager::MaybeCompleteLocked(Job& job) {
   if (job.state == JobState::kRunning && all_finished) {
     TransitionLocked(job, JobState::kFinished, "");
   } else if (job.state == JobState::kCancelling && all_terminal) {
-    TransitionLocked(job, JobState::kCanceled, "");
+    // Stop-with-savepoint ends FINISHED, as in Flink; a plain cancel ends CANCELED.
+    TransitionLocked(job, job.stop_after_savepoint ? JobState::kFinished : JobState::kCanceled, "");
   }
 }
 
@@ -312,6 +410,7 @@ Result<std::string> JobManager::CancelJob(const std::string& job_id) {
     TransitionLocked(job, JobState::kCanceled, "cancelled before it was scheduled");
   } else if (job.state != JobState::kCancelling) {
     TransitionLocked(job, JobState::kCancelling, "cancel requested");
+    EndCheckpointingLocked(job, "job cancelled");
     CancelTasksLocked(job);
     MaybeCompleteLocked(job);
   }
@@ -347,6 +446,12 @@ void JobManager::Tick() {
   }
   for (const auto& id : job_order_) {
     Job& job = *jobs_[id];
+    if (job.state == JobState::kRunning && job.coordinator) {
+      bool all_running = true;
+      for (const Subtask& st : job.subtasks) all_running = all_running && st.state == TaskState::kRunning;
+      if (auto fail = job.coordinator->Tick(all_running)) FailJobLocked(job, *fail);
+      continue;
+    }
     if (job.state != JobState::kCreated) continue;
     TryScheduleLocked(job);
     if (job.state == JobState::kCreated && now - job.submit_ms > options_.slot_wait_timeout_ms) {
@@ -369,6 +474,8 @@ proto::JobInfo JobManager::InfoLocked(const Job& job) const {
   info.set_failure(job.failure);
   info.set_attempt(job.attempt);
   info.set_slots_needed(job.plan->SlotsNeeded());
+  *info.mutable_checkpoints() = job.coordinator ? job.coordinator->Stats() : job.last_stats;
+  info.set_restored_from(job.restored_from);
   for (const auto& t : job.plan->tasks) info.add_vertex_chain(job.plan->ChainDescription(t));
   for (const auto& st : job.subtasks) {
     auto* s = info.add_subtasks();

@@ -18,13 +18,19 @@ int main(int argc, char** argv) {
   app.add_option("--rpc-address", rpc_address, "host:port for gRPC (default 127.0.0.1:6123)");
   app.add_option("--heartbeat-timeout-ms", hb_timeout, "task manager heartbeat timeout");
   app.add_option("--slot-wait-timeout-ms", slot_timeout, "how long a job waits for slots");
-  std::string port_file;
+  std::string port_file, checkpoint_dir, savepoint_dir;
+  app.add_option("--checkpoint-dir", checkpoint_dir,
+                 "default checkpoint directory (default /tmp/weir/checkpoints)");
+  app.add_option("--savepoint-dir", savepoint_dir,
+                 "default savepoint directory (default /tmp/weir/savepoints)");
   app.add_option("--port-file", port_file,
                  "write the bound gRPC port here once serving (for port 0 in tests)");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%n] %v");
   weir::jm::ServerOptions opts;
+  opts.jm.checkpoints.directory = "/tmp/weir/checkpoints";
+  opts.jm.savepoint_dir = "/tmp/weir/savepoints";
   if (!config_file.empty()) {
     auto cfg = weir::Config::Load(config_file, config_file);
     if (!cfg.ok()) {
@@ -40,7 +46,14 @@ int main(int argc, char** argv) {
     auto hb = jm->GetDurationMs("heartbeat_timeout", opts.jm.heartbeat_timeout_ms);
     auto hbi = jm->GetDurationMs("heartbeat_interval", opts.jm.heartbeat_interval_ms);
     auto sw = jm->GetDurationMs("slot_wait_timeout", opts.jm.slot_wait_timeout_ms);
-    for (const weir::Status& s : {addr.status(), hb.status(), hbi.status(), sw.status()}) {
+    auto cpd = jm->GetString("checkpoint_dir", opts.jm.checkpoints.directory);
+    auto spd = jm->GetString("savepoint_dir", opts.jm.savepoint_dir);
+    auto cpi = jm->GetDurationMs("checkpoint_interval", opts.jm.checkpoints.interval_ms);
+    auto cpt = jm->GetDurationMs("checkpoint_timeout", opts.jm.checkpoints.timeout_ms);
+    auto cpr = jm->GetInt("checkpoints_retained", opts.jm.checkpoints.retained);
+    for (const weir::Status& s : {addr.status(), hb.status(), hbi.status(), sw.status(),
+                                  cpd.status(), spd.status(), cpi.status(), cpt.status(),
+                                  cpr.status()}) {
       if (!s.ok()) {
         spdlog::error("config: {}", s.message());
         return 2;
@@ -50,10 +63,17 @@ int main(int argc, char** argv) {
     opts.jm.heartbeat_timeout_ms = *hb;
     opts.jm.heartbeat_interval_ms = *hbi;
     opts.jm.slot_wait_timeout_ms = *sw;
+    opts.jm.checkpoints.directory = *cpd;
+    opts.jm.savepoint_dir = *spd;
+    opts.jm.checkpoints.interval_ms = *cpi;
+    opts.jm.checkpoints.timeout_ms = *cpt;
+    opts.jm.checkpoints.retained = static_cast<int>(*cpr);
   }
   if (!rpc_address.empty()) opts.rpc_address = rpc_address;
   if (hb_timeout > 0) opts.jm.heartbeat_timeout_ms = hb_timeout;
   if (slot_timeout > 0) opts.jm.slot_wait_timeout_ms = slot_timeout;
+  if (!checkpoint_dir.empty()) opts.jm.checkpoints.directory = checkpoint_dir;
+  if (!savepoint_dir.empty()) opts.jm.savepoint_dir = savepoint_dir;
 
   // Signals are taken by one thread with sigwait, so shutdown runs in normal context.
   sigset_t set;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <thread>
 
 #include "weir.grpc.pb.h"
@@ -101,7 +102,7 @@ class Service final : public proto::JobManagerService::Service {
     // ever taking the server down should one escape (e.g. from the YAML library).
     Result<std::string> r = Status::Internal("unset");
     try {
-      r = jm_->SubmitJob(req->graph());
+      r = jm_->SubmitJob(req->graph(), req->restore_path(), req->allow_non_restored_state());
     } catch (const std::exception& e) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           std::string("job graph rejected: ") + e.what());
@@ -126,6 +127,36 @@ class Service final : public proto::JobManagerService::Service {
     auto r = jm_->CancelJob(req->job_id());
     if (!r.ok()) return ToGrpc(r.status());
     resp->set_state(r.value());
+    return grpc::Status::OK;
+  }
+  grpc::Status AcknowledgeCheckpoint(grpc::ServerContext*,
+                                     const proto::AcknowledgeCheckpointRequest* req,
+                                     proto::Empty*) override {
+    jm_->AcknowledgeCheckpoint(*req);
+    return grpc::Status::OK;
+  }
+  grpc::Status DeclineCheckpoint(grpc::ServerContext*, const proto::DeclineCheckpointRequest* req,
+                                 proto::Empty*) override {
+    jm_->DeclineCheckpoint(*req);
+    return grpc::Status::OK;
+  }
+  grpc::Status TriggerSavepoint(grpc::ServerContext* ctx, const proto::SavepointRequest* req,
+                                proto::SavepointResponse* resp) override {
+    auto promise = std::make_shared<std::promise<Result<proto::SavepointResponse>>>();
+    auto future = promise->get_future();
+    jm_->TriggerSavepoint(*req, [promise](Result<proto::SavepointResponse> r) {
+      promise->set_value(std::move(r));
+    });
+    // The coordinator fails the savepoint at its checkpoint timeout; wait for the outcome or
+    // for the client to give up.
+    while (future.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
+      if (ctx->IsCancelled()) {
+        return grpc::Status(grpc::StatusCode::CANCELLED, "client gave up waiting");
+      }
+    }
+    auto r = future.get();
+    if (!r.ok()) return ToGrpc(r.status());
+    *resp = r.value();
     return grpc::Status::OK;
   }
   grpc::Status ListTaskManagers(grpc::ServerContext*, const proto::ListTaskManagersRequest*,

@@ -13,7 +13,7 @@
 #include "weir/key_groups.h"
 #include "weir/operator.h"
 #include "weir/serde.h"
-#include "weir/state/keyed_state.h"
+#include "weir/state/backend.h"
 
 namespace weir {
 namespace {
@@ -126,11 +126,37 @@ bool Less(const Value& a, const Value& b) {
 
 class KeyedAggregate : public Operator {
  public:
-  explicit KeyedAggregate(AggPlan plan)
-      : plan_(std::move(plan)), backend_(state::NewHeapBackend()), acc_(plan_.acc_schema.size()) {}
+  explicit KeyedAggregate(AggPlan plan) : plan_(std::move(plan)), acc_(plan_.acc_schema.size()) {}
 
   Status Open(const OperatorContext& ctx) override {
     max_parallelism_ = ctx.max_parallelism;
+    state::BackendOptions opts;
+    opts.local_dir = ctx.local_dir.empty() ? std::string() : ctx.local_dir + "/keyed";
+    opts.max_parallelism = ctx.max_parallelism;
+    opts.key_groups = ctx.key_groups;
+    static const std::vector<proto::KeyedStateHandle> kNone;
+    const auto& handles = ctx.restored ? ctx.restored->keyed : kNone;
+    const std::string root = ctx.restored ? ctx.restored->root : std::string();
+    if (ctx.state_backend == "heap" || opts.local_dir.empty()) {
+      WEIR_ASSIGN_OR_RETURN(backend_, state::OpenHeapBackend(opts, handles, root));
+    } else if (ctx.state_backend == "rocksdb") {
+      WEIR_ASSIGN_OR_RETURN(backend_, state::OpenRocksDbBackend(opts, handles, root));
+    } else {
+      return Status::InvalidArgument("unknown state backend '" + ctx.state_backend + "'");
+    }
+    return Status::Ok();
+  }
+
+  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
+    WEIR_ASSIGN_OR_RETURN(auto upload, backend_->Snapshot(checkpoint_id));
+    out->keyed = std::make_unique<UploadAdapter>(std::move(upload));
+    return Status::Ok();
+  }
+  void NotifyCheckpointComplete(int64_t id) override { backend_->NotifyCheckpointComplete(id); }
+  void NotifyCheckpointAborted(int64_t id) override { backend_->NotifyCheckpointAborted(id); }
+
+  Status Close() override {
+    backend_.reset();
     return Status::Ok();
   }
 
@@ -260,8 +286,25 @@ class KeyedAggregate : public Operator {
     }
   }
 
+  // Adapts the state module's upload to the runtime's async snapshot interface.
+  class UploadAdapter : public AsyncKeyedSnapshot {
+   public:
+    explicit UploadAdapter(std::unique_ptr<state::SnapshotUpload> u) : u_(std::move(u)) {}
+    Result<proto::KeyedStateHandle> Upload(const proto::CheckpointOptions& options,
+                                           const std::string& exclusive_dir) override {
+      state::SnapshotTarget t;
+      t.root = options.root();
+      t.exclusive_dir = exclusive_dir;
+      t.incremental = options.incremental();
+      return u_->Upload(t);
+    }
+
+   private:
+    std::unique_ptr<state::SnapshotUpload> u_;
+  };
+
   AggPlan plan_;
-  std::unique_ptr<state::KeyedStateBackend> backend_;
+  std::unique_ptr<state::SnapshottableBackend> backend_;
   int max_parallelism_ = 128;
   Row key_row_;
   Row acc_;

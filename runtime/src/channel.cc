@@ -1,5 +1,7 @@
 #include "weir/channel.h"
 
+#include <algorithm>
+
 namespace weir {
 
 Status InputChannel::PushBlocking(NetBuffer&& b, const std::atomic<bool>* cancel) {
@@ -102,6 +104,10 @@ void InputChannel::Attach(InputGate* gate, int index) {
 int InputGate::AddChannel(std::shared_ptr<InputChannel> ch) {
   int index = static_cast<int>(channels_.size());
   channels_.push_back(ch);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    blocked_.push_back(0);
+  }
   ch->Attach(this, index);
   return index;
 }
@@ -135,24 +141,52 @@ InputGate::Next InputGate::Poll(int* channel, NetBuffer* out, std::chrono::micro
   int index;
   {
     std::unique_lock<std::mutex> lock(mu_);
-    if (ready_.empty() && failed_.empty() && !woken_) {
-      cv_.wait_for(lock, timeout, [&] { return !ready_.empty() || !failed_.empty() || woken_; });
+    // The first ready entry of a channel that is not blocked (blocked ones keep their place).
+    auto first_unblocked = [&] {
+      if (num_blocked_ == 0) return ready_.begin();
+      auto it = ready_.begin();
+      while (it != ready_.end() && blocked_[*it]) ++it;
+      return it;
+    };
+    auto it = first_unblocked();
+    if (it == ready_.end() && failed_.empty() && !woken_) {
+      cv_.wait_for(lock, timeout, [&] {
+        it = first_unblocked();
+        return it != ready_.end() || !failed_.empty() || woken_;
+      });
     }
     woken_ = false;
     // Buffers that arrived before a failure are still delivered first.
-    if (ready_.empty()) {
+    if (it == ready_.end()) {
       if (failed_.empty()) return Next::kTimeout;
       index = failed_.front();
       *channel = index;
       *error = channels_[index]->error();
       return Next::kError;
     }
-    index = ready_.front();
-    ready_.pop_front();
+    index = *it;
+    ready_.erase(it);
   }
   *channel = index;
   if (!channels_[index]->Pop(out)) return Next::kTimeout;  // raced with Close
   return Next::kBuffer;
+}
+
+void InputGate::Block(int index) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!blocked_[index]) {
+    blocked_[index] = 1;
+    ++num_blocked_;
+  }
+}
+
+void InputGate::UnblockAll() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fill(blocked_.begin(), blocked_.end(), 0);
+    num_blocked_ = 0;
+  }
+  cv_.notify_all();
 }
 
 void InputGate::CloseAll() {

@@ -48,8 +48,34 @@ std::string EdgeWhere(const EdgeSpec& e) { return "edge '" + e.from + "' -> '" +
 
 Result<JobSpec> ParseJobFile(std::string_view text) {
   WEIR_ASSIGN_OR_RETURN(Config root, Config::Parse(text, "job"));
-  WEIR_RETURN_IF_ERROR(root.CheckKeys({"name", "max_parallelism", "vertices", "edges"}));
+  WEIR_RETURN_IF_ERROR(root.CheckKeys(
+      {"name", "max_parallelism", "vertices", "edges", "checkpointing", "state_backend"}));
   JobSpec spec;
+  WEIR_ASSIGN_OR_RETURN(Config cp, root.GetMap("checkpointing"));
+  WEIR_RETURN_IF_ERROR(cp.CheckKeys(
+      {"interval", "timeout", "min_pause", "tolerable_failures", "retained", "dir"}));
+  WEIR_ASSIGN_OR_RETURN(spec.checkpointing.interval_ms, cp.GetDurationMs("interval", 0));
+  WEIR_ASSIGN_OR_RETURN(spec.checkpointing.timeout_ms, cp.GetDurationMs("timeout", 0));
+  WEIR_ASSIGN_OR_RETURN(spec.checkpointing.min_pause_ms, cp.GetDurationMs("min_pause", 0));
+  WEIR_ASSIGN_OR_RETURN(int64_t tol, cp.GetInt("tolerable_failures", -1));
+  WEIR_ASSIGN_OR_RETURN(int64_t retained, cp.GetInt("retained", 0));
+  if (tol < -1 || tol > 1000000) {
+    return Status::InvalidArgument("job.checkpointing.tolerable_failures: must be -1 (never fail) or >= 0");
+  }
+  if (retained < 0 || retained > 1000) {
+    return Status::InvalidArgument("job.checkpointing.retained: must be between 1 and 1000");
+  }
+  if (cp.Has("tolerable_failures")) spec.checkpointing.tolerable_failures = static_cast<int>(tol);
+  spec.checkpointing.retained = static_cast<int>(retained);
+  WEIR_ASSIGN_OR_RETURN(spec.checkpointing.directory, cp.GetString("dir", std::string()));
+  if (spec.checkpointing.interval_ms > 0 && spec.checkpointing.interval_ms < 10) {
+    return Status::InvalidArgument("job.checkpointing.interval: must be at least 10ms");
+  }
+  WEIR_ASSIGN_OR_RETURN(spec.state_backend, root.GetString("state_backend", std::string()));
+  if (!spec.state_backend.empty() && spec.state_backend != "rocksdb" && spec.state_backend != "heap") {
+    return Status::InvalidArgument("job.state_backend: expected rocksdb or heap, got '" +
+                                   spec.state_backend + "'");
+  }
   WEIR_ASSIGN_OR_RETURN(spec.name, root.GetString("name", std::string("job")));
   WEIR_ASSIGN_OR_RETURN(int64_t maxp, root.GetInt("max_parallelism", 128));
   if (maxp < 1 || maxp > kMaxMaxParallelism) {
@@ -96,6 +122,18 @@ Result<JobSpec> ParseJobFile(std::string_view text) {
 Result<JobSpec> FromProto(const proto::JobGraph& g) {
   JobSpec spec;
   spec.name = g.name();
+  const auto& c = g.checkpointing();
+  spec.checkpointing.interval_ms = c.interval_ms();
+  spec.checkpointing.timeout_ms = c.timeout_ms();
+  spec.checkpointing.min_pause_ms = c.min_pause_ms();
+  if (c.has_tolerable_failures()) spec.checkpointing.tolerable_failures = c.tolerable_failures();
+  spec.checkpointing.retained = c.retained();
+  spec.checkpointing.directory = c.directory();
+  spec.state_backend = g.state_backend();
+  if (!spec.state_backend.empty() && spec.state_backend != "rocksdb" && spec.state_backend != "heap") {
+    return Status::InvalidArgument("job.state_backend: expected rocksdb or heap, got '" +
+                                   spec.state_backend + "'");
+  }
   spec.max_parallelism = g.max_parallelism();
   if (spec.max_parallelism < 1 || spec.max_parallelism > kMaxMaxParallelism) {
     return Status::InvalidArgument("job.max_parallelism: must be between 1 and " +
@@ -130,6 +168,16 @@ void ToProto(const JobSpec& spec, proto::JobGraph* out) {
   out->Clear();
   out->set_name(spec.name);
   out->set_max_parallelism(spec.max_parallelism);
+  auto* c = out->mutable_checkpointing();
+  c->set_interval_ms(spec.checkpointing.interval_ms);
+  c->set_timeout_ms(spec.checkpointing.timeout_ms);
+  c->set_min_pause_ms(spec.checkpointing.min_pause_ms);
+  if (spec.checkpointing.tolerable_failures) {
+    c->set_tolerable_failures(*spec.checkpointing.tolerable_failures);
+  }
+  c->set_retained(spec.checkpointing.retained);
+  c->set_directory(spec.checkpointing.directory);
+  out->set_state_backend(spec.state_backend);
   for (const auto& v : spec.vertices) {
     auto* pv = out->add_vertices();
     pv->set_id(v.id);

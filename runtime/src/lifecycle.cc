@@ -12,6 +12,8 @@ constexpr std::pair<JobState, JobState> kJobTransitions[] = {
     {JobState::kRunning, JobState::kFinished},     {JobState::kRunning, JobState::kCancelling},
     {JobState::kRunning, JobState::kFailed},       {JobState::kRunning, JobState::kRestarting},
     {JobState::kCancelling, JobState::kCanceled},  {JobState::kCancelling, JobState::kFailed},
+    // Stop-with-savepoint: the savepoint is taken, then the tasks are stopped.
+    {JobState::kCancelling, JobState::kFinished},
     {JobState::kRestarting, JobState::kCreated},   {JobState::kRestarting, JobState::kRunning},
     {JobState::kRestarting, JobState::kCancelling}, {JobState::kRestarting, JobState::kFailed},
 };

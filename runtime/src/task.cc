@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <deque>
+#include <filesystem>
+#include <map>
 #include <thread>
 
 #include "weir/key_groups.h"
@@ -30,6 +33,12 @@ std::shared_ptr<spdlog::logger> Log() {
     return l ? l : spdlog::default_logger()->clone("task");
   }();
   return logger;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 int64_t NowNs() {
@@ -96,12 +105,13 @@ class EdgeWriter {
   }
 
   // Flushes, then sends `event` on every channel (events never overtake rows).
-  Status Broadcast(EventKind kind, int64_t arg) {
+  Status Broadcast(EventKind kind, int64_t arg, const std::string& body = "") {
     for (auto& c : channels_) {
       WEIR_RETURN_IF_ERROR(Flush(c));
       NetBuffer b;
       b.kind = kind;
       b.arg = arg;
+      b.bytes.assign(body.begin(), body.end());
       WEIR_RETURN_IF_ERROR(c.sender->Send(std::move(b)));
     }
     return Status::Ok();
@@ -182,8 +192,13 @@ class ChainLink : public Output {
 class Task::Impl {
  public:
   Impl(const TaskSetup& s, std::atomic<bool>* cancel, OperatorMetrics* metrics,
-       const std::string& prefix)
-      : s_(s), cancel_(cancel), metrics_(metrics), prefix_(prefix), net_out_(metrics) {}
+       const std::string& prefix, Mailbox* mailbox)
+      : s_(s),
+        cancel_(cancel),
+        metrics_(metrics),
+        prefix_(prefix),
+        mailbox_(mailbox),
+        net_out_(metrics) {}
 
   Status Initialize() {
     const ExecutionPlan& plan = *s_.plan;
@@ -201,9 +216,33 @@ class Task::Impl {
     ctx.parallelism = tp.parallelism;
     ctx.max_parallelism = spec.max_parallelism;
     ctx.metrics = metrics_;
+    ctx.key_groups = KeyGroupRangeFor(s_.subtask, spec.max_parallelism, tp.parallelism);
+    ctx.state_backend = s_.state_backend;
+    for (const auto& vr : s_.restore.vertices()) {
+      RestoredState& r = restored_[vr.vertex_id()];
+      r.root = s_.restore.root();
+      r.keyed.assign(vr.keyed().begin(), vr.keyed().end());
+      r.operator_state.assign(vr.operator_state().begin(), vr.operator_state().end());
+    }
+    auto prepare = [&](const VertexSpec& v) -> Status {
+      ctx.vertex_id = v.id;
+      auto it = restored_.find(v.id);
+      ctx.restored = it == restored_.end() ? nullptr : &it->second;
+      ctx.local_dir.clear();
+      if (!s_.local_dir.empty()) {
+        ctx.local_dir = s_.local_dir + "/" + v.id;
+        std::error_code ec;
+        std::filesystem::create_directories(ctx.local_dir, ec);
+        if (ec) {
+          return Status::IoError("cannot create state directory " + ctx.local_dir + ": " +
+                                 ec.message());
+        }
+      }
+      return Status::Ok();
+    };
     if (head_factory->kind() == OperatorKind::kSource) {
       WEIR_ASSIGN_OR_RETURN(source_, head_factory->CreateSource(head.config));
-      ctx.vertex_id = head.id;
+      WEIR_RETURN_IF_ERROR(prepare(head));
       ctx.log_prefix = prefix_;
       WEIR_RETURN_IF_ERROR(source_->Open(ctx).WithContext("vertex '" + head.id + "'"));
       first_op = 1;
@@ -212,7 +251,7 @@ class Task::Impl {
       const VertexSpec& v = spec.vertices[tp.vertices[k]];
       const OperatorFactory* f = s_.registry->Find(v.type);
       WEIR_ASSIGN_OR_RETURN(auto op, f->Create(v.config, plan.input_schemas[tp.vertices[k]]));
-      ctx.vertex_id = v.id;
+      WEIR_RETURN_IF_ERROR(prepare(v));
       ctx.log_prefix = prefix_ + " op=" + v.id;
       WEIR_RETURN_IF_ERROR(op->Open(ctx).WithContext("vertex '" + v.id + "'"));
       ops_.push_back(std::move(op));
@@ -310,6 +349,7 @@ class Task::Impl {
   Status RunSource() {
     RowBatch batch;
     while (!cancel_->load(std::memory_order_relaxed)) {
+      if (mailbox_->pending.load(std::memory_order_acquire)) WEIR_RETURN_IF_ERROR(ProcessMail());
       batch.Clear();
       WEIR_ASSIGN_OR_RETURN(PollResult r, source_->Poll(batch, s_.options.batch_rows));
       if (!batch.empty()) {
@@ -333,8 +373,10 @@ class Task::Impl {
     RowBatch batch;
     NetBuffer buf;
     const auto timeout = std::chrono::milliseconds(std::max<int64_t>(1, s_.options.buffer_timeout_ms));
+    ended_ = &ended;
     while (open_channels > 0) {
       if (cancel_->load(std::memory_order_relaxed)) return Status::Cancelled("cancelled");
+      if (mailbox_->pending.load(std::memory_order_acquire)) WEIR_RETURN_IF_ERROR(ProcessMail());
       int ch = -1;
       Status err;
       InputGate::Next next = gate_.Poll(&ch, &buf, std::chrono::microseconds(0), &err);
@@ -357,11 +399,153 @@ class Task::Impl {
           if (!ended[ch]) {
             ended[ch] = true;
             --open_channels;
+            // An ended channel counts as aligned for a checkpoint in progress.
+            if (aligning_id_ > 0) WEIR_RETURN_IF_ERROR(MaybeFinishAlignment());
           }
           break;
         case EventKind::kBarrier:
+          WEIR_RETURN_IF_ERROR(OnBarrier(ch, buf));
+          break;
         case EventKind::kWatermark:
-          break;  // checkpoints and event time come with their issues
+          break;  // event time comes with its issue
+      }
+    }
+    return Status::Ok();
+  }
+
+  // ---------------------------------------------------------------- checkpoints
+  // Barrier n on channel ch: hold the channel back until every channel delivered n (or
+  // ended), then snapshot the chain and forward n (aligned checkpoints).
+  Status OnBarrier(int ch, const NetBuffer& buf) {
+    const int64_t id = buf.arg;
+    if (id <= last_checkpoint_id_) return Status::Ok();  // stale (an aborted, older one)
+    if (id > aligning_id_) {
+      if (aligning_id_ > 0) {
+        // A newer barrier overtook an unfinished alignment: that checkpoint was abandoned.
+        Log()->warn("{} checkpoint={} abandoned for checkpoint {}", prefix_, aligning_id_, id);
+        gate_.UnblockAll();
+      }
+      aligning_id_ = id;
+      align_start_ns_ = NowNs();
+      aligning_options_.Clear();
+      if (!aligning_options_.ParseFromArray(buf.bytes.data(), static_cast<int>(buf.bytes.size()))) {
+        return Status::DataLoss("corrupt checkpoint barrier " + std::to_string(id));
+      }
+    }
+    gate_.Block(ch);
+    return MaybeFinishAlignment();
+  }
+
+  Status MaybeFinishAlignment() {
+    for (size_t c = 0; c < gate_.num_channels(); ++c) {
+      if (!(*ended_)[c] && !gate_.blocked(static_cast<int>(c))) return Status::Ok();
+    }
+    const int64_t id = aligning_id_;
+    const int64_t align_ms = (NowNs() - align_start_ns_) / 1000000;
+    aligning_id_ = 0;
+    Status st = PerformCheckpoint(id, NowMs(), aligning_options_, align_ms);
+    gate_.UnblockAll();
+    return st;
+  }
+
+  // Snapshots the chain (synchronous part), forwards the barrier, and starts the upload.
+  // A failure to snapshot declines the checkpoint; the job goes on.
+  Status PerformCheckpoint(int64_t id, int64_t timestamp_ms, const proto::CheckpointOptions& opts,
+                           int64_t align_ms) {
+    last_checkpoint_id_ = id;
+    const int64_t start = NowNs();
+    const ExecutionPlan& plan = *s_.plan;
+    const TaskPlan& tp = plan.tasks[s_.task_index];
+    std::vector<std::pair<std::string, OperatorSnapshot>> snaps;
+    Status st;
+    size_t k = 0;
+    if (source_) {
+      snaps.emplace_back(plan.spec.vertices[tp.vertices[0]].id, OperatorSnapshot{});
+      st = source_->Snapshot(id, &snaps.back().second);
+      k = 1;
+    }
+    for (size_t i = 0; st.ok() && i < ops_.size(); ++i, ++k) {
+      snaps.emplace_back(plan.spec.vertices[tp.vertices[k]].id, OperatorSnapshot{});
+      st = ops_[i]->Snapshot(id, &snaps.back().second);
+    }
+    if (!st.ok()) {
+      Log()->warn("{} checkpoint={} declined: {}", prefix_, id, st.ToString());
+      if (s_.on_checkpoint_decline) s_.on_checkpoint_decline(id, st.ToString());
+      // Downstream tasks still get the barrier so they do not stay blocked; the coordinator
+      // aborts the checkpoint.
+    }
+    const std::string body = opts.SerializeAsString();
+    for (auto& w : net_out_.writers) {
+      WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kBarrier, id, body));
+    }
+    if (!st.ok()) return Status::Ok();
+    const int64_t sync_ms = (NowNs() - start) / 1000000;
+    Log()->info("{} checkpoint={} snapshot taken (sync {} ms, alignment {} ms)", prefix_, id,
+                sync_ms, align_ms);
+    // The asynchronous part: upload keyed state, then acknowledge.
+    auto shared_snaps = std::make_shared<std::vector<std::pair<std::string, OperatorSnapshot>>>(
+        std::move(snaps));
+    proto::AcknowledgeCheckpointRequest ack;
+    ack.set_job_id(s_.job_id);
+    ack.set_attempt(s_.attempt);
+    ack.set_task_id(tp.id);
+    ack.set_subtask(s_.subtask);
+    ack.set_checkpoint_id(id);
+    ack.set_sync_duration_ms(sync_ms);
+    ack.set_alignment_duration_ms(align_ms);
+    auto on_ack = s_.on_checkpoint_ack;
+    auto on_decline = s_.on_checkpoint_decline;
+    const std::string prefix = prefix_;
+    const int subtask = s_.subtask;
+    uploads_.emplace_back([shared_snaps, ack, opts, on_ack, on_decline, prefix, subtask, id]() mutable {
+      const int64_t t0 = NowNs();
+      for (auto& [vertex, snap] : *shared_snaps) {
+        proto::OperatorSubtaskState* os = ack.add_states();
+        os->set_vertex_id(vertex);
+        os->set_subtask(subtask);
+        for (auto& l : snap.operator_state) *os->add_operator_state() = std::move(l);
+        if (snap.keyed) {
+          const std::string dir = (opts.savepoint() ? "" : "chk-" + std::to_string(id) + "/") +
+                                  vertex + "-" + std::to_string(subtask);
+          auto handle = snap.keyed->Upload(opts, dir);
+          if (!handle.ok()) {
+            Log()->warn("{} checkpoint={} upload failed: {}", prefix, id,
+                        handle.status().ToString());
+            if (on_decline) on_decline(id, handle.status().ToString());
+            return;
+          }
+          *os->mutable_keyed() = std::move(handle).value();
+        }
+      }
+      ack.set_async_duration_ms((NowNs() - t0) / 1000000);
+      if (on_ack) on_ack(ack);
+    });
+    return Status::Ok();
+  }
+
+  // Runs on the task thread: checkpoint triggers (sources) and notifications.
+  Status ProcessMail() {
+    std::deque<Mail> mails;
+    {
+      std::lock_guard<std::mutex> lock(mailbox_->mu);
+      mails.swap(mailbox_->queue);
+      mailbox_->pending.store(false, std::memory_order_release);
+    }
+    for (const Mail& m : mails) {
+      switch (m.kind) {
+        case Mail::kTrigger:
+          if (m.checkpoint_id > last_checkpoint_id_) {
+            WEIR_RETURN_IF_ERROR(PerformCheckpoint(m.checkpoint_id, m.timestamp_ms, m.options, 0));
+          }
+          break;
+        case Mail::kComplete:
+          if (source_) source_->NotifyCheckpointComplete(m.checkpoint_id);
+          for (auto& op : ops_) op->NotifyCheckpointComplete(m.checkpoint_id);
+          break;
+        case Mail::kAborted:
+          if (source_) source_->NotifyCheckpointAborted(m.checkpoint_id);
+          for (auto& op : ops_) op->NotifyCheckpointAborted(m.checkpoint_id);
+          break;
       }
     }
     return Status::Ok();
@@ -400,6 +584,9 @@ class Task::Impl {
   }
 
   void Close() {
+    for (auto& t : uploads_) {
+      if (t.joinable()) t.join();
+    }
     if (source_) {
       Status st = source_->Close();
       if (!st.ok()) Log()->warn("{} closing source: {}", prefix_, st.ToString());
@@ -412,6 +599,13 @@ class Task::Impl {
     const TaskPlan& tp = s_.plan->tasks[s_.task_index];
     s_.network->ReleaseChannels(ChannelKeyPrefix(s_.job_id, s_.attempt) + tp.id + "/" +
                                 std::to_string(s_.subtask) + "/");
+    // Operators are gone (they closed their backends): the local state directory can go.
+    source_.reset();
+    ops_.clear();
+    if (!s_.local_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(s_.local_dir, ec);
+    }
   }
 
   void Wake() { gate_.Wake(); }
@@ -429,6 +623,14 @@ class Task::Impl {
   NetworkOutput net_out_;
   DiscardOutput discard_;
   InputGate gate_;
+  Mailbox* mailbox_;
+  std::map<std::string, RestoredState> restored_;
+  std::vector<std::thread> uploads_;
+  std::vector<bool>* ended_ = nullptr;  // per gate channel: end of stream seen
+  int64_t aligning_id_ = 0;             // checkpoint being aligned, 0: none
+  int64_t align_start_ns_ = 0;
+  proto::CheckpointOptions aligning_options_;
+  int64_t last_checkpoint_id_ = 0;
   const Schema* input_schema_ = nullptr;
   std::vector<std::string> input_names_;  // per gate channel, for error messages
   int64_t last_flush_ns_ = NowNs();
@@ -438,7 +640,33 @@ Task::Task(TaskSetup setup) : setup_(std::move(setup)) {
   const TaskPlan& tp = setup_.plan->tasks[setup_.task_index];
   log_prefix_ = "job=" + setup_.job_id + " vertex=" + tp.id + " subtask=" +
                 std::to_string(setup_.subtask) + "/" + std::to_string(tp.parallelism);
-  impl_ = std::make_unique<Impl>(setup_, &cancel_, &metrics_, log_prefix_);
+  impl_ = std::make_unique<Impl>(setup_, &cancel_, &metrics_, log_prefix_, &mailbox_);
+}
+
+void Task::Post(Mail mail) {
+  {
+    std::lock_guard<std::mutex> lock(mailbox_.mu);
+    mailbox_.queue.push_back(std::move(mail));
+    mailbox_.pending.store(true, std::memory_order_release);
+  }
+  impl_->Wake();
+}
+
+void Task::TriggerCheckpoint(int64_t id, int64_t timestamp_ms,
+                             const proto::CheckpointOptions& options) {
+  Mail m;
+  m.kind = Mail::kTrigger;
+  m.checkpoint_id = id;
+  m.timestamp_ms = timestamp_ms;
+  m.options = options;
+  Post(std::move(m));
+}
+
+void Task::NotifyCheckpoint(int64_t id, bool completed) {
+  Mail m;
+  m.kind = completed ? Mail::kComplete : Mail::kAborted;
+  m.checkpoint_id = id;
+  Post(std::move(m));
 }
 
 Task::~Task() = default;

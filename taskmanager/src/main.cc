@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   app.add_option("--data-host", data_host, "IPv4 address for the data plane (default 127.0.0.1)");
   app.add_option("--data-port", data_port, "data plane port (default 0, ephemeral)");
   app.add_option("--slots", slots, "number of slots (default 2)");
+  std::string state_dir;
+  app.add_option("--state-dir", state_dir, "local directory for state backends (default: a temp dir)");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%n] %v");
@@ -37,6 +39,8 @@ int main(int argc, char** argv) {
     auto bpc = tmc->GetInt("buffers_per_channel", static_cast<int64_t>(opts.network.buffers_per_channel));
     auto bsz = tmc->GetBytes("buffer_size", static_cast<int64_t>(opts.task.buffer_bytes));
     auto bto = tmc->GetDurationMs("buffer_timeout", opts.task.buffer_timeout_ms);
+    auto sd = tmc->GetString("state_dir", std::string());
+    if (sd.ok()) opts.state_dir = *sd;
     for (const weir::Status& st : {s.status(), jma.status(), dh.status(), bpc.status(),
                                    bsz.status(), bto.status()}) {
       if (!st.ok()) {
@@ -62,6 +66,7 @@ int main(int argc, char** argv) {
   if (!data_host.empty()) opts.data_host = data_host;
   if (data_port >= 0) opts.data_port = data_port;
   if (slots > 0) opts.slots = slots;
+  if (!state_dir.empty()) opts.state_dir = state_dir;
 
   sigset_t set;
   sigemptyset(&set);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <thread>
@@ -36,6 +37,12 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     if (options_.tm_id.empty()) {
       std::mt19937 rng{std::random_device{}()};
       options_.tm_id = "tm-" + std::to_string(getpid()) + "-" + std::to_string(rng() % 100000);
+    }
+    if (options_.state_dir.empty()) {
+      owns_state_dir_ = true;
+      options_.state_dir = (std::filesystem::temp_directory_path() /
+                            ("weir-" + options_.tm_id + "-" + std::to_string(getpid())))
+                               .string();
     }
   }
 
@@ -93,6 +100,10 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     }
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     network_.Stop();
+    if (owns_state_dir_) {
+      std::error_code ec;
+      std::filesystem::remove_all(options_.state_dir, ec);
+    }
   }
 
   const std::string& id() const { return options_.tm_id; }
@@ -130,6 +141,30 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     setup.network = &network_;
     setup.registry = &BuiltinOperators();
     setup.options = options_.task;
+    setup.restore = req->restore();
+    setup.state_backend = req->state_backend().empty() ? "rocksdb" : req->state_backend();
+    setup.local_dir = options_.state_dir + "/" + req->job_id() + "-" + std::to_string(req->attempt()) +
+                      "/" + req->task_id() + "-" + std::to_string(req->subtask());
+    setup.on_checkpoint_ack = [this](proto::AcknowledgeCheckpointRequest ack) {
+      CallJm("acknowledge checkpoint", [&](grpc::ClientContext* ctx, proto::Empty* e) {
+        return jm_->AcknowledgeCheckpoint(ctx, ack, e);
+      });
+    };
+    {
+      proto::DeclineCheckpointRequest base_decline;
+      base_decline.set_job_id(req->job_id());
+      base_decline.set_attempt(req->attempt());
+      base_decline.set_task_id(req->task_id());
+      base_decline.set_subtask(req->subtask());
+      setup.on_checkpoint_decline = [this, base_decline](int64_t id, const std::string& reason) {
+        proto::DeclineCheckpointRequest d = base_decline;
+        d.set_checkpoint_id(id);
+        d.set_reason(reason);
+        CallJm("decline checkpoint", [&](grpc::ClientContext* ctx, proto::Empty* e) {
+          return jm_->DeclineCheckpoint(ctx, d, e);
+        });
+      };
+    }
     const std::string my_id = options_.tm_id;
     setup.locate = [locations, my_id](const std::string& task, int sub) {
       PeerLocation loc;
@@ -169,6 +204,29 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
       rt->attempt = req->attempt();
       rt->thread = std::thread([raw] { raw->task->Run(); });
       tasks_[exec_id] = std::move(rt);
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status TriggerCheckpoint(grpc::ServerContext*, const proto::TriggerCheckpointRequest* req,
+                                 proto::Empty*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tasks_.find(ExecutionId(req->job_id(), req->attempt(), req->task_id(), req->subtask()));
+    if (it == tasks_.end() || it->second->done) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no running subtask " + req->task_id() +
+                                                            "/" + std::to_string(req->subtask()));
+    }
+    it->second->task->TriggerCheckpoint(req->checkpoint_id(), req->timestamp_ms(), req->options());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status NotifyCheckpoint(grpc::ServerContext*, const proto::NotifyCheckpointRequest* req,
+                                proto::Empty*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, rt] : tasks_) {
+      if (rt->job_id == req->job_id() && rt->attempt == req->attempt() && !rt->done) {
+        rt->task->NotifyCheckpoint(req->checkpoint_id(), req->completed());
+      }
     }
     return grpc::Status::OK;
   }
@@ -219,6 +277,19 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     auto p = std::make_shared<const ExecutionPlan>(std::move(plan));
     plans_[key] = p;
     return p;
+  }
+
+  // Calls the job manager with a deadline, retrying twice on failure.
+  template <typename Fn>
+  void CallJm(const char* what, Fn fn) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      proto::Empty e;
+      grpc::Status s = fn(&ctx, &e);
+      if (s.ok()) return;
+      Log()->warn("{} failed: {}", what, s.error_message());
+    }
   }
 
   void Report(const proto::TaskStateUpdate& u) {
@@ -293,6 +364,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
   }
 
   TaskManagerOptions options_;
+  bool owns_state_dir_ = false;  // a default temp dir is removed at stop; a configured one is not
   NetworkEnvironment network_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<proto::JobManagerService::Stub> jm_;

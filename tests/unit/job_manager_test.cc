@@ -1,8 +1,13 @@
 // The job manager's logic with a fake task manager gateway and a manual clock.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <map>
 #include <mutex>
+
+#include <fstream>
 
 #include "weir/job_graph.h"
 #include "weir/jobmanager/job_manager.h"
@@ -17,6 +22,8 @@ class FakeGateway : public TaskManagerGateway {
     std::vector<proto::DeployTaskRequest> deploys;
     std::map<std::string, int> deploys_per_tm;
     std::vector<std::string> cancels;
+    std::vector<proto::TriggerCheckpointRequest> triggers;
+    std::vector<proto::NotifyCheckpointRequest> notifies;
     bool fail_deploy = false;
   };
   explicit FakeGateway(Calls* calls) : calls_(calls) {}
@@ -25,6 +32,18 @@ class FakeGateway : public TaskManagerGateway {
     if (calls_->fail_deploy) return Status::Unavailable("connection refused");
     calls_->deploys.push_back(req);
     ++calls_->deploys_per_tm[addr];
+    return Status::Ok();
+  }
+  Status TriggerCheckpoint(const std::string& addr,
+                           const proto::TriggerCheckpointRequest& req) override {
+    std::lock_guard<std::mutex> lock(calls_->mu);
+    calls_->triggers.push_back(req);
+    return Status::Ok();
+  }
+  Status NotifyCheckpoint(const std::string& addr,
+                          const proto::NotifyCheckpointRequest& req) override {
+    std::lock_guard<std::mutex> lock(calls_->mu);
+    calls_->notifies.push_back(req);
     return Status::Ok();
   }
   Status CancelJobTasks(const std::string& addr, const std::string& job_id, int) override {
@@ -51,7 +70,13 @@ edges:
 class JobManagerTest : public ::testing::Test {
  protected:
   JobManagerTest() {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("weir-jm-test-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
     JobManagerOptions o;
+    o.checkpoints.directory = (dir_ / "checkpoints").string();
+    o.savepoint_dir = (dir_ / "savepoints").string();
     o.heartbeat_timeout_ms = 5000;
     o.slot_wait_timeout_ms = 10000;
     jm_ = std::make_unique<JobManager>(
@@ -110,6 +135,42 @@ class JobManagerTest : public ::testing::Test {
     Drain();
   }
 
+  ~JobManagerTest() override { std::filesystem::remove_all(dir_); }
+
+  // Acknowledges checkpoint `id` for every subtask of kJob with a little operator state.
+  void AckAll(const std::string& job, int64_t id) {
+    for (const char* t : {"gen", "agg"}) {
+      for (int i = 0; i < 2; ++i) {
+        proto::AcknowledgeCheckpointRequest a;
+        a.set_job_id(job);
+        a.set_task_id(t);
+        a.set_subtask(i);
+        a.set_checkpoint_id(id);
+        auto* os = a.add_states();
+        os->set_vertex_id(t);
+        os->set_subtask(i);
+        auto* l = os->add_operator_state();
+        l->set_name("pos");
+        l->add_entries(std::string(t) + std::to_string(i));
+        jm_->AcknowledgeCheckpoint(a);
+        Drain();
+      }
+    }
+  }
+  void AllRunning(const std::string& job) {
+    for (const char* t : {"gen", "agg"}) {
+      for (int i = 0; i < 2; ++i) Report(job, t, i, TaskState::kRunning);
+    }
+  }
+  proto::JobGraph CheckpointedGraph(int64_t interval_ms, int retained = 1) {
+    proto::JobGraph g = Graph();
+    g.mutable_checkpointing()->set_interval_ms(interval_ms);
+    g.mutable_checkpointing()->set_timeout_ms(5000);
+    g.mutable_checkpointing()->set_retained(retained);
+    return g;
+  }
+
+  std::filesystem::path dir_;
   std::vector<std::function<void()>> pending_;
   int64_t now_ = 1000;
   FakeGateway::Calls calls_;
@@ -258,6 +319,207 @@ TEST_F(JobManagerTest, RootCauseReplacesASecondaryFailure) {
   // A second root cause does not replace the first.
   Report(*id, "agg", 1, TaskState::kFailed, "IO_ERROR: later");
   EXPECT_EQ(jm_->GetJob(*id)->failure().find("IO_ERROR"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace weir::jm
+
+namespace weir::jm {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST_F(JobManagerTest, CheckpointCompletesOnlyWhenEverySubtaskAcknowledged) {
+  AddTm("a", 2);
+  auto id = Submit(CheckpointedGraph(500));
+  AllRunning(*id);
+  now_ += 400;
+  Tick();
+  EXPECT_TRUE(calls_.triggers.empty()) << "interval not reached";
+  now_ += 200;
+  Tick();
+  ASSERT_EQ(calls_.triggers.size(), 2u);  // the two datagen subtasks
+  const int64_t cp = calls_.triggers[0].checkpoint_id();
+  EXPECT_EQ(calls_.triggers[0].task_id(), "gen");
+  const fs::path chk = dir_ / "checkpoints" / *id / ("chk-" + std::to_string(cp));
+  // Three of four acknowledgements: not complete, no metadata.
+  proto::AcknowledgeCheckpointRequest a;
+  a.set_job_id(*id);
+  a.set_checkpoint_id(cp);
+  for (auto [t, i] : std::vector<std::pair<const char*, int>>{{"gen", 0}, {"gen", 1}, {"agg", 0}}) {
+    a.set_task_id(t);
+    a.set_subtask(i);
+    jm_->AcknowledgeCheckpoint(a);
+  }
+  Drain();
+  EXPECT_FALSE(fs::exists(chk / "_metadata"));
+  EXPECT_EQ(jm_->GetJob(*id)->checkpoints().completed(), 0);
+  AckAll(*id, cp);  // (duplicates are ignored)
+  EXPECT_TRUE(fs::exists(chk / "_metadata"));
+  auto md = ReadMetadata(chk.string());
+  ASSERT_TRUE(md.ok()) << md.status().ToString();
+  EXPECT_EQ(md->checkpoint_id(), cp);
+  EXPECT_EQ(jm_->GetJob(*id)->checkpoints().completed(), 1);
+  ASSERT_EQ(calls_.notifies.size(), 1u);  // one task manager hosts the job
+  EXPECT_TRUE(calls_.notifies[0].completed());
+}
+
+TEST_F(JobManagerTest, TimeoutAndDeclineAbortAndRemovePartialFiles) {
+  AddTm("a", 2);
+  auto id = Submit(CheckpointedGraph(100));
+  AllRunning(*id);
+  now_ += 100;
+  Tick();
+  ASSERT_EQ(calls_.triggers.size(), 2u);
+  const int64_t cp1 = calls_.triggers[0].checkpoint_id();
+  const fs::path chk1 = dir_ / "checkpoints" / *id / ("chk-" + std::to_string(cp1));
+  fs::create_directories(chk1 / "agg-0");
+  std::ofstream(chk1 / "agg-0" / "partial") << "x";
+  now_ += 5001;
+  Tick();  // expired
+  EXPECT_FALSE(fs::exists(chk1));
+  ASSERT_EQ(calls_.notifies.size(), 1u);
+  EXPECT_FALSE(calls_.notifies[0].completed());
+  auto stats = jm_->GetJob(*id)->checkpoints();
+  EXPECT_EQ(stats.failed(), 1);
+  EXPECT_NE(stats.recent_failures(0).failure().find("expired"), std::string::npos);
+  now_ += 200;
+  Tick();
+  ASSERT_EQ(calls_.triggers.size(), 4u);
+  const int64_t cp2 = calls_.triggers[2].checkpoint_id();
+  EXPECT_GT(cp2, cp1);
+  proto::DeclineCheckpointRequest d;
+  d.set_job_id(*id);
+  d.set_task_id("agg");
+  d.set_subtask(1);
+  d.set_checkpoint_id(cp2);
+  d.set_reason("IO_ERROR: disk full");
+  jm_->DeclineCheckpoint(d);
+  Drain();
+  stats = jm_->GetJob(*id)->checkpoints();
+  EXPECT_EQ(stats.failed(), 2);
+  EXPECT_NE(stats.recent_failures(0).failure().find("declined by 'agg' subtask 1: IO_ERROR"),
+            std::string::npos);
+  EXPECT_EQ(State(*id), "RUNNING") << "failures are tolerated by default";
+}
+
+TEST_F(JobManagerTest, TooManyConsecutiveFailuresFailTheJob) {
+  AddTm("a", 2);
+  proto::JobGraph g = CheckpointedGraph(100);
+  g.mutable_checkpointing()->set_tolerable_failures(1);
+  auto id = Submit(g);
+  AllRunning(*id);
+  for (int i = 0; i < 2; ++i) {
+    now_ += 100;
+    Tick();
+    proto::DeclineCheckpointRequest d;
+    d.set_job_id(*id);
+    d.set_task_id("gen");
+    d.set_checkpoint_id(calls_.triggers.back().checkpoint_id());
+    d.set_reason("nope");
+    jm_->DeclineCheckpoint(d);
+    Drain();
+  }
+  EXPECT_EQ(State(*id), "FAILED");
+  EXPECT_NE(jm_->GetJob(*id)->failure().find("too many consecutive checkpoint failures"),
+            std::string::npos);
+}
+
+TEST_F(JobManagerTest, PruningKeepsRetainedAndSharedFilesTheyUse) {
+  AddTm("a", 2);
+  auto id = Submit(CheckpointedGraph(100, /*retained=*/2));
+  AllRunning(*id);
+  const fs::path root = dir_ / "checkpoints" / *id;
+  fs::create_directories(root / "shared");
+  for (const char* f : {"a.sst", "b.sst", "c.sst"}) std::ofstream(root / "shared" / f) << f;
+  // Checkpoints reference {a, b}, {b, c}, {c}: pruning the first deletes a only; the second, b.
+  std::vector<std::vector<std::string>> refs = {{"a.sst", "b.sst"}, {"b.sst", "c.sst"}, {"c.sst"}};
+  std::vector<int64_t> ids;
+  for (const auto& files : refs) {
+    now_ += 100;
+    Tick();
+    const int64_t cp = calls_.triggers.back().checkpoint_id();
+    ids.push_back(cp);
+    for (const char* t : {"gen", "agg"}) {
+      for (int i = 0; i < 2; ++i) {
+        proto::AcknowledgeCheckpointRequest a;
+        a.set_job_id(*id);
+        a.set_task_id(t);
+        a.set_subtask(i);
+        a.set_checkpoint_id(cp);
+        if (std::string(t) == "agg" && i == 0) {
+          auto* os = a.add_states();
+          os->set_vertex_id("agg");
+          auto* k = os->mutable_keyed();
+          k->set_key_group_first(0);
+          k->set_key_group_last(63);
+          for (const auto& f : files) k->add_files()->set_path("shared/" + f);
+        }
+        jm_->AcknowledgeCheckpoint(a);
+        Drain();
+      }
+    }
+  }
+  EXPECT_FALSE(fs::exists(root / ("chk-" + std::to_string(ids[0]))));
+  EXPECT_TRUE(fs::exists(root / ("chk-" + std::to_string(ids[1])) / "_metadata"));
+  EXPECT_TRUE(fs::exists(root / ("chk-" + std::to_string(ids[2])) / "_metadata"));
+  EXPECT_FALSE(fs::exists(root / "shared" / "a.sst"));
+  EXPECT_TRUE(fs::exists(root / "shared" / "b.sst"));
+  EXPECT_TRUE(fs::exists(root / "shared" / "c.sst"));
+}
+
+TEST_F(JobManagerTest, RestorePlanRedistributesStateAndRejectsBadSnapshots) {
+  AddTm("a", 3);
+  auto id = Submit(CheckpointedGraph(100));
+  AllRunning(*id);
+  now_ += 100;
+  Tick();
+  const int64_t cp = calls_.triggers.back().checkpoint_id();
+  AckAll(*id, cp);
+  const std::string chk = (dir_ / "checkpoints" / *id / ("chk-" + std::to_string(cp))).string();
+  auto md = ReadMetadata(chk);
+  ASSERT_TRUE(md.ok());
+  // Rescale gen to 3: its 2 SPLIT entries go round-robin (subtask 2 gets none).
+  std::string yaml = kJob;
+  const std::string from = "{id: gen, type: datagen, parallelism: 2";
+  yaml.replace(yaml.find(from), from.size(), "{id: gen, type: datagen, parallelism: 3");
+  auto spec = ParseJobFile(yaml);
+  ASSERT_TRUE(spec.ok());
+  auto plan = BuildPlan(spec.value(), BuiltinOperators());
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  auto r = PlanRestore(*md, chk, *plan, false);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto entries = [&](const std::string& task, int sub) {
+    for (const auto& v : r->at({task, sub}).vertices()) {
+      if (v.vertex_id() == task) return v.operator_state(0).entries_size();
+    }
+    return -1;
+  };
+  EXPECT_EQ(entries("gen", 0), 1);
+  EXPECT_EQ(entries("gen", 1), 1);
+  EXPECT_EQ(entries("gen", 2), 0);
+  EXPECT_EQ(r->at({"gen", 0}).root(), (dir_ / "checkpoints" / *id).string());
+  // A vertex the new job lacks.
+  std::string renamed = kJob;
+  for (size_t p; (p = renamed.find("agg")) != std::string::npos;) renamed.replace(p, 3, "agx");
+  auto plan2 = BuildPlan(ParseJobFile(renamed).value(), BuiltinOperators());
+  ASSERT_TRUE(plan2.ok());
+  auto bad = PlanRestore(*md, chk, *plan2, false);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("state of vertex 'agg'"), std::string::npos);
+  EXPECT_TRUE(PlanRestore(*md, chk, *plan2, true).ok());
+  // Corrupt and missing metadata: clear errors, nothing deleted.
+  std::ofstream(chk + "/_metadata", std::ios::trunc) << "garbage";
+  auto corrupt = ReadMetadata(chk);
+  ASSERT_FALSE(corrupt.ok());
+  EXPECT_NE(corrupt.status().message().find("corrupt checkpoint metadata"), std::string::npos);
+  EXPECT_TRUE(fs::exists(chk + "/_metadata"));
+  EXPECT_EQ(ReadMetadata(chk + "/nope").status().code(), StatusCode::kNotFound);
+  auto via_submit = Submit(Graph());  // unaffected
+  EXPECT_TRUE(via_submit.ok());
+  auto refused = jm_->SubmitJob(Graph(), chk);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_EQ(jm_->ListJobs().size(), 2u) << "a refused restore keeps nothing";
 }
 
 }  // namespace

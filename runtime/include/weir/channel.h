@@ -86,9 +86,14 @@ class InputGate {
   // Waits up to `timeout` for the next buffer of any channel. On kError, `*error` says which
   // channel failed and why.
   Next Poll(int* channel, NetBuffer* out, std::chrono::microseconds timeout, Status* error);
-  // Wakes a waiting Poll (cancel).
+  // Wakes a waiting Poll (cancel, mail).
   void Wake();
   void CloseAll();
+  // Barrier alignment: a blocked channel's buffers are held back (they stay queued, in order)
+  // until UnblockAll(). Failures of blocked channels are still reported. Consumer thread only.
+  void Block(int index);
+  void UnblockAll();
+  bool blocked(int index) const { return blocked_[index]; }
 
  private:
   friend class InputChannel;
@@ -101,6 +106,8 @@ class InputGate {
   std::deque<int> ready_;  // one entry per buffer that arrived
   std::deque<int> failed_;
   bool woken_ = false;
+  std::vector<char> blocked_;  // consumer-thread only, except Poll reads it under mu_
+  int num_blocked_ = 0;
 };
 
 // The producer's end of a channel.

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,9 +39,20 @@ struct EdgeSpec {
   std::vector<std::string> key;  // hash only
 };
 
+struct CheckpointSpec {
+  int64_t interval_ms = 0;  // 0: use the cluster default (off unless configured)
+  int64_t timeout_ms = 0;
+  int64_t min_pause_ms = 0;
+  std::optional<int> tolerable_failures;  // unset: cluster default; -1: never fail
+  int retained = 0;
+  std::string directory;
+};
+
 struct JobSpec {
   std::string name;
   int max_parallelism = 128;
+  CheckpointSpec checkpointing;
+  std::string state_backend;  // "" (default: rocksdb), "rocksdb", "heap"
   std::vector<VertexSpec> vertices;
   std::vector<EdgeSpec> edges;
 };

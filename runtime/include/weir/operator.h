@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "weir.pb.h"
 #include "weir/config.h"
+#include "weir/key_groups.h"
 #include "weir/status.h"
 #include "weir/types.h"
 
@@ -33,6 +35,29 @@ struct OperatorMetrics {
   std::atomic<int64_t> records_out{0};
 };
 
+// The asynchronous part of an operator's keyed-state snapshot (see weir/state/backend.h): run
+// on an upload thread after the task has moved on.
+class AsyncKeyedSnapshot {
+ public:
+  virtual ~AsyncKeyedSnapshot() = default;
+  // `exclusive_dir` is relative to options.root.
+  virtual Result<proto::KeyedStateHandle> Upload(const proto::CheckpointOptions& options,
+                                                 const std::string& exclusive_dir) = 0;
+};
+
+// What an operator contributes to checkpoint n, taken in the task thread at the barrier.
+struct OperatorSnapshot {
+  std::vector<proto::NamedList> operator_state;  // small: travels in the acknowledgement
+  std::unique_ptr<AsyncKeyedSnapshot> keyed;      // null if the operator has no keyed state
+};
+
+// What an operator restores from (empty when the job starts fresh).
+struct RestoredState {
+  std::string root;  // storage root the keyed handles' paths are relative to
+  std::vector<proto::KeyedStateHandle> keyed;     // old handles overlapping our key groups
+  std::vector<proto::NamedList> operator_state;   // already redistributed for this subtask
+};
+
 struct OperatorContext {
   std::string job_id;
   int attempt = 0;
@@ -43,6 +68,13 @@ struct OperatorContext {
   // "job=<id> vertex=<v> subtask=<i>/<p>", for every log line of the task.
   std::string log_prefix;
   OperatorMetrics* metrics = nullptr;
+  // State: the key groups this subtask owns, a private local directory for state backends
+  // (created and removed by the task), the configured backend ("rocksdb" or "heap"), and what
+  // to restore from.
+  KeyGroupRange key_groups;
+  std::string local_dir;
+  std::string state_backend = "rocksdb";
+  const RestoredState* restored = nullptr;
 };
 
 class Operator {
@@ -55,6 +87,12 @@ class Operator {
   virtual Status Finish(Output& out) { return Status::Ok(); }
   // Releases resources; called once, also after a failure or cancel.
   virtual Status Close() { return Status::Ok(); }
+  // Checkpoint n reached this operator (all its input before the barrier is processed):
+  // the synchronous part of its snapshot. Must be short.
+  virtual Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) { return Status::Ok(); }
+  // Checkpoint n is complete (durable) / was aborted. Called in the task thread.
+  virtual void NotifyCheckpointComplete(int64_t checkpoint_id) {}
+  virtual void NotifyCheckpointAborted(int64_t checkpoint_id) {}
 };
 
 enum class PollResult {
@@ -70,6 +108,10 @@ class SourceOperator {
   // Appends up to `max_rows` rows to `batch` (which the caller cleared).
   virtual Result<PollResult> Poll(RowBatch& batch, size_t max_rows) = 0;
   virtual Status Close() { return Status::Ok(); }
+  // The source's position, between two polls (e.g. offsets, generator splits).
+  virtual Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) { return Status::Ok(); }
+  virtual void NotifyCheckpointComplete(int64_t checkpoint_id) {}
+  virtual void NotifyCheckpointAborted(int64_t checkpoint_id) {}
 };
 
 enum class OperatorKind { kSource, kTransform, kSink };

@@ -10,7 +10,9 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <string>
 
@@ -53,6 +55,27 @@ struct TaskSetup {
   // Called on the task thread at each state change (error is set for FAILED).
   std::function<void(TaskState, const std::string& error)> on_state;
   TaskOptions options;
+  // State and checkpoints.
+  proto::RestoreInfo restore;        // empty: a fresh start
+  std::string local_dir;             // this subtask's private state directory (removed at end)
+  std::string state_backend = "rocksdb";
+  // Called from an upload thread when this subtask's part of a checkpoint is durable.
+  std::function<void(proto::AcknowledgeCheckpointRequest)> on_checkpoint_ack;
+  // Called when this subtask cannot take its part of checkpoint `id`.
+  std::function<void(int64_t id, const std::string& reason)> on_checkpoint_decline;
+};
+
+// Work handed to the task thread from other threads.
+struct Mail {
+  enum Kind { kTrigger, kComplete, kAborted } kind = kTrigger;
+  int64_t checkpoint_id = 0;
+  int64_t timestamp_ms = 0;
+  proto::CheckpointOptions options;
+};
+struct Mailbox {
+  std::mutex mu;
+  std::deque<Mail> queue;
+  std::atomic<bool> pending{false};
 };
 
 class Task {
@@ -69,13 +92,19 @@ class Task {
   // cancellation (CANCELED) rather than a vanished consumer (FAILED).
   void MarkCancelled() { cancel_.store(true); }
   TaskState state() const { return state_.load(); }
+  // Source tasks: take checkpoint n between two records and emit its barrier. Any thread.
+  void TriggerCheckpoint(int64_t id, int64_t timestamp_ms, const proto::CheckpointOptions& options);
+  // Checkpoint n completed (or was aborted): operators are told on the task thread. Any thread.
+  void NotifyCheckpoint(int64_t id, bool completed);
   const OperatorMetrics& metrics() const { return metrics_; }
   // "job=<id> vertex=<task> subtask=<i>/<p>"
   const std::string& log_prefix() const { return log_prefix_; }
 
  private:
   class Impl;
+  void Post(Mail mail);
   TaskSetup setup_;
+  Mailbox mailbox_;
   std::atomic<TaskState> state_{TaskState::kDeploying};
   std::atomic<bool> cancel_{false};
   OperatorMetrics metrics_;

@@ -18,6 +18,10 @@ class TaskManagerGateway {
                             const proto::DeployTaskRequest& request) = 0;
   virtual Status CancelJobTasks(const std::string& tm_rpc_address, const std::string& job_id,
                                 int attempt) = 0;
+  virtual Status TriggerCheckpoint(const std::string& tm_rpc_address,
+                                   const proto::TriggerCheckpointRequest& request) = 0;
+  virtual Status NotifyCheckpoint(const std::string& tm_rpc_address,
+                                  const proto::NotifyCheckpointRequest& request) = 0;
 };
 
 std::unique_ptr<TaskManagerGateway> NewGrpcTaskManagerGateway();

@@ -17,6 +17,7 @@
 
 #include "weir.pb.h"
 #include "weir/job_graph.h"
+#include "weir/jobmanager/checkpoint_coordinator.h"
 #include "weir/jobmanager/gateway.h"
 #include "weir/lifecycle.h"
 #include "weir/status.h"
@@ -27,6 +28,8 @@ struct JobManagerOptions {
   int64_t heartbeat_interval_ms = 1000;
   int64_t heartbeat_timeout_ms = 5000;  // a silent task manager is lost after this
   int64_t slot_wait_timeout_ms = 30000;  // a job waiting for slots fails after this
+  CheckpointSettings checkpoints;        // defaults for jobs (directory, interval, ...)
+  std::string savepoint_dir;             // default parent directory of savepoints
 };
 
 using Clock = std::function<int64_t()>;  // milliseconds
@@ -42,8 +45,15 @@ class JobManager {
   proto::HeartbeatResponse Heartbeat(const proto::HeartbeatRequest& req);
   void UpdateTaskState(const proto::TaskStateUpdate& update);
 
-  // Validates and accepts a job; returns its id. Nothing is kept if validation fails.
-  Result<std::string> SubmitJob(const proto::JobGraph& graph);
+  // Validates and accepts a job; returns its id. Nothing is kept if validation fails. With a
+  // restore path (a savepoint or retained checkpoint directory), the job starts from it.
+  Result<std::string> SubmitJob(const proto::JobGraph& graph, const std::string& restore_path = "",
+                                bool allow_non_restored_state = false);
+  void AcknowledgeCheckpoint(const proto::AcknowledgeCheckpointRequest& ack);
+  void DeclineCheckpoint(const proto::DeclineCheckpointRequest& decline);
+  // Takes a savepoint (then stops the job if `stop`); `done` runs on the executor.
+  void TriggerSavepoint(const proto::SavepointRequest& req,
+                        CheckpointCoordinator::SavepointDone done);
   std::vector<proto::JobInfo> ListJobs() const;
   Result<proto::JobInfo> GetJob(const std::string& job_id) const;
   Result<std::string> CancelJob(const std::string& job_id);
@@ -79,6 +89,13 @@ class JobManager {
     bool root_cause_known = false;
     std::vector<Subtask> subtasks;
     std::map<std::string, int> slots_held;  // tm id -> slots
+    CheckpointSettings checkpoint_settings;
+    std::unique_ptr<CheckpointCoordinator> coordinator;  // while RUNNING
+    proto::CheckpointStats last_stats;                   // kept after the attempt ends
+    std::map<std::pair<std::string, int>, proto::RestoreInfo> restore;
+    std::string restored_from;
+    int64_t next_checkpoint_id = 1;
+    bool stop_after_savepoint = false;
   };
 
   // All private helpers run under mu_.
@@ -88,6 +105,7 @@ class JobManager {
   void ReleaseSlotsLocked(Job& job);
   void CancelTasksLocked(Job& job);
   void MaybeCompleteLocked(Job& job);
+  void EndCheckpointingLocked(Job& job, const std::string& reason);
   proto::JobInfo InfoLocked(const Job& job) const;
   int FreeSlotsLocked() const;
 

@@ -19,6 +19,9 @@ struct TaskManagerOptions {
   std::string data_host = "127.0.0.1";
   int data_port = 0;                            // 0: ephemeral
   int slots = 2;
+  // Local working directory for state backends (RocksDB instances of running subtasks).
+  // Default: <tmp>/weir-<tm_id>.
+  std::string state_dir;
   NetworkOptions network;
   TaskOptions task;
 };

@@ -1,0 +1,131 @@
+// CheckpointCoordinator: drives the checkpoints of one job attempt (asynchronous barrier
+// snapshots). It triggers checkpoint n at every source subtask, collects each subtask's
+// acknowledgement with its state handles, and when all are in writes
+// <root>/chk-n/_metadata atomically (write, fsync, rename) -- only then is n complete -- then
+// notifies every subtask, and prunes old checkpoints (reference-counting shared files so a file
+// still used by a retained checkpoint is never deleted). A decline, a timeout or a failure of
+// the job aborts n: subtasks are told, and chk-n is removed. Savepoints take the same path into
+// a directory of their own, which is never pruned.
+//
+// Not thread-safe: the JobManager calls every method under its lock. Calls to task managers
+// go through the executor, never inline; time comes from the injected clock.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "weir.pb.h"
+#include "weir/job_graph.h"
+#include "weir/jobmanager/gateway.h"
+#include "weir/status.h"
+
+namespace weir::jm {
+
+struct CheckpointSettings {
+  int64_t interval_ms = 0;  // 0: periodic checkpoints off (savepoints still work)
+  int64_t timeout_ms = 60000;
+  int64_t min_pause_ms = 0;
+  int tolerable_failures = -1;  // consecutive; -1: never fail the job for checkpoints
+  int retained = 1;
+  std::string directory;  // checkpoints go to <directory>/<job-id>/chk-<n>
+};
+
+// Reads settings from the job graph over the cluster defaults; errors name the field.
+Result<CheckpointSettings> SettingsFor(const proto::CheckpointConfig& job,
+                                       const CheckpointSettings& defaults);
+
+class CheckpointCoordinator {
+ public:
+  using Clock = std::function<int64_t()>;
+  using Executor = std::function<void(std::function<void()>)>;
+  // Where a subtask runs: its task manager's rpc address ("" if unknown).
+  using Locate = std::function<std::string(const std::string& task_id, int subtask)>;
+  using SavepointDone = std::function<void(Result<proto::SavepointResponse>)>;
+
+  CheckpointCoordinator(std::string job_id, int attempt, CheckpointSettings settings,
+                        std::shared_ptr<const ExecutionPlan> plan, proto::JobGraph graph,
+                        Clock clock, Executor executor, TaskManagerGateway* gateway,
+                        Locate locate, int64_t first_checkpoint_id);
+
+  // Periodic work: triggers due checkpoints and savepoints, times out the pending one.
+  // `all_running`: every subtask of the attempt is RUNNING (no checkpoint otherwise).
+  // Returns a reason to fail the job when too many consecutive checkpoints failed.
+  std::optional<std::string> Tick(bool all_running);
+  std::optional<std::string> Acknowledge(const proto::AcknowledgeCheckpointRequest& ack);
+  std::optional<std::string> Decline(const proto::DeclineCheckpointRequest& decline);
+  // The attempt is ending (failure, cancel): abort what is in flight, fail waiting savepoints.
+  void Shutdown(const std::string& reason);
+
+  // Queues a savepoint into `parent_dir` (a directory savepoint-<job>-<n> is created there);
+  // `done` runs on the executor when it completes or fails.
+  void RequestSavepoint(const std::string& parent_dir, SavepointDone done);
+
+  proto::CheckpointStats Stats() const;
+  const std::string& root() const { return root_; }
+  int64_t last_completed_id() const;
+
+ private:
+  struct Pending {
+    int64_t id = 0;
+    int64_t trigger_ms = 0;
+    proto::CheckpointOptions options;
+    std::string dir;  // absolute directory holding _metadata
+    std::set<std::pair<std::string, int>> waiting;  // (task, subtask) not yet acknowledged
+    std::vector<proto::AcknowledgeCheckpointRequest> acks;
+    SavepointDone savepoint_done;  // set for savepoints
+  };
+  struct Completed {
+    int64_t id;
+    std::string dir;
+    std::set<std::string> files;  // referenced files, relative to root_
+  };
+
+  void Trigger(const proto::CheckpointOptions& options, const std::string& dir,
+               SavepointDone done);
+  std::optional<std::string> Abort(const std::string& reason);
+  std::optional<std::string> Complete();
+  void Notify(int64_t id, bool completed);
+  void Prune();
+
+  const std::string job_id_;
+  const int attempt_;
+  const CheckpointSettings settings_;
+  const std::shared_ptr<const ExecutionPlan> plan_;
+  const proto::JobGraph graph_;
+  Clock clock_;
+  Executor executor_;
+  TaskManagerGateway* gateway_;
+  Locate locate_;
+  std::string root_;
+
+  int64_t next_id_;
+  int64_t last_trigger_ms_ = 0;
+  int64_t last_end_ms_ = 0;
+  int consecutive_failures_ = 0;
+  std::unique_ptr<Pending> pending_;
+  std::deque<std::pair<std::string, SavepointDone>> savepoint_requests_;
+  std::deque<Completed> completed_;
+  proto::CheckpointStats stats_;
+};
+
+// Writes `bytes` to `path` atomically: a temp file, fsync, rename, fsync of the directory.
+Status WriteFileAtomically(const std::string& path, const std::string& bytes);
+// Reads and checks <dir>/_metadata. Errors name the file and what is wrong.
+Result<proto::CheckpointMetadata> ReadMetadata(const std::string& dir);
+
+// For each subtask (task id, index) of `plan`, what it restores from `metadata` (found in
+// `dir`). Keyed state goes to the subtasks whose key groups overlap; SPLIT operator state is
+// redistributed round-robin, UNION state given to all. Fails, naming the vertex, when the
+// snapshot holds state for a vertex the job lacks (unless allow_non_restored), when
+// max_parallelism differs, or when a referenced file is missing.
+Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>> PlanRestore(
+    const proto::CheckpointMetadata& metadata, const std::string& dir, const ExecutionPlan& plan,
+    bool allow_non_restored);
+
+}  // namespace weir::jm

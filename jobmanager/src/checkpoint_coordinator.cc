@@ -1,0 +1,471 @@
+#include "weir/jobmanager/checkpoint_coordinator.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace weir::jm {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr uint32_t kMetadataVersion = 1;
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto logger = [] {
+    auto l = spdlog::get("checkpoint");
+    return l ? l : spdlog::default_logger()->clone("checkpoint");
+  }();
+  return logger;
+}
+
+void FsyncPath(const std::string& path, int flags) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IoError("cannot create " + tmp + ": " + strerror(errno));
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      std::string err = strerror(errno);
+      ::close(fd);
+      return Status::IoError("write to " + tmp + " failed: " + err);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    std::string err = strerror(errno);
+    ::close(fd);
+    return Status::IoError("fsync of " + tmp + " failed: " + err);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::IoError("rename " + tmp + " -> " + path + " failed: " + strerror(errno));
+  }
+  FsyncPath(fs::path(path).parent_path().string(), O_RDONLY | O_DIRECTORY);
+  return Status::Ok();
+}
+
+Result<proto::CheckpointMetadata> ReadMetadata(const std::string& dir) {
+  const std::string path = dir + "/_metadata";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status::NotFound("no checkpoint metadata at " + path +
+                            " (is this a savepoint or retained checkpoint directory?)");
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  proto::CheckpointMetadata md;
+  if (!md.ParseFromString(ss.str())) {
+    return Status::DataLoss("corrupt checkpoint metadata " + path + ": cannot be parsed");
+  }
+  if (md.format_version() != kMetadataVersion) {
+    return Status::DataLoss("checkpoint metadata " + path + " has format version " +
+                            std::to_string(md.format_version()) + ", this Weir reads " +
+                            std::to_string(kMetadataVersion));
+  }
+  if (md.max_parallelism() < 1 || md.checkpoint_id() < 1) {
+    return Status::DataLoss("corrupt checkpoint metadata " + path + ": bad header fields");
+  }
+  return md;
+}
+
+Result<CheckpointSettings> SettingsFor(const proto::CheckpointConfig& job,
+                                       const CheckpointSettings& defaults) {
+  CheckpointSettings s = defaults;
+  if (job.interval_ms() < 0 || job.timeout_ms() < 0 || job.min_pause_ms() < 0) {
+    return Status::InvalidArgument("checkpointing: durations must be >= 0");
+  }
+  if (job.interval_ms() > 0) s.interval_ms = job.interval_ms();
+  if (job.timeout_ms() > 0) s.timeout_ms = job.timeout_ms();
+  if (job.min_pause_ms() > 0) s.min_pause_ms = job.min_pause_ms();
+  if (job.has_tolerable_failures()) s.tolerable_failures = job.tolerable_failures();
+  if (job.retained() < 0) return Status::InvalidArgument("checkpointing.retained: must be >= 1");
+  if (job.retained() > 0) s.retained = job.retained();
+  if (!job.directory().empty()) s.directory = job.directory();
+  return s;
+}
+
+CheckpointCoordinator::CheckpointCoordinator(std::string job_id, int attempt,
+                                             CheckpointSettings settings,
+                                             std::shared_ptr<const ExecutionPlan> plan,
+                                             proto::JobGraph graph, Clock clock,
+                                             Executor executor, TaskManagerGateway* gateway,
+                                             Locate locate, int64_t first_checkpoint_id)
+    : job_id_(std::move(job_id)),
+      attempt_(attempt),
+      settings_(std::move(settings)),
+      plan_(std::move(plan)),
+      graph_(std::move(graph)),
+      clock_(std::move(clock)),
+      executor_(std::move(executor)),
+      gateway_(gateway),
+      locate_(std::move(locate)),
+      root_(settings_.directory.empty() ? "" : settings_.directory + "/" + job_id_),
+      next_id_(first_checkpoint_id) {
+  last_end_ms_ = clock_();
+  last_trigger_ms_ = last_end_ms_;
+}
+
+int64_t CheckpointCoordinator::last_completed_id() const {
+  return completed_.empty() ? 0 : completed_.back().id;
+}
+
+std::optional<std::string> CheckpointCoordinator::Tick(bool all_running) {
+  const int64_t now = clock_();
+  if (pending_ && now - pending_->trigger_ms > settings_.timeout_ms) {
+    return Abort("checkpoint " + std::to_string(pending_->id) + " expired after " +
+                 std::to_string(settings_.timeout_ms) + " ms");
+  }
+  if (pending_ || !all_running) return std::nullopt;
+  if (!savepoint_requests_.empty()) {
+    auto [parent, done] = std::move(savepoint_requests_.front());
+    savepoint_requests_.pop_front();
+    proto::CheckpointOptions opts;
+    const std::string dir =
+        parent + "/savepoint-" + job_id_.substr(0, 8) + "-" + std::to_string(next_id_);
+    opts.set_root(dir);
+    opts.set_incremental(false);
+    opts.set_savepoint(true);
+    Trigger(opts, dir, std::move(done));
+    return std::nullopt;
+  }
+  if (settings_.interval_ms <= 0 || root_.empty()) return std::nullopt;
+  if (now - last_trigger_ms_ < settings_.interval_ms) return std::nullopt;
+  if (now - last_end_ms_ < settings_.min_pause_ms) return std::nullopt;
+  proto::CheckpointOptions opts;
+  opts.set_root(root_);
+  opts.set_incremental(true);
+  Trigger(opts, root_ + "/chk-" + std::to_string(next_id_), nullptr);
+  return std::nullopt;
+}
+
+void CheckpointCoordinator::Trigger(const proto::CheckpointOptions& options,
+                                    const std::string& dir, SavepointDone done) {
+  auto p = std::make_unique<Pending>();
+  p->id = next_id_++;
+  p->trigger_ms = clock_();
+  p->options = options;
+  p->dir = dir;
+  p->savepoint_done = std::move(done);
+  last_trigger_ms_ = p->trigger_ms;
+  std::vector<std::pair<std::string, int>> sources;
+  for (const TaskPlan& t : plan_->tasks) {
+    for (int i = 0; i < t.parallelism; ++i) p->waiting.insert({t.id, i});
+    if (t.in_edges.empty()) {
+      for (int i = 0; i < t.parallelism; ++i) sources.push_back({t.id, i});
+    }
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  Log()->info("job={} checkpoint={} triggered{} -> {}", job_id_, p->id,
+              options.savepoint() ? " (savepoint)" : "", dir);
+  for (const auto& [task, sub] : sources) {
+    proto::TriggerCheckpointRequest req;
+    req.set_job_id(job_id_);
+    req.set_attempt(attempt_);
+    req.set_task_id(task);
+    req.set_subtask(sub);
+    req.set_checkpoint_id(p->id);
+    req.set_timestamp_ms(p->trigger_ms);
+    *req.mutable_options() = options;
+    const std::string addr = locate_(task, sub);
+    executor_([this, addr, req] {
+      Status st = gateway_->TriggerCheckpoint(addr, req);
+      if (!st.ok()) {
+        Log()->warn("job={} checkpoint={} trigger at {} failed: {}", req.job_id(),
+                    req.checkpoint_id(), addr, st.ToString());
+      }
+    });
+  }
+  stats_.set_in_progress(1);
+  pending_ = std::move(p);
+}
+
+std::optional<std::string> CheckpointCoordinator::Acknowledge(
+    const proto::AcknowledgeCheckpointRequest& ack) {
+  if (!pending_ || ack.checkpoint_id() != pending_->id || ack.attempt() != attempt_) {
+    return std::nullopt;  // late or for an aborted checkpoint: its files are cleaned with it
+  }
+  if (pending_->waiting.erase({ack.task_id(), ack.subtask()}) == 0) return std::nullopt;
+  pending_->acks.push_back(ack);
+  if (!pending_->waiting.empty()) return std::nullopt;
+  return Complete();
+}
+
+std::optional<std::string> CheckpointCoordinator::Decline(
+    const proto::DeclineCheckpointRequest& d) {
+  if (!pending_ || d.checkpoint_id() != pending_->id || d.attempt() != attempt_) return std::nullopt;
+  return Abort("checkpoint " + std::to_string(d.checkpoint_id()) + " declined by '" +
+               d.task_id() + "' subtask " + std::to_string(d.subtask()) + ": " + d.reason());
+}
+
+std::optional<std::string> CheckpointCoordinator::Complete() {
+  std::unique_ptr<Pending> p = std::move(pending_);
+  stats_.set_in_progress(0);
+  proto::CheckpointMetadata md;
+  md.set_format_version(kMetadataVersion);
+  md.set_job_id(job_id_);
+  md.set_checkpoint_id(p->id);
+  md.set_timestamp_ms(p->trigger_ms);
+  md.set_savepoint(p->options.savepoint());
+  md.set_max_parallelism(plan_->spec.max_parallelism);
+  *md.mutable_graph() = graph_;
+  std::map<std::string, proto::VertexState*> by_vertex;
+  for (const VertexSpec& v : plan_->spec.vertices) {
+    proto::VertexState* vs = md.add_vertices();
+    vs->set_vertex_id(v.id);
+    vs->set_parallelism(v.parallelism);
+    by_vertex[v.id] = vs;
+  }
+  uint64_t state_size = 0, incremental = 0;
+  Completed done{p->id, p->dir, {}};
+  for (const auto& ack : p->acks) {
+    for (const auto& os : ack.states()) {
+      auto it = by_vertex.find(os.vertex_id());
+      if (it == by_vertex.end()) continue;
+      *it->second->add_subtasks() = os;
+      if (os.has_keyed()) {
+        state_size += os.keyed().state_size();
+        incremental += os.keyed().incremental_size();
+        for (const auto& f : os.keyed().files()) done.files.insert(f.path());
+      }
+    }
+  }
+  // Subtasks in index order, so a reader can index them.
+  for (auto& [id, vs] : by_vertex) {
+    std::sort(vs->mutable_subtasks()->begin(), vs->mutable_subtasks()->end(),
+              [](const auto& a, const auto& b) { return a.subtask() < b.subtask(); });
+  }
+  Status st = WriteFileAtomically(p->dir + "/_metadata", md.SerializeAsString());
+  if (!st.ok()) {
+    pending_ = std::move(p);
+    return Abort("writing the checkpoint metadata failed: " + st.message());
+  }
+  const int64_t now = clock_();
+  last_end_ms_ = now;
+  consecutive_failures_ = 0;
+  proto::CheckpointSummary summary;
+  summary.set_id(p->id);
+  summary.set_trigger_time_ms(p->trigger_ms);
+  summary.set_duration_ms(now - p->trigger_ms);
+  summary.set_state_size(state_size);
+  summary.set_incremental_size(incremental);
+  summary.set_path(p->dir);
+  summary.set_savepoint(p->options.savepoint());
+  Log()->info("job={} checkpoint={} complete in {} ms: {} bytes ({} new){}", job_id_, p->id,
+              now - p->trigger_ms, state_size, incremental,
+              p->options.savepoint() ? ", savepoint " + p->dir : "");
+  if (p->options.savepoint()) {
+    *stats_.mutable_latest_savepoint() = summary;
+  } else {
+    stats_.set_completed(stats_.completed() + 1);
+    *stats_.mutable_latest_completed() = summary;
+    completed_.push_back(std::move(done));
+    Prune();
+  }
+  Notify(p->id, true);
+  if (p->savepoint_done) {
+    proto::SavepointResponse resp;
+    resp.set_path(p->dir);
+    resp.set_checkpoint_id(p->id);
+    auto cb = std::move(p->savepoint_done);
+    executor_([cb, resp] { cb(resp); });
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> CheckpointCoordinator::Abort(const std::string& reason) {
+  if (!pending_) return std::nullopt;
+  std::unique_ptr<Pending> p = std::move(pending_);
+  stats_.set_in_progress(0);
+  Log()->warn("job={} checkpoint={} aborted: {}", job_id_, p->id, reason);
+  // Partial files of this checkpoint go; nothing shared is touched (a shared file uploaded by
+  // this attempt is either referenced by a retained checkpoint or harmlessly orphaned).
+  std::error_code ec;
+  fs::remove_all(p->dir, ec);
+  last_end_ms_ = clock_();
+  proto::CheckpointSummary f;
+  f.set_id(p->id);
+  f.set_trigger_time_ms(p->trigger_ms);
+  f.set_duration_ms(last_end_ms_ - p->trigger_ms);
+  f.set_failure(reason);
+  f.set_savepoint(p->options.savepoint());
+  stats_.set_failed(stats_.failed() + 1);
+  auto* list = stats_.mutable_recent_failures();
+  list->Add()->CopyFrom(f);
+  std::rotate(list->rbegin(), list->rbegin() + 1, list->rend());  // newest first
+  while (list->size() > 5) list->RemoveLast();
+  Notify(p->id, false);
+  if (p->savepoint_done) {
+    auto cb = std::move(p->savepoint_done);
+    executor_([cb, reason] { cb(Status::Unavailable("savepoint failed: " + reason)); });
+    return std::nullopt;  // a failed savepoint does not count against the job
+  }
+  ++consecutive_failures_;
+  if (settings_.tolerable_failures >= 0 && consecutive_failures_ > settings_.tolerable_failures) {
+    return "too many consecutive checkpoint failures (" + std::to_string(consecutive_failures_) +
+           "); last: " + reason;
+  }
+  return std::nullopt;
+}
+
+void CheckpointCoordinator::Shutdown(const std::string& reason) {
+  Abort(reason);
+  for (auto& [dir, done] : savepoint_requests_) {
+    auto cb = std::move(done);
+    executor_([cb, reason] { cb(Status::Unavailable("savepoint not taken: " + reason)); });
+  }
+  savepoint_requests_.clear();
+}
+
+void CheckpointCoordinator::RequestSavepoint(const std::string& parent_dir, SavepointDone done) {
+  savepoint_requests_.emplace_back(parent_dir, std::move(done));
+}
+
+void CheckpointCoordinator::Notify(int64_t id, bool completed) {
+  std::set<std::string> addrs;
+  for (const TaskPlan& t : plan_->tasks) {
+    for (int i = 0; i < t.parallelism; ++i) addrs.insert(locate_(t.id, i));
+  }
+  for (const auto& addr : addrs) {
+    if (addr.empty()) continue;
+    proto::NotifyCheckpointRequest req;
+    req.set_job_id(job_id_);
+    req.set_attempt(attempt_);
+    req.set_checkpoint_id(id);
+    req.set_completed(completed);
+    executor_([this, addr, req] {
+      Status st = gateway_->NotifyCheckpoint(addr, req);
+      if (!st.ok()) {
+        Log()->warn("job={} checkpoint={} notify at {} failed: {}", req.job_id(),
+                    req.checkpoint_id(), addr, st.ToString());
+      }
+    });
+  }
+}
+
+void CheckpointCoordinator::Prune() {
+  const size_t keep = static_cast<size_t>(std::max(1, settings_.retained));
+  while (completed_.size() > keep) {
+    Completed old = std::move(completed_.front());
+    completed_.pop_front();
+    std::error_code ec;
+    fs::remove_all(old.dir, ec);
+    // Shared files no retained checkpoint references any more. (With at most one checkpoint
+    // in flight, a newer in-flight one cannot reference a file the retained ones do not: it
+    // snapshots a newer state of the same backends.)
+    for (const std::string& f : old.files) {
+      if (f.rfind("shared/", 0) != 0) continue;
+      bool used = false;
+      for (const Completed& c : completed_) used = used || c.files.count(f);
+      if (!used) fs::remove(root_ + "/" + f, ec);
+    }
+    Log()->info("job={} checkpoint={} pruned", job_id_, old.id);
+  }
+}
+
+proto::CheckpointStats CheckpointCoordinator::Stats() const { return stats_; }
+
+Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>> PlanRestore(
+    const proto::CheckpointMetadata& md, const std::string& dir, const ExecutionPlan& plan,
+    bool allow_non_restored) {
+  // Paths in a savepoint are relative to its directory; in a checkpoint, to the job's root.
+  const std::string root = md.savepoint() ? dir : fs::path(dir).parent_path().string();
+  std::map<std::pair<std::string, int>, proto::RestoreInfo> out;
+  for (const TaskPlan& t : plan.tasks) {
+    for (int i = 0; i < t.parallelism; ++i) {
+      auto& info = out[{t.id, i}];
+      info.set_root(root);
+      info.set_checkpoint_id(md.checkpoint_id());
+    }
+  }
+  for (const proto::VertexState& vs : md.vertices()) {
+    bool has_state = false;
+    for (const auto& os : vs.subtasks()) {
+      has_state = has_state || os.has_keyed() || os.operator_state_size() > 0;
+    }
+    auto vit = plan.vertex_index.find(vs.vertex_id());
+    if (vit == plan.vertex_index.end()) {
+      if (has_state && !allow_non_restored) {
+        return Status::FailedPrecondition(
+            "the snapshot holds state of vertex '" + vs.vertex_id() +
+            "', which this job does not have (rename the vertex back, or pass "
+            "--allow-non-restored-state to drop that state)");
+      }
+      continue;
+    }
+    if (!has_state) continue;
+    if (md.max_parallelism() != plan.spec.max_parallelism) {
+      return Status::FailedPrecondition(
+          "max_parallelism differs: the snapshot has " + std::to_string(md.max_parallelism()) +
+          ", the job " + std::to_string(plan.spec.max_parallelism) +
+          " (keyed state can only be rescaled within the same max_parallelism)");
+    }
+    const VertexSpec& v = plan.spec.vertices[vit->second];
+    const TaskPlan& task = plan.tasks[plan.task_of_vertex[vit->second]];
+    // Missing files are found now, before anything starts on incomplete state.
+    for (const auto& os : vs.subtasks()) {
+      if (!os.has_keyed()) continue;
+      for (const auto& f : os.keyed().files()) {
+        if (!fs::exists(root + "/" + f.path())) {
+          return Status::NotFound("state file " + root + "/" + f.path() + " of vertex '" +
+                                  v.id + "' is missing");
+        }
+      }
+    }
+    std::map<std::string, std::vector<const std::string*>> split_entries;
+    std::map<std::string, std::vector<const std::string*>> union_entries;
+    for (const auto& os : vs.subtasks()) {
+      for (const auto& l : os.operator_state()) {
+        auto& dst = l.mode() == proto::NamedList::UNION ? union_entries[l.name()]
+                                                         : split_entries[l.name()];
+        for (const auto& e : l.entries()) dst.push_back(&e);
+      }
+    }
+    for (int i = 0; i < v.parallelism; ++i) {
+      proto::VertexRestore* vr = out[{task.id, i}].add_vertices();
+      vr->set_vertex_id(v.id);
+      const KeyGroupRange mine = KeyGroupRangeFor(i, plan.spec.max_parallelism, v.parallelism);
+      for (const auto& os : vs.subtasks()) {
+        if (!os.has_keyed()) continue;
+        const auto& k = os.keyed();
+        if (k.key_group_last() < mine.first || k.key_group_first() > mine.last) continue;
+        *vr->add_keyed() = k;
+      }
+      for (const auto& [name, entries] : split_entries) {
+        proto::NamedList* l = vr->add_operator_state();
+        l->set_name(name);
+        l->set_mode(proto::NamedList::SPLIT);
+        for (size_t e = static_cast<size_t>(i); e < entries.size();
+             e += static_cast<size_t>(v.parallelism)) {
+          l->add_entries(*entries[e]);
+        }
+      }
+      for (const auto& [name, entries] : union_entries) {
+        proto::NamedList* l = vr->add_operator_state();
+        l->set_name(name);
+        l->set_mode(proto::NamedList::UNION);
+        for (const auto* e : entries) l->add_entries(*e);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace weir::jm
