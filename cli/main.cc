@@ -118,6 +118,7 @@ int main(int argc, char** argv) {
                   "start from a savepoint or retained checkpoint directory");
   run->add_flag("--allow-non-restored-state", allow_non_restored,
                 "skip state of vertices the job no longer has");
+  std::string job_id;
   auto* savepoint = app.add_subcommand("savepoint", "take a savepoint of a running job");
   std::string sp_dir;
   savepoint->add_option("JOB", job_id, "job id")->required();
@@ -130,7 +131,6 @@ int main(int argc, char** argv) {
   auto* list = app.add_subcommand("list", "list jobs");
   list->add_flag("--json", json, "JSON output");
   auto* status = app.add_subcommand("status", "show a job");
-  std::string job_id;
   status->add_option("JOB", job_id, "job id")->required();
   status->add_flag("--json", json, "JSON output");
   auto* cancel = app.add_subcommand("cancel", "cancel a job");
@@ -201,7 +201,7 @@ int main(int argc, char** argv) {
     weir::proto::SavepointRequest req;
     req.set_job_id(job_id);
     req.set_directory(sp_dir);
-    req.set_stop(*stop);
+    req.set_stop(stop->parsed());
     weir::proto::SavepointResponse resp;
     grpc::ClientContext c;
     c.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(15));

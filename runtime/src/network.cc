@@ -390,8 +390,18 @@ void NetworkEnvironment::Stop() {
 
 std::shared_ptr<InputChannel> NetworkEnvironment::GetOrCreateChannel(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto& ch = channels_[key];
-  if (!ch) ch = std::make_shared<InputChannel>(options_.buffers_per_channel);
+  auto it = channels_.find(key);
+  if (it != channels_.end()) return it->second;
+  auto ch = std::make_shared<InputChannel>(options_.buffers_per_channel);
+  // A producer that connects after its consumer ended gets a closed channel (and so fails
+  // fast) instead of a fresh one that nobody will ever read.
+  for (size_t slash = key.find('/'); slash != std::string::npos; slash = key.find('/', slash + 1)) {
+    if (released_.count(key.substr(0, slash + 1))) {
+      ch->Close();
+      return ch;
+    }
+  }
+  channels_.emplace(key, ch);
   return ch;
 }
 
@@ -399,6 +409,7 @@ void NetworkEnvironment::ReleaseChannels(const std::string& prefix) {
   std::vector<std::shared_ptr<InputChannel>> closed;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    released_.insert(prefix);
     for (auto it = channels_.lower_bound(prefix);
          it != channels_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
       closed.push_back(it->second);

@@ -376,6 +376,7 @@ TEST_F(JobManagerTest, TimeoutAndDeclineAbortAndRemovePartialFiles) {
   fs::create_directories(chk1 / "agg-0");
   std::ofstream(chk1 / "agg-0" / "partial") << "x";
   now_ += 5001;
+  jm_->Heartbeat([] { proto::HeartbeatRequest r; r.set_tm_id("a"); return r; }());
   Tick();  // expired
   EXPECT_FALSE(fs::exists(chk1));
   ASSERT_EQ(calls_.notifies.size(), 1u);
@@ -501,7 +502,11 @@ TEST_F(JobManagerTest, RestorePlanRedistributesStateAndRejectsBadSnapshots) {
   EXPECT_EQ(r->at({"gen", 0}).root(), (dir_ / "checkpoints" / *id).string());
   // A vertex the new job lacks.
   std::string renamed = kJob;
-  for (size_t p; (p = renamed.find("agg")) != std::string::npos;) renamed.replace(p, 3, "agx");
+  for (const std::string from : {"id: agg,", "to: agg,", "from: agg,"}) {
+    std::string to = from;
+    to.replace(to.find("agg"), 3, "agx");
+    renamed.replace(renamed.find(from), from.size(), to);
+  }
   auto plan2 = BuildPlan(ParseJobFile(renamed).value(), BuiltinOperators());
   ASSERT_TRUE(plan2.ok());
   auto bad = PlanRestore(*md, chk, *plan2, false);

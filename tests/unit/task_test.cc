@@ -45,6 +45,7 @@ class TaskTest : public ::testing::Test {
         s.subtask = i;
         s.network = &net;
         s.registry = &BuiltinOperators();
+        s.local_dir = (dir_ / ".state" / (shared->tasks[t].id + "-" + std::to_string(i))).string();
         s.locate = [](const std::string&, int) { return PeerLocation{true, ""}; };
         s.on_state = [&mu, errors](TaskState st, const std::string& err) {
           if (st == TaskState::kFailed && errors) {

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -71,6 +72,9 @@ class NetworkEnvironment {
 
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<InputChannel>> channels_;
+  // Prefixes of consumers that ended: late producers get closed channels. One short string per
+  // ended subtask or job attempt.
+  std::set<std::string> released_;
   std::map<std::string, std::shared_ptr<OutConnection>> out_;
   std::vector<std::shared_ptr<InConnection>> in_;
 };
