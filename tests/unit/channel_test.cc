@@ -181,3 +181,35 @@ TEST(NetworkTest, ConnectToNothingIsAnError) {
 
 }  // namespace
 }  // namespace weir
+
+namespace weir {
+namespace {
+
+TEST(ChannelTest, BlockedChannelsAreHeldBackInOrderUntilUnblocked) {
+  InputGate gate;
+  auto a = std::make_shared<InputChannel>(8);
+  auto b = std::make_shared<InputChannel>(8);
+  gate.AddChannel(a);
+  gate.AddChannel(b);
+  std::atomic<bool> cancel{false};
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(a->PushBlocking(Data(i), &cancel).ok());
+  ASSERT_TRUE(b->PushBlocking(Data(10), &cancel).ok());
+  gate.Block(0);
+  int ch;
+  NetBuffer buf;
+  Status err;
+  ASSERT_EQ(gate.Poll(&ch, &buf, std::chrono::milliseconds(50), &err), InputGate::Next::kBuffer);
+  EXPECT_EQ(ch, 1);
+  EXPECT_EQ(buf.arg, 10);
+  // Only the blocked channel has data: nothing comes out.
+  EXPECT_EQ(gate.Poll(&ch, &buf, std::chrono::milliseconds(50), &err), InputGate::Next::kTimeout);
+  gate.UnblockAll();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(gate.Poll(&ch, &buf, std::chrono::milliseconds(50), &err), InputGate::Next::kBuffer);
+    EXPECT_EQ(ch, 0);
+    EXPECT_EQ(buf.arg, i);
+  }
+}
+
+}  // namespace
+}  // namespace weir
