@@ -2,7 +2,7 @@
 //
 // Keys are stored prefixed by their key group (2 bytes, big-endian) so that the state of a
 // key-group range can be cut out when a job is rescaled. The heap backend keeps everything in
-// memory; the RocksDB backend (checkpoints issue) keeps the same layout on disk. A backend
+// memory; the RocksDB backend (backend.h) keeps the same layout on disk. A backend
 // belongs to one subtask and is used only by its task thread.
 #pragma once
 
