@@ -150,6 +150,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
   const fs::path dir = fs::temp_directory_path() / ("weir-checkpoint-bench-" + std::to_string(getpid()));
   fs::remove_all(dir);
+  fs::create_directories(dir);
   printf("keyed aggregation (count + sum per key) on RocksDB: %lld records, %lld keys, 1 subtask\n",
          static_cast<long long>(records), static_cast<long long>(keys));
   const double raw = RawRocksDb(records, keys, dir);

@@ -246,7 +246,17 @@ class InConnection : public std::enable_shared_from_this<InConnection> {
   ~InConnection() { ::close(fd_); }
 
   void Start() {
-    thread_ = std::thread([self = shared_from_this()] { self->ReadLoop(); });
+    {
+      std::lock_guard<std::mutex> lock(env_->mu_);
+      ++env_->live_readers_;
+    }
+    thread_ = std::thread([self = shared_from_this()] {
+      self->ReadLoop();
+      NetworkEnvironment* env = self->env_;
+      std::lock_guard<std::mutex> lock(env->mu_);
+      --env->live_readers_;
+      env->readers_cv_.notify_all();
+    });
     thread_.detach();
   }
   void Shutdown() { ::shutdown(fd_, SHUT_RDWR); }
@@ -379,9 +389,11 @@ void NetworkEnvironment::Stop() {
     ::close(listen_fd_);
   }
   if (accept_thread_.joinable()) accept_thread_.join();
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   for (auto& c : in_) c->Shutdown();
   for (auto& [a, c] : out_) c->Shutdown();
+  // Inbound readers use this object (channels, options): wait until they are gone.
+  readers_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return live_readers_ == 0; });
   in_.clear();
   out_.clear();
   for (auto& [k, ch] : channels_) ch->Close();

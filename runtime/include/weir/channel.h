@@ -78,6 +78,11 @@ class InputChannel {
 // All input channels of one subtask, read in arrival order.
 class InputGate {
  public:
+  InputGate() = default;
+  // Closes its channels: producers and network readers must never reach a destroyed gate.
+  ~InputGate() { CloseAll(); }
+  InputGate(const InputGate&) = delete;
+  InputGate& operator=(const InputGate&) = delete;
   // Adds a channel; returns its index in the gate.
   int AddChannel(std::shared_ptr<InputChannel> ch);
   size_t num_channels() const { return channels_.size(); }

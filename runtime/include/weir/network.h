@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -77,6 +78,11 @@ class NetworkEnvironment {
   std::set<std::string> released_;
   std::map<std::string, std::shared_ptr<OutConnection>> out_;
   std::vector<std::shared_ptr<InConnection>> in_;
+  // Inbound reader threads still running; Stop() waits for them, since they use this object.
+  int live_readers_ = 0;
+  std::condition_variable readers_cv_;
+
+  friend class InConnection;
 };
 
 // Frame header on the wire (little-endian), followed by `length` body bytes.
