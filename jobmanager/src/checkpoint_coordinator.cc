@@ -1,12 +1,13 @@
 #include "weir/jobmanager/checkpoint_coordinator.h"
 
 #include <fcntl.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "weir/logging.h"
 
 namespace weir::jm {
 namespace {
@@ -16,10 +17,7 @@ namespace fs = std::filesystem;
 constexpr uint32_t kMetadataVersion = 1;
 
 std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = [] {
-    auto l = spdlog::get("checkpoint");
-    return l ? l : spdlog::default_logger()->clone("checkpoint");
-  }();
+  static auto logger = ModuleLogger("checkpoint");
   return logger;
 }
 

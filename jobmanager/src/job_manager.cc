@@ -1,18 +1,15 @@
 #include "weir/jobmanager/job_manager.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <random>
+
+#include "weir/logging.h"
 
 namespace weir::jm {
 namespace {
 
 std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = [] {
-    auto l = spdlog::get("jobmanager");
-    return l ? l : spdlog::default_logger()->clone("jobmanager");
-  }();
+  static auto logger = ModuleLogger("jobmanager");
   return logger;
 }
 

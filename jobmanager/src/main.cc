@@ -2,11 +2,10 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <cstdio>
-#include <thread>
 
 #include "weir/config.h"
+#include "weir/signals.h"
 #include "weir/jobmanager/server.h"
 
 int main(int argc, char** argv) {
@@ -76,12 +75,7 @@ int main(int argc, char** argv) {
   if (!savepoint_dir.empty()) opts.jm.savepoint_dir = savepoint_dir;
 
   // Signals are taken by one thread with sigwait, so shutdown runs in normal context.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  weir::BlockTerminationSignals();
 
   weir::jm::JobManagerServer server(opts);
   auto port = server.Start();
@@ -99,13 +93,10 @@ int main(int argc, char** argv) {
       rename(tmp.c_str(), port_file.c_str());
     }
   }
-  std::thread sig([&] {
-    int s = 0;
-    sigwait(&set, &s);
+  weir::OnTerminationSignal([&](int s) {
     spdlog::info("signal {}: shutting down", s);
     server.RequestStop();
   });
-  sig.detach();
   server.Wait();
   server.Stop();
   return 0;

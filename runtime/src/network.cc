@@ -12,16 +12,13 @@
 #include <condition_variable>
 #include <cstring>
 
-#include <spdlog/spdlog.h>
+#include "weir/logging.h"
 
 namespace weir {
 namespace {
 
 std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = [] {
-    auto l = spdlog::get("network");
-    return l ? l : spdlog::default_logger()->clone("network");
-  }();
+  static auto logger = ModuleLogger("network");
   return logger;
 }
 

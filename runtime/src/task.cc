@@ -1,7 +1,5 @@
 #include "weir/task.h"
 
-#include <spdlog/spdlog.h>
-
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -10,6 +8,7 @@
 
 #include "weir/key_groups.h"
 #include "weir/serde.h"
+#include "weir/logging.h"
 
 namespace weir {
 
@@ -28,10 +27,7 @@ std::string ChannelKey(const std::string& job_id, int attempt, const std::string
 namespace {
 
 std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = [] {
-    auto l = spdlog::get("task");
-    return l ? l : spdlog::default_logger()->clone("task");
-  }();
+  static auto logger = ModuleLogger("task");
   return logger;
 }
 

@@ -2,10 +2,9 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
-#include <thread>
 
 #include "weir/config.h"
+#include "weir/signals.h"
 #include "weir/taskmanager/task_manager.h"
 
 int main(int argc, char** argv) {
@@ -68,12 +67,7 @@ int main(int argc, char** argv) {
   if (slots > 0) opts.slots = slots;
   if (!state_dir.empty()) opts.state_dir = state_dir;
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  weir::BlockTerminationSignals();
 
   weir::tm::TaskManager tm(opts);
   weir::Status st = tm.Start();
@@ -81,13 +75,10 @@ int main(int argc, char** argv) {
     spdlog::error("{}", st.ToString());
     return 1;
   }
-  std::thread sig([&] {
-    int s = 0;
-    sigwait(&set, &s);
+  weir::OnTerminationSignal([&](int s) {
     spdlog::info("signal {}: shutting down", s);
     tm.RequestStop();
   });
-  sig.detach();
   tm.Wait();
   tm.Stop();
   return 0;

@@ -1,7 +1,6 @@
 #include "weir/taskmanager/task_manager.h"
 
 #include <grpcpp/grpcpp.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -13,15 +12,13 @@
 #include "weir.grpc.pb.h"
 #include "weir/job_graph.h"
 #include "weir/network.h"
+#include "weir/logging.h"
 
 namespace weir::tm {
 namespace {
 
 std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = [] {
-    auto l = spdlog::get("taskmanager");
-    return l ? l : spdlog::default_logger()->clone("taskmanager");
-  }();
+  static auto logger = ModuleLogger("taskmanager");
   return logger;
 }
 
