@@ -62,6 +62,11 @@ void PrintJob(const weir::proto::JobInfo& j) {
   if (j.end_time_ms() > 0) std::printf("ended:    %s\n", FormatTime(j.end_time_ms()).c_str());
   if (!j.failure().empty()) std::printf("reason:   %s\n", j.failure().c_str());
   if (!j.restored_from().empty()) std::printf("restored: %s\n", j.restored_from().c_str());
+  std::printf("restarts: %d\n", j.restarts());
+  if (!j.last_failure().empty()) {
+    std::printf("last failure: %s: %s\n", FormatTime(j.last_failure_time_ms()).c_str(),
+                j.last_failure().c_str());
+  }
   const auto& cp = j.checkpoints();
   std::printf("checkpoints: %lld completed, %lld failed, %lld in progress\n",
               static_cast<long long>(cp.completed()), static_cast<long long>(cp.failed()),

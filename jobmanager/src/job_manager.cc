@@ -46,7 +46,7 @@ proto::RegisterTaskManagerResponse JobManager::RegisterTaskManager(
       if (IsTerminal(job->state)) continue;
       for (const auto& st : job->subtasks) {
         if (st.tm_id == req.tm_id() && !IsTerminal(st.state)) {
-          FailJobLocked(*job, "task manager " + req.tm_id() + " restarted");
+          HandleFailureLocked(*job, "task manager " + req.tm_id() + " restarted", true);
           break;
         }
       }
@@ -100,6 +100,18 @@ void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
     if (st.task_id != u.task_id() || st.index != u.subtask()) continue;
     st.records_in = u.records_in();
     st.records_out = u.records_out();
+    if (job.state == JobState::kRestarting) {
+      // A report of the attempt being replaced: note when its subtasks are gone, and a root
+      // cause that arrives after a secondary one.
+      if (IsTerminal(*to)) job.old_pending.erase({st.task_id, st.index});
+      if (*to == TaskState::kFailed && !job.root_cause_known &&
+          u.error().rfind("CANCELLED:", 0) != 0) {
+        job.last_failure = "vertex '" + st.task_id + "' subtask " + std::to_string(st.index) +
+                           " failed: " + u.error();
+        job.root_cause_known = true;
+      }
+      return;
+    }
     if (*to == TaskState::kFailed) {
       if (!u.error().empty()) st.error = u.error();
       // A subtask cut off because its consumer stopped reports a CANCELLED error: a secondary
@@ -112,8 +124,10 @@ void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
         job.failure = cause;
         job.root_cause_known = true;
       } else if (!IsTerminal(job.state) && job.state != JobState::kCancelling) {
-        FailJobLocked(job, cause);
-        job.root_cause_known = !secondary;
+        // This subtask is gone already: failover must not wait for it.
+        if (!IsTerminal(st.state)) st.state = TaskState::kFailed;
+        HandleFailureLocked(job, cause, !secondary);
+        if (job.state == JobState::kRestarting) return;
       }
     }
     if (st.state == *to) return;
@@ -136,6 +150,10 @@ Result<std::string> JobManager::SubmitJob(const proto::JobGraph& graph,
                         SettingsFor(graph.checkpointing(), options_.checkpoints));
   auto job = std::make_unique<Job>();
   job->checkpoint_settings = settings;
+  job->backoff = std::make_unique<RestartBackoff>(
+      graph.restart_strategy(), settings.interval_ms > 0 && !settings.directory.empty());
+  job->initial_restore_path = restore_path;
+  job->allow_non_restored_state = allow_non_restored_state;
   if (!restore_path.empty()) {
     WEIR_ASSIGN_OR_RETURN(proto::CheckpointMetadata md, ReadMetadata(restore_path));
     WEIR_ASSIGN_OR_RETURN(job->restore,
@@ -148,6 +166,7 @@ Result<std::string> JobManager::SubmitJob(const proto::JobGraph& graph,
   job->graph = graph;
   job->plan = std::make_shared<const ExecutionPlan>(std::move(plan));
   job->submit_ms = clock_();
+  job->waiting_since_ms = job->submit_ms;
   for (const TaskPlan& t : job->plan->tasks) {
     for (int i = 0; i < t.parallelism; ++i) {
       Subtask st;
@@ -230,6 +249,20 @@ void JobManager::TryScheduleLocked(Job& job) {
     const int index = st.index;
     executor_([this, addr, req = std::move(req), job_id, attempt, task_id, index] {
       Status s = gateway_->DeployTask(addr, req);
+      if (!s.ok() && s.code() == StatusCode::kUnavailable) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto jit = jobs_.find(job_id);
+        const std::string tm = req.locations_size() > 0 ? [&] {
+          for (const auto& l : req.locations()) {
+            if (l.task_id() == task_id && l.subtask() == index) return l.tm_id();
+          }
+          return std::string();
+        }() : std::string();
+        if (jit != jobs_.end() && jit->second->attempt == attempt && !tm.empty()) {
+          LoseTaskManagerLocked(tm, "deployment failed (" + s.message() + ")");
+          return;
+        }
+      }
       if (!s.ok()) {
         proto::TaskStateUpdate u;
         u.set_job_id(job_id);
@@ -258,12 +291,14 @@ void JobManager::TryScheduleLocked(Job& job) {
         return "";
       },
       job.next_checkpoint_id);
+  job.coordinator->Adopt(std::move(job.retained), job.last_stats);
 }
 
 void JobManager::EndCheckpointingLocked(Job& job, const std::string& reason) {
   if (!job.coordinator) return;
   job.coordinator->Shutdown(reason);
   job.last_stats = job.coordinator->Stats();
+  job.retained = job.coordinator->TakeCompleted();
   job.next_checkpoint_id = std::max(job.next_checkpoint_id, job.coordinator->last_completed_id() + 1);
   job.coordinator.reset();
 }
@@ -272,14 +307,19 @@ void JobManager::AcknowledgeCheckpoint(const proto::AcknowledgeCheckpointRequest
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(ack.job_id());
   if (it == jobs_.end() || !it->second->coordinator) return;
-  if (auto fail = it->second->coordinator->Acknowledge(ack)) FailJobLocked(*it->second, *fail);
+  Job& job = *it->second;
+  if (auto fail = job.coordinator->Acknowledge(ack)) {
+    HandleFailureLocked(job, *fail, true);
+    return;
+  }
+  NoteCheckpointLocked(job);
 }
 
 void JobManager::DeclineCheckpoint(const proto::DeclineCheckpointRequest& d) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(d.job_id());
   if (it == jobs_.end() || !it->second->coordinator) return;
-  if (auto fail = it->second->coordinator->Decline(d)) FailJobLocked(*it->second, *fail);
+  if (auto fail = it->second->coordinator->Decline(d)) HandleFailureLocked(*it->second, *fail, true);
 }
 
 void JobManager::TriggerSavepoint(const proto::SavepointRequest& req,
@@ -356,24 +396,139 @@ void JobManager::ReleaseSlotsLocked(Job& job) {
 }
 
 void JobManager::CancelTasksLocked(Job& job) {
-  std::vector<std::string> addrs;
+  std::vector<std::pair<std::string, std::string>> tms;  // id, address
   for (const auto& [tm, n] : job.slots_held) {
     auto it = tms_.find(tm);
-    if (it != tms_.end()) addrs.push_back(it->second.info.rpc_address());
+    if (it != tms_.end()) tms.emplace_back(tm, it->second.info.rpc_address());
   }
-  for (const auto& addr : addrs) {
-    executor_([this, addr, id = job.id, attempt = job.attempt] {
+  for (const auto& [tm, addr] : tms) {
+    executor_([this, tm, addr, id = job.id, attempt = job.attempt] {
       Status s = gateway_->CancelJobTasks(addr, id, attempt);
-      if (!s.ok()) Log()->warn("job={} cancel at {} failed: {}", id, addr, s.ToString());
+      if (s.ok()) return;
+      Log()->warn("job={} cancel at {} failed: {}", id, addr, s.ToString());
+      // An unreachable task manager is treated as lost at once: failover does not wait for
+      // its heartbeat timeout.
+      std::lock_guard<std::mutex> lock(mu_);
+      LoseTaskManagerLocked(tm, "unreachable (" + s.message() + ")");
     });
   }
 }
 
-void JobManager::FailJobLocked(Job& job, const std::string& cause) {
+void JobManager::HandleFailureLocked(Job& job, const std::string& cause, bool root_cause) {
+  if (IsTerminal(job.state) || job.state == JobState::kCancelling ||
+      job.state == JobState::kRestarting) {
+    return;
+  }
+  const int64_t now = clock_();
+  job.last_failure = cause;
+  job.last_failure_ms = now;
+  job.root_cause_known = root_cause;
+  if (job.state == JobState::kCreated) return;  // nothing runs: the next deployment is fresh
+  std::optional<int64_t> delay = job.backoff->OnFailure(now);
+  if (!delay) {
+    FailJobLocked(job,
+                  job.restarts > 0 ? cause + " (restart strategy " + job.backoff->Describe() +
+                                         " gave up after " + std::to_string(job.restarts) +
+                                         " restarts)"
+                                   : cause,
+                  root_cause);
+    return;
+  }
+  EndCheckpointingLocked(job, "job restarting");
+  CancelTasksLocked(job);
+  job.old_pending.clear();
+  for (Subtask& st : job.subtasks) {
+    if (IsTerminal(st.state)) continue;
+    job.old_pending.insert({st.task_id, st.index});
+    if (CanTransition(st.state, TaskState::kCanceling)) st.state = TaskState::kCanceling;
+  }
+  // Subtasks on task managers already gone will never report.
+  for (const Subtask& st : job.subtasks) {
+    if (!tms_.count(st.tm_id)) job.old_pending.erase({st.task_id, st.index});
+  }
+  ++job.restarts;
+  job.restart_at_ms = now + *delay;
+  job.cancel_deadline_ms = now + 5000;
+  TransitionLocked(job, JobState::kRestarting,
+                   cause + "; restart " + std::to_string(job.restarts) + " in " +
+                       std::to_string(*delay) + " ms");
+  ReleaseSlotsLocked(job);
+}
+
+void JobManager::RestartLocked(Job& job) {
+  const int64_t now = clock_();
+  // The newest completed checkpoint, else the savepoint the job started from, else nothing.
+  const std::string from =
+      !job.latest_checkpoint_dir.empty() ? job.latest_checkpoint_dir : job.initial_restore_path;
+  job.restore.clear();
+  if (!from.empty()) {
+    auto md = ReadMetadata(from);
+    Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>> plan =
+        md.ok() ? PlanRestore(md.value(), from, *job.plan, job.allow_non_restored_state)
+                : Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>>(md.status());
+    if (!plan.ok()) {
+      FailJobLocked(job, "cannot restart from " + from + ": " + plan.status().message());
+      return;
+    }
+    job.restore = std::move(plan).value();
+    job.next_checkpoint_id = std::max(job.next_checkpoint_id, md->checkpoint_id() + 1);
+    job.restored_from = from + " (checkpoint " + std::to_string(md->checkpoint_id()) +
+                        ", restart " + std::to_string(job.restarts) + ")";
+  }
+  ++job.attempt;
+  job.old_pending.clear();
+  for (Subtask& st : job.subtasks) {
+    st.state = TaskState::kDeploying;
+    st.error.clear();
+    st.tm_id.clear();
+  }
+  job.waiting_since_ms = now;
+  TransitionLocked(job, JobState::kCreated, "attempt " + std::to_string(job.attempt));
+  TryScheduleLocked(job);
+}
+
+void JobManager::LoseTaskManagerLocked(const std::string& id, const std::string& reason) {
+  auto tm = tms_.find(id);
+  if (tm == tms_.end()) return;
+  Log()->warn("task manager {} lost: {}", id, reason);
+  tms_.erase(tm);
+  for (auto& [jid, job] : jobs_) {
+    if (IsTerminal(job->state)) continue;
+    if (job->state == JobState::kRestarting) {
+      for (const Subtask& st : job->subtasks) {
+        if (st.tm_id == id) job->old_pending.erase({st.task_id, st.index});
+      }
+      continue;
+    }
+    if (!job->slots_held.count(id)) continue;
+    job->slots_held.erase(id);
+    if (job->state == JobState::kCancelling) {
+      for (Subtask& st : job->subtasks) {
+        if (st.tm_id == id && !IsTerminal(st.state)) st.state = TaskState::kCanceled;
+      }
+      MaybeCompleteLocked(*job);
+    } else {
+      HandleFailureLocked(*job, "task manager " + id + " lost: " + reason, true);
+    }
+  }
+}
+
+void JobManager::NoteCheckpointLocked(Job& job) {
+  if (!job.coordinator) return;
+  const std::string dir = job.coordinator->latest_completed_dir();
+  if (dir.empty() || dir == job.latest_checkpoint_dir) return;
+  job.latest_checkpoint_dir = dir;
+  // A stable run resets exponential backoff.
+  if (job.restarts > 0) job.backoff->OnRunning(job.last_failure_ms);
+}
+
+void JobManager::FailJobLocked(Job& job, const std::string& cause, bool root_cause) {
   if (IsTerminal(job.state)) return;
+  job.last_failure = cause;
+  if (job.last_failure_ms == 0) job.last_failure_ms = clock_();
   EndCheckpointingLocked(job, "job failed");
   job.failure = cause;
-  job.root_cause_known = true;
+  job.root_cause_known = root_cause;
   CancelTasksLocked(job);
   for (Subtask& st : job.subtasks) {
     if (!IsTerminal(st.state)) st.state = TaskState::kCanceled;
@@ -405,6 +560,13 @@ Result<std::string> JobManager::CancelJob(const std::string& job_id) {
   }
   if (job.state == JobState::kCreated) {
     TransitionLocked(job, JobState::kCanceled, "cancelled before it was scheduled");
+  } else if (job.state == JobState::kRestarting) {
+    // The old attempt is already being cancelled and nothing new is deployed.
+    for (Subtask& st : job.subtasks) {
+      if (!IsTerminal(st.state)) st.state = TaskState::kCanceled;
+    }
+    TransitionLocked(job, JobState::kCancelling, "cancel requested while restarting");
+    MaybeCompleteLocked(job);
   } else if (job.state != JobState::kCancelling) {
     TransitionLocked(job, JobState::kCancelling, "cancel requested");
     EndCheckpointingLocked(job, "job cancelled");
@@ -422,36 +584,29 @@ void JobManager::Tick() {
     if (now - tm.last_heartbeat_ms > options_.heartbeat_timeout_ms) lost.push_back(id);
   }
   for (const auto& id : lost) {
-    Log()->warn("task manager {} lost: no heartbeat for {} ms", id,
-                now - tms_[id].last_heartbeat_ms);
-    for (auto& [jid, job] : jobs_) {
-      if (IsTerminal(job->state)) continue;
-      if (job->slots_held.count(id)) {
-        job->slots_held.erase(id);
-        if (job->state == JobState::kCancelling) {
-          for (Subtask& st : job->subtasks) {
-            if (st.tm_id == id && !IsTerminal(st.state)) st.state = TaskState::kCanceled;
-          }
-          MaybeCompleteLocked(*job);
-        } else {
-          FailJobLocked(*job, "task manager " + id + " lost (no heartbeat for " +
-                                  std::to_string(options_.heartbeat_timeout_ms) + " ms)");
-        }
-      }
-    }
-    tms_.erase(id);
+    LoseTaskManagerLocked(id, "no heartbeat for " + std::to_string(now - tms_[id].last_heartbeat_ms) +
+                                  " ms");
   }
   for (const auto& id : job_order_) {
     Job& job = *jobs_[id];
     if (job.state == JobState::kRunning && job.coordinator) {
       bool all_running = true;
       for (const Subtask& st : job.subtasks) all_running = all_running && st.state == TaskState::kRunning;
-      if (auto fail = job.coordinator->Tick(all_running)) FailJobLocked(job, *fail);
+      if (auto fail = job.coordinator->Tick(all_running)) HandleFailureLocked(job, *fail, true);
+      continue;
+    }
+    if (job.state == JobState::kRestarting) {
+      if (now >= job.restart_at_ms && (job.old_pending.empty() || now >= job.cancel_deadline_ms)) {
+        RestartLocked(job);
+      }
       continue;
     }
     if (job.state != JobState::kCreated) continue;
     TryScheduleLocked(job);
-    if (job.state == JobState::kCreated && now - job.submit_ms > options_.slot_wait_timeout_ms) {
+    // A restarted job waits for slots as long as it takes (a task manager may come back); a
+    // new one gives up after the slot wait timeout.
+    if (job.state == JobState::kCreated && job.restarts == 0 &&
+        now - job.waiting_since_ms > options_.slot_wait_timeout_ms) {
       const std::string why = "not enough slots: " + job.failure.substr(job.failure.find(':') + 2) +
                               "; gave up after " +
                               std::to_string(options_.slot_wait_timeout_ms) + " ms";
@@ -473,6 +628,9 @@ proto::JobInfo JobManager::InfoLocked(const Job& job) const {
   info.set_slots_needed(job.plan->SlotsNeeded());
   *info.mutable_checkpoints() = job.coordinator ? job.coordinator->Stats() : job.last_stats;
   info.set_restored_from(job.restored_from);
+  info.set_restarts(job.restarts);
+  info.set_last_failure(job.last_failure);
+  info.set_last_failure_time_ms(job.last_failure_ms);
   for (const auto& t : job.plan->tasks) info.add_vertex_chain(job.plan->ChainDescription(t));
   for (const auto& st : job.subtasks) {
     auto* s = info.add_subtasks();

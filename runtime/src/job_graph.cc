@@ -49,7 +49,8 @@ std::string EdgeWhere(const EdgeSpec& e) { return "edge '" + e.from + "' -> '" +
 Result<JobSpec> ParseJobFile(std::string_view text) {
   WEIR_ASSIGN_OR_RETURN(Config root, Config::Parse(text, "job"));
   WEIR_RETURN_IF_ERROR(root.CheckKeys(
-      {"name", "max_parallelism", "vertices", "edges", "checkpointing", "state_backend"}));
+      {"name", "max_parallelism", "vertices", "edges", "checkpointing", "state_backend",
+       "restart_strategy"}));
   JobSpec spec;
   WEIR_ASSIGN_OR_RETURN(Config cp, root.GetMap("checkpointing"));
   WEIR_RETURN_IF_ERROR(cp.CheckKeys(
@@ -72,6 +73,45 @@ Result<JobSpec> ParseJobFile(std::string_view text) {
     return Status::InvalidArgument("job.checkpointing.interval: must be at least 10ms");
   }
   WEIR_ASSIGN_OR_RETURN(spec.state_backend, root.GetString("state_backend", std::string()));
+  WEIR_ASSIGN_OR_RETURN(Config rs, root.GetMap("restart_strategy"));
+  if (root.Has("restart_strategy")) {
+    WEIR_RETURN_IF_ERROR(rs.CheckKeys({"type", "attempts", "delay", "initial_delay", "max_delay",
+                                       "multiplier", "reset_threshold", "jitter",
+                                       "max_failures_per_interval", "failure_rate_interval"}));
+    proto::RestartStrategy& r = spec.restart_strategy;
+    WEIR_ASSIGN_OR_RETURN(std::string type, rs.GetString("type"));
+    r.set_type(type);
+    WEIR_ASSIGN_OR_RETURN(int64_t attempts, rs.GetInt("attempts", -1));
+    WEIR_ASSIGN_OR_RETURN(int64_t delay, rs.GetDurationMs("delay", 1000));
+    WEIR_ASSIGN_OR_RETURN(int64_t initial, rs.GetDurationMs("initial_delay", 100));
+    WEIR_ASSIGN_OR_RETURN(int64_t max_delay, rs.GetDurationMs("max_delay", 60000));
+    WEIR_ASSIGN_OR_RETURN(double mult, rs.GetDouble("multiplier", 2.0));
+    WEIR_ASSIGN_OR_RETURN(int64_t reset, rs.GetDurationMs("reset_threshold", 300000));
+    WEIR_ASSIGN_OR_RETURN(double jitter, rs.GetDouble("jitter", 0.1));
+    WEIR_ASSIGN_OR_RETURN(int64_t per, rs.GetInt("max_failures_per_interval", 1));
+    WEIR_ASSIGN_OR_RETURN(int64_t interval, rs.GetDurationMs("failure_rate_interval", 60000));
+    if (attempts < -1 || attempts > 1000000000 || per < 1 || per > 1000000000 || mult < 1.0 ||
+        jitter < 0 || jitter > 1 || max_delay < initial) {
+      return Status::InvalidArgument(
+          "job.restart_strategy: attempts >= -1, multiplier >= 1, 0 <= jitter <= 1, "
+          "max_failures_per_interval >= 1 and max_delay >= initial_delay are required");
+    }
+    r.set_attempts(static_cast<int32_t>(attempts));
+    r.set_delay_ms(delay);
+    r.set_initial_delay_ms(initial);
+    r.set_max_delay_ms(max_delay);
+    r.set_multiplier(mult);
+    r.set_reset_threshold_ms(reset);
+    r.set_jitter(jitter);
+    r.set_max_failures_per_interval(static_cast<int32_t>(per));
+    r.set_failure_rate_interval_ms(interval);
+    if (type != "none" && type != "fixed-delay" && type != "exponential-delay" &&
+        type != "failure-rate") {
+      return Status::InvalidArgument("job.restart_strategy.type: unknown strategy '" + type +
+                                     "' (expected none, fixed-delay, exponential-delay or "
+                                     "failure-rate)");
+    }
+  }
   if (!spec.state_backend.empty() && spec.state_backend != "rocksdb" && spec.state_backend != "heap") {
     return Status::InvalidArgument("job.state_backend: expected rocksdb or heap, got '" +
                                    spec.state_backend + "'");
@@ -130,6 +170,7 @@ Result<JobSpec> FromProto(const proto::JobGraph& g) {
   spec.checkpointing.retained = c.retained();
   spec.checkpointing.directory = c.directory();
   spec.state_backend = g.state_backend();
+  spec.restart_strategy = g.restart_strategy();
   if (!spec.state_backend.empty() && spec.state_backend != "rocksdb" && spec.state_backend != "heap") {
     return Status::InvalidArgument("job.state_backend: expected rocksdb or heap, got '" +
                                    spec.state_backend + "'");
@@ -178,6 +219,7 @@ void ToProto(const JobSpec& spec, proto::JobGraph* out) {
   c->set_retained(spec.checkpointing.retained);
   c->set_directory(spec.checkpointing.directory);
   out->set_state_backend(spec.state_backend);
+  *out->mutable_restart_strategy() = spec.restart_strategy;
   for (const auto& v : spec.vertices) {
     auto* pv = out->add_vertices();
     pv->set_id(v.id);

@@ -317,6 +317,16 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
       return false;
     }
     if (resp.heartbeat_interval_ms() > 0) heartbeat_interval_ms_ = resp.heartbeat_interval_ms();
+    if (!jm_session_.empty() && resp.jm_session() != jm_session_) {
+      // A new job manager (restarted, or failed over): it redeploys what should run, so the
+      // tasks of its predecessor are cancelled rather than left running as orphans.
+      std::lock_guard<std::mutex> lock(mu_);
+      Log()->warn("job manager restarted (session {} -> {}); cancelling {} running task(s)",
+                  jm_session_, resp.jm_session(), tasks_.size());
+      for (auto& [id, rt] : tasks_) rt->task->MarkCancelled();
+      for (auto& [id, rt] : tasks_) rt->task->Cancel();
+    }
+    jm_session_ = resp.jm_session();
     Log()->info("registered with job manager {} as {}", options_.jobmanager_address, options_.tm_id);
     return true;
   }
@@ -367,6 +377,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
   std::unique_ptr<proto::JobManagerService::Stub> jm_;
   std::string rpc_address_, data_address_;
   int64_t heartbeat_interval_ms_ = 1000;
+  std::string jm_session_;  // heartbeat thread only
   std::thread heartbeat_;
 
   std::mutex mu_;

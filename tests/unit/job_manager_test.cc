@@ -282,7 +282,10 @@ TEST_F(JobManagerTest, DeploymentFailureFailsTheJob) {
   auto id = Submit(Graph());
   ASSERT_TRUE(id.ok());
   EXPECT_EQ(State(*id), "FAILED");
-  EXPECT_NE(jm_->GetJob(*id)->failure().find("deployment to a:1 failed"), std::string::npos);
+  EXPECT_NE(jm_->GetJob(*id)->failure().find("task manager a lost: deployment failed"),
+            std::string::npos)
+      << jm_->GetJob(*id)->failure();
+  EXPECT_TRUE(jm_->ListTaskManagers().empty()) << "an unreachable task manager is dropped";
 }
 
 TEST_F(JobManagerTest, CancelGoesThroughCancellingToCanceled) {
@@ -408,6 +411,7 @@ TEST_F(JobManagerTest, TooManyConsecutiveFailuresFailTheJob) {
   AddTm("a", 2);
   proto::JobGraph g = CheckpointedGraph(100);
   g.mutable_checkpointing()->set_tolerable_failures(1);
+  g.mutable_restart_strategy()->set_type("none");
   auto id = Submit(g);
   AllRunning(*id);
   for (int i = 0; i < 2; ++i) {
@@ -525,6 +529,178 @@ TEST_F(JobManagerTest, RestorePlanRedistributesStateAndRejectsBadSnapshots) {
   auto refused = jm_->SubmitJob(Graph(), chk);
   EXPECT_FALSE(refused.ok());
   EXPECT_EQ(jm_->ListJobs().size(), 2u) << "a refused restore keeps nothing";
+}
+
+}  // namespace
+}  // namespace weir::jm
+
+namespace weir::jm {
+namespace {
+
+TEST(RestartBackoffTest, StrategiesFollowTheirRules) {
+  proto::RestartStrategy none;
+  EXPECT_FALSE(RestartBackoff(none, false).OnFailure(0).has_value()) << "default without checkpoints";
+  RestartBackoff def(none, true);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(def.OnFailure(i), 100) << "default with checkpoints";
+
+  proto::RestartStrategy fixed;
+  fixed.set_type("fixed-delay");
+  fixed.set_attempts(2);
+  fixed.set_delay_ms(50);
+  RestartBackoff f(fixed, true);
+  EXPECT_EQ(f.OnFailure(0), 50);
+  EXPECT_EQ(f.OnFailure(1), 50);
+  EXPECT_FALSE(f.OnFailure(2).has_value());
+
+  proto::RestartStrategy exp;
+  exp.set_type("exponential-delay");
+  exp.set_initial_delay_ms(100);
+  exp.set_max_delay_ms(350);
+  exp.set_multiplier(2);
+  exp.set_reset_threshold_ms(1000);
+  RestartBackoff e(exp, true);
+  EXPECT_EQ(e.OnFailure(0), 100);
+  EXPECT_EQ(e.OnFailure(1), 200);
+  EXPECT_EQ(e.OnFailure(2), 350);
+  EXPECT_EQ(e.OnFailure(3), 350);
+  e.OnRunning(10);
+  EXPECT_EQ(e.OnFailure(5000), 100) << "a stable run resets the delay";
+
+  proto::RestartStrategy rate;
+  rate.set_type("failure-rate");
+  rate.set_max_failures_per_interval(2);
+  rate.set_failure_rate_interval_ms(1000);
+  rate.set_delay_ms(10);
+  RestartBackoff r(rate, true);
+  EXPECT_EQ(r.OnFailure(0), 10);
+  EXPECT_EQ(r.OnFailure(100), 10);
+  EXPECT_FALSE(r.OnFailure(200).has_value());
+  RestartBackoff r2(rate, true);
+  EXPECT_EQ(r2.OnFailure(0), 10);
+  EXPECT_EQ(r2.OnFailure(100), 10);
+  EXPECT_EQ(r2.OnFailure(1500), 10) << "old failures leave the interval";
+}
+
+TEST_F(JobManagerTest, FailoverRedeploysFromTheLatestCheckpointAfterOldTasksAreGone) {
+  AddTm("a", 2);
+  AddTm("b", 2);
+  auto id = Submit(CheckpointedGraph(100));
+  AllRunning(*id);
+  now_ += 100;
+  Tick();
+  const int64_t cp = calls_.triggers.back().checkpoint_id();
+  AckAll(*id, cp);
+  const size_t deploys_before = calls_.deploys.size();
+  Report(*id, "agg", 1, TaskState::kFailed, "IO_ERROR: boom");
+  auto info = *jm_->GetJob(*id);
+  EXPECT_EQ(info.state(), "RESTARTING");
+  EXPECT_EQ(info.restarts(), 1);
+  EXPECT_NE(info.last_failure().find("IO_ERROR: boom"), std::string::npos);
+  // The delay passed, but old subtasks are still there: no redeployment yet.
+  now_ += 150;
+  for (const char* tm : {"a", "b"}) {
+    proto::HeartbeatRequest r;
+    r.set_tm_id(tm);
+    jm_->Heartbeat(r);
+  }
+  Tick();
+  EXPECT_EQ(calls_.deploys.size(), deploys_before);
+  for (const char* t : {"gen", "agg"}) {
+    for (int i = 0; i < 2; ++i) Report(*id, t, i, TaskState::kCanceled);
+  }
+  Tick();
+  ASSERT_EQ(calls_.deploys.size(), deploys_before + 4);
+  info = *jm_->GetJob(*id);
+  EXPECT_EQ(info.state(), "RUNNING");
+  EXPECT_EQ(info.attempt(), 1);
+  const auto& req = calls_.deploys.back();
+  EXPECT_EQ(req.attempt(), 1);
+  EXPECT_EQ(req.restore().checkpoint_id(), cp);
+  EXPECT_NE(info.restored_from().find("chk-" + std::to_string(cp)), std::string::npos);
+  // The new attempt checkpoints with ids after the restored one.
+  for (const char* t : {"gen", "agg"}) {
+    for (int i = 0; i < 2; ++i) {
+      proto::TaskStateUpdate u;
+      u.set_job_id(*id);
+      u.set_attempt(1);
+      u.set_task_id(t);
+      u.set_subtask(i);
+      u.set_state("RUNNING");
+      jm_->UpdateTaskState(u);
+    }
+  }
+  now_ += 100;
+  for (const char* tm : {"a", "b"}) {
+    proto::HeartbeatRequest r;
+    r.set_tm_id(tm);
+    jm_->Heartbeat(r);
+  }
+  Tick();
+  EXPECT_GT(calls_.triggers.back().checkpoint_id(), cp);
+  EXPECT_EQ(calls_.triggers.back().attempt(), 1);
+}
+
+TEST_F(JobManagerTest, LostTaskManagerRestartsOntoRemainingSlotsOrWaits) {
+  AddTm("a", 1);
+  AddTm("b", 1);
+  auto id = Submit(CheckpointedGraph(100));
+  AllRunning(*id);
+  now_ += 3000;
+  jm_->Heartbeat([] { proto::HeartbeatRequest r; r.set_tm_id("a"); return r; }());
+  now_ += 3000;  // b is silent
+  Tick();
+  EXPECT_EQ(State(*id), "RESTARTING");
+  // b's subtasks will never report; a's do.
+  for (const char* t : {"gen", "agg"}) Report(*id, t, 0, TaskState::kCanceled);
+  now_ += 200;
+  jm_->Heartbeat([] { proto::HeartbeatRequest r; r.set_tm_id("a"); return r; }());
+  Tick();
+  auto info = *jm_->GetJob(*id);
+  EXPECT_EQ(info.state(), "CREATED") << "one slot left, two needed: waits";
+  EXPECT_NE(info.failure().find("waiting for slots"), std::string::npos);
+  now_ += 60000;  // far beyond the slot wait timeout: a restarted job keeps waiting
+  jm_->Heartbeat([] { proto::HeartbeatRequest r; r.set_tm_id("a"); return r; }());
+  Tick();
+  EXPECT_EQ(State(*id), "CREATED");
+  AddTm("b", 1);  // it comes back
+  EXPECT_EQ(State(*id), "RUNNING");
+}
+
+TEST_F(JobManagerTest, RestartStrategyGivesUpAndCancelWorksWhileRestarting) {
+  AddTm("a", 2);
+  proto::JobGraph g = CheckpointedGraph(100);
+  g.mutable_restart_strategy()->set_type("fixed-delay");
+  g.mutable_restart_strategy()->set_attempts(1);
+  g.mutable_restart_strategy()->set_delay_ms(10);
+  auto id = Submit(g);
+  Report(*id, "gen", 0, TaskState::kFailed, "IO_ERROR: one");
+  EXPECT_EQ(State(*id), "RESTARTING");
+  for (const char* t : {"gen", "agg"}) {
+    for (int i = 0; i < 2; ++i) Report(*id, t, i, TaskState::kCanceled);
+  }
+  now_ += 20;
+  jm_->Heartbeat([] { proto::HeartbeatRequest r; r.set_tm_id("a"); return r; }());
+  Tick();
+  EXPECT_EQ(State(*id), "RUNNING");
+  proto::TaskStateUpdate u;
+  u.set_job_id(*id);
+  u.set_attempt(1);
+  u.set_task_id("agg");
+  u.set_subtask(0);
+  u.set_state("FAILED");
+  u.set_error("IO_ERROR: two");
+  jm_->UpdateTaskState(u);
+  Drain();
+  auto info = *jm_->GetJob(*id);
+  EXPECT_EQ(info.state(), "FAILED");
+  EXPECT_NE(info.failure().find("gave up after 1 restarts"), std::string::npos) << info.failure();
+
+  auto id2 = Submit(CheckpointedGraph(100));
+  Report(*id2, "gen", 0, TaskState::kFailed, "IO_ERROR: x");
+  EXPECT_EQ(State(*id2), "RESTARTING");
+  ASSERT_TRUE(jm_->CancelJob(*id2).ok());
+  Drain();
+  EXPECT_EQ(State(*id2), "CANCELED");
 }
 
 }  // namespace

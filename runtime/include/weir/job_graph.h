@@ -53,6 +53,7 @@ struct JobSpec {
   int max_parallelism = 128;
   CheckpointSpec checkpointing;
   std::string state_backend;  // "" (default: rocksdb), "rocksdb", "heap"
+  proto::RestartStrategy restart_strategy;  // type "" : the default
   std::vector<VertexSpec> vertices;
   std::vector<EdgeSpec> edges;
 };

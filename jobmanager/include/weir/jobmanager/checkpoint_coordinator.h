@@ -40,6 +40,13 @@ struct CheckpointSettings {
 Result<CheckpointSettings> SettingsFor(const proto::CheckpointConfig& job,
                                        const CheckpointSettings& defaults);
 
+// A completed checkpoint the coordinator retains, with the files it references.
+struct CompletedCheckpoint {
+  int64_t id;
+  std::string dir;
+  std::set<std::string> files;  // referenced files, relative to the root
+};
+
 class CheckpointCoordinator {
  public:
   using Clock = std::function<int64_t()>;
@@ -67,8 +74,20 @@ class CheckpointCoordinator {
   void RequestSavepoint(const std::string& parent_dir, SavepointDone done);
 
   proto::CheckpointStats Stats() const;
+  // Hand-over between attempts of one job: the retained checkpoints (so pruning continues
+  // across restarts) and the statistics.
+  std::deque<CompletedCheckpoint> TakeCompleted() { return std::move(completed_); }
+  void Adopt(std::deque<CompletedCheckpoint> completed, const proto::CheckpointStats& stats) {
+    completed_ = std::move(completed);
+    stats_ = stats;
+    stats_.set_in_progress(0);
+  }
   const std::string& root() const { return root_; }
   int64_t last_completed_id() const;
+  // Directory of the newest completed checkpoint ("" if none).
+  std::string latest_completed_dir() const {
+    return completed_.empty() ? std::string() : completed_.back().dir;
+  }
 
  private:
   struct Pending {
@@ -80,11 +99,7 @@ class CheckpointCoordinator {
     std::vector<proto::AcknowledgeCheckpointRequest> acks;
     SavepointDone savepoint_done;  // set for savepoints
   };
-  struct Completed {
-    int64_t id;
-    std::string dir;
-    std::set<std::string> files;  // referenced files, relative to root_
-  };
+  using Completed = CompletedCheckpoint;
 
   void Trigger(const proto::CheckpointOptions& options, const std::string& dir,
                SavepointDone done);

@@ -11,7 +11,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <deque>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "weir/job_graph.h"
 #include "weir/jobmanager/checkpoint_coordinator.h"
 #include "weir/jobmanager/gateway.h"
+#include "weir/jobmanager/restart_strategy.h"
 #include "weir/lifecycle.h"
 #include "weir/status.h"
 
@@ -92,20 +95,40 @@ class JobManager {
     CheckpointSettings checkpoint_settings;
     std::unique_ptr<CheckpointCoordinator> coordinator;  // while RUNNING
     proto::CheckpointStats last_stats;                   // kept after the attempt ends
+    std::deque<CompletedCheckpoint> retained;            // handed to the next attempt
     std::map<std::pair<std::string, int>, proto::RestoreInfo> restore;
     std::string restored_from;
     int64_t next_checkpoint_id = 1;
     bool stop_after_savepoint = false;
+    // Failover.
+    std::unique_ptr<RestartBackoff> backoff;
+    int restarts = 0;
+    std::string last_failure;
+    int64_t last_failure_ms = 0;
+    int64_t restart_at_ms = 0;       // RESTARTING: redeploy not before this
+    int64_t cancel_deadline_ms = 0;  // RESTARTING: stop waiting for old subtasks after this
+    std::set<std::pair<std::string, int>> old_pending;  // old-attempt subtasks not yet gone
+    std::string latest_checkpoint_dir;  // the newest completed checkpoint (restart point)
+    std::string initial_restore_path;   // the savepoint the job was submitted with
+    bool allow_non_restored_state = false;
+    int64_t waiting_since_ms = 0;    // CREATED since
   };
 
   // All private helpers run under mu_.
   bool TransitionLocked(Job& job, JobState to, const std::string& why);
   void TryScheduleLocked(Job& job);
-  void FailJobLocked(Job& job, const std::string& cause);
+  void FailJobLocked(Job& job, const std::string& cause, bool root_cause = true);
   void ReleaseSlotsLocked(Job& job);
   void CancelTasksLocked(Job& job);
   void MaybeCompleteLocked(Job& job);
   void EndCheckpointingLocked(Job& job, const std::string& reason);
+  // A failure of the current attempt: restart it (per its restart strategy) or fail the job.
+  void HandleFailureLocked(Job& job, const std::string& cause, bool root_cause);
+  // Redeploys a RESTARTING job as a new attempt from its latest checkpoint.
+  void RestartLocked(Job& job);
+  // The task manager is gone (silent, unreachable or restarted): forget it, fail over its jobs.
+  void LoseTaskManagerLocked(const std::string& tm_id, const std::string& reason);
+  void NoteCheckpointLocked(Job& job);
   proto::JobInfo InfoLocked(const Job& job) const;
   int FreeSlotsLocked() const;
 
