@@ -1,7 +1,10 @@
 #include "weir/jobmanager/job_manager.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <random>
+#include <sstream>
 
 #include "weir/logging.h"
 
@@ -144,6 +147,17 @@ void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
 Result<std::string> JobManager::SubmitJob(const proto::JobGraph& graph,
                                           const std::string& restore_path,
                                           bool allow_non_restored_state) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return AddJobLocked(graph, restore_path, allow_non_restored_state, "", 0, restore_path, 0);
+}
+
+// Validates and adds a job. `resume_from` (a savepoint or checkpoint directory, may be empty)
+// is what its first attempt restores; `job_id` empty: a new id.
+Result<std::string> JobManager::AddJobLocked(const proto::JobGraph& graph,
+                                             const std::string& restore_path,
+                                             bool allow_non_restored_state,
+                                             const std::string& job_id, int attempt,
+                                             const std::string& resume_from, int restarts) {
   WEIR_ASSIGN_OR_RETURN(JobSpec spec, FromProto(graph));
   WEIR_ASSIGN_OR_RETURN(ExecutionPlan plan, BuildPlan(std::move(spec), *registry_));
   WEIR_ASSIGN_OR_RETURN(CheckpointSettings settings,
@@ -154,15 +168,17 @@ Result<std::string> JobManager::SubmitJob(const proto::JobGraph& graph,
       graph.restart_strategy(), settings.interval_ms > 0 && !settings.directory.empty());
   job->initial_restore_path = restore_path;
   job->allow_non_restored_state = allow_non_restored_state;
-  if (!restore_path.empty()) {
-    WEIR_ASSIGN_OR_RETURN(proto::CheckpointMetadata md, ReadMetadata(restore_path));
+  job->attempt = attempt;
+  job->restarts = restarts;
+  if (!resume_from.empty()) {
+    WEIR_ASSIGN_OR_RETURN(proto::CheckpointMetadata md, ReadMetadata(resume_from));
     WEIR_ASSIGN_OR_RETURN(job->restore,
-                          PlanRestore(md, restore_path, plan, allow_non_restored_state));
-    job->restored_from = restore_path + " (checkpoint " + std::to_string(md.checkpoint_id()) + ")";
+                          PlanRestore(md, resume_from, plan, allow_non_restored_state));
+    job->restored_from = resume_from + " (checkpoint " + std::to_string(md.checkpoint_id()) + ")";
     job->next_checkpoint_id = md.checkpoint_id() + 1;
+    if (resume_from != restore_path) job->latest_checkpoint_dir = resume_from;
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  job->id = RandomHex(8) + std::to_string(++job_counter_);
+  job->id = job_id.empty() ? RandomHex(8) + std::to_string(++job_counter_) : job_id;
   job->graph = graph;
   job->plan = std::make_shared<const ExecutionPlan>(std::move(plan));
   job->submit_ms = clock_();
@@ -178,13 +194,67 @@ Result<std::string> JobManager::SubmitJob(const proto::JobGraph& graph,
   Job& ref = *job;
   jobs_[job->id] = std::move(job);
   job_order_.push_back(ref.id);
-  Log()->info("job={} submitted: '{}', {} tasks, {} subtasks, needs {} slots", ref.id,
-              ref.graph.name(), ref.plan->tasks.size(), ref.subtasks.size(),
-              ref.plan->SlotsNeeded());
+  Log()->info("job={} {}: '{}', {} tasks, {} subtasks, needs {} slots", ref.id,
+              job_id.empty() ? "submitted" : "recovered", ref.graph.name(),
+              ref.plan->tasks.size(), ref.subtasks.size(), ref.plan->SlotsNeeded());
+  PersistLocked(ref);
   TryScheduleLocked(ref);
   return ref.id;
 }
 
+void JobManager::PersistLocked(const Job& job) {
+  if (options_.ha_dir.empty()) return;
+  const std::string path = options_.ha_dir + "/" + job.id + ".job";
+  if (IsTerminal(job.state)) {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    return;
+  }
+  proto::HaJobRecord r;
+  r.set_job_id(job.id);
+  *r.mutable_graph() = job.graph;
+  r.set_restore_path(job.initial_restore_path);
+  r.set_allow_non_restored_state(job.allow_non_restored_state);
+  r.set_attempt(job.attempt);
+  r.set_latest_checkpoint(job.latest_checkpoint_dir);
+  r.set_submit_time_ms(job.submit_ms);
+  r.set_restarts(job.restarts);
+  std::error_code ec;
+  std::filesystem::create_directories(options_.ha_dir, ec);
+  Status st = WriteFileAtomically(path, r.SerializeAsString());
+  if (!st.ok()) Log()->error("job={} cannot record it for HA: {}", job.id, st.ToString());
+}
+
+Result<int> JobManager::RecoverJobs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (options_.ha_dir.empty()) return 0;
+  std::error_code ec;
+  if (!std::filesystem::exists(options_.ha_dir, ec)) return 0;
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(options_.ha_dir, ec)) {
+    if (e.path().extension() != ".job") continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    proto::HaJobRecord r;
+    if (!r.ParseFromString(ss.str()) || r.job_id().empty()) {
+      Log()->error("HA record {} is corrupt; left in place, job not resumed", e.path().string());
+      continue;
+    }
+    // The next attempt number: the previous job manager's tasks (cancelled by their task
+    // managers when they see the new session) can never be confused with the new ones.
+    const std::string from =
+        !r.latest_checkpoint().empty() ? r.latest_checkpoint() : r.restore_path();
+    auto id = AddJobLocked(r.graph(), r.restore_path(), r.allow_non_restored_state(), r.job_id(),
+                           r.attempt() + 1, from, r.restarts());
+    if (!id.ok()) {
+      Log()->error("job={} cannot be resumed: {}", r.job_id(), id.status().ToString());
+      continue;
+    }
+    ++n;
+  }
+  return n;
+}
 int JobManager::FreeSlotsLocked() const {
   int n = 0;
   for (const auto& [id, tm] : tms_) n += tm.free_slots;
@@ -376,6 +446,7 @@ bool JobManager::TransitionLocked(Job& job, JobState to, const std::string& why)
   job.state = to;
   if (IsTerminal(to)) {
     job.end_ms = clock_();
+    PersistLocked(job);
     EndCheckpointingLocked(job, std::string("job ") + JobStateName(to));
     ReleaseSlotsLocked(job);
   }
@@ -484,6 +555,7 @@ void JobManager::RestartLocked(Job& job) {
   }
   job.waiting_since_ms = now;
   TransitionLocked(job, JobState::kCreated, "attempt " + std::to_string(job.attempt));
+  PersistLocked(job);
   TryScheduleLocked(job);
 }
 
@@ -518,6 +590,7 @@ void JobManager::NoteCheckpointLocked(Job& job) {
   const std::string dir = job.coordinator->latest_completed_dir();
   if (dir.empty() || dir == job.latest_checkpoint_dir) return;
   job.latest_checkpoint_dir = dir;
+  PersistLocked(job);
   // A stable run resets exponential backoff.
   if (job.restarts > 0) job.backoff->OnRunning(job.last_failure_ms);
 }

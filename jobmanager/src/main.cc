@@ -17,7 +17,10 @@ int main(int argc, char** argv) {
   app.add_option("--rpc-address", rpc_address, "host:port for gRPC (default 127.0.0.1:6123)");
   app.add_option("--heartbeat-timeout-ms", hb_timeout, "task manager heartbeat timeout");
   app.add_option("--slot-wait-timeout-ms", slot_timeout, "how long a job waits for slots");
-  std::string port_file, checkpoint_dir, savepoint_dir;
+  std::string port_file, checkpoint_dir, savepoint_dir, ha_dir;
+  app.add_option("--ha-dir", ha_dir,
+                 "record jobs and their latest checkpoints here; a restarted job manager "
+                 "resumes them (default: off)");
   app.add_option("--checkpoint-dir", checkpoint_dir,
                  "default checkpoint directory (default /tmp/weir/checkpoints)");
   app.add_option("--savepoint-dir", savepoint_dir,
@@ -50,6 +53,12 @@ int main(int argc, char** argv) {
     auto cpi = jm->GetDurationMs("checkpoint_interval", opts.jm.checkpoints.interval_ms);
     auto cpt = jm->GetDurationMs("checkpoint_timeout", opts.jm.checkpoints.timeout_ms);
     auto cpr = jm->GetInt("checkpoints_retained", opts.jm.checkpoints.retained);
+    auto had = jm->GetString("ha_dir", opts.jm.ha_dir);
+    if (!had.ok()) {
+      spdlog::error("config: {}", had.status().message());
+      return 2;
+    }
+    opts.jm.ha_dir = *had;
     for (const weir::Status& s : {addr.status(), hb.status(), hbi.status(), sw.status(),
                                   cpd.status(), spd.status(), cpi.status(), cpt.status(),
                                   cpr.status()}) {
@@ -73,6 +82,7 @@ int main(int argc, char** argv) {
   if (slot_timeout > 0) opts.jm.slot_wait_timeout_ms = slot_timeout;
   if (!checkpoint_dir.empty()) opts.jm.checkpoints.directory = checkpoint_dir;
   if (!savepoint_dir.empty()) opts.jm.savepoint_dir = savepoint_dir;
+  if (!ha_dir.empty()) opts.jm.ha_dir = ha_dir;
 
   // Signals are taken by one thread with sigwait, so shutdown runs in normal context.
   weir::BlockTerminationSignals();

@@ -186,6 +186,11 @@ class JobManagerServer::Impl {
         options_.jm, NewGrpcTaskManagerGateway(), NowMs,
         [this](std::function<void()> fn) { executor_.Submit(std::move(fn)); },
         &BuiltinOperators());
+    auto recovered = jm_->RecoverJobs();
+    if (!recovered.ok()) return recovered.status();
+    if (*recovered > 0) {
+      spdlog::info("resuming {} job(s) from the HA directory {}", *recovered, options_.jm.ha_dir);
+    }
     service_ = std::make_unique<Service>(jm_.get());
     grpc::ServerBuilder builder;
     int port = 0;

@@ -31,6 +31,7 @@ class Cluster:
         self.tm_args = list(tm_args)
         self.slots = slots
         port_file = os.path.join(self.dir, "jm.port")
+        self.jm_args = list(jm_args)
         self._spawn("jm", [JM_BIN, "--rpc-address", "127.0.0.1:0", "--port-file", port_file,
                            *jm_args])
         def read_port():
@@ -49,6 +50,11 @@ class Cluster:
         with open(os.path.join(self.dir, f"{name}.log"), "ab") as log:
             self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                                 stdin=subprocess.DEVNULL)
+
+    def restart_jm(self):
+        """Starts the job manager again on the same port (after kill())."""
+        self._spawn("jm", [JM_BIN, "--rpc-address", self.jm, *self.jm_args])
+        wait_for(lambda: self.cli("list").returncode == 0, 10, "the job manager to serve")
 
     def start_tm(self, name, slots=None):
         self._spawn(name, [TM_BIN, "--jobmanager", self.jm, "--id", name, "--slots",

@@ -62,5 +62,56 @@ class RecoveryTest(unittest.TestCase):
             self.assertEqual(row["s"], sum(ids), f"key {row['k']}: sum after two failovers")
 
 
+class JobManagerRecoveryTest(unittest.TestCase):
+    def setUp(self):
+        import tempfile
+        self.ha = tempfile.mkdtemp(prefix="weir-ha-")
+        self.cluster = Cluster(taskmanagers=2, slots=2, jm_args=["--ha-dir", self.ha])
+
+    def tearDown(self):
+        import shutil
+        failed = False
+        if hasattr(self._outcome, "result"):
+            r = self._outcome.result
+            failed = any(t is self for t, _ in r.failures + r.errors)
+        self.cluster.cleanup(dump_logs=failed)
+        shutil.rmtree(self.ha, ignore_errors=True)
+
+    def test_killed_job_manager_resumes_its_job_from_the_latest_checkpoint(self):
+        text = job_text(2, bounded=False).replace(
+            "checkpointing: {interval: 500ms",
+            "checkpointing: {dir: " + self.cluster.dir + "/checkpoints, interval: 300ms")
+        job_id = self.cluster.cli("run", self.cluster.write_job("job.yaml", text),
+                                  check=True).stdout.strip()
+        wait_for(lambda: int(self.cluster.job(job_id)["checkpoints"]["completed"]) >= 2, 20,
+                 "completed checkpoints")
+        self.cluster.kill("jm")
+        t0 = time.time()
+        self.cluster.restart_jm()
+        info = wait_for(lambda: (lambda j: j if j["state"] == "RUNNING" and all(
+            s["state"] == "RUNNING" for s in j["subtasks"]) else None)(self.cluster.job(job_id)),
+            20, "the job running again under the new job manager")
+        print(f"\n  job manager restarted; job running again after {time.time() - t0:.2f} s; "
+              f"restored from {info['restored_from']}")
+        self.assertGreaterEqual(info["attempt"], 1)
+        self.assertIn("chk-", info["restored_from"])
+        wait_for(lambda: int(self.cluster.job(job_id)["checkpoints"]["completed"]) >= 1, 20,
+                 "a checkpoint of the resumed job")
+        sp = os.path.join(self.cluster.dir, "savepoints")
+        r = self.cluster.cli("stop", job_id, "--savepoint", "--dir", sp, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = os.path.join(self.cluster.dir, "out")
+        job2 = self.cluster.write_job("final.yaml", job_text(2, bounded=True, out_dir=out))
+        r = self.cluster.cli("run", job2, "--from-savepoint", r.stdout.strip(), "--wait",
+                             "--timeout", "120")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = read_rows(out)
+        self.assertEqual(len(rows), KEYS)
+        for row in rows:
+            ids = range(row["k"], N, KEYS)
+            self.assertEqual((row["n"], row["s"]), (len(ids), sum(ids)), f"key {row['k']}")
+        self.assertEqual(os.listdir(self.ha), [], "finished jobs leave the HA directory")
+
+
 if __name__ == "__main__":
     unittest.main()

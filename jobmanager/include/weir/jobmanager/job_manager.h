@@ -33,6 +33,9 @@ struct JobManagerOptions {
   int64_t slot_wait_timeout_ms = 30000;  // a job waiting for slots fails after this
   CheckpointSettings checkpoints;        // defaults for jobs (directory, interval, ...)
   std::string savepoint_dir;             // default parent directory of savepoints
+  // High availability: jobs and their latest checkpoint are recorded here, so a restarted
+  // job manager resumes them. Empty: off.
+  std::string ha_dir;
 };
 
 using Clock = std::function<int64_t()>;  // milliseconds
@@ -64,6 +67,10 @@ class JobManager {
 
   // Periodic work: lost task managers, jobs waiting for slots. Call every ~100 ms.
   void Tick();
+  // Resumes the jobs recorded in the HA directory (call once, before serving). Each resumes
+  // from its latest checkpoint as a new attempt when task managers offer slots. Returns how
+  // many; a record that cannot be read is reported and left in place.
+  Result<int> RecoverJobs();
 
  private:
   struct TaskManagerEntry {
@@ -129,6 +136,10 @@ class JobManager {
   // The task manager is gone (silent, unreachable or restarted): forget it, fail over its jobs.
   void LoseTaskManagerLocked(const std::string& tm_id, const std::string& reason);
   void NoteCheckpointLocked(Job& job);
+  void PersistLocked(const Job& job);
+  Result<std::string> AddJobLocked(const proto::JobGraph& graph, const std::string& restore_path,
+                                   bool allow_non_restored_state, const std::string& job_id,
+                                   int attempt, const std::string& resume_from, int restarts);
   proto::JobInfo InfoLocked(const Job& job) const;
   int FreeSlotsLocked() const;
 
