@@ -3,6 +3,9 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 shopt -s nullglob
+for f in "$WEIR_RUN_DIR"/tm/*.supervisor; do
+  stop_pid "$f" "supervisor of $(basename "$f" .supervisor)"
+done
 for f in "$WEIR_RUN_DIR"/tm/*.pid; do
   stop_pid "$f" "task manager $(basename "$f" .pid)"
 done
