@@ -1,4 +1,4 @@
-// datagen, print, blackhole and the plain file sink.
+// datagen, print, blackhole and the plain file sink (committing_file has its own file).
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "committing_file_sink.h"
 #include "weir/connectors.h"
 #include "weir/expr.h"
 
@@ -20,20 +21,27 @@ namespace {
 // Deterministic: subtask i of p emits ids i, i+p, i+2p, ... so each id in [0, total) is produced
 // exactly once across subtasks. Extra fields are expressions over `id`.
 // config: total (optional: unbounded without it), rows_per_second (whole vertex; 0 = no limit),
-//         fields: [{name, expr}]
+//         hold (with total: once all ids are out, stay idle instead of ending, so the job keeps
+//         running and checkpointing; default false), fields: [{name, expr}]
 struct DatagenPlan {
   int64_t total = -1;
+  bool hold = false;
   double rows_per_second = 0;
   Schema schema;
   std::vector<std::unique_ptr<Expr>> exprs;  // for fields after id
 };
 
 Result<DatagenPlan> PlanDatagen(const Config& config) {
-  WEIR_RETURN_IF_ERROR(config.CheckKeys({"total", "rows_per_second", "fields"}));
+  WEIR_RETURN_IF_ERROR(config.CheckKeys({"total", "rows_per_second", "hold", "fields"}));
   DatagenPlan plan;
   if (config.Has("total")) {
     WEIR_ASSIGN_OR_RETURN(plan.total, config.GetInt("total"));
     if (plan.total < 0) return Status::InvalidArgument(config.path() + ".total: must be >= 0");
+  }
+  WEIR_ASSIGN_OR_RETURN(plan.hold, config.GetBool("hold", false));
+  if (plan.hold && plan.total < 0) {
+    return Status::InvalidArgument(config.path() +
+                                   ".hold: needs total (without it the source never ends anyway)");
   }
   WEIR_ASSIGN_OR_RETURN(plan.rows_per_second, config.GetDouble("rows_per_second", 0.0));
   if (plan.rows_per_second < 0) {
@@ -101,7 +109,7 @@ class Datagen : public SourceOperator {
 
   Result<PollResult> Poll(RowBatch& batch, size_t max_rows) override {
     DropFinishedSplits();
-    if (splits_.empty()) return plan_.total >= 0 ? PollResult::kEnd : PollResult::kIdle;
+    if (splits_.empty()) return Ends() ? PollResult::kEnd : PollResult::kIdle;
     size_t n = max_rows;
     if (rate_ > 0) {
       double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -122,7 +130,7 @@ class Datagen : public SourceOperator {
       ++emitted_;
     }
     DropFinishedSplits();
-    if (splits_.empty() && plan_.total >= 0) return PollResult::kEnd;
+    if (splits_.empty() && Ends()) return PollResult::kEnd;
     return PollResult::kMore;
   }
 
@@ -138,6 +146,9 @@ class Datagen : public SourceOperator {
   }
 
  private:
+  // Bounded and not held: exhausted splits end the source.
+  bool Ends() const { return plan_.total >= 0 && !plan_.hold; }
+
   void DropFinishedSplits() {
     if (plan_.total < 0) return;
     std::erase_if(splits_, [&](const Split& sp) { return sp.next >= plan_.total; });
@@ -309,6 +320,7 @@ void RegisterConnectors(OperatorRegistry& r) {
   r.Register("print", std::make_unique<PrintFactory>());
   r.Register("blackhole", std::make_unique<BlackholeFactory>());
   r.Register("file", std::make_unique<FileSinkFactory>());
+  r.Register("committing_file", MakeCommittingFileSinkFactory());
 }
 
 }  // namespace weir

@@ -1,4 +1,5 @@
-// Built-in connectors: datagen (source), print, blackhole and a plain JSON-lines file sink.
+// Built-in connectors: datagen (source), print, blackhole, a plain JSON-lines file sink and an
+// exactly-once one committed by checkpoints (committing_file).
 // Factories are stateless; each created operator belongs to one subtask thread.
 #pragma once
 
@@ -9,7 +10,7 @@
 
 namespace weir {
 
-// Registers datagen, print, blackhole and file into `registry`.
+// Registers datagen, print, blackhole, file and committing_file into `registry`.
 void RegisterConnectors(OperatorRegistry& registry);
 
 // Appends `row` as one JSON object (no newline) with the names of `schema`.

@@ -1,0 +1,659 @@
+// The exactly-once committing_file sink, driven through real Tasks in one process: checkpoints
+// are triggered and completed by the test as the job manager would, and restores are planned
+// from the acknowledgements with the job manager's own PlanRestore.
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "weir/job_graph.h"
+#include "weir/jobmanager/checkpoint_coordinator.h"
+#include "weir/network.h"
+#include "weir/task.h"
+
+namespace weir {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Only a guard against a hung test: nothing below depends on how long anything takes.
+constexpr auto kHangGuard = std::chrono::seconds(60);
+
+using RestorePlan = std::map<std::pair<std::string, int>, proto::RestoreInfo>;
+
+// One attempt of a job: every subtask on its own thread, checkpoints driven by the test.
+class Attempt {
+ public:
+  Attempt(const std::string& yaml, std::string job_id, int attempt, const fs::path& state_dir,
+          const RestorePlan& restore = {}) {
+    auto spec = ParseJobFile(yaml);
+    EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+    auto plan = BuildPlan(std::move(spec).value(), BuiltinOperators());
+    EXPECT_TRUE(plan.ok()) << plan.status().ToString();
+    plan_ = std::make_shared<const ExecutionPlan>(std::move(plan).value());
+    for (size_t t = 0; t < plan_->tasks.size(); ++t) {
+      const TaskPlan& tp = plan_->tasks[t];
+      const bool source = plan_->spec.vertices[tp.vertices[0]].type == "datagen";
+      for (int i = 0; i < tp.parallelism; ++i) {
+        TaskSetup s;
+        s.job_id = job_id;
+        s.attempt = attempt;
+        s.plan = plan_;
+        s.task_index = static_cast<int>(t);
+        s.subtask = i;
+        s.network = &net_;
+        s.registry = &BuiltinOperators();
+        s.local_dir = (state_dir / (job_id + "-" + tp.id + "-" + std::to_string(i))).string();
+        s.locate = [](const std::string&, int) { return PeerLocation{true, "", ""}; };
+        auto it = restore.find({tp.id, i});
+        if (it != restore.end()) s.restore = it->second;
+        s.on_state = [this](TaskState st, const std::string& err) {
+          if (st != TaskState::kFailed) return;
+          std::lock_guard<std::mutex> lock(mu_);
+          errors_.push_back(err);
+        };
+        s.on_checkpoint_ack = [this](proto::AcknowledgeCheckpointRequest a) {
+          std::lock_guard<std::mutex> lock(mu_);
+          const int64_t id = a.checkpoint_id();
+          acks_[id].push_back(std::move(a));
+          cv_.notify_all();
+        };
+        s.on_checkpoint_decline = [this](int64_t id, const std::string& why) {
+          std::lock_guard<std::mutex> lock(mu_);
+          declines_[id].push_back(why);
+          cv_.notify_all();
+        };
+        tasks_.push_back(std::make_unique<Task>(std::move(s)));
+        if (source) sources_.push_back(tasks_.back().get());
+      }
+    }
+    for (auto& t : tasks_) threads_.emplace_back([&t] { t->Run(); });
+  }
+
+  // After a failed assertion the job may still run (hold: true never ends): stop it.
+  ~Attempt() {
+    bool running = false;
+    for (auto& th : threads_) running = running || th.joinable();
+    if (running) Cancel();
+    for (auto& th : threads_) {
+      if (th.joinable()) th.join();
+    }
+  }
+
+  const ExecutionPlan& plan() const { return *plan_; }
+
+  // Rows the sources have produced so far.
+  int64_t SourceRows() const {
+    int64_t n = 0;
+    for (const Task* t : sources_) n += t->metrics().records_in.load();
+    return n;
+  }
+  bool AwaitSourceRows(int64_t n) const {
+    const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+    while (SourceRows() < n) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+  }
+
+  void Trigger(int64_t id) {
+    proto::CheckpointOptions opts;
+    opts.set_root("/nonexistent-no-keyed-state");
+    for (Task* t : sources_) t->TriggerCheckpoint(id, 0, opts);
+  }
+  // Waits until every subtask acknowledged or declined checkpoint `id`; true if all acked.
+  bool AwaitCheckpoint(int64_t id) {
+    std::unique_lock<std::mutex> lock(mu_);
+    const bool done = cv_.wait_for(
+        lock, kHangGuard, [&] { return acks_[id].size() + declines_[id].size() == tasks_.size(); });
+    EXPECT_TRUE(done) << "checkpoint " << id << " hangs";
+    return done && declines_[id].empty();
+  }
+  // Trigger + await, as the coordinator does (one checkpoint at a time).
+  bool Checkpoint(int64_t id) {
+    Trigger(id);
+    return AwaitCheckpoint(id);
+  }
+  void Notify(int64_t id) {
+    for (auto& t : tasks_) t->NotifyCheckpoint(id, true);
+  }
+  std::vector<proto::AcknowledgeCheckpointRequest> Acks(int64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acks_[id];
+  }
+  std::vector<std::string> Declines(int64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return declines_[id];
+  }
+  std::vector<std::string> Errors() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return errors_;
+  }
+
+  void Cancel() {
+    for (auto& t : tasks_) t->MarkCancelled();
+    for (auto& t : tasks_) t->Cancel();
+  }
+  std::vector<TaskState> Join() {
+    for (auto& th : threads_) th.join();
+    std::vector<TaskState> states;
+    for (auto& t : tasks_) states.push_back(t->state());
+    return states;
+  }
+
+ private:
+  std::shared_ptr<const ExecutionPlan> plan_;
+  NetworkEnvironment net_;
+  std::vector<std::unique_ptr<Task>> tasks_;
+  std::vector<Task*> sources_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<int64_t, std::vector<proto::AcknowledgeCheckpointRequest>> acks_;
+  std::map<int64_t, std::vector<std::string>> declines_;
+  std::vector<std::string> errors_;
+};
+
+// What the coordinator writes as _metadata when every subtask acknowledged.
+proto::CheckpointMetadata MetadataFrom(const std::vector<proto::AcknowledgeCheckpointRequest>& acks,
+                                       int64_t id, int max_parallelism) {
+  std::map<std::string, std::map<int, proto::OperatorSubtaskState>> by_vertex;
+  for (const auto& a : acks) {
+    for (const auto& os : a.states()) by_vertex[os.vertex_id()][os.subtask()] = os;
+  }
+  proto::CheckpointMetadata md;
+  md.set_checkpoint_id(id);
+  md.set_max_parallelism(max_parallelism);
+  for (auto& [vertex, subtasks] : by_vertex) {
+    proto::VertexState* vs = md.add_vertices();
+    vs->set_vertex_id(vertex);
+    vs->set_parallelism(static_cast<int>(subtasks.size()));
+    for (auto& [i, os] : subtasks) *vs->add_subtasks() = os;
+  }
+  return md;
+}
+
+// The sink's "pending" entries in the acks: (checkpoint, staging name, final name).
+struct Pending {
+  int64_t checkpoint;
+  std::string staging, final_name;
+};
+std::vector<Pending> PendingIn(const std::vector<proto::AcknowledgeCheckpointRequest>& acks,
+                               const std::string& vertex) {
+  std::vector<Pending> out;
+  for (const auto& a : acks) {
+    for (const auto& os : a.states()) {
+      if (os.vertex_id() != vertex) continue;
+      for (const auto& l : os.operator_state()) {
+        if (l.name() != "pending") continue;
+        for (const std::string& e : l.entries()) {
+          // Fields joined by NUL: version, checkpoint, staging, final.
+          std::vector<std::string> f;
+          size_t start = 0;
+          for (size_t end; (end = e.find('\0', start)) != std::string::npos; start = end + 1) {
+            f.push_back(e.substr(start, end - start));
+          }
+          f.push_back(e.substr(start));
+          EXPECT_EQ(f.size(), 4u);
+          if (f.size() == 4) out.push_back({std::stoll(f[1]), f[2], f[3]});
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// The ids datagen had emitted at the checkpoint, from its splits: a fresh subtask i of p owns
+// ids i, i+p, ...; a split (next, stride) has emitted those below next; a finished split is
+// gone from the state.
+std::set<int64_t> EmittedAt(const std::vector<proto::AcknowledgeCheckpointRequest>& acks,
+                            int64_t total, int p) {
+  std::map<int64_t, int64_t> next_by_residue;
+  for (const auto& a : acks) {
+    for (const auto& os : a.states()) {
+      if (os.vertex_id() != "gen") continue;
+      for (const std::string& e : os.operator_state(0).entries()) {
+        int64_t sp[2];
+        EXPECT_EQ(e.size(), sizeof sp);
+        std::memcpy(sp, e.data(), sizeof sp);
+        EXPECT_EQ(sp[1], p);
+        next_by_residue[sp[0] % p] = sp[0];
+      }
+    }
+  }
+  std::set<int64_t> ids;
+  for (int64_t id = 0; id < total; ++id) {
+    auto it = next_by_residue.find(id % p);
+    if (it == next_by_residue.end() || id < it->second) ids.insert(id);
+  }
+  return ids;
+}
+
+class CommittingSinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("weir-committing-sink-test-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    out_ = dir_ / "out";
+    staging_ = out_ / ".staging";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string Yaml(int gen_p, int sink_p, const std::string& gen_extra,
+                   const std::string& partition = "forward") const {
+    return R"Y(
+vertices:
+  - {id: gen, type: datagen, parallelism: )Y" +
+           std::to_string(gen_p) + ", config: {" + gen_extra + R"Y(}}
+  - {id: out, type: committing_file, parallelism: )Y" +
+           std::to_string(sink_p) + ", config: {path: \"" + out_.string() + R"Y("}}
+edges:
+  - {from: gen, to: out, partition: )Y" +
+           partition + "}\n";
+  }
+
+  // id -> how many times it occurs in the files of `dir` (not below it).
+  static std::map<int64_t, int> IdsIn(const fs::path& dir, bool staging = false) {
+    std::map<int64_t, int> ids;
+    if (!fs::exists(dir)) return ids;
+    for (const auto& e : fs::directory_iterator(dir)) {
+      if (!e.is_regular_file()) continue;
+      const std::string name = e.path().filename().string();
+      if (staging && !name.ends_with(".pending") && !name.ends_with(".inprogress")) continue;
+      std::ifstream in(e.path());
+      std::string line;
+      while (std::getline(in, line)) {
+        long long id;
+        EXPECT_EQ(sscanf(line.c_str(), R"({"id":%lld})", &id), 1) << e.path() << ": " << line;
+        ++ids[id];
+      }
+    }
+    return ids;
+  }
+  std::map<int64_t, int> Committed() const { return IdsIn(out_); }
+
+  std::set<std::string> Names(const fs::path& dir) const {
+    std::set<std::string> names;
+    if (!fs::exists(dir)) return names;
+    for (const auto& e : fs::directory_iterator(dir)) {
+      if (e.is_regular_file()) names.insert(e.path().filename().string());
+    }
+    return names;
+  }
+
+  // Waits until every file is committed (the notification is handled on the task thread).
+  bool AwaitCommitted(const std::vector<Pending>& files, int64_t up_to) const {
+    const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+    for (const Pending& p : files) {
+      if (p.checkpoint > up_to) continue;
+      while (!fs::exists(out_ / p.final_name)) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    return true;
+  }
+
+  static void ExpectEachOnce(const std::map<int64_t, int>& ids, int64_t total) {
+    EXPECT_EQ(static_cast<int64_t>(ids.size()), total);
+    int64_t bad = 0;
+    for (int64_t id = 0; id < total; ++id) {
+      auto it = ids.find(id);
+      if (it == ids.end() || it->second != 1) {
+        if (++bad <= 5) {
+          ADD_FAILURE() << "id " << id << " committed " << (it == ids.end() ? 0 : it->second)
+                        << " times";
+        }
+      }
+    }
+    EXPECT_EQ(bad, 0);
+  }
+
+  fs::path dir_, out_, staging_;
+};
+
+TEST_F(CommittingSinkTest, BoundedJobCommitsEveryRowOnceAndLeavesNoStaging) {
+  Attempt job(Yaml(2, 2, "total: 100000"), "job1", 0, dir_ / ".state");
+  for (auto s : job.Join()) EXPECT_EQ(s, TaskState::kFinished);
+  ExpectEachOnce(Committed(), 100000);
+  EXPECT_TRUE(Names(staging_).empty());
+}
+
+// Unchained (rebalance over the network) and at another parallelism than the source.
+TEST_F(CommittingSinkTest, BoundedJobThroughTheNetwork) {
+  Attempt job(Yaml(2, 3, "total: 30000", "rebalance"), "job1", 0, dir_ / ".state");
+  for (auto s : job.Join()) EXPECT_EQ(s, TaskState::kFinished);
+  ExpectEachOnce(Committed(), 30000);
+  EXPECT_TRUE(Names(staging_).empty());
+}
+
+// Checkpoints 1..3, only 1 and 2 complete: exactly the rows before barrier 2 are committed
+// (the source positions in checkpoint 2 say which), the rest waits in staging.
+TEST_F(CommittingSinkTest, OnlyCompletedCheckpointsAreCommitted) {
+  constexpr int64_t kTotal = 20000;
+  // Rate-limited so the barriers fall inside the data; the checks hold wherever they fall.
+  Attempt job(Yaml(2, 2, "total: 20000, hold: true, rows_per_second: 20000"), "job1", 0,
+              dir_ / ".state");
+  for (int64_t id = 1; id <= 3; ++id) {
+    ASSERT_TRUE(job.AwaitSourceRows(kTotal * id / 4));
+    ASSERT_TRUE(job.Checkpoint(id));
+  }
+  job.Notify(1);
+  job.Notify(2);
+  const auto acks2 = job.Acks(2);
+  const auto pending2 = PendingIn(acks2, "out");
+  ASSERT_TRUE(AwaitCommitted(pending2, 2));
+  // hold: true keeps the job running once all rows are out; wait for them, then stop.
+  ASSERT_TRUE(job.AwaitSourceRows(kTotal));
+  job.Cancel();
+  for (auto s : job.Join()) EXPECT_EQ(s, TaskState::kCanceled);
+
+  // Committed: exactly the files checkpoint 2 named, holding exactly the rows emitted before it.
+  std::set<std::string> expected_files;
+  for (const Pending& p : pending2) expected_files.insert(p.final_name);
+  EXPECT_EQ(Names(out_), expected_files);
+  const std::set<int64_t> before2 = EmittedAt(acks2, kTotal, 2);
+  const auto committed = Committed();
+  std::set<int64_t> committed_ids;
+  for (const auto& [id, n] : committed) {
+    EXPECT_EQ(n, 1) << "id " << id;
+    committed_ids.insert(id);
+  }
+  EXPECT_EQ(committed_ids, before2);
+  // Staging: checkpoint 3's pending files and the in-progress ones, with every other row.
+  auto staged = IdsIn(staging_, true);
+  for (const auto& [id, n] : staged) {
+    EXPECT_EQ(n, 1) << "id " << id;
+    EXPECT_FALSE(committed.count(id)) << "id " << id << " both committed and staged";
+  }
+  EXPECT_EQ(static_cast<int64_t>(staged.size() + committed.size()), kTotal);
+  for (const Pending& p : PendingIn(job.Acks(3), "out")) {
+    if (p.checkpoint == 3) {
+      EXPECT_TRUE(fs::exists(staging_ / p.staging)) << p.staging;
+    }
+  }
+}
+
+struct RestoreCase {
+  std::string name;
+  int gen_p, sink_p;      // after the restore
+  std::string partition;  // gen -> out after the restore
+  std::string job_id;     // of the restored job ("job1" again: a restart of the same job)
+  int attempt;
+  bool notify_first;  // checkpoint 1's completion reached the first run
+};
+
+void PrintTo(const RestoreCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
+class CommittingSinkRestoreTest : public CommittingSinkTest,
+                                  public ::testing::WithParamInterface<RestoreCase> {};
+
+// A first run takes checkpoints 1..3 and dies: checkpoint 2 completed but its notification was
+// never delivered, checkpoint 3 never completed, rows after 3 sit in in-progress files, and one
+// of checkpoint 2's files was already renamed (a crash between two renames). The job restores
+// from checkpoint 2 and runs to the end: every id is committed exactly once, and the staging
+// files written after checkpoint 2 are gone, while other jobs' and vertices' files stay.
+TEST_P(CommittingSinkRestoreTest, RestoreCommitsCheckpointAndDeletesLaterLeftovers) {
+  const RestoreCase& c = GetParam();
+  constexpr int64_t kTotal = 20000;
+  std::vector<proto::AcknowledgeCheckpointRequest> acks2;
+  int max_parallelism = 0;
+  {
+    Attempt first(Yaml(2, 2, "total: 20000, hold: true, rows_per_second: 20000"), "job1", 0,
+                  dir_ / ".state");
+    max_parallelism = first.plan().spec.max_parallelism;
+    for (int64_t id = 1; id <= 3; ++id) {
+      ASSERT_TRUE(first.AwaitSourceRows(kTotal * id / 4));
+      ASSERT_TRUE(first.Checkpoint(id));
+      if (id == 1 && c.notify_first) {
+        first.Notify(1);
+        ASSERT_TRUE(AwaitCommitted(PendingIn(first.Acks(1), "out"), 1));
+      }
+    }
+    acks2 = first.Acks(2);
+    ASSERT_TRUE(first.AwaitSourceRows(kTotal * 7 / 8));
+    first.Cancel();
+    for (auto s : first.Join()) EXPECT_EQ(s, TaskState::kCanceled);
+  }
+  const auto pending2 = PendingIn(acks2, "out");
+  ASSERT_FALSE(pending2.empty());
+  std::set<std::string> needed;
+  for (const Pending& p : pending2) needed.insert(p.staging);
+  // The restore must delete these: written by job1's sink, not named by checkpoint 2.
+  std::set<std::string> later;
+  for (const std::string& n : Names(staging_)) {
+    if (!needed.count(n)) later.insert(n);
+  }
+  // One more, in case the run's timing left none: an in-progress file of a later window.
+  const std::string planted = "part-job1-out-1-0-9-77.jsonl.inprogress";
+  std::ofstream(staging_ / planted) << "{\"id\":999999}\n";
+  later.insert(planted);
+  // Not ours: another job, another vertex (whose id extends ours), a foreign file.
+  const std::set<std::string> foreign = {"part-job9-out-0-0-3-0.jsonl.pending",
+                                         "part-job1-out-x-0-0-3-0.jsonl.inprogress", "notes.txt"};
+  for (const std::string& n : foreign) std::ofstream(staging_ / n) << "keep\n";
+  // A crash between two renames: one of checkpoint 2's files is already committed.
+  fs::rename(staging_ / pending2[0].staging, out_ / pending2[0].final_name);
+
+  auto md = MetadataFrom(acks2, 2, max_parallelism);
+  std::string yaml = Yaml(c.gen_p, c.sink_p, "total: 20000", c.partition);
+  auto spec = ParseJobFile(yaml);
+  ASSERT_TRUE(spec.ok());
+  auto plan = BuildPlan(std::move(spec).value(), BuiltinOperators());
+  ASSERT_TRUE(plan.ok());
+  auto restore = jm::PlanRestore(md, (dir_ / "chk-2").string(), *plan, false);
+  ASSERT_TRUE(restore.ok()) << restore.status().ToString();
+  {
+    Attempt second(yaml, c.job_id, c.attempt, dir_ / ".state", *restore);
+    for (auto s : second.Join()) EXPECT_EQ(s, TaskState::kFinished);
+    auto errors = second.Errors();
+    EXPECT_TRUE(errors.empty()) << errors[0];
+  }
+  ExpectEachOnce(Committed(), kTotal);
+  for (const std::string& n : later) EXPECT_FALSE(fs::exists(staging_ / n)) << n;
+  EXPECT_EQ(Names(staging_), foreign);
+  for (const Pending& p : pending2) EXPECT_TRUE(fs::exists(out_ / p.final_name)) << p.final_name;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Parallelism, CommittingSinkRestoreTest,
+    ::testing::Values(RestoreCase{"SameParallelismNewJob", 2, 2, "forward", "job2", 0, true},
+                      RestoreCase{"ScaleUpSameJobNextAttempt", 1, 3, "rebalance", "job1", 1, false},
+                      RestoreCase{"ScaleDown", 1, 1, "forward", "job3", 0, true}),
+    [](const ::testing::TestParamInfo<RestoreCase>& i) { return i.param.name; });
+
+// Checkpoint 1's pending file vanishes before its completion: the next snapshot declines,
+// naming the file, and so does every later one (the output is no longer exact).
+TEST_F(CommittingSinkTest, MissingPendingFileDeclinesTheNextCheckpoint) {
+  Attempt job(Yaml(1, 1, "total: 5000, hold: true"), "job1", 0, dir_ / ".state");
+  ASSERT_TRUE(job.AwaitSourceRows(5000));
+  ASSERT_TRUE(job.Checkpoint(1));
+  const auto pending = PendingIn(job.Acks(1), "out");
+  ASSERT_EQ(pending.size(), 1u);
+  fs::remove(staging_ / pending[0].staging);
+  job.Notify(1);
+  job.Trigger(2);
+  EXPECT_FALSE(job.AwaitCheckpoint(2));
+  auto declines = job.Declines(2);
+  ASSERT_EQ(declines.size(), 1u);
+  EXPECT_NE(declines[0].find(pending[0].staging), std::string::npos) << declines[0];
+  EXPECT_NE(declines[0].find("missing"), std::string::npos) << declines[0];
+  job.Trigger(3);
+  EXPECT_FALSE(job.AwaitCheckpoint(3));
+  job.Cancel();
+  for (auto s : job.Join()) EXPECT_EQ(s, TaskState::kCanceled);
+}
+
+// A restore whose checkpoint names a file that is neither staged nor committed fails the
+// subtask, naming the file, rather than starting on incomplete output.
+TEST_F(CommittingSinkTest, RestoreWithAMissingPendingFileFails) {
+  std::vector<proto::AcknowledgeCheckpointRequest> acks;
+  int max_parallelism = 0;
+  {
+    Attempt first(Yaml(1, 1, "total: 5000, hold: true"), "job1", 0, dir_ / ".state");
+    max_parallelism = first.plan().spec.max_parallelism;
+    ASSERT_TRUE(first.AwaitSourceRows(5000));
+    ASSERT_TRUE(first.Checkpoint(1));
+    acks = first.Acks(1);
+    first.Cancel();
+    first.Join();
+  }
+  const auto pending = PendingIn(acks, "out");
+  ASSERT_EQ(pending.size(), 1u);
+  fs::remove(staging_ / pending[0].staging);
+  const std::string yaml = Yaml(1, 1, "total: 5000");
+  auto plan = BuildPlan(ParseJobFile(yaml).value(), BuiltinOperators());
+  ASSERT_TRUE(plan.ok());
+  auto restore = jm::PlanRestore(MetadataFrom(acks, 1, max_parallelism), (dir_ / "chk-1").string(),
+                                 *plan, false);
+  ASSERT_TRUE(restore.ok()) << restore.status().ToString();
+  Attempt second(yaml, "job2", 0, dir_ / ".state", *restore);
+  auto states = second.Join();
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_EQ(states[0], TaskState::kFailed);
+  auto errors = second.Errors();
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find(pending[0].staging), std::string::npos) << errors[0];
+}
+
+// A fresh start deletes only its own job's leftovers (an earlier attempt), never another job's.
+TEST_F(CommittingSinkTest, FreshStartDeletesOnlyThisJobsEarlierAttempts) {
+  fs::create_directories(staging_);
+  const std::string earlier = "part-job1-out-0-0-1-0.jsonl.inprogress";
+  const std::string other_job = "part-job2-out-0-0-1-0.jsonl.pending";
+  std::ofstream(staging_ / earlier) << R"({"id":123456})"
+                                    << "\n";
+  std::ofstream(staging_ / other_job) << R"({"id":123456})"
+                                      << "\n";
+  Attempt job(Yaml(1, 1, "total: 100"), "job1", 1, dir_ / ".state");
+  for (auto s : job.Join()) EXPECT_EQ(s, TaskState::kFinished);
+  ExpectEachOnce(Committed(), 100);
+  EXPECT_EQ(Names(staging_), std::set<std::string>{other_job});
+}
+
+// The sink's operator API, called directly so that the order of the subtasks' Open calls is
+// under the test's control (with real tasks it is a race).
+class DiscardOutput : public Output {
+ public:
+  Status Emit(RowBatch&) override { return Status::Ok(); }
+};
+
+std::unique_ptr<Operator> MakeSink(const fs::path& out, const Schema& schema) {
+  auto config = Config::Parse("path: \"" + out.string() + "\"", "config");
+  EXPECT_TRUE(config.ok());
+  auto op = BuiltinOperators().Find("committing_file")->Create(config.value(), schema);
+  EXPECT_TRUE(op.ok()) << op.status().ToString();
+  return std::move(op).value();
+}
+
+OperatorContext SinkContext(const std::string& job, int attempt, int subtask, int parallelism,
+                            const RestoredState* restored = nullptr) {
+  OperatorContext ctx;
+  ctx.job_id = job;
+  ctx.attempt = attempt;
+  ctx.vertex_id = "out";
+  ctx.subtask = subtask;
+  ctx.parallelism = parallelism;
+  ctx.log_prefix = "test subtask=" + std::to_string(subtask);
+  ctx.restored = restored;
+  return ctx;
+}
+
+Status WriteIds(Operator& op, int64_t from, int64_t to) {
+  RowBatch batch;
+  for (int64_t id = from; id < to; ++id) batch.Append(1)[0].SetInt64(id);
+  DiscardOutput out;
+  return op.Process(batch, out);
+}
+
+// Old subtasks 0 and 1 snapshot checkpoint 1 and die with rows after it. New subtask 0 of the
+// restore opens first: it must keep old subtask 1's pending file (new subtask 1 commits it; only
+// the UNION list tells subtask 0 it is needed) and delete the rows after the checkpoint. New
+// subtask 1 opens after subtask 0 has begun writing: it must keep its sibling's file.
+TEST_F(CommittingSinkTest, RestoreScanKeepsOtherSubtasksShareAndSiblingFiles) {
+  Schema schema;
+  schema.Add("id", Type::kInt64);
+  std::vector<OperatorSnapshot> snaps(2);
+  for (int i = 0; i < 2; ++i) {
+    auto old = MakeSink(out_, schema);
+    ASSERT_TRUE(old->Open(SinkContext("job1", 0, i, 2)).ok());
+    ASSERT_TRUE(WriteIds(*old, i * 10, i * 10 + 10).ok());
+    ASSERT_TRUE(old->Snapshot(1, &snaps[i]).ok());
+    ASSERT_TRUE(WriteIds(*old, 100 + i, 101 + i).ok());  // after the checkpoint: replayed
+    ASSERT_TRUE(old->Close().ok());
+  }
+  // As PlanRestore deals them to two new subtasks: SPLIT round-robin, UNION whole.
+  std::vector<RestoredState> restored(2);
+  for (int i = 0; i < 2; ++i) {
+    for (const proto::NamedList& l : snaps[i].operator_state) {
+      if (l.mode() == proto::NamedList::UNION) {
+        for (auto& r : restored) r.operator_state.push_back(l);
+      } else {
+        ASSERT_EQ(l.entries_size(), 1);
+        restored[i].operator_state.push_back(l);
+      }
+    }
+  }
+  int pending = 0;
+  for (const std::string& n : Names(staging_)) pending += n.ends_with(".pending");
+  ASSERT_EQ(pending, 2);
+  ASSERT_EQ(Names(staging_).size(), 4u);  // two pending, two in progress
+
+  auto new0 = MakeSink(out_, schema);
+  ASSERT_TRUE(new0->Open(SinkContext("job2", 0, 0, 2, &restored[0])).ok());
+  EXPECT_EQ(Names(out_).size(), 1u);      // its share: old subtask 0's file
+  EXPECT_EQ(Names(staging_).size(), 1u);  // old subtask 1's, waiting for new subtask 1
+  ASSERT_TRUE(WriteIds(*new0, 100, 101).ok());
+  const std::set<std::string> sibling = Names(staging_);
+  ASSERT_EQ(sibling.size(), 2u);
+
+  auto new1 = MakeSink(out_, schema);
+  ASSERT_TRUE(new1->Open(SinkContext("job2", 0, 1, 2, &restored[1])).ok());
+  EXPECT_EQ(Names(out_).size(), 2u);
+  EXPECT_EQ(Names(staging_).size(), 1u);  // new subtask 0's in-progress file survived
+  ASSERT_TRUE(WriteIds(*new1, 101, 102).ok());
+  DiscardOutput out;
+  ASSERT_TRUE(new0->Finish(out).ok());
+  ASSERT_TRUE(new1->Finish(out).ok());
+  ASSERT_TRUE(new0->Close().ok());
+  ASSERT_TRUE(new1->Close().ok());
+  auto ids = Committed();
+  std::map<int64_t, int> expected;
+  for (int64_t id = 0; id < 20; ++id) expected[id] = 1;
+  expected[100] = expected[101] = 1;
+  EXPECT_EQ(ids, expected);
+  EXPECT_TRUE(Names(staging_).empty());
+}
+
+TEST(CommittingSinkConfigTest, ConfigErrorsNameTheField) {
+  auto build = [](const std::string& gen, const std::string& sink) {
+    auto spec = ParseJobFile("vertices:\n  - {id: gen, type: datagen, config: {" + gen +
+                             "}}\n  - {id: out, type: committing_file, config: {" + sink +
+                             "}}\nedges:\n  - {from: gen, to: out}\n");
+    EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+    return BuildPlan(std::move(spec).value(), BuiltinOperators()).status();
+  };
+  EXPECT_TRUE(build("total: 10, hold: true", "path: /tmp/x").ok());
+  Status st = build("hold: true", "path: /tmp/x");
+  EXPECT_NE(st.message().find("hold"), std::string::npos) << st.ToString();
+  st = build("total: 10", "prefix: p");
+  EXPECT_NE(st.message().find("path"), std::string::npos) << st.ToString();
+  st = build("total: 10", "path: /tmp/x, prefix: a/b");
+  EXPECT_NE(st.message().find("prefix"), std::string::npos) << st.ToString();
+  st = build("total: 10", "path: /tmp/x, format: csv");
+  EXPECT_NE(st.message().find("format"), std::string::npos) << st.ToString();
+}
+
+}  // namespace
+}  // namespace weir
