@@ -3,6 +3,7 @@
 // from the acknowledgements with the job manager's own PlanRestore.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
@@ -239,9 +240,11 @@ std::set<int64_t> EmittedAt(const std::vector<proto::AcknowledgeCheckpointReques
 class CommittingSinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // A parameterized test's name holds '/': flattened, so TearDown removes the whole tree.
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '.');
     dir_ = fs::temp_directory_path() /
-           ("weir-committing-sink-test-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+           ("weir-committing-sink-test-" + std::to_string(getpid()) + "-" + name);
     fs::remove_all(dir_);
     out_ = dir_ / "out";
     staging_ = out_ / ".staging";
