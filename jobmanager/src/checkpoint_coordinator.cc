@@ -276,6 +276,7 @@ std::optional<std::string> CheckpointCoordinator::Complete() {
     *stats_.mutable_latest_completed() = summary;
     completed_.push_back(std::move(done));
     Prune();
+    if (on_completed_) on_completed_(p->dir);
   }
   Notify(p->id, true);
   if (p->savepoint_done) {

@@ -362,6 +362,7 @@ void JobManager::TryScheduleLocked(Job& job) {
       },
       job.next_checkpoint_id);
   job.coordinator->Adopt(std::move(job.retained), job.last_stats);
+  job.coordinator->SetOnCompleted([this, jp](const std::string&) { NoteCheckpointLocked(*jp); });
 }
 
 void JobManager::EndCheckpointingLocked(Job& job, const std::string& reason) {

@@ -74,6 +74,10 @@ class CheckpointCoordinator {
   void RequestSavepoint(const std::string& parent_dir, SavepointDone done);
 
   proto::CheckpointStats Stats() const;
+  // Called (under the caller's lock, like every method) when a checkpoint is complete and
+  // before anyone is notified: the job manager records it durably there (HA), so a sink can
+  // never commit data of a checkpoint that a restarted job manager would not restore from.
+  void SetOnCompleted(std::function<void(const std::string& dir)> fn) { on_completed_ = std::move(fn); }
   // Hand-over between attempts of one job: the retained checkpoints (so pruning continues
   // across restarts) and the statistics.
   std::deque<CompletedCheckpoint> TakeCompleted() { return std::move(completed_); }
@@ -127,6 +131,7 @@ class CheckpointCoordinator {
   std::deque<std::pair<std::string, SavepointDone>> savepoint_requests_;
   std::deque<Completed> completed_;
   proto::CheckpointStats stats_;
+  std::function<void(const std::string& dir)> on_completed_;
 };
 
 // Writes `bytes` to `path` atomically: a temp file, fsync, rename, fsync of the directory.
