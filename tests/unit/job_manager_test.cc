@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include <fstream>
+#include <sstream>
 
 #include "weir/job_graph.h"
 #include "weir/jobmanager/job_manager.h"
@@ -25,6 +26,7 @@ class FakeGateway : public TaskManagerGateway {
     std::vector<proto::TriggerCheckpointRequest> triggers;
     std::vector<proto::NotifyCheckpointRequest> notifies;
     bool fail_deploy = false;
+    std::function<void(const proto::NotifyCheckpointRequest&)> on_notify;
   };
   explicit FakeGateway(Calls* calls) : calls_(calls) {}
   Status DeployTask(const std::string& addr, const proto::DeployTaskRequest& req) override {
@@ -43,6 +45,7 @@ class FakeGateway : public TaskManagerGateway {
   Status NotifyCheckpoint(const std::string& addr,
                           const proto::NotifyCheckpointRequest& req) override {
     std::lock_guard<std::mutex> lock(calls_->mu);
+    if (calls_->on_notify) calls_->on_notify(req);
     calls_->notifies.push_back(req);
     return Status::Ok();
   }
@@ -77,6 +80,7 @@ class JobManagerTest : public ::testing::Test {
     JobManagerOptions o;
     o.checkpoints.directory = (dir_ / "checkpoints").string();
     o.savepoint_dir = (dir_ / "savepoints").string();
+    o.ha_dir = (dir_ / "ha").string();
     o.heartbeat_timeout_ms = 5000;
     o.slot_wait_timeout_ms = 10000;
     jm_ = std::make_unique<JobManager>(
@@ -701,6 +705,42 @@ TEST_F(JobManagerTest, RestartStrategyGivesUpAndCancelWorksWhileRestarting) {
   ASSERT_TRUE(jm_->CancelJob(*id2).ok());
   Drain();
   EXPECT_EQ(State(*id2), "CANCELED");
+}
+
+}  // namespace
+}  // namespace weir::jm
+
+namespace weir::jm {
+namespace {
+
+TEST_F(JobManagerTest, HaRecordNamesACheckpointBeforeAnySinkHearsOfIt) {
+  AddTm("a", 2);
+  auto id = Submit(CheckpointedGraph(100));
+  const fs::path record = dir_ / "ha" / (*id + ".job");
+  ASSERT_TRUE(fs::exists(record)) << "recorded at submission";
+  int checked = 0;
+  calls_.on_notify = [&](const proto::NotifyCheckpointRequest& req) {
+    std::ifstream in(record, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    proto::HaJobRecord r;
+    ASSERT_TRUE(r.ParseFromString(ss.str()));
+    EXPECT_NE(r.latest_checkpoint().find("chk-" + std::to_string(req.checkpoint_id())),
+              std::string::npos)
+        << "notified of " << req.checkpoint_id() << " while HA names " << r.latest_checkpoint();
+    ++checked;
+  };
+  AllRunning(*id);
+  now_ += 100;
+  Tick();
+  AckAll(*id, calls_.triggers.back().checkpoint_id());
+  EXPECT_EQ(checked, 1);
+  ASSERT_TRUE(jm_->CancelJob(*id).ok());
+  Drain();
+  for (const char* t : {"gen", "agg"}) {
+    for (int i = 0; i < 2; ++i) Report(*id, t, i, TaskState::kCanceled);
+  }
+  EXPECT_FALSE(fs::exists(record)) << "an ended job leaves the HA directory";
 }
 
 }  // namespace
