@@ -29,10 +29,13 @@ cat <<EOM
 
 The cluster is still running (logs in run/log/). Try:
   build/cli/weir taskmanagers
-  build/cli/weir run examples/unbounded.yaml        # an endless job; note its id
+  build/cli/weir run examples/unbounded.yaml        # an endless job, checkpointed every second
   build/cli/weir list
-  deploy/taskmanager.sh kill tm-2                    # kill -9 a task manager: the job fails
-                                                     # (automatic recovery comes with checkpoints)
-  build/cli/weir cancel JOB_ID
+  deploy/taskmanager.sh kill tm-2                    # kill -9 a task manager: the job restarts
+  build/cli/weir status JOB_ID                      #   from its latest checkpoint (restarts: 1)
+  deploy/taskmanager.sh start tm-2                   # bring it back
+  build/cli/weir stop JOB_ID --savepoint            # stop with a savepoint; prints its path
+  build/cli/weir cancel JOB_ID                       # or just cancel
+  tests/chaos/chaos_test.py                          # kill -9 TMs and the JM under an exactly-once job
   deploy/stop-cluster.sh
 EOM

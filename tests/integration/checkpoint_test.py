@@ -6,7 +6,7 @@ import os
 import shutil
 import unittest
 
-from harness import Cluster, wait_for
+from harness import Cluster, test_failed, wait_for
 
 N = 300000        # ids in [0, N) are produced over both runs
 KEYS = 50
@@ -64,11 +64,7 @@ class CheckpointTest(unittest.TestCase):
         self.sp_dir = os.path.join(self.cluster.dir, "savepoints")
 
     def tearDown(self):
-        failed = False
-        if hasattr(self._outcome, "result"):
-            r = self._outcome.result
-            failed = any(t is self for t, _ in r.failures + r.errors)
-        self.cluster.cleanup(dump_logs=failed)
+        self.cluster.cleanup(dump_logs=test_failed(self))
 
     def start_unbounded(self, backend="rocksdb"):
         job = self.cluster.write_job("unbounded.yaml", job_text(2, bounded=False, backend=backend)

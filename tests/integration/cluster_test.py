@@ -5,7 +5,7 @@ import os
 import time
 import unittest
 
-from harness import Cluster, wait_for
+from harness import Cluster, test_failed, wait_for
 
 COUNT_JOB = """
 name: count-by-key
@@ -61,12 +61,7 @@ class ClusterTest(unittest.TestCase):
                                         "--heartbeat-timeout-ms", "3000"])
 
     def tearDown(self):
-        failed = any(err for _, err in getattr(self._outcome, "errors", []) if err) or \
-            not getattr(self._outcome, "success", True)
-        if hasattr(self._outcome, "result"):
-            r = self._outcome.result
-            failed = failed or any(t is self for t, _ in r.failures + r.errors)
-        self.cluster.cleanup(dump_logs=failed)
+        self.cluster.cleanup(dump_logs=test_failed(self))
 
     def test_count_by_key_across_two_task_managers_is_exact(self):
         out = os.path.join(self.cluster.dir, "out")

@@ -14,6 +14,12 @@ TM_BIN = os.path.join(BUILD, "taskmanager/weir-taskmanager")
 CLI_BIN = os.path.join(BUILD, "cli/weir")
 
 
+def test_failed(testcase):
+    """True iff `testcase` (a unittest.TestCase in its tearDown) has failed or errored."""
+    result = getattr(testcase._outcome, "result", None)
+    return bool(result) and any(t is testcase for t, _ in result.failures + result.errors)
+
+
 def wait_for(pred, timeout, what, interval=0.05):
     deadline = time.time() + timeout
     while time.time() < deadline:

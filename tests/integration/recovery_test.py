@@ -6,7 +6,7 @@ import time
 import unittest
 
 from checkpoint_test import KEYS, N, job_text, read_rows
-from harness import Cluster, wait_for
+from harness import Cluster, test_failed, wait_for
 
 
 class RecoveryTest(unittest.TestCase):
@@ -14,11 +14,7 @@ class RecoveryTest(unittest.TestCase):
         self.cluster = Cluster(taskmanagers=3, slots=2, jm_args=["--heartbeat-timeout-ms", "3000"])
 
     def tearDown(self):
-        failed = False
-        if hasattr(self._outcome, "result"):
-            r = self._outcome.result
-            failed = any(t is self for t, _ in r.failures + r.errors)
-        self.cluster.cleanup(dump_logs=failed)
+        self.cluster.cleanup(dump_logs=test_failed(self))
 
     def test_killed_task_manager_recovers_from_checkpoint_exactly(self):
         text = job_text(2, bounded=False).replace(
@@ -70,11 +66,7 @@ class JobManagerRecoveryTest(unittest.TestCase):
 
     def tearDown(self):
         import shutil
-        failed = False
-        if hasattr(self._outcome, "result"):
-            r = self._outcome.result
-            failed = any(t is self for t, _ in r.failures + r.errors)
-        self.cluster.cleanup(dump_logs=failed)
+        self.cluster.cleanup(dump_logs=test_failed(self))
         shutil.rmtree(self.ha, ignore_errors=True)
 
     def test_killed_job_manager_resumes_its_job_from_the_latest_checkpoint(self):

@@ -122,6 +122,12 @@ class JobManagerTest : public ::testing::Test {
 
   std::string State(const std::string& job) { return jm_->GetJob(job)->state(); }
 
+  void Beat(const std::string& tm) {
+    proto::HeartbeatRequest r;
+    r.set_tm_id(tm);
+    jm_->Heartbeat(r);
+  }
+
   void Drain() {
     while (!pending_.empty()) {
       auto fn = std::move(pending_.front());
@@ -229,7 +235,7 @@ TEST_F(JobManagerTest, WaitsForSlotsThenRunsWhenATaskManagerArrives) {
   EXPECT_NE(jm_->GetJob(*id)->failure().find("waiting for slots: needs 2, 1 free of 1"),
             std::string::npos);
   now_ += 1000;
-  jm_->Heartbeat([] { proto::HeartbeatRequest r; r.set_tm_id("a"); return r; }());
+  Beat("a");
   Tick();
   EXPECT_EQ(State(*id), "CREATED");
   AddTm("b", 1);
@@ -243,7 +249,7 @@ TEST_F(JobManagerTest, FailsWithAClearReasonWhenSlotsNeverCome) {
   ASSERT_TRUE(id.ok());
   for (int i = 0; i < 12; ++i) {
     now_ += 1000;
-    jm_->Heartbeat([] { proto::HeartbeatRequest r; r.set_tm_id("a"); return r; }());
+    Beat("a");
     Tick();
   }
   EXPECT_EQ(State(*id), "FAILED");
@@ -257,7 +263,7 @@ TEST_F(JobManagerTest, LostTaskManagerFailsItsJobsAndCancelsTheRest) {
   auto id = Submit(Graph());
   ASSERT_TRUE(id.ok());
   now_ += 3000;
-  jm_->Heartbeat([] { proto::HeartbeatRequest r; r.set_tm_id("a"); return r; }());
+  Beat("a");
   now_ += 3000;  // b silent for 6 s > 5 s
   Tick();
   EXPECT_EQ(State(*id), "FAILED");
@@ -383,7 +389,7 @@ TEST_F(JobManagerTest, TimeoutAndDeclineAbortAndRemovePartialFiles) {
   fs::create_directories(chk1 / "agg-0");
   std::ofstream(chk1 / "agg-0" / "partial") << "x";
   now_ += 5001;
-  jm_->Heartbeat([] { proto::HeartbeatRequest r; r.set_tm_id("a"); return r; }());
+  Beat("a");
   Tick();  // expired
   EXPECT_FALSE(fs::exists(chk1));
   ASSERT_EQ(calls_.notifies.size(), 1u);
@@ -602,11 +608,7 @@ TEST_F(JobManagerTest, FailoverRedeploysFromTheLatestCheckpointAfterOldTasksAreG
   EXPECT_NE(info.last_failure().find("IO_ERROR: boom"), std::string::npos);
   // The delay passed, but old subtasks are still there: no redeployment yet.
   now_ += 150;
-  for (const char* tm : {"a", "b"}) {
-    proto::HeartbeatRequest r;
-    r.set_tm_id(tm);
-    jm_->Heartbeat(r);
-  }
+  for (const char* tm : {"a", "b"}) Beat(tm);
   Tick();
   EXPECT_EQ(calls_.deploys.size(), deploys_before);
   for (const char* t : {"gen", "agg"}) {
@@ -634,11 +636,7 @@ TEST_F(JobManagerTest, FailoverRedeploysFromTheLatestCheckpointAfterOldTasksAreG
     }
   }
   now_ += 100;
-  for (const char* tm : {"a", "b"}) {
-    proto::HeartbeatRequest r;
-    r.set_tm_id(tm);
-    jm_->Heartbeat(r);
-  }
+  for (const char* tm : {"a", "b"}) Beat(tm);
   Tick();
   EXPECT_GT(calls_.triggers.back().checkpoint_id(), cp);
   EXPECT_EQ(calls_.triggers.back().attempt(), 1);
@@ -650,20 +648,20 @@ TEST_F(JobManagerTest, LostTaskManagerRestartsOntoRemainingSlotsOrWaits) {
   auto id = Submit(CheckpointedGraph(100));
   AllRunning(*id);
   now_ += 3000;
-  jm_->Heartbeat([] { proto::HeartbeatRequest r; r.set_tm_id("a"); return r; }());
+  Beat("a");
   now_ += 3000;  // b is silent
   Tick();
   EXPECT_EQ(State(*id), "RESTARTING");
   // b's subtasks will never report; a's do.
   for (const char* t : {"gen", "agg"}) Report(*id, t, 0, TaskState::kCanceled);
   now_ += 200;
-  jm_->Heartbeat([] { proto::HeartbeatRequest r; r.set_tm_id("a"); return r; }());
+  Beat("a");
   Tick();
   auto info = *jm_->GetJob(*id);
   EXPECT_EQ(info.state(), "CREATED") << "one slot left, two needed: waits";
   EXPECT_NE(info.failure().find("waiting for slots"), std::string::npos);
   now_ += 60000;  // far beyond the slot wait timeout: a restarted job keeps waiting
-  jm_->Heartbeat([] { proto::HeartbeatRequest r; r.set_tm_id("a"); return r; }());
+  Beat("a");
   Tick();
   EXPECT_EQ(State(*id), "CREATED");
   AddTm("b", 1);  // it comes back
@@ -683,7 +681,7 @@ TEST_F(JobManagerTest, RestartStrategyGivesUpAndCancelWorksWhileRestarting) {
     for (int i = 0; i < 2; ++i) Report(*id, t, i, TaskState::kCanceled);
   }
   now_ += 20;
-  jm_->Heartbeat([] { proto::HeartbeatRequest r; r.set_tm_id("a"); return r; }());
+  Beat("a");
   Tick();
   EXPECT_EQ(State(*id), "RUNNING");
   proto::TaskStateUpdate u;
