@@ -183,8 +183,10 @@ void CheckpointCoordinator::Trigger(const proto::CheckpointOptions& options,
     req.set_timestamp_ms(p->trigger_ms);
     *req.mutable_options() = options;
     const std::string addr = locate_(task, sub);
-    executor_([this, addr, req] {
-      Status st = gateway_->TriggerCheckpoint(addr, req);
+    // Runs later on the executor: capture the gateway, never the coordinator (it may be gone
+    // by then, e.g. when the job fails right after the trigger).
+    executor_([gateway = gateway_, addr, req] {
+      Status st = gateway->TriggerCheckpoint(addr, req);
       if (!st.ok()) {
         Log()->warn("job={} checkpoint={} trigger at {} failed: {}", req.job_id(),
                     req.checkpoint_id(), addr, st.ToString());
@@ -349,8 +351,8 @@ void CheckpointCoordinator::Notify(int64_t id, bool completed) {
     req.set_attempt(attempt_);
     req.set_checkpoint_id(id);
     req.set_completed(completed);
-    executor_([this, addr, req] {
-      Status st = gateway_->NotifyCheckpoint(addr, req);
+    executor_([gateway = gateway_, addr, req] {  // not `this`: see Trigger
+      Status st = gateway->NotifyCheckpoint(addr, req);
       if (!st.ok()) {
         Log()->warn("job={} checkpoint={} notify at {} failed: {}", req.job_id(),
                     req.checkpoint_id(), addr, st.ToString());

@@ -240,8 +240,9 @@ class JobManagerServer::Impl {
 
  private:
   ServerOptions options_;
-  SerialExecutor executor_;
   std::unique_ptr<JobManager> jm_;
+  // Declared after jm_ so it is destroyed first: it drains queued calls, which use jm_.
+  SerialExecutor executor_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   std::thread ticker_;
