@@ -108,6 +108,22 @@ TEST(JobGraphTest, BadJobsGetErrorsNamingVertexAndField) {
       {"keyed input not hashed", Replace(g, "partition: hash, key: [k]", "partition: rebalance"),
        "keyed_aggregate 'agg' needs its input hash-partitioned by its key [k]"},
       {"duplicate edge", g + "  - {from: agg, to: out}\n", "duplicate edge"},
+      {"unknown restart strategy", g + "restart_strategy: {type: sometimes}\n",
+       "job.restart_strategy.type: unknown strategy 'sometimes'"},
+      {"restart strategy typo", g + "restart_strategy: {type: fixed-delay, atempts: 3}\n",
+       "job.restart_strategy.atempts: unknown key"},
+      {"bad restart multiplier", g + "restart_strategy: {type: exponential-delay, multiplier: 0.5}\n",
+       "multiplier >= 1"},
+      {"bad checkpoint interval", g + "checkpointing: {interval: soon}\n",
+       "job.checkpointing.interval: expected a duration"},
+      {"tiny checkpoint interval", g + "checkpointing: {interval: 1ms}\n",
+       "job.checkpointing.interval: must be at least 10ms"},
+      {"checkpointing typo", g + "checkpointing: {intervall: 1s}\n",
+       "job.checkpointing.intervall: unknown key"},
+      {"bad state backend", g + "state_backend: memory\n",
+       "job.state_backend: expected rocksdb or heap, got 'memory'"},
+      {"hold without total", Replace(g, "config: {total: 10, fields", "config: {hold: true, fields"),
+       "hold"},
   };
   for (const auto& c : cases) {
     auto plan = Plan(c.yaml);
