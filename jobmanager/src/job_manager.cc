@@ -133,6 +133,16 @@ void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
         if (job.state == JobState::kRestarting) return;
       }
     }
+    if (*to == TaskState::kCanceled && job.state == JobState::kRunning && !IsTerminal(st.state)) {
+      // Nobody asked for it (a cancel of the job changes the job's state first): e.g. a task
+      // manager that cancelled its tasks after seeing a new job manager. Fail over.
+      st.state = TaskState::kCanceled;
+      HandleFailureLocked(job,
+                          "vertex '" + st.task_id + "' subtask " + std::to_string(st.index) +
+                              " was cancelled on its task manager",
+                          true);
+      return;
+    }
     if (st.state == *to) return;
     // Reports can skip intermediate states (e.g. DEPLOYING -> FAILED); terminal states stay.
     if (IsTerminal(st.state)) return;
@@ -299,6 +309,7 @@ void JobManager::TryScheduleLocked(Job& job) {
   base.set_attempt(job.attempt);
   *base.mutable_graph() = job.graph;
   base.set_state_backend(job.graph.state_backend().empty() ? "rocksdb" : job.graph.state_backend());
+  base.set_jm_session(session_);
   for (const Subtask& st : job.subtasks) {
     auto* loc = base.add_locations();
     loc->set_task_id(st.task_id);
@@ -379,11 +390,8 @@ void JobManager::AcknowledgeCheckpoint(const proto::AcknowledgeCheckpointRequest
   auto it = jobs_.find(ack.job_id());
   if (it == jobs_.end() || !it->second->coordinator) return;
   Job& job = *it->second;
-  if (auto fail = job.coordinator->Acknowledge(ack)) {
-    HandleFailureLocked(job, *fail, true);
-    return;
-  }
-  NoteCheckpointLocked(job);
+  // A completion is recorded by the coordinator's on-completed callback (before notifying).
+  if (auto fail = job.coordinator->Acknowledge(ack)) HandleFailureLocked(job, *fail, true);
 }
 
 void JobManager::DeclineCheckpoint(const proto::DeclineCheckpointRequest& d) {

@@ -143,8 +143,9 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     setup.local_dir = options_.state_dir + "/" + req->job_id() + "-" + std::to_string(req->attempt()) +
                       "/" + req->task_id() + "-" + std::to_string(req->subtask());
     setup.on_checkpoint_ack = [this](proto::AcknowledgeCheckpointRequest ack) {
-      CallJm("acknowledge checkpoint", [&](grpc::ClientContext* ctx, proto::Empty* e) {
-        return jm_->AcknowledgeCheckpoint(ctx, ack, e);
+      CallJm("acknowledge checkpoint", std::chrono::seconds(5), [&](grpc::ClientContext* ctx) {
+        proto::Empty e;
+        return jm_->AcknowledgeCheckpoint(ctx, ack, &e);
       });
     };
     {
@@ -157,8 +158,9 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
         proto::DeclineCheckpointRequest d = base_decline;
         d.set_checkpoint_id(id);
         d.set_reason(reason);
-        CallJm("decline checkpoint", [&](grpc::ClientContext* ctx, proto::Empty* e) {
-          return jm_->DeclineCheckpoint(ctx, d, e);
+        CallJm("decline checkpoint", std::chrono::seconds(5), [&](grpc::ClientContext* ctx) {
+          proto::Empty e;
+          return jm_->DeclineCheckpoint(ctx, d, &e);
         });
       };
     }
@@ -199,6 +201,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
       rt->task = std::make_unique<Task>(std::move(setup));
       rt->job_id = req->job_id();
       rt->attempt = req->attempt();
+      rt->jm_session = req->jm_session();
       rt->thread = std::thread([raw] { raw->task->Run(); });
       tasks_[exec_id] = std::move(rt);
     }
@@ -260,6 +263,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     std::thread thread;
     std::string job_id;
     int attempt = 0;
+    std::string jm_session;  // of the job manager that deployed it
     std::atomic<bool> done{false};
   };
 
@@ -276,29 +280,26 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     return p;
   }
 
-  // Calls the job manager with a deadline, retrying twice on failure.
+  // Calls the job manager (`fn(ctx)` makes the call) with a deadline, retrying twice on
+  // failure; `what` names the call in the log.
   template <typename Fn>
-  void CallJm(const char* what, Fn fn) {
+  void CallJm(const std::string& what, std::chrono::seconds deadline, Fn fn) {
     for (int attempt = 0; attempt < 3; ++attempt) {
       grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-      proto::Empty e;
-      grpc::Status s = fn(&ctx, &e);
+      ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+      grpc::Status s = fn(&ctx);
       if (s.ok()) return;
       Log()->warn("{} failed: {}", what, s.error_message());
     }
   }
 
   void Report(const proto::TaskStateUpdate& u) {
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
-      proto::TaskStateAck ack;
-      grpc::Status s = jm_->UpdateTaskState(&ctx, u, &ack);
-      if (s.ok()) return;
-      Log()->warn("job={} vertex={} subtask={} reporting {} failed: {}", u.job_id(), u.task_id(),
-                  u.subtask(), u.state(), s.error_message());
-    }
+    CallJm("job=" + u.job_id() + " vertex=" + u.task_id() + " subtask=" +
+               std::to_string(u.subtask()) + " reporting " + u.state(),
+           std::chrono::seconds(3), [&](grpc::ClientContext* ctx) {
+             proto::TaskStateAck ack;
+             return jm_->UpdateTaskState(ctx, u, &ack);
+           });
   }
 
   bool Register() {
@@ -320,11 +321,17 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     if (!jm_session_.empty() && resp.jm_session() != jm_session_) {
       // A new job manager (restarted, or failed over): it redeploys what should run, so the
       // tasks of its predecessor are cancelled rather than left running as orphans.
+      // Only tasks of earlier managers: the new one may already have deployed some here
+      // before this response arrived.
       std::lock_guard<std::mutex> lock(mu_);
-      Log()->warn("job manager restarted (session {} -> {}); cancelling {} running task(s)",
-                  jm_session_, resp.jm_session(), tasks_.size());
-      for (auto& [id, rt] : tasks_) rt->task->MarkCancelled();
-      for (auto& [id, rt] : tasks_) rt->task->Cancel();
+      std::vector<Task*> stale;
+      for (auto& [id, rt] : tasks_) {
+        if (rt->jm_session != resp.jm_session()) stale.push_back(rt->task.get());
+      }
+      Log()->warn("job manager restarted (session {} -> {}); cancelling {} task(s) it did not deploy",
+                  jm_session_, resp.jm_session(), stale.size());
+      for (Task* t : stale) t->MarkCancelled();
+      for (Task* t : stale) t->Cancel();
     }
     jm_session_ = resp.jm_session();
     Log()->info("registered with job manager {} as {}", options_.jobmanager_address, options_.tm_id);
