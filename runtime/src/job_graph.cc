@@ -131,7 +131,7 @@ Result<JobSpec> ParseJobFile(std::string_view text) {
     WEIR_ASSIGN_OR_RETURN(v.id, raw.GetString("id"));
     // From here on, errors name the vertex rather than its position in the list.
     const Config vc(raw.node(), "vertex '" + v.id + "':");
-    WEIR_RETURN_IF_ERROR(vc.CheckKeys({"id", "type", "parallelism", "config"}));
+    WEIR_RETURN_IF_ERROR(vc.CheckKeys({"id", "type", "parallelism", "config", "watermarks"}));
     WEIR_ASSIGN_OR_RETURN(v.type, vc.GetString("type"));
     WEIR_ASSIGN_OR_RETURN(int64_t p, vc.GetInt("parallelism", 1));
     if (p < 1 || p > 4096) {
@@ -142,6 +142,11 @@ Result<JobSpec> ParseJobFile(std::string_view text) {
     v.parallelism = static_cast<int>(p);
     WEIR_ASSIGN_OR_RETURN(Config cfg, vc.GetMap("config"));
     v.config = Config(cfg.node(), "vertex '" + v.id + "': config");
+    if (vc.Has("watermarks")) {
+      WEIR_ASSIGN_OR_RETURN(Config wc, vc.GetMap("watermarks"));
+      WEIR_ASSIGN_OR_RETURN(v.watermarks, ParseWatermarkStrategy(
+                                              Config(wc.node(), "vertex '" + v.id + "': watermarks")));
+    }
     spec.vertices.push_back(std::move(v));
   }
   WEIR_ASSIGN_OR_RETURN(auto edges, root.GetMapList("edges"));
@@ -192,6 +197,19 @@ Result<JobSpec> FromProto(const proto::JobGraph& g) {
                                      std::to_string(v.parallelism));
     }
     WEIR_ASSIGN_OR_RETURN(v.config, Config::Parse(pv.config_yaml(), "vertex '" + v.id + "': config"));
+    if (pv.has_watermarks()) {
+      const auto& w = pv.watermarks();
+      WatermarkStrategy ws;
+      ws.event_time_field = w.event_time_field();
+      ws.max_out_of_orderness_ms = w.max_out_of_orderness_ms();
+      ws.idle_timeout_ms = w.idle_timeout_ms();
+      ws.emit_interval_ms = w.emit_interval_ms();
+      if (ws.event_time_field.empty() || ws.max_out_of_orderness_ms < 0 || ws.idle_timeout_ms < 0 ||
+          ws.emit_interval_ms < 1) {
+        return Status::InvalidArgument("vertex '" + v.id + "': watermarks: invalid strategy");
+      }
+      v.watermarks = ws;
+    }
     spec.vertices.push_back(std::move(v));
   }
   for (const auto& pe : g.edges()) {
@@ -226,6 +244,13 @@ void ToProto(const JobSpec& spec, proto::JobGraph* out) {
     pv->set_type(v.type);
     pv->set_parallelism(v.parallelism);
     pv->set_config_yaml(v.config.ToYaml());
+    if (v.watermarks) {
+      auto* w = pv->mutable_watermarks();
+      w->set_event_time_field(v.watermarks->event_time_field);
+      w->set_max_out_of_orderness_ms(v.watermarks->max_out_of_orderness_ms);
+      w->set_idle_timeout_ms(v.watermarks->idle_timeout_ms);
+      w->set_emit_interval_ms(v.watermarks->emit_interval_ms);
+    }
   }
   for (const auto& e : spec.edges) {
     auto* pe = out->add_edges();
@@ -380,6 +405,25 @@ Result<ExecutionPlan> BuildPlan(JobSpec spec, const OperatorRegistry& registry) 
     }
     plan.input_schemas[vi] = input;
     WEIR_ASSIGN_OR_RETURN(plan.output_schemas[vi], factories[vi]->Validate(v.config, input));
+    if (v.watermarks) {
+      if (kind != OperatorKind::kSource) {
+        return Status::InvalidArgument(VertexWhere(v) +
+                                       ": watermarks: only sources generate watermarks");
+      }
+      const Schema& out = plan.output_schemas[vi];
+      const int fi = out.IndexOf(v.watermarks->event_time_field);
+      if (fi < 0) {
+        return Status::InvalidArgument(VertexWhere(v) + ": watermarks.event_time_field: unknown field '" +
+                                       v.watermarks->event_time_field + "' (fields: " +
+                                       out.FieldNames() + ")");
+      }
+      const Type t = out.field(static_cast<size_t>(fi)).type;
+      if (t != Type::kTimestamp && t != Type::kInt64) {
+        return Status::InvalidArgument(VertexWhere(v) + ": watermarks.event_time_field: field '" +
+                                       v.watermarks->event_time_field +
+                                       "' must be a timestamp or an integer (milliseconds)");
+      }
+    }
     const std::vector<std::string> need_key = factories[vi]->RequiredInputKey(v.config);
     if (!need_key.empty()) {
       for (int ei : ins[vi]) {

@@ -240,6 +240,7 @@ class Task::Impl {
       WEIR_ASSIGN_OR_RETURN(source_, head_factory->CreateSource(head.config));
       WEIR_RETURN_IF_ERROR(prepare(head));
       ctx.log_prefix = prefix_;
+      ctx.watermarks = head.watermarks ? &*head.watermarks : nullptr;
       WEIR_RETURN_IF_ERROR(source_->Open(ctx).WithContext("vertex '" + head.id + "'"));
       first_op = 1;
     }
@@ -249,6 +250,7 @@ class Task::Impl {
       WEIR_ASSIGN_OR_RETURN(auto op, f->Create(v.config, plan.input_schemas[tp.vertices[k]]));
       WEIR_RETURN_IF_ERROR(prepare(v));
       ctx.log_prefix = prefix_ + " op=" + v.id;
+      ctx.watermarks = nullptr;
       WEIR_RETURN_IF_ERROR(op->Open(ctx).WithContext("vertex '" + v.id + "'"));
       ops_.push_back(std::move(op));
     }

@@ -16,6 +16,7 @@
 #include "weir/operator.h"
 #include "weir/status.h"
 #include "weir/types.h"
+#include "weir/watermark.h"
 
 namespace weir {
 namespace proto {
@@ -30,6 +31,8 @@ struct VertexSpec {
   std::string type;
   int parallelism = 1;
   Config config;
+  // Sources only: how event time and watermarks are derived (the vertex's `watermarks:`).
+  std::optional<WatermarkStrategy> watermarks;
 };
 
 struct EdgeSpec {

@@ -19,6 +19,7 @@
 #include "weir/key_groups.h"
 #include "weir/status.h"
 #include "weir/types.h"
+#include "weir/watermark.h"
 
 namespace weir {
 
@@ -75,6 +76,8 @@ struct OperatorContext {
   std::string local_dir;
   std::string state_backend = "rocksdb";
   const RestoredState* restored = nullptr;
+  // Event time: the source vertex's `watermarks:` strategy (null: none configured).
+  const WatermarkStrategy* watermarks = nullptr;
 };
 
 class Operator {
@@ -93,6 +96,14 @@ class Operator {
   // Checkpoint n is complete (durable) / was aborted. Called in the task thread.
   virtual void NotifyCheckpointComplete(int64_t checkpoint_id) {}
   virtual void NotifyCheckpointAborted(int64_t checkpoint_id) {}
+  // Event time on this operator's input advanced to `watermark`: every record before it in
+  // the stream has been processed. Fire event-time timers and emit what they produce; the task
+  // forwards the watermark down the chain after this returns (do not forward it yourself).
+  // kMaxWatermark: the input ended.
+  virtual Status OnWatermark(int64_t watermark, Output& out) { return Status::Ok(); }
+  // Called on the task thread every few milliseconds (also while input is idle): fire
+  // processing-time timers, roll or close files by time. `now_ms` is wall-clock time.
+  virtual Status OnProcessingTime(int64_t now_ms, Output& out) { return Status::Ok(); }
 };
 
 enum class PollResult {
@@ -112,6 +123,12 @@ class SourceOperator {
   virtual Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) { return Status::Ok(); }
   virtual void NotifyCheckpointComplete(int64_t checkpoint_id) {}
   virtual void NotifyCheckpointAborted(int64_t checkpoint_id) {}
+  // Event time. By default the task derives watermarks from the event-time field of the rows
+  // the source returns (ctx.watermarks). A source that reads several splits (Kafka
+  // partitions) tracks them per split instead (SplitWatermarks, from ctx.watermarks),
+  // returns true here, and answers CurrentWatermark(); the task polls it periodically.
+  virtual bool TracksWatermarks() const { return false; }
+  virtual WatermarkStatus CurrentWatermark(int64_t now_ms) { return {}; }
 };
 
 enum class OperatorKind { kSource, kTransform, kSink };
