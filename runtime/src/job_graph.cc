@@ -406,9 +406,9 @@ Result<ExecutionPlan> BuildPlan(JobSpec spec, const OperatorRegistry& registry) 
     plan.input_schemas[vi] = input;
     WEIR_ASSIGN_OR_RETURN(plan.output_schemas[vi], factories[vi]->Validate(v.config, input));
     if (v.watermarks) {
-      if (kind != OperatorKind::kSource) {
+      if (kind == OperatorKind::kSink) {
         return Status::InvalidArgument(VertexWhere(v) +
-                                       ": watermarks: only sources generate watermarks");
+                                       ": watermarks: a sink has no output to generate them for");
       }
       const Schema& out = plan.output_schemas[vi];
       const int fi = out.IndexOf(v.watermarks->event_time_field);
@@ -460,6 +460,17 @@ Result<ExecutionPlan> BuildPlan(JobSpec spec, const OperatorRegistry& registry) 
     for (int cur = vi; cur >= 0; cur = chained_next[cur]) {
       task.vertices.push_back(cur);
       plan.task_of_vertex[cur] = static_cast<int>(plan.tasks.size());
+    }
+    int with_watermarks = -1;
+    for (int cv : task.vertices) {
+      if (!spec.vertices[cv].watermarks) continue;
+      if (with_watermarks >= 0) {
+        return Status::InvalidArgument(
+            VertexWhere(spec.vertices[cv]) + ": watermarks: vertex '" +
+            spec.vertices[with_watermarks].id +
+            "' of the same chain already generates watermarks (one per chain)");
+      }
+      with_watermarks = cv;
     }
     task.in_edges = ins[vi];
     task.out_edges = outs[task.vertices.back()];

@@ -293,7 +293,7 @@ class InConnection : public std::enable_shared_from_this<InConnection> {
         SendCredit(id, static_cast<int64_t>(env_->options().buffers_per_channel));
         continue;
       }
-      if (kind < FrameKind::kData || kind > FrameKind::kEndOfStream) {
+      if (kind < FrameKind::kData || kind > FrameKind::kWatermarkStatus) {
         why = "protocol error from " + peer_ + ": unknown frame kind " + std::to_string(h.kind);
         break;
       }

@@ -183,6 +183,46 @@ class ChainLink : public Output {
   Output* next_out_;
 };
 
+// Watermark generation at one point of the chain (the vertex with a `watermarks:` block):
+// tracks the maximum event time of the rows that pass, with bounded out-of-orderness.
+struct Assigner {
+  size_t pos = 0;  // index of the first operator that sees its watermarks (ops_.size(): none)
+  WatermarkStrategy strategy;
+  int field = -1;  // event-time field of the rows passing this point
+  WatermarkTracker tracker;
+  bool source_tracks = false;  // the source tracks watermarks per split itself
+  bool idle = false;
+  int64_t next_emit_ms = 0;
+
+  void Observe(const RowBatch& batch, int64_t now_ms) {
+    if (batch.empty()) return;
+    int64_t max = kMinWatermark;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const Value& v = batch[i][static_cast<size_t>(field)];
+      if (!v.is_null() && v.i > max) max = v.i;
+    }
+    if (max != kMinWatermark) {
+      tracker.OnEvent(max, now_ms);
+    } else {
+      tracker.Touch(now_ms);
+    }
+  }
+};
+
+// Passes batches on after the assigner saw them.
+class ObservingOutput : public Output {
+ public:
+  ObservingOutput(Assigner* a, Output* next) : a_(a), next_(next) {}
+  Status Emit(RowBatch& batch) override {
+    a_->Observe(batch, NowMs());
+    return next_->Emit(batch);
+  }
+
+ private:
+  Assigner* a_;
+  Output* next_;
+};
+
 }  // namespace
 
 class Task::Impl {
@@ -290,17 +330,41 @@ class Task::Impl {
       }
       net_out_.writers.push_back(std::move(w));
     }
+    // Event time: at most one vertex per chain generates watermarks (checked by BuildPlan).
+    int observed_op = -1;  // the operator whose output the assigner watches
+    for (size_t k = 0; k < tp.vertices.size(); ++k) {
+      const VertexSpec& v = spec.vertices[tp.vertices[k]];
+      if (!v.watermarks) continue;
+      assigner_ = std::make_unique<Assigner>();
+      Assigner& a = *assigner_;
+      a.strategy = *v.watermarks;
+      a.tracker = WatermarkTracker(a.strategy.max_out_of_orderness_ms);
+      a.tracker.Touch(NowMs());
+      a.field = plan.output_schemas[tp.vertices[k]].IndexOf(a.strategy.event_time_field);
+      if (source_ && k == 0) {
+        a.pos = 0;
+        a.source_tracks = source_->TracksWatermarks();
+      } else {
+        observed_op = static_cast<int>(source_ ? k - 1 : k);
+        a.pos = static_cast<size_t>(observed_op) + 1;
+      }
+    }
     // Chain links, built back to front.
     Output* out = tp.out_edges.empty() ? static_cast<Output*>(&discard_) : &net_out_;
     outs_.resize(ops_.size());
     for (size_t k = ops_.size(); k-- > 0;) {
       outs_[k] = out;
+      if (static_cast<int>(k) == observed_op) {
+        observing_ = std::make_unique<ObservingOutput>(assigner_.get(), out);
+        outs_[k] = observing_.get();
+      }
       if (k > 0) {
-        links_.push_back(std::make_unique<ChainLink>(ops_[k].get(), out));
+        links_.push_back(std::make_unique<ChainLink>(ops_[k].get(), outs_[k]));
         out = links_.back().get();
       }
     }
     head_out_ = ops_.empty() ? out : nullptr;
+    op_wm_.assign(ops_.size(), kMinWatermark);
     // Inputs.
     input_schema_ = &plan.input_schemas[tp.vertices[0]];
     for (int ei : tp.in_edges) {
@@ -320,6 +384,7 @@ class Task::Impl {
             ChannelKey(s_.job_id, s_.attempt, tp.id, s_.subtask, producer.id, j)));
       }
     }
+    valve_ = std::make_unique<WatermarkValve>(gate_.num_channels());
     return Status::Ok();
   }
 
@@ -338,6 +403,65 @@ class Task::Impl {
     return Status::Ok();
   }
 
+  // ---------------------------------------------------------------- time
+  // Periodic work on the task thread (every buffer timeout, and while idle): processing-time
+  // callbacks and watermark generation.
+  Status Tick() {
+    const int64_t mono = NowNs();
+    if (mono - last_tick_ns_ < kTickNs) return Status::Ok();
+    last_tick_ns_ = mono;
+    const int64_t now = NowMs();
+    for (size_t k = 0; k < ops_.size(); ++k) {
+      WEIR_RETURN_IF_ERROR(ops_[k]->OnProcessingTime(now, *outs_[k]));
+    }
+    if (assigner_ && now >= assigner_->next_emit_ms) {
+      Assigner& a = *assigner_;
+      a.next_emit_ms = now + a.strategy.emit_interval_ms;
+      WatermarkStatus st;
+      if (a.source_tracks) {
+        st = source_->CurrentWatermark(now);
+      } else {
+        st.watermark = a.tracker.watermark();
+        st.idle = a.strategy.idle_timeout_ms > 0 &&
+                  now - a.tracker.last_event_ms() >= a.strategy.idle_timeout_ms;
+      }
+      if (st.idle != a.idle) {
+        a.idle = st.idle;
+        WEIR_RETURN_IF_ERROR(BroadcastStatus(st.idle));
+      }
+      if (!st.idle && st.watermark != kMinWatermark) {
+        WEIR_RETURN_IF_ERROR(ForwardWatermark(a.pos, st.watermark, /*upstream=*/false));
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Hands watermark `wm` to operators from `from` on, then downstream tasks. A watermark from
+  // upstream stops at the chain's assigner (which replaces event time from there on);
+  // watermarks never go back, per operator.
+  Status ForwardWatermark(size_t from, int64_t wm, bool upstream) {
+    for (size_t k = from; k < ops_.size(); ++k) {
+      if (upstream && assigner_ && assigner_->pos == k) return Status::Ok();
+      if (wm <= op_wm_[k]) continue;
+      op_wm_[k] = wm;
+      WEIR_RETURN_IF_ERROR(ops_[k]->OnWatermark(wm, *outs_[k]));
+    }
+    if (upstream && assigner_ && assigner_->pos == ops_.size()) return Status::Ok();
+    if (wm <= net_wm_) return Status::Ok();
+    net_wm_ = wm;
+    for (auto& w : net_out_.writers) WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kWatermark, wm));
+    return Status::Ok();
+  }
+
+  Status BroadcastStatus(bool idle) {
+    if (idle == net_idle_) return Status::Ok();
+    net_idle_ = idle;
+    for (auto& w : net_out_.writers) {
+      WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kWatermarkStatus, idle ? 1 : 0));
+    }
+    return Status::Ok();
+  }
+
   Status FlushAll() {
     last_flush_ns_ = NowNs();
     for (auto& w : net_out_.writers) WEIR_RETURN_IF_ERROR(w->FlushAll());
@@ -352,9 +476,13 @@ class Task::Impl {
       WEIR_ASSIGN_OR_RETURN(PollResult r, source_->Poll(batch, s_.options.batch_rows));
       if (!batch.empty()) {
         metrics_->records_in.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
+        if (assigner_ && assigner_->pos == 0 && !assigner_->source_tracks) {
+          assigner_->Observe(batch, NowMs());
+        }
         WEIR_RETURN_IF_ERROR(Push(batch));
       }
       if (r == PollResult::kEnd) return Status::Ok();
+      WEIR_RETURN_IF_ERROR(Tick());
       if (r == PollResult::kIdle) {
         WEIR_RETURN_IF_ERROR(FlushAll());
         std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -383,6 +511,7 @@ class Task::Impl {
         WEIR_RETURN_IF_ERROR(FlushAll());
         next = gate_.Poll(&ch, &buf, timeout, &err);
       }
+      WEIR_RETURN_IF_ERROR(Tick());
       if (next == InputGate::Next::kTimeout) continue;
       if (next == InputGate::Next::kError) {
         if (ended[ch]) continue;
@@ -397,6 +526,9 @@ class Task::Impl {
           if (!ended[ch]) {
             ended[ch] = true;
             --open_channels;
+            if (auto wm = valve_->OnEnd(static_cast<size_t>(ch))) {
+              WEIR_RETURN_IF_ERROR(ForwardWatermark(0, *wm, /*upstream=*/true));
+            }
             // An ended channel counts as aligned for a checkpoint in progress.
             if (aligning_id_ > 0) WEIR_RETURN_IF_ERROR(MaybeFinishAlignment());
           }
@@ -405,7 +537,18 @@ class Task::Impl {
           WEIR_RETURN_IF_ERROR(OnBarrier(ch, buf));
           break;
         case EventKind::kWatermark:
-          break;  // event time comes with its issue
+          if (auto wm = valve_->OnWatermark(static_cast<size_t>(ch), buf.arg)) {
+            WEIR_RETURN_IF_ERROR(ForwardWatermark(0, *wm, /*upstream=*/true));
+          }
+          break;
+        case EventKind::kWatermarkStatus: {
+          bool changed = false;
+          auto wm = valve_->OnIdle(static_cast<size_t>(ch), buf.arg == 1, &changed);
+          if (wm) WEIR_RETURN_IF_ERROR(ForwardWatermark(0, *wm, /*upstream=*/true));
+          // With an assigner in this chain, its own idleness is what downstream sees.
+          if (changed && !assigner_) WEIR_RETURN_IF_ERROR(BroadcastStatus(valve_->idle()));
+          break;
+        }
       }
     }
     return Status::Ok();
@@ -573,7 +716,10 @@ class Task::Impl {
 
   Status Run() {
     WEIR_RETURN_IF_ERROR(source_ ? RunSource() : RunInputs());
-    // End of input: let operators emit what they hold, then end the stream downstream.
+    // End of input: event time jumps to the end (every event-time timer fires), operators emit
+    // what they hold, then the stream ends downstream.
+    WEIR_RETURN_IF_ERROR(BroadcastStatus(false));
+    WEIR_RETURN_IF_ERROR(ForwardWatermark(0, kMaxWatermark, /*upstream=*/false));
     for (size_t k = 0; k < ops_.size(); ++k) {
       WEIR_RETURN_IF_ERROR(ops_[k]->Finish(*outs_[k]));
     }
@@ -632,6 +778,15 @@ class Task::Impl {
   const Schema* input_schema_ = nullptr;
   std::vector<std::string> input_names_;  // per gate channel, for error messages
   int64_t last_flush_ns_ = NowNs();
+  // Event time.
+  static constexpr int64_t kTickNs = 5'000'000;
+  int64_t last_tick_ns_ = 0;
+  std::unique_ptr<Assigner> assigner_;
+  std::unique_ptr<ObservingOutput> observing_;
+  std::unique_ptr<WatermarkValve> valve_;
+  std::vector<int64_t> op_wm_;     // last watermark each operator saw
+  int64_t net_wm_ = kMinWatermark;  // last watermark sent downstream
+  bool net_idle_ = false;           // idle status sent downstream
 };
 
 Task::Task(TaskSetup setup) : setup_(std::move(setup)) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <thread>
 
+#include "weir/connectors.h"
 #include "weir/job_graph.h"
 #include "weir/network.h"
 #include "weir/task.h"
@@ -31,7 +32,7 @@ class TaskTest : public ::testing::Test {
                                 std::function<void(TaskSetup&)> customize = {}) {
     auto spec = ParseJobFile(yaml);
     EXPECT_TRUE(spec.ok()) << spec.status().ToString();
-    auto plan = BuildPlan(std::move(spec).value(), BuiltinOperators());
+    auto plan = BuildPlan(std::move(spec).value(), *registry_);
     EXPECT_TRUE(plan.ok()) << plan.status().ToString();
     auto shared = std::make_shared<const ExecutionPlan>(std::move(plan).value());
     NetworkEnvironment net;
@@ -45,7 +46,7 @@ class TaskTest : public ::testing::Test {
         s.task_index = static_cast<int>(t);
         s.subtask = i;
         s.network = &net;
-        s.registry = &BuiltinOperators();
+        s.registry = registry_;
         s.local_dir = (dir_ / ".state" / (shared->tasks[t].id + "-" + std::to_string(i))).string();
         s.locate = [](const std::string&, int) { return PeerLocation{true, ""}; };
         s.on_state = [&mu, errors](TaskState st, const std::string& err) {
@@ -78,6 +79,7 @@ class TaskTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  const OperatorRegistry* registry_ = &BuiltinOperators();
 };
 
 TEST_F(TaskTest, ChainedMapFilterProjectWritesExactlyTheMatchingRows) {
@@ -274,6 +276,139 @@ edges:
     total += n;
   }
   EXPECT_EQ(total, 300000);
+}
+
+// ------------------------------------------------------------------ event time
+
+// A sink that records, per subtask, the event times of its rows and the watermarks it saw, in
+// arrival order; it fails if a row is not after a watermark it has already seen (with bound 0
+// and in-order sources no row may be late).
+struct WatermarkLog {
+  std::mutex mu;
+  std::vector<int64_t> watermarks;
+  int64_t rows = 0;
+  int64_t late = 0;
+  int64_t processing_ticks = 0;
+};
+WatermarkLog g_wm_log;
+
+class RecorderSink : public Operator {
+ public:
+  explicit RecorderSink(int field) : field_(field) {}
+  Status Process(RowBatch& batch, Output&) override {
+    std::lock_guard<std::mutex> lock(g_wm_log.mu);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      ++g_wm_log.rows;
+      if (batch[i][field_].i <= wm_) ++g_wm_log.late;
+    }
+    return Status::Ok();
+  }
+  Status OnWatermark(int64_t wm, Output&) override {
+    std::lock_guard<std::mutex> lock(g_wm_log.mu);
+    EXPECT_GT(wm, wm_) << "watermarks must advance";
+    wm_ = wm;
+    g_wm_log.watermarks.push_back(wm);
+    return Status::Ok();
+  }
+  Status OnProcessingTime(int64_t, Output&) override {
+    std::lock_guard<std::mutex> lock(g_wm_log.mu);
+    ++g_wm_log.processing_ticks;
+    return Status::Ok();
+  }
+
+ private:
+  int field_;
+  int64_t wm_ = kMinWatermark;
+};
+
+class RecorderFactory : public OperatorFactory {
+ public:
+  OperatorKind kind() const override { return OperatorKind::kSink; }
+  Result<Schema> Validate(const Config& c, const Schema& input) const override { return Schema(); }
+  Result<std::unique_ptr<Operator>> Create(const Config& c, const Schema& input) const override {
+    return std::unique_ptr<Operator>(std::make_unique<RecorderSink>(input.IndexOf("ts")));
+  }
+};
+
+const OperatorRegistry& RegistryWithRecorder() {
+  static const OperatorRegistry* r = [] {
+    auto* reg = new OperatorRegistry();
+    RegisterConnectors(*reg);
+    reg->Register("recorder", std::make_unique<RecorderFactory>());
+    return reg;
+  }();
+  return *r;
+}
+
+class EventTimeTest : public TaskTest {
+ protected:
+  void SetUp() override {
+    TaskTest::SetUp();
+    registry_ = &RegistryWithRecorder();
+    std::lock_guard<std::mutex> lock(g_wm_log.mu);
+    g_wm_log.watermarks.clear();
+    g_wm_log.rows = g_wm_log.late = g_wm_log.processing_ticks = 0;
+  }
+};
+
+TEST_F(EventTimeTest, WatermarksFlowInBandAsTheMinimumOverInputsAndEndAtMax) {
+  // Two source subtasks, each in event-time order, shuffled into one sink: the sink sees
+  // advancing watermarks, no row at or before a watermark it already saw, and finally the
+  // maximum watermark.
+  const std::string yaml = R"Y(
+vertices:
+  - {id: gen, type: datagen, parallelism: 2,
+     config: {total: 6000, rows_per_second: 12000, fields: [{name: ts, expr: "id * 10"}]},
+     watermarks: {event_time_field: ts, interval: 20ms}}
+  - {id: out, type: recorder, parallelism: 1}
+edges:
+  - {from: gen, to: out, partition: rebalance}
+)Y";
+  auto states = RunJob(yaml);
+  for (auto s : states) EXPECT_EQ(s, TaskState::kFinished);
+  std::lock_guard<std::mutex> lock(g_wm_log.mu);
+  EXPECT_EQ(g_wm_log.rows, 6000);
+  EXPECT_EQ(g_wm_log.late, 0);
+  ASSERT_GE(g_wm_log.watermarks.size(), 5u) << "expected periodic watermarks during ~0.5 s";
+  EXPECT_EQ(g_wm_log.watermarks.back(), kMaxWatermark);
+  EXPECT_LT(g_wm_log.watermarks[g_wm_log.watermarks.size() - 2], 6000 * 10);
+  EXPECT_GT(g_wm_log.processing_ticks, 10);
+}
+
+TEST_F(EventTimeTest, AnIdleSourceDoesNotHoldEventTimeBackOnlyWithIdleTimeout) {
+  // `quiet` never produces a row (total 0, hold). Without an idle timeout the sink sees no
+  // watermark before the end; with one, event time advances with `busy`.
+  for (bool idle_timeout : {false, true}) {
+    {
+      std::lock_guard<std::mutex> lock(g_wm_log.mu);
+      g_wm_log.watermarks.clear();
+    }
+    const std::string wm = std::string("{event_time_field: ts, interval: 20ms") +
+                           (idle_timeout ? ", idle_timeout: 100ms}" : "}");
+    const std::string yaml = R"Y(
+vertices:
+  - {id: busy, type: datagen, config: {total: 100000, rows_per_second: 2000, fields: [{name: ts, expr: "id"}]},
+     watermarks: )Y" + wm + R"Y(}
+  - {id: quiet, type: datagen, config: {total: 0, hold: true, fields: [{name: ts, expr: "id"}]},
+     watermarks: )Y" + wm + R"Y(}
+  - {id: out, type: recorder}
+edges:
+  - {from: busy, to: out, partition: rebalance}
+  - {from: quiet, to: out, partition: rebalance}
+)Y";
+    RunJob(yaml, nullptr, [](std::vector<std::unique_ptr<Task>>& tasks) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(700));
+      for (auto& t : tasks) t->MarkCancelled();
+      for (auto& t : tasks) t->Cancel();
+    });
+    std::lock_guard<std::mutex> lock(g_wm_log.mu);
+    if (idle_timeout) {
+      ASSERT_FALSE(g_wm_log.watermarks.empty());
+      EXPECT_GT(g_wm_log.watermarks.back(), 100) << "busy's event time should have advanced";
+    } else {
+      EXPECT_TRUE(g_wm_log.watermarks.empty()) << g_wm_log.watermarks.front();
+    }
+  }
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // Data-plane channels between subtasks.
 //
 // A channel carries NetBuffers (a buffer of serialized rows, or an in-band event: end of stream,
-// later barriers and watermarks) from one producer subtask to one consumer subtask, in order.
+// barriers, watermarks, watermark status) from one producer subtask to one consumer subtask, in order.
 // Every channel is bounded: a producer blocks when the consumer's channel holds `capacity`
 // buffers (locally) or has no credit left (remotely, see network.h), so a slow consumer
 // back-pressures its producers and nothing is dropped or buffered without bound.
@@ -29,6 +29,7 @@ enum class EventKind : uint8_t {
   kBarrier = 2,
   kWatermark = 3,
   kEndOfStream = 4,
+  kWatermarkStatus = 5,  // arg: 1 = the producer is idle (leave it out of the minimum), 0 = active
 };
 
 struct NetBuffer {

@@ -31,7 +31,8 @@ struct VertexSpec {
   std::string type;
   int parallelism = 1;
   Config config;
-  // Sources only: how event time and watermarks are derived (the vertex's `watermarks:`).
+  // How event time and watermarks are derived from this vertex's output (its `watermarks:`);
+  // watermarks from upstream stop here. Sources and transforms; one vertex per chain.
   std::optional<WatermarkStrategy> watermarks;
 };
 

@@ -97,10 +97,11 @@ struct FrameHeader {
 static_assert(sizeof(FrameHeader) == 24);
 
 enum class FrameKind : uint8_t {
-  kData = 1,        // = EventKind values 1..4 for in-band buffers
+  kData = 1,        // = EventKind values 1..5 for in-band buffers
   kBarrier = 2,
   kWatermark = 3,
   kEndOfStream = 4,
+  kWatermarkStatus = 5,
   kOpen = 16,       // body: channel key; sender -> receiver
   kCredit = 17,     // arg: credits granted; receiver -> sender
 };
