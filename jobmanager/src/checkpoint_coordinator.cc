@@ -235,11 +235,18 @@ std::optional<std::string> CheckpointCoordinator::Complete() {
   }
   uint64_t state_size = 0, incremental = 0;
   Completed done{p->id, p->dir, {}};
+  // Per vertex: the minimum commit watermark and how many subtasks reported one.
+  std::map<std::string, std::pair<int64_t, int>> commit_wm;
   for (const auto& ack : p->acks) {
     for (const auto& os : ack.states()) {
       auto it = by_vertex.find(os.vertex_id());
       if (it == by_vertex.end()) continue;
       *it->second->add_subtasks() = os;
+      if (os.has_commit_watermark()) {
+        auto [w, inserted] = commit_wm.try_emplace(os.vertex_id(), os.commit_watermark(), 0);
+        w->second.first = std::min(w->second.first, os.commit_watermark());
+        ++w->second.second;
+      }
       if (os.has_keyed()) {
         state_size += os.keyed().state_size();
         incremental += os.keyed().incremental_size();
@@ -280,7 +287,15 @@ std::optional<std::string> CheckpointCoordinator::Complete() {
     Prune();
     if (on_completed_) on_completed_(p->dir);
   }
-  Notify(p->id, true);
+  std::map<std::string, int64_t> watermarks;
+  for (const VertexSpec& v : plan_->spec.vertices) {
+    auto it = commit_wm.find(v.id);
+    // Only when every subtask reported: a missing one could still be behind.
+    if (it != commit_wm.end() && it->second.second == v.parallelism) {
+      watermarks[v.id] = it->second.first;
+    }
+  }
+  Notify(p->id, true, watermarks);
   if (p->savepoint_done) {
     proto::SavepointResponse resp;
     resp.set_path(p->dir);
@@ -339,7 +354,8 @@ void CheckpointCoordinator::RequestSavepoint(const std::string& parent_dir, Save
   savepoint_requests_.emplace_back(parent_dir, std::move(done));
 }
 
-void CheckpointCoordinator::Notify(int64_t id, bool completed) {
+void CheckpointCoordinator::Notify(int64_t id, bool completed,
+                                   const std::map<std::string, int64_t>& commit_watermarks) {
   std::set<std::string> addrs;
   for (const TaskPlan& t : plan_->tasks) {
     for (int i = 0; i < t.parallelism; ++i) addrs.insert(locate_(t.id, i));
@@ -351,6 +367,7 @@ void CheckpointCoordinator::Notify(int64_t id, bool completed) {
     req.set_attempt(attempt_);
     req.set_checkpoint_id(id);
     req.set_completed(completed);
+    for (const auto& [v, wm] : commit_watermarks) (*req.mutable_commit_watermarks())[v] = wm;
     executor_([gateway = gateway_, addr, req] {  // not `this`: see Trigger
       Status st = gateway->NotifyCheckpoint(addr, req);
       if (!st.ok()) {

@@ -645,6 +645,7 @@ class Task::Impl {
         os->set_vertex_id(vertex);
         os->set_subtask(subtask);
         for (auto& l : snap.operator_state) *os->add_operator_state() = std::move(l);
+        if (snap.commit_watermark) os->set_commit_watermark(*snap.commit_watermark);
         if (snap.keyed) {
           const std::string dir = (opts.savepoint() ? "" : "chk-" + std::to_string(id) + "/") +
                                   vertex + "-" + std::to_string(subtask);
@@ -679,10 +680,19 @@ class Task::Impl {
             WEIR_RETURN_IF_ERROR(PerformCheckpoint(m.checkpoint_id, m.timestamp_ms, m.options, 0));
           }
           break;
-        case Mail::kComplete:
+        case Mail::kComplete: {
           if (source_) source_->NotifyCheckpointComplete(m.checkpoint_id);
-          for (auto& op : ops_) op->NotifyCheckpointComplete(m.checkpoint_id);
+          const TaskPlan& tp = s_.plan->tasks[s_.task_index];
+          const size_t first = source_ ? 1 : 0;
+          for (size_t i = 0; i < ops_.size(); ++i) {
+            ops_[i]->NotifyCheckpointComplete(m.checkpoint_id);
+            auto it = m.commit_watermarks.find(s_.plan->spec.vertices[tp.vertices[i + first]].id);
+            if (it != m.commit_watermarks.end()) {
+              ops_[i]->NotifyCommitWatermark(m.checkpoint_id, it->second);
+            }
+          }
           break;
+        }
         case Mail::kAborted:
           if (source_) source_->NotifyCheckpointAborted(m.checkpoint_id);
           for (auto& op : ops_) op->NotifyCheckpointAborted(m.checkpoint_id);
@@ -815,10 +825,12 @@ void Task::TriggerCheckpoint(int64_t id, int64_t timestamp_ms,
   Post(std::move(m));
 }
 
-void Task::NotifyCheckpoint(int64_t id, bool completed) {
+void Task::NotifyCheckpoint(int64_t id, bool completed,
+                            std::map<std::string, int64_t> commit_watermarks) {
   Mail m;
   m.kind = completed ? Mail::kComplete : Mail::kAborted;
   m.checkpoint_id = id;
+  m.commit_watermarks = std::move(commit_watermarks);
   Post(std::move(m));
 }
 

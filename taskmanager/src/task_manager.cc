@@ -225,7 +225,9 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [id, rt] : tasks_) {
       if (rt->job_id == req->job_id() && rt->attempt == req->attempt() && !rt->done) {
-        rt->task->NotifyCheckpoint(req->checkpoint_id(), req->completed());
+        std::map<std::string, int64_t> wms(req->commit_watermarks().begin(),
+                                           req->commit_watermarks().end());
+        rt->task->NotifyCheckpoint(req->checkpoint_id(), req->completed(), std::move(wms));
       }
     }
     return grpc::Status::OK;

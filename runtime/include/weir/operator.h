@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,10 @@ class AsyncKeyedSnapshot {
 struct OperatorSnapshot {
   std::vector<proto::NamedList> operator_state;  // small: travels in the acknowledgement
   std::unique_ptr<AsyncKeyedSnapshot> keyed;      // null if the operator has no keyed state
+  // Sinks that commit output by event time (partition commit): the watermark up to which this
+  // subtask's output is committed. The job manager takes the minimum over the vertex's
+  // subtasks and hands it back with the checkpoint's completion (NotifyCommitWatermark).
+  std::optional<int64_t> commit_watermark;
 };
 
 // What an operator restores from (empty when the job starts fresh).
@@ -96,6 +101,9 @@ class Operator {
   // Checkpoint n is complete (durable) / was aborted. Called in the task thread.
   virtual void NotifyCheckpointComplete(int64_t checkpoint_id) {}
   virtual void NotifyCheckpointAborted(int64_t checkpoint_id) {}
+  // After NotifyCheckpointComplete(n): the minimum commit watermark over all subtasks of this
+  // vertex, as they reported it in checkpoint n (only if every subtask reported one).
+  virtual void NotifyCommitWatermark(int64_t checkpoint_id, int64_t watermark) {}
   // Event time on this operator's input advanced to `watermark`: every record before it in
   // the stream has been processed. Fire event-time timers and emit what they produce; the task
   // forwards the watermark down the chain after this returns (do not forward it yourself).

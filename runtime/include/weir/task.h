@@ -12,6 +12,7 @@
 #include <atomic>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <memory>
 #include <string>
@@ -71,6 +72,7 @@ struct Mail {
   int64_t checkpoint_id = 0;
   int64_t timestamp_ms = 0;
   proto::CheckpointOptions options;
+  std::map<std::string, int64_t> commit_watermarks;  // kComplete: per vertex
 };
 struct Mailbox {
   std::mutex mu;
@@ -94,8 +96,10 @@ class Task {
   TaskState state() const { return state_.load(); }
   // Source tasks: take checkpoint n between two records and emit its barrier. Any thread.
   void TriggerCheckpoint(int64_t id, int64_t timestamp_ms, const proto::CheckpointOptions& options);
-  // Checkpoint n completed (or was aborted): operators are told on the task thread. Any thread.
-  void NotifyCheckpoint(int64_t id, bool completed);
+  // Checkpoint n completed (or was aborted): operators are told on the task thread, with the
+  // commit watermarks the job manager computed per vertex (see Operator). Any thread.
+  void NotifyCheckpoint(int64_t id, bool completed,
+                        std::map<std::string, int64_t> commit_watermarks = {});
   const OperatorMetrics& metrics() const { return metrics_; }
   // "job=<id> vertex=<task> subtask=<i>/<p>"
   const std::string& log_prefix() const { return log_prefix_; }

@@ -109,7 +109,8 @@ class CheckpointCoordinator {
                SavepointDone done);
   std::optional<std::string> Abort(const std::string& reason);
   std::optional<std::string> Complete();
-  void Notify(int64_t id, bool completed);
+  void Notify(int64_t id, bool completed,
+              const std::map<std::string, int64_t>& commit_watermarks = {});
   void Prune();
 
   const std::string job_id_;
