@@ -1,58 +1,91 @@
-// committing_file: an exactly-once JSON-lines file sink, committed by checkpoints (two-phase
-// commit: pre-commit at the snapshot, commit when the checkpoint is complete).
+// committing_file: the exactly-once file sink, committed by checkpoints (two-phase commit:
+// pre-commit at the snapshot, commit when the checkpoint is complete), with Hive-style dynamic
+// partitions, partition commit by event time, JSON lines or CSV, optional gzip, and rolling.
 //
-// config: path (required), prefix (default "part"), suffix (default ".jsonl")
+// config:
+//   path (required); prefix (default "part"); suffix (default ".jsonl" / ".csv", plus ".gz")
+//   format: json | csv; csv: {delimiter: ",", header: false}; compression: none | gzip
+//   partition: a template, e.g. "dt={ts:%Y-%m-%d}/hour={ts:%H}/app={app}" (partition_template.h)
+//   rolling: {max_size: 128mb, max_open_time: 10m, inactivity: 1m}; files always roll at
+//     every checkpoint (exactly-once needs it)
+//   max_open_files: 1000 per subtask (the least recently written file is closed beyond it)
+//   partition_commit (time templates; on by default there):
+//     {enabled: true, delay: 0, success_file: _SUCCESS, empty_partitions: false}
+//   late_dir: _late; dirty_dir: _dirty (relative to path; '_' hides them from Hive)
 //
 // Files and their life:
-//   <path>/.staging/<base><suffix>.inprogress  being written (rows since the last snapshot)
-//   <path>/.staging/<base><suffix>.pending     closed and fsynced at snapshot n; waits for n
-//   <path>/<base><suffix>                      committed: complete, fsynced, final
+//   <path>/.staging/<base>.inprogress  being written (rows since the last snapshot)
+//   <path>/.staging/<base>.pending     closed and fsynced; waits for checkpoint n to complete
+//   <path>/<partition>/<base>          committed: complete, fsynced, final
 // with
-//   <base> = <prefix>-<job id>-<vertex>-<subtask>-<attempt>-<next checkpoint>-<seq>
+//   <base> = <prefix>-<job id>-<vertex>-<subtask>-<attempt>-<next checkpoint>-<seq><suffix>
 //
 // Every part is needed: job id, vertex, subtask and attempt name the writer, so that after any
 // crash the restore logic knows whose leftover a staging file is (and so that two writers can
 // never pick the same name, whatever the parallelism after a rescale); <next checkpoint> is the
-// first checkpoint that can cover the file (the last checkpoint the writer saw + 1, or the
-// restored one + 1), for people reading the directory; <seq> counts the writer's files, so
-// names are never reused and never random. A committed file keeps its staging name minus the
-// state tag, so it is unique across jobs, vertices, subtasks and attempts. Readers of <path>
+// first checkpoint that can cover the file, for people reading the directory; <seq> counts the
+// writer's files, so names are never reused and never random. Staging is flat (one directory
+// for all partitions); the pending entry records the final relative path. Readers of <path>
 // only ever see whole files: a file appears there by one rename, after its data was fsynced.
+//
+// Partition commit. At each barrier the sink remembers its input watermark; once every file
+// of checkpoint m is committed, the watermark it had at barrier m is its "commit watermark"
+// (every on-time row at or before it is in committed files). It reports that in each
+// acknowledgement; the job manager hands the minimum over all subtasks (W) back with the
+// completion, and each subtask writes the success file into every partition it wrote whose end
+// - 1 + delay <= W: every subtask's rows of it are committed by then. The file is created with
+// O_EXCL, so it is written once even when several subtasks (or a restarted one) get there. A
+// row whose partition could already be committed (end - 1 + delay <= the input watermark) is
+// late: it goes to <late_dir>/<partition>/ instead, counted. Rows whose partition fields are
+// null or malformed go to <dirty_dir>/ as {"reason": ..., "row": ...}, counted. Both side
+// outputs are committed exactly once like the data.
 //
 // Operator state, per subtask and checkpoint n:
 //   "pending" (SPLIT): one entry per staged file not yet committed: (checkpoint it belongs to,
-//     staging name, final name). Whoever restores an entry commits it.
+//     staging name, final relative path). Whoever restores an entry commits it.
 //   "writers" (UNION): one entry per subtask: (n, job id, attempt, subtask, the staging names
 //     of its pending files). After a restore every new subtask sees all of them: it learns n,
 //     the job ids whose leftovers it may delete, and every staging name the checkpoint still
 //     needs (see Open for why deletion needs the whole set and not just this subtask's share).
+//   "partitions" (SPLIT): time partitions written and not yet marked successful (dir, end).
+//   "event_time" (UNION): per subtask, its input watermark at barrier n.
 // Entries are fields joined by NUL bytes (no file name or id can hold one), led by a version.
 //
 // Limits: committed output is only exact if the job restores from the latest completed
 // checkpoint (restoring an older one replays records whose files are already committed), and
 // Finish commits everything at the end of a bounded input without a final checkpoint (a job
-// that fails after one sink subtask finished and is then restored repeats that subtask's tail).
+// that fails after one sink subtask finished and is then restored repeats that subtask's tail;
+// a bounded job writes no success files for the partitions of its last checkpoint interval).
+// Time partitions are in UTC.
 #include "committing_file_sink.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <signal.h>
+#include <zlib.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iterator>
 #include <limits>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "weir/connectors.h"
 #include "weir/logging.h"
+#include "weir/partition_template.h"
 
 namespace weir {
 namespace {
@@ -68,7 +101,11 @@ constexpr std::string_view kInProgress = ".inprogress";
 constexpr std::string_view kPending = ".pending";
 constexpr std::string_view kPendingList = "pending";
 constexpr std::string_view kWritersList = "writers";
+constexpr std::string_view kPartitionsList = "partitions";
+constexpr std::string_view kEventTimeList = "event_time";
 constexpr std::string_view kPendingEntryV1 = "p1";
+constexpr std::string_view kPartitionEntryV1 = "t1";
+constexpr std::string_view kEventTimeEntryV1 = "e1";
 constexpr std::string_view kWriterEntryV1 = "w1";
 
 // ---------------------------------------------------------------- state entries
@@ -108,10 +145,25 @@ bool IsPlainFileName(std::string_view name) {
          name.find('\0') == std::string_view::npos;
 }
 
+// A final path relative to the sink's directory (partition dirs, then the file name): it must
+// stay inside the directory whatever a corrupt snapshot holds.
+bool IsSafeRelPath(std::string_view path) {
+  if (path.empty() || path.front() == '/' || path.find('\0') != std::string_view::npos) return false;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view seg = path.substr(start, end - start);
+    if (seg.empty() || seg == "." || seg == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
 struct PendingFile {
   int64_t checkpoint = 0;  // the checkpoint whose completion commits it
   std::string staging;     // name in <path>/.staging
-  std::string final_name;  // name in <path>
+  std::string final_name;  // path relative to <path> (partition directories, file name)
 };
 
 std::string EncodePending(const PendingFile& p) {
@@ -123,7 +175,7 @@ Result<PendingFile> DecodePending(std::string_view e) {
   std::vector<std::string_view> f = SplitFields(e);
   PendingFile p;
   if (f.size() != 4 || f[0] != kPendingEntryV1 || !ParseInt(f[1], &p.checkpoint) ||
-      !IsPlainFileName(f[2]) || !IsPlainFileName(f[3])) {
+      !IsPlainFileName(f[2]) || !IsSafeRelPath(f[3])) {
     return Status::DataLoss("committing_file: corrupt 'pending' entry in restored state");
   }
   p.staging = std::string(f[2]);
@@ -203,20 +255,150 @@ Status SyncDir(const std::string& dir) {
   return Status::Ok();
 }
 
-// ---------------------------------------------------------------- the sink
-struct CommittingFileConfig {
+
+// Creates <root>/<rel> and any missing parents, making each new directory entry durable (a
+// committed file must not vanish with its directory after a crash).
+Status EnsureDir(const std::string& root, std::string_view rel) {
+  if (rel.empty()) return Status::Ok();
+  std::string path = root;
+  size_t start = 0;
+  while (start < rel.size()) {
+    size_t end = rel.find('/', start);
+    if (end == std::string_view::npos) end = rel.size();
+    const std::string parent = path;
+    path += "/";
+    path.append(rel.substr(start, end - start));
+    if (::mkdir(path.c_str(), 0755) == 0) {
+      WEIR_RETURN_IF_ERROR(SyncDir(parent));
+    } else if (errno != EEXIST) {
+      return Status::IoError("cannot create directory " + path + ": " + strerror(errno));
+    }
+    start = end + 1;
+  }
+  return Status::Ok();
+}
+
+// Test hook: WEIR_CRASH_AT=<point> kills the process (SIGKILL, as kill -9 would) the first time
+// the sink reaches that point. Points: after_precommit, before_commit, between_renames.
+// Compiled in only with WEIR_CRASH_POINTS (the default build); unset, it costs a branch.
+void CrashPoint(const char* point) {
+#ifdef WEIR_CRASH_POINTS
+  static const char* env = std::getenv("WEIR_CRASH_AT");
+  if (env != nullptr && std::strcmp(env, point) == 0) {
+    Log()->critical("crash point '{}' reached (WEIR_CRASH_AT): killing this process", point);
+    Log()->flush();
+    ::raise(SIGKILL);
+  }
+#else
+  (void)point;
+#endif
+}
+
+void AppendCsvField(std::string_view s, char delim, std::string* out) {
+  const bool quote = s.find_first_of(std::string{delim, '"', '\n', '\r'}) != std::string_view::npos;
+  if (!quote) {
+    out->append(s);
+    return;
+  }
+  out->push_back('"');
+  for (char c : s) {
+    if (c == '"') out->push_back('"');
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+void AppendCsv(const Row& row, const Schema& schema, char delim, std::string* out) {
+  std::string scratch;
+  for (size_t i = 0; i < schema.size(); ++i) {
+    if (i > 0) out->push_back(delim);
+    const Value& v = row[i];
+    switch (v.type) {
+      case Type::kNull: break;
+      case Type::kBool: out->append(v.b ? "true" : "false"); break;
+      case Type::kInt64: {
+        char buf[24];
+        auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), v.i);
+        out->append(buf, p);
+        break;
+      }
+      case Type::kDouble: {
+        char buf[32];
+        auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), v.d);
+        out->append(buf, p);
+        break;
+      }
+      case Type::kString:
+      case Type::kBytes: AppendCsvField(v.s, delim, out); break;
+      case Type::kTimestamp: out->append(FormatTimestampMs(v.i)); break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- config
+enum class Format { kJson, kCsv };
+
+struct FileSinkConfig {
   std::string path;
   std::string prefix;
   std::string suffix;
+  Format format = Format::kJson;
+  char csv_delimiter = ',';
+  bool csv_header = false;
+  bool gzip = false;
+  std::string partition;  // template text
+  int64_t max_size = 0;   // 0: no limit
+  int64_t max_open_ms = 0;
+  int64_t inactivity_ms = 0;
+  int64_t max_open_files = 1000;
+  bool commit = false;  // partition commit by event time
+  int64_t commit_delay_ms = 0;
+  std::string success_file = "_SUCCESS";
+  bool commit_empty = false;
+  std::string late_dir = "_late";
+  std::string dirty_dir = "_dirty";
 };
 
-Result<CommittingFileConfig> PlanCommittingFile(const Config& config) {
-  WEIR_RETURN_IF_ERROR(config.CheckKeys({"path", "prefix", "suffix"}));
-  CommittingFileConfig c;
+bool IsPlainDirName(const std::string& s) {
+  return IsPlainFileName(s) && IsSafeRelPath(s);
+}
+
+Result<FileSinkConfig> PlanFileSink(const Config& config, const Schema& input) {
+  WEIR_RETURN_IF_ERROR(config.CheckKeys({"path", "prefix", "suffix", "format", "csv", "compression",
+                                         "partition", "rolling", "max_open_files",
+                                         "partition_commit", "late_dir", "dirty_dir"}));
+  FileSinkConfig c;
   WEIR_ASSIGN_OR_RETURN(c.path, config.GetString("path"));
   if (c.path.empty()) return Status::InvalidArgument(config.path() + ".path: must not be empty");
   WEIR_ASSIGN_OR_RETURN(c.prefix, config.GetString("prefix", std::string("part")));
-  WEIR_ASSIGN_OR_RETURN(c.suffix, config.GetString("suffix", std::string(".jsonl")));
+  WEIR_ASSIGN_OR_RETURN(std::string format, config.GetString("format", std::string("json")));
+  if (format == "json") {
+    c.format = Format::kJson;
+  } else if (format == "csv") {
+    c.format = Format::kCsv;
+  } else {
+    return Status::InvalidArgument(config.path() + ".format: expected json or csv, got '" +
+                                   format + "'");
+  }
+  WEIR_ASSIGN_OR_RETURN(Config csv, config.GetMap("csv"));
+  WEIR_RETURN_IF_ERROR(csv.CheckKeys({"delimiter", "header"}));
+  WEIR_ASSIGN_OR_RETURN(std::string delim, csv.GetString("delimiter", std::string(",")));
+  if (delim.size() != 1 || delim[0] == '"' || delim[0] == '\n' || delim[0] == '\r') {
+    return Status::InvalidArgument(csv.path() + ".delimiter: must be one character other than "
+                                                "a quote or a line break");
+  }
+  c.csv_delimiter = delim[0];
+  WEIR_ASSIGN_OR_RETURN(c.csv_header, csv.GetBool("header", false));
+  WEIR_ASSIGN_OR_RETURN(std::string comp, config.GetString("compression", std::string("none")));
+  if (comp == "gzip") {
+    c.gzip = true;
+  } else if (comp != "none") {
+    return Status::InvalidArgument(config.path() + ".compression: expected none or gzip, got '" +
+                                   comp + "'");
+  }
+  const std::string def_suffix =
+      std::string(c.format == Format::kJson ? ".jsonl" : ".csv") + (c.gzip ? ".gz" : "");
+  WEIR_ASSIGN_OR_RETURN(c.suffix, config.GetString("suffix", def_suffix));
   // Both become part of file names, and names are fields of NUL-separated state entries.
   if (c.prefix.empty() || c.prefix.find_first_of(std::string("/\0", 2)) != std::string::npos) {
     return Status::InvalidArgument(config.path() +
@@ -225,19 +407,72 @@ Result<CommittingFileConfig> PlanCommittingFile(const Config& config) {
   if (c.suffix.find_first_of(std::string("/\0", 2)) != std::string::npos) {
     return Status::InvalidArgument(config.path() + ".suffix: must not contain '/' or NUL");
   }
+  WEIR_ASSIGN_OR_RETURN(c.partition, config.GetString("partition", std::string()));
+  WEIR_ASSIGN_OR_RETURN(PartitionTemplate tmpl,
+                        PartitionTemplate::Parse(c.partition, input, config.path() + ".partition"));
+  WEIR_ASSIGN_OR_RETURN(Config rolling, config.GetMap("rolling"));
+  WEIR_RETURN_IF_ERROR(rolling.CheckKeys({"max_size", "max_open_time", "inactivity"}));
+  WEIR_ASSIGN_OR_RETURN(c.max_size, rolling.GetBytes("max_size", 0));
+  WEIR_ASSIGN_OR_RETURN(c.max_open_ms, rolling.GetDurationMs("max_open_time", 0));
+  WEIR_ASSIGN_OR_RETURN(c.inactivity_ms, rolling.GetDurationMs("inactivity", 0));
+  if (c.max_size < 0 || c.max_open_ms < 0 || c.inactivity_ms < 0) {
+    return Status::InvalidArgument(rolling.path() + ": limits must not be negative");
+  }
+  WEIR_ASSIGN_OR_RETURN(c.max_open_files, config.GetInt("max_open_files", 1000));
+  if (c.max_open_files < 1 || c.max_open_files > 100000) {
+    return Status::InvalidArgument(config.path() + ".max_open_files: must be 1..100000");
+  }
+  WEIR_ASSIGN_OR_RETURN(Config pc, config.GetMap("partition_commit"));
+  WEIR_RETURN_IF_ERROR(pc.CheckKeys({"enabled", "delay", "success_file", "empty_partitions"}));
+  WEIR_ASSIGN_OR_RETURN(c.commit, pc.GetBool("enabled", tmpl.has_time()));
+  WEIR_ASSIGN_OR_RETURN(c.commit_delay_ms, pc.GetDurationMs("delay", 0));
+  WEIR_ASSIGN_OR_RETURN(c.success_file, pc.GetString("success_file", std::string("_SUCCESS")));
+  WEIR_ASSIGN_OR_RETURN(c.commit_empty, pc.GetBool("empty_partitions", false));
+  if (c.commit) {
+    if (!tmpl.has_time()) {
+      return Status::InvalidArgument(pc.path() + ".enabled: partition commit needs a time "
+                                                 "placeholder in config.partition, e.g. "
+                                                 "{event_time:%Y-%m-%d}");
+    }
+    if (tmpl.granularity_ms() == 0) {
+      return Status::InvalidArgument(
+          pc.path() + ": partitions coarser than a day (months, years) cannot be committed by "
+                      "watermark; add a finer unit or set enabled: false");
+    }
+    if (c.commit_delay_ms < 0) return Status::InvalidArgument(pc.path() + ".delay: must be >= 0");
+    if (!IsPlainFileName(c.success_file)) {
+      return Status::InvalidArgument(pc.path() + ".success_file: must be a plain file name");
+    }
+    if (c.commit_empty && !tmpl.time_only()) {
+      return Status::InvalidArgument(pc.path() + ".empty_partitions: only for templates whose "
+                                                 "placeholders are all times (others cannot be "
+                                                 "enumerated)");
+    }
+  }
+  WEIR_ASSIGN_OR_RETURN(c.late_dir, config.GetString("late_dir", std::string("_late")));
+  WEIR_ASSIGN_OR_RETURN(c.dirty_dir, config.GetString("dirty_dir", std::string("_dirty")));
+  for (const auto& [key, v] : {std::pair<const char*, const std::string*>{"late_dir", &c.late_dir},
+                               {"dirty_dir", &c.dirty_dir}}) {
+    if (!IsPlainDirName(*v) || (*v)[0] == '.') {
+      return Status::InvalidArgument(config.path() + "." + key +
+                                     ": must be a plain directory name inside path (not "
+                                     "starting with '.'), got '" + *v + "'");
+    }
+  }
   return c;
 }
 
+// ---------------------------------------------------------------- the sink
 class CommittingFileSink : public Operator {
  public:
-  CommittingFileSink(Schema schema, CommittingFileConfig config)
+  CommittingFileSink(Schema schema, FileSinkConfig config, PartitionTemplate tmpl)
       : schema_(std::move(schema)),
-        dir_(std::move(config.path)),
+        cfg_(std::move(config)),
+        dir_(cfg_.path),
         staging_dir_(dir_ + "/.staging"),
-        prefix_(std::move(config.prefix)),
-        suffix_(std::move(config.suffix)) {}
+        tmpl_(std::move(tmpl)) {}
 
-  ~CommittingFileSink() override { CloseFile(); }
+  ~CommittingFileSink() override { CloseAll(); }
 
   Status Open(const OperatorContext& ctx) override {
     job_id_ = ctx.job_id;
@@ -257,6 +492,8 @@ class CommittingFileSink : public Operator {
     jobs.insert(job_id_);
     int64_t restored_id = -1;
     bool have_writers = false;
+    int64_t restored_wm = kMaxWatermark;
+    bool have_wm = false;
     if (ctx.restored) {
       for (const proto::NamedList& list : ctx.restored->operator_state) {
         if (list.name() == kPendingList) {
@@ -273,8 +510,35 @@ class CommittingFileSink : public Operator {
             jobs.insert(w.job_id);
             needed.insert(w.staging_names.begin(), w.staging_names.end());
           }
+        } else if (list.name() == kPartitionsList) {
+          for (const std::string& e : list.entries()) {
+            std::vector<std::string_view> f = SplitFields(e);
+            int64_t end = 0;
+            if (f.size() != 3 || f[0] != kPartitionEntryV1 || !IsSafeRelPath(f[1]) ||
+                !ParseInt(f[2], &end)) {
+              return Status::DataLoss("committing_file: corrupt 'partitions' entry in restored state");
+            }
+            open_partitions_[std::string(f[1])] = end;
+          }
+        } else if (list.name() == kEventTimeList) {
+          for (const std::string& e : list.entries()) {
+            std::vector<std::string_view> f = SplitFields(e);
+            int64_t wm = 0;
+            if (f.size() != 2 || f[0] != kEventTimeEntryV1 || !ParseInt(f[1], &wm)) {
+              return Status::DataLoss("committing_file: corrupt 'event_time' entry in restored state");
+            }
+            have_wm = true;
+            restored_wm = std::min(restored_wm, wm);
+          }
         }
       }
+    }
+    if (have_wm) {
+      // Every subtask's files up to the restored checkpoint are committed once all new subtasks
+      // have opened; a partition marked before the crash ended at or before this watermark, so
+      // replayed rows of it stay late.
+      committed_wm_ = restored_wm;
+      late_floor_ = restored_wm;
     }
 
     // First the commits: the restored checkpoint is complete (it is what we restore from), so
@@ -299,20 +563,78 @@ class CommittingFileSink : public Operator {
   Status Process(RowBatch& batch, Output&) override {
     if (!io_error_.ok()) return io_error_;
     if (batch.empty()) return Status::Ok();
-    if (!file_) WEIR_RETURN_IF_ERROR(OpenNewFile());
-    line_.clear();
+    const int64_t now = NowMs();
+    if (tmpl_.empty()) {
+      // One directory: every row goes to the same file.
+      WEIR_ASSIGN_OR_RETURN(Writer * w, GetWriter(std::string(), Kind::kData, 0, now));
+      for (size_t i = 0; i < batch.size(); ++i) AppendRow(w, batch[i]);
+      w->rows += static_cast<int64_t>(batch.size());
+      rows_written_ += static_cast<int64_t>(batch.size());
+      return AfterAppend(w, now);
+    }
+    const int64_t late_wm = std::max(current_wm_, late_floor_);
     for (size_t i = 0; i < batch.size(); ++i) {
-      AppendJson(batch[i], schema_, &line_);
-      line_.push_back('\n');
+      const Row& row = batch[i];
+      int64_t start = 0;
+      if (!tmpl_.Render(row, &scratch_dir_, &start, &reason_)) {
+        WEIR_RETURN_IF_ERROR(WriteDirty(row, reason_, now));
+        continue;
+      }
+      Kind kind = Kind::kData;
+      int64_t end = 0;
+      if (cfg_.commit) {
+        end = start + tmpl_.granularity_ms();
+        // Could this partition be committed already? Then the row must not go into it.
+        if (end - 1 + cfg_.commit_delay_ms <= late_wm) {
+          kind = Kind::kLate;
+          scratch_dir_.insert(0, cfg_.late_dir + "/");
+        }
+      }
+      Writer* w = last_;
+      if (w == nullptr || w->dir != scratch_dir_) {
+        WEIR_ASSIGN_OR_RETURN(w, GetWriter(scratch_dir_, kind, end, now));
+        last_ = w;
+      }
+      AppendRow(w, row);
+      ++w->rows;
+      if (kind == Kind::kLate) {
+        ++late_rows_;
+      } else {
+        ++rows_written_;
+      }
+      WEIR_RETURN_IF_ERROR(AfterAppend(w, now));
     }
-    if (fwrite(line_.data(), 1, line_.size(), file_) != line_.size()) {
-      return Fail(Status::IoError("write to " + InProgressPath() + " failed: " + strerror(errno)));
-    }
-    file_rows_ += static_cast<int64_t>(batch.size());
     return Status::Ok();
   }
 
-  // Pre-commit: the rows since the last snapshot become a pending file of checkpoint n. An
+  Status OnWatermark(int64_t watermark, Output&) override {
+    current_wm_ = std::max(current_wm_, watermark);
+    return Status::Ok();
+  }
+
+  // Rolls files by age and inactivity (each becomes pending at the next barrier), and reports
+  // side-output counts now and then.
+  Status OnProcessingTime(int64_t now_ms, Output&) override {
+    if (now_ms - last_roll_check_ms_ < 100) return Status::Ok();
+    last_roll_check_ms_ = now_ms;
+    if (cfg_.max_open_ms > 0 || cfg_.inactivity_ms > 0) {
+      std::vector<Writer*> roll;
+      for (auto& [dir, w] : writers_) {
+        if ((cfg_.max_open_ms > 0 && now_ms - w->opened_ms >= cfg_.max_open_ms) ||
+            (cfg_.inactivity_ms > 0 && now_ms - w->last_write_ms >= cfg_.inactivity_ms)) {
+          roll.push_back(w.get());
+        }
+      }
+      for (Writer* w : roll) WEIR_RETURN_IF_ERROR(Seal(w));
+    }
+    if (now_ms - last_report_ms_ >= 10000) {
+      last_report_ms_ = now_ms;
+      ReportCounts();
+    }
+    return Status::Ok();
+  }
+
+  // Pre-commit: the rows since the last snapshot become pending files of checkpoint n. An
   // error declines the checkpoint.
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
     next_checkpoint_ = std::max(next_checkpoint_, checkpoint_id + 1);
@@ -331,7 +653,18 @@ class CommittingFileSink : public Operator {
       commit_error_ = Status::Ok();
       return st;
     }
-    WEIR_RETURN_IF_ERROR(SealFile(checkpoint_id));
+    WEIR_RETURN_IF_ERROR(SealAll());
+    for (PendingFile& p : sealed_) {
+      p.checkpoint = checkpoint_id;
+      pending_.push_back(std::move(p));
+    }
+    const bool any_sealed = !sealed_.empty();
+    sealed_.clear();
+    if (any_sealed) {
+      // The checkpoint will name the pending files: their names must survive a crash.
+      Status st = SyncDir(staging_dir_);
+      if (!st.ok()) return Fail(st);
+    }
 
     proto::NamedList pending;
     pending.set_name(std::string(kPendingList));
@@ -351,16 +684,60 @@ class CommittingFileSink : public Operator {
     writers.add_entries(EncodeWriter(me));
     out->operator_state.push_back(std::move(pending));
     out->operator_state.push_back(std::move(writers));
+    if (cfg_.commit) {
+      const int64_t wm = std::max(current_wm_, late_floor_);
+      wm_at_barrier_[checkpoint_id] = wm;
+      proto::NamedList parts;
+      parts.set_name(std::string(kPartitionsList));
+      parts.set_mode(proto::NamedList::SPLIT);
+      for (const auto& [dir, end] : open_partitions_) {
+        parts.add_entries(JoinFields({std::string(kPartitionEntryV1), dir, std::to_string(end)}));
+      }
+      proto::NamedList et;
+      et.set_name(std::string(kEventTimeList));
+      et.set_mode(proto::NamedList::UNION);
+      et.add_entries(JoinFields({std::string(kEventTimeEntryV1), std::to_string(wm)}));
+      out->operator_state.push_back(std::move(parts));
+      out->operator_state.push_back(std::move(et));
+      out->commit_watermark = committed_wm_;
+    }
+    CrashPoint("after_precommit");
     return Status::Ok();
   }
 
   void NotifyCheckpointComplete(int64_t checkpoint_id) override {
+    CrashPoint("before_commit");
     Status st = CommitPending(checkpoint_id);
     if (!st.ok()) {
       Log()->error(
           "{} committing_file: commit of checkpoint {} failed (retried at the next "
           "completion): {}",
           log_prefix_, checkpoint_id, st.ToString());
+      if (commit_error_.ok()) commit_error_ = st;
+      return;
+    }
+    // Everything pre-committed up to this checkpoint is in place: the watermark at its
+    // barrier is now covered by committed files.
+    bool all_done = true;
+    for (const PendingFile& p : pending_) all_done &= p.checkpoint > checkpoint_id;
+    if (!all_done) return;
+    auto end = wm_at_barrier_.upper_bound(checkpoint_id);
+    if (end != wm_at_barrier_.begin()) {
+      committed_wm_ = std::max(committed_wm_, std::prev(end)->second);
+      wm_at_barrier_.erase(wm_at_barrier_.begin(), end);
+    }
+  }
+
+  // The minimum commit watermark of all subtasks: partitions that ended at or before it are
+  // complete everywhere.
+  void NotifyCommitWatermark(int64_t checkpoint_id, int64_t watermark) override {
+    if (!cfg_.commit || watermark == kMinWatermark) return;
+    Status st = CommitPartitions(checkpoint_id, watermark);
+    if (!st.ok()) {
+      // Retried with the next completion (the partitions stay open); the next snapshot is
+      // declined so the failure is seen.
+      Log()->error("{} committing_file: partition commit at checkpoint {} failed: {}",
+                   log_prefix_, checkpoint_id, st.ToString());
       if (commit_error_.ok()) commit_error_ = st;
     }
   }
@@ -372,80 +749,245 @@ class CommittingFileSink : public Operator {
   // The input ended: no checkpoint will come, so everything is committed now.
   Status Finish(Output&) override {
     if (!io_error_.ok()) return io_error_;
-    WEIR_RETURN_IF_ERROR(SealFile(next_checkpoint_));
+    WEIR_RETURN_IF_ERROR(SealAll());
+    for (PendingFile& p : sealed_) {
+      p.checkpoint = next_checkpoint_;
+      pending_.push_back(std::move(p));
+    }
+    sealed_.clear();
+    WEIR_RETURN_IF_ERROR(SyncDir(staging_dir_));
     Status st = CommitPending(std::numeric_limits<int64_t>::max());
+    ReportCounts();
     if (!lost_.ok()) return lost_;
     return st;
   }
 
   // Leaves staging as it is: after a crash or cancel, the restore logic sorts it out.
   Status Close() override {
-    CloseFile();
+    CloseAll();
     return Status::Ok();
   }
 
  private:
-  std::string FinalName(int64_t seq) const {
-    return prefix_ + "-" + job_id_ + "-" + vertex_ + "-" + std::to_string(subtask_) + "-" +
-           std::to_string(attempt_) + "-" + std::to_string(next_checkpoint_) + "-" +
-           std::to_string(seq) + suffix_;
+  enum class Kind { kData, kLate, kDirty };
+  struct Writer {
+    std::string dir;   // relative directory of the final file ("": the sink's directory)
+    std::string base;  // final file name
+    Kind kind = Kind::kData;
+    int fd = -1;
+    std::string buf;  // rows not yet written
+    int64_t rows = 0;
+    int64_t bytes = 0;  // written to the file so far
+    int64_t opened_ms = 0;
+    int64_t last_write_ms = 0;
+    std::unique_ptr<z_stream> z;  // gzip
+  };
+  static constexpr size_t kFlushBytes = 256 * 1024;
+
+  static int64_t NowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
   }
-  std::string InProgressPath() const {
-    return staging_dir_ + "/" + file_final_ + std::string(kInProgress);
+
+  std::string BaseName(int64_t seq, Kind kind) const {
+    return cfg_.prefix + "-" + job_id_ + "-" + vertex_ + "-" + std::to_string(subtask_) + "-" +
+           std::to_string(attempt_) + "-" + std::to_string(next_checkpoint_) + "-" +
+           std::to_string(seq) + (kind == Kind::kDirty ? std::string(".jsonl") : cfg_.suffix);
+  }
+  std::string InProgressPath(const Writer& w) const {
+    return staging_dir_ + "/" + w.base + std::string(kInProgress);
   }
 
   // An I/O error on a data file fails the task (Process returns it): after a failed write or
   // fsync its content cannot be trusted, and a restore rewrites it from the last checkpoint.
   Status Fail(Status st) {
     if (io_error_.ok()) io_error_ = st;
-    CloseFile();
+    CloseAll();
     return st;
   }
 
-  void CloseFile() {
-    if (file_) fclose(file_);
-    file_ = nullptr;
+  void CloseAll() {
+    for (auto& [dir, w] : writers_) {
+      if (w->z) deflateEnd(w->z.get());
+      if (w->fd >= 0) ::close(w->fd);
+    }
+    writers_.clear();
+    last_ = nullptr;
   }
 
-  Status OpenNewFile() {
-    file_final_ = FinalName(seq_++);
-    file_rows_ = 0;
-    const std::string path = InProgressPath();
-    // "x": never truncate a file of another writer; names are unique by construction, so an
-    // existing one means two writers claim the same (job, attempt, vertex, subtask).
-    file_ = fopen(path.c_str(), "wx");
-    if (!file_) return Fail(Status::IoError("cannot create " + path + ": " + strerror(errno)));
+  void AppendRow(Writer* w, const Row& row) {
+    if (cfg_.format == Format::kJson || w->kind == Kind::kDirty) {
+      AppendJson(row, schema_, &w->buf);
+    } else {
+      AppendCsv(row, schema_, cfg_.csv_delimiter, &w->buf);
+    }
+    w->buf.push_back('\n');
+  }
+
+  Status AfterAppend(Writer* w, int64_t now) {
+    w->last_write_ms = now;
+    if (w->buf.size() >= kFlushBytes) WEIR_RETURN_IF_ERROR(FlushBuffer(w, false));
+    if (cfg_.max_size > 0 && w->bytes + static_cast<int64_t>(w->buf.size()) >= cfg_.max_size) {
+      WEIR_RETURN_IF_ERROR(Seal(w));
+    }
     return Status::Ok();
   }
 
-  // Closes the in-progress file (fsynced) and renames it to pending for checkpoint n.
-  Status SealFile(int64_t checkpoint_id) {
-    if (!file_) return Status::Ok();
-    const std::string from = InProgressPath();
-    if (file_rows_ == 0) {
-      CloseFile();
+  Status WriteDirty(const Row& row, const std::string& reason, int64_t now) {
+    ++dirty_rows_;
+    Writer* w = last_;
+    if (w == nullptr || w->kind != Kind::kDirty) {
+      WEIR_ASSIGN_OR_RETURN(w, GetWriter(cfg_.dirty_dir, Kind::kDirty, 0, now));
+      last_ = w;
+    }
+    std::string& b = w->buf;
+    b.append("{\"reason\":\"");
+    for (char c : reason) {
+      if (c == '"' || c == '\\') b.push_back('\\');
+      if (static_cast<unsigned char>(c) < 0x20) continue;
+      b.push_back(c);
+    }
+    b.append("\",\"row\":");
+    AppendJson(row, schema_, &b);
+    b.append("}\n");
+    ++w->rows;
+    if (dirty_logged_ < 5 || now - last_dirty_log_ms_ >= 10000) {
+      ++dirty_logged_;
+      last_dirty_log_ms_ = now;
+      Log()->warn("{} committing_file: dirty row ({} so far) to {}/: {}", log_prefix_,
+                  dirty_rows_, cfg_.dirty_dir, reason);
+    }
+    return AfterAppend(w, now);
+  }
+
+  Result<Writer*> GetWriter(const std::string& dir, Kind kind, int64_t partition_end, int64_t now) {
+    auto it = writers_.find(dir);
+    if (it != writers_.end()) return it->second.get();
+    if (static_cast<int64_t>(writers_.size()) >= cfg_.max_open_files) {
+      // Close the least recently written file (pending at the next barrier) to stay within
+      // the handle budget.
+      Writer* lru = nullptr;
+      for (auto& [d, w] : writers_) {
+        if (lru == nullptr || w->last_write_ms < lru->last_write_ms) lru = w.get();
+      }
+      WEIR_RETURN_IF_ERROR(Seal(lru));
+    }
+    auto w = std::make_unique<Writer>();
+    w->dir = dir;
+    w->kind = kind;
+    w->base = BaseName(seq_++, kind);
+    w->opened_ms = now;
+    w->last_write_ms = now;
+    const std::string path = InProgressPath(*w);
+    // O_EXCL: never truncate a file of another writer; names are unique by construction, so an
+    // existing one means two writers claim the same (job, attempt, vertex, subtask).
+    w->fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (w->fd < 0) return Fail(Status::IoError("cannot create " + path + ": " + strerror(errno)));
+    if (cfg_.gzip && kind != Kind::kDirty) {
+      w->z = std::make_unique<z_stream>();
+      std::memset(w->z.get(), 0, sizeof(z_stream));
+      // 15 + 16: a gzip wrapper, so the file is a plain .gz.
+      if (deflateInit2(w->z.get(), Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                       Z_DEFAULT_STRATEGY) != Z_OK) {
+        w->z.reset();
+        ::close(w->fd);
+        return Fail(Status::Internal("zlib: deflateInit2 failed"));
+      }
+    }
+    if (cfg_.format == Format::kCsv && cfg_.csv_header && kind != Kind::kDirty) {
+      for (size_t i = 0; i < schema_.size(); ++i) {
+        if (i > 0) w->buf.push_back(cfg_.csv_delimiter);
+        AppendCsvField(schema_.field(i).name, cfg_.csv_delimiter, &w->buf);
+      }
+      w->buf.push_back('\n');
+    }
+    if (kind == Kind::kData && cfg_.commit) open_partitions_.emplace(dir, partition_end);
+    Writer* raw = w.get();
+    writers_.emplace(dir, std::move(w));
+    return raw;
+  }
+
+  Status WriteAll(Writer* w, const char* data, size_t n) {
+    while (n > 0) {
+      const ssize_t k = ::write(w->fd, data, n);
+      if (k < 0) {
+        if (errno == EINTR) continue;
+        return Fail(Status::IoError("write to " + InProgressPath(*w) + " failed: " + strerror(errno)));
+      }
+      data += k;
+      n -= static_cast<size_t>(k);
+      w->bytes += k;
+    }
+    return Status::Ok();
+  }
+
+  Status FlushBuffer(Writer* w, bool finish) {
+    if (!w->z) {
+      Status st = WriteAll(w, w->buf.data(), w->buf.size());
+      w->buf.clear();
+      return st;
+    }
+    z_stream* z = w->z.get();
+    z->next_in = reinterpret_cast<Bytef*>(w->buf.data());
+    z->avail_in = static_cast<uInt>(w->buf.size());
+    zbuf_.resize(64 * 1024);
+    int rc;
+    do {
+      z->next_out = reinterpret_cast<Bytef*>(zbuf_.data());
+      z->avail_out = static_cast<uInt>(zbuf_.size());
+      rc = deflate(z, finish ? Z_FINISH : Z_NO_FLUSH);
+      if (rc == Z_STREAM_ERROR) return Fail(Status::Internal("zlib: deflate failed"));
+      WEIR_RETURN_IF_ERROR(WriteAll(w, zbuf_.data(), zbuf_.size() - z->avail_out));
+    } while (z->avail_out == 0 || (finish && rc != Z_STREAM_END));
+    w->buf.clear();
+    return Status::Ok();
+  }
+
+  // Closes a file (fsynced) and renames it to pending; it joins the next checkpoint.
+  Status Seal(Writer* w) {
+    if (last_ == w) last_ = nullptr;
+    const std::string from = InProgressPath(*w);
+    auto node = writers_.extract(w->dir);
+    std::unique_ptr<Writer> owned = std::move(node.mapped());
+    if (owned->rows == 0) {
+      if (owned->z) deflateEnd(owned->z.get());
+      ::close(owned->fd);
       std::error_code ec;
       fs::remove(from, ec);
       return Status::Ok();
     }
-    if (fflush(file_) != 0 || fsync(fileno(file_)) != 0) {
-      return Fail(Status::IoError("flush of " + from + " failed: " + strerror(errno)));
+    Status st = FlushBuffer(owned.get(), true);
+    if (owned->z) deflateEnd(owned->z.get());
+    owned->z.reset();
+    if (!st.ok()) {
+      ::close(owned->fd);
+      return st;
     }
-    const int rc = fclose(file_);
-    file_ = nullptr;
-    if (rc != 0) return Fail(Status::IoError("close of " + from + " failed: " + strerror(errno)));
+    if (::fsync(owned->fd) != 0) {
+      const int err = errno;
+      ::close(owned->fd);
+      return Fail(Status::IoError("fsync of " + from + " failed: " + strerror(err)));
+    }
+    if (::close(owned->fd) != 0) {
+      return Fail(Status::IoError("close of " + from + " failed: " + strerror(errno)));
+    }
     PendingFile p;
-    p.checkpoint = checkpoint_id;
-    p.staging = file_final_ + std::string(kPending);
-    p.final_name = file_final_;
+    p.checkpoint = -1;  // assigned at the next barrier
+    p.staging = owned->base + std::string(kPending);
+    p.final_name = owned->dir.empty() ? owned->base : owned->dir + "/" + owned->base;
     const std::string to = staging_dir_ + "/" + p.staging;
     if (::rename(from.c_str(), to.c_str()) != 0) {
       return Fail(Status::IoError("rename " + from + " -> " + to + " failed: " + strerror(errno)));
     }
-    // The checkpoint will name the pending file: its name must survive a crash.
-    Status st = SyncDir(staging_dir_);
-    if (!st.ok()) return Fail(st);
-    pending_.push_back(std::move(p));
+    sealed_.push_back(std::move(p));
+    return Status::Ok();
+  }
+
+  Status SealAll() {
+    std::vector<Writer*> all;
+    for (auto& [dir, w] : writers_) all.push_back(w.get());
+    for (Writer* w : all) WEIR_RETURN_IF_ERROR(Seal(w));
     return Status::Ok();
   }
 
@@ -465,6 +1007,10 @@ class CommittingFileSink : public Operator {
       // Never replace committed output (rename would, silently).
       return Status::AlreadyExists("cannot commit " + from + ": " + to + " already exists");
     }
+    const size_t slash = p.final_name.rfind('/');
+    if (slash != std::string::npos) {
+      WEIR_RETURN_IF_ERROR(EnsureDir(dir_, std::string_view(p.final_name).substr(0, slash)));
+    }
     if (::rename(from.c_str(), to.c_str()) != 0) {
       const int err = errno;
       // Someone else committed it in between: after a failover, a subtask of the old attempt
@@ -482,11 +1028,14 @@ class CommittingFileSink : public Operator {
     Status first_error;
     std::vector<PendingFile> keep;
     std::vector<PendingFile> done;
+    std::set<std::string> dirs;  // final directories that got a file
+    size_t renamed = 0;
     for (PendingFile& p : pending_) {
       if (p.checkpoint > up_to) {
         keep.push_back(std::move(p));
         continue;
       }
+      if (renamed == 1) CrashPoint("between_renames");
       Result<bool> r = CommitOne(p);
       if (!r.ok()) {
         if (first_error.ok()) first_error = r.status();
@@ -500,6 +1049,9 @@ class CommittingFileSink : public Operator {
         lost_ =
             lost_.ok() ? Status::DataLoss(what) : Status::DataLoss(lost_.message() + "; " + what);
       } else {
+        ++renamed;
+        const size_t slash = p.final_name.rfind('/');
+        dirs.insert(slash == std::string::npos ? dir_ : dir_ + "/" + p.final_name.substr(0, slash));
         done.push_back(std::move(p));
       }
     }
@@ -507,7 +1059,10 @@ class CommittingFileSink : public Operator {
       // Both directories: the new name must be durable before the entry is forgotten (else a
       // crash could bring the file back into staging, unnamed by any later checkpoint, and the
       // restore would delete it), and the old one gone so it is not found twice.
-      Status st = SyncDir(dir_);
+      Status st;
+      for (const std::string& d : dirs) {
+        if (st.ok()) st = SyncDir(d);
+      }
       if (st.ok()) st = SyncDir(staging_dir_);
       if (!st.ok()) {
         // Kept: the next attempt finds them committed (idempotent) and syncs again.
@@ -521,6 +1076,65 @@ class CommittingFileSink : public Operator {
     }
     pending_ = std::move(keep);
     return first_error;
+  }
+
+  // Writes the success file into every partition of ours that ended by `watermark` (plus the
+  // delay), and, with empty_partitions, into every time partition up to it.
+  Status CommitPartitions(int64_t checkpoint_id, int64_t watermark) {
+    auto complete = [&](int64_t end) { return end - 1 + cfg_.commit_delay_ms <= watermark; };
+    int marked = 0;
+    for (auto it = open_partitions_.begin(); it != open_partitions_.end();) {
+      if (!complete(it->second)) {
+        ++it;
+        continue;
+      }
+      // A partition still written to now stays open: its rows are on time, so it is not
+      // complete after all (can only happen when the watermark went back after a restore).
+      if (writers_.count(it->first)) {
+        ++it;
+        continue;
+      }
+      WEIR_ASSIGN_OR_RETURN(bool created, WriteMarker(it->first));
+      marked += created;
+      it = open_partitions_.erase(it);
+    }
+    if (cfg_.commit_empty && subtask_ == 0) {
+      // One subtask enumerates the time partitions, from the first complete one it saw.
+      const int64_t g = tmpl_.granularity_ms();
+      const int64_t last_start = ((watermark + 1 - cfg_.commit_delay_ms) / g) * g - g;
+      if (next_empty_start_ == kMinWatermark) next_empty_start_ = last_start;
+      for (int64_t s = next_empty_start_; s <= last_start; s += g) {
+        WEIR_ASSIGN_OR_RETURN(bool created, WriteMarker(tmpl_.RenderTime(s)));
+        marked += created;
+      }
+      next_empty_start_ = std::max(next_empty_start_, last_start + g);
+    }
+    if (marked > 0) {
+      Log()->info("{} committing_file: checkpoint={} committed {} partition(s) up to watermark {}",
+                  log_prefix_, checkpoint_id, marked, FormatTimestampMs(watermark));
+    }
+    return Status::Ok();
+  }
+
+  // Creates <dir>/<success file> once; false if it was already there.
+  Result<bool> WriteMarker(const std::string& rel) {
+    WEIR_RETURN_IF_ERROR(EnsureDir(dir_, rel));
+    const std::string d = dir_ + "/" + rel;
+    const std::string path = d + "/" + cfg_.success_file;
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      if (errno == EEXIST) return false;
+      return Status::IoError("cannot create " + path + ": " + strerror(errno));
+    }
+    ::close(fd);
+    WEIR_RETURN_IF_ERROR(SyncDir(d));
+    return true;
+  }
+
+  void ReportCounts() {
+    if (late_rows_ == 0 && dirty_rows_ == 0) return;
+    Log()->info("{} committing_file: {} rows written, {} late (to {}/), {} dirty (to {}/)",
+                log_prefix_, rows_written_, late_rows_, cfg_.late_dir, dirty_rows_, cfg_.dirty_dir);
   }
 
   // After a restore (or a fresh start), deletes the staging files whose records the job will
@@ -549,11 +1163,15 @@ class CommittingFileSink : public Operator {
       if (ec) return Status::IoError("cannot list " + staging_dir_ + ": " + ec.message());
       const std::string name = it->path().filename().string();
       StagingName parsed;
-      if (!ParseStagingName(name, suffix_, &parsed)) continue;
+      // Data files end in the configured suffix, dirty-data files in ".jsonl".
+      if (!ParseStagingName(name, cfg_.suffix, &parsed) &&
+          !ParseStagingName(name, ".jsonl", &parsed)) {
+        continue;
+      }
       bool ours = false;
       std::string job;
       for (const std::string& j : jobs) {
-        if (parsed.owner == prefix_ + "-" + j + "-" + vertex_) {
+        if (parsed.owner == cfg_.prefix + "-" + j + "-" + vertex_) {
           ours = true;
           job = j;
         }
@@ -581,11 +1199,12 @@ class CommittingFileSink : public Operator {
     return Status::Ok();
   }
 
+
   Schema schema_;
+  const FileSinkConfig cfg_;
   const std::string dir_;
   const std::string staging_dir_;
-  const std::string prefix_;
-  const std::string suffix_;
+  PartitionTemplate tmpl_;
   std::string job_id_;
   std::string vertex_;
   int subtask_ = 0;
@@ -594,11 +1213,25 @@ class CommittingFileSink : public Operator {
 
   int64_t next_checkpoint_ = 1;  // the first checkpoint that can cover the next file
   int64_t seq_ = 0;              // files opened so far by this writer
-  FILE* file_ = nullptr;         // the in-progress file, if any
-  std::string file_final_;       // its final name
-  int64_t file_rows_ = 0;
+  std::unordered_map<std::string, std::unique_ptr<Writer>> writers_;  // open, by directory
+  Writer* last_ = nullptr;            // the writer of the previous row
+  std::vector<PendingFile> sealed_;   // closed since the last barrier
   std::vector<PendingFile> pending_;  // staged, not yet committed; by checkpoint
-  std::string line_;
+  std::string scratch_dir_;
+  std::string reason_;
+  std::string zbuf_;
+
+  // Event time and partition commit.
+  int64_t current_wm_ = kMinWatermark;    // input watermark
+  int64_t late_floor_ = kMinWatermark;    // restored: rows at or before it stay late
+  int64_t committed_wm_ = kMinWatermark;  // covered by committed files
+  std::map<int64_t, int64_t> wm_at_barrier_;        // checkpoint -> input watermark
+  std::map<std::string, int64_t> open_partitions_;  // written, not yet marked: dir -> end
+  int64_t next_empty_start_ = kMinWatermark;        // empty_partitions (subtask 0)
+
+  int64_t rows_written_ = 0, late_rows_ = 0, dirty_rows_ = 0;
+  int64_t dirty_logged_ = 0, last_dirty_log_ms_ = 0;
+  int64_t last_roll_check_ms_ = 0, last_report_ms_ = 0;
 
   Status io_error_;      // sticky: a data file could not be written
   Status lost_;          // sticky: a pending file vanished
@@ -608,14 +1241,17 @@ class CommittingFileSink : public Operator {
 class CommittingFileSinkFactory : public OperatorFactory {
  public:
   OperatorKind kind() const override { return OperatorKind::kSink; }
-  Result<Schema> Validate(const Config& config, const Schema&) const override {
-    WEIR_RETURN_IF_ERROR(PlanCommittingFile(config).status());
+  Result<Schema> Validate(const Config& config, const Schema& input) const override {
+    WEIR_RETURN_IF_ERROR(PlanFileSink(config, input).status());
     return Schema();
   }
   Result<std::unique_ptr<Operator>> Create(const Config& config,
                                            const Schema& input) const override {
-    WEIR_ASSIGN_OR_RETURN(CommittingFileConfig c, PlanCommittingFile(config));
-    return std::unique_ptr<Operator>(std::make_unique<CommittingFileSink>(input, std::move(c)));
+    WEIR_ASSIGN_OR_RETURN(FileSinkConfig c, PlanFileSink(config, input));
+    WEIR_ASSIGN_OR_RETURN(PartitionTemplate t,
+                          PartitionTemplate::Parse(c.partition, input, config.path() + ".partition"));
+    return std::unique_ptr<Operator>(
+        std::make_unique<CommittingFileSink>(input, std::move(c), std::move(t)));
   }
 };
 

@@ -1,7 +1,7 @@
 // weir-taskmanager: a thin main over weir::tm::TaskManager.
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
-
+#include <sys/resource.h>
 
 #include "weir/config.h"
 #include "weir/signals.h"
@@ -23,6 +23,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%n] %v");
+  // File sinks keep one file open per partition and RocksDB keeps its SST files open: use the
+  // whole file-handle allowance the system grants, not the conservative soft default.
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) spdlog::warn("cannot raise the open-file limit");
+  }
   weir::tm::TaskManagerOptions opts;
   if (!config_file.empty()) {
     auto cfg = weir::Config::Load(config_file, config_file);

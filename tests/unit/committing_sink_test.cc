@@ -13,7 +13,12 @@
 #include <set>
 #include <thread>
 
+#include <zlib.h>
+
+#include <sstream>
+
 #include "weir/job_graph.h"
+#include "weir/partition_template.h"
 #include "weir/jobmanager/checkpoint_coordinator.h"
 #include "weir/network.h"
 #include "weir/task.h"
@@ -124,6 +129,25 @@ class Attempt {
   }
   void Notify(int64_t id) {
     for (auto& t : tasks_) t->NotifyCheckpoint(id, true);
+  }
+  // As the coordinator does: with the minimum commit watermark per vertex of checkpoint id's
+  // acknowledgements (when every subtask of the vertex reported one).
+  void NotifyWithWatermarks(int64_t id) {
+    std::map<std::string, std::pair<int64_t, int>> mins;
+    for (const auto& a : Acks(id)) {
+      for (const auto& os : a.states()) {
+        if (!os.has_commit_watermark()) continue;
+        auto [it, fresh] = mins.try_emplace(os.vertex_id(), os.commit_watermark(), 0);
+        it->second.first = std::min(it->second.first, os.commit_watermark());
+        ++it->second.second;
+      }
+    }
+    std::map<std::string, int64_t> wms;
+    for (const auto& v : plan_->spec.vertices) {
+      auto it = mins.find(v.id);
+      if (it != mins.end() && it->second.second == v.parallelism) wms[v.id] = it->second.first;
+    }
+    for (auto& t : tasks_) t->NotifyCheckpoint(id, true, wms);
   }
   std::vector<proto::AcknowledgeCheckpointRequest> Acks(int64_t id) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -378,7 +402,11 @@ TEST_F(CommittingSinkTest, OnlyCompletedCheckpointsAreCommitted) {
     EXPECT_EQ(n, 1) << "id " << id;
     EXPECT_FALSE(committed.count(id)) << "id " << id << " both committed and staged";
   }
-  EXPECT_EQ(static_cast<int64_t>(staged.size() + committed.size()), kTotal);
+  // Rows after checkpoint 3 may still sit in the writer's buffer (never needed: a restore
+  // replays them); every row before it is on disk.
+  for (int64_t id : EmittedAt(job.Acks(3), kTotal, 2)) {
+    EXPECT_TRUE(staged.count(id) || committed.count(id)) << "id " << id << " neither staged nor committed";
+  }
   for (const Pending& p : PendingIn(job.Acks(3), "out")) {
     if (p.checkpoint == 3) {
       EXPECT_TRUE(fs::exists(staging_ / p.staging)) << p.staging;
@@ -654,8 +682,379 @@ TEST(CommittingSinkConfigTest, ConfigErrorsNameTheField) {
   EXPECT_NE(st.message().find("path"), std::string::npos) << st.ToString();
   st = build("total: 10", "path: /tmp/x, prefix: a/b");
   EXPECT_NE(st.message().find("prefix"), std::string::npos) << st.ToString();
-  st = build("total: 10", "path: /tmp/x, format: csv");
-  EXPECT_NE(st.message().find("format"), std::string::npos) << st.ToString();
+  st = build("total: 10", "path: /tmp/x, formatt: csv");
+  EXPECT_NE(st.message().find("formatt"), std::string::npos) << st.ToString();
+}
+
+}  // namespace
+}  // namespace weir
+
+// ------------------------------------------------------------------ partitions and event time
+namespace weir {
+namespace {
+
+class PartitionedSinkTest : public CommittingSinkTest {
+ protected:
+  // gen (ids with ts = id * 1000 ms, so 3600 ids per hour of event time) -> out.
+  std::string PYaml(int gen_p, int sink_p, const std::string& gen_extra,
+                    const std::string& sink_extra, const std::string& ts_expr = "id * 1000") const {
+    return R"Y(
+vertices:
+  - {id: gen, type: datagen, parallelism: )Y" +
+           std::to_string(gen_p) + ", config: {" + gen_extra +
+           ", fields: [{name: ts, expr: \"" + ts_expr + R"Y("}, {name: app, expr: "if(id % 2 = 0, 'a', 'b')"}]},
+     watermarks: {event_time_field: ts, interval: 10ms}}
+  - {id: out, type: committing_file, parallelism: )Y" +
+           std::to_string(sink_p) + ", config: {path: \"" + out_.string() + "\", " + sink_extra +
+           R"Y(}}
+edges:
+  - {from: gen, to: out, partition: rebalance}
+)Y";
+  }
+
+  // Every data file under out_ (not hidden dirs): relative dir -> ids (with ts hour checks).
+  std::map<std::string, std::vector<int64_t>> DataFiles(const fs::path& root) const {
+    std::map<std::string, std::vector<int64_t>> out;
+    if (!fs::exists(root)) return out;
+    for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+         ++it) {
+      const std::string name = it->path().filename().string();
+      if (it->is_directory() && (name[0] == '.' || name[0] == '_') && root == out_) {
+        it.disable_recursion_pending();
+        continue;
+      }
+      if (!it->is_regular_file() || name[0] == '_') continue;
+      const std::string dir = fs::relative(it->path().parent_path(), root).string();
+      std::ifstream in(it->path());
+      std::string line;
+      while (std::getline(in, line)) {
+        long long id;
+        EXPECT_EQ(sscanf(line.c_str(), R"({"id":%lld)", &id), 1) << it->path() << ": " << line;
+        out[dir].push_back(id);
+      }
+    }
+    return out;
+  }
+
+  static std::string HourDir(int64_t hour) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "dt=1970-01-%02d/hour=%02d", static_cast<int>(1 + hour / 24),
+             static_cast<int>(hour % 24));
+    return buf;
+  }
+};
+
+TEST_F(PartitionedSinkTest, PartitionsByEventTimeAndMarksThemOnlyAfterTheWatermark) {
+  constexpr int64_t kTotal = 36000;  // ten hours of event time
+  Attempt job(PYaml(2, 2, "total: 36000, hold: true", "partition: \"dt={ts:%Y-%m-%d}/hour={ts:%H}\""),
+              "job1", 0, dir_ / ".state");
+  ASSERT_TRUE(job.AwaitSourceRows(kTotal));
+  // Let the last watermark reach the sinks (sources emit every 10 ms).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(job.Checkpoint(1));
+  // Nothing committed yet, so no commit watermark covers anything: no success file.
+  job.NotifyWithWatermarks(1);
+  ASSERT_TRUE(AwaitCommitted(PendingIn(job.Acks(1), "out"), 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int h = 0; h < 10; ++h) EXPECT_FALSE(fs::exists(out_ / HourDir(h) / "_SUCCESS")) << h;
+  // Checkpoint 2 reports the watermark at barrier 1 as committed: hours 0-8 are complete
+  // (their end - 1 <= max ts - 1), hour 9 is not (its last millisecond is still to come).
+  ASSERT_TRUE(job.Checkpoint(2));
+  for (const auto& a : job.Acks(2)) {
+    for (const auto& os : a.states()) {
+      if (os.vertex_id() == "out") {
+        ASSERT_TRUE(os.has_commit_watermark());
+        // Each of the two sources emitted every other id: the smaller maximum is kTotal - 2.
+        EXPECT_EQ(os.commit_watermark(), (kTotal - 2) * 1000 - 1);
+      }
+    }
+  }
+  job.NotifyWithWatermarks(2);
+  const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+  while (!fs::exists(out_ / HourDir(8) / "_SUCCESS") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  job.Cancel();
+  job.Join();
+  for (int h = 0; h < 9; ++h) EXPECT_TRUE(fs::exists(out_ / HourDir(h) / "_SUCCESS")) << h;
+  EXPECT_FALSE(fs::exists(out_ / HourDir(9) / "_SUCCESS"));
+  // Every id once, in the directory of its hour.
+  std::map<int64_t, int> seen;
+  for (const auto& [dir, ids] : DataFiles(out_)) {
+    for (int64_t id : ids) {
+      ++seen[id];
+      EXPECT_EQ(dir, HourDir(id / 3600)) << "id " << id;
+    }
+  }
+  ExpectEachOnce(seen, kTotal);
+}
+
+TEST_F(PartitionedSinkTest, LateRowsGoToTheLateDirectoryNeverIntoAPossiblyCommittedPartition) {
+  // Every 1000th id carries event time 0 (hour 0). Once the watermark passed hour 0, those
+  // rows are late.
+  constexpr int64_t kTotal = 10000;
+  Attempt job(PYaml(1, 1, "total: 10000, rows_per_second: 5000",
+                    "partition: \"dt={ts:%Y-%m-%d}/hour={ts:%H}\"",
+                    "if(id % 1000 = 999, 0, id * 1000)"),
+              "job1", 0, dir_ / ".state");
+  for (auto s : job.Join()) EXPECT_EQ(s, TaskState::kFinished);
+  const auto data = DataFiles(out_);
+  const auto late = DataFiles(out_ / "_late");
+  std::map<int64_t, int> seen;
+  for (const auto& [dir, ids] : data) {
+    for (int64_t id : ids) ++seen[id];
+  }
+  std::set<int64_t> late_ids;
+  for (const auto& [dir, ids] : late) {
+    EXPECT_EQ(dir, HourDir(0));
+    for (int64_t id : ids) {
+      ++seen[id];
+      late_ids.insert(id);
+      EXPECT_EQ(id % 1000, 999) << "only the old rows can be late";
+    }
+  }
+  ExpectEachOnce(seen, kTotal);
+  // Ids from 4999 on come over a second after the watermark passed 01:00.
+  for (int64_t id = 4999; id < kTotal; id += 1000) EXPECT_TRUE(late_ids.count(id)) << id;
+  EXPECT_FALSE(late_ids.count(999));
+}
+
+TEST_F(PartitionedSinkTest, RowsWithBadPartitionValuesGoToDirtyOutputWithTheReason) {
+  const std::string yaml = R"Y(
+vertices:
+  - {id: gen, type: datagen, config: {total: 1000, fields: [{name: app, expr: "if(id % 10 = 0, null, if(id % 10 = 1, 'x/y', 'ok'))"}]}}
+  - {id: out, type: committing_file, config: {path: ")Y" + out_.string() + R"Y(", partition: "app={app}"}}
+edges:
+  - {from: gen, to: out}
+)Y";
+  Attempt job(yaml, "job1", 0, dir_ / ".state");
+  for (auto s : job.Join()) EXPECT_EQ(s, TaskState::kFinished);
+  auto data = DataFiles(out_);
+  ASSERT_EQ(data.size(), 1u);
+  EXPECT_EQ(data.begin()->first, "app=ok");
+  EXPECT_EQ(data.begin()->second.size(), 800u);
+  int nulls = 0, slashes = 0;
+  for (const auto& e : fs::directory_iterator(out_ / "_dirty")) {
+    std::ifstream in(e.path());
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.find("\"reason\":\"partition field 'app' is null\"") != std::string::npos) ++nulls;
+      if (line.find("cannot be a directory name") != std::string::npos &&
+          line.find("\"row\":{\"id\":") != std::string::npos) {
+        ++slashes;
+      }
+    }
+  }
+  EXPECT_EQ(nulls, 100);
+  EXPECT_EQ(slashes, 100);
+}
+
+TEST_F(PartitionedSinkTest, CsvGzipWithHeaderAndSizeRollingKeepEveryRowOnce) {
+  const std::string yaml = R"Y(
+vertices:
+  - {id: gen, type: datagen, config: {total: 50000, fields: [{name: s, expr: "concat('v,', id % 7)"}]}}
+  - {id: out, type: committing_file, config: {path: ")Y" + out_.string() + R"Y(", format: csv, csv: {header: true}, compression: gzip, rolling: {max_size: 20kb}}}
+edges:
+  - {from: gen, to: out}
+)Y";
+  Attempt job(yaml, "job1", 0, dir_ / ".state");
+  for (auto s : job.Join()) EXPECT_EQ(s, TaskState::kFinished);
+  std::map<int64_t, int> seen;
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(out_)) {
+    if (!e.is_regular_file()) continue;
+    ASSERT_TRUE(e.path().string().ends_with(".csv.gz")) << e.path();
+    ++files;
+    gzFile gz = gzopen(e.path().c_str(), "rb");
+    ASSERT_NE(gz, nullptr);
+    std::string text;
+    char buf[65536];
+    int n;
+    while ((n = gzread(gz, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+    gzclose(gz);
+    std::istringstream lines(text);
+    std::string line;
+    ASSERT_TRUE(std::getline(lines, line));
+    EXPECT_EQ(line, "id,s");
+    while (std::getline(lines, line)) {
+      long long id;
+      int rest;
+      ASSERT_EQ(sscanf(line.c_str(), "%lld,\"v,%d\"", &id, &rest), 2) << line;
+      EXPECT_EQ(rest, id % 7);
+      ++seen[id];
+    }
+  }
+  EXPECT_GT(files, 3) << "20 KB of compressed output per file should roll several times";
+  ExpectEachOnce(seen, 50000);
+}
+
+TEST_F(PartitionedSinkTest, ThousandPartitionsWithFewOpenFiles) {
+  const std::string yaml = R"Y(
+vertices:
+  - {id: gen, type: datagen, config: {total: 5000, fields: [{name: k, expr: "id % 1000"}]}}
+  - {id: out, type: committing_file, config: {path: ")Y" + out_.string() + R"Y(", partition: "k={k}", max_open_files: 50}}
+edges:
+  - {from: gen, to: out}
+)Y";
+  Attempt job(yaml, "job1", 0, dir_ / ".state");
+  for (auto s : job.Join()) EXPECT_EQ(s, TaskState::kFinished);
+  std::map<int64_t, int> seen;
+  const auto data = DataFiles(out_);
+  EXPECT_EQ(data.size(), 1000u);
+  for (const auto& [dir, ids] : data) {
+    for (int64_t id : ids) {
+      ++seen[id];
+      EXPECT_EQ(dir, "k=" + std::to_string(id % 1000));
+    }
+  }
+  ExpectEachOnce(seen, 5000);
+}
+
+TEST_F(PartitionedSinkTest, RestoreCommitsPartitionedFilesAndMarksLater) {
+  constexpr int64_t kTotal = 36000;
+  const std::string sink = "partition: \"dt={ts:%Y-%m-%d}/hour={ts:%H}\"";
+  std::vector<proto::AcknowledgeCheckpointRequest> acks1;
+  int max_parallelism = 0;
+  {
+    Attempt first(PYaml(2, 2, "total: 36000, hold: true, rows_per_second: 72000", sink), "job1",
+                  0, dir_ / ".state");
+    max_parallelism = first.plan().spec.max_parallelism;
+    ASSERT_TRUE(first.AwaitSourceRows(kTotal / 2));
+    ASSERT_TRUE(first.Checkpoint(1));
+    acks1 = first.Acks(1);
+    ASSERT_TRUE(first.AwaitSourceRows(kTotal * 3 / 4));
+    first.Cancel();  // checkpoint 1 completed, its notification never arrived
+    first.Join();
+  }
+  EXPECT_TRUE(DataFiles(out_).empty());
+  auto md = MetadataFrom(acks1, 1, max_parallelism);
+  const std::string yaml = PYaml(1, 3, "total: 36000, hold: true", sink);
+  auto spec = ParseJobFile(yaml);
+  ASSERT_TRUE(spec.ok());
+  auto plan = BuildPlan(std::move(spec).value(), BuiltinOperators());
+  ASSERT_TRUE(plan.ok());
+  auto restore = jm::PlanRestore(md, (dir_ / "chk-1").string(), *plan, false);
+  ASSERT_TRUE(restore.ok()) << restore.status().ToString();
+  {
+    Attempt second(yaml, "job1", 1, dir_ / ".state", *restore);
+    const int64_t before = static_cast<int64_t>(EmittedAt(acks1, kTotal, 2).size());
+    ASSERT_TRUE(second.AwaitSourceRows(kTotal - before));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ASSERT_TRUE(second.Checkpoint(2));
+    second.NotifyWithWatermarks(2);
+    ASSERT_TRUE(AwaitCommitted(PendingIn(second.Acks(2), "out"), 2));
+    ASSERT_TRUE(second.Checkpoint(3));
+    second.NotifyWithWatermarks(3);
+    const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+    while (!fs::exists(out_ / HourDir(8) / "_SUCCESS") &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    second.Cancel();
+    second.Join();
+  }
+  std::map<int64_t, int> seen;
+  for (const auto& [dir, ids] : DataFiles(out_)) {
+    for (int64_t id : ids) {
+      ++seen[id];
+      EXPECT_EQ(dir, HourDir(id / 3600));
+    }
+  }
+  ExpectEachOnce(seen, kTotal);
+  for (int h = 0; h < 9; ++h) EXPECT_TRUE(fs::exists(out_ / HourDir(h) / "_SUCCESS")) << h;
+}
+
+TEST(PartitionTemplateTest, RendersFieldsAndTimesAndRejectsBadValues) {
+  Schema s;
+  s.Add("ts", Type::kTimestamp);
+  s.Add("app", Type::kString);
+  s.Add("n", Type::kInt64);
+  s.Add("d", Type::kDouble);
+  auto t = PartitionTemplate::Parse("dt={ts:%Y-%m-%d}/hour={ts:%H}/app={app}", s, "p");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->has_time());
+  EXPECT_FALSE(t->time_only());
+  EXPECT_EQ(t->granularity_ms(), 3600000);
+  Row r(4);
+  r[0].SetTimestamp(1763794800000 + 5 * 60 * 1000);  // 2025-11-22 07:05 UTC
+  r[1].SetString("web");
+  r[2].SetInt64(1);
+  std::string dir, reason;
+  int64_t start = 0;
+  ASSERT_TRUE(t->Render(r, &dir, &start, &reason)) << reason;
+  EXPECT_EQ(dir, "dt=2025-11-22/hour=07/app=web");
+  EXPECT_EQ(start, 1763794800000);
+  r[1].SetString("a/b");
+  EXPECT_FALSE(t->Render(r, &dir, &start, &reason));
+  EXPECT_NE(reason.find("'a/b' cannot be a directory name"), std::string::npos) << reason;
+  r[1].SetString("..");
+  EXPECT_FALSE(t->Render(r, &dir, &start, &reason));
+  r[1].SetNull();
+  EXPECT_FALSE(t->Render(r, &dir, &start, &reason));
+  EXPECT_EQ(reason, "partition field 'app' is null");
+  r[1].SetString("");
+  EXPECT_FALSE(t->Render(r, &dir, &start, &reason));
+  // A value alone as a directory level must not hide it.
+  auto bare = PartitionTemplate::Parse("{app}", s, "p");
+  ASSERT_TRUE(bare.ok());
+  r[1].SetString("_late");
+  EXPECT_FALSE(bare->Render(r, &dir, &start, &reason));
+  // Time-only templates enumerate partitions; negative times floor correctly.
+  auto days = PartitionTemplate::Parse("day={ts:%F}", s, "p");
+  ASSERT_TRUE(days.ok());
+  EXPECT_TRUE(days->time_only());
+  EXPECT_EQ(days->granularity_ms(), 86400000);
+  EXPECT_EQ(days->RenderTime(0), "day=1970-01-01");
+  r[0].SetTimestamp(-1);
+  ASSERT_TRUE(days->Render(r, &dir, &start, &reason));
+  EXPECT_EQ(dir, "day=1969-12-31");
+  EXPECT_EQ(start, -86400000);
+
+  for (const auto& [text, want] : std::vector<std::pair<std::string, std::string>>{
+           {"x={nope}", "p: unknown field 'nope'"},
+           {"x={app:%H}", "has a time format but is string"},
+           {"x={d}", "field 'd' is double"},
+           {"x={ts:abc}", "has no time specifier"},
+           {"/x={app}", "relative path"},
+           {"../x={app}", "'..'"},
+           {"x={app", "unmatched '{'"},
+           {"a}={app}", "unmatched '}'"},
+           {"static", "has no {field} placeholder"},
+           {"a={ts:%H}/b={n:%M}", "must all use one field"},
+       }) {
+    auto bad = PartitionTemplate::Parse(text, s, "p");
+    ASSERT_FALSE(bad.ok()) << text;
+    EXPECT_NE(bad.status().message().find(want), std::string::npos)
+        << text << ": " << bad.status().message();
+  }
+}
+
+TEST(PartitionedSinkConfigTest, ErrorsNameTheField) {
+  auto check = [](const std::string& config, const std::string& want) {
+    const std::string yaml = R"Y(
+vertices:
+  - {id: gen, type: datagen, config: {total: 1, fields: [{name: ts, expr: "id"}, {name: m, expr: "id"}]}}
+  - {id: out, type: committing_file, config: )Y" + config + R"Y(}
+edges: [{from: gen, to: out}]
+)Y";
+    auto spec = ParseJobFile(yaml);
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    auto plan = BuildPlan(std::move(spec).value(), BuiltinOperators());
+    ASSERT_FALSE(plan.ok()) << config;
+    EXPECT_NE(plan.status().message().find(want), std::string::npos)
+        << config << ": " << plan.status().message();
+  };
+  check("{path: /tmp/x, format: parquet}", "vertex 'out': config.format: expected json or csv");
+  check("{path: /tmp/x, compression: zstd}", "config.compression: expected none or gzip");
+  check("{path: /tmp/x, csv: {delimiter: ab}}", "config.csv.delimiter");
+  check("{path: /tmp/x, partition: \"m={m:%Y}\"}", "coarser than a day");
+  check("{path: /tmp/x, partition: \"m={m}\", partition_commit: {enabled: true}}",
+        "needs a time placeholder");
+  check("{path: /tmp/x, partition: \"h={ts:%H}/m={m}\", partition_commit: {empty_partitions: true}}",
+        "empty_partitions: only for templates");
+  check("{path: /tmp/x, late_dir: ../x}", "config.late_dir");
+  check("{path: /tmp/x, rolling: {max_sise: 1}}", "max_sise");
+  check("{path: /tmp/x, max_open_files: 0}", "config.max_open_files");
 }
 
 }  // namespace

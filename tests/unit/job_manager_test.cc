@@ -147,8 +147,10 @@ class JobManagerTest : public ::testing::Test {
 
   ~JobManagerTest() override { std::filesystem::remove_all(dir_); }
 
-  // Acknowledges checkpoint `id` for every subtask of kJob with a little operator state.
-  void AckAll(const std::string& job, int64_t id) {
+  // Acknowledges checkpoint `id` for every subtask of kJob with a little operator state;
+  // `agg_wm` (if set) gives each agg subtask i the commit watermark agg_wm(i).
+  void AckAll(const std::string& job, int64_t id,
+              std::function<std::optional<int64_t>(int)> agg_wm = {}) {
     for (const char* t : {"gen", "agg"}) {
       for (int i = 0; i < 2; ++i) {
         proto::AcknowledgeCheckpointRequest a;
@@ -162,6 +164,9 @@ class JobManagerTest : public ::testing::Test {
         auto* l = os->add_operator_state();
         l->set_name("pos");
         l->add_entries(std::string(t) + std::to_string(i));
+        if (agg_wm && std::string(t) == "agg") {
+          if (auto w = agg_wm(i)) os->set_commit_watermark(*w);
+        }
         jm_->AcknowledgeCheckpoint(a);
         Drain();
       }
@@ -375,6 +380,33 @@ TEST_F(JobManagerTest, CheckpointCompletesOnlyWhenEverySubtaskAcknowledged) {
   EXPECT_EQ(jm_->GetJob(*id)->checkpoints().completed(), 1);
   ASSERT_EQ(calls_.notifies.size(), 1u);  // one task manager hosts the job
   EXPECT_TRUE(calls_.notifies[0].completed());
+}
+
+TEST_F(JobManagerTest, NotifyCarriesTheMinimumCommitWatermarkOnlyWhenAllSubtasksReported) {
+  AddTm("a", 2);
+  auto id = Submit(CheckpointedGraph(500));
+  AllRunning(*id);
+  now_ += 600;
+  Tick();
+  ASSERT_EQ(calls_.triggers.size(), 2u);
+  const int64_t cp1 = calls_.triggers.back().checkpoint_id();
+  AckAll(*id, cp1, [](int i) -> std::optional<int64_t> { return i == 0 ? 5000 : 3000; });
+  ASSERT_EQ(calls_.notifies.size(), 1u);
+  const auto& wms = calls_.notifies[0].commit_watermarks();
+  ASSERT_EQ(wms.count("agg"), 1u);
+  EXPECT_EQ(wms.at("agg"), 3000);
+  EXPECT_EQ(wms.count("gen"), 0u);
+  // One subtask without a commit watermark: none is sent for the vertex.
+  now_ += 600;
+  Tick();
+  const int64_t cp2 = calls_.triggers.back().checkpoint_id();
+  ASSERT_GT(cp2, cp1);
+  AckAll(*id, cp2, [](int i) -> std::optional<int64_t> {
+    if (i == 0) return 9000;
+    return std::nullopt;
+  });
+  ASSERT_EQ(calls_.notifies.size(), 2u);
+  EXPECT_TRUE(calls_.notifies[1].commit_watermarks().empty());
 }
 
 TEST_F(JobManagerTest, TimeoutAndDeclineAbortAndRemovePartialFiles) {

@@ -1,0 +1,72 @@
+// Partition path templates for file sinks: "dt={event_time:%Y-%m-%d}/hour={event_time:%H}/app={app}".
+//
+// A template is literal text with placeholders `{field}` (the field's value as text) and
+// `{field:format}` (a timestamp or integer-millisecond field formatted with strftime
+// specifiers, in UTC). It yields a relative directory per row. When the template has time
+// placeholders, all on one field, each partition also covers a time range [start, end): its
+// granularity is the finest unit the formats use (second, minute, hour or day), and the
+// partition commit decides by comparing `end` with the watermark.
+//
+// Bad rows do not fail: Render returns false with a reason (null field, empty value, a value
+// with '/', "." or ".."), and the sink sends the row to its dirty-data output.
+//
+// Immutable after Parse; Render uses a small per-instance cache, so one instance belongs to one
+// thread (each sink subtask has its own copy).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "weir/status.h"
+#include "weir/types.h"
+
+namespace weir {
+
+class PartitionTemplate {
+ public:
+  // Parses `text` against the sink's input `schema`; errors are prefixed with `where`.
+  static Result<PartitionTemplate> Parse(std::string_view text, const Schema& schema,
+                                         const std::string& where);
+
+  bool empty() const { return parts_.empty(); }
+  // True if the partitions are time ranges (the template has time placeholders).
+  bool has_time() const { return time_field_ >= 0; }
+  // True if every placeholder is a time placeholder (so partitions can be enumerated by time).
+  bool time_only() const { return time_only_; }
+  // 1000, 60000, 3600000 or 86400000; 0 when the formats are coarser than a day (months,
+  // years), which the partition commit does not support.
+  int64_t granularity_ms() const { return granularity_ms_; }
+  int time_field() const { return time_field_; }
+
+  // Renders the directory of `row` into `*dir` (relative, no leading or trailing '/'); with
+  // time placeholders also the partition's time range start in `*start_ms` (end is start +
+  // granularity). Returns false and a reason for rows that cannot be placed.
+  bool Render(const Row& row, std::string* dir, int64_t* start_ms, std::string* reason);
+  // Renders the directory of the time partition starting at `start_ms` (time_only() only).
+  std::string RenderTime(int64_t start_ms);
+
+ private:
+  struct Part {
+    std::string literal;  // when field < 0
+    int field = -1;
+    std::string format;  // strftime format; empty: the value as text
+    std::string name;    // the field's name, for reasons
+  };
+  void AppendTime(int64_t ms, const std::string& format, std::string* out);
+
+  std::vector<Part> parts_;
+  std::vector<Type> types_;
+  int time_field_ = -1;
+  bool time_only_ = false;
+  int64_t granularity_ms_ = 0;
+  // Cache: the last second formatted per time part (rows mostly arrive in time order).
+  struct Cached {
+    int64_t second = INT64_MIN;
+    std::string text;
+  };
+  std::vector<Cached> cache_;
+};
+
+}  // namespace weir
