@@ -67,6 +67,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -278,17 +279,30 @@ Status EnsureDir(const std::string& root, std::string_view rel) {
   return Status::Ok();
 }
 
-// Test hook: WEIR_CRASH_AT=<point> kills the process (SIGKILL, as kill -9 would) the first time
-// the sink reaches that point. Points: after_precommit, before_commit, between_renames.
-// Compiled in only with WEIR_CRASH_POINTS (the default build); unset, it costs a branch.
+// Test hook: WEIR_CRASH_AT=<point>[:<n>] kills the process (SIGKILL, as kill -9 would) the n-th
+// time (default: first) any sink subtask of the process reaches that point. Points:
+// after_precommit, before_commit, between_renames. Compiled in only with WEIR_CRASH_POINTS (the
+// default build); with the variable unset it costs a branch.
 void CrashPoint(const char* point) {
 #ifdef WEIR_CRASH_POINTS
-  static const char* env = std::getenv("WEIR_CRASH_AT");
-  if (env != nullptr && std::strcmp(env, point) == 0) {
-    Log()->critical("crash point '{}' reached (WEIR_CRASH_AT): killing this process", point);
-    Log()->flush();
-    ::raise(SIGKILL);
-  }
+  static const std::pair<std::string, int64_t> target = [] {
+    const char* env = std::getenv("WEIR_CRASH_AT");
+    if (env == nullptr) return std::pair<std::string, int64_t>("", 0);
+    std::string v(env);
+    int64_t n = 1;
+    const size_t colon = v.find(':');
+    if (colon != std::string::npos) {
+      if (!ParseInt(std::string_view(v).substr(colon + 1), &n) || n < 1) n = 1;
+      v.resize(colon);
+    }
+    return std::pair<std::string, int64_t>(v, n);
+  }();
+  static std::atomic<int64_t> hits{0};
+  if (target.first.empty() || target.first != point) return;
+  if (hits.fetch_add(1) + 1 < target.second) return;
+  Log()->critical("crash point '{}' reached (WEIR_CRASH_AT): killing this process", point);
+  Log()->flush();
+  ::raise(SIGKILL);
 #else
   (void)point;
 #endif

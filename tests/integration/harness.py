@@ -31,7 +31,7 @@ def wait_for(pred, timeout, what, interval=0.05):
 
 
 class Cluster:
-    def __init__(self, taskmanagers=2, slots=2, jm_args=(), tm_args=()):
+    def __init__(self, taskmanagers=2, slots=2, jm_args=(), tm_args=(), tm_env=None):
         self.dir = tempfile.mkdtemp(prefix="weir-it-")
         self.procs = {}
         self.tm_args = list(tm_args)
@@ -48,28 +48,37 @@ class Cluster:
         port = wait_for(read_port, 10, "the job manager's port")
         self.jm = f"127.0.0.1:{port}"
         for i in range(taskmanagers):
-            self.start_tm(f"tm-{i + 1}")
+            self.start_tm(f"tm-{i + 1}", env=tm_env)
         wait_for(lambda: len(self.taskmanagers()) == taskmanagers, 10,
                  f"{taskmanagers} task managers to register")
 
-    def _spawn(self, name, argv):
+    def _spawn(self, name, argv, env=None):
+        full_env = None
+        if env:
+            full_env = dict(os.environ)
+            full_env.update(env)
         with open(os.path.join(self.dir, f"{name}.log"), "ab") as log:
             self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL)
+                                                stdin=subprocess.DEVNULL, env=full_env)
 
     def restart_jm(self):
         """Starts the job manager again on the same port (after kill())."""
         self._spawn("jm", [JM_BIN, "--rpc-address", self.jm, *self.jm_args])
         wait_for(lambda: self.cli("list").returncode == 0, 10, "the job manager to serve")
 
-    def start_tm(self, name, slots=None):
+    def start_tm(self, name, slots=None, env=None):
         self._spawn(name, [TM_BIN, "--jobmanager", self.jm, "--id", name, "--slots",
-                           str(slots or self.slots), *self.tm_args])
+                           str(slots or self.slots), *self.tm_args], env=env)
 
     def kill(self, name, sig=signal.SIGKILL):
         p = self.procs.pop(name)
         p.send_signal(sig)
         p.wait(10)
+
+    def exited(self, name):
+        """True once the process `name` has ended on its own (e.g. at a crash point)."""
+        p = self.procs.get(name)
+        return p is not None and p.poll() is not None
 
     def log(self, name):
         with open(os.path.join(self.dir, f"{name}.log"), errors="replace") as f:
@@ -122,3 +131,31 @@ class Cluster:
                 if name.endswith(".log"):
                     sys.stderr.write(f"----- {name} -----\n{self.log(name[:-4])}\n")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def committed_rows(path):
+    """Rows of every committed file below `path` (JSON lines), skipping hidden ('.' or '_')
+    directories and files: staging, side outputs and success markers."""
+    rows = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+        for name in files:
+            if name.startswith((".", "_")):
+                continue
+            with open(os.path.join(root, name)) as fh:
+                rows.extend(json.loads(line) for line in fh if line.strip())
+    return rows
+
+
+def rows_by_partition(path):
+    """{relative partition dir: [rows]} for committed files below `path`."""
+    out = {}
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+        for name in files:
+            if name.startswith((".", "_")):
+                continue
+            with open(os.path.join(root, name)) as fh:
+                out.setdefault(os.path.relpath(root, path), []).extend(
+                    json.loads(line) for line in fh if line.strip())
+    return out
