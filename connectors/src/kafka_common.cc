@@ -1,6 +1,7 @@
 #include "kafka_common.h"
 
 #include <fstream>
+#include <string_view>
 
 #include "weir/logging.h"
 
@@ -96,10 +97,13 @@ namespace {
 void LogCallback(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
   const auto* o = static_cast<const OpaqueBase*>(rd_kafka_opaque(rk));
   const std::string& prefix = o ? o->log_prefix : std::string();
-  spdlog::level::level_enum l = level <= 3   ? spdlog::level::err
-                                : level == 4 ? spdlog::level::warn
-                                : level <= 6 ? spdlog::level::info
-                                             : spdlog::level::debug;
+  // Connection failures (facility FAIL) come as syslog errors for every retry; they also reach
+  // the operator's error callback, which logs them once per outage as a warning.
+  spdlog::level::level_enum l = level <= 2                     ? spdlog::level::err
+                                : std::string_view(fac) == "FAIL" ? spdlog::level::info
+                                : level <= 4                   ? spdlog::level::warn
+                                : level <= 6                   ? spdlog::level::info
+                                                               : spdlog::level::debug;
   Log()->log(l, "{} librdkafka {}: {}", prefix, fac, buf);
 }
 }  // namespace
