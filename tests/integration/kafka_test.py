@@ -1,7 +1,8 @@
 """Kafka with real processes: the dev broker (weir-dev-broker), a Weir cluster, a job
 kafka -> committing_file. Every record of the topic must be committed exactly once through a
 task manager kill -9 and a broker outage; the group's offsets follow the checkpoints; savepoints
-restore at parallelism 1 and 3 and read onward exactly once; bad configs fail at submission."""
+restore at parallelism 1 and 3 and read onward exactly once; the sink writes every row of a
+bounded job; bad configs fail at submission."""
 import collections
 import glob
 import json
@@ -148,6 +149,38 @@ class KafkaTest(unittest.TestCase):
             self.check_exactly_once(committed_rows(out),
                                     range(round_ * chunk, (round_ + 1) * chunk),
                                     f"round {round_} at parallelism {p}")
+
+    def test_sink_writes_every_row_of_a_bounded_job(self):
+        self.broker.control("create-topic sink-out 3")
+        text = f"""
+name: datagen-to-kafka
+vertices:
+  - id: gen
+    type: datagen
+    parallelism: 2
+    config: {{total: 5000, fields: [{{name: k, expr: "id % 7"}}]}}
+  - id: out
+    type: kafka_sink
+    parallelism: 2
+    config: {{bootstrap_file: {self.broker.bootstrap_file}, topic: sink-out, key: [k]}}
+edges:
+  - {{from: gen, to: out}}
+"""
+        r = self.cluster.cli("run", self.cluster.write_job("sink.yaml", text), "--wait",
+                             "--timeout", "60")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        offsets = self.broker.offsets("sink-out")
+        self.assertEqual(sum(hi for lo, hi in offsets.values()), 5000, offsets)
+        # Read back through the source: every id once, keyed by k.
+        out = os.path.join(self.cluster.dir, "readback")
+        job_id = self.cluster.cli("run", self.job("readback.yaml", 1, out, group="rb",
+                                                  topic="sink-out"), check=True).stdout.strip()
+        wait_for(lambda: len(committed_rows(out)) >= 5000, 60, "5000 rows read back", interval=0.5)
+        rows = committed_rows(out)
+        self.assertEqual(sorted(json.loads(r["value"])["id"] for r in rows), list(range(5000)))
+        for r in rows:
+            self.assertEqual(r["key"], str(json.loads(r["value"])["k"]))
+        self.cluster.cli("cancel", job_id, check=True)
 
     def test_bad_configs_fail_at_submission_naming_the_key(self):
         good = open(self.job("good.yaml", 1, os.path.join(self.cluster.dir, "o"))).read()
