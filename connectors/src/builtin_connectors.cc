@@ -1,4 +1,5 @@
-// datagen, print, blackhole and the plain file sink (committing_file has its own file).
+// datagen, print, blackhole and the plain file sink (committing_file and Kafka have their own
+// files), and the registration of every connector.
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -13,6 +14,7 @@
 #include "committing_file_sink.h"
 #include "weir/connectors.h"
 #include "weir/expr.h"
+#include "weir/kafka.h"
 
 namespace weir {
 namespace {
@@ -321,6 +323,8 @@ void RegisterConnectors(OperatorRegistry& r) {
   r.Register("blackhole", std::make_unique<BlackholeFactory>());
   r.Register("file", std::make_unique<FileSinkFactory>());
   r.Register("committing_file", MakeCommittingFileSinkFactory());
+  r.Register("kafka", MakeKafkaSourceFactory());
+  r.Register("kafka_sink", MakeKafkaSinkFactory());
 }
 
 }  // namespace weir

@@ -1,5 +1,6 @@
-// Built-in connectors: datagen (source), print, blackhole, a plain JSON-lines file sink and an
-// exactly-once one committed by checkpoints (committing_file).
+// Built-in connectors: datagen (source), print, blackhole, a plain JSON-lines file sink, an
+// exactly-once one committed by checkpoints (committing_file), and Kafka (kafka source,
+// kafka_sink; see weir/kafka.h).
 // Factories are stateless; each created operator belongs to one subtask thread.
 #pragma once
 
@@ -10,7 +11,7 @@
 
 namespace weir {
 
-// Registers datagen, print, blackhole, file and committing_file into `registry`.
+// Registers datagen, print, blackhole, file, committing_file, kafka and kafka_sink.
 void RegisterConnectors(OperatorRegistry& registry);
 
 // Appends `row` as one JSON object (no newline) with the names of `schema`.

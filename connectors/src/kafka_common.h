@@ -1,0 +1,48 @@
+// What the Kafka source and sink share: librdkafka configuration from a vertex config (the
+// `properties:` pass-through, validated by librdkafka itself), the bootstrap list, and the
+// librdkafka log callback into the connectors' logger. Plain functions; thread-safe.
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "weir/config.h"
+#include "weir/status.h"
+
+namespace weir::kafka {
+
+std::shared_ptr<spdlog::logger> Log();
+
+// `properties:` as ordered key/value strings. Keys in `reserved` are refused with a message
+// naming the config key that replaces them (e.g. group.id -> group_id); every other name and
+// value is checked by librdkafka (rd_kafka_conf_set) now, so a typo fails at submission.
+Result<std::vector<std::pair<std::string, std::string>>> ParseProperties(
+    const Config& config, const std::map<std::string, std::string>& reserved);
+
+// The bootstrap list: `bootstrap` (host:port,...), or the first line of `bootstrap_file` (as
+// the dev broker writes it), read now. Exactly one of the two must be given.
+Status CheckBootstrapKeys(const Config& config);
+Result<std::string> ResolveBootstrap(const std::string& bootstrap, const std::string& file);
+
+// A conf with `props` applied, then `defaults` for the keys `props` does not set, then
+// `forced`. Errors name the property.
+Result<rd_kafka_conf_t*> MakeConf(const std::vector<std::pair<std::string, std::string>>& props,
+                                  const std::vector<std::pair<std::string, std::string>>& defaults,
+                                  const std::vector<std::pair<std::string, std::string>>& forced);
+
+// What librdkafka's callbacks find through rd_kafka_opaque(): the operator's log prefix. The
+// operator derives from it and sets itself as the conf's opaque; it outlives its rd_kafka_t.
+struct OpaqueBase {
+  std::string log_prefix;
+};
+
+// Routes librdkafka's log lines (from its own threads) to the connectors' logger, prefixed by
+// the OpaqueBase's log prefix.
+void SetLogCallback(rd_kafka_conf_t* conf);
+
+}  // namespace weir::kafka

@@ -1,0 +1,821 @@
+// kafka: a Kafka source (librdkafka consumer with manual assignment). docs/kafka.md has the
+// whole story; in short:
+//
+// config: bootstrap | bootstrap_file, topics: [..] | topic_pattern: "<regex>", group_id,
+//         start: earliest|latest|group|specific (default group), group_fallback:
+//         earliest|latest (default earliest), offsets: {"topic/partition": offset} (specific),
+//         on_offset_out_of_range: fail|earliest|latest (default fail),
+//         partition_discovery_interval (default 10s, 0: only at start), max_batch (rows per
+//         poll, default 1024), idle_wait (how long one poll may wait for data, default 5ms),
+//         properties: {librdkafka consumer properties}
+// output: key:string, value:string, topic:string, partition:int64, offset:int64,
+//         timestamp:timestamp (the record's Kafka timestamp; strings may hold bytes)
+//
+// Assignment: no consumer-group rebalancing. Each subtask assigns itself the partitions that
+// KafkaPartitionOwner gives it; a discovery thread lists the partitions of the subscribed
+// topics at start and every partition_discovery_interval and hands new ones to the task thread.
+//
+// Offsets: the next offset to read of every owned partition is operator state, written at each
+// snapshot as one UNION list (every subtask sees every entry on restore and keeps those it owns
+// under the rule at the new parallelism), so a restore, at any parallelism, resumes each
+// partition exactly where the checkpoint left it. The group's committed offsets are written
+// only after the checkpoint that holds them completed, for lag monitoring; the state is the
+// truth. A partition that has not returned a record yet keeps a logical offset (BEGINNING) in
+// state, so that retention moving the log start does not turn into out-of-range.
+//
+// Entries of the list (fields joined by NUL, led by a version):
+//   "p1" topic partition next_offset      one per owned partition
+//   "s1" subtask parallelism started      one per subtask: started=1 once its first discovery
+//                                         was applied (see Open for why this matters)
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "kafka_common.h"
+#include "weir/kafka.h"
+
+namespace weir {
+
+int KafkaPartitionOwner(std::string_view topic, int32_t partition, int parallelism) {
+  if (parallelism <= 1) return 0;
+  int32_t h = 0;  // Java's String.hashCode over the bytes (equal for ASCII topic names)
+  for (unsigned char c : topic) h = static_cast<int32_t>(31u * static_cast<uint32_t>(h) + c);
+  const int64_t start = static_cast<int64_t>((static_cast<uint32_t>(h) * 31u) & 0x7fffffffu) %
+                        parallelism;
+  return static_cast<int>((start + partition) % parallelism);
+}
+
+namespace {
+
+using kafka::Log;
+
+constexpr std::string_view kStateList = "kafka_offsets";
+constexpr std::string_view kPartEntryV1 = "p1";
+constexpr std::string_view kSubtaskEntryV1 = "s1";
+
+enum class StartMode { kEarliest, kLatest, kGroup, kSpecific };
+enum class OutOfRange { kFail, kEarliest, kLatest };
+
+struct TopicPartition {
+  std::string topic;
+  int32_t partition = 0;
+  bool operator<(const TopicPartition& o) const {
+    return topic != o.topic ? topic < o.topic : partition < o.partition;
+  }
+  std::string Name() const { return topic + "/" + std::to_string(partition); }
+};
+
+struct KafkaSourcePlan {
+  std::string bootstrap, bootstrap_file;
+  std::vector<std::string> topics;
+  std::string topic_pattern;
+  std::string group_id;
+  StartMode start = StartMode::kGroup;
+  bool fallback_latest = false;
+  std::map<TopicPartition, int64_t> offsets;
+  OutOfRange out_of_range = OutOfRange::kFail;
+  int64_t discovery_ms = 10000;
+  int64_t max_batch = 1024;
+  int64_t idle_wait_ms = 5;
+  std::vector<std::pair<std::string, std::string>> properties;
+};
+
+bool ParseInt(std::string_view s, int64_t* v) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+Schema KafkaSchema() {
+  Schema s;
+  s.Add("key", Type::kString);
+  s.Add("value", Type::kString);
+  s.Add("topic", Type::kString);
+  s.Add("partition", Type::kInt64);
+  s.Add("offset", Type::kInt64);
+  s.Add("timestamp", Type::kTimestamp);
+  return s;
+}
+
+Result<KafkaSourcePlan> PlanKafkaSource(const Config& config) {
+  WEIR_RETURN_IF_ERROR(config.CheckKeys(
+      {"bootstrap", "bootstrap_file", "topics", "topic_pattern", "group_id", "start",
+       "group_fallback", "offsets", "on_offset_out_of_range", "partition_discovery_interval",
+       "max_batch", "idle_wait", "properties"}));
+  KafkaSourcePlan p;
+  WEIR_RETURN_IF_ERROR(kafka::CheckBootstrapKeys(config));
+  WEIR_ASSIGN_OR_RETURN(p.bootstrap, config.GetString("bootstrap", std::string()));
+  WEIR_ASSIGN_OR_RETURN(p.bootstrap_file, config.GetString("bootstrap_file", std::string()));
+  WEIR_ASSIGN_OR_RETURN(p.topics, config.GetStringList("topics"));
+  WEIR_ASSIGN_OR_RETURN(p.topic_pattern, config.GetString("topic_pattern", std::string()));
+  if (p.topics.empty() == p.topic_pattern.empty()) {
+    return Status::InvalidArgument(config.path() +
+                                   ".topics: give the topics to read (a list), or topic_pattern "
+                                   "(a regular expression); exactly one of them");
+  }
+  for (const std::string& t : p.topics) {
+    if (t.empty()) return Status::InvalidArgument(config.path() + ".topics: empty topic name");
+  }
+  if (!p.topic_pattern.empty()) {
+    try {
+      std::regex re(p.topic_pattern);
+    } catch (const std::regex_error& e) {
+      return Status::InvalidArgument(config.path() + ".topic_pattern: not a valid regular "
+                                     "expression: " + e.what());
+    }
+  }
+  WEIR_ASSIGN_OR_RETURN(p.group_id, config.GetString("group_id"));
+  if (p.group_id.empty()) {
+    return Status::InvalidArgument(config.path() + ".group_id: must not be empty");
+  }
+  WEIR_ASSIGN_OR_RETURN(std::string start, config.GetString("start", std::string("group")));
+  if (start == "earliest") {
+    p.start = StartMode::kEarliest;
+  } else if (start == "latest") {
+    p.start = StartMode::kLatest;
+  } else if (start == "group") {
+    p.start = StartMode::kGroup;
+  } else if (start == "specific") {
+    p.start = StartMode::kSpecific;
+  } else {
+    return Status::InvalidArgument(config.path() + ".start: expected earliest, latest, group or "
+                                   "specific, got '" + start + "'");
+  }
+  WEIR_ASSIGN_OR_RETURN(std::string fb, config.GetString("group_fallback", std::string("earliest")));
+  if (fb != "earliest" && fb != "latest") {
+    return Status::InvalidArgument(config.path() + ".group_fallback: expected earliest or latest, "
+                                   "got '" + fb + "'");
+  }
+  p.fallback_latest = fb == "latest";
+  if (config.Has("group_fallback") && p.start != StartMode::kGroup) {
+    return Status::InvalidArgument(config.path() + ".group_fallback: only with start: group");
+  }
+  WEIR_ASSIGN_OR_RETURN(Config offsets, config.GetMap("offsets"));
+  for (const std::string& k : offsets.Keys()) {
+    const size_t slash = k.rfind('/');
+    int64_t part = -1;
+    if (slash == std::string::npos || slash == 0 ||
+        !ParseInt(std::string_view(k).substr(slash + 1), &part) || part < 0 || part > INT32_MAX) {
+      return Status::InvalidArgument(offsets.path() + "." + k +
+                                     ": keys are \"topic/partition\" (e.g. \"orders/3\")");
+    }
+    WEIR_ASSIGN_OR_RETURN(int64_t off, offsets.GetInt(k));
+    if (off < 0) return Status::InvalidArgument(offsets.path() + "." + k + ": must be >= 0");
+    p.offsets[{k.substr(0, slash), static_cast<int32_t>(part)}] = off;
+  }
+  if (p.start == StartMode::kSpecific && p.offsets.empty()) {
+    return Status::InvalidArgument(config.path() + ".offsets: required with start: specific "
+                                   "({\"topic/partition\": offset, ...})");
+  }
+  if (p.start != StartMode::kSpecific && !p.offsets.empty()) {
+    return Status::InvalidArgument(config.path() + ".offsets: only with start: specific");
+  }
+  WEIR_ASSIGN_OR_RETURN(std::string oor,
+                        config.GetString("on_offset_out_of_range", std::string("fail")));
+  if (oor == "fail") {
+    p.out_of_range = OutOfRange::kFail;
+  } else if (oor == "earliest") {
+    p.out_of_range = OutOfRange::kEarliest;
+  } else if (oor == "latest") {
+    p.out_of_range = OutOfRange::kLatest;
+  } else {
+    return Status::InvalidArgument(config.path() + ".on_offset_out_of_range: expected fail, "
+                                   "earliest or latest, got '" + oor + "'");
+  }
+  WEIR_ASSIGN_OR_RETURN(p.discovery_ms, config.GetDurationMs("partition_discovery_interval", 10000));
+  if (p.discovery_ms < 0) {
+    return Status::InvalidArgument(config.path() + ".partition_discovery_interval: must be >= 0");
+  }
+  WEIR_ASSIGN_OR_RETURN(p.max_batch, config.GetInt("max_batch", 1024));
+  if (p.max_batch < 1 || p.max_batch > 1000000) {
+    return Status::InvalidArgument(config.path() + ".max_batch: must be 1..1000000");
+  }
+  WEIR_ASSIGN_OR_RETURN(p.idle_wait_ms, config.GetDurationMs("idle_wait", 5));
+  if (p.idle_wait_ms < 0 || p.idle_wait_ms > 100) {
+    // Longer would hold up checkpoint triggers, which the task handles between polls.
+    return Status::InvalidArgument(config.path() + ".idle_wait: must be 0..100ms");
+  }
+  WEIR_ASSIGN_OR_RETURN(
+      p.properties,
+      kafka::ParseProperties(
+          config, {{"bootstrap.servers", "use bootstrap"},
+                   {"group.id", "use group_id"},
+                   {"auto.offset.reset", "use on_offset_out_of_range"},
+                   {"enable.auto.commit", "offsets are committed after checkpoints"},
+                   {"enable.auto.offset.store", "offsets are committed after checkpoints"},
+                   {"enable.partition.eof", "not supported"}}));
+  return p;
+}
+
+// A partition handed from the discovery thread to the task thread, with where to start.
+struct NewPartition {
+  TopicPartition tp;
+  int64_t offset;  // concrete, or RD_KAFKA_OFFSET_BEGINNING
+};
+
+class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
+ public:
+  explicit KafkaSource(KafkaSourcePlan plan) : plan_(std::move(plan)), schema_width_(6) {}
+
+  ~KafkaSource() override { Shutdown(); }
+
+  Status Open(const OperatorContext& ctx) override {
+    log_prefix = ctx.log_prefix;
+    subtask_ = ctx.subtask;
+    parallelism_ = ctx.parallelism;
+    if (!plan_.topic_pattern.empty()) pattern_ = std::regex(plan_.topic_pattern);
+    if (ctx.watermarks && ctx.watermarks->event_time_field == "timestamp") {
+      split_wm_.emplace(*ctx.watermarks);
+    }
+    WEIR_ASSIGN_OR_RETURN(std::string bootstrap,
+                          kafka::ResolveBootstrap(plan_.bootstrap, plan_.bootstrap_file));
+    const char* reset = plan_.out_of_range == OutOfRange::kFail       ? "error"
+                        : plan_.out_of_range == OutOfRange::kEarliest ? "earliest"
+                                                                      : "latest";
+    WEIR_ASSIGN_OR_RETURN(
+        rd_kafka_conf_t * conf,
+        kafka::MakeConf(plan_.properties,
+                        {{"client.id", "weir-" + ctx.vertex_id + "-" + std::to_string(subtask_)},
+                         // The mock broker does not end a fetch wait early when data arrives;
+                         // on a real broker this only makes idle fetches more frequent.
+                         {"fetch.wait.max.ms", "10"}},
+                        {{"bootstrap.servers", bootstrap},
+                         {"group.id", plan_.group_id},
+                         {"enable.auto.commit", "false"},
+                         {"enable.auto.offset.store", "false"},
+                         {"enable.partition.eof", "false"},
+                         {"auto.offset.reset", reset}}));
+    rd_kafka_conf_set_opaque(conf, static_cast<kafka::OpaqueBase*>(this));
+    kafka::SetLogCallback(conf);
+    rd_kafka_conf_set_error_cb(conf, &KafkaSource::OnError);
+    rd_kafka_conf_set_offset_commit_cb(conf, &KafkaSource::OnCommit);
+    char err[512];
+    rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk_) {
+      rd_kafka_conf_destroy(conf);
+      return Status::InvalidArgument(std::string("kafka: cannot create a consumer: ") + err);
+    }
+    // Error and commit callbacks are then served by the same queue poll that returns records.
+    rd_kafka_poll_set_consumer(rk_);
+    queue_ = rd_kafka_queue_get_consumer(rk_);
+    msgs_.resize(static_cast<size_t>(plan_.max_batch));
+
+    // Restore. Partitions absent from the restored state start at earliest when they are new
+    // since the checkpoint; but if some old subtask had not yet applied its first discovery
+    // (a checkpoint in the first instants of the job), its partitions are absent for that
+    // reason, and they start as `start` says, as they would have.
+    std::vector<NewPartition> restored;
+    if (ctx.restored) {
+      int64_t old_parallelism = -1, started = 0;
+      bool any = false;
+      for (const proto::NamedList& list : ctx.restored->operator_state) {
+        if (list.name() != kStateList) continue;
+        any = true;
+        for (const std::string& e : list.entries()) {
+          WEIR_RETURN_IF_ERROR(DecodeEntry(e, &restored, &old_parallelism, &started));
+        }
+      }
+      if (any) {
+        restored_ = true;
+        all_started_before_ = started == old_parallelism;
+      }
+      std::erase_if(restored, [&](const NewPartition& np) {
+        return !Subscribed(np.tp.topic) ||
+               KafkaPartitionOwner(np.tp.topic, np.tp.partition, parallelism_) != subtask_;
+      });
+    }
+    for (const NewPartition& np : restored) known_.insert(np.tp);
+    WEIR_RETURN_IF_ERROR(Assign(restored));
+    Log()->info("{} kafka: consumer for {} (group {}), {} partition(s) restored{}", log_prefix,
+                plan_.topic_pattern.empty() ? "topics " + Join(plan_.topics)
+                                            : "pattern " + plan_.topic_pattern,
+                plan_.group_id, restored.size(), restored_ ? "" : " (fresh start)");
+    discovery_ = std::thread([this] { DiscoveryLoop(); });
+    return Status::Ok();
+  }
+
+  Result<PollResult> Poll(RowBatch& batch, size_t max_rows) override {
+    if (!fatal_.ok()) return fatal_;
+    if (handoff_ready_.load(std::memory_order_acquire)) WEIR_RETURN_IF_ERROR(TakeDiscovered());
+    const size_t want = std::min(max_rows, msgs_.size());
+    ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, msgs_.data(), want);
+    // Nothing buffered: wait briefly (the call returns at the deadline or when `want` arrived).
+    if (n == 0 && plan_.idle_wait_ms > 0) {
+      n = rd_kafka_consume_batch_queue(queue_, static_cast<int>(plan_.idle_wait_ms), msgs_.data(),
+                                       want);
+    }
+    if (n < 0) {
+      return Status::Internal(std::string("kafka: consume failed: ") +
+                              rd_kafka_err2str(rd_kafka_last_error()));
+    }
+    const int64_t now = split_wm_ ? NowMs() : 0;
+    Part* run = nullptr;      // the partition of the current run of records
+    int64_t run_max_ts = -1;  // for watermarks: one tracker update per run, not per record
+    for (ssize_t i = 0; i < n; ++i) {
+      rd_kafka_message_t* m = msgs_[static_cast<size_t>(i)];
+      if (m->err) {
+        HandleMessageError(m);
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      Part* p = Lookup(m);
+      // Not ours (cannot happen with manual assignment; cheap to be sure). No check against
+      // p->next: after an out-of-range reset to earliest, offsets legitimately go back.
+      if (!p) {
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      rd_kafka_timestamp_type_t tstype;
+      const int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+      Row& r = batch.Append(schema_width_);
+      if (m->key) {
+        r[0].SetString(std::string_view(static_cast<const char*>(m->key), m->key_len));
+      } else {
+        r[0].SetNull();
+      }
+      if (m->payload) {
+        r[1].SetString(std::string_view(static_cast<const char*>(m->payload), m->len));
+      } else {
+        r[1].SetNull();
+      }
+      r[2].SetString(p->tp.topic);
+      r[3].SetInt64(p->tp.partition);
+      r[4].SetInt64(m->offset);
+      if (ts >= 0) {
+        r[5].SetTimestamp(ts);
+      } else {
+        r[5].SetNull();
+      }
+      p->next = m->offset + 1;
+      if (split_wm_) {
+        if (run != p) {
+          if (run && run_max_ts >= 0) split_wm_->OnEvent(run->split, run_max_ts, now);
+          run = p;
+          run_max_ts = -1;
+        }
+        run_max_ts = std::max(run_max_ts, ts);
+      }
+      rd_kafka_message_destroy(m);
+    }
+    if (run && run_max_ts >= 0) split_wm_->OnEvent(run->split, run_max_ts, now);
+    if (!fatal_.ok()) return fatal_;
+    return batch.empty() ? PollResult::kIdle : PollResult::kMore;
+  }
+
+  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
+    proto::NamedList list;
+    list.set_name(std::string(kStateList));
+    list.set_mode(proto::NamedList::UNION);
+    std::vector<std::pair<size_t, int64_t>> commit;
+    for (size_t i = 0; i < parts_.size(); ++i) {
+      const Part& p = parts_[i];
+      std::string e(kPartEntryV1);
+      e.push_back('\0');
+      e += p.tp.topic;
+      e.push_back('\0');
+      e += std::to_string(p.tp.partition);
+      e.push_back('\0');
+      e += std::to_string(p.next);
+      list.add_entries(std::move(e));
+      if (p.next >= 0) commit.emplace_back(i, p.next);
+    }
+    std::string s(kSubtaskEntryV1);
+    for (int64_t v : {int64_t{subtask_}, int64_t{parallelism_}, int64_t{started_ ? 1 : 0}}) {
+      s.push_back('\0');
+      s += std::to_string(v);
+    }
+    list.add_entries(std::move(s));
+    out->operator_state.push_back(std::move(list));
+    // Kept until the checkpoint completes or a later one does; bounded for checkpoints that
+    // never complete (declined elsewhere, or the notification was lost).
+    to_commit_.emplace_back(checkpoint_id, std::move(commit));
+    if (to_commit_.size() > 16) to_commit_.erase(to_commit_.begin());
+    return Status::Ok();
+  }
+
+  // The offsets of checkpoint n go to the consumer group (for lag monitoring; asynchronous,
+  // failures are logged: the next checkpoint commits newer offsets anyway).
+  void NotifyCheckpointComplete(int64_t checkpoint_id) override {
+    if (!rk_) return;
+    auto it = std::find_if(to_commit_.begin(), to_commit_.end(),
+                           [&](const auto& c) { return c.first == checkpoint_id; });
+    if (it != to_commit_.end() && !it->second.empty()) {
+      rd_kafka_topic_partition_list_t* l =
+          rd_kafka_topic_partition_list_new(static_cast<int>(it->second.size()));
+      for (const auto& [i, off] : it->second) {
+        rd_kafka_topic_partition_list_add(l, parts_[i].tp.topic.c_str(), parts_[i].tp.partition)
+            ->offset = off;
+      }
+      rd_kafka_resp_err_t err = rd_kafka_commit(rk_, l, 1);
+      rd_kafka_topic_partition_list_destroy(l);
+      if (err) {
+        Log()->warn("{} kafka: commit of checkpoint={} offsets failed: {}", log_prefix,
+                    checkpoint_id, rd_kafka_err2str(err));
+      } else {
+        Log()->debug("{} kafka: committing checkpoint={} offsets", log_prefix, checkpoint_id);
+      }
+    }
+    std::erase_if(to_commit_, [&](const auto& c) { return c.first <= checkpoint_id; });
+  }
+
+  bool TracksWatermarks() const override { return split_wm_.has_value(); }
+  WatermarkStatus CurrentWatermark(int64_t now_ms) override {
+    return split_wm_ ? split_wm_->Current(now_ms) : WatermarkStatus{};
+  }
+
+  Status Close() override {
+    Shutdown();
+    return Status::Ok();
+  }
+
+ private:
+  struct Part {
+    TopicPartition tp;
+    std::string split;  // "topic/partition", the watermark split name
+    int64_t next;       // next offset to read, or RD_KAFKA_OFFSET_BEGINNING before the first
+  };
+
+  static int64_t NowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  static std::string Join(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+    return s;
+  }
+
+  bool Subscribed(const std::string& topic) const {
+    if (!plan_.topic_pattern.empty()) return std::regex_match(topic, pattern_);
+    return std::find(plan_.topics.begin(), plan_.topics.end(), topic) != plan_.topics.end();
+  }
+
+  static Status DecodeEntry(std::string_view e, std::vector<NewPartition>* parts,
+                            int64_t* old_parallelism, int64_t* started) {
+    std::vector<std::string_view> f;
+    size_t start = 0;
+    while (true) {
+      size_t end = e.find('\0', start);
+      f.push_back(e.substr(start, end == std::string_view::npos ? end : end - start));
+      if (end == std::string_view::npos) break;
+      start = end + 1;
+    }
+    const Status corrupt = Status::DataLoss("kafka: corrupt entry in restored state");
+    if (f.size() == 4 && f[0] == kPartEntryV1) {
+      int64_t part, next;
+      if (f[1].empty() || !ParseInt(f[2], &part) || part < 0 || part > INT32_MAX ||
+          !ParseInt(f[3], &next) || (next < 0 && next != RD_KAFKA_OFFSET_BEGINNING)) {
+        return corrupt;
+      }
+      parts->push_back({{std::string(f[1]), static_cast<int32_t>(part)}, next});
+      return Status::Ok();
+    }
+    if (f.size() == 4 && f[0] == kSubtaskEntryV1) {
+      int64_t sub, par, st;
+      if (!ParseInt(f[1], &sub) || !ParseInt(f[2], &par) || !ParseInt(f[3], &st) || par < 1) {
+        return corrupt;
+      }
+      *old_parallelism = par;
+      *started += st;
+      return Status::Ok();
+    }
+    return corrupt;
+  }
+
+  // Adds partitions to the consumer's assignment (task thread).
+  Status Assign(const std::vector<NewPartition>& add) {
+    if (add.empty()) return Status::Ok();
+    rd_kafka_topic_partition_list_t* l =
+        rd_kafka_topic_partition_list_new(static_cast<int>(add.size()));
+    for (const NewPartition& np : add) {
+      rd_kafka_topic_partition_list_add(l, np.tp.topic.c_str(), np.tp.partition)->offset =
+          np.offset;
+      Part p{np.tp, np.tp.Name(), np.offset};
+      auto& idx = index_[np.tp.topic];
+      if (idx.size() <= static_cast<size_t>(np.tp.partition)) {
+        idx.resize(static_cast<size_t>(np.tp.partition) + 1, -1);
+      }
+      idx[static_cast<size_t>(np.tp.partition)] = static_cast<int>(parts_.size());
+      parts_.push_back(std::move(p));
+      if (split_wm_) split_wm_->AddSplit(np.tp.Name(), NowMs());
+      Log()->info("{} kafka: reading {} from {}", log_prefix, np.tp.Name(),
+                  np.offset == RD_KAFKA_OFFSET_BEGINNING ? std::string("the earliest offset")
+                                                         : "offset " + std::to_string(np.offset));
+    }
+    rd_kafka_error_t* err = rd_kafka_incremental_assign(rk_, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err) {
+      Status st = Status::Internal(std::string("kafka: assign failed: ") + rd_kafka_error_string(err));
+      rd_kafka_error_destroy(err);
+      return st;
+    }
+    rkt_cache_.clear();
+    last_rkt_ = nullptr;
+    return Status::Ok();
+  }
+
+  Part* Lookup(const rd_kafka_message_t* m) {
+    // Records come in runs per partition: the topic lookup is cached by handle.
+    const std::vector<int>* idx;
+    if (m->rkt == last_rkt_) {
+      idx = last_idx_;
+    } else {
+      auto it = rkt_cache_.find(m->rkt);
+      if (it == rkt_cache_.end()) {
+        auto t = index_.find(rd_kafka_topic_name(m->rkt));
+        it = rkt_cache_.emplace(m->rkt, t == index_.end() ? nullptr : &t->second).first;
+      }
+      idx = it->second;
+      last_rkt_ = m->rkt;
+      last_idx_ = idx;
+    }
+    if (!idx || m->partition < 0 || static_cast<size_t>(m->partition) >= idx->size()) return nullptr;
+    const int i = (*idx)[static_cast<size_t>(m->partition)];
+    return i < 0 ? nullptr : &parts_[static_cast<size_t>(i)];
+  }
+
+  void HandleMessageError(const rd_kafka_message_t* m) {
+    const std::string where =
+        m->rkt ? std::string(rd_kafka_topic_name(m->rkt)) + "/" + std::to_string(m->partition)
+               : std::string();
+    if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+        m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+      int64_t off = m->offset;
+      if (Part* p = m->rkt ? Lookup(m) : nullptr) off = p->next;
+      Fail(Status::FailedPrecondition(
+          "kafka: offset " + std::to_string(off) + " of " + where +
+          " is out of range (the broker no longer has it, e.g. deleted by retention, or never "
+          "had it); set on_offset_out_of_range: earliest or latest to skip to a valid offset (" +
+          rd_kafka_message_errstr(m) + ")"));
+      return;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+      char buf[512];
+      rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk_, buf, sizeof buf);
+      Fail(Status::Internal(std::string("kafka: fatal consumer error: ") + rd_kafka_err2name(orig) +
+                            ": " + buf));
+      return;
+    }
+    Transient(m->err, (where.empty() ? "" : where + ": ") + rd_kafka_message_errstr(m));
+  }
+
+  // Transient errors (broker down, leader moves, timeouts): librdkafka retries; we log each
+  // kind at most every 10 s so an outage does not flood the log.
+  void Transient(rd_kafka_resp_err_t err, const std::string& what) {
+    const int64_t now = NowMs();
+    {
+      std::lock_guard<std::mutex> lock(log_mu_);
+      int64_t& last = last_logged_[err];
+      if (now - last < 10000) return;
+      last = now;
+    }
+    Log()->warn("{} kafka: {} (transient: retrying)", log_prefix, what);
+  }
+
+  void Fail(Status st) {
+    if (fatal_.ok()) {
+      Log()->error("{} kafka: {}", log_prefix, st.message());
+      fatal_ = std::move(st);
+    }
+  }
+
+  // librdkafka callbacks, served on the task thread by the queue poll.
+  static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+    auto* self = static_cast<KafkaSource*>(static_cast<kafka::OpaqueBase*>(opaque));
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+      char buf[512];
+      rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
+      self->Fail(Status::Internal(std::string("kafka: fatal consumer error: ") +
+                                  rd_kafka_err2name(orig) + ": " + buf));
+      return;
+    }
+    self->Transient(static_cast<rd_kafka_resp_err_t>(err), reason);
+  }
+
+  static void OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err,
+                       rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+    auto* self = static_cast<KafkaSource*>(static_cast<kafka::OpaqueBase*>(opaque));
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+      self->Transient(err, std::string("offset commit failed: ") + rd_kafka_err2str(err));
+    }
+  }
+
+  // ------------------------------------------------------------ discovery (its own thread)
+  // Lists the subscribed partitions, keeps those this subtask owns that it does not read yet,
+  // resolves where each starts (which may need the broker) and hands them over.
+  void DiscoveryLoop() {
+    bool first = true;
+    while (true) {
+      bool ok = DiscoverOnce(first);
+      if (ok) first = false;
+      // Until the first listing succeeded (e.g. the broker is down at start), retry every
+      // second; then every interval (0: no further discovery).
+      int64_t wait_ms = !ok && first ? 1000 : plan_.discovery_ms;
+      std::unique_lock<std::mutex> lock(mu_);
+      if (wait_ms == 0 && !first) {
+        cv_.wait(lock, [&] { return stop_; });
+      } else {
+        cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] { return stop_; });
+      }
+      if (stop_) return;
+    }
+  }
+
+  bool DiscoverOnce(bool first) {
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 1, nullptr, &md, 5000);
+    if (err) {
+      Transient(err, std::string("partition discovery: metadata request failed: ") +
+                         rd_kafka_err2str(err));
+      return false;
+    }
+    std::vector<TopicPartition> mine;
+    std::set<std::string> seen_topics;
+    for (int t = 0; t < md->topic_cnt; ++t) {
+      const rd_kafka_metadata_topic_t& mt = md->topics[t];
+      if (mt.err || !Subscribed(mt.topic)) continue;
+      seen_topics.insert(mt.topic);
+      for (int k = 0; k < mt.partition_cnt; ++k) {
+        TopicPartition tp{mt.topic, mt.partitions[k].id};
+        if (KafkaPartitionOwner(tp.topic, tp.partition, parallelism_) == subtask_ &&
+            !known_.count(tp)) {
+          mine.push_back(std::move(tp));
+        }
+      }
+    }
+    rd_kafka_metadata_destroy(md);
+    if (first) {
+      for (const std::string& t : plan_.topics) {
+        if (!seen_topics.count(t)) {
+          Log()->warn("{} kafka: topic {} does not exist (yet); it is read once it appears",
+                      log_prefix, t);
+        }
+      }
+    }
+    std::sort(mine.begin(), mine.end());
+    // At the first discovery of a fresh start (or of a restore whose checkpoint predates some
+    // subtask's first discovery) partitions start as `start` says; later ones are new
+    // partitions and start at the earliest offset, so none of their records is missed.
+    const bool use_start = first && (!restored_ || !all_started_before_);
+    std::vector<NewPartition> found;
+    if (!ResolveStart(mine, use_start, &found)) return false;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const NewPartition& np : found) known_.insert(np.tp);
+    handoff_.insert(handoff_.end(), found.begin(), found.end());
+    if (first) first_done_ = true;
+    handoff_ready_.store(true, std::memory_order_release);
+    return true;
+  }
+
+  // Where each partition starts. False if the broker could not answer (retried later).
+  bool ResolveStart(const std::vector<TopicPartition>& tps, bool use_start,
+                    std::vector<NewPartition>* out) {
+    StartMode mode = use_start ? plan_.start : StartMode::kEarliest;
+    std::vector<int64_t> committed(tps.size(), -1);
+    if (mode == StartMode::kGroup && !tps.empty()) {
+      rd_kafka_topic_partition_list_t* l =
+          rd_kafka_topic_partition_list_new(static_cast<int>(tps.size()));
+      for (const auto& tp : tps) rd_kafka_topic_partition_list_add(l, tp.topic.c_str(), tp.partition);
+      rd_kafka_resp_err_t err = rd_kafka_committed(rk_, l, 10000);
+      if (err) {
+        rd_kafka_topic_partition_list_destroy(l);
+        Transient(err, std::string("reading the group's committed offsets failed: ") +
+                           rd_kafka_err2str(err));
+        return false;
+      }
+      for (int i = 0; i < l->cnt; ++i) committed[static_cast<size_t>(i)] = l->elems[i].offset;
+      rd_kafka_topic_partition_list_destroy(l);
+    }
+    for (size_t i = 0; i < tps.size(); ++i) {
+      const TopicPartition& tp = tps[i];
+      int64_t off = RD_KAFKA_OFFSET_BEGINNING;
+      bool latest = mode == StartMode::kLatest;
+      if (mode == StartMode::kGroup) {
+        if (committed[i] >= 0) {
+          off = committed[i];
+        } else {
+          latest = plan_.fallback_latest;
+        }
+      } else if (mode == StartMode::kSpecific) {
+        auto it = plan_.offsets.find(tp);
+        if (it != plan_.offsets.end()) off = it->second;
+      }
+      if (latest) {
+        // A concrete offset, so that the checkpointed position means the same after a restore.
+        int64_t lo = 0, hi = 0;
+        rd_kafka_resp_err_t err =
+            rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &lo, &hi, 5000);
+        if (err) {
+          Transient(err, "latest offset of " + tp.Name() + ": " + rd_kafka_err2str(err));
+          return false;
+        }
+        off = hi;
+      }
+      out->push_back({tp, off});
+    }
+    return true;
+  }
+
+  // Task thread: assigns what discovery found.
+  Status TakeDiscovered() {
+    std::vector<NewPartition> add;
+    bool first_done;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      add.swap(handoff_);
+      handoff_ready_.store(false, std::memory_order_relaxed);
+      first_done = first_done_;
+    }
+    WEIR_RETURN_IF_ERROR(Assign(add));
+    if (first_done) started_ = true;
+    return Status::Ok();
+  }
+
+  void Shutdown() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (discovery_.joinable()) discovery_.join();
+    if (queue_) rd_kafka_queue_destroy(queue_);
+    queue_ = nullptr;
+    if (rk_) {
+      rd_kafka_consumer_close(rk_);
+      rd_kafka_destroy(rk_);
+    }
+    rk_ = nullptr;
+  }
+
+  const KafkaSourcePlan plan_;
+  const size_t schema_width_;
+  std::regex pattern_;
+  int subtask_ = 0, parallelism_ = 1;
+  rd_kafka_t* rk_ = nullptr;
+  rd_kafka_queue_t* queue_ = nullptr;
+  std::vector<rd_kafka_message_t*> msgs_;
+
+  // Task thread only.
+  std::vector<Part> parts_;
+  std::map<std::string, std::vector<int>, std::less<>> index_;  // topic -> partition -> parts_
+  std::unordered_map<const rd_kafka_topic_t*, const std::vector<int>*> rkt_cache_;
+  const rd_kafka_topic_t* last_rkt_ = nullptr;
+  const std::vector<int>* last_idx_ = nullptr;
+  std::vector<std::pair<int64_t, std::vector<std::pair<size_t, int64_t>>>> to_commit_;
+  std::optional<SplitWatermarks> split_wm_;
+  bool started_ = false;  // the first discovery was applied
+  Status fatal_;
+  std::mutex log_mu_;                   // Transient() runs on both threads
+  std::map<int, int64_t> last_logged_;  // error code -> last log time
+
+  // Set in Open, then read-only.
+  bool restored_ = false;
+  bool all_started_before_ = true;
+
+  // Shared with the discovery thread.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::set<TopicPartition> known_;  // discovery thread after Open
+  std::vector<NewPartition> handoff_;
+  bool first_done_ = false;
+  std::atomic<bool> handoff_ready_{false};
+  std::thread discovery_;
+};
+
+class KafkaSourceFactory : public OperatorFactory {
+ public:
+  OperatorKind kind() const override { return OperatorKind::kSource; }
+  Result<Schema> Validate(const Config& config, const Schema&) const override {
+    WEIR_RETURN_IF_ERROR(PlanKafkaSource(config).status());
+    return KafkaSchema();
+  }
+  Result<std::unique_ptr<SourceOperator>> CreateSource(const Config& config) const override {
+    WEIR_ASSIGN_OR_RETURN(KafkaSourcePlan plan, PlanKafkaSource(config));
+    return std::unique_ptr<SourceOperator>(std::make_unique<KafkaSource>(std::move(plan)));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<OperatorFactory> MakeKafkaSourceFactory() {
+  return std::make_unique<KafkaSourceFactory>();
+}
+
+}  // namespace weir
