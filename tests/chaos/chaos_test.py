@@ -10,7 +10,6 @@ Without arguments (and under ctest) it runs the fast mode: a few kills of each k
 """
 import argparse
 import collections
-import glob
 import json
 import os
 import random
@@ -18,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import Cluster, wait_for  # noqa: E402
+from harness import Cluster, committed_rows, rows_by_partition, wait_for  # noqa: E402
 
 KEYS = 97
 
@@ -35,11 +34,14 @@ vertices:
       total: {records}
       hold: true
       rows_per_second: {rate}
-      fields: [{{name: k, expr: "id % {keys}"}}]
+      fields: [{{name: k, expr: "id % {keys}"}}, {{name: ts, expr: "id * 500"}}]
+    watermarks: {{event_time_field: ts, interval: 20ms}}
   - id: ids
     type: committing_file
     parallelism: 2
-    config: {{path: {dir}/out/ids}}
+    config:
+      path: {dir}/out/ids
+      partition: "dt={{ts:%Y-%m-%d}}/hour={{ts:%H}}"
   - id: agg
     type: keyed_aggregate
     parallelism: 2
@@ -57,13 +59,19 @@ edges:
 """
 
 
-def committed_rows(path):
-    rows = []
-    for f in glob.glob(os.path.join(path, "*")):
-        if os.path.isfile(f):
-            with open(f) as fh:
-                rows.extend(json.loads(line) for line in fh if line.strip())
-    return rows
+PER_HOUR = 7200  # ids per hour of event time (ts = id * 500 ms)
+
+
+def check_markers(path):
+    """A partition marked successful holds every id of its hour (the marker never comes first).
+    Returns the marked hours."""
+    marked = set()
+    for part, rows in rows_by_partition(path).items():
+        if os.path.exists(os.path.join(path, part, "_SUCCESS")):
+            hour = int(part.split("hour=")[1])
+            assert len(rows) == PER_HOUR, f"{part} marked successful with {len(rows)} of {PER_HOUR} ids"
+            marked.add(hour)
+    return marked
 
 
 def run(kills, mode, records, seed, rate):
@@ -77,8 +85,10 @@ def run(kills, mode, records, seed, rate):
         job_id = cluster.cli("run", cluster.write_job("chaos.yaml", text), check=True).stdout.strip()
         wait_for(lambda: cluster.job(job_id)["state"] == "RUNNING", 20, "the job to run")
         log = []
+        ids_dir = os.path.join(cluster.dir, "out", "ids")
         for i in range(kills):
             time.sleep(rng.uniform(0.3, 1.2))
+            check_markers(ids_dir)
             kind = mode if mode != "both" else rng.choice(["tm", "tm", "jm"])
             if kind == "jm":
                 cluster.kill("jm")
@@ -102,6 +112,14 @@ def run(kills, mode, records, seed, rate):
         assert not dup, f"{len(dup)} ids committed twice, e.g. {dup[:5]}"
         assert not missing, f"{len(missing)} ids missing, e.g. {sorted(missing)[:5]}"
         assert len(ids) == records, f"{len(ids)} rows for {records} ids"
+        for part, rows in rows_by_partition(ids_dir).items():
+            hour = int(part.split("hour=")[1])
+            wrong = [r["id"] for r in rows if r["id"] // PER_HOUR != hour]
+            assert not wrong, f"ids {wrong[:5]} in {part}"
+        # Every hour that ended before the last watermark gets its marker, once complete.
+        complete = set(range((records - 2) // PER_HOUR))
+        wait_for(lambda: check_markers(ids_dir) >= complete, 30, f"success files for hours {sorted(complete)}")
+        assert not os.path.exists(os.path.join(ids_dir, "_late")), "no id was late"
         counts = committed_rows(os.path.join(cluster.dir, "out", "counts"))
         by_key = collections.defaultdict(list)
         for r in counts:
