@@ -83,6 +83,24 @@ void PrintJob(const weir::proto::JobInfo& j) {
     std::printf("  savepoint: id %lld, %s\n", static_cast<long long>(cp.latest_savepoint().id()),
                 cp.latest_savepoint().path().c_str());
   }
+  // Reconciliation per completed checkpoint: records read by sources against what sinks
+  // committed and what was set aside on the way.
+  for (const auto& c : cp.recent_completed()) {
+    if (c.counts().empty()) continue;
+    auto get = [&](const char* k) -> long long {
+      auto it = c.counts().find(k);
+      return it == c.counts().end() ? 0 : static_cast<long long>(it->second);
+    };
+    const long long read = get("read"), committed = get("committed"), late = get("late"),
+                    dirty = get("dirty"), filtered = get("filtered");
+    const long long diff = read - committed - late - dirty - filtered;
+    std::printf("  records at %lld: read %lld = committed %lld + late %lld + dirty %lld + "
+                "filtered %lld%s\n",
+                static_cast<long long>(c.id()), read, committed, late, dirty, filtered,
+                diff == 0 ? " (balanced)"
+                          : (" (differs by " + std::to_string(diff) +
+                             "; jobs that aggregate or fan out do not balance)").c_str());
+  }
   for (const auto& f : cp.recent_failures()) {
     std::printf("  failed: id %lld at %s: %s\n", static_cast<long long>(f.id()),
                 FormatTime(f.trigger_time_ms()).c_str(), f.failure().c_str());

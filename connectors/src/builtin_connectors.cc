@@ -13,6 +13,7 @@
 
 #include "committing_file_sink.h"
 #include "weir/connectors.h"
+#include "weir/record_counters.h"
 #include "weir/expr.h"
 #include "weir/kafka.h"
 
@@ -106,7 +107,7 @@ class Datagen : public SourceOperator {
       }
     }
     if (!restored) splits_.push_back({ctx.subtask, ctx.parallelism});
-    return Status::Ok();
+    return counters_.Restore(ctx.restored);
   }
 
   Result<PollResult> Poll(RowBatch& batch, size_t max_rows) override {
@@ -132,6 +133,7 @@ class Datagen : public SourceOperator {
       ++emitted_;
     }
     DropFinishedSplits();
+    counters_.Add("read", static_cast<int64_t>(batch.size()));
     if (splits_.empty() && Ends()) return PollResult::kEnd;
     return PollResult::kMore;
   }
@@ -144,10 +146,12 @@ class Datagen : public SourceOperator {
       list.add_entries(std::string(reinterpret_cast<const char*>(&sp), sizeof sp));
     }
     out->operator_state.push_back(std::move(list));
+    counters_.Snapshot(out);
     return Status::Ok();
   }
 
  private:
+  RecordCounters counters_;
   // Bounded and not held: exhausted splits end the source.
   bool Ends() const { return plan_.total >= 0 && !plan_.hold; }
 
@@ -325,6 +329,7 @@ void RegisterConnectors(OperatorRegistry& r) {
   r.Register("committing_file", MakeCommittingFileSinkFactory());
   r.Register("kafka", MakeKafkaSourceFactory());
   r.Register("kafka_sink", MakeKafkaSinkFactory());
+  r.Register("parse", MakeParseFactory());
 }
 
 }  // namespace weir

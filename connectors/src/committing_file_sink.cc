@@ -87,6 +87,7 @@
 #include "weir/connectors.h"
 #include "weir/logging.h"
 #include "weir/partition_template.h"
+#include "weir/record_counters.h"
 
 namespace weir {
 namespace {
@@ -571,7 +572,7 @@ class CommittingFileSink : public Operator {
     }
     // Checkpoint ids continue after the restored one.
     next_checkpoint_ = restored_id >= 0 ? restored_id + 1 : 1;
-    return Status::Ok();
+    return counters_.Restore(ctx.restored);
   }
 
   Status Process(RowBatch& batch, Output&) override {
@@ -715,6 +716,13 @@ class CommittingFileSink : public Operator {
       out->operator_state.push_back(std::move(et));
       out->commit_watermark = committed_wm_;
     }
+    counters_.Add("committed", rows_written_ - counted_written_);
+    counters_.Add("late", late_rows_ - counted_late_);
+    counters_.Add("dirty", dirty_rows_ - counted_dirty_);
+    counted_written_ = rows_written_;
+    counted_late_ = late_rows_;
+    counted_dirty_ = dirty_rows_;
+    counters_.Snapshot(out);
     CrashPoint("after_precommit");
     return Status::Ok();
   }
@@ -1244,6 +1252,9 @@ class CommittingFileSink : public Operator {
   int64_t next_empty_start_ = kMinWatermark;        // empty_partitions (subtask 0)
 
   int64_t rows_written_ = 0, late_rows_ = 0, dirty_rows_ = 0;
+  // Reconciliation: what the counters already hold of the three above.
+  RecordCounters counters_;
+  int64_t counted_written_ = 0, counted_late_ = 0, counted_dirty_ = 0;
   int64_t dirty_logged_ = 0, last_dirty_log_ms_ = 0;
   int64_t last_roll_check_ms_ = 0, last_report_ms_ = 0;
 

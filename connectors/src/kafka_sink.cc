@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "kafka_common.h"
+#include "weir/record_counters.h"
 #include "weir/connectors.h"
 #include "weir/kafka.h"
 
@@ -136,6 +137,7 @@ class KafkaSink : public Operator, public kafka::OpaqueBase {
 
   Status Open(const OperatorContext& ctx) override {
     log_prefix = ctx.log_prefix;
+    WEIR_RETURN_IF_ERROR(counters_.Restore(ctx.restored));
     WEIR_ASSIGN_OR_RETURN(std::string bootstrap,
                           kafka::ResolveBootstrap(plan_.bootstrap, plan_.bootstrap_file));
     WEIR_ASSIGN_OR_RETURN(
@@ -202,11 +204,12 @@ class KafkaSink : public Operator, public kafka::OpaqueBase {
       }
     }
     rd_kafka_poll(rk_, 0);  // serves delivery reports
+    sent_since_barrier_ += static_cast<int64_t>(batch.size());
     return CheckErrors();
   }
 
   // The barrier: everything sent before it must be acknowledged, or the checkpoint is declined.
-  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot*) override {
+  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
     rd_kafka_flush(rk_, static_cast<int>(plan_.flush_timeout_ms));
     if (!delivery_error_.ok()) {
       Log()->error("{} kafka_sink: declining checkpoint={}: {}", log_prefix, checkpoint_id,
@@ -220,6 +223,10 @@ class KafkaSink : public Operator, public kafka::OpaqueBase {
                                       std::to_string(plan_.flush_timeout_ms) +
                                       " ms) at checkpoint " + std::to_string(checkpoint_id));
     }
+    // Acknowledged by the brokers: as committed as an at-least-once sink gets.
+    counters_.Add("committed", sent_since_barrier_);
+    sent_since_barrier_ = 0;
+    counters_.Snapshot(out);
     return Status::Ok();
   }
 
@@ -241,6 +248,8 @@ class KafkaSink : public Operator, public kafka::OpaqueBase {
   }
 
  private:
+  RecordCounters counters_;
+  int64_t sent_since_barrier_ = 0;
   // Builds the key of `row` into key_; false: no key.
   bool BuildKey(const Row& row) {
     if (plan_.key_fields.empty()) return false;

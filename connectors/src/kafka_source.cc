@@ -47,6 +47,7 @@
 
 #include "kafka_common.h"
 #include "weir/kafka.h"
+#include "weir/record_counters.h"
 
 namespace weir {
 
@@ -279,6 +280,7 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
     // (a checkpoint in the first instants of the job), its partitions are absent for that
     // reason, and they start as `start` says, as they would have.
     std::vector<NewPartition> restored;
+    WEIR_RETURN_IF_ERROR(counters_.Restore(ctx.restored));
     if (ctx.restored) {
       int64_t old_parallelism = -1, started = 0;
       bool any = false;
@@ -372,11 +374,13 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
       rd_kafka_message_destroy(m);
     }
     if (run && run_max_ts >= 0) split_wm_->OnEvent(run->split, run_max_ts, now);
+    counters_.Add("read", static_cast<int64_t>(batch.size()));
     if (!fatal_.ok()) return fatal_;
     return batch.empty() ? PollResult::kIdle : PollResult::kMore;
   }
 
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
+    counters_.Snapshot(out);
     proto::NamedList list;
     list.set_name(std::string(kStateList));
     list.set_mode(proto::NamedList::UNION);
@@ -779,6 +783,7 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
   const std::vector<int>* last_idx_ = nullptr;
   std::vector<std::pair<int64_t, std::vector<std::pair<size_t, int64_t>>>> to_commit_;
   std::optional<SplitWatermarks> split_wm_;
+  RecordCounters counters_;  // "read", for reconciliation
   bool started_ = false;  // the first discovery was applied
   Status fatal_;
   std::mutex log_mu_;                   // Transient() runs on both threads

@@ -1,7 +1,8 @@
 // weir-kafka-tool: a small librdkafka client for demos and tests against a Kafka broker (the dev
 // broker or a real one), so that tests need no Python Kafka client.
 //
-//   produce   --bootstrap B --topic T (--count N [--start S] | --stdin) [--rate R]
+//   produce   --bootstrap B --topic T (--count N [--start S] [--events [--bad-every K]] | --stdin)
+//             [--rate R]
 //             generated records: key "<id>", value {"id":<id>}, timestamp now; or one record
 //             per stdin line (no key). Exits 0 only if every record was acknowledged.
 //   committed --bootstrap B --group G --topic T
@@ -14,6 +15,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -76,8 +78,48 @@ int PartitionCount(rd_kafka_t* rk, const std::string& topic) {
   return n;
 }
 
+// Sample events for the ETL demo and tests: JSON with an ISO-8601 event time (base + id *
+// step), an app, a nested user id and an amount. With bad_every = k, every k-th record (ids
+// k-1, 2k-1, ...) is malformed in one of three ways, so dirty-data handling has work to do.
+struct EventOptions {
+  bool events = false;
+  int64_t bad_every = 0;
+  int64_t base_ms = 1795305600000;  // 2026-11-22T00:00:00Z
+  int64_t step_ms = 500;
+};
+
+std::string IsoTime(int64_t ms) {
+  const time_t secs = static_cast<time_t>(ms / 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  const size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return std::string(buf, n) + "." + std::to_string(1000 + ms % 1000).substr(1) + "Z";
+}
+
+std::string EventJson(int64_t id, const EventOptions& o) {
+  const std::string ts = IsoTime(o.base_ms + id * o.step_ms);
+  const std::string app = "app" + std::to_string(id % 5);
+  const std::string amount = std::to_string(id % 100) + "." + std::to_string(id % 10) + "5";
+  if (o.bad_every > 0 && id % o.bad_every == o.bad_every - 1) {
+    switch ((id / o.bad_every) % 3) {
+      case 0:  // truncated
+        return "{\"id\":" + std::to_string(id) + ",\"event_time\":\"" + ts + "\",\"app";
+      case 1:  // a field of the wrong type
+        return "{\"id\":" + std::to_string(id) + ",\"event_time\":\"" + ts + "\",\"app\":\"" +
+               app + "\",\"user\":{\"id\":" + std::to_string(id % 1000) +
+               "},\"amount\":\"n/a\"}";
+      default:  // no event time
+        return "{\"id\":" + std::to_string(id) + ",\"app\":\"" + app + "\",\"user\":{\"id\":" +
+               std::to_string(id % 1000) + "},\"amount\":" + amount + "}";
+    }
+  }
+  return "{\"id\":" + std::to_string(id) + ",\"event_time\":\"" + ts + "\",\"app\":\"" + app +
+         "\",\"user\":{\"id\":" + std::to_string(id % 1000) + "},\"amount\":" + amount + "}";
+}
+
 int Produce(const std::string& bootstrap, const std::string& topic, int64_t count, int64_t start,
-            double rate, bool from_stdin) {
+            double rate, bool from_stdin, const EventOptions& events) {
   rd_kafka_t* rk = NewClient(RD_KAFKA_PRODUCER, bootstrap, "");
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
   const auto t0 = std::chrono::steady_clock::now();
@@ -110,7 +152,7 @@ int Produce(const std::string& bootstrap, const std::string& topic, int64_t coun
   } else {
     for (int64_t id = start; ok && id < start + count; ++id) {
       key = std::to_string(id);
-      value = "{\"id\":" + key + "}";
+      value = events.events ? EventJson(id, events) : "{\"id\":" + key + "}";
       ok = send(key, value, true);
     }
   }
@@ -195,6 +237,12 @@ int main(int argc, char** argv) {
   produce->add_option("--start", start, "first id (default 0)");
   produce->add_option("--rate", rate, "records per second (default: unlimited)");
   produce->add_flag("--stdin", from_stdin, "one record per stdin line instead");
+  EventOptions ev;
+  produce->add_flag("--events", ev.events,
+                    "sample JSON events (id, event_time, app, user.id, amount) instead of {\"id\":N}");
+  produce->add_option("--bad-every", ev.bad_every, "with --events: every N-th record is malformed");
+  produce->add_option("--base-ms", ev.base_ms, "with --events: event time of id 0 (epoch ms)");
+  produce->add_option("--step-ms", ev.step_ms, "with --events: event time step per id (ms)");
   auto* committed = app.add_subcommand("committed", "a consumer group's committed offsets");
   committed->add_option("--bootstrap", bootstrap)->required();
   committed->add_option("--group", group)->required();
@@ -208,7 +256,11 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "produce: give --count N (> 0) or --stdin\n");
       return 2;
     }
-    return Produce(bootstrap, topic, count, start, rate, from_stdin);
+    if (ev.bad_every < 0 || ev.step_ms < 0) {
+      std::fprintf(stderr, "produce: --bad-every and --step-ms must be >= 0\n");
+      return 2;
+    }
+    return Produce(bootstrap, topic, count, start, rate, from_stdin, ev);
   }
   if (committed->parsed()) return Committed(bootstrap, group, topic);
   return Offsets(bootstrap, topic);

@@ -237,11 +237,14 @@ std::optional<std::string> CheckpointCoordinator::Complete() {
   Completed done{p->id, p->dir, {}};
   // Per vertex: the minimum commit watermark and how many subtasks reported one.
   std::map<std::string, std::pair<int64_t, int>> commit_wm;
+  proto::CheckpointSummary summary;
+  auto* counts = summary.mutable_counts();
   for (const auto& ack : p->acks) {
     for (const auto& os : ack.states()) {
       auto it = by_vertex.find(os.vertex_id());
       if (it == by_vertex.end()) continue;
       *it->second->add_subtasks() = os;
+      for (const auto& [name, n] : os.counts()) (*counts)[name] += n;
       if (os.has_commit_watermark()) {
         auto [w, inserted] = commit_wm.try_emplace(os.vertex_id(), os.commit_watermark(), 0);
         w->second.first = std::min(w->second.first, os.commit_watermark());
@@ -267,7 +270,6 @@ std::optional<std::string> CheckpointCoordinator::Complete() {
   const int64_t now = clock_();
   last_end_ms_ = now;
   consecutive_failures_ = 0;
-  proto::CheckpointSummary summary;
   summary.set_id(p->id);
   summary.set_trigger_time_ms(p->trigger_ms);
   summary.set_duration_ms(now - p->trigger_ms);
@@ -283,6 +285,10 @@ std::optional<std::string> CheckpointCoordinator::Complete() {
   } else {
     stats_.set_completed(stats_.completed() + 1);
     *stats_.mutable_latest_completed() = summary;
+    auto* recent = stats_.mutable_recent_completed();
+    recent->Add()->CopyFrom(summary);
+    std::rotate(recent->rbegin(), recent->rbegin() + 1, recent->rend());  // newest first
+    while (recent->size() > 5) recent->RemoveLast();
     completed_.push_back(std::move(done));
     Prune();
     if (on_completed_) on_completed_(p->dir);

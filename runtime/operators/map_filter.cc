@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "weir/record_counters.h"
 #include "weir/expr.h"
 #include "weir/operator.h"
 
@@ -149,12 +150,19 @@ class FilterOperator : public Operator {
         ++keep;
       }
     }
+    counters_.Add("filtered", static_cast<int64_t>(batch.size() - keep));
     batch.Truncate(keep);
     if (keep == 0) return Status::Ok();
     return out.Emit(batch);
   }
+  Status Open(const OperatorContext& ctx) override { return counters_.Restore(ctx.restored); }
+  Status Snapshot(int64_t, OperatorSnapshot* out) override {
+    counters_.Snapshot(out);
+    return Status::Ok();
+  }
 
  private:
+  RecordCounters counters_;
   std::unique_ptr<Expr> pred_;
   Value result_;
 };

@@ -646,6 +646,7 @@ class Task::Impl {
         os->set_subtask(subtask);
         for (auto& l : snap.operator_state) *os->add_operator_state() = std::move(l);
         if (snap.commit_watermark) os->set_commit_watermark(*snap.commit_watermark);
+        for (const auto& [name, n] : snap.counts) (*os->mutable_counts())[name] = n;
         if (snap.keyed) {
           const std::string dir = (opts.savepoint() ? "" : "chk-" + std::to_string(id) + "/") +
                                   vertex + "-" + std::to_string(subtask);

@@ -62,6 +62,16 @@ class DevBroker:
             argv += ["--rate", str(rate)]
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+    def produce_events(self, topic, count, bad_every=0, rate=None, step_ms=500):
+        """Sample JSON events (see weir-kafka-tool produce --events), every bad_every-th one
+        malformed."""
+        argv = [TOOL_BIN, "produce", "--bootstrap", self.bootstrap, "--topic", topic,
+                "--count", str(count), "--events", "--bad-every", str(bad_every),
+                "--step-ms", str(step_ms)]
+        if rate:
+            argv += ["--rate", str(rate)]
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
     def produce_sync(self, topic, count, start=0, rate=None, timeout=120):
         p = self.produce(topic, count, start, rate)
         out, err = p.communicate(timeout=timeout)

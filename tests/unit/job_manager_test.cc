@@ -164,6 +164,7 @@ class JobManagerTest : public ::testing::Test {
         auto* l = os->add_operator_state();
         l->set_name("pos");
         l->add_entries(std::string(t) + std::to_string(i));
+        (*os->mutable_counts())[std::string(t) == "gen" ? "read" : "committed"] = 10 * (i + 1) * id;
         if (agg_wm && std::string(t) == "agg") {
           if (auto w = agg_wm(i)) os->set_commit_watermark(*w);
         }
@@ -407,6 +408,14 @@ TEST_F(JobManagerTest, NotifyCarriesTheMinimumCommitWatermarkOnlyWhenAllSubtasks
   });
   ASSERT_EQ(calls_.notifies.size(), 2u);
   EXPECT_TRUE(calls_.notifies[1].commit_watermarks().empty());
+  // Reconciliation: counters summed over the subtasks, per completed checkpoint, newest first.
+  const auto cps = jm_->GetJob(*id)->checkpoints();
+  ASSERT_EQ(cps.recent_completed_size(), 2);
+  EXPECT_EQ(cps.recent_completed(0).id(), cp2);
+  EXPECT_EQ(cps.recent_completed(0).counts().at("read"), 30 * cp2);
+  EXPECT_EQ(cps.recent_completed(0).counts().at("committed"), 30 * cp2);
+  EXPECT_EQ(cps.recent_completed(1).counts().at("read"), 30 * cp1);
+  EXPECT_EQ(cps.latest_completed().counts().at("read"), 30 * cp2);
 }
 
 TEST_F(JobManagerTest, TimeoutAndDeclineAbortAndRemovePartialFiles) {

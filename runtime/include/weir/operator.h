@@ -55,6 +55,8 @@ struct OperatorSnapshot {
   // subtask's output is committed. The job manager takes the minimum over the vertex's
   // subtasks and hands it back with the checkpoint's completion (NotifyCommitWatermark).
   std::optional<int64_t> commit_watermark;
+  // Cumulative record counters for reconciliation (RecordCounters fills them).
+  std::map<std::string, int64_t> counts;
 };
 
 // What an operator restores from (empty when the job starts fresh).

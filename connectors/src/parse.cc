@@ -1,0 +1,787 @@
+// parse: turns raw messages (e.g. a Kafka source's `value`) into typed rows: JSON (fields by
+// path, nested allowed), CSV (fields by column) or raw text, with type conversions. Records that
+// fail are dirty: counted, sampled into the log (rate-limited), and written with the reason and
+// their origin (topic, partition, offset when the input has them) to an exactly-once dirty-data
+// output, or the job fails, as configured.
+//
+// config:
+//   field: value                      the input field to parse (string)
+//   format: json | csv | raw
+//   csv: {delimiter: ",", quote: "\""}
+//   fields: [{name, type, path (json, default: name), column (csv, 0-based), format (timestamps:
+//            iso8601 (default for text), epoch_ms (default for numbers), epoch_s, or a strptime
+//            pattern such as "%Y-%m-%d %H:%M:%S"), required (default true), default}]
+//            raw: one field, of type string, holding the whole value
+//   keep: [input fields carried over, e.g. topic, partition, offset]
+//   record_id: true                   adds record_id = "<topic>/<partition>/<offset>" (needs
+//                                     those input fields): unique per record, for dedup/order
+//   on_error: dirty (default) | fail | skip
+//   dirty: {path: <dir>, max_ratio: 0 (off), window: 10000}   the dirty-data output (a
+//          committing_file sink of its own: exactly once with the job's checkpoints) and the
+//          threshold: the task fails when more than max_ratio of the last `window` records
+//          were dirty.
+//
+// Output schema: `fields`, then `keep`, then record_id. One instance per subtask thread.
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <deque>
+
+#include "committing_file_sink.h"
+#include "json_extract.h"
+#include "weir/connectors.h"
+#include "weir/logging.h"
+#include "weir/record_counters.h"
+
+namespace weir {
+namespace {
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto logger = ModuleLogger("connectors");
+  return logger;
+}
+
+constexpr std::string_view kDirtyPrefix = "dirty/";
+
+enum class Format { kJson, kCsv, kRaw };
+enum class OnError { kDirty, kFail, kSkip };
+enum class TimeFormat { kIso8601, kEpochMs, kEpochS, kPattern };
+
+struct FieldSpec {
+  std::string name;
+  Type type = Type::kString;
+  std::string path;  // json
+  int column = -1;   // csv
+  TimeFormat time_format = TimeFormat::kIso8601;
+  bool time_format_set = false;
+  std::string pattern;  // strptime
+  bool required = true;
+  bool has_default = false;
+  Value def;
+};
+
+struct ParsePlan {
+  std::string field = "value";
+  int input_index = -1;
+  Format format = Format::kJson;
+  char delimiter = ',';
+  char quote = '"';
+  std::vector<FieldSpec> fields;
+  std::vector<std::string> keep;
+  std::vector<int> keep_index;
+  bool record_id = false;
+  int topic_index = -1, partition_index = -1, offset_index = -1;
+  OnError on_error = OnError::kDirty;
+  std::string dirty_path;
+  double max_ratio = 0;
+  int64_t window = 10000;
+  Schema output;
+  Schema dirty_schema;  // reason, raw, then the origin fields the input has
+  std::vector<int> dirty_origin;  // input indices of the origin fields
+};
+
+// ---------------------------------------------------------------- conversions
+bool ParseInt64(std::string_view s, int64_t* v) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
+  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+bool ParseDouble(std::string_view s, double* v) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
+  return ec == std::errc() && p == s.data() + s.size() && !s.empty() && std::isfinite(*v);
+}
+
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+// "2026-11-22", "2026-11-22T07:05:00", "2026-11-22 07:05:00.123", with an optional "Z" or
+// "+hh:mm"/"-hh:mm" offset.
+bool ParseIso8601(std::string_view s, int64_t* ms) {
+  auto digits = [&](size_t pos, size_t n, int* out) {
+    if (pos + n > s.size()) return false;
+    int v = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const char c = s[pos + i];
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + (c - '0');
+    }
+    *out = v;
+    return true;
+  };
+  int y, mo, d, h = 0, mi = 0, sec = 0, frac_ms = 0;
+  if (!digits(0, 4, &y) || s.size() < 10 || s[4] != '-' || !digits(5, 2, &mo) || s[7] != '-' ||
+      !digits(8, 2, &d)) {
+    return false;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31) return false;
+  size_t pos = 10;
+  if (pos < s.size() && (s[pos] == 'T' || s[pos] == ' ')) {
+    if (!digits(pos + 1, 2, &h) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !digits(pos + 4, 2, &mi)) {
+      return false;
+    }
+    pos += 6;
+    if (pos < s.size() && s[pos] == ':') {
+      if (!digits(pos + 1, 2, &sec)) return false;
+      pos += 3;
+      if (pos < s.size() && (s[pos] == '.' || s[pos] == ',')) {
+        ++pos;
+        int n = 0, scale = 100;
+        while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+          if (n < 3) frac_ms += (s[pos] - '0') * scale;
+          scale /= 10;
+          ++n;
+          ++pos;
+        }
+        if (n == 0) return false;
+      }
+    }
+    if (h > 23 || mi > 59 || sec > 60) return false;
+  }
+  int64_t offset_min = 0;
+  if (pos < s.size()) {
+    if (s[pos] == 'Z' && pos + 1 == s.size()) {
+      ++pos;
+    } else if (s[pos] == '+' || s[pos] == '-') {
+      int oh, om = 0;
+      if (!digits(pos + 1, 2, &oh)) return false;
+      size_t q = pos + 3;
+      if (q < s.size() && s[q] == ':') ++q;
+      if (q < s.size()) {
+        if (!digits(q, 2, &om)) return false;
+        q += 2;
+      }
+      if (q != s.size() || oh > 23 || om > 59) return false;
+      offset_min = (s[pos] == '-' ? -1 : 1) * (oh * 60 + om);
+      pos = q;
+    } else {
+      return false;
+    }
+  }
+  const int64_t days = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+  *ms = ((days * 24 + h) * 60 + mi - offset_min) * 60000 + sec * 1000 + frac_ms;
+  return true;
+}
+
+const char* TimeFormatName(const FieldSpec& f) {
+  switch (f.time_format) {
+    case TimeFormat::kIso8601: return "iso8601";
+    case TimeFormat::kEpochMs: return "epoch_ms";
+    case TimeFormat::kEpochS: return "epoch_s";
+    case TimeFormat::kPattern: return f.pattern.c_str();
+  }
+  return "";
+}
+
+// Converts text (a JSON string, number or literal, or a CSV cell) to the field's type.
+// `is_number`: the text was a JSON number (timestamps then default to epoch_ms).
+bool Convert(const FieldSpec& f, std::string_view text, bool is_number, Value* out,
+             std::string* reason) {
+  auto fail = [&](const char* as) {
+    *reason = "field '" + f.name + "': cannot convert '" +
+              std::string(text.substr(0, 64)) + (text.size() > 64 ? "...'" : "'") + " to " + as;
+    return false;
+  };
+  switch (f.type) {
+    case Type::kString:
+    case Type::kBytes:
+      out->SetString(text);
+      if (f.type == Type::kBytes) out->type = Type::kBytes;
+      return true;
+    case Type::kInt64: {
+      int64_t v;
+      if (ParseInt64(text, &v)) {
+        out->SetInt64(v);
+        return true;
+      }
+      // 12.0 is an integer; 12.5 is not.
+      double d;
+      if (ParseDouble(text, &d) && d == std::floor(d) && std::fabs(d) < 9.0e18) {
+        out->SetInt64(static_cast<int64_t>(d));
+        return true;
+      }
+      return fail("int64");
+    }
+    case Type::kDouble: {
+      double d;
+      if (!ParseDouble(text, &d)) return fail("double");
+      out->SetDouble(d);
+      return true;
+    }
+    case Type::kBool:
+      if (text == "true" || text == "1" || text == "TRUE" || text == "True") {
+        out->SetBool(true);
+        return true;
+      }
+      if (text == "false" || text == "0" || text == "FALSE" || text == "False") {
+        out->SetBool(false);
+        return true;
+      }
+      return fail("bool");
+    case Type::kTimestamp: {
+      TimeFormat tf = f.time_format;
+      if (!f.time_format_set && is_number) tf = TimeFormat::kEpochMs;
+      int64_t ms;
+      switch (tf) {
+        case TimeFormat::kEpochMs: {
+          double d;
+          if (ParseInt64(text, &ms)) break;
+          if (!ParseDouble(text, &d) || std::fabs(d) > 9.0e18) return fail("timestamp (epoch_ms)");
+          ms = static_cast<int64_t>(d);
+          break;
+        }
+        case TimeFormat::kEpochS: {
+          double d;
+          if (!ParseDouble(text, &d) || std::fabs(d) > 9.0e15) return fail("timestamp (epoch_s)");
+          ms = static_cast<int64_t>(std::llround(d * 1000.0));
+          break;
+        }
+        case TimeFormat::kIso8601:
+          if (!ParseIso8601(text, &ms)) return fail("timestamp (iso8601)");
+          break;
+        case TimeFormat::kPattern: {
+          std::string s(text);  // strptime needs a terminated string
+          struct tm tm;
+          std::memset(&tm, 0, sizeof tm);
+          const char* end = strptime(s.c_str(), f.pattern.c_str(), &tm);
+          if (end == nullptr || *end != '\0') {
+            *reason = "field '" + f.name + "': '" + std::string(text.substr(0, 64)) +
+                      "' does not match the timestamp format '" + f.pattern + "'";
+            return false;
+          }
+          ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+          break;
+        }
+      }
+      out->SetTimestamp(ms);
+      return true;
+    }
+    case Type::kNull: break;
+  }
+  return fail(TypeName(f.type));
+}
+
+// Splits one CSV record into cells (RFC 4180 quoting); views point into `line` or `scratch`.
+bool SplitCsv(std::string_view line, char delim, char quote, std::vector<std::string_view>* cells,
+              std::string* scratch, std::string* reason) {
+  cells->clear();
+  scratch->clear();
+  scratch->reserve(line.size());
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  size_t i = 0;
+  while (true) {
+    if (i < line.size() && line[i] == quote) {
+      const size_t from = scratch->size();
+      ++i;
+      while (true) {
+        if (i >= line.size()) {
+          *reason = "CSV: unterminated quoted field";
+          return false;
+        }
+        if (line[i] == quote) {
+          if (i + 1 < line.size() && line[i + 1] == quote) {
+            scratch->push_back(quote);
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        scratch->push_back(line[i++]);
+      }
+      cells->emplace_back(scratch->data() + from, scratch->size() - from);
+      if (i < line.size() && line[i] != delim) {
+        *reason = "CSV: text after a closing quote";
+        return false;
+      }
+    } else {
+      size_t end = line.find(delim, i);
+      if (end == std::string_view::npos) end = line.size();
+      cells->push_back(line.substr(i, end - i));
+      i = end;
+    }
+    if (i >= line.size()) return true;
+    ++i;  // the delimiter
+  }
+}
+
+// ---------------------------------------------------------------- plan
+Result<ParsePlan> PlanParse(const Config& config, const Schema& input) {
+  WEIR_RETURN_IF_ERROR(config.CheckKeys(
+      {"field", "format", "csv", "fields", "keep", "record_id", "on_error", "dirty"}));
+  ParsePlan p;
+  WEIR_ASSIGN_OR_RETURN(p.field, config.GetString("field", std::string("value")));
+  p.input_index = input.IndexOf(p.field);
+  if (p.input_index < 0) {
+    return Status::InvalidArgument(config.path() + ".field: unknown input field '" + p.field +
+                                   "' (input fields: " + input.FieldNames() + ")");
+  }
+  const Type in_type = input.field(static_cast<size_t>(p.input_index)).type;
+  if (in_type != Type::kString && in_type != Type::kBytes) {
+    return Status::InvalidArgument(config.path() + ".field: '" + p.field + "' is " +
+                                   TypeName(in_type) + "; parse reads strings or bytes");
+  }
+  WEIR_ASSIGN_OR_RETURN(std::string format, config.GetString("format"));
+  if (format == "json") {
+    p.format = Format::kJson;
+  } else if (format == "csv") {
+    p.format = Format::kCsv;
+  } else if (format == "raw") {
+    p.format = Format::kRaw;
+  } else {
+    return Status::InvalidArgument(config.path() + ".format: expected json, csv or raw, got '" +
+                                   format + "'");
+  }
+  WEIR_ASSIGN_OR_RETURN(Config csv, config.GetMap("csv"));
+  WEIR_RETURN_IF_ERROR(csv.CheckKeys({"delimiter", "quote"}));
+  WEIR_ASSIGN_OR_RETURN(std::string delim, csv.GetString("delimiter", std::string(",")));
+  WEIR_ASSIGN_OR_RETURN(std::string quote, csv.GetString("quote", std::string("\"")));
+  if (delim.size() != 1 || quote.size() != 1 || delim == quote) {
+    return Status::InvalidArgument(csv.path() +
+                                   ": delimiter and quote must be single, different characters");
+  }
+  p.delimiter = delim[0];
+  p.quote = quote[0];
+  WEIR_ASSIGN_OR_RETURN(auto fields, config.GetMapList("fields"));
+  if (fields.empty()) return Status::InvalidArgument(config.path() + ".fields: required");
+  if (p.format == Format::kRaw && fields.size() != 1) {
+    return Status::InvalidArgument(config.path() + ".fields: raw format takes exactly one field");
+  }
+  for (const Config& fc : fields) {
+    WEIR_RETURN_IF_ERROR(
+        fc.CheckKeys({"name", "type", "path", "column", "format", "required", "default"}));
+    FieldSpec f;
+    WEIR_ASSIGN_OR_RETURN(f.name, fc.GetString("name"));
+    WEIR_ASSIGN_OR_RETURN(std::string type, fc.GetString("type", std::string("string")));
+    auto t = ParseType(type);
+    if (!t.ok() || *t == Type::kNull) {
+      return Status::InvalidArgument(fc.path() + ".type: unknown type '" + type +
+                                     "' (bool, int64, double, string, bytes, timestamp)");
+    }
+    f.type = *t;
+    if (p.output.IndexOf(f.name) >= 0) {
+      return Status::InvalidArgument(fc.path() + ".name: duplicate field '" + f.name + "'");
+    }
+    WEIR_ASSIGN_OR_RETURN(f.path, fc.GetString("path", f.name));
+    if (f.path.empty() || f.path.front() == '.' || f.path.back() == '.' ||
+        f.path.find("..") != std::string::npos) {
+      return Status::InvalidArgument(fc.path() + ".path: '" + f.path +
+                                     "' is not a dotted path like a.b.0.c");
+    }
+    WEIR_ASSIGN_OR_RETURN(int64_t column, fc.GetInt("column", -1));
+    if (p.format == Format::kCsv) {
+      if (column < 0 || column > 100000) {
+        return Status::InvalidArgument(fc.path() + ".column: csv fields need a 0-based column");
+      }
+      f.column = static_cast<int>(column);
+    }
+    if (p.format == Format::kRaw && f.type != Type::kString && f.type != Type::kBytes) {
+      return Status::InvalidArgument(fc.path() + ".type: raw format gives a string or bytes");
+    }
+    if (fc.Has("format")) {
+      if (f.type != Type::kTimestamp) {
+        return Status::InvalidArgument(fc.path() + ".format: only timestamp fields take a format");
+      }
+      WEIR_ASSIGN_OR_RETURN(std::string tf, fc.GetString("format"));
+      f.time_format_set = true;
+      if (tf == "iso8601") {
+        f.time_format = TimeFormat::kIso8601;
+      } else if (tf == "epoch_ms") {
+        f.time_format = TimeFormat::kEpochMs;
+      } else if (tf == "epoch_s") {
+        f.time_format = TimeFormat::kEpochS;
+      } else if (tf.find('%') != std::string::npos) {
+        f.time_format = TimeFormat::kPattern;
+        f.pattern = tf;
+      } else {
+        return Status::InvalidArgument(fc.path() + ".format: expected iso8601, epoch_ms, "
+                                                   "epoch_s or a strptime pattern, got '" +
+                                       tf + "'");
+      }
+    }
+    WEIR_ASSIGN_OR_RETURN(f.required, fc.GetBool("required", true));
+    if (fc.Has("default")) {
+      WEIR_ASSIGN_OR_RETURN(std::string d, fc.GetString("default"));
+      std::string reason;
+      if (!Convert(f, d, false, &f.def, &reason)) {
+        return Status::InvalidArgument(fc.path() + ".default: " + reason);
+      }
+      f.has_default = true;
+      f.required = false;
+    }
+    p.output.Add(f.name, f.type);
+    p.fields.push_back(std::move(f));
+  }
+  WEIR_ASSIGN_OR_RETURN(p.keep, config.GetStringList("keep"));
+  for (const std::string& k : p.keep) {
+    const int i = input.IndexOf(k);
+    if (i < 0) {
+      return Status::InvalidArgument(config.path() + ".keep: unknown input field '" + k +
+                                     "' (input fields: " + input.FieldNames() + ")");
+    }
+    if (p.output.IndexOf(k) >= 0) {
+      return Status::InvalidArgument(config.path() + ".keep: '" + k +
+                                     "' is also a parsed field");
+    }
+    p.keep_index.push_back(i);
+    p.output.Add(k, input.field(static_cast<size_t>(i)).type);
+  }
+  p.topic_index = input.IndexOf("topic");
+  p.partition_index = input.IndexOf("partition");
+  p.offset_index = input.IndexOf("offset");
+  WEIR_ASSIGN_OR_RETURN(p.record_id, config.GetBool("record_id", false));
+  if (p.record_id) {
+    if (p.topic_index < 0 || p.partition_index < 0 || p.offset_index < 0) {
+      return Status::InvalidArgument(config.path() + ".record_id: needs input fields topic, "
+                                                     "partition and offset (a kafka source)");
+    }
+    if (p.output.IndexOf("record_id") >= 0) {
+      return Status::InvalidArgument(config.path() + ".record_id: a field is already named record_id");
+    }
+    p.output.Add("record_id", Type::kString);
+  }
+  WEIR_ASSIGN_OR_RETURN(std::string on_error, config.GetString("on_error", std::string("dirty")));
+  if (on_error == "dirty") {
+    p.on_error = OnError::kDirty;
+  } else if (on_error == "fail") {
+    p.on_error = OnError::kFail;
+  } else if (on_error == "skip") {
+    p.on_error = OnError::kSkip;
+  } else {
+    return Status::InvalidArgument(config.path() + ".on_error: expected dirty, fail or skip, got '" +
+                                   on_error + "'");
+  }
+  WEIR_ASSIGN_OR_RETURN(Config dirty, config.GetMap("dirty"));
+  WEIR_RETURN_IF_ERROR(dirty.CheckKeys({"path", "max_ratio", "window"}));
+  WEIR_ASSIGN_OR_RETURN(p.dirty_path, dirty.GetString("path", std::string()));
+  WEIR_ASSIGN_OR_RETURN(p.max_ratio, dirty.GetDouble("max_ratio", 0.0));
+  WEIR_ASSIGN_OR_RETURN(p.window, dirty.GetInt("window", 10000));
+  if (p.max_ratio < 0 || p.max_ratio > 1) {
+    return Status::InvalidArgument(dirty.path() + ".max_ratio: must be between 0 and 1");
+  }
+  if (p.window < 1 || p.window > 100000000) {
+    return Status::InvalidArgument(dirty.path() + ".window: must be 1..100000000 records");
+  }
+  if (p.on_error == OnError::kDirty && p.dirty_path.empty()) {
+    return Status::InvalidArgument(
+        dirty.path() + ".path: required with on_error: dirty (where bad records go); use "
+                       "on_error: skip to drop them (counted) or fail to stop the job");
+  }
+  p.dirty_schema.Add("reason", Type::kString);
+  p.dirty_schema.Add("raw", Type::kString);
+  for (const char* origin : {"topic", "partition", "offset"}) {
+    const int i = input.IndexOf(origin);
+    if (i < 0) continue;
+    p.dirty_origin.push_back(i);
+    p.dirty_schema.Add(origin, input.field(static_cast<size_t>(i)).type);
+  }
+  return p;
+}
+
+// The dirty-data sink's config: a committing_file sink of JSON lines under dirty.path.
+Result<Config> DirtySinkConfig(const ParsePlan& p, const std::string& where) {
+  std::string yaml = "{path: \"";
+  for (char c : p.dirty_path) {
+    if (c == '"' || c == '\\') yaml.push_back('\\');
+    yaml.push_back(c);
+  }
+  yaml += "\", prefix: dirty}";
+  return Config::Parse(yaml, where + ".dirty");
+}
+
+// Output that keeps rows in a batch (for the embedded dirty sink, which emits nothing).
+class NullOutput : public Output {
+ public:
+  Status Emit(RowBatch&) override { return Status::Ok(); }
+};
+
+class ParseOperator : public Operator {
+ public:
+  ParseOperator(ParsePlan plan, std::unique_ptr<Operator> dirty_sink)
+      : p_(std::move(plan)), dirty_sink_(std::move(dirty_sink)) {
+    if (p_.format == Format::kJson) {
+      std::vector<std::string> paths;
+      for (const auto& f : p_.fields) paths.push_back(f.path);
+      json_ = std::make_unique<JsonExtractor>(paths);
+    }
+  }
+
+  Status Open(const OperatorContext& ctx) override {
+    log_prefix_ = ctx.log_prefix;
+    WEIR_RETURN_IF_ERROR(counters_.Restore(ctx.restored));
+    if (dirty_sink_) {
+      // The dirty sink's state is ours, under the "dirty/" prefix.
+      OperatorContext dctx = ctx;
+      dctx.vertex_id = ctx.vertex_id + ".dirty";
+      dctx.log_prefix = ctx.log_prefix + " (dirty output)";
+      if (ctx.restored) {
+        dirty_restored_.root = ctx.restored->root;
+        for (const auto& l : ctx.restored->operator_state) {
+          if (l.name().rfind(kDirtyPrefix, 0) != 0) continue;
+          proto::NamedList copy = l;
+          copy.set_name(l.name().substr(kDirtyPrefix.size()));
+          dirty_restored_.operator_state.push_back(std::move(copy));
+        }
+        dctx.restored = &dirty_restored_;
+      }
+      WEIR_RETURN_IF_ERROR(dirty_sink_->Open(dctx).WithContext("dirty output"));
+    }
+    return Status::Ok();
+  }
+
+  Status Process(RowBatch& batch, Output& out) override {
+    out_.Clear();
+    dirty_.Clear();
+    const size_t width = p_.output.size();
+    for (size_t r = 0; r < batch.size(); ++r) {
+      const Row& in = batch[r];
+      Row& o = out_.Append(width);
+      reason_.clear();
+      if (!ParseRow(in, o)) {
+        out_.Truncate(out_.size() - 1);
+        WEIR_RETURN_IF_ERROR(OnDirty(in));
+        continue;
+      }
+      size_t k = p_.fields.size();
+      for (int i : p_.keep_index) o[k++].CopyFrom(in[static_cast<size_t>(i)]);
+      if (p_.record_id) {
+        Value& id = o[k];
+        id.type = Type::kString;
+        id.s.clear();
+        id.s.append(in[static_cast<size_t>(p_.topic_index)].s);
+        id.s.push_back('/');
+        id.s.append(std::to_string(in[static_cast<size_t>(p_.partition_index)].i));
+        id.s.push_back('/');
+        id.s.append(std::to_string(in[static_cast<size_t>(p_.offset_index)].i));
+      }
+      WEIR_RETURN_IF_ERROR(CountForRatio(false));
+    }
+    if (!dirty_.empty() && dirty_sink_) {
+      WEIR_RETURN_IF_ERROR(dirty_sink_->Process(dirty_, null_out_));
+    }
+    if (out_.empty()) return Status::Ok();
+    return out.Emit(out_);
+  }
+
+  Status OnProcessingTime(int64_t now_ms, Output&) override {
+    if (dirty_sink_) return dirty_sink_->OnProcessingTime(now_ms, null_out_);
+    return Status::Ok();
+  }
+
+  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
+    if (dirty_sink_) {
+      OperatorSnapshot d;
+      WEIR_RETURN_IF_ERROR(dirty_sink_->Snapshot(checkpoint_id, &d).WithContext("dirty output"));
+      for (auto& l : d.operator_state) {
+        // Its own counters would double-count the dirty rows counted here.
+        if (l.name() == RecordCounters::kListName) continue;
+        l.set_name(std::string(kDirtyPrefix) + l.name());
+        out->operator_state.push_back(std::move(l));
+      }
+    }
+    counters_.Snapshot(out);
+    return Status::Ok();
+  }
+
+  void NotifyCheckpointComplete(int64_t id) override {
+    if (dirty_sink_) dirty_sink_->NotifyCheckpointComplete(id);
+  }
+  void NotifyCheckpointAborted(int64_t id) override {
+    if (dirty_sink_) dirty_sink_->NotifyCheckpointAborted(id);
+  }
+  Status Finish(Output&) override {
+    if (dirty_sink_) return dirty_sink_->Finish(null_out_);
+    return Status::Ok();
+  }
+  Status Close() override {
+    if (dirty_sink_) return dirty_sink_->Close();
+    return Status::Ok();
+  }
+
+ private:
+  bool Missing(const FieldSpec& f, Value& v) {
+    if (f.has_default) {
+      v.CopyFrom(f.def);
+      return true;
+    }
+    if (!f.required) {
+      v.SetNull();
+      return true;
+    }
+    reason_ = "missing field '" + f.name + "'" + (p_.format == Format::kJson ? " (path " + f.path + ")" : "");
+    return false;
+  }
+
+  bool ParseRow(const Row& in, Row& o) {
+    const Value& src = in[static_cast<size_t>(p_.input_index)];
+    if (src.is_null()) {
+      reason_ = "the input field '" + p_.field + "' is null";
+      return false;
+    }
+    std::string_view text = src.s;
+    switch (p_.format) {
+      case Format::kRaw:
+        o[0].SetString(text);
+        if (p_.fields[0].type == Type::kBytes) o[0].type = Type::kBytes;
+        return true;
+      case Format::kJson: {
+        if (!json_->Parse(text, &reason_)) return false;
+        for (size_t i = 0; i < p_.fields.size(); ++i) {
+          const FieldSpec& f = p_.fields[i];
+          const JsonExtractor::Value& v = json_->value(i);
+          switch (v.kind) {
+            case JsonExtractor::Kind::kMissing:
+            case JsonExtractor::Kind::kNull:
+              if (!Missing(f, o[i])) return false;
+              break;
+            case JsonExtractor::Kind::kBool:
+              if (!Convert(f, v.b ? "true" : "false", false, &o[i], &reason_)) return false;
+              break;
+            case JsonExtractor::Kind::kNumber:
+              if (!Convert(f, v.text, true, &o[i], &reason_)) return false;
+              break;
+            case JsonExtractor::Kind::kString:
+              if (!Convert(f, v.text, false, &o[i], &reason_)) return false;
+              break;
+            case JsonExtractor::Kind::kObject:
+            case JsonExtractor::Kind::kArray:
+              if (f.type != Type::kString && f.type != Type::kBytes) {
+                reason_ = "field '" + f.name + "': an object or array is not a " + TypeName(f.type);
+                return false;
+              }
+              o[i].SetString(v.text);
+              break;
+          }
+        }
+        return true;
+      }
+      case Format::kCsv: {
+        if (!SplitCsv(text, p_.delimiter, p_.quote, &cells_, &scratch_, &reason_)) return false;
+        for (size_t i = 0; i < p_.fields.size(); ++i) {
+          const FieldSpec& f = p_.fields[i];
+          if (static_cast<size_t>(f.column) >= cells_.size() || cells_[f.column].empty()) {
+            if (static_cast<size_t>(f.column) >= cells_.size() && f.required && !f.has_default) {
+              reason_ = "CSV: no column " + std::to_string(f.column) + " for field '" + f.name +
+                        "' (the record has " + std::to_string(cells_.size()) + ")";
+              return false;
+            }
+            if (!Missing(f, o[i])) return false;
+            continue;
+          }
+          if (!Convert(f, cells_[f.column], false, &o[i], &reason_)) return false;
+        }
+        return true;
+      }
+    }
+    return false;
+  }
+
+  Status OnDirty(const Row& in) {
+    ++dirty_count_;
+    counters_.Add("dirty", 1);
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    if (logged_ < 5 || now - last_log_ms_ >= 10000) {
+      ++logged_;
+      last_log_ms_ = now;
+      std::string origin;
+      if (p_.offset_index >= 0 && p_.topic_index >= 0 && p_.partition_index >= 0) {
+        origin = " at " + in[static_cast<size_t>(p_.topic_index)].s + "/" +
+                 std::to_string(in[static_cast<size_t>(p_.partition_index)].i) + "@" +
+                 std::to_string(in[static_cast<size_t>(p_.offset_index)].i);
+      }
+      Log()->warn("{} parse: dirty record ({} so far){}: {}", log_prefix_, dirty_count_, origin,
+                  reason_);
+    }
+    if (p_.on_error == OnError::kFail) {
+      return Status::InvalidArgument("parse: bad record: " + reason_ +
+                                     " (on_error: fail; use on_error: dirty to set it aside)");
+    }
+    if (p_.on_error == OnError::kDirty) {
+      Row& d = dirty_.Append(p_.dirty_schema.size());
+      d[0].SetString(reason_);
+      const Value& src = in[static_cast<size_t>(p_.input_index)];
+      if (src.is_null()) {
+        d[1].SetNull();
+      } else {
+        d[1].SetString(src.s);
+      }
+      size_t k = 2;
+      for (int i : p_.dirty_origin) d[k++].CopyFrom(in[static_cast<size_t>(i)]);
+    }
+    return CountForRatio(true);
+  }
+
+  // The dirty ratio over the last `window` records; fails the task past max_ratio.
+  Status CountForRatio(bool dirty) {
+    if (p_.max_ratio <= 0) return Status::Ok();
+    recent_.push_back(dirty);
+    recent_dirty_ += dirty;
+    if (static_cast<int64_t>(recent_.size()) > p_.window) {
+      recent_dirty_ -= recent_.front();
+      recent_.pop_front();
+    }
+    if (static_cast<int64_t>(recent_.size()) == p_.window &&
+        static_cast<double>(recent_dirty_) > p_.max_ratio * static_cast<double>(p_.window)) {
+      return Status::FailedPrecondition(
+          "parse: " + std::to_string(recent_dirty_) + " of the last " + std::to_string(p_.window) +
+          " records were dirty, more than dirty.max_ratio " + std::to_string(p_.max_ratio) +
+          "; last reason: " + reason_);
+    }
+    return Status::Ok();
+  }
+
+  ParsePlan p_;
+  std::unique_ptr<Operator> dirty_sink_;
+  RestoredState dirty_restored_;
+  std::unique_ptr<JsonExtractor> json_;
+  RecordCounters counters_;
+  std::string log_prefix_;
+  RowBatch out_, dirty_;
+  NullOutput null_out_;
+  std::string reason_;
+  std::vector<std::string_view> cells_;
+  std::string scratch_;
+  int64_t dirty_count_ = 0, logged_ = 0, last_log_ms_ = 0;
+  std::deque<bool> recent_;
+  int64_t recent_dirty_ = 0;
+};
+
+class ParseFactory : public OperatorFactory {
+ public:
+  OperatorKind kind() const override { return OperatorKind::kTransform; }
+  Result<Schema> Validate(const Config& config, const Schema& input) const override {
+    WEIR_ASSIGN_OR_RETURN(ParsePlan p, PlanParse(config, input));
+    if (!p.dirty_path.empty()) {
+      WEIR_ASSIGN_OR_RETURN(Config dc, DirtySinkConfig(p, config.path()));
+      WEIR_RETURN_IF_ERROR(MakeCommittingFileSinkFactory()->Validate(dc, p.dirty_schema).status());
+    }
+    return p.output;
+  }
+  Result<std::unique_ptr<Operator>> Create(const Config& config,
+                                           const Schema& input) const override {
+    WEIR_ASSIGN_OR_RETURN(ParsePlan p, PlanParse(config, input));
+    std::unique_ptr<Operator> dirty;
+    if (p.on_error == OnError::kDirty) {
+      WEIR_ASSIGN_OR_RETURN(Config dc, DirtySinkConfig(p, config.path()));
+      WEIR_ASSIGN_OR_RETURN(dirty, MakeCommittingFileSinkFactory()->Create(dc, p.dirty_schema));
+    }
+    return std::unique_ptr<Operator>(std::make_unique<ParseOperator>(std::move(p), std::move(dirty)));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<OperatorFactory> MakeParseFactory() { return std::make_unique<ParseFactory>(); }
+
+}  // namespace weir

@@ -1,0 +1,264 @@
+// The `parse` operator (JSON / CSV / raw to typed rows, dirty data) and its JSON extractor.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "../../connectors/src/json_extract.h"
+#include "weir/job_graph.h"
+#include "weir/operator.h"
+
+namespace weir {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(JsonExtractor, NestedPathsArraysAndEscapes) {
+  JsonExtractor x({"a", "b.c", "items.1.sku", "s", "obj", "missing.x"});
+  std::string err;
+  ASSERT_TRUE(x.Parse(R"({"a": 12, "skip": {"deep": [1, {"x": "y"}]}, "b": {"c": true},
+      "items": [{"sku": "one"}, {"sku": "t\u00e9\"w\\o\ud83d\ude00"}], "s": "plain",
+      "obj": {"k": [1, 2]}})", &err))
+      << err;
+  EXPECT_EQ(x.value(0).kind, JsonExtractor::Kind::kNumber);
+  EXPECT_EQ(x.value(0).text, "12");
+  EXPECT_EQ(x.value(1).kind, JsonExtractor::Kind::kBool);
+  EXPECT_TRUE(x.value(1).b);
+  EXPECT_EQ(x.value(2).text, "t\xc3\xa9\"w\\o\xf0\x9f\x98\x80");
+  EXPECT_EQ(x.value(3).text, "plain");
+  EXPECT_EQ(x.value(4).kind, JsonExtractor::Kind::kObject);
+  EXPECT_EQ(x.value(4).text, R"({"k": [1, 2]})");
+  EXPECT_EQ(x.value(5).kind, JsonExtractor::Kind::kMissing);
+  // The next document resets everything.
+  ASSERT_TRUE(x.Parse(R"({"a": null})", &err));
+  EXPECT_EQ(x.value(0).kind, JsonExtractor::Kind::kNull);
+  EXPECT_EQ(x.value(3).kind, JsonExtractor::Kind::kMissing);
+}
+
+TEST(JsonExtractor, MalformedDocumentsNameTheOffset) {
+  JsonExtractor x({"a"});
+  std::string err;
+  for (const auto& [doc, want] : std::vector<std::pair<std::string, std::string>>{
+           {"", "empty document"},
+           {"{\"a\": 1,}", "offset 8: expected a key"},
+           {"{\"a\" 1}", "expected ':'"},
+           {"{\"a\": 01}", "offset 7: expected ',' or '}'"},
+           {"{\"a\": \"x}", "unterminated string"},
+           {"{\"a\": tru}", "unexpected literal"},
+           {"{\"a\": 1} x", "unexpected text after the document"},
+           {"{\"a\": \"\\ud800\"}", "unpaired surrogate"},
+           {"{\"a\": \"\x01\"}", "control character"},
+           {"[1, 2", "expected ',' or ']'"},
+           {"-", "bad number"},
+       }) {
+    EXPECT_FALSE(x.Parse(doc, &err)) << doc;
+    EXPECT_NE(err.find(want), std::string::npos) << doc << ": " << err;
+  }
+  std::string deep(200, '[');
+  EXPECT_FALSE(x.Parse(deep, &err));
+  EXPECT_NE(err.find("nested too deeply"), std::string::npos) << err;
+}
+
+// Drives a parse operator directly: rows in, typed rows (and dirty files) out.
+class ParseTest : public ::testing::Test {
+ protected:
+  struct Capture : Output {
+    std::vector<Row> rows;
+    Status Emit(RowBatch& b) override {
+      for (size_t i = 0; i < b.size(); ++i) rows.push_back(b[i]);
+      return Status::Ok();
+    }
+  };
+
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("weir-parse-test-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    input_.Add("value", Type::kString);
+    input_.Add("topic", Type::kString);
+    input_.Add("partition", Type::kInt64);
+    input_.Add("offset", Type::kInt64);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Status Make(const std::string& yaml) {
+    auto c = Config::Parse(yaml, "vertex 'p': config");
+    if (!c.ok()) return c.status();
+    const OperatorFactory* f = BuiltinOperators().Find("parse");
+    auto schema = f->Validate(*c, input_);
+    if (!schema.ok()) return schema.status();
+    schema_ = *schema;
+    auto op = f->Create(*c, input_);
+    if (!op.ok()) return op.status();
+    op_ = std::move(op).value();
+    OperatorContext ctx;
+    ctx.job_id = "job";
+    ctx.vertex_id = "p";
+    return op_->Open(ctx);
+  }
+  Status Feed(const std::vector<std::string>& values) {
+    RowBatch b;
+    int64_t offset = 0;
+    for (const auto& v : values) {
+      Row& r = b.Append(4);
+      r[0].SetString(v);
+      r[1].SetString("events");
+      r[2].SetInt64(3);
+      r[3].SetInt64(offset++);
+    }
+    return op_->Process(b, out_);
+  }
+  std::vector<std::string> DirtyLines() {
+    std::vector<std::string> lines;
+    if (!fs::exists(dir_ / "dirty")) return lines;
+    for (const auto& e : fs::directory_iterator(dir_ / "dirty")) {
+      if (!e.is_regular_file()) continue;
+      std::ifstream in(e.path());
+      std::string line;
+      while (std::getline(in, line)) lines.push_back(line);
+    }
+    return lines;
+  }
+
+  fs::path dir_;
+  Schema input_, schema_;
+  std::unique_ptr<Operator> op_;
+  Capture out_;
+};
+
+TEST_F(ParseTest, JsonToTypedFieldsWithConversionsKeepAndRecordId) {
+  ASSERT_TRUE(Make(R"({format: json, keep: [partition], record_id: true, on_error: skip, fields: [
+      {name: user, type: int64, path: user.id},
+      {name: amount, type: double},
+      {name: ts, type: timestamp},
+      {name: day, type: timestamp, path: d, format: "%Y/%m/%d"},
+      {name: secs, type: timestamp, format: epoch_s},
+      {name: ok, type: bool, required: false},
+      {name: tag, type: string, default: none}]})")
+                  .ok());
+  EXPECT_EQ(schema_.ToString(),
+            "user:int64, amount:double, ts:timestamp, day:timestamp, secs:timestamp, ok:bool, "
+            "tag:string, partition:int64, record_id:string");
+  ASSERT_TRUE(Feed({R"({"user": {"id": "42"}, "amount": 1.5, "ts": "2026-11-22T07:05:00.250Z",
+                       "d": "2026/11/22", "secs": 1.5, "ok": true, "tag": "x"})",
+                    R"({"user": {"id": 7.0}, "amount": "3", "ts": 1000, "d": "2026/01/02",
+                       "secs": "2"})"})
+                  .ok());
+  ASSERT_EQ(out_.rows.size(), 2u);
+  const Row& a = out_.rows[0];
+  EXPECT_EQ(a[0].i, 42);
+  EXPECT_EQ(a[1].d, 1.5);
+  EXPECT_EQ(a[2].i, 1795331100250);  // 2026-11-22 07:05:00.250 UTC
+  EXPECT_EQ(a[3].i, 1795305600000);  // 2026-11-22 00:00 UTC
+  EXPECT_EQ(a[4].i, 1500);
+  EXPECT_TRUE(a[5].b);
+  EXPECT_EQ(a[6].s, "x");
+  EXPECT_EQ(a[7].i, 3);
+  EXPECT_EQ(a[8].s, "events/3/0");
+  const Row& b = out_.rows[1];
+  EXPECT_EQ(b[0].i, 7);
+  EXPECT_EQ(b[1].d, 3.0);
+  EXPECT_EQ(b[2].i, 1000) << "a JSON number is epoch milliseconds";
+  EXPECT_EQ(b[4].i, 2000);
+  EXPECT_TRUE(b[5].is_null());
+  EXPECT_EQ(b[6].s, "none");
+  EXPECT_EQ(b[8].s, "events/3/1");
+}
+
+TEST_F(ParseTest, DirtyRecordsGoToTheDirtyOutputWithReasonAndOrigin) {
+  ASSERT_TRUE(Make("{format: json, fields: [{name: n, type: int64}, {name: ts, type: timestamp}], "
+                   "dirty: {path: \"" + (dir_ / "dirty").string() + "\"}}")
+                  .ok());
+  ASSERT_TRUE(Feed({R"({"n": 1, "ts": "2026-11-22"})", R"({"n": "x", "ts": "2026-11-22"})",
+                    R"({"ts": "2026-11-22"})", R"({"n": 2, "ts": "yesterday"})", R"({"n": 3,)",
+                    R"({"n": 4, "ts": "2026-11-22 10:00:00+02:00"})"})
+                  .ok());
+  ASSERT_EQ(out_.rows.size(), 2u);
+  EXPECT_EQ(out_.rows[1][1].i, 1795305600000 + 8 * 3600000);
+  // Dirty rows are committed with the job's checkpoints (here: at the end of input).
+  EXPECT_TRUE(DirtyLines().empty());
+  ASSERT_TRUE(op_->Finish(out_).ok());
+  auto lines = DirtyLines();
+  ASSERT_EQ(lines.size(), 4u);
+  std::sort(lines.begin(), lines.end(), [](const std::string& a, const std::string& b) {
+    return a.substr(a.find("\"offset\"")) < b.substr(b.find("\"offset\""));
+  });
+  EXPECT_NE(lines[0].find(R"("reason":"field 'n': cannot convert 'x' to int64")"),
+            std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[0].find(R"("topic":"events","partition":3,"offset":1)"), std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[1].find("missing field 'n' (path n)"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[2].find("cannot convert 'yesterday' to timestamp (iso8601)"),
+            std::string::npos)
+      << lines[2];
+  EXPECT_NE(lines[3].find("invalid JSON at offset"), std::string::npos) << lines[3];
+  EXPECT_NE(lines[3].find(R"("raw":"{\"n\": 3,")"), std::string::npos) << lines[3];
+  ASSERT_TRUE(op_->Close().ok());
+}
+
+TEST_F(ParseTest, CsvWithQuotesAndMissingColumns) {
+  ASSERT_TRUE(Make("{format: csv, on_error: skip, fields: [{name: a, column: 0}, "
+                   "{name: n, type: int64, column: 2}, {name: opt, column: 5, required: false}]}")
+                  .ok());
+  ASSERT_TRUE(Feed({"x,y,7", "\"he said \"\"hi\"\", ok\",,8,,,z\r\n", "only,two", "\"open,1,2"})
+                  .ok());
+  ASSERT_EQ(out_.rows.size(), 2u);
+  EXPECT_EQ(out_.rows[0][0].s, "x");
+  EXPECT_EQ(out_.rows[0][1].i, 7);
+  EXPECT_TRUE(out_.rows[0][2].is_null());
+  EXPECT_EQ(out_.rows[1][0].s, "he said \"hi\", ok");
+  EXPECT_EQ(out_.rows[1][1].i, 8);
+  EXPECT_EQ(out_.rows[1][2].s, "z");
+}
+
+TEST_F(ParseTest, DirtyRatioOverTheWindowFailsTheTaskAndOnErrorFailStopsAtOnce) {
+  ASSERT_TRUE(Make("{format: json, on_error: skip, fields: [{name: n, type: int64}], "
+                   "dirty: {max_ratio: 0.2, window: 10}}")
+                  .ok());
+  std::vector<std::string> docs;
+  for (int i = 0; i < 10; ++i) docs.push_back(i % 5 == 0 ? "bad" : "{\"n\": 1}");
+  ASSERT_TRUE(Feed(docs).ok()) << "2 of 10 is not more than 20%";
+  Status st = Feed({"bad", "bad"});
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("3 of the last 10 records were dirty"), std::string::npos)
+      << st.message();
+  ASSERT_TRUE(Make("{format: json, on_error: fail, fields: [{name: n, type: int64}]}").ok());
+  st = Feed({"{\"n\": true}"});
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("field 'n': cannot convert 'true' to int64"), std::string::npos)
+      << st.message();
+}
+
+TEST_F(ParseTest, ConfigErrorsNameTheKey) {
+  for (const auto& [yaml, want] : std::vector<std::pair<std::string, std::string>>{
+           {"{format: xml, fields: [{name: a}]}", "config.format: expected json, csv or raw"},
+           {"{format: json, fields: [{name: a}]}", "config.dirty.path: required"},
+           {"{format: json, on_error: skip, field: nope, fields: [{name: a}]}",
+            "config.field: unknown input field 'nope'"},
+           {"{format: json, on_error: skip, field: partition, fields: [{name: a}]}",
+            "parse reads strings or bytes"},
+           {"{format: json, on_error: skip, fields: [{name: a, type: date}]}", "unknown type 'date'"},
+           {"{format: json, on_error: skip, fields: [{name: a, type: int64, format: x}]}",
+            "only timestamp fields take a format"},
+           {"{format: json, on_error: skip, fields: [{name: a, type: timestamp, format: x}]}",
+            "expected iso8601, epoch_ms, epoch_s or a strptime pattern"},
+           {"{format: csv, on_error: skip, fields: [{name: a}]}", "csv fields need a 0-based column"},
+           {"{format: json, on_error: skip, fields: [{name: a}, {name: a}]}", "duplicate field 'a'"},
+           {"{format: json, on_error: skip, keep: [zz], fields: [{name: a}]}",
+            "config.keep: unknown input field 'zz'"},
+           {"{format: json, on_error: maybe, fields: [{name: a}]}", "config.on_error"},
+           {"{format: json, on_error: skip, fields: [{name: a, type: int64, default: x}]}",
+            "config.fields[0].default: field 'a': cannot convert 'x' to int64"},
+           {"{format: json, on_error: skip, dirty: {max_ratio: 2}, fields: [{name: a}]}",
+            "max_ratio: must be between 0 and 1"},
+       }) {
+    Status st = Make(yaml);
+    ASSERT_FALSE(st.ok()) << yaml;
+    EXPECT_NE(st.message().find(want), std::string::npos) << yaml << ": " << st.message();
+  }
+}
+
+}  // namespace
+}  // namespace weir
