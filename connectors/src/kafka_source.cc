@@ -380,7 +380,6 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
   }
 
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
-    counters_.Snapshot(out);
     proto::NamedList list;
     list.set_name(std::string(kStateList));
     list.set_mode(proto::NamedList::UNION);
@@ -404,6 +403,7 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
     }
     list.add_entries(std::move(s));
     out->operator_state.push_back(std::move(list));
+    counters_.Snapshot(out);
     // Kept until the checkpoint completes or a later one does; bounded for checkpoints that
     // never complete (declined elsewhere, or the notification was lost).
     to_commit_.emplace_back(checkpoint_id, std::move(commit));
