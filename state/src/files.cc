@@ -152,6 +152,28 @@ Result<uint64_t> CopyFileAtomically(const std::string& src, const std::string& d
   return total;
 }
 
+Result<uint64_t> LinkOrCopyFileAtomically(const std::string& src, const std::string& dst) {
+  const std::string tmp = TempNameFor(dst);
+  if (::link(src.c_str(), tmp.c_str()) == 0) {
+    // RocksDB syncs an SST when it finishes writing it; syncing again is cheap and makes the
+    // guarantee ours rather than RocksDB's.
+    Fd f(::open(tmp.c_str(), O_RDONLY | O_CLOEXEC));
+    if (f.get() < 0 || ::fsync(f.get()) != 0) {
+      const int err = errno;
+      ::unlink(tmp.c_str());
+      return ErrnoStatus("cannot sync", tmp, err);
+    }
+    if (::rename(tmp.c_str(), dst.c_str()) != 0) {
+      const int err = errno;
+      ::unlink(tmp.c_str());
+      return ErrnoStatus("cannot rename into", dst, err);
+    }
+    return uint64_t{0};
+  }
+  // EXDEV (another file system) and the like: copy.
+  return CopyFileAtomically(src, dst);
+}
+
 Result<uint32_t> CopyFileChecked(const std::string& src, const std::string& dst,
                                  uint64_t expected_size) {
   Fd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));

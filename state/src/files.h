@@ -21,6 +21,10 @@ Status WriteFileAtomically(const std::string& path, const std::vector<std::strin
 
 // Copies `src` to `dst` the same way (temp name, fsync, rename); returns the bytes copied.
 Result<uint64_t> CopyFileAtomically(const std::string& src, const std::string& dst);
+// For immutable files (RocksDB SSTs): makes `dst` a hard link to `src` when both are on one
+// file system (no bytes copied), else copies like CopyFileAtomically. The file's data is
+// fsynced either way; returns the bytes copied (0 when linked).
+Result<uint64_t> LinkOrCopyFileAtomically(const std::string& src, const std::string& dst);
 
 // Copies `src` to `dst` without syncing (a local working copy that is rebuilt after a crash),
 // checking that `src` has `expected_size` bytes, and returns the CRC32C of its contents.

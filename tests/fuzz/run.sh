@@ -9,10 +9,10 @@ command -v clang++ >/dev/null || { echo "clang++ is needed (apt-get install clan
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DWEIR_BUILD_FUZZ=ON -DWEIR_BUILD_TESTS=OFF -DWEIR_BUILD_BENCH=OFF \
   -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target expr_fuzz job_file_fuzz
-mkdir -p build-fuzz/findings build-fuzz/corpus/expr build-fuzz/corpus/job_file
+cmake --build build-fuzz -j "$(nproc)" --target expr_fuzz job_file_fuzz parse_fuzz
+mkdir -p build-fuzz/findings build-fuzz/corpus/expr build-fuzz/corpus/job_file build-fuzz/corpus/parse
 cp tests/fuzz/corpus/job_file/* build-fuzz/corpus/job_file/
-for f in expr_fuzz job_file_fuzz; do
+for f in expr_fuzz job_file_fuzz parse_fuzz; do
   corpus=build-fuzz/corpus/${f%_fuzz}
   echo "== $f for ${secs}s"
   build-fuzz/tests/fuzz/$f -max_total_time="$secs" -artifact_prefix=build-fuzz/findings/ "$corpus"
