@@ -432,6 +432,28 @@ TEST_P(WindowAggregateTest, KeyedAggregateStateTtlEmitFinalSkipsExpiredKeys) {
   EXPECT_THAT(out.rows, ElementsAre("(new, 1)"));
 }
 
+TEST_P(WindowAggregateTest, KeyedAggregateAvgOverNullKeepsLaterAggregatesInPlace) {
+  // Before the aggregations moved to aggregation.cc, an avg over a null value left the next
+  // aggregate reading the avg's count slot.
+  auto op = Make("keyed_aggregate",
+                 "{key: [k], aggregations: [{fn: avg, field: v, as: mean}, {fn: count, as: n}, "
+                 "{fn: sum, field: v, as: s}]}");
+  Collect out;
+  RowBatch batch;
+  for (int i = 0; i < 3; ++i) {
+    Row& r = batch.Append(3);
+    r[0].SetString("a");
+    r[1].SetTimestamp(0);
+    if (i == 1) {
+      r[2].SetNull();
+    } else {
+      r[2].SetInt64(i == 0 ? 4 : 8);
+    }
+  }
+  ASSERT_TRUE(op->Process(batch, out).ok());
+  EXPECT_THAT(out.rows, ElementsAre("(a, 4, 1, 4)", "(a, 4, 2, 4)", "(a, 6, 3, 12)"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, WindowAggregateTest, ::testing::Values("rocksdb", "heap"),
                          [](const auto& info) { return std::string(info.param); });
 
