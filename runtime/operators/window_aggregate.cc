@@ -14,8 +14,9 @@
 // window_end - 1 + L; a record for the window that comes before then updates it and emits the
 // updated row at once (a late firing, as Flink's event-time trigger does). Records whose window
 // is past window_end - 1 + L at the current watermark are late: dropped, counted in
-// OperatorMetrics::late_records_dropped and logged (at most every 10 s). Rows without a time
-// are dropped and logged likewise.
+// OperatorMetrics::late_records_dropped and logged (at most every 10 s). Rows without a usable
+// time (null, or so small that its window has no representable start) are dropped and logged
+// likewise.
 //
 // The current watermark is checkpointed (a UNION list; a restore takes the minimum over the
 // old subtasks) so that a restored operator drops the same late records as before.
@@ -165,9 +166,14 @@ class WindowAggregate : public Operator {
         continue;
       }
       const int64_t t = tv.i;
-      // floor(t / size) * size, also for negative times.
+      // floor(t / size) * size, also for negative times; a window that would start before
+      // the smallest int64 has no representable start: such a time is unusable.
       int64_t start = t - t % plan_.size_ms;
-      if (t % plan_.size_ms < 0) start -= plan_.size_ms;
+      if (t % plan_.size_ms < 0 && __builtin_sub_overflow(start, plan_.size_ms, &start)) {
+        ++no_time_;
+        LogDropped("with a time too small for its window", t);
+        continue;
+      }
       const int64_t end = SaturatingAdd(start, plan_.size_ms);
       const int64_t max_ts = end - 1;
       const int64_t cleanup = SaturatingAdd(max_ts, plan_.lateness_ms);
@@ -293,7 +299,7 @@ class WindowAggregate : public Operator {
     last_log_ms_ = now;
     ModuleLogger("task")->warn(
         "{} window_aggregate: dropped a record {} (time {}, watermark {}, allowed lateness {} ms); "
-        "{} late and {} without a time dropped so far",
+        "{} late and {} without a usable time dropped so far",
         log_prefix_, why, t, watermark_, plan_.lateness_ms, late_, no_time_);
   }
 

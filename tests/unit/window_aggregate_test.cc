@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -252,6 +253,24 @@ TEST_P(WindowAggregateTest, LateRecordsAreDroppedAndCounted) {
   // End of input: the open window fires (Finish acts as the final watermark).
   ASSERT_TRUE(op->Finish(out).ok());
   EXPECT_THAT(out.rows, ElementsAre(Out("a", 10000, 1, 2, 2, 2)));
+}
+
+TEST_P(WindowAggregateTest, RowsWithoutAUsableTimeAreDropped) {
+  auto op = Make("window_aggregate", kConfig);
+  Collect out;
+  RowBatch batch;
+  for (int i = 0; i < 3; ++i) {
+    Row& r = batch.Append(3);
+    r[0].SetString("a");
+    if (i == 0) r[1].SetNull();
+    if (i == 1) r[1].SetTimestamp(std::numeric_limits<int64_t>::min());
+    if (i == 2) r[1].SetTimestamp(5);
+    r[2].SetInt64(1);
+  }
+  ASSERT_TRUE(op->Process(batch, out).ok());
+  ASSERT_TRUE(op->Finish(out).ok());
+  EXPECT_THAT(out.rows, ElementsAre(Out("a", 0, 1, 1, 1, 1)));
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 0);
 }
 
 TEST_P(WindowAggregateTest, AllowedLatenessUpdatesAFiredWindowUntilCleanup) {
