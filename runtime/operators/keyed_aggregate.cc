@@ -1,44 +1,41 @@
 // keyed_aggregate: a running aggregate per key (count, sum, min, max, avg), like Flink's
 // keyBy(...).sum(...). Its input must arrive on a hash edge keyed by the same fields, so every
-// key lives in exactly one subtask. Accumulators are kept in a keyed state backend (heap for
-// now), serialized with the row serde so the layout carries over to RocksDB unchanged.
+// key lives in exactly one subtask. Each key's accumulators are one AggregatingState entry in
+// the keyed state store (typed_state.h), serialized with the row serde.
 //
 // config: key: [fields]; aggregations: [{fn: count|sum|min|max|avg, field: f, as: name}];
 //         emit: updates (default: the key's new result for every input row) | final (one row
-//         per key when the input ends).
+//         per key when the input ends);
+//         state_ttl: a duration (optional): a key not seen for that long (processing time) is
+//         forgotten, as if it had never been seen.
+//
+// State TTL: the accumulator carries the key's last access time (8 bytes after the row), and
+// each key has one processing-time timer at most: registered when the key is new, and on
+// firing either the key is cleared (idle for the TTL) or the timer is set again for last access
+// + TTL. So a record costs no extra state access. Processing time is the latest time the task
+// passed to OnProcessingTime (the wall clock before the first call).
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "weir/key_groups.h"
+#include "aggregation.h"
 #include "weir/operator.h"
-#include "weir/serde.h"
-#include "weir/state/backend.h"
 
 namespace weir {
 namespace {
 
-enum class AggFn { kCount, kSum, kMin, kMax, kAvg };
-
-struct Agg {
-  AggFn fn;
-  int field = -1;  // input index (-1 for count)
-  Type in_type = Type::kNull;
-  Type out_type = Type::kInt64;
-  std::string as;
-};
-
 struct AggPlan {
   std::vector<int> key_idx;
-  std::vector<Agg> aggs;
+  Aggregations aggs;
   Schema output;
   Schema key_schema;
-  Schema acc_schema;  // per agg: count -> [n]; sum/min/max -> [v]; avg -> [sum double, n]
   bool emit_final = false;
+  int64_t ttl_ms = 0;  // 0: no TTL
 };
 
 Result<AggPlan> PlanAggregate(const Config& config, const Schema& input) {
-  WEIR_RETURN_IF_ERROR(config.CheckKeys({"key", "aggregations", "emit"}));
+  WEIR_RETURN_IF_ERROR(config.CheckKeys({"key", "aggregations", "emit", "state_ttl"}));
   AggPlan plan;
   WEIR_ASSIGN_OR_RETURN(auto keys, config.GetStringList("key"));
   if (keys.empty()) return Status::InvalidArgument(config.path() + ".key: required, non-empty");
@@ -58,138 +55,73 @@ Result<AggPlan> PlanAggregate(const Config& config, const Schema& input) {
                                    emit + "'");
   }
   plan.emit_final = emit == "final";
-  WEIR_ASSIGN_OR_RETURN(auto aggs, config.GetMapList("aggregations"));
-  if (aggs.empty()) {
-    return Status::InvalidArgument(config.path() + ".aggregations: required, non-empty");
+  if (config.Has("state_ttl")) {
+    WEIR_ASSIGN_OR_RETURN(plan.ttl_ms, config.GetDurationMs("state_ttl"));
+    if (plan.ttl_ms <= 0) {
+      return Status::InvalidArgument(config.path() + ".state_ttl: must be positive, got " +
+                                     std::to_string(plan.ttl_ms) + " ms");
+    }
   }
-  for (const Config& a : aggs) {
-    WEIR_RETURN_IF_ERROR(a.CheckKeys({"fn", "field", "as"}));
-    Agg agg;
-    WEIR_ASSIGN_OR_RETURN(std::string fn, a.GetString("fn"));
-    if (fn == "count") agg.fn = AggFn::kCount;
-    else if (fn == "sum") agg.fn = AggFn::kSum;
-    else if (fn == "min") agg.fn = AggFn::kMin;
-    else if (fn == "max") agg.fn = AggFn::kMax;
-    else if (fn == "avg") agg.fn = AggFn::kAvg;
-    else {
-      return Status::InvalidArgument(a.path() + ".fn: unknown aggregate '" + fn +
-                                     "' (expected count, sum, min, max, avg)");
-    }
-    if (agg.fn != AggFn::kCount) {
-      WEIR_ASSIGN_OR_RETURN(std::string field, a.GetString("field"));
-      agg.field = input.IndexOf(field);
-      if (agg.field < 0) {
-        return Status::InvalidArgument(a.path() + ".field: unknown field '" + field +
-                                       "' (input fields: " + input.FieldNames() + ")");
-      }
-      agg.in_type = input.field(agg.field).type;
-      const bool numeric = agg.in_type == Type::kInt64 || agg.in_type == Type::kDouble;
-      if ((agg.fn == AggFn::kSum || agg.fn == AggFn::kAvg) && !numeric) {
-        return Status::InvalidArgument(a.path() + ".field: " + fn + " needs a numeric field; '" +
-                                       field + "' is " + TypeName(agg.in_type));
-      }
-      if ((agg.fn == AggFn::kMin || agg.fn == AggFn::kMax) && !numeric &&
-          agg.in_type != Type::kTimestamp && agg.in_type != Type::kString) {
-        return Status::InvalidArgument(a.path() + ".field: " + fn + " needs a numeric, string or "
-                                       "timestamp field; '" + field + "' is " +
-                                       TypeName(agg.in_type));
-      }
-      agg.out_type = agg.fn == AggFn::kAvg ? Type::kDouble : agg.in_type;
-    }
-    WEIR_ASSIGN_OR_RETURN(agg.as, a.GetString("as", fn + (agg.field >= 0 ? "_" + input.field(agg.field).name : "")));
-    if (plan.output.IndexOf(agg.as) >= 0) {
-      return Status::InvalidArgument(a.path() + ".as: duplicate output field '" + agg.as + "'");
-    }
-    plan.output.Add(agg.as, agg.out_type);
-    switch (agg.fn) {
-      case AggFn::kCount: plan.acc_schema.Add(agg.as, Type::kInt64); break;
-      case AggFn::kSum:
-      case AggFn::kMin:
-      case AggFn::kMax: plan.acc_schema.Add(agg.as, agg.in_type); break;
-      case AggFn::kAvg:
-        plan.acc_schema.Add(agg.as + ".sum", Type::kDouble);
-        plan.acc_schema.Add(agg.as + ".n", Type::kInt64);
-        break;
-    }
-    plan.aggs.push_back(std::move(agg));
-  }
+  WEIR_ASSIGN_OR_RETURN(plan.aggs, ParseAggregations(config, input, &plan.output));
   return plan;
 }
 
-bool Less(const Value& a, const Value& b) {
-  switch (a.type) {
-    case Type::kDouble: return a.d < b.d;
-    case Type::kString: return a.s < b.s;
-    default: return a.i < b.i;
-  }
-}
-
-class KeyedAggregate : public Operator {
+class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
  public:
-  explicit KeyedAggregate(AggPlan plan) : plan_(std::move(plan)), acc_(plan_.acc_schema.size()) {}
+  explicit KeyedAggregate(AggPlan plan)
+      : plan_(std::move(plan)),
+        keys_(plan_.key_idx, plan_.key_schema),
+        acc_(plan_.aggs.acc_schema.size()) {}
 
   Status Open(const OperatorContext& ctx) override {
     max_parallelism_ = ctx.max_parallelism;
-    state::BackendOptions opts;
-    opts.local_dir = ctx.local_dir.empty() ? std::string() : ctx.local_dir + "/keyed";
-    opts.max_parallelism = ctx.max_parallelism;
-    opts.key_groups = ctx.key_groups;
-    static const std::vector<proto::KeyedStateHandle> kNone;
-    const auto& handles = ctx.restored ? ctx.restored->keyed : kNone;
-    const std::string root = ctx.restored ? ctx.restored->root : std::string();
-    if (ctx.state_backend == "heap" || opts.local_dir.empty()) {
-      WEIR_ASSIGN_OR_RETURN(backend_, state::OpenHeapBackend(opts, handles, root));
-    } else if (ctx.state_backend == "rocksdb") {
-      WEIR_ASSIGN_OR_RETURN(backend_, state::OpenRocksDbBackend(opts, handles, root));
-    } else {
-      return Status::InvalidArgument("unknown state backend '" + ctx.state_backend + "'");
+    WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
+    WEIR_ASSIGN_OR_RETURN(accs_, store_->GetAggregatingState<Row>("acc", this));
+    if (plan_.ttl_ms > 0) {
+      WEIR_ASSIGN_OR_RETURN(ttl_timers_, store_->GetTimerService("ttl"));
     }
     return Status::Ok();
   }
 
+  Status OnProcessingTime(int64_t now_ms, Output&) override {
+    if (now_ms > processing_time_) processing_time_ = now_ms;
+    if (ttl_timers_ == nullptr) return Status::Ok();
+    return ttl_timers_->AdvanceProcessingTime(
+        now_ms, [this, now_ms](const state::InternalTimerService::Timer&) -> Status {
+          std::string& acc = value_;
+          if (!accs_.Get(&acc)) return Status::Ok();
+          WEIR_ASSIGN_OR_RETURN(int64_t last, DecodeAcc(acc));
+          if (last < 0 || last + plan_.ttl_ms <= now_ms) return accs_.Clear();
+          return ttl_timers_->RegisterProcessingTimeTimer(last + plan_.ttl_ms);
+        });
+  }
+
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
-    WEIR_ASSIGN_OR_RETURN(auto upload, backend_->Snapshot(checkpoint_id));
-    out->keyed = std::make_unique<UploadAdapter>(std::move(upload));
+    WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
+    out->keyed = AdaptKeyedSnapshot(std::move(upload));
     return Status::Ok();
   }
-  void NotifyCheckpointComplete(int64_t id) override { backend_->NotifyCheckpointComplete(id); }
-  void NotifyCheckpointAborted(int64_t id) override { backend_->NotifyCheckpointAborted(id); }
+  void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
+  void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
 
   Status Close() override {
-    backend_.reset();
+    store_.reset();
     return Status::Ok();
   }
 
   Status Process(RowBatch& in, Output& out) override {
     out_.Clear();
+    if (ttl_timers_ != nullptr) now_ = ProcessingTime();
     for (size_t r = 0; r < in.size(); ++r) {
       const Row& row = in[r];
-      // The key group uses the same hash as the hash partitioner, so it matches the range the
-      // subtask owns.
-      uint64_t h = 0;
-      key_row_.fields.resize(plan_.key_idx.size());
-      for (size_t k = 0; k < plan_.key_idx.size(); ++k) {
-        h = HashValue(row[plan_.key_idx[k]], h);
-        key_row_[k].CopyFrom(row[plan_.key_idx[k]]);
+      keys_.Extract(row, max_parallelism_);
+      WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(keys_.key_group(), keys_.key()));
+      // Add() reads the accumulator, calls our Add below (which leaves it in acc_) and writes it.
+      WEIR_RETURN_IF_ERROR(accs_.Add(row));
+      if (needs_timer_) {
+        WEIR_RETURN_IF_ERROR(ttl_timers_->RegisterProcessingTimeTimer(now_ + plan_.ttl_ms));
       }
-      const int kg = KeyGroupForHash(h, max_parallelism_);
-      key_buf_.Clear();
-      SerializeRow(key_row_, plan_.key_schema, key_buf_);
-      std::string_view key(reinterpret_cast<const char*>(key_buf_.data()), key_buf_.size());
-      if (backend_->Get(kg, key, &value_)) {
-        const uint8_t* p = reinterpret_cast<const uint8_t*>(value_.data());
-        if (!DeserializeRow(&p, p + value_.size(), plan_.acc_schema, acc_)) {
-          return Status::DataLoss("keyed_aggregate: corrupt accumulator in state");
-        }
-      } else {
-        for (auto& v : acc_.fields) v.SetNull();
-      }
-      Update(row);
-      acc_buf_.Clear();
-      SerializeRow(acc_, plan_.acc_schema, acc_buf_);
-      WEIR_RETURN_IF_ERROR(backend_->Put(
-          kg, key, std::string_view(reinterpret_cast<const char*>(acc_buf_.data()), acc_buf_.size())));
-      if (!plan_.emit_final) WriteResult(key_row_, out_.Append(plan_.output.size()));
+      if (!plan_.emit_final) WriteResult(keys_.key_row(), out_.Append(plan_.output.size()));
     }
     if (out_.empty()) return Status::Ok();
     return out.Emit(out_);
@@ -198,119 +130,86 @@ class KeyedAggregate : public Operator {
   Status Finish(Output& out) override {
     if (!plan_.emit_final) return Status::Ok();
     out_.Clear();
-    Status st = backend_->ForEach([&](int, std::string_view key, std::string_view value) {
-      const uint8_t* p = reinterpret_cast<const uint8_t*>(key.data());
-      if (!DeserializeRow(&p, p + key.size(), plan_.key_schema, key_row_)) {
+    Row key_row;
+    WEIR_RETURN_IF_ERROR(accs_.ForEachKey([&](int, std::string_view key, std::string_view acc) {
+      if (!keys_.Decode(key, key_row)) {
         return Status::DataLoss("keyed_aggregate: corrupt key in state");
       }
-      p = reinterpret_cast<const uint8_t*>(value.data());
-      if (!DeserializeRow(&p, p + value.size(), plan_.acc_schema, acc_)) {
-        return Status::DataLoss("keyed_aggregate: corrupt accumulator in state");
-      }
-      WriteResult(key_row_, out_.Append(plan_.output.size()));
+      WEIR_RETURN_IF_ERROR(DecodeAcc(acc).status());
+      WriteResult(key_row, out_.Append(plan_.output.size()));
       if (out_.size() >= RowBatch::kDefaultCapacity) {
         WEIR_RETURN_IF_ERROR(out.Emit(out_));
         out_.Clear();
       }
       return Status::Ok();
-    });
-    WEIR_RETURN_IF_ERROR(st);
+    }));
     if (!out_.empty()) return out.Emit(out_);
     return Status::Ok();
   }
 
  private:
-  void Update(const Row& row) {
-    size_t a = 0;
-    for (const Agg& agg : plan_.aggs) {
-      Value& acc = acc_[a];
-      switch (agg.fn) {
-        case AggFn::kCount:
-          acc.SetInt64(acc.is_null() ? 1 : acc.i + 1);
-          break;
-        case AggFn::kSum: {
-          const Value& v = row[agg.field];
-          if (v.is_null()) break;
-          if (acc.is_null()) {
-            acc.CopyFrom(v);
-          } else if (v.type == Type::kInt64) {
-            acc.i += v.i;
-          } else {
-            acc.d += v.d;
-          }
-          break;
-        }
-        case AggFn::kMin:
-        case AggFn::kMax: {
-          const Value& v = row[agg.field];
-          if (v.is_null()) break;
-          if (acc.is_null() || (agg.fn == AggFn::kMin ? Less(v, acc) : Less(acc, v))) {
-            acc.CopyFrom(v);
-          }
-          break;
-        }
-        case AggFn::kAvg: {
-          const Value& v = row[agg.field];
-          Value& n = acc_[a + 1];
-          if (v.is_null()) break;
-          double x = v.type == Type::kInt64 ? static_cast<double>(v.i) : v.d;
-          acc.SetDouble(acc.is_null() ? x : acc.d + x);
-          n.SetInt64(n.is_null() ? 1 : n.i + 1);
-          ++a;
-          break;
-        }
-      }
-      ++a;
+  // state::AggregateFunction<Row>: the accumulator is acc_schema serialized, then (with a
+  // TTL) the last access time.
+  Status Add(const Row& row, bool present, std::string* acc) override {
+    int64_t last = -1;
+    if (present) {
+      WEIR_ASSIGN_OR_RETURN(last, DecodeAcc(*acc));
+    } else {
+      for (auto& v : acc_.fields) v.SetNull();
     }
+    UpdateAccumulators(plan_.aggs, row, acc_);
+    acc_buf_.Clear();
+    SerializeRow(acc_, plan_.aggs.acc_schema, acc_buf_);
+    acc->assign(reinterpret_cast<const char*>(acc_buf_.data()), acc_buf_.size());
+    // A key without a time has no timer yet (new, or written before the TTL was configured).
+    needs_timer_ = ttl_timers_ != nullptr && last < 0;
+    if (ttl_timers_ != nullptr) {
+      std::string& t = time_buf_;
+      state::Codec<int64_t>::Encode(now_, &t);
+      acc->append(t);
+    }
+    return Status::Ok();
+  }
+
+  // Decodes an accumulator into acc_; returns its last access time, or -1 if it has none.
+  Result<int64_t> DecodeAcc(std::string_view bytes) {
+    const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+    const auto* end = p + bytes.size();
+    if (!DeserializeRow(&p, end, plan_.aggs.acc_schema, acc_) || (end - p != 0 && end - p != 8)) {
+      return Status::DataLoss("keyed_aggregate: corrupt accumulator in state");
+    }
+    int64_t last = -1;
+    if (end - p == 8) {
+      state::Codec<int64_t>::Decode(std::string_view(reinterpret_cast<const char*>(p), 8), &last);
+    }
+    return last;
+  }
+
+  int64_t ProcessingTime() const {
+    if (processing_time_ > 0) return processing_time_;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
   }
 
   void WriteResult(const Row& key, Row& out) {
-    size_t i = 0;
-    for (; i < key.size(); ++i) out[i].CopyFrom(key[i]);
-    size_t a = 0;
-    for (const Agg& agg : plan_.aggs) {
-      if (agg.fn == AggFn::kAvg) {
-        const Value& sum = acc_[a];
-        const Value& n = acc_[a + 1];
-        if (sum.is_null() || n.is_null() || n.i == 0) {
-          out[i].SetNull();
-        } else {
-          out[i].SetDouble(sum.d / static_cast<double>(n.i));
-        }
-        a += 2;
-      } else {
-        out[i].CopyFrom(acc_[a]);
-        ++a;
-      }
-      ++i;
-    }
+    for (size_t i = 0; i < key.size(); ++i) out[i].CopyFrom(key[i]);
+    WriteAggregates(plan_.aggs, acc_, out, key.size());
   }
 
-  // Adapts the state module's upload to the runtime's async snapshot interface.
-  class UploadAdapter : public AsyncKeyedSnapshot {
-   public:
-    explicit UploadAdapter(std::unique_ptr<state::SnapshotUpload> u) : u_(std::move(u)) {}
-    Result<proto::KeyedStateHandle> Upload(const proto::CheckpointOptions& options,
-                                           const std::string& exclusive_dir) override {
-      state::SnapshotTarget t;
-      t.root = options.root();
-      t.exclusive_dir = exclusive_dir;
-      t.incremental = options.incremental();
-      return u_->Upload(t);
-    }
-
-   private:
-    std::unique_ptr<state::SnapshotUpload> u_;
-  };
-
   AggPlan plan_;
-  std::unique_ptr<state::SnapshottableBackend> backend_;
-  int max_parallelism_ = 128;
-  Row key_row_;
-  Row acc_;
-  ByteBuffer key_buf_;
-  ByteBuffer acc_buf_;
+  KeyExtractor keys_;
+  std::unique_ptr<state::KeyedStateStore> store_;
+  state::AggregatingState<Row> accs_;
+  state::InternalTimerService* ttl_timers_ = nullptr;  // with a TTL only
+  int64_t processing_time_ = 0;  // the latest OnProcessingTime
+  int64_t now_ = 0;              // processing time of the batch being processed
+  bool needs_timer_ = false;     // set by Add: the key needs a TTL timer
   std::string value_;
+  std::string time_buf_;
+  int max_parallelism_ = 128;
+  Row acc_;
+  ByteBuffer acc_buf_;
   RowBatch out_;
 };
 

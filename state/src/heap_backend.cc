@@ -1,6 +1,10 @@
-// The heap keyed state backend: a hash map, snapshotted as one full file per checkpoint.
+// The heap keyed state backend: an ordered map, snapshotted as one full file per checkpoint.
+//
+// Ordered (std::map), not hashed: map state and timers need prefix scans. A point access costs
+// O(log n) key comparisons instead of one hash; the heap backend is for small state, and the
+// comparisons are over short keys that differ early.
+#include <map>
 #include <memory>
-#include <unordered_map>
 
 #include "crc32c.h"
 #include "files.h"
@@ -20,6 +24,83 @@ void ComposeKey(int key_group, std::string_view key, std::string* out) {
 }
 
 namespace {
+
+using HeapMap = std::map<std::string, std::string, std::less<>>;
+
+// The first key after every key starting with `prefix` ("" if there is none): `prefix` with
+// its last non-0xff byte incremented and what follows it dropped.
+std::string PrefixEnd(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty() && static_cast<uint8_t>(end.back()) == 0xff) end.pop_back();
+  if (!end.empty()) end.back() = static_cast<char>(static_cast<uint8_t>(end.back()) + 1);
+  return end;
+}
+
+// Walks the key groups of a range, seeking [group][prefix] in each and skipping groups with no
+// entry. It survives erasures in the map: `erasures` counts them, and after one the position is
+// found again from a copy of the current key.
+class HeapIterator : public StateIterator {
+ public:
+  HeapIterator(const HeapMap* map, const uint64_t* erasures, KeyGroupRange groups,
+               std::string_view prefix)
+      : map_(map), erasures_(erasures), seen_erasures_(*erasures), groups_(groups),
+        prefix_(prefix) {
+    group_ = groups_.first;
+    if (group_ <= groups_.last) {
+      Seek();
+      Settle();
+    }
+  }
+
+  bool Valid() const override { return valid_; }
+  void Next() override {
+    if (*erasures_ != seen_erasures_) {
+      seen_erasures_ = *erasures_;
+      it_ = map_->upper_bound(current_);
+    } else {
+      ++it_;
+    }
+    Settle();
+  }
+  int key_group() const override { return group_; }
+  std::string_view key() const override { return std::string_view(it_->first).substr(2); }
+  std::string_view value() const override { return it_->second; }
+  Status status() const override { return Status::Ok(); }
+
+ private:
+  void Seek() {
+    ComposeKey(group_, prefix_, &seek_);
+    it_ = map_->lower_bound(seek_);
+  }
+  // Moves forward to the next entry in range (possibly the current one).
+  void Settle() {
+    valid_ = false;
+    while (group_ <= groups_.last) {
+      if (it_ != map_->end() && it_->first.starts_with(seek_)) {
+        valid_ = true;
+        current_.assign(it_->first);  // reuses capacity
+        return;
+      }
+      if (it_ == map_->end()) return;
+      // Past our prefix in this group: the next group with anything is the one of it_'s key.
+      const int next = KeyGroupOf(it_->first);
+      group_ = next > group_ ? next : group_ + 1;
+      if (group_ > groups_.last) return;
+      Seek();
+    }
+  }
+
+  const HeapMap* map_;
+  const uint64_t* erasures_;
+  uint64_t seen_erasures_;
+  const KeyGroupRange groups_;
+  const std::string prefix_;
+  int group_ = 0;
+  std::string seek_;     // [group][prefix]
+  std::string current_;  // the current stored key, to find the position again after erasures
+  HeapMap::const_iterator it_;
+  bool valid_ = false;
+};
 
 // The map serialized on the task thread (the snapshot's synchronous part); the upload thread
 // only checksums and writes it.
@@ -79,9 +160,9 @@ class HeapBackend : public SnapshottableBackend {
   }
   Status Put(int key_group, std::string_view key, std::string_view value) override {
     ComposeKey(key_group, key, &scratch_);
-    auto it = map_.find(scratch_);
-    if (it == map_.end()) {
-      map_.emplace(scratch_, std::string(value));
+    auto it = map_.lower_bound(scratch_);
+    if (it == map_.end() || it->first != scratch_) {
+      map_.emplace_hint(it, scratch_, std::string(value));
     } else {
       it->second.assign(value.data(), value.size());
     }
@@ -89,7 +170,31 @@ class HeapBackend : public SnapshottableBackend {
   }
   Status Delete(int key_group, std::string_view key) override {
     ComposeKey(key_group, key, &scratch_);
-    map_.erase(scratch_);
+    if (map_.erase(scratch_) > 0) ++erasures_;
+    return Status::Ok();
+  }
+  std::unique_ptr<StateIterator> Scan(KeyGroupRange groups, std::string_view prefix) override {
+    return std::make_unique<HeapIterator>(&map_, &erasures_, groups, prefix);
+  }
+  Status Append(int key_group, std::string_view key, std::string_view bytes) override {
+    ComposeKey(key_group, key, &scratch_);
+    auto it = map_.lower_bound(scratch_);
+    if (it == map_.end() || it->first != scratch_) {
+      map_.emplace_hint(it, scratch_, std::string(bytes));
+    } else {
+      it->second.append(bytes.data(), bytes.size());
+    }
+    return Status::Ok();
+  }
+  Status DeletePrefix(int key_group, std::string_view prefix) override {
+    ComposeKey(key_group, prefix, &scratch_);
+    auto first = map_.lower_bound(scratch_);
+    const std::string end = PrefixEnd(scratch_);  // never "": the key group is < 0x8000
+    auto last = map_.lower_bound(end);
+    if (first != last) {
+      map_.erase(first, last);
+      ++erasures_;
+    }
     return Status::Ok();
   }
   Status ForEach(
@@ -128,7 +233,8 @@ class HeapBackend : public SnapshottableBackend {
  private:
   const KeyGroupRange range_;
   std::shared_ptr<LocalDir> local_;
-  std::unordered_map<std::string, std::string> map_;
+  HeapMap map_;
+  uint64_t erasures_ = 0;  // lets iterators notice that their position may be gone
   std::string scratch_;
 };
 

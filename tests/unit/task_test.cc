@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "weir/connectors.h"
@@ -410,6 +411,42 @@ edges:
     } else {
       EXPECT_TRUE(g_wm_log.watermarks.empty()) << g_wm_log.watermarks.front();
     }
+  }
+}
+
+// ------------------------------------------------------------------ windows through real tasks
+
+TEST_F(TaskTest, WindowAggregateEmitsEveryWindowOnceThroughRealTasks) {
+  // Two in-order sources (ts = id * 10 ms), hash-partitioned by k into two window subtasks:
+  // 1 s windows hold 100 ids, 20 per key. The task loop's watermarks fire windows while the job
+  // runs; the maximum watermark at the end fires the rest.
+  const std::string yaml = R"Y(
+max_parallelism: 32
+vertices:
+  - {id: gen, type: datagen, parallelism: 2,
+     config: {total: 20000, rows_per_second: 40000, fields: [{name: k, expr: "id % 5"}, {name: ts, expr: "to_timestamp(id * 10)"}]},
+     watermarks: {event_time_field: ts, interval: 20ms}}
+  - {id: w, type: window_aggregate, parallelism: 2,
+     config: {key: [k], time_field: ts, size: 1s, aggregations: [{fn: count, as: n}]}}
+  - {id: out, type: file, parallelism: 2, config: {path: ")Y" + dir_.string() + R"Y("}}
+edges:
+  - {from: gen, to: w, partition: hash, key: [k]}
+  - {from: w, to: out}
+)Y";
+  auto states = RunJob(yaml);
+  for (auto s : states) EXPECT_EQ(s, TaskState::kFinished);
+  auto lines = ReadLines();
+  ASSERT_EQ(lines.size(), 200u * 5u) << (lines.empty() ? "" : lines[0]);
+  std::set<std::string> windows;  // "k window_start"
+  for (const auto& line : lines) {
+    const size_t kp = line.find("\"k\":"), np = line.find("\"n\":"),
+                 sp = line.find("\"window_start\":");
+    ASSERT_TRUE(kp != std::string::npos && np != std::string::npos && sp != std::string::npos)
+        << line;
+    EXPECT_EQ(std::atoll(line.c_str() + np + 4), 20) << line;
+    const std::string key = std::to_string(std::atoll(line.c_str() + kp + 4)) + " " +
+                            line.substr(sp, line.find(',', sp) - sp);
+    EXPECT_TRUE(windows.insert(key).second) << "window emitted twice: " << line;
   }
 }
 

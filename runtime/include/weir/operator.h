@@ -35,6 +35,9 @@ class Output {
 struct OperatorMetrics {
   std::atomic<int64_t> records_in{0};
   std::atomic<int64_t> records_out{0};
+  // Records an event-time operator dropped because they came after their window's end (plus
+  // allowed lateness) had passed the watermark (Flink's numLateRecordsDropped).
+  std::atomic<int64_t> late_records_dropped{0};
 };
 
 // The asynchronous part of an operator's keyed-state snapshot (see weir/state/backend.h): run

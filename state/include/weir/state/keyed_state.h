@@ -1,9 +1,11 @@
-// Keyed state backends: per-subtask storage of (key group, key) -> value bytes.
+// Keyed state backends: per-subtask storage of (key group, key) -> value bytes, ordered by
+// (key group, key bytes) so that prefixes can be scanned.
 //
 // Keys are stored prefixed by their key group (2 bytes, big-endian) so that the state of a
 // key-group range can be cut out when a job is rescaled. The heap backend keeps everything in
-// memory; the RocksDB backend (backend.h) keeps the same layout on disk. A backend
-// belongs to one subtask and is used only by its task thread.
+// memory (an ordered map); the RocksDB backend (backend.h) keeps the same layout on disk. Typed
+// state and timers (typed_state.h) are built on this interface. A backend belongs to one
+// subtask and is used only by its task thread.
 #pragma once
 
 #include <functional>
@@ -11,9 +13,24 @@
 #include <string>
 #include <string_view>
 
+#include "weir/key_groups.h"
 #include "weir/status.h"
 
 namespace weir::state {
+
+// An ordered cursor over stored entries (see KeyedStateBackend::Scan). key() and value() are
+// valid until Next() or the next write to the backend.
+class StateIterator {
+ public:
+  virtual ~StateIterator() = default;
+  virtual bool Valid() const = 0;
+  virtual void Next() = 0;
+  virtual int key_group() const = 0;
+  virtual std::string_view key() const = 0;  // without the key-group prefix
+  virtual std::string_view value() const = 0;
+  // An error that ended the iteration early (RocksDB read errors).
+  virtual Status status() const = 0;
+};
 
 class KeyedStateBackend {
  public:
@@ -27,6 +44,17 @@ class KeyedStateBackend {
       const std::function<Status(int key_group, std::string_view key, std::string_view value)>&
           fn) = 0;
   virtual size_t ApproximateCount() const = 0;
+
+  // Entries whose key group is in `groups` and whose key starts with `prefix`, in (key group,
+  // key) order. Writes during the iteration are allowed, including deleting the current entry;
+  // whether entries written after the iterator was created are visited is unspecified
+  // (RocksDB: never, it reads a snapshot; heap: those after the current position are).
+  virtual std::unique_ptr<StateIterator> Scan(KeyGroupRange groups, std::string_view prefix) = 0;
+  // Appends `bytes` to the value of `key` (absent: as if empty). RocksDB: a merge, without a
+  // read; heap: an in-place append.
+  virtual Status Append(int key_group, std::string_view key, std::string_view bytes) = 0;
+  // Deletes every entry of `key_group` whose key starts with `prefix`.
+  virtual Status DeletePrefix(int key_group, std::string_view prefix) = 0;
 };
 
 // An in-memory backend (a hash map). Fast; its contents do not survive the process.

@@ -1,0 +1,350 @@
+// window_aggregate: tumbling event-time windows per key (Flink's
+// keyBy(...).window(TumblingEventTimeWindows.of(size)).aggregate(...)). Its input must arrive
+// on a hash edge keyed by the same fields.
+//
+// config: key: [fields]; time_field: a timestamp (or int64 ms) field; size: a duration;
+//         aggregations: as keyed_aggregate's; allowed_lateness: a duration (default 0).
+// Output: the key fields, window_start and window_end (timestamps; the window is
+// [window_start, window_end)), then the aggregates.
+//
+// State: per key, a map state "windows" from window end to the window's accumulator row, and
+// an event-time timer per (key, window) at window_end - 1 (namespace: the window end). When the
+// watermark reaches that timer the window's row is emitted and, without allowed lateness, its
+// state cleared. With allowed lateness L the state is kept until a second timer at
+// window_end - 1 + L; a record for the window that comes before then updates it and emits the
+// updated row at once (a late firing, as Flink's event-time trigger does). Records whose window
+// is past window_end - 1 + L at the current watermark are late: dropped, counted in
+// OperatorMetrics::late_records_dropped and logged (at most every 10 s). Rows without a usable
+// time (null, or so small that its window has no representable start) are dropped and logged
+// likewise.
+//
+// The current watermark is checkpointed (a UNION list; a restore takes the minimum over the
+// old subtasks) so that a restored operator drops the same late records as before.
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aggregation.h"
+#include "weir/logging.h"
+#include "weir/operator.h"
+
+namespace weir {
+namespace {
+
+constexpr char kWatermarkList[] = "watermark";
+constexpr int64_t kLogEveryMs = 10'000;
+
+struct WindowPlan {
+  std::vector<int> key_idx;
+  Schema key_schema;
+  int time_idx = -1;
+  int64_t size_ms = 0;
+  int64_t lateness_ms = 0;
+  Aggregations aggs;
+  Schema output;
+};
+
+Result<WindowPlan> PlanWindow(const Config& config, const Schema& input) {
+  WEIR_RETURN_IF_ERROR(
+      config.CheckKeys({"key", "time_field", "size", "aggregations", "allowed_lateness"}));
+  WindowPlan plan;
+  WEIR_ASSIGN_OR_RETURN(auto keys, config.GetStringList("key"));
+  if (keys.empty()) return Status::InvalidArgument(config.path() + ".key: required, non-empty");
+  for (const auto& k : keys) {
+    const int i = input.IndexOf(k);
+    if (i < 0) {
+      return Status::InvalidArgument(config.path() + ".key: unknown field '" + k +
+                                     "' (input fields: " + input.FieldNames() + ")");
+    }
+    if (k == "window_start" || k == "window_end") {
+      return Status::InvalidArgument(config.path() + ".key: field '" + k +
+                                     "' clashes with the output field of the same name");
+    }
+    plan.key_idx.push_back(i);
+    plan.key_schema.Add(k, input.field(i).type);
+    plan.output.Add(k, input.field(i).type);
+  }
+  WEIR_ASSIGN_OR_RETURN(std::string time_field, config.GetString("time_field"));
+  plan.time_idx = input.IndexOf(time_field);
+  if (plan.time_idx < 0) {
+    return Status::InvalidArgument(config.path() + ".time_field: unknown field '" + time_field +
+                                   "' (input fields: " + input.FieldNames() + ")");
+  }
+  const Type tt = input.field(plan.time_idx).type;
+  if (tt != Type::kTimestamp && tt != Type::kInt64) {
+    return Status::InvalidArgument(config.path() + ".time_field: '" + time_field +
+                                   "' must be a timestamp or int64 (ms) field; it is " +
+                                   TypeName(tt));
+  }
+  WEIR_ASSIGN_OR_RETURN(plan.size_ms, config.GetDurationMs("size"));
+  if (plan.size_ms <= 0) {
+    return Status::InvalidArgument(config.path() + ".size: must be positive, got " +
+                                   std::to_string(plan.size_ms) + " ms");
+  }
+  WEIR_ASSIGN_OR_RETURN(plan.lateness_ms, config.GetDurationMs("allowed_lateness", 0));
+  if (plan.lateness_ms < 0) {
+    return Status::InvalidArgument(config.path() + ".allowed_lateness: must not be negative");
+  }
+  plan.output.Add("window_start", Type::kTimestamp);
+  plan.output.Add("window_end", Type::kTimestamp);
+  WEIR_ASSIGN_OR_RETURN(plan.aggs, ParseAggregations(config, input, &plan.output));
+  return plan;
+}
+
+// Window ends as map keys and timer namespaces: big-endian with the sign bit flipped, so the
+// windows of a key iterate in time order.
+void EncodeEnd(int64_t end, std::string* out) {
+  const uint64_t u = static_cast<uint64_t>(end) ^ (uint64_t{1} << 63);
+  out->resize(8);
+  for (int i = 0; i < 8; ++i) (*out)[i] = static_cast<char>((u >> (8 * (7 - i))) & 0xff);
+}
+bool DecodeEnd(std::string_view in, int64_t* end) {
+  if (in.size() != 8) return false;
+  uint64_t u = 0;
+  for (int i = 0; i < 8; ++i) u = (u << 8) | static_cast<uint8_t>(in[i]);
+  *end = static_cast<int64_t>(u ^ (uint64_t{1} << 63));
+  return true;
+}
+
+int64_t SaturatingAdd(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? std::numeric_limits<int64_t>::max()
+                                                     : std::numeric_limits<int64_t>::min();
+  return r;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+class WindowAggregate : public Operator {
+ public:
+  explicit WindowAggregate(WindowPlan plan)
+      : plan_(std::move(plan)),
+        keys_(plan_.key_idx, plan_.key_schema),
+        acc_(plan_.aggs.acc_schema.size()) {}
+
+  Status Open(const OperatorContext& ctx) override {
+    max_parallelism_ = ctx.max_parallelism;
+    metrics_ = ctx.metrics;
+    log_prefix_ = ctx.log_prefix;
+    WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
+    WEIR_ASSIGN_OR_RETURN(windows_, store_->GetMapState("windows"));
+    WEIR_ASSIGN_OR_RETURN(timers_, store_->GetTimerService("windows"));
+    if (ctx.restored != nullptr) {
+      bool any = false;
+      int64_t min = kMaxWatermark;
+      for (const proto::NamedList& list : ctx.restored->operator_state) {
+        if (list.name() != kWatermarkList) continue;
+        for (const std::string& e : list.entries()) {
+          int64_t wm = 0;
+          if (!state::Codec<int64_t>::Decode(e, &wm)) {
+            return Status::DataLoss("window_aggregate: malformed restored watermark");
+          }
+          min = std::min(min, wm);
+          any = true;
+        }
+      }
+      if (any) watermark_ = min;
+    }
+    return Status::Ok();
+  }
+
+  Status Process(RowBatch& in, Output& out) override {
+    out_.Clear();
+    for (size_t r = 0; r < in.size(); ++r) {
+      const Row& row = in[r];
+      const Value& tv = row[plan_.time_idx];
+      if (tv.is_null()) {
+        ++no_time_;
+        LogDropped("without a time", 0);
+        continue;
+      }
+      const int64_t t = tv.i;
+      // floor(t / size) * size, also for negative times; a window that would start before
+      // the smallest int64 has no representable start: such a time is unusable.
+      int64_t start = t - t % plan_.size_ms;
+      if (t % plan_.size_ms < 0 && __builtin_sub_overflow(start, plan_.size_ms, &start)) {
+        ++no_time_;
+        LogDropped("with a time too small for its window", t);
+        continue;
+      }
+      const int64_t end = SaturatingAdd(start, plan_.size_ms);
+      const int64_t max_ts = end - 1;
+      const int64_t cleanup = SaturatingAdd(max_ts, plan_.lateness_ms);
+      if (cleanup <= watermark_) {
+        ++late_;
+        if (metrics_ != nullptr) metrics_->late_records_dropped.fetch_add(1, std::memory_order_relaxed);
+        LogDropped("late", t);
+        continue;
+      }
+      keys_.Extract(row, max_parallelism_);
+      WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(keys_.key_group(), keys_.key()));
+      EncodeEnd(end, &window_key_);
+      const bool present = windows_.Get(window_key_, &acc_bytes_);
+      if (present) {
+        WEIR_RETURN_IF_ERROR(DecodeAcc(acc_bytes_));
+      } else {
+        for (auto& v : acc_.fields) v.SetNull();
+      }
+      UpdateAccumulators(plan_.aggs, row, acc_);
+      acc_buf_.Clear();
+      SerializeRow(acc_, plan_.aggs.acc_schema, acc_buf_);
+      WEIR_RETURN_IF_ERROR(windows_.Put(
+          window_key_,
+          std::string_view(reinterpret_cast<const char*>(acc_buf_.data()), acc_buf_.size())));
+      if (!present) {
+        // As Flink's event-time trigger: no timer for a window the watermark has passed (its
+        // row goes out below); it would fire a second time at the next watermark.
+        if (max_ts > watermark_) {
+          WEIR_RETURN_IF_ERROR(timers_->RegisterEventTimeTimer(max_ts, window_key_));
+        }
+        if (cleanup != max_ts) {
+          WEIR_RETURN_IF_ERROR(timers_->RegisterEventTimeTimer(cleanup, window_key_));
+        }
+      }
+      // The window already fired (allowed lateness): its updated result goes out now.
+      if (max_ts <= watermark_) WriteRow(keys_.key_row(), end, out_.Append(plan_.output.size()));
+      WEIR_RETURN_IF_ERROR(FlushIfFull(out));
+    }
+    if (out_.empty()) return Status::Ok();
+    return out.Emit(out_);
+  }
+
+  Status OnWatermark(int64_t watermark, Output& out) override {
+    if (watermark > watermark_) watermark_ = watermark;
+    out_.Clear();
+    WEIR_RETURN_IF_ERROR(timers_->AdvanceWatermark(
+        watermark_, [&](const state::InternalTimerService::Timer& timer) { return Fire(timer, out); }));
+    if (out_.empty()) return Status::Ok();
+    return out.Emit(out_);
+  }
+
+  // End of input: every window fires (the task also sends kMaxWatermark first; then this
+  // finds nothing left).
+  Status Finish(Output& out) override { return OnWatermark(kMaxWatermark, out); }
+
+  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
+    WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
+    out->keyed = AdaptKeyedSnapshot(std::move(upload));
+    proto::NamedList list;
+    list.set_name(kWatermarkList);
+    list.set_mode(proto::NamedList::UNION);
+    std::string wm;
+    state::Codec<int64_t>::Encode(watermark_, &wm);
+    list.add_entries(std::move(wm));
+    out->operator_state.push_back(std::move(list));
+    return Status::Ok();
+  }
+  void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
+  void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
+
+  Status Close() override {
+    store_.reset();
+    return Status::Ok();
+  }
+
+ private:
+  Status Fire(const state::InternalTimerService::Timer& timer, Output& out) {
+    int64_t end = 0;
+    if (!DecodeEnd(timer.ns, &end)) {
+      return Status::DataLoss("window_aggregate: malformed window timer in state");
+    }
+    const int64_t max_ts = end - 1;
+    const int64_t cleanup = SaturatingAdd(max_ts, plan_.lateness_ms);
+    if (timer.timestamp == max_ts && windows_.Get(timer.ns, &acc_bytes_)) {
+      WEIR_RETURN_IF_ERROR(DecodeAcc(acc_bytes_));
+      if (!keys_.Decode(timer.key, key_row_)) {
+        return Status::DataLoss("window_aggregate: corrupt key in state");
+      }
+      WriteRow(key_row_, end, out_.Append(plan_.output.size()));
+      WEIR_RETURN_IF_ERROR(FlushIfFull(out));
+    }
+    if (timer.timestamp == cleanup) WEIR_RETURN_IF_ERROR(windows_.Remove(timer.ns));
+    return Status::Ok();
+  }
+
+  void WriteRow(const Row& key, int64_t end, Row& out) {
+    size_t i = 0;
+    for (; i < key.size(); ++i) out[i].CopyFrom(key[i]);
+    out[i++].SetTimestamp(end - plan_.size_ms);
+    out[i++].SetTimestamp(end);
+    WriteAggregates(plan_.aggs, acc_, out, i);
+  }
+
+  Status FlushIfFull(Output& out) {
+    if (out_.size() < RowBatch::kDefaultCapacity) return Status::Ok();
+    WEIR_RETURN_IF_ERROR(out.Emit(out_));
+    out_.Clear();
+    return Status::Ok();
+  }
+
+  Status DecodeAcc(std::string_view bytes) {
+    const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+    if (!DeserializeRow(&p, p + bytes.size(), plan_.aggs.acc_schema, acc_)) {
+      return Status::DataLoss("window_aggregate: corrupt accumulator in state");
+    }
+    return Status::Ok();
+  }
+
+  // At most one line per kLogEveryMs, with the totals so far.
+  void LogDropped(const char* why, int64_t t) {
+    const int64_t now = NowMs();
+    if (last_log_ms_ != 0 && now - last_log_ms_ < kLogEveryMs) return;
+    last_log_ms_ = now;
+    ModuleLogger("task")->warn(
+        "{} window_aggregate: dropped a record {} (time {}, watermark {}, allowed lateness {} ms); "
+        "{} late and {} without a usable time dropped so far",
+        log_prefix_, why, t, watermark_, plan_.lateness_ms, late_, no_time_);
+  }
+
+  WindowPlan plan_;
+  KeyExtractor keys_;
+  std::unique_ptr<state::KeyedStateStore> store_;
+  state::MapState windows_;
+  state::InternalTimerService* timers_ = nullptr;
+  OperatorMetrics* metrics_ = nullptr;
+  std::string log_prefix_;
+  int max_parallelism_ = 128;
+  int64_t watermark_ = kMinWatermark;
+  int64_t late_ = 0;
+  int64_t no_time_ = 0;
+  int64_t last_log_ms_ = 0;
+  std::string window_key_;
+  std::string acc_bytes_;
+  Row acc_;
+  Row key_row_;
+  ByteBuffer acc_buf_;
+  RowBatch out_;
+};
+
+class WindowAggregateFactory : public OperatorFactory {
+ public:
+  OperatorKind kind() const override { return OperatorKind::kTransform; }
+  Result<Schema> Validate(const Config& config, const Schema& input) const override {
+    WEIR_ASSIGN_OR_RETURN(WindowPlan plan, PlanWindow(config, input));
+    return plan.output;
+  }
+  std::vector<std::string> RequiredInputKey(const Config& config) const override {
+    auto keys = config.GetStringList("key");
+    return keys.ok() ? keys.value() : std::vector<std::string>{};
+  }
+  Result<std::unique_ptr<Operator>> Create(const Config& config,
+                                           const Schema& input) const override {
+    WEIR_ASSIGN_OR_RETURN(WindowPlan plan, PlanWindow(config, input));
+    return std::unique_ptr<Operator>(std::make_unique<WindowAggregate>(std::move(plan)));
+  }
+};
+
+}  // namespace
+
+void RegisterWindowAggregate(OperatorRegistry& r) {
+  r.Register("window_aggregate", std::make_unique<WindowAggregateFactory>());
+}
+
+}  // namespace weir
