@@ -599,6 +599,7 @@ class CommittingFileSink : public Operator {
       int64_t end = 0;
       if (cfg_.commit) {
         end = start + tmpl_.granularity_ms();
+        if (cfg_.commit_empty && start < min_start_seen_) min_start_seen_ = start;
         // Could this partition be committed already? Then the row must not go into it.
         if (end - 1 + cfg_.commit_delay_ms <= late_wm) {
           kind = Kind::kLate;
@@ -1124,7 +1125,11 @@ class CommittingFileSink : public Operator {
       // One subtask enumerates the time partitions, from the first complete one it saw.
       const int64_t g = tmpl_.granularity_ms();
       const int64_t last_start = ((watermark + 1 - cfg_.commit_delay_ms) / g) * g - g;
-      if (next_empty_start_ == kMinWatermark) next_empty_start_ = last_start;
+      // From the earliest partition this subtask wrote (so gaps after it are marked), else
+      // from the newest complete one.
+      if (next_empty_start_ == kMinWatermark) {
+        next_empty_start_ = std::min(min_start_seen_, last_start);
+      }
       for (int64_t s = next_empty_start_; s <= last_start; s += g) {
         WEIR_ASSIGN_OR_RETURN(bool created, WriteMarker(tmpl_.RenderTime(s)));
         marked += created;
@@ -1250,6 +1255,7 @@ class CommittingFileSink : public Operator {
   std::map<int64_t, int64_t> wm_at_barrier_;        // checkpoint -> input watermark
   std::map<std::string, int64_t> open_partitions_;  // written, not yet marked: dir -> end
   int64_t next_empty_start_ = kMinWatermark;        // empty_partitions (subtask 0)
+  int64_t min_start_seen_ = kMaxWatermark;          // earliest partition written
 
   int64_t rows_written_ = 0, late_rows_ = 0, dirty_rows_ = 0;
   // Reconciliation: what the counters already hold of the three above.

@@ -772,7 +772,13 @@ TEST_F(PartitionedSinkTest, PartitionsByEventTimeAndMarksThemOnlyAfterTheWaterma
   }
   job.NotifyWithWatermarks(2);
   const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
-  while (!fs::exists(out_ / HourDir(8) / "_SUCCESS") && std::chrono::steady_clock::now() < deadline) {
+  auto all_marked = [&] {
+    for (int h = 0; h < 9; ++h) {
+      if (!fs::exists(out_ / HourDir(h) / "_SUCCESS")) return false;
+    }
+    return true;
+  };
+  while (!all_marked() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   job.Cancel();
@@ -947,11 +953,18 @@ TEST_F(PartitionedSinkTest, RestoreCommitsPartitionedFilesAndMarksLater) {
     ASSERT_TRUE(second.Checkpoint(2));
     second.NotifyWithWatermarks(2);
     ASSERT_TRUE(AwaitCommitted(PendingIn(second.Acks(2), "out"), 2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the commit's bookkeeping
     ASSERT_TRUE(second.Checkpoint(3));
     second.NotifyWithWatermarks(3);
     const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
-    while (!fs::exists(out_ / HourDir(7) / "_SUCCESS") &&
-           std::chrono::steady_clock::now() < deadline) {
+    // Each subtask marks the partitions it wrote: wait for all of them.
+    auto all_marked = [&] {
+      for (int h = 0; h < 8; ++h) {
+        if (!fs::exists(out_ / HourDir(h) / "_SUCCESS")) return false;
+      }
+      return true;
+    };
+    while (!all_marked() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     second.Cancel();
@@ -967,6 +980,36 @@ TEST_F(PartitionedSinkTest, RestoreCommitsPartitionedFilesAndMarksLater) {
   ExpectEachOnce(seen, kTotal);
   for (int h = 0; h < 8; ++h) EXPECT_TRUE(fs::exists(out_ / HourDir(h) / "_SUCCESS")) << h;
   EXPECT_FALSE(fs::exists(out_ / HourDir(8) / "_SUCCESS"));
+}
+
+TEST_F(PartitionedSinkTest, EmptyPartitionsAreMarkedOnlyOnceTheWatermarkPassesThem) {
+  // Hours 0 and 3 have data, hours 1 and 2 none; the last id is in hour 3.
+  Attempt job(PYaml(1, 1, "total: 7200, hold: true",
+                    "partition: \"dt={ts:%Y-%m-%d}/hour={ts:%H}\", "
+                    "partition_commit: {empty_partitions: true}",
+                    "if(id < 3600, id * 1000, id * 1000 + 7200000)"),
+              "job1", 0, dir_ / ".state");
+  ASSERT_TRUE(job.AwaitSourceRows(7200));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(job.Checkpoint(1));
+  job.NotifyWithWatermarks(1);
+  // Checkpoint 2 reports what checkpoint 1's commit covered: wait for that commit.
+  ASSERT_TRUE(AwaitCommitted(PendingIn(job.Acks(1), "out"), 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(job.Checkpoint(2));
+  job.NotifyWithWatermarks(2);
+  const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+  while (!fs::exists(out_ / HourDir(2) / "_SUCCESS") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  job.Cancel();
+  job.Join();
+  for (int h = 0; h < 3; ++h) EXPECT_TRUE(fs::exists(out_ / HourDir(h) / "_SUCCESS")) << h;
+  EXPECT_FALSE(fs::exists(out_ / HourDir(3) / "_SUCCESS")) << "hour 3 is not over";
+  EXPECT_FALSE(fs::exists(out_ / HourDir(4))) << "nothing past the watermark";
+  const auto data = DataFiles(out_);
+  EXPECT_EQ(data.count(HourDir(1)), 0u);
+  EXPECT_EQ(data.count(HourDir(0)), 1u);
 }
 
 TEST(PartitionTemplateTest, RendersFieldsAndTimesAndRejectsBadValues) {
