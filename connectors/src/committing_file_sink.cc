@@ -669,18 +669,7 @@ class CommittingFileSink : public Operator {
       commit_error_ = Status::Ok();
       return st;
     }
-    WEIR_RETURN_IF_ERROR(SealAll());
-    for (PendingFile& p : sealed_) {
-      p.checkpoint = checkpoint_id;
-      pending_.push_back(std::move(p));
-    }
-    const bool any_sealed = !sealed_.empty();
-    sealed_.clear();
-    if (any_sealed) {
-      // The checkpoint will name the pending files: their names must survive a crash.
-      Status st = SyncDir(staging_dir_);
-      if (!st.ok()) return Fail(st);
-    }
+    WEIR_RETURN_IF_ERROR(PreCommit(checkpoint_id));
 
     proto::NamedList pending;
     pending.set_name(std::string(kPendingList));
@@ -772,13 +761,7 @@ class CommittingFileSink : public Operator {
   // The input ended: no checkpoint will come, so everything is committed now.
   Status Finish(Output&) override {
     if (!io_error_.ok()) return io_error_;
-    WEIR_RETURN_IF_ERROR(SealAll());
-    for (PendingFile& p : sealed_) {
-      p.checkpoint = next_checkpoint_;
-      pending_.push_back(std::move(p));
-    }
-    sealed_.clear();
-    WEIR_RETURN_IF_ERROR(SyncDir(staging_dir_));
+    WEIR_RETURN_IF_ERROR(PreCommit(next_checkpoint_));
     Status st = CommitPending(std::numeric_limits<int64_t>::max());
     ReportCounts();
     if (!lost_.ok()) return lost_;
@@ -1011,6 +994,22 @@ class CommittingFileSink : public Operator {
     std::vector<Writer*> all;
     for (auto& [dir, w] : writers_) all.push_back(w.get());
     for (Writer* w : all) WEIR_RETURN_IF_ERROR(Seal(w));
+    return Status::Ok();
+  }
+
+  // Closes every open file and makes everything sealed since the last barrier pending for
+  // `checkpoint_id`.
+  Status PreCommit(int64_t checkpoint_id) {
+    WEIR_RETURN_IF_ERROR(SealAll());
+    if (sealed_.empty()) return Status::Ok();
+    for (PendingFile& p : sealed_) {
+      p.checkpoint = checkpoint_id;
+      pending_.push_back(std::move(p));
+    }
+    sealed_.clear();
+    // The checkpoint will name the pending files: their names must survive a crash.
+    Status st = SyncDir(staging_dir_);
+    if (!st.ok()) return Fail(st);
     return Status::Ok();
   }
 

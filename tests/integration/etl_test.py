@@ -52,16 +52,6 @@ TOTAL = 30000
 BAD_EVERY = 50
 
 
-def dirty_rows(path):
-    rows = []
-    for root, dirs, files in os.walk(path):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            with open(os.path.join(root, name)) as fh:
-                rows.extend(json.loads(line) for line in fh if line.strip())
-    return rows
-
-
 class EtlTest(unittest.TestCase):
     def setUp(self):
         self.cluster = Cluster(taskmanagers=3, slots=2, jm_args=["--heartbeat-timeout-ms", "3000"])
@@ -93,7 +83,7 @@ class EtlTest(unittest.TestCase):
 
         def done():
             return (len(committed_rows(out)) + len(committed_rows(os.path.join(out, "_late")))
-                    >= good and len(dirty_rows(dirty)) >= len(bad))
+                    >= good and len(committed_rows(dirty)) >= len(bad))
         wait_for(done, 120, "every event committed", interval=0.5)
         time.sleep(1.2)  # a couple more checkpoints: anything beyond would be a duplicate
 
@@ -103,7 +93,7 @@ class EtlTest(unittest.TestCase):
         self.assertEqual(set(ids), set(range(TOTAL)) - bad)
         for r in rows[:1000]:
             self.assertEqual(r["record_id"], f"events/{r['partition']}/{r['offset']}")
-        d = dirty_rows(dirty)
+        d = committed_rows(dirty)
         origins = collections.Counter((r["partition"], r["offset"]) for r in d)
         self.assertFalse([o for o, n in origins.items() if n > 1], "dirty records written twice")
         self.assertEqual(len(d), len(bad))

@@ -4,13 +4,12 @@ task manager kill -9 and a broker outage; the group's offsets follow the checkpo
 restore at parallelism 1 and 3 and read onward exactly once; the sink writes every row of a
 bounded job; bad configs fail at submission."""
 import collections
-import glob
 import json
 import os
 import time
 import unittest
 
-from harness import Cluster, test_failed, wait_for
+from harness import Cluster, committed_rows, test_failed, wait_for
 from kafka_harness import DevBroker
 
 JOB = """
@@ -35,15 +34,6 @@ vertices:
 edges:
   - {{from: src, to: out}}
 """
-
-
-def committed_rows(path):
-    rows = []
-    for f in glob.glob(os.path.join(path, "*")):
-        if os.path.isfile(f):
-            with open(f) as fh:
-                rows.extend(json.loads(line) for line in fh if line.strip())
-    return rows
 
 
 class KafkaTest(unittest.TestCase):

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include <zlib.h>
 
@@ -19,6 +20,7 @@
 
 #include "weir/job_graph.h"
 #include "weir/partition_template.h"
+#include "weir/record_counters.h"
 #include "weir/jobmanager/checkpoint_coordinator.h"
 #include "weir/network.h"
 #include "weir/task.h"
@@ -737,6 +739,22 @@ edges:
     return out;
   }
 
+  // Waits (at most the hang guard) until hours [from, to) have success files. Each subtask
+  // marks the partitions it wrote, a little apart: the checks come after, so a timeout shows
+  // there as a missing marker.
+  void AwaitMarkers(int from, int to) const {
+    const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+    auto all_marked = [&] {
+      for (int h = from; h < to; ++h) {
+        if (!fs::exists(out_ / HourDir(h) / "_SUCCESS")) return false;
+      }
+      return true;
+    };
+    while (!all_marked() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+
   static std::string HourDir(int64_t hour) {
     char buf[64];
     snprintf(buf, sizeof buf, "dt=1970-01-%02d/hour=%02d", static_cast<int>(1 + hour / 24),
@@ -771,16 +789,7 @@ TEST_F(PartitionedSinkTest, PartitionsByEventTimeAndMarksThemOnlyAfterTheWaterma
     }
   }
   job.NotifyWithWatermarks(2);
-  const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
-  auto all_marked = [&] {
-    for (int h = 0; h < 9; ++h) {
-      if (!fs::exists(out_ / HourDir(h) / "_SUCCESS")) return false;
-    }
-    return true;
-  };
-  while (!all_marked() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  AwaitMarkers(0, 9);
   job.Cancel();
   job.Join();
   for (int h = 0; h < 9; ++h) EXPECT_TRUE(fs::exists(out_ / HourDir(h) / "_SUCCESS")) << h;
@@ -956,17 +965,7 @@ TEST_F(PartitionedSinkTest, RestoreCommitsPartitionedFilesAndMarksLater) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the commit's bookkeeping
     ASSERT_TRUE(second.Checkpoint(3));
     second.NotifyWithWatermarks(3);
-    const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
-    // Each subtask marks the partitions it wrote: wait for all of them.
-    auto all_marked = [&] {
-      for (int h = 0; h < 8; ++h) {
-        if (!fs::exists(out_ / HourDir(h) / "_SUCCESS")) return false;
-      }
-      return true;
-    };
-    while (!all_marked() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
+    AwaitMarkers(0, 8);
     second.Cancel();
     second.Join();
   }
@@ -998,10 +997,7 @@ TEST_F(PartitionedSinkTest, EmptyPartitionsAreMarkedOnlyOnceTheWatermarkPassesTh
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ASSERT_TRUE(job.Checkpoint(2));
   job.NotifyWithWatermarks(2);
-  const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
-  while (!fs::exists(out_ / HourDir(2) / "_SUCCESS") && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  AwaitMarkers(0, 3);
   job.Cancel();
   job.Join();
   for (int h = 0; h < 3; ++h) EXPECT_TRUE(fs::exists(out_ / HourDir(h) / "_SUCCESS")) << h;
@@ -1103,6 +1099,69 @@ edges: [{from: gen, to: out}]
   check("{path: /tmp/x, late_dir: ../x}", "config.late_dir");
   check("{path: /tmp/x, rolling: {max_sise: 1}}", "max_sise");
   check("{path: /tmp/x, max_open_files: 0}", "config.max_open_files");
+}
+
+}  // namespace
+}  // namespace weir
+
+// ------------------------------------------------------------------ corrupt restored state
+namespace weir {
+namespace {
+
+TEST(CorruptRestoredStateTest, SinkPartitionAndEventTimeEntriesAreRefusedByName) {
+  const fs::path dir = fs::temp_directory_path() / ("weir-corrupt-state-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  Schema schema;
+  schema.Add("ts", Type::kTimestamp);
+  auto cfg = Config::Parse("{path: \"" + dir.string() + "\", partition: \"h={ts:%H}\"}", "c");
+  ASSERT_TRUE(cfg.ok());
+  for (const auto& [list, entry, want] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"partitions", std::string("t1\0../x\0" "5", 9), "corrupt 'partitions' entry"},
+           {"partitions", std::string("t1\0h=01\0five", 12), "corrupt 'partitions' entry"},
+           {"event_time", std::string("e1\0soon", 7), "corrupt 'event_time' entry"},
+           {"event_time", "e2", "corrupt 'event_time' entry"},
+       }) {
+    auto op = BuiltinOperators().Find("committing_file")->Create(*cfg, schema);
+    ASSERT_TRUE(op.ok());
+    RestoredState restored;
+    proto::NamedList l;
+    l.set_name(list);
+    l.add_entries(entry);
+    restored.operator_state.push_back(l);
+    OperatorContext ctx;
+    ctx.job_id = "j";
+    ctx.vertex_id = "out";
+    ctx.restored = &restored;
+    Status st = (*op)->Open(ctx);
+    EXPECT_EQ(st.code(), StatusCode::kDataLoss) << list;
+    EXPECT_NE(st.message().find(want), std::string::npos) << st.message();
+  }
+  fs::remove_all(dir);
+}
+
+TEST(CorruptRestoredStateTest, RecordCountersRefuseCorruptEntriesAndAddUpGoodOnes) {
+  RestoredState restored;
+  proto::NamedList l;
+  l.set_name("_counts");
+  l.add_entries(std::string("c1\0read\0" "10\0dirty\0" "2", 18));
+  l.add_entries(std::string("c1\0read\0" "5", 9));
+  restored.operator_state.push_back(l);
+  RecordCounters c;
+  ASSERT_TRUE(c.Restore(&restored).ok());
+  EXPECT_EQ(c.Get("read"), 15);
+  EXPECT_EQ(c.Get("dirty"), 2);
+  for (const std::string& bad : {std::string("c2\0read\0" "1", 9), std::string("c1\0read", 7),
+                                 std::string("c1\0read\0x", 9)}) {
+    RestoredState r;
+    proto::NamedList b;
+    b.set_name("_counts");
+    b.add_entries(bad);
+    r.operator_state.push_back(b);
+    RecordCounters rc;
+    Status st = rc.Restore(&r);
+    EXPECT_EQ(st.code(), StatusCode::kDataLoss);
+    EXPECT_NE(st.message().find("corrupt '_counts' entry"), std::string::npos);
+  }
 }
 
 }  // namespace
