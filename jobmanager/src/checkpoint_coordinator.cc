@@ -21,15 +21,64 @@ std::shared_ptr<spdlog::logger> Log() {
   return logger;
 }
 
-void FsyncPath(const std::string& path, int flags) {
-  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
+bool IsSafeRelativePath(const std::string& p) {
+  if (p.empty() || p.front() == '/') return false;
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t end = p.find('/', start);
+    if (end == std::string::npos) end = p.size();
+    std::string_view part(p.data() + start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
   }
+  return true;
 }
 
 }  // namespace
+
+Status FsyncDirectory(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::IoError("cannot open directory " + dir + ": " + strerror(errno));
+  if (::fsync(fd) != 0) {
+    std::string err = strerror(errno);
+    ::close(fd);
+    return Status::IoError("fsync of directory " + dir + " failed: " + err);
+  }
+  ::close(fd);
+  return Status::Ok();
+}
+
+Status ValidateAckFiles(const proto::AcknowledgeCheckpointRequest& ack,
+                        const std::string& own_prefix) {
+  for (const auto& os : ack.states()) {
+    if (!os.has_keyed()) continue;
+    for (const auto& f : os.keyed().files()) {
+      const std::string& p = f.path();
+      const bool placed = own_prefix.empty() || p.rfind("shared/", 0) == 0 ||
+                          p.rfind(own_prefix, 0) == 0;
+      if (!IsSafeRelativePath(p) || !placed) {
+        return Status::InvalidArgument(
+            "acknowledgement of checkpoint " + std::to_string(ack.checkpoint_id()) + " from '" +
+            ack.task_id() + "' subtask " + std::to_string(ack.subtask()) +
+            " names file '" + p + "' outside " +
+            (own_prefix.empty() ? std::string("its savepoint directory")
+                                : "shared/ and " + own_prefix));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+void RemoveCheckpointFiles(const std::string& dir, const std::string& root,
+                           const std::vector<std::string>& shared_files) {
+  std::error_code ec;
+  if (!dir.empty()) fs::remove_all(dir, ec);
+  if (ec) Log()->warn("cannot remove {}: {}", dir, ec.message());
+  for (const std::string& f : shared_files) {
+    fs::remove(root + "/" + f, ec);
+    if (ec) Log()->warn("cannot remove {}/{}: {}", root, f, ec.message());
+  }
+}
 
 Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp";
@@ -51,12 +100,11 @@ Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
     ::close(fd);
     return Status::IoError("fsync of " + tmp + " failed: " + err);
   }
-  ::close(fd);
+  if (::close(fd) != 0) return Status::IoError("close of " + tmp + " failed: " + strerror(errno));
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return Status::IoError("rename " + tmp + " -> " + path + " failed: " + strerror(errno));
   }
-  FsyncPath(fs::path(path).parent_path().string(), O_RDONLY | O_DIRECTORY);
-  return Status::Ok();
+  return FsyncDirectory(fs::path(path).parent_path().string());
 }
 
 Result<proto::CheckpointMetadata> ReadMetadata(const std::string& dir) {
@@ -126,7 +174,9 @@ int64_t CheckpointCoordinator::last_completed_id() const {
 
 std::optional<std::string> CheckpointCoordinator::Tick(bool all_running) {
   const int64_t now = clock_();
-  if (pending_ && now - pending_->trigger_ms > settings_.timeout_ms) {
+  // A checkpoint being finalized is waiting for a disk, not for subtasks: its outcome comes
+  // back through Finalized().
+  if (pending_ && !pending_->finalizing && now - pending_->trigger_ms > settings_.timeout_ms) {
     return Abort("checkpoint " + std::to_string(pending_->id) + " expired after " +
                  std::to_string(settings_.timeout_ms) + " ms");
   }
@@ -169,8 +219,8 @@ void CheckpointCoordinator::Trigger(const proto::CheckpointOptions& options,
       for (int i = 0; i < t.parallelism; ++i) sources.push_back({t.id, i});
     }
   }
-  std::error_code ec;
-  fs::create_directories(dir, ec);
+  // No directory is created here (no disk under the caller's lock): the state backends create
+  // theirs, and finalization creates chk-n before writing _metadata.
   Log()->info("job={} checkpoint={} triggered{} -> {}", job_id_, p->id,
               options.savepoint() ? " (savepoint)" : "", dir);
   for (const auto& [task, sub] : sources) {
@@ -185,7 +235,7 @@ void CheckpointCoordinator::Trigger(const proto::CheckpointOptions& options,
     const std::string addr = locate_(task, sub);
     // Runs later on the executor: capture the gateway, never the coordinator (it may be gone
     // by then, e.g. when the job fails right after the trigger).
-    executor_([gateway = gateway_, addr, req] {
+    executor_(TaskManagerLane(addr), [gateway = gateway_, addr, req] {
       Status st = gateway->TriggerCheckpoint(addr, req);
       if (!st.ok()) {
         Log()->warn("job={} checkpoint={} trigger at {} failed: {}", req.job_id(),
@@ -202,7 +252,12 @@ std::optional<std::string> CheckpointCoordinator::Acknowledge(
   if (!pending_ || ack.checkpoint_id() != pending_->id || ack.attempt() != attempt_) {
     return std::nullopt;  // late or for an aborted checkpoint: its files are cleaned with it
   }
-  if (pending_->waiting.erase({ack.task_id(), ack.subtask()}) == 0) return std::nullopt;
+  if (pending_->finalizing) return std::nullopt;
+  if (!pending_->waiting.count({ack.task_id(), ack.subtask()})) return std::nullopt;
+  Status valid = ValidateAckFiles(
+      ack, pending_->options.savepoint() ? "" : "chk-" + std::to_string(pending_->id) + "/");
+  if (!valid.ok()) return Abort(valid.message());
+  pending_->waiting.erase({ack.task_id(), ack.subtask()});
   pending_->acks.push_back(ack);
   if (!pending_->waiting.empty()) return std::nullopt;
   return Complete();
@@ -211,13 +266,13 @@ std::optional<std::string> CheckpointCoordinator::Acknowledge(
 std::optional<std::string> CheckpointCoordinator::Decline(
     const proto::DeclineCheckpointRequest& d) {
   if (!pending_ || d.checkpoint_id() != pending_->id || d.attempt() != attempt_) return std::nullopt;
+  if (pending_->finalizing) return std::nullopt;  // every subtask acknowledged it already
   return Abort("checkpoint " + std::to_string(d.checkpoint_id()) + " declined by '" +
                d.task_id() + "' subtask " + std::to_string(d.subtask()) + ": " + d.reason());
 }
 
 std::optional<std::string> CheckpointCoordinator::Complete() {
   std::unique_ptr<Pending> p = std::move(pending_);
-  stats_.set_in_progress(0);
   proto::CheckpointMetadata md;
   md.set_format_version(kMetadataVersion);
   md.set_job_id(job_id_);
@@ -262,14 +317,7 @@ std::optional<std::string> CheckpointCoordinator::Complete() {
     std::sort(vs->mutable_subtasks()->begin(), vs->mutable_subtasks()->end(),
               [](const auto& a, const auto& b) { return a.subtask() < b.subtask(); });
   }
-  Status st = WriteFileAtomically(p->dir + "/_metadata", md.SerializeAsString());
-  if (!st.ok()) {
-    pending_ = std::move(p);
-    return Abort("writing the checkpoint metadata failed: " + st.message());
-  }
   const int64_t now = clock_();
-  last_end_ms_ = now;
-  consecutive_failures_ = 0;
   summary.set_id(p->id);
   summary.set_trigger_time_ms(p->trigger_ms);
   summary.set_duration_ms(now - p->trigger_ms);
@@ -277,8 +325,55 @@ std::optional<std::string> CheckpointCoordinator::Complete() {
   summary.set_incremental_size(incremental);
   summary.set_path(p->dir);
   summary.set_savepoint(p->options.savepoint());
+  for (const VertexSpec& v : plan_->spec.vertices) {
+    auto it = commit_wm.find(v.id);
+    // Only when every subtask reported: a missing one could still be behind.
+    if (it != commit_wm.end() && it->second.second == v.parallelism) {
+      p->commit_watermarks[v.id] = it->second.first;
+    }
+  }
+  p->summary = std::move(summary);
+  auto f = std::make_shared<Finalizing>();
+  f->completed = std::move(done);
+  f->savepoint = p->options.savepoint();
+  f->savepoint_done = p->savepoint_done;
+  DurableStep step;
+  if (!f->savepoint && prepare_durable_) step = prepare_durable_(p->dir, next_id_);
+  p->finalizing = f;
+  pending_ = std::move(p);
+  const std::string dir = f->completed.dir;
+  const std::string parent = fs::path(dir).parent_path().string();
+  // The I/O lane: chk-n and its _metadata made durable, then the job manager's step. The
+  // work never touches the coordinator (it may be gone by then).
+  executor_(kIoLane, [f, dir, parent, bytes = md.SerializeAsString(), step = std::move(step),
+                      cb = on_finalized_] {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    Status st = ec ? Status::IoError("cannot create " + dir + ": " + ec.message()) : Status::Ok();
+    if (st.ok()) st = WriteFileAtomically(dir + "/_metadata", bytes);
+    if (st.ok()) st = FsyncDirectory(parent);  // chk-n's own entry in its parent
+    if (st.ok() && step) st = step();
+    if (cb) cb(f, st);
+  });
+  return std::nullopt;
+}
+
+std::optional<std::string> CheckpointCoordinator::Finalized(const std::shared_ptr<Finalizing>& f,
+                                                            const Status& st) {
+  if (!pending_ || pending_->finalizing != f) return std::nullopt;  // not this attempt's
+  if (!st.ok()) {
+    pending_->finalizing.reset();
+    return Abort("making the checkpoint durable failed: " + st.message());
+  }
+  std::unique_ptr<Pending> p = std::move(pending_);
+  stats_.set_in_progress(0);
+  const int64_t now = clock_();
+  last_end_ms_ = now;
+  consecutive_failures_ = 0;
+  proto::CheckpointSummary& summary = p->summary;
+  summary.set_duration_ms(now - p->trigger_ms);
   Log()->info("job={} checkpoint={} complete in {} ms: {} bytes ({} new){}", job_id_, p->id,
-              now - p->trigger_ms, state_size, incremental,
+              now - p->trigger_ms, summary.state_size(), summary.incremental_size(),
               p->options.savepoint() ? ", savepoint " + p->dir : "");
   if (p->options.savepoint()) {
     *stats_.mutable_latest_savepoint() = summary;
@@ -289,25 +384,17 @@ std::optional<std::string> CheckpointCoordinator::Complete() {
     recent->Add()->CopyFrom(summary);
     std::rotate(recent->rbegin(), recent->rbegin() + 1, recent->rend());  // newest first
     while (recent->size() > 5) recent->RemoveLast();
-    completed_.push_back(std::move(done));
+    completed_.push_back(f->completed);
     Prune();
     if (on_completed_) on_completed_(p->dir);
   }
-  std::map<std::string, int64_t> watermarks;
-  for (const VertexSpec& v : plan_->spec.vertices) {
-    auto it = commit_wm.find(v.id);
-    // Only when every subtask reported: a missing one could still be behind.
-    if (it != commit_wm.end() && it->second.second == v.parallelism) {
-      watermarks[v.id] = it->second.first;
-    }
-  }
-  Notify(p->id, true, watermarks);
+  Notify(p->id, true, p->commit_watermarks);
   if (p->savepoint_done) {
     proto::SavepointResponse resp;
     resp.set_path(p->dir);
     resp.set_checkpoint_id(p->id);
     auto cb = std::move(p->savepoint_done);
-    executor_([cb, resp] { cb(resp); });
+    executor_("", [cb, resp] { cb(resp); });
   }
   return std::nullopt;
 }
@@ -319,8 +406,8 @@ std::optional<std::string> CheckpointCoordinator::Abort(const std::string& reaso
   Log()->warn("job={} checkpoint={} aborted: {}", job_id_, p->id, reason);
   // Partial files of this checkpoint go; nothing shared is touched (a shared file uploaded by
   // this attempt is either referenced by a retained checkpoint or harmlessly orphaned).
-  std::error_code ec;
-  fs::remove_all(p->dir, ec);
+  // On the I/O lane, after any earlier work on it.
+  executor_(kIoLane, [dir = p->dir] { RemoveCheckpointFiles(dir, "", {}); });
   last_end_ms_ = clock_();
   proto::CheckpointSummary f;
   f.set_id(p->id);
@@ -336,7 +423,7 @@ std::optional<std::string> CheckpointCoordinator::Abort(const std::string& reaso
   Notify(p->id, false);
   if (p->savepoint_done) {
     auto cb = std::move(p->savepoint_done);
-    executor_([cb, reason] { cb(Status::Unavailable("savepoint failed: " + reason)); });
+    executor_("", [cb, reason] { cb(Status::Unavailable("savepoint failed: " + reason)); });
     return std::nullopt;  // a failed savepoint does not count against the job
   }
   ++consecutive_failures_;
@@ -348,10 +435,17 @@ std::optional<std::string> CheckpointCoordinator::Abort(const std::string& reaso
 }
 
 void CheckpointCoordinator::Shutdown(const std::string& reason) {
-  Abort(reason);
+  if (finalizing()) {
+    // Its outcome arrives after this attempt ended: the job manager handles it (a durable
+    // checkpoint is kept as the restart point; a failed one is removed).
+    pending_.reset();
+    stats_.set_in_progress(0);
+  } else {
+    Abort(reason);
+  }
   for (auto& [dir, done] : savepoint_requests_) {
     auto cb = std::move(done);
-    executor_([cb, reason] { cb(Status::Unavailable("savepoint not taken: " + reason)); });
+    executor_("", [cb, reason] { cb(Status::Unavailable("savepoint not taken: " + reason)); });
   }
   savepoint_requests_.clear();
 }
@@ -374,7 +468,7 @@ void CheckpointCoordinator::Notify(int64_t id, bool completed,
     req.set_checkpoint_id(id);
     req.set_completed(completed);
     for (const auto& [v, wm] : commit_watermarks) (*req.mutable_commit_watermarks())[v] = wm;
-    executor_([gateway = gateway_, addr, req] {  // not `this`: see Trigger
+    executor_(TaskManagerLane(addr), [gateway = gateway_, addr, req] {  // not `this`: see Trigger
       Status st = gateway->NotifyCheckpoint(addr, req);
       if (!st.ok()) {
         Log()->warn("job={} checkpoint={} notify at {} failed: {}", req.job_id(),
@@ -386,25 +480,33 @@ void CheckpointCoordinator::Notify(int64_t id, bool completed,
 
 void CheckpointCoordinator::Prune() {
   const size_t keep = static_cast<size_t>(std::max(1, settings_.retained));
-  while (completed_.size() > keep) {
-    Completed old = std::move(completed_.front());
-    completed_.pop_front();
-    std::error_code ec;
-    fs::remove_all(old.dir, ec);
-    // Shared files no retained checkpoint references any more. (With at most one checkpoint
-    // in flight, a newer in-flight one cannot reference a file the retained ones do not: it
-    // snapshots a newer state of the same backends.)
-    for (const std::string& f : old.files) {
-      if (f.rfind("shared/", 0) != 0) continue;
-      bool used = false;
-      for (const Completed& c : completed_) used = used || c.files.count(f);
-      if (!used) fs::remove(root_ + "/" + f, ec);
-    }
-    Log()->info("job={} checkpoint={} pruned", job_id_, old.id);
-  }
+  PruneCheckpoints(completed_, keep, root_, executor_, job_id_);
 }
 
 proto::CheckpointStats CheckpointCoordinator::Stats() const { return stats_; }
+
+void PruneCheckpoints(std::deque<CompletedCheckpoint>& completed, size_t keep,
+                      const std::string& root, const CheckpointCoordinator::Executor& executor,
+                      const std::string& job_id) {
+  while (completed.size() > keep) {
+    CompletedCheckpoint old = std::move(completed.front());
+    completed.pop_front();
+    // Shared files no retained checkpoint references any more. (With at most one checkpoint
+    // in flight, a newer in-flight one cannot reference a file the retained ones do not: it
+    // snapshots a newer state of the same backends.)
+    std::vector<std::string> unused;
+    for (const std::string& f : old.files) {
+      if (f.rfind("shared/", 0) != 0) continue;
+      bool used = false;
+      for (const CompletedCheckpoint& c : completed) used = used || c.files.count(f);
+      if (!used) unused.push_back(f);
+    }
+    Log()->info("job={} checkpoint={} pruned", job_id, old.id);
+    executor(kIoLane, [dir = old.dir, root, unused = std::move(unused)] {
+      RemoveCheckpointFiles(dir, root, unused);
+    });
+  }
+}
 
 Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>> PlanRestore(
     const proto::CheckpointMetadata& md, const std::string& dir, const ExecutionPlan& plan,

@@ -1,5 +1,6 @@
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 
@@ -41,23 +42,61 @@ class GrpcGateway : public TaskManagerGateway {
     return Convert(Stub(addr)->CancelJobTasks(&ctx, req, &resp));
   }
 
+  void Forget(const std::string& addr) override {
+    std::shared_ptr<proto::TaskManagerService::Stub> gone;  // released outside the lock
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = stubs_.find(addr);
+    if (it == stubs_.end()) return;
+    gone = std::move(it->second.stub);
+    stubs_.erase(it);
+  }
+
  private:
+  // gRPC's codes mapped to ours, so that callers can tell "unreachable" from "refused".
   static Status Convert(const grpc::Status& s) {
     if (s.ok()) return Status::Ok();
-    return Status::Unavailable(s.error_message() + " (gRPC code " +
-                               std::to_string(static_cast<int>(s.error_code())) + ")");
+    const std::string m = s.error_message() + " (gRPC code " +
+                          std::to_string(static_cast<int>(s.error_code())) + ")";
+    switch (s.error_code()) {
+      case grpc::StatusCode::UNAVAILABLE: return Status::Unavailable(m);
+      case grpc::StatusCode::DEADLINE_EXCEEDED: return Status::DeadlineExceeded(m);
+      case grpc::StatusCode::INVALID_ARGUMENT: return Status::InvalidArgument(m);
+      case grpc::StatusCode::NOT_FOUND: return Status::NotFound(m);
+      case grpc::StatusCode::ALREADY_EXISTS: return Status::AlreadyExists(m);
+      case grpc::StatusCode::FAILED_PRECONDITION: return Status::FailedPrecondition(m);
+      case grpc::StatusCode::RESOURCE_EXHAUSTED: return Status::ResourceExhausted(m);
+      case grpc::StatusCode::CANCELLED: return Status::Cancelled(m);
+      default: return Status::Internal(m);
+    }
   }
-  proto::TaskManagerService::Stub* Stub(const std::string& addr) {
+  // One channel per task manager address, kept while it is in use; the least recently used
+  // goes beyond kMaxStubs (task managers that restart come back on new ports), and Forget()
+  // drops a lost task manager's at once.
+  std::shared_ptr<proto::TaskManagerService::Stub> Stub(const std::string& addr) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto& stub = stubs_[addr];
-    if (!stub) {
-      stub = proto::TaskManagerService::NewStub(
+    auto& e = stubs_[addr];
+    e.last_use = ++use_counter_;
+    if (!e.stub) {
+      e.stub = proto::TaskManagerService::NewStub(
           grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
     }
-    return stub.get();
+    auto stub = e.stub;
+    while (stubs_.size() > kMaxStubs) {
+      auto oldest = std::min_element(stubs_.begin(), stubs_.end(), [](const auto& a, const auto& b) {
+        return a.second.last_use < b.second.last_use;
+      });
+      stubs_.erase(oldest);
+    }
+    return stub;
   }
+  struct Entry {
+    std::shared_ptr<proto::TaskManagerService::Stub> stub;
+    uint64_t last_use = 0;
+  };
+  static constexpr size_t kMaxStubs = 1024;
   std::mutex mu_;
-  std::map<std::string, std::unique_ptr<proto::TaskManagerService::Stub>> stubs_;
+  uint64_t use_counter_ = 0;
+  std::map<std::string, Entry> stubs_;
 };
 
 }  // namespace

@@ -94,11 +94,14 @@ void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
   if (jit == jobs_.end()) return;
   Job& job = *jit->second;
   if (u.attempt() != job.attempt) return;  // a report from an earlier attempt
-  auto to = ParseTaskState(u.state());
+  auto to = FromProto(u.state());
   if (!to) {
-    Log()->warn("job={} ignoring unknown task state '{}'", job.id, u.state());
+    Log()->warn("job={} ignoring a report without a known subtask state ({})", job.id,
+                static_cast<int>(u.state()));
     return;
   }
+  // A subtask cut off because its consumer stopped reports kCancelled: a secondary failure.
+  const bool secondary = u.error_code() == static_cast<int>(StatusCode::kCancelled);
   for (Subtask& st : job.subtasks) {
     if (st.task_id != u.task_id() || st.index != u.subtask()) continue;
     st.records_in = u.records_in();
@@ -107,8 +110,7 @@ void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
       // A report of the attempt being replaced: note when its subtasks are gone, and a root
       // cause that arrives after a secondary one.
       if (IsTerminal(*to)) job.old_pending.erase({st.task_id, st.index});
-      if (*to == TaskState::kFailed && !job.root_cause_known &&
-          u.error().rfind("CANCELLED:", 0) != 0) {
+      if (*to == TaskState::kFailed && !job.root_cause_known && !secondary) {
         job.last_failure = "vertex '" + st.task_id + "' subtask " + std::to_string(st.index) +
                            " failed: " + u.error();
         job.root_cause_known = true;
@@ -120,7 +122,6 @@ void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
       // A subtask cut off because its consumer stopped reports a CANCELLED error: a secondary
       // failure. The first root cause of the attempt names the job's failure, even when it
       // arrives after the job already failed on a secondary one.
-      const bool secondary = u.error().rfind("CANCELLED:", 0) == 0;
       const std::string cause = "vertex '" + st.task_id + "' subtask " +
                                 std::to_string(st.index) + " failed: " + u.error();
       if (job.state == JobState::kFailed && !job.root_cause_known && !secondary) {
@@ -157,17 +158,19 @@ void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
 Result<std::string> JobManager::SubmitJob(const proto::JobGraph& graph,
                                           const std::string& restore_path,
                                           bool allow_non_restored_state) {
+  // Validation and the savepoint's _metadata are read without the lock.
+  WEIR_ASSIGN_OR_RETURN(auto job, PrepareJob(graph, restore_path, allow_non_restored_state, "", 0,
+                                             restore_path, 0, 0));
   std::lock_guard<std::mutex> lock(mu_);
-  return AddJobLocked(graph, restore_path, allow_non_restored_state, "", 0, restore_path, 0);
+  return AddJobLocked(std::move(job));
 }
 
-// Validates and adds a job. `resume_from` (a savepoint or checkpoint directory, may be empty)
-// is what its first attempt restores; `job_id` empty: a new id.
-Result<std::string> JobManager::AddJobLocked(const proto::JobGraph& graph,
-                                             const std::string& restore_path,
-                                             bool allow_non_restored_state,
-                                             const std::string& job_id, int attempt,
-                                             const std::string& resume_from, int restarts) {
+// Validates and builds a job. `resume_from` (a savepoint or checkpoint directory, may be
+// empty) is what its first attempt restores; `job_id` empty: a new id is given when added.
+Result<std::unique_ptr<JobManager::Job>> JobManager::PrepareJob(
+    const proto::JobGraph& graph, const std::string& restore_path, bool allow_non_restored_state,
+    const std::string& job_id, int attempt, const std::string& resume_from, int restarts,
+    int64_t next_checkpoint_id) const {
   WEIR_ASSIGN_OR_RETURN(JobSpec spec, FromProto(graph));
   WEIR_ASSIGN_OR_RETURN(ExecutionPlan plan, BuildPlan(std::move(spec), *registry_));
   WEIR_ASSIGN_OR_RETURN(CheckpointSettings settings,
@@ -180,17 +183,24 @@ Result<std::string> JobManager::AddJobLocked(const proto::JobGraph& graph,
   job->allow_non_restored_state = allow_non_restored_state;
   job->attempt = attempt;
   job->restarts = restarts;
+  job->next_checkpoint_id = std::max<int64_t>(1, next_checkpoint_id);
   if (!resume_from.empty()) {
     WEIR_ASSIGN_OR_RETURN(proto::CheckpointMetadata md, ReadMetadata(resume_from));
     WEIR_ASSIGN_OR_RETURN(job->restore,
                           PlanRestore(md, resume_from, plan, allow_non_restored_state));
     job->restored_from = resume_from + " (checkpoint " + std::to_string(md.checkpoint_id()) + ")";
-    job->next_checkpoint_id = md.checkpoint_id() + 1;
+    job->next_checkpoint_id = std::max(job->next_checkpoint_id, md.checkpoint_id() + 1);
     if (resume_from != restore_path) job->latest_checkpoint_dir = resume_from;
   }
-  job->id = job_id.empty() ? RandomHex(8) + std::to_string(++job_counter_) : job_id;
+  job->id = job_id;
   job->graph = graph;
   job->plan = std::make_shared<const ExecutionPlan>(std::move(plan));
+  return job;
+}
+
+std::string JobManager::AddJobLocked(std::unique_ptr<Job> job) {
+  const bool recovered = !job->id.empty();
+  if (!recovered) job->id = RandomHex(8) + std::to_string(++job_counter_);
   job->submit_ms = clock_();
   job->waiting_since_ms = job->submit_ms;
   for (const TaskPlan& t : job->plan->tasks) {
@@ -205,21 +215,14 @@ Result<std::string> JobManager::AddJobLocked(const proto::JobGraph& graph,
   jobs_[job->id] = std::move(job);
   job_order_.push_back(ref.id);
   Log()->info("job={} {}: '{}', {} tasks, {} subtasks, needs {} slots", ref.id,
-              job_id.empty() ? "submitted" : "recovered", ref.graph.name(),
-              ref.plan->tasks.size(), ref.subtasks.size(), ref.plan->SlotsNeeded());
+              recovered ? "recovered" : "submitted", ref.graph.name(), ref.plan->tasks.size(),
+              ref.subtasks.size(), ref.plan->SlotsNeeded());
   PersistLocked(ref);
   TryScheduleLocked(ref);
   return ref.id;
 }
 
-void JobManager::PersistLocked(const Job& job) {
-  if (options_.ha_dir.empty()) return;
-  const std::string path = options_.ha_dir + "/" + job.id + ".job";
-  if (IsTerminal(job.state)) {
-    std::error_code ec;
-    std::filesystem::remove(path, ec);
-    return;
-  }
+proto::HaJobRecord JobManager::HaRecordLocked(const Job& job) const {
   proto::HaJobRecord r;
   r.set_job_id(job.id);
   *r.mutable_graph() = job.graph;
@@ -229,18 +232,49 @@ void JobManager::PersistLocked(const Job& job) {
   r.set_latest_checkpoint(job.latest_checkpoint_dir);
   r.set_submit_time_ms(job.submit_ms);
   r.set_restarts(job.restarts);
-  std::error_code ec;
-  std::filesystem::create_directories(options_.ha_dir, ec);
-  Status st = WriteFileAtomically(path, r.SerializeAsString());
-  if (!st.ok()) Log()->error("job={} cannot record it for HA: {}", job.id, st.ToString());
+  r.set_next_checkpoint_id(job.reserved_ids_until);
+  return r;
+}
+
+// How far ahead checkpoint ids are reserved in the HA record: a record is written again when
+// fewer than half of them are left, so ids are never reused after a job manager restart.
+constexpr int64_t kIdReservation = 1000;
+
+void JobManager::PersistLocked(Job& job) {
+  if (options_.ha_dir.empty()) return;
+  if (job.finalizing > 0) {
+    // A checkpoint's own record (naming it) is queued on the I/O lane; a record built now
+    // would name the previous checkpoint and land after it. Written when it resolves.
+    job.persist_deferred = true;
+    return;
+  }
+  job.persist_deferred = false;
+  const std::string path = options_.ha_dir + "/" + job.id + ".job";
+  if (IsTerminal(job.state)) {
+    executor_(kIoLane, [path] {
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
+      if (ec) Log()->error("cannot remove HA record {}: {}", path, ec.message());
+    });
+    return;
+  }
+  const int64_t next = job.coordinator ? job.coordinator->next_id() : job.next_checkpoint_id;
+  job.reserved_ids_until = std::max(job.reserved_ids_until, next + kIdReservation);
+  executor_(kIoLane, [path, dir = options_.ha_dir, id = job.id,
+                      bytes = HaRecordLocked(job).SerializeAsString()] {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    Status st = WriteFileAtomically(path, bytes);
+    if (!st.ok()) Log()->error("job={} cannot record it for HA: {}", id, st.ToString());
+  });
 }
 
 Result<int> JobManager::RecoverJobs() {
-  std::lock_guard<std::mutex> lock(mu_);
+  // Records are read and jobs prepared (their restore points read) without the lock.
   if (options_.ha_dir.empty()) return 0;
   std::error_code ec;
   if (!std::filesystem::exists(options_.ha_dir, ec)) return 0;
-  int n = 0;
+  std::vector<std::unique_ptr<Job>> jobs;
   for (const auto& e : std::filesystem::directory_iterator(options_.ha_dir, ec)) {
     if (e.path().extension() != ".job") continue;
     std::ifstream in(e.path(), std::ios::binary);
@@ -255,16 +289,19 @@ Result<int> JobManager::RecoverJobs() {
     // managers when they see the new session) can never be confused with the new ones.
     const std::string from =
         !r.latest_checkpoint().empty() ? r.latest_checkpoint() : r.restore_path();
-    auto id = AddJobLocked(r.graph(), r.restore_path(), r.allow_non_restored_state(), r.job_id(),
-                           r.attempt() + 1, from, r.restarts());
-    if (!id.ok()) {
-      Log()->error("job={} cannot be resumed: {}", r.job_id(), id.status().ToString());
+    auto job = PrepareJob(r.graph(), r.restore_path(), r.allow_non_restored_state(), r.job_id(),
+                          r.attempt() + 1, from, r.restarts(), r.next_checkpoint_id());
+    if (!job.ok()) {
+      Log()->error("job={} cannot be resumed: {}", r.job_id(), job.status().ToString());
       continue;
     }
-    ++n;
+    jobs.push_back(std::move(job).value());
   }
-  return n;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& j : jobs) AddJobLocked(std::move(j));
+  return static_cast<int>(jobs.size());
 }
+
 int JobManager::FreeSlotsLocked() const {
   int n = 0;
   for (const auto& [id, tm] : tms_) n += tm.free_slots;
@@ -328,9 +365,13 @@ void JobManager::TryScheduleLocked(Job& job) {
     const int attempt = job.attempt;
     const std::string task_id = st.task_id;
     const int index = st.index;
-    executor_([this, addr, req = std::move(req), job_id, attempt, task_id, index] {
+    Rpc(addr, [this, addr, req = std::move(req), job_id, attempt, task_id, index] {
       Status s = gateway_->DeployTask(addr, req);
-      if (!s.ok() && s.code() == StatusCode::kUnavailable) {
+      // Only an unreachable task manager is lost; one that answered with an error (it refused
+      // the graph, say) is alive: that subtask fails and the job fails over.
+      const bool unreachable =
+          s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
+      if (!s.ok() && unreachable) {
         std::lock_guard<std::mutex> lock(mu_);
         auto jit = jobs_.find(job_id);
         const std::string tm = req.locations_size() > 0 ? [&] {
@@ -350,8 +391,11 @@ void JobManager::TryScheduleLocked(Job& job) {
         u.set_attempt(attempt);
         u.set_task_id(task_id);
         u.set_subtask(index);
-        u.set_state(TaskStateName(TaskState::kFailed));
+        u.set_state(ToProto(TaskState::kFailed));
         u.set_error("deployment to " + addr + " failed: " + s.message());
+        // Whatever the task manager said, this is the root cause of the failure.
+        u.set_error_code(static_cast<int>(s.code() == StatusCode::kCancelled ? StatusCode::kInternal
+                                                                              : s.code()));
         UpdateTaskState(u);
       }
     });
@@ -374,6 +418,65 @@ void JobManager::TryScheduleLocked(Job& job) {
       job.next_checkpoint_id);
   job.coordinator->Adopt(std::move(job.retained), job.last_stats);
   job.coordinator->SetOnCompleted([this, jp](const std::string&) { NoteCheckpointLocked(*jp); });
+  // Under mu_: the HA record naming the checkpoint, written on the I/O lane after _metadata.
+  job.coordinator->SetDurableStep([this, jp](const std::string& dir, int64_t next_id) {
+    ++jp->finalizing;
+    if (options_.ha_dir.empty()) return CheckpointCoordinator::DurableStep();
+    jp->reserved_ids_until = std::max(jp->reserved_ids_until, next_id + kIdReservation);
+    proto::HaJobRecord r = HaRecordLocked(*jp);
+    r.set_latest_checkpoint(dir);
+    return CheckpointCoordinator::DurableStep(
+        [dir = options_.ha_dir, path = options_.ha_dir + "/" + jp->id + ".job",
+         bytes = r.SerializeAsString()]() -> Status {
+          std::error_code ec;
+          std::filesystem::create_directories(dir, ec);
+          Status st = WriteFileAtomically(path, bytes);
+          return st.ok() ? st : st.WithContext("HA record");
+        });
+  });
+  job.coordinator->SetOnFinalized(
+      [this, id = job.id, attempt = job.attempt](std::shared_ptr<Finalizing> f, Status st) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = jobs_.find(id);
+        if (it == jobs_.end()) return;
+        OnFinalizedLocked(*it->second, attempt, f, st);
+      });
+}
+
+void JobManager::OnFinalizedLocked(Job& job, int attempt, const std::shared_ptr<Finalizing>& f,
+                                   const Status& st) {
+  if (!f->savepoint) --job.finalizing;
+  if (job.coordinator && job.attempt == attempt) {
+    if (auto fail = job.coordinator->Finalized(f, st)) HandleFailureLocked(job, *fail, true);
+  } else if (st.ok()) {
+    // The attempt ended while the checkpoint was written, but it is durable and HA names it:
+    // it is the restart point (the restart waited for it).
+    Log()->info("job={} checkpoint={} durable after its attempt ended; it is the restart point",
+                job.id, f->completed.id);
+    if (!f->savepoint) {
+      job.retained.push_back(f->completed);
+      job.latest_checkpoint_dir = f->completed.dir;
+      PruneCheckpoints(job.retained,
+                       static_cast<size_t>(std::max(1, job.checkpoint_settings.retained)),
+                       job.checkpoint_settings.directory + "/" + job.id, executor_, job.id);
+    }
+    if (f->savepoint_done) {
+      proto::SavepointResponse resp;
+      resp.set_path(f->completed.dir);
+      resp.set_checkpoint_id(f->completed.id);
+      executor_("", [cb = f->savepoint_done, resp] { cb(resp); });
+    }
+  } else {
+    Log()->warn("job={} checkpoint={} failed after its attempt ended: {}", job.id,
+                f->completed.id, st.ToString());
+    executor_(kIoLane, [dir = f->completed.dir] { RemoveCheckpointFiles(dir, "", {}); });
+    if (f->savepoint_done) {
+      executor_("", [cb = f->savepoint_done, st] {
+        cb(Status::Unavailable("savepoint failed: " + st.message()));
+      });
+    }
+  }
+  if (job.finalizing == 0 && job.persist_deferred) PersistLocked(job);
 }
 
 void JobManager::EndCheckpointingLocked(Job& job, const std::string& reason) {
@@ -381,7 +484,8 @@ void JobManager::EndCheckpointingLocked(Job& job, const std::string& reason) {
   job.coordinator->Shutdown(reason);
   job.last_stats = job.coordinator->Stats();
   job.retained = job.coordinator->TakeCompleted();
-  job.next_checkpoint_id = std::max(job.next_checkpoint_id, job.coordinator->last_completed_id() + 1);
+  // Every id the coordinator handed out is used (a savepoint's too): never again.
+  job.next_checkpoint_id = std::max(job.next_checkpoint_id, job.coordinator->next_id());
   job.coordinator.reset();
 }
 
@@ -406,19 +510,19 @@ void JobManager::TriggerSavepoint(const proto::SavepointRequest& req,
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(req.job_id());
   if (it == jobs_.end()) {
-    executor_([done, id = req.job_id()] { done(Status::NotFound("no job with id '" + id + "'")); });
+    executor_("", [done, id = req.job_id()] { done(Status::NotFound("no job with id '" + id + "'")); });
     return;
   }
   Job& job = *it->second;
   if (job.state != JobState::kRunning || !job.coordinator) {
-    executor_([done, st = std::string(JobStateName(job.state))] {
+    executor_("", [done, st = std::string(JobStateName(job.state))] {
       done(Status::FailedPrecondition("a savepoint needs a RUNNING job; this one is " + st));
     });
     return;
   }
   const std::string parent = req.directory().empty() ? options_.savepoint_dir : req.directory();
   if (parent.empty()) {
-    executor_([done] {
+    executor_("", [done] {
       done(Status::InvalidArgument("no savepoint directory: pass --dir or configure "
                                    "jobmanager.savepoint_dir"));
     });
@@ -458,6 +562,7 @@ bool JobManager::TransitionLocked(Job& job, JobState to, const std::string& why)
     PersistLocked(job);
     EndCheckpointingLocked(job, std::string("job ") + JobStateName(to));
     ReleaseSlotsLocked(job);
+    evict_pending_ = true;  // not here: callers still hold references to jobs
   }
   return true;
 }
@@ -482,10 +587,13 @@ void JobManager::CancelTasksLocked(Job& job) {
     if (it != tms_.end()) tms.emplace_back(tm, it->second.info.rpc_address());
   }
   for (const auto& [tm, addr] : tms) {
-    executor_([this, tm, addr, id = job.id, attempt = job.attempt] {
+    Rpc(addr, [this, tm, addr, id = job.id, attempt = job.attempt] {
       Status s = gateway_->CancelJobTasks(addr, id, attempt);
       if (s.ok()) return;
       Log()->warn("job={} cancel at {} failed: {}", id, addr, s.ToString());
+      if (s.code() != StatusCode::kUnavailable && s.code() != StatusCode::kDeadlineExceeded) {
+        return;  // it answered: alive
+      }
       // An unreachable task manager is treated as lost at once: failover does not wait for
       // its heartbeat timeout.
       std::lock_guard<std::mutex> lock(mu_);
@@ -536,16 +644,37 @@ void JobManager::HandleFailureLocked(Job& job, const std::string& cause, bool ro
 }
 
 void JobManager::RestartLocked(Job& job) {
-  const int64_t now = clock_();
   // The newest completed checkpoint, else the savepoint the job started from, else nothing.
   const std::string from =
       !job.latest_checkpoint_dir.empty() ? job.latest_checkpoint_dir : job.initial_restore_path;
+  if (from.empty()) {
+    FinishRestartLocked(job, from, Status::NotFound("no restore point"),
+                        std::map<std::pair<std::string, int>, proto::RestoreInfo>{});
+    return;
+  }
+  // Its _metadata (and the files it names) are read on the I/O lane, not under the lock.
+  job.restart_planning = true;
+  executor_(kIoLane, [this, id = job.id, attempt = job.attempt, from, plan = job.plan,
+                      allow = job.allow_non_restored_state] {
+    auto md = ReadMetadata(from);
+    Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>> restore =
+        md.ok() ? PlanRestore(md.value(), from, *plan, allow)
+                : Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>>(md.status());
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return;
+    Job& j = *it->second;
+    if (!j.restart_planning || j.attempt != attempt || j.state != JobState::kRestarting) return;
+    FinishRestartLocked(j, from, std::move(md), std::move(restore));
+  });
+}
+
+void JobManager::FinishRestartLocked(
+    Job& job, const std::string& from, Result<proto::CheckpointMetadata> md,
+    Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>> plan) {
+  job.restart_planning = false;
   job.restore.clear();
   if (!from.empty()) {
-    auto md = ReadMetadata(from);
-    Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>> plan =
-        md.ok() ? PlanRestore(md.value(), from, *job.plan, job.allow_non_restored_state)
-                : Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>>(md.status());
     if (!plan.ok()) {
       FailJobLocked(job, "cannot restart from " + from + ": " + plan.status().message());
       return;
@@ -562,7 +691,7 @@ void JobManager::RestartLocked(Job& job) {
     st.error.clear();
     st.tm_id.clear();
   }
-  job.waiting_since_ms = now;
+  job.waiting_since_ms = clock_();
   TransitionLocked(job, JobState::kCreated, "attempt " + std::to_string(job.attempt));
   PersistLocked(job);
   TryScheduleLocked(job);
@@ -572,7 +701,10 @@ void JobManager::LoseTaskManagerLocked(const std::string& id, const std::string&
   auto tm = tms_.find(id);
   if (tm == tms_.end()) return;
   Log()->warn("task manager {} lost: {}", id, reason);
+  const std::string addr = tm->second.info.rpc_address();
   tms_.erase(tm);
+  // Its channel goes (on its own lane, after any call still queued there).
+  Rpc(addr, [this, addr] { gateway_->Forget(addr); });
   for (auto& [jid, job] : jobs_) {
     if (IsTerminal(job->state)) continue;
     if (job->state == JobState::kRestarting) {
@@ -598,8 +730,7 @@ void JobManager::NoteCheckpointLocked(Job& job) {
   if (!job.coordinator) return;
   const std::string dir = job.coordinator->latest_completed_dir();
   if (dir.empty() || dir == job.latest_checkpoint_dir) return;
-  job.latest_checkpoint_dir = dir;
-  PersistLocked(job);
+  job.latest_checkpoint_dir = dir;  // HA names it already: the finalization wrote the record
   // A stable run resets exponential backoff.
   if (job.restarts > 0) job.backoff->OnRunning(job.last_failure_ms);
 }
@@ -674,11 +805,22 @@ void JobManager::Tick() {
     if (job.state == JobState::kRunning && job.coordinator) {
       bool all_running = true;
       for (const Subtask& st : job.subtasks) all_running = all_running && st.state == TaskState::kRunning;
-      if (auto fail = job.coordinator->Tick(all_running)) HandleFailureLocked(job, *fail, true);
+      if (auto fail = job.coordinator->Tick(all_running)) {
+        HandleFailureLocked(job, *fail, true);
+        continue;
+      }
+      // Ids handed out must stay below the reservation recorded for HA.
+      if (!options_.ha_dir.empty() &&
+          job.coordinator->next_id() + kIdReservation / 2 > job.reserved_ids_until) {
+        PersistLocked(job);
+      }
       continue;
     }
     if (job.state == JobState::kRestarting) {
-      if (now >= job.restart_at_ms && (job.old_pending.empty() || now >= job.cancel_deadline_ms)) {
+      // Not before the old subtasks are gone, and never while a checkpoint of the old attempt
+      // is being made durable: if it becomes durable, it is the restart point.
+      if (now >= job.restart_at_ms && (job.old_pending.empty() || now >= job.cancel_deadline_ms) &&
+          job.finalizing == 0 && !job.restart_planning) {
         RestartLocked(job);
       }
       continue;
@@ -696,6 +838,32 @@ void JobManager::Tick() {
       TransitionLocked(job, JobState::kFailed, why);
     }
   }
+  if (evict_pending_) EvictFinishedJobsLocked();
+}
+
+void JobManager::EvictFinishedJobsLocked() {
+  evict_pending_ = false;
+  size_t terminal = 0;
+  for (const auto& id : job_order_) terminal += IsTerminal(jobs_.at(id)->state) ? 1 : 0;
+  const size_t keep = static_cast<size_t>(std::max(0, options_.retained_jobs));
+  for (auto it = job_order_.begin(); it != job_order_.end() && terminal > keep;) {
+    Job& job = *jobs_.at(*it);
+    // A job whose last checkpoint is still being written is forgotten at a later tick.
+    if (!IsTerminal(job.state) || job.finalizing > 0) {
+      ++it;
+      continue;
+    }
+    Log()->info("job={} forgotten ({} finished jobs retained)", job.id, keep);
+    jobs_.erase(*it);
+    it = job_order_.erase(it);
+    --terminal;
+  }
+  if (terminal > keep) evict_pending_ = true;
+}
+
+size_t JobManager::jobs_held() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return jobs_.size();
 }
 
 proto::JobInfo JobManager::InfoLocked(const Job& job) const {

@@ -13,6 +13,9 @@ int main(int argc, char** argv) {
   std::string config_file;
   std::string rpc_address;
   int64_t hb_timeout = -1, slot_timeout = -1;
+  int retained_jobs = -1;
+  app.add_option("--retained-jobs", retained_jobs,
+                 "finished jobs kept for list/status (default 100); older ones are forgotten");
   app.add_option("--config", config_file, "cluster config file (YAML), see deploy/weir.yaml");
   app.add_option("--rpc-address", rpc_address, "host:port for gRPC (default 127.0.0.1:6123)");
   app.add_option("--heartbeat-timeout-ms", hb_timeout, "task manager heartbeat timeout");
@@ -54,6 +57,16 @@ int main(int argc, char** argv) {
     auto cpt = jm->GetDurationMs("checkpoint_timeout", opts.jm.checkpoints.timeout_ms);
     auto cpr = jm->GetInt("checkpoints_retained", opts.jm.checkpoints.retained);
     auto had = jm->GetString("ha_dir", opts.jm.ha_dir);
+    auto rj = jm->GetInt("retained_jobs", opts.jm.retained_jobs);
+    if (!rj.ok()) {
+      spdlog::error("config: {}", rj.status().message());
+      return 2;
+    }
+    if (*rj < 0) {
+      spdlog::error("config: {}: jobmanager.retained_jobs: must be >= 0, got {}", config_file, *rj);
+      return 2;
+    }
+    opts.jm.retained_jobs = static_cast<int>(*rj);
     if (!had.ok()) {
       spdlog::error("config: {}", had.status().message());
       return 2;
@@ -83,6 +96,7 @@ int main(int argc, char** argv) {
   if (!checkpoint_dir.empty()) opts.jm.checkpoints.directory = checkpoint_dir;
   if (!savepoint_dir.empty()) opts.jm.savepoint_dir = savepoint_dir;
   if (!ha_dir.empty()) opts.jm.ha_dir = ha_dir;
+  if (retained_jobs >= 0) opts.jm.retained_jobs = retained_jobs;
 
   // Signals are taken by one thread with sigwait, so shutdown runs in normal context.
   weir::BlockTerminationSignals();

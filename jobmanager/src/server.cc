@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "weir.grpc.pb.h"
+#include "weir/executor.h"
 
 namespace weir::jm {
 namespace {
@@ -30,47 +31,6 @@ grpc::Status ToGrpc(const Status& s) {
   }
   return grpc::Status(code, s.message());
 }
-
-// Runs submitted functions one at a time, in order, on its own thread.
-class SerialExecutor {
- public:
-  SerialExecutor() : thread_([this] { Loop(); }) {}
-  ~SerialExecutor() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  void Submit(std::function<void()> fn) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      q_.push_back(std::move(fn));
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void Loop() {
-    for (;;) {
-      std::function<void()> fn;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || !q_.empty(); });
-        if (q_.empty()) return;
-        fn = std::move(q_.front());
-        q_.pop_front();
-      }
-      fn();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> q_;
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 class Service final : public proto::JobManagerService::Service {
  public:
@@ -184,7 +144,12 @@ class JobManagerServer::Impl {
   Result<int> Start() {
     jm_ = std::make_unique<JobManager>(
         options_.jm, NewGrpcTaskManagerGateway(), NowMs,
-        [this](std::function<void()> fn) { executor_.Submit(std::move(fn)); },
+        [this](const std::string& lane, std::function<void()> fn) {
+          Status st = executor_.Submit(lane, std::move(fn));
+          // Only a lane whose task manager has been hung for a long time fills up; the
+          // heartbeat timeout removes it, and its calls are moot by then.
+          if (!st.ok()) spdlog::warn("dropped a call: {}", st.message());
+        },
         &BuiltinOperators());
     auto recovered = jm_->RecoverJobs();
     if (!recovered.ok()) return recovered.status();
@@ -242,7 +207,9 @@ class JobManagerServer::Impl {
   ServerOptions options_;
   std::unique_ptr<JobManager> jm_;
   // Declared after jm_ so it is destroyed first: it drains queued calls, which use jm_.
-  SerialExecutor executor_;
+  // Lanes: one per task manager (a hung one holds one thread) and "io" for disk work.
+  static constexpr int kExecutorThreads = 8;
+  weir::Executor executor_{"jm-exec", kExecutorThreads};
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   std::thread ticker_;

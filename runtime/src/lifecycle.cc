@@ -78,6 +78,32 @@ std::optional<TaskState> ParseTaskState(std::string_view s) {
   return std::nullopt;
 }
 
+proto::SubtaskState ToProto(TaskState s) {
+  switch (s) {
+    case TaskState::kDeploying: return proto::SUBTASK_DEPLOYING;
+    case TaskState::kInitializing: return proto::SUBTASK_INITIALIZING;
+    case TaskState::kRunning: return proto::SUBTASK_RUNNING;
+    case TaskState::kFinished: return proto::SUBTASK_FINISHED;
+    case TaskState::kCanceling: return proto::SUBTASK_CANCELING;
+    case TaskState::kCanceled: return proto::SUBTASK_CANCELED;
+    case TaskState::kFailed: return proto::SUBTASK_FAILED;
+  }
+  return proto::SUBTASK_STATE_UNSPECIFIED;
+}
+
+std::optional<TaskState> FromProto(proto::SubtaskState s) {
+  switch (s) {
+    case proto::SUBTASK_DEPLOYING: return TaskState::kDeploying;
+    case proto::SUBTASK_INITIALIZING: return TaskState::kInitializing;
+    case proto::SUBTASK_RUNNING: return TaskState::kRunning;
+    case proto::SUBTASK_FINISHED: return TaskState::kFinished;
+    case proto::SUBTASK_CANCELING: return TaskState::kCanceling;
+    case proto::SUBTASK_CANCELED: return TaskState::kCanceled;
+    case proto::SUBTASK_FAILED: return TaskState::kFailed;
+    default: return std::nullopt;
+  }
+}
+
 bool IsTerminal(JobState s) {
   return s == JobState::kCanceled || s == JobState::kFinished || s == JobState::kFailed;
 }

@@ -95,17 +95,19 @@ struct RemoteChannelState {
   bool failed = false;
 };
 
-class OutConnection : public std::enable_shared_from_this<OutConnection> {
+class OutConnection {
  public:
   OutConnection(int fd, std::string address) : fd_(fd), address_(std::move(address)) {}
+  // The last owner (the environment, or a sender) ends the reader: shutting the socket down
+  // makes its read fail at once. The reader itself never owns the connection, so this never
+  // runs on the reader thread.
   ~OutConnection() {
     Shutdown();
     if (reader_.joinable()) reader_.join();
     ::close(fd_);
   }
   void StartReader() {
-    reader_ = std::thread([self = shared_from_this()] { self->ReadLoop(); });
-    reader_.detach();  // the thread holds a reference; it ends when the socket closes
+    reader_ = std::thread([this] { ReadLoop(); });
   }
   bool alive() const { return !broken_.load(); }
   const std::string& address() const { return address_; }
@@ -240,23 +242,21 @@ class InConnection : public std::enable_shared_from_this<InConnection> {
  public:
   InConnection(int fd, std::string peer, NetworkEnvironment* env)
       : fd_(fd), peer_(std::move(peer)), env_(env) {}
-  ~InConnection() { ::close(fd_); }
-
-  void Start() {
-    {
-      std::lock_guard<std::mutex> lock(env_->mu_);
-      ++env_->live_readers_;
-    }
-    thread_ = std::thread([self = shared_from_this()] {
-      self->ReadLoop();
-      NetworkEnvironment* env = self->env_;
-      std::lock_guard<std::mutex> lock(env->mu_);
-      --env->live_readers_;
-      env->readers_cv_.notify_all();
-    });
-    thread_.detach();
+  // Owned by the environment, which joins the reader before dropping it (Reap, Stop); a
+  // consumer's credit callback may hold the last reference only after the reader ended.
+  ~InConnection() {
+    Shutdown();
+    Join();
+    ::close(fd_);
   }
+
+  // The reader captures `this`: the environment keeps the connection until it is joined.
+  void Start() { thread_ = std::thread([this] { ReadLoop(); done_.store(true); }); }
   void Shutdown() { ::shutdown(fd_, SHUT_RDWR); }
+  bool done() const { return done_.load(); }
+  void Join() {
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  }
 
  private:
   void SendCredit(uint32_t id, int64_t n) {
@@ -323,6 +323,7 @@ class InConnection : public std::enable_shared_from_this<InConnection> {
   std::string peer_;
   NetworkEnvironment* env_;
   std::thread thread_;
+  std::atomic<bool> done_{false};
   std::mutex write_mu_;
   std::map<uint32_t, std::shared_ptr<InputChannel>> channels_;  // reader thread only
   std::vector<uint32_t> finished_;
@@ -371,10 +372,23 @@ void NetworkEnvironment::AcceptLoop() {
     inet_ntop(AF_INET, &peer.sin_addr, buf, sizeof buf);
     auto conn = std::make_shared<InConnection>(
         fd, std::string(buf) + ":" + std::to_string(ntohs(peer.sin_port)), this);
+    std::vector<std::shared_ptr<InConnection>> ended;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      // Connections whose peers went away are joined and dropped here, so the list is
+      // bounded by the live peers (plus those that ended since the last accept).
+      for (auto it = in_.begin(); it != in_.end();) {
+        if ((*it)->done()) {
+          ended.push_back(std::move(*it));
+          it = in_.erase(it);
+        } else {
+          ++it;
+        }
+      }
       in_.push_back(conn);
     }
+    for (auto& c : ended) c->Join();
+    ended.clear();
     conn->Start();
   }
 }
@@ -386,13 +400,21 @@ void NetworkEnvironment::Stop() {
     ::close(listen_fd_);
   }
   if (accept_thread_.joinable()) accept_thread_.join();
-  std::unique_lock<std::mutex> lock(mu_);
-  for (auto& c : in_) c->Shutdown();
-  for (auto& [a, c] : out_) c->Shutdown();
-  // Inbound readers use this object (channels, options): wait until they are gone.
-  readers_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return live_readers_ == 0; });
-  in_.clear();
-  out_.clear();
+  std::vector<std::shared_ptr<InConnection>> in;
+  std::map<std::string, std::shared_ptr<OutConnection>> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in.swap(in_);
+    out.swap(out_);
+  }
+  // Inbound readers use this object (channels, options): every one is joined before the
+  // state goes. Shutting a socket down ends its reader's blocking read at once.
+  for (auto& c : in) c->Shutdown();
+  for (auto& [a, c] : out) c->Shutdown();
+  for (auto& c : in) c->Join();
+  in.clear();
+  out.clear();  // senders may still hold connections; their readers end with the socket
+  std::lock_guard<std::mutex> lock(mu_);
   for (auto& [k, ch] : channels_) ch->Close();
   channels_.clear();
 }
@@ -414,11 +436,32 @@ std::shared_ptr<InputChannel> NetworkEnvironment::GetOrCreateChannel(const std::
   return ch;
 }
 
+size_t NetworkEnvironment::inbound_connections() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_.size();
+}
+
+size_t NetworkEnvironment::released_prefixes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return released_.size();
+}
+
 void NetworkEnvironment::ReleaseChannels(const std::string& prefix) {
   std::vector<std::shared_ptr<InputChannel>> closed;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    released_.insert(prefix);
+    // A coarser prefix covers the finer ones under it (a job attempt covers its subtasks).
+    for (auto it = released_.lower_bound(prefix);
+         it != released_.end() && it->compare(0, prefix.size(), prefix) == 0;) {
+      it = released_.erase(it);
+    }
+    if (released_.insert(prefix).second) released_order_.push_back(prefix);
+    while (released_.size() > kMaxReleased && !released_order_.empty()) {
+      released_.erase(released_order_.front());
+      released_order_.pop_front();
+    }
+    // The order list may name prefixes already dropped as finer ones; keep it bounded too.
+    while (released_order_.size() > 2 * kMaxReleased) released_order_.pop_front();
     for (auto it = channels_.lower_bound(prefix);
          it != channels_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
       closed.push_back(it->second);
@@ -462,13 +505,24 @@ Result<std::unique_ptr<ChannelSender>> NetworkEnvironment::ConnectRemote(
     TuneSocket(fd);
     conn = std::make_shared<OutConnection>(fd, address);
     conn->StartReader();
+    std::vector<std::shared_ptr<OutConnection>> drop;  // destroyed (readers joined) unlocked
     std::lock_guard<std::mutex> lock(mu_);
     auto it = out_.find(address);
     if (it != out_.end() && it->second->alive()) {
-      conn->Shutdown();  // another thread won the race; use its connection
+      drop.push_back(std::move(conn));  // another thread won the race; use its connection
       conn = it->second;
     } else {
       out_[address] = conn;
+    }
+    // Broken connections (to peers that died or moved) go, so the map is bounded by the
+    // live peers.
+    for (auto o = out_.begin(); o != out_.end();) {
+      if (!o->second->alive()) {
+        drop.push_back(std::move(o->second));
+        o = out_.erase(o);
+      } else {
+        ++o;
+      }
     }
   }
   WEIR_ASSIGN_OR_RETURN(auto opened, conn->Open(key));

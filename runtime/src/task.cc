@@ -1,6 +1,7 @@
 #include "weir/task.h"
 
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -234,7 +235,13 @@ class Task::Impl {
         metrics_(metrics),
         prefix_(prefix),
         mailbox_(mailbox),
-        net_out_(metrics) {}
+        net_out_(metrics) {
+    upload_executor_ = s_.upload_executor;
+    if (!upload_executor_) {
+      own_upload_executor_ = std::make_unique<Executor>("upload", 1);
+      upload_executor_ = own_upload_executor_.get();
+    }
+  }
 
   Status Initialize() {
     const ExecutionPlan& plan = *s_.plan;
@@ -638,8 +645,14 @@ class Task::Impl {
     auto on_decline = s_.on_checkpoint_decline;
     const std::string prefix = prefix_;
     const int subtask = s_.subtask;
-    uploads_.emplace_back([shared_snaps, ack, opts, on_ack, on_decline, prefix, subtask, id]() mutable {
+    {
+      std::lock_guard<std::mutex> lock(uploads_mu_);
+      ++uploads_in_flight_;
+    }
+    auto upload = [this, shared_snaps, ack, opts, on_ack, on_decline, prefix, subtask,
+                   id]() mutable {
       const int64_t t0 = NowNs();
+      bool ok = true;
       for (auto& [vertex, snap] : *shared_snaps) {
         proto::OperatorSubtaskState* os = ack.add_states();
         os->set_vertex_id(vertex);
@@ -655,14 +668,26 @@ class Task::Impl {
             Log()->warn("{} checkpoint={} upload failed: {}", prefix, id,
                         handle.status().ToString());
             if (on_decline) on_decline(id, handle.status().ToString());
-            return;
+            ok = false;
+            break;
           }
           *os->mutable_keyed() = std::move(handle).value();
         }
       }
-      ack.set_async_duration_ms((NowNs() - t0) / 1000000);
-      if (on_ack) on_ack(ack);
-    });
+      // Snapshots reference the operators' backends: they go before Close() may close them.
+      shared_snaps.reset();
+      if (ok) {
+        ack.set_async_duration_ms((NowNs() - t0) / 1000000);
+        if (on_ack) on_ack(ack);
+      }
+      UploadDone();
+    };
+    Status submitted = upload_executor_->Submit(prefix_, std::move(upload));
+    if (!submitted.ok()) {
+      UploadDone();
+      Log()->warn("{} checkpoint={} declined: {}", prefix_, id, submitted.ToString());
+      if (on_decline) on_decline(id, submitted.ToString());
+    }
     return Status::Ok();
   }
 
@@ -739,8 +764,10 @@ class Task::Impl {
   }
 
   void Close() {
-    for (auto& t : uploads_) {
-      if (t.joinable()) t.join();
+    {
+      // Uploads in flight use this task's snapshots and callbacks: wait for them.
+      std::unique_lock<std::mutex> lock(uploads_mu_);
+      uploads_cv_.wait(lock, [&] { return uploads_in_flight_ == 0; });
     }
     if (source_) {
       Status st = source_->Close();
@@ -780,7 +807,15 @@ class Task::Impl {
   InputGate gate_;
   Mailbox* mailbox_;
   std::map<std::string, RestoredState> restored_;
-  std::vector<std::thread> uploads_;
+  void UploadDone() {
+    std::lock_guard<std::mutex> lock(uploads_mu_);
+    if (--uploads_in_flight_ == 0) uploads_cv_.notify_all();
+  }
+  std::unique_ptr<Executor> own_upload_executor_;  // when the setup brings none
+  Executor* upload_executor_ = nullptr;
+  std::mutex uploads_mu_;
+  std::condition_variable uploads_cv_;
+  int uploads_in_flight_ = 0;
   std::vector<bool>* ended_ = nullptr;  // per gate channel: end of stream seen
   int64_t aligning_id_ = 0;             // checkpoint being aligned, 0: none
   int64_t align_start_ns_ = 0;
@@ -843,7 +878,7 @@ void Task::Cancel() {
 }
 
 void Task::Run() {
-  auto set_state = [&](TaskState to, const std::string& err) {
+  auto set_state = [&](TaskState to, const Status& err) {
     TaskState from = state_.load();
     if (!CanTransition(from, to)) {
       Log()->error("{} illegal transition {} -> {}", log_prefix_, TaskStateName(from),
@@ -855,15 +890,15 @@ void Task::Run() {
   };
   auto fail = [&](const Status& st) {
     if (cancel_.load()) {
-      set_state(TaskState::kCanceling, "");
-      set_state(TaskState::kCanceled, "");
+      set_state(TaskState::kCanceling, Status::Ok());
+      set_state(TaskState::kCanceled, Status::Ok());
       Log()->info("{} canceled", log_prefix_);
     } else {
       Log()->error("{} failed: {}", log_prefix_, st.ToString());
-      set_state(TaskState::kFailed, st.ToString());
+      set_state(TaskState::kFailed, st);
     }
   };
-  set_state(TaskState::kInitializing, "");
+  set_state(TaskState::kInitializing, Status::Ok());
   // An exception must not escape the task thread (it would end the process): it fails the task.
   auto guarded = [&](auto&& fn) -> Status {
     try {
@@ -878,7 +913,7 @@ void Task::Run() {
     fail(st.WithContext("initializing"));
     return;
   }
-  set_state(TaskState::kRunning, "");
+  set_state(TaskState::kRunning, Status::Ok());
   Log()->info("{} running", log_prefix_);
   st = guarded([&] { return impl_->Run(); });
   impl_->Close();
@@ -888,7 +923,7 @@ void Task::Run() {
   }
   Log()->info("{} finished: {} records in, {} out", log_prefix_, metrics_.records_in.load(),
               metrics_.records_out.load());
-  set_state(TaskState::kFinished, "");
+  set_state(TaskState::kFinished, Status::Ok());
 }
 
 }  // namespace weir

@@ -45,6 +45,14 @@ int main(int argc, char** argv) {
     auto bpc = tmc->GetInt("buffers_per_channel", static_cast<int64_t>(opts.network.buffers_per_channel));
     auto bsz = tmc->GetBytes("buffer_size", static_cast<int64_t>(opts.task.buffer_bytes));
     auto bto = tmc->GetDurationMs("buffer_timeout", opts.task.buffer_timeout_ms);
+    auto ut = tmc->GetInt("upload_threads", opts.upload_threads);
+    if (!ut.ok() || *ut < 1 || *ut > 64) {
+      spdlog::error("config: {}", ut.ok() ? "taskmanager.upload_threads: must be 1..64, got " +
+                                                std::to_string(*ut)
+                                          : ut.status().message());
+      return 2;
+    }
+    opts.upload_threads = static_cast<int>(*ut);
     auto sd = tmc->GetString("state_dir", std::string());
     if (sd.ok()) opts.state_dir = *sd;
     for (const weir::Status& st : {s.status(), jma.status(), dh.status(), bpc.status(),

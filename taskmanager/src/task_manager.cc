@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "weir.grpc.pb.h"
@@ -30,7 +31,10 @@ std::string ExecutionId(const std::string& job, int attempt, const std::string& 
 
 class TaskManager::Impl final : public proto::TaskManagerService::Service {
  public:
-  explicit Impl(TaskManagerOptions o) : options_(std::move(o)), network_(options_.network) {
+  explicit Impl(TaskManagerOptions o)
+      : options_(std::move(o)),
+        network_(options_.network),
+        uploads_("upload", options_.upload_threads) {
     if (options_.tm_id.empty()) {
       std::mt19937 rng{std::random_device{}()};
       options_.tm_id = "tm-" + std::to_string(getpid()) + "-" + std::to_string(rng() % 100000);
@@ -95,6 +99,8 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     for (auto& [id, rt] : tasks) {
       if (rt->thread.joinable()) rt->thread.join();
     }
+    // Tasks waited for their own uploads when they closed: nothing is queued any more.
+    uploads_.Shutdown();
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     network_.Stop();
     if (owns_state_dir_) {
@@ -138,6 +144,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     setup.network = &network_;
     setup.registry = &BuiltinOperators();
     setup.options = options_.task;
+    setup.upload_executor = &uploads_;
     setup.restore = req->restore();
     setup.state_backend = req->state_backend().empty() ? "rocksdb" : req->state_backend();
     setup.local_dir = options_.state_dir + "/" + req->job_id() + "-" + std::to_string(req->attempt()) +
@@ -181,10 +188,13 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     base.set_task_id(req->task_id());
     base.set_subtask(req->subtask());
     base.set_tm_id(my_id);
-    setup.on_state = [this, raw, base](TaskState s, const std::string& error) {
+    setup.on_state = [this, raw, base](TaskState s, const Status& error) {
       proto::TaskStateUpdate u = base;
-      u.set_state(TaskStateName(s));
-      u.set_error(error);
+      u.set_state(ToProto(s));
+      if (!error.ok()) {
+        u.set_error(error.ToString());
+        u.set_error_code(static_cast<int>(error.code()));
+      }
       if (raw->task) {
         u.set_records_in(raw->task->metrics().records_in.load());
         u.set_records_out(raw->task->metrics().records_out.load());
@@ -297,7 +307,8 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
 
   void Report(const proto::TaskStateUpdate& u) {
     CallJm("job=" + u.job_id() + " vertex=" + u.task_id() + " subtask=" +
-               std::to_string(u.subtask()) + " reporting " + u.state(),
+               std::to_string(u.subtask()) + " reporting " +
+               TaskStateName(FromProto(u.state()).value_or(TaskState::kFailed)),
            std::chrono::seconds(3), [&](grpc::ClientContext* ctx) {
              proto::TaskStateAck ack;
              return jm_->UpdateTaskState(ctx, u, &ack);
@@ -367,15 +378,25 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     }
   }
 
-  // Joins the threads of tasks that ended.
+  // Joins the threads of tasks that ended, and drops the plans no task uses any more (a later
+  // deployment of the same attempt builds its plan again).
   void ReapLocked() {
+    bool reaped = false;
     for (auto it = tasks_.begin(); it != tasks_.end();) {
       if (it->second->done) {
         if (it->second->thread.joinable()) it->second->thread.join();
         it = tasks_.erase(it);
+        reaped = true;
       } else {
         ++it;
       }
+    }
+    if (!reaped) return;
+    std::set<std::string> in_use;
+    for (const auto& [id, rt] : tasks_) in_use.insert(rt->job_id + "/" + std::to_string(rt->attempt));
+    std::lock_guard<std::mutex> lock(plan_mu_);
+    for (auto it = plans_.begin(); it != plans_.end();) {
+      it = in_use.count(it->first) ? std::next(it) : plans_.erase(it);
     }
   }
 
@@ -395,7 +416,10 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
   std::map<std::string, std::unique_ptr<Running>> tasks_;
 
   std::mutex plan_mu_;
+  // Plans per job attempt ("job/attempt"), while a task of that attempt runs here.
   std::map<std::string, std::shared_ptr<const ExecutionPlan>> plans_;
+  // Declared last: destroyed first, after Stop() joined the tasks that submit to it.
+  Executor uploads_;
 };
 
 TaskManager::TaskManager(TaskManagerOptions options)

@@ -61,10 +61,10 @@ class Attempt {
         s.locate = [](const std::string&, int) { return PeerLocation{true, "", ""}; };
         auto it = restore.find({tp.id, i});
         if (it != restore.end()) s.restore = it->second;
-        s.on_state = [this](TaskState st, const std::string& err) {
+        s.on_state = [this](TaskState st, const Status& err) {
           if (st != TaskState::kFailed) return;
           std::lock_guard<std::mutex> lock(mu_);
-          errors_.push_back(err);
+          errors_.push_back(err.ToString());
         };
         s.on_checkpoint_ack = [this](proto::AcknowledgeCheckpointRequest a) {
           std::lock_guard<std::mutex> lock(mu_);

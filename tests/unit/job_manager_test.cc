@@ -86,7 +86,7 @@ class JobManagerTest : public ::testing::Test {
     jm_ = std::make_unique<JobManager>(
         o, std::make_unique<FakeGateway>(&calls_), [this] { return now_; },
         // Queued, run by Drain(): the real executor never runs work under the caller's lock.
-        [this](std::function<void()> fn) { pending_.push_back(std::move(fn)); },
+        [this](const std::string&, std::function<void()> fn) { pending_.push_back(std::move(fn)); },
         &BuiltinOperators());
   }
 
@@ -114,8 +114,13 @@ class JobManagerTest : public ::testing::Test {
     u.set_job_id(job);
     u.set_task_id(task);
     u.set_subtask(sub);
-    u.set_state(TaskStateName(s));
+    u.set_state(ToProto(s));
     u.set_error(err);
+    // As a task manager reports it: a subtask cut off by a stopped peer is kCancelled.
+    if (s == TaskState::kFailed) {
+      u.set_error_code(static_cast<int>(err.rfind("CANCELLED:", 0) == 0 ? StatusCode::kCancelled
+                                                                        : StatusCode::kInternal));
+    }
     jm_->UpdateTaskState(u);
     Drain();
   }
@@ -672,7 +677,7 @@ TEST_F(JobManagerTest, FailoverRedeploysFromTheLatestCheckpointAfterOldTasksAreG
       u.set_attempt(1);
       u.set_task_id(t);
       u.set_subtask(i);
-      u.set_state("RUNNING");
+      u.set_state(proto::SUBTASK_RUNNING);
       jm_->UpdateTaskState(u);
     }
   }
@@ -730,7 +735,8 @@ TEST_F(JobManagerTest, RestartStrategyGivesUpAndCancelWorksWhileRestarting) {
   u.set_attempt(1);
   u.set_task_id("agg");
   u.set_subtask(0);
-  u.set_state("FAILED");
+  u.set_state(proto::SUBTASK_FAILED);
+  u.set_error_code(static_cast<int>(StatusCode::kIoError));
   u.set_error("IO_ERROR: two");
   jm_->UpdateTaskState(u);
   Drain();

@@ -50,10 +50,10 @@ class TaskTest : public ::testing::Test {
         s.registry = registry_;
         s.local_dir = (dir_ / ".state" / (shared->tasks[t].id + "-" + std::to_string(i))).string();
         s.locate = [](const std::string&, int) { return PeerLocation{true, ""}; };
-        s.on_state = [&mu, errors](TaskState st, const std::string& err) {
+        s.on_state = [&mu, errors](TaskState st, const Status& err) {
           if (st == TaskState::kFailed && errors) {
             std::lock_guard<std::mutex> lock(mu);
-            errors->push_back(err);
+            errors->push_back(err.ToString());
           }
         };
         if (customize) customize(s);

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string_view>
 
+#include "weir.pb.h"
+
 namespace weir {
 
 enum class JobState {
@@ -32,6 +34,10 @@ const char* JobStateName(JobState s);
 const char* TaskStateName(TaskState s);
 std::optional<JobState> ParseJobState(std::string_view s);
 std::optional<TaskState> ParseTaskState(std::string_view s);
+
+// The wire form of a subtask state; FromProto is empty for UNSPECIFIED or an unknown value.
+proto::SubtaskState ToProto(TaskState s);
+std::optional<TaskState> FromProto(proto::SubtaskState s);
 
 bool IsTerminal(JobState s);
 bool IsTerminal(TaskState s);

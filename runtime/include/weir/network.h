@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -41,8 +42,12 @@ class NetworkEnvironment {
   // Listens on host:port (port 0: ephemeral) and starts accepting.
   Status Start(const std::string& host, int port);
   int port() const { return port_; }
-  // Closes the listener and every connection; fails channels fed by them.
+  // Closes the listener and every connection, joins every thread of the data plane, and
+  // fails channels fed by them.
   void Stop();
+  // Tests and metrics: inbound connection objects held, and released prefixes remembered.
+  size_t inbound_connections() const;
+  size_t released_prefixes() const;
 
   // The consumer's end of the channel named `key`, created on first use by either side.
   std::shared_ptr<InputChannel> GetOrCreateChannel(const std::string& key);
@@ -71,16 +76,18 @@ class NetworkEnvironment {
   std::atomic<bool> stopping_{false};
   std::thread accept_thread_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<InputChannel>> channels_;
-  // Prefixes of consumers that ended: late producers get closed channels. One short string per
-  // ended subtask or job attempt.
+  // Prefixes of consumers that ended: late producers get closed channels. Releasing a job
+  // attempt drops the finer prefixes under it, and the oldest prefixes go beyond
+  // kMaxReleased (a producer that late is long cancelled by its job manager).
   std::set<std::string> released_;
+  std::deque<std::string> released_order_;
+  static constexpr size_t kMaxReleased = 4096;
   std::map<std::string, std::shared_ptr<OutConnection>> out_;
+  // Inbound connections; their readers are joined when they end (reaped at the next accept)
+  // and at Stop().
   std::vector<std::shared_ptr<InConnection>> in_;
-  // Inbound reader threads still running; Stop() waits for them, since they use this object.
-  int live_readers_ = 0;
-  std::condition_variable readers_cv_;
 
   friend class InConnection;
 };

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "weir/executor.h"
 #include "weir/job_graph.h"
 #include "weir/lifecycle.h"
 #include "weir/network.h"
@@ -53,13 +54,17 @@ struct TaskSetup {
   NetworkEnvironment* network = nullptr;
   const OperatorRegistry* registry = nullptr;
   std::function<PeerLocation(const std::string& task_id, int subtask)> locate;
-  // Called on the task thread at each state change (error is set for FAILED).
-  std::function<void(TaskState, const std::string& error)> on_state;
+  // Called on the task thread at each state change (error is set for FAILED: its code tells a
+  // root cause from kCancelled, a subtask cut off because a peer stopped).
+  std::function<void(TaskState, const Status& error)> on_state;
   TaskOptions options;
   // State and checkpoints.
   proto::RestoreInfo restore;        // empty: a fresh start
   std::string local_dir;             // this subtask's private state directory (removed at end)
   std::string state_backend = "rocksdb";
+  // Runs the asynchronous part of checkpoints (uploads, then the ack), one at a time per
+  // subtask; owned by the task manager. Null: the task owns a one-thread executor.
+  Executor* upload_executor = nullptr;
   // Called from an upload thread when this subtask's part of a checkpoint is durable.
   std::function<void(proto::AcknowledgeCheckpointRequest)> on_checkpoint_ack;
   // Called when this subtask cannot take its part of checkpoint `id`.

@@ -1,14 +1,19 @@
 // CheckpointCoordinator: drives the checkpoints of one job attempt (asynchronous barrier
 // snapshots). It triggers checkpoint n at every source subtask, collects each subtask's
-// acknowledgement with its state handles, and when all are in writes
-// <root>/chk-n/_metadata atomically (write, fsync, rename) -- only then is n complete -- then
-// notifies every subtask, and prunes old checkpoints (reference-counting shared files so a file
-// still used by a retained checkpoint is never deleted). A decline, a timeout or a failure of
-// the job aborts n: subtasks are told, and chk-n is removed. Savepoints take the same path into
-// a directory of their own, which is never pruned.
+// acknowledgement with its state handles (checked: a file outside the checkpoint's own
+// directory or shared/ declines n), and when all are in, *finalizes* n on the I/O lane:
+// <root>/chk-n/_metadata is written atomically (write, fsync, rename, fsync of chk-n and of
+// its parent), then the job manager's durable step runs (its HA record naming chk-n). Only
+// when both succeeded is n complete: the result comes back through Finalized(), which
+// notifies every subtask and prunes old checkpoints (reference-counting shared files so a
+// file still used by a retained checkpoint is never deleted; deletions run on the I/O lane).
+// A failed write fails n like a decline (counted against tolerable_failures). A decline, a
+// timeout or a failure of the job aborts n: subtasks are told, and chk-n is removed.
+// Savepoints take the same path into a directory of their own, which is never pruned.
 //
-// Not thread-safe: the JobManager calls every method under its lock. Calls to task managers
-// go through the executor, never inline; time comes from the injected clock.
+// Not thread-safe: the JobManager calls every method under its lock. Nothing here touches a
+// disk or a socket inline: calls to task managers go through the executor on one lane per
+// task manager, file work on the "io" lane; time comes from the injected clock.
 #pragma once
 
 #include <deque>
@@ -47,10 +52,28 @@ struct CompletedCheckpoint {
   std::set<std::string> files;  // referenced files, relative to the root
 };
 
+// Lanes of the executor (see weir/executor.h): file work runs in order on kIoLane; calls to a
+// task manager on its own lane, so one that hangs never delays the others.
+inline constexpr const char* kIoLane = "io";
+inline std::string TaskManagerLane(const std::string& rpc_address) { return "tm:" + rpc_address; }
+
+// A checkpoint whose _metadata is being made durable (on the I/O lane). Shared between the
+// coordinator and the I/O work, so that the outcome can be handled even when the attempt (and
+// its coordinator) ended meanwhile.
+struct Finalizing {
+  CompletedCheckpoint completed;
+  bool savepoint = false;
+  std::function<void(Result<proto::SavepointResponse>)> savepoint_done;
+};
+
+// Removes `dir` and the given shared files (relative to `root`) -- pruning, on the I/O lane.
+void RemoveCheckpointFiles(const std::string& dir, const std::string& root,
+                           const std::vector<std::string>& shared_files);
 class CheckpointCoordinator {
  public:
   using Clock = std::function<int64_t()>;
-  using Executor = std::function<void(std::function<void()>)>;
+  // Runs work later on a lane, never inline (weir/executor.h's contract).
+  using Executor = std::function<void(const std::string& lane, std::function<void()>)>;
   // Where a subtask runs: its task manager's rpc address ("" if unknown).
   using Locate = std::function<std::string(const std::string& task_id, int subtask)>;
   using SavepointDone = std::function<void(Result<proto::SavepointResponse>)>;
@@ -74,10 +97,28 @@ class CheckpointCoordinator {
   void RequestSavepoint(const std::string& parent_dir, SavepointDone done);
 
   proto::CheckpointStats Stats() const;
-  // Called (under the caller's lock, like every method) when a checkpoint is complete and
-  // before anyone is notified: the job manager records it durably there (HA), so a sink can
-  // never commit data of a checkpoint that a restarted job manager would not restore from.
+  // Durability of a checkpoint beyond its _metadata. `prepare(dir)` is called under the
+  // caller's lock when checkpoint `dir` is about to be finalized; the step it returns runs on
+  // the I/O lane right after _metadata is durable (the job manager writes its HA record
+  // naming `dir`), and an error from it fails the checkpoint. So a sink can never commit data
+  // of a checkpoint that a restarted job manager would not restore from.
+  using DurableStep = std::function<Status()>;
+  void SetDurableStep(std::function<DurableStep(const std::string& dir, int64_t next_id)> prepare) {
+    prepare_durable_ = std::move(prepare);
+  }
+  // Called on the I/O lane with the outcome of a finalization. The job manager takes its lock
+  // and calls Finalized() on the coordinator of that attempt, if it still exists.
+  using OnFinalized = std::function<void(std::shared_ptr<Finalizing>, Status)>;
+  void SetOnFinalized(OnFinalized fn) { on_finalized_ = std::move(fn); }
+  // The outcome of finalizing checkpoint `f`. Returns a reason to fail the job like Tick().
+  std::optional<std::string> Finalized(const std::shared_ptr<Finalizing>& f, const Status& st);
+  // Called (under the caller's lock) when a checkpoint is complete and durable, before
+  // anyone is notified.
   void SetOnCompleted(std::function<void(const std::string& dir)> fn) { on_completed_ = std::move(fn); }
+  // A checkpoint is being finalized (its outcome has not come back yet).
+  bool finalizing() const { return pending_ && pending_->finalizing != nullptr; }
+  // The next checkpoint id this coordinator would use: ids are never reused by the job.
+  int64_t next_id() const { return next_id_; }
   // Hand-over between attempts of one job: the retained checkpoints (so pruning continues
   // across restarts) and the statistics.
   std::deque<CompletedCheckpoint> TakeCompleted() { return std::move(completed_); }
@@ -102,6 +143,10 @@ class CheckpointCoordinator {
     std::set<std::pair<std::string, int>> waiting;  // (task, subtask) not yet acknowledged
     std::vector<proto::AcknowledgeCheckpointRequest> acks;
     SavepointDone savepoint_done;  // set for savepoints
+    // Set while _metadata is being written: the summary and the watermarks to notify with.
+    std::shared_ptr<Finalizing> finalizing;
+    proto::CheckpointSummary summary;
+    std::map<std::string, int64_t> commit_watermarks;
   };
   using Completed = CompletedCheckpoint;
 
@@ -133,10 +178,25 @@ class CheckpointCoordinator {
   std::deque<Completed> completed_;
   proto::CheckpointStats stats_;
   std::function<void(const std::string& dir)> on_completed_;
+  std::function<DurableStep(const std::string& dir, int64_t next_id)> prepare_durable_;
+  OnFinalized on_finalized_;
 };
 
 // Writes `bytes` to `path` atomically: a temp file, fsync, rename, fsync of the directory.
+// Every failure, fsync's included, is an error naming the file.
 Status WriteFileAtomically(const std::string& path, const std::string& bytes);
+// fsync of a directory (so that entries created in it are durable); errors name it.
+Status FsyncDirectory(const std::string& dir);
+// Checks the file handles of an acknowledgement: every path relative, without '..', and in
+// shared/ or in this checkpoint's own directory (`own_prefix`, e.g. "chk-7/"; empty for a
+// savepoint, whose paths are relative to its own directory). The job manager deletes such
+// files at prune, so a forged acknowledgement must never name anything else.
+Status ValidateAckFiles(const proto::AcknowledgeCheckpointRequest& ack, const std::string& own_prefix);
+// Drops the oldest of `completed` beyond `keep`, removing their directories and the shared
+// files no remaining checkpoint references, on the I/O lane.
+void PruneCheckpoints(std::deque<CompletedCheckpoint>& completed, size_t keep,
+                      const std::string& root, const CheckpointCoordinator::Executor& executor,
+                      const std::string& job_id);
 // Reads and checks <dir>/_metadata. Errors name the file and what is wrong.
 Result<proto::CheckpointMetadata> ReadMetadata(const std::string& dir);
 

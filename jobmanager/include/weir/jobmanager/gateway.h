@@ -22,7 +22,13 @@ class TaskManagerGateway {
                                    const proto::TriggerCheckpointRequest& request) = 0;
   virtual Status NotifyCheckpoint(const std::string& tm_rpc_address,
                                   const proto::NotifyCheckpointRequest& request) = 0;
+  // The task manager at this address is gone: release what the gateway holds for it.
+  virtual void Forget(const std::string& tm_rpc_address) {}
 };
+
+// Errors: kUnavailable and kDeadlineExceeded mean the task manager could not be reached (or
+// did not answer in time); any other code is the task manager's own answer (e.g.
+// kInvalidArgument for a graph it refuses) and says nothing about its health.
 
 std::unique_ptr<TaskManagerGateway> NewGrpcTaskManagerGateway();
 

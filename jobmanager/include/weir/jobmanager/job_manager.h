@@ -4,8 +4,11 @@
 // subtasks onto slots (slot sharing: slot j of a job hosts subtask j of every task, slots spread
 // across task managers), follows subtask state reports, and drives each job through its
 // lifecycle (weir/lifecycle.h). Calls to task managers go through a TaskManagerGateway on an
-// executor, never under the lock. Time comes from an injected clock so tests control it.
-// All public methods are thread-safe.
+// executor, one lane per task manager (one that hangs delays no other), never under the lock.
+// No disk I/O happens under the lock either: checkpoint metadata, HA records, pruning and
+// reading a restore point's metadata run on the executor's I/O lane (heartbeats never wait
+// for a disk). Time comes from an injected clock so tests control it. Finished jobs are kept
+// up to `retained_jobs`, the oldest forgotten first. All public methods are thread-safe.
 #pragma once
 
 #include <functional>
@@ -36,10 +39,14 @@ struct JobManagerOptions {
   // High availability: jobs and their latest checkpoint are recorded here, so a restarted
   // job manager resumes them. Empty: off.
   std::string ha_dir;
+  // Terminal jobs (FINISHED, CANCELED, FAILED) kept for `list` and `status`; beyond this the
+  // oldest are forgotten and their memory freed.
+  int retained_jobs = 100;
 };
 
 using Clock = std::function<int64_t()>;  // milliseconds
-using Executor = std::function<void(std::function<void()>)>;
+// Runs work later, never inline, in order per lane (weir/executor.h).
+using Executor = CheckpointCoordinator::Executor;
 
 class JobManager {
  public:
@@ -53,6 +60,7 @@ class JobManager {
 
   // Validates and accepts a job; returns its id. Nothing is kept if validation fails. With a
   // restore path (a savepoint or retained checkpoint directory), the job starts from it.
+  // Validation and reading the restore point happen before the lock is taken.
   Result<std::string> SubmitJob(const proto::JobGraph& graph, const std::string& restore_path = "",
                                 bool allow_non_restored_state = false);
   void AcknowledgeCheckpoint(const proto::AcknowledgeCheckpointRequest& ack);
@@ -64,6 +72,8 @@ class JobManager {
   Result<proto::JobInfo> GetJob(const std::string& job_id) const;
   Result<std::string> CancelJob(const std::string& job_id);
   std::vector<proto::TaskManagerInfo> ListTaskManagers() const;
+  // Tests: jobs held in memory (running and retained finished ones).
+  size_t jobs_held() const;
 
   // Periodic work: lost task managers, jobs waiting for slots. Call every ~100 ms.
   void Tick();
@@ -119,6 +129,12 @@ class JobManager {
     std::string initial_restore_path;   // the savepoint the job was submitted with
     bool allow_non_restored_state = false;
     int64_t waiting_since_ms = 0;    // CREATED since
+    // Checkpoints being made durable on the I/O lane: a restart waits for them (it must
+    // restore from the newest one if it became durable).
+    int finalizing = 0;
+    bool persist_deferred = false;   // an HA write waits for `finalizing` to reach 0
+    bool restart_planning = false;   // RESTARTING: the restore point is being read
+    int64_t reserved_ids_until = 0;  // ids below it are recorded in HA as possibly used
   };
 
   // All private helpers run under mu_.
@@ -136,10 +152,27 @@ class JobManager {
   // The task manager is gone (silent, unreachable or restarted): forget it, fail over its jobs.
   void LoseTaskManagerLocked(const std::string& tm_id, const std::string& reason);
   void NoteCheckpointLocked(Job& job);
-  void PersistLocked(const Job& job);
-  Result<std::string> AddJobLocked(const proto::JobGraph& graph, const std::string& restore_path,
-                                   bool allow_non_restored_state, const std::string& job_id,
-                                   int attempt, const std::string& resume_from, int restarts);
+  // Records the job for HA (or removes its record once terminal) on the I/O lane.
+  void PersistLocked(Job& job);
+  proto::HaJobRecord HaRecordLocked(const Job& job) const;
+  // Builds a job (validation, plan, restore point): no lock, may read files.
+  Result<std::unique_ptr<Job>> PrepareJob(const proto::JobGraph& graph,
+                                          const std::string& restore_path,
+                                          bool allow_non_restored_state, const std::string& job_id,
+                                          int attempt, const std::string& resume_from,
+                                          int restarts, int64_t next_checkpoint_id) const;
+  std::string AddJobLocked(std::unique_ptr<Job> job);
+  // Redeploys once the restore plan (read on the I/O lane) is known.
+  void FinishRestartLocked(Job& job, const std::string& from,
+                           Result<proto::CheckpointMetadata> md,
+                           Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>> plan);
+  // The outcome of a checkpoint's finalization (on the I/O lane), under the lock.
+  void OnFinalizedLocked(Job& job, int attempt, const std::shared_ptr<Finalizing>& f,
+                         const Status& st);
+  void EvictFinishedJobsLocked();
+  void Rpc(const std::string& tm_rpc_address, std::function<void()> fn) {
+    executor_(TaskManagerLane(tm_rpc_address), std::move(fn));
+  }
   proto::JobInfo InfoLocked(const Job& job) const;
   int FreeSlotsLocked() const;
 
@@ -155,6 +188,7 @@ class JobManager {
   std::map<std::string, std::unique_ptr<Job>> jobs_;
   std::vector<std::string> job_order_;
   uint64_t job_counter_ = 0;
+  bool evict_pending_ = false;  // a job ended: Tick() applies retained_jobs
 };
 
 }  // namespace weir::jm

@@ -1,5 +1,5 @@
 // The job manager process: the JobManager logic behind a gRPC JobManagerService, a tick thread
-// and a serial executor for calls to task managers. Start() and Stop() from the main thread.
+// and an executor (weir/executor.h) with a lane per task manager and one for disk work. Start() and Stop() from the main thread.
 #pragma once
 
 #include <memory>

@@ -1,5 +1,6 @@
 // The task manager process: registers its slots with the job manager, heartbeats, runs deployed
-// subtasks (one thread each) and hosts the data plane (weir/network.h). Start() and Stop() are
+// subtasks (one thread each, joined when it ends), runs checkpoint uploads on a bounded
+// executor it owns, and hosts the data plane (weir/network.h). Start() and Stop() are
 // called from the main thread; the gRPC handlers and task threads run concurrently and share
 // state under one mutex.
 #pragma once
@@ -24,6 +25,9 @@ struct TaskManagerOptions {
   std::string state_dir;
   NetworkOptions network;
   TaskOptions task;
+  // Threads that run the asynchronous part of checkpoints (state uploads, then the
+  // acknowledgement) for every subtask here; owned by the task manager, joined at Stop().
+  int upload_threads = 2;
 };
 
 class TaskManager {
