@@ -1173,11 +1173,12 @@ class CommittingFileSink : public Operator {
         const __int128 lowest = static_cast<__int128>(last_start) - (limit - 1) * g;
         next_empty_start_ = std::min(min_start_seen_, last_start);
         if (next_empty_start_ < lowest) {
-          Log()->warn("{} committing_file: empty_partitions: the earliest partition written "
-                      "starts at {}, more than {} partitions before the newest complete one; "
-                      "marking from {}",
-                      log_prefix_, FormatTimestampMs(next_empty_start_), limit,
-                      FormatTimestampMs(static_cast<int64_t>(lowest)));
+          Log()->warn(
+              "{} committing_file: empty_partitions: the earliest partition written "
+              "starts at {}, more than {} partitions before the newest complete one; "
+              "marking from {}",
+              log_prefix_, FormatTimestampMs(next_empty_start_), limit,
+              FormatTimestampMs(static_cast<int64_t>(lowest)));
           next_empty_start_ = static_cast<int64_t>(lowest);
         }
       }
@@ -1195,10 +1196,11 @@ class CommittingFileSink : public Operator {
       next_empty_start_ = s;
       if (more) {
         ++empty_deferred_;
-        Log()->warn("{} committing_file: empty_partitions: marked {} partitions at checkpoint "
-                    "{} (the limit); the rest up to {} follow at the next commits ({} deferred "
-                    "so far)",
-                    log_prefix_, n, checkpoint_id, FormatTimestampMs(last_start), empty_deferred_);
+        Log()->warn(
+            "{} committing_file: empty_partitions: marked {} partitions at checkpoint "
+            "{} (the limit); the rest up to {} follow at the next commits ({} deferred "
+            "so far)",
+            log_prefix_, n, checkpoint_id, FormatTimestampMs(last_start), empty_deferred_);
       }
     }
     if (marked > 0) {

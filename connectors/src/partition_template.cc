@@ -136,8 +136,7 @@ bool PartitionComplete(int64_t end, int64_t delay_ms, int64_t watermark) {
   return static_cast<__int128>(end) - 1 + delay_ms <= watermark;
 }
 
-bool LastCompleteStart(int64_t watermark, int64_t delay_ms, int64_t granularity_ms,
-                       int64_t* start) {
+bool LastCompleteStart(int64_t watermark, int64_t delay_ms, int64_t granularity_ms, int64_t* start) {
   // start + g - 1 + delay <= watermark, start a multiple of g; 128 bits hold every step.
   const __int128 g = granularity_ms;
   __int128 bound = static_cast<__int128>(watermark) + 1 - delay_ms - g;
@@ -335,7 +334,9 @@ bool PartitionTemplate::Render(const Row& row, std::string* dir, int64_t* start_
     } else {
       const bool segment_start = before == 0 || (*dir)[before - 1] == '/';
       switch (v.type) {
-        case Type::kString: AppendEscapedPartitionValue(v.s, segment_start, dir); break;
+        case Type::kString:
+          AppendEscapedPartitionValue(v.s, segment_start, dir);
+          break;
         case Type::kInt64:
         case Type::kTimestamp: {
           char buf[24];
@@ -343,7 +344,9 @@ bool PartitionTemplate::Render(const Row& row, std::string* dir, int64_t* start_
           dir->append(buf, end);
           break;
         }
-        case Type::kBool: dir->append(v.b ? "true" : "false"); break;
+        case Type::kBool:
+          dir->append(v.b ? "true" : "false");
+          break;
         default: break;
       }
     }
