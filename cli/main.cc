@@ -93,13 +93,23 @@ void PrintJob(const weir::proto::JobInfo& j) {
     };
     const long long read = get("read"), committed = get("committed"), late = get("late"),
                     dirty = get("dirty"), filtered = get("filtered");
+    // Rows of files whose commit failed (retried at the next completion) are not committed.
+    const long long uncommitted =
+        get("uncommitted") + get("uncommitted_late") + get("uncommitted_dirty");
     const long long diff = read - committed - late - dirty - filtered;
-    std::printf("  records at %lld: read %lld = committed %lld + late %lld + dirty %lld + "
-                "filtered %lld%s\n",
-                static_cast<long long>(c.id()), read, committed, late, dirty, filtered,
-                diff == 0 ? " (balanced)"
-                          : (" (differs by " + std::to_string(diff) +
-                             "; jobs that aggregate or fan out do not balance)").c_str());
+    std::string note = " (balanced)";
+    if (uncommitted != 0) {
+      note =
+          " (" + std::to_string(uncommitted) + " in files whose commit failed and is retried" +
+          (diff == uncommitted ? ")" : "; differs by " + std::to_string(diff - uncommitted) + ")");
+    } else if (diff != 0) {
+      note = " (differs by " + std::to_string(diff) +
+             "; jobs that aggregate or fan out do not balance)";
+    }
+    std::printf(
+        "  records at %lld: read %lld = committed %lld + late %lld + dirty %lld + "
+        "filtered %lld%s\n",
+        static_cast<long long>(c.id()), read, committed, late, dirty, filtered, note.c_str());
   }
   for (const auto& f : cp.recent_failures()) {
     std::printf("  failed: id %lld at %s: %s\n", static_cast<long long>(f.id()),

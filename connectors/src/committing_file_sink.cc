@@ -10,7 +10,8 @@
 //     every checkpoint (exactly-once needs it)
 //   max_open_files: 1000 per subtask (the least recently written file is closed beyond it)
 //   partition_commit (time templates; on by default there):
-//     {enabled: true, delay: 0, success_file: _SUCCESS, empty_partitions: false}
+//     {enabled: true, delay: 0, success_file: _SUCCESS, empty_partitions: false,
+//      empty_partitions_limit: 10000 (back-filled, and marked per commit)}
 //   late_dir: _late; dirty_dir: _dirty (relative to path; '_' hides them from Hive)
 //
 // Files and their life:
@@ -36,9 +37,11 @@
 // - 1 + delay <= W: every subtask's rows of it are committed by then. The file is created with
 // O_EXCL, so it is written once even when several subtasks (or a restarted one) get there. A
 // row whose partition could already be committed (end - 1 + delay <= the input watermark) is
-// late: it goes to <late_dir>/<partition>/ instead, counted. Rows whose partition fields are
-// null or malformed go to <dirty_dir>/ as {"reason": ..., "row": ...}, counted. Both side
-// outputs are committed exactly once like the data.
+// late: it goes to <late_dir>/<partition>/ instead, counted. Partition values are escaped as
+// Hive does (partition_template.h); rows whose partition cannot be written (a null field, a
+// directory name or path too long after escaping, a time out of range) go to <dirty_dir>/ as
+// {"reason": ..., "row": ...}, counted, decided before the row is staged, so no row can make a
+// commit fail. Both side outputs are committed exactly once like the data.
 //
 // Operator state, per subtask and checkpoint n:
 //   "pending" (SPLIT): one entry per staged file not yet committed: (checkpoint it belongs to,
@@ -162,10 +165,17 @@ bool IsSafeRelPath(std::string_view path) {
   return true;
 }
 
+// What a file holds: rows for their partition, late rows, or dirty rows.
+enum class FileKind { kData, kLate, kDirty };
+
 struct PendingFile {
   int64_t checkpoint = 0;  // the checkpoint whose completion commits it
   std::string staging;     // name in <path>/.staging
   std::string final_name;  // path relative to <path> (partition directories, file name)
+  // Not in the state (a restored file is committed in Open or the restore fails): for the
+  // reconciliation counts of files whose commit failed.
+  FileKind kind = FileKind::kData;
+  int64_t rows = 0;
 };
 
 std::string EncodePending(const PendingFile& p) {
@@ -370,6 +380,7 @@ struct FileSinkConfig {
   int64_t commit_delay_ms = 0;
   std::string success_file = "_SUCCESS";
   bool commit_empty = false;
+  int64_t empty_limit = 10000;  // empty partitions created per commit, and back-filled
   std::string late_dir = "_late";
   std::string dirty_dir = "_dirty";
 };
@@ -438,11 +449,17 @@ Result<FileSinkConfig> PlanFileSink(const Config& config, const Schema& input) {
     return Status::InvalidArgument(config.path() + ".max_open_files: must be 1..100000");
   }
   WEIR_ASSIGN_OR_RETURN(Config pc, config.GetMap("partition_commit"));
-  WEIR_RETURN_IF_ERROR(pc.CheckKeys({"enabled", "delay", "success_file", "empty_partitions"}));
+  WEIR_RETURN_IF_ERROR(pc.CheckKeys(
+      {"enabled", "delay", "success_file", "empty_partitions", "empty_partitions_limit"}));
   WEIR_ASSIGN_OR_RETURN(c.commit, pc.GetBool("enabled", tmpl.has_time()));
   WEIR_ASSIGN_OR_RETURN(c.commit_delay_ms, pc.GetDurationMs("delay", 0));
   WEIR_ASSIGN_OR_RETURN(c.success_file, pc.GetString("success_file", std::string("_SUCCESS")));
   WEIR_ASSIGN_OR_RETURN(c.commit_empty, pc.GetBool("empty_partitions", false));
+  WEIR_ASSIGN_OR_RETURN(c.empty_limit, pc.GetInt("empty_partitions_limit", 10000));
+  if (c.empty_limit < 1 || c.empty_limit > 1000000) {
+    return Status::InvalidArgument(pc.path() + ".empty_partitions_limit: must be 1..1000000, got " +
+                                   std::to_string(c.empty_limit));
+  }
   if (c.commit) {
     if (!tmpl.has_time()) {
       return Status::InvalidArgument(pc.path() + ".enabled: partition commit needs a time "
@@ -572,7 +589,15 @@ class CommittingFileSink : public Operator {
     }
     // Checkpoint ids continue after the restored one.
     next_checkpoint_ = restored_id >= 0 ? restored_id + 1 : 1;
-    return counters_.Restore(ctx.restored);
+    WEIR_RETURN_IF_ERROR(counters_.Restore(ctx.restored));
+    // Rows the restored checkpoint counted as uncommitted (their commit had failed) are in
+    // files it names, and those were all committed above (by this subtask or another).
+    for (int k = 0; k < 3; ++k) {
+      const int64_t u = counters_.Get(kUncommittedNames[k]);
+      counters_.Add(kCountNames[k], u);
+      counters_.Add(kUncommittedNames[k], -u);
+    }
+    return Status::Ok();
   }
 
   Status Process(RowBatch& batch, Output&) override {
@@ -598,12 +623,14 @@ class CommittingFileSink : public Operator {
       Kind kind = Kind::kData;
       int64_t end = 0;
       if (cfg_.commit) {
-        end = start + tmpl_.granularity_ms();
-        if (cfg_.commit_empty && start < min_start_seen_) min_start_seen_ = start;
+        end = start + tmpl_.granularity_ms();  // Render checked that it is representable
         // Could this partition be committed already? Then the row must not go into it.
-        if (end - 1 + cfg_.commit_delay_ms <= late_wm) {
+        if (PartitionComplete(end, cfg_.commit_delay_ms, late_wm)) {
           kind = Kind::kLate;
           scratch_dir_.insert(0, cfg_.late_dir + "/");
+        } else if (cfg_.commit_empty && start < min_start_seen_) {
+          // On-time rows only: a late row must not move the empty partitions' start back.
+          min_start_seen_ = start;
         }
       }
       Writer* w = last_;
@@ -706,12 +733,20 @@ class CommittingFileSink : public Operator {
       out->operator_state.push_back(std::move(et));
       out->commit_watermark = committed_wm_;
     }
-    counters_.Add("committed", rows_written_ - counted_written_);
-    counters_.Add("late", late_rows_ - counted_late_);
-    counters_.Add("dirty", dirty_rows_ - counted_dirty_);
-    counted_written_ = rows_written_;
-    counted_late_ = late_rows_;
-    counted_dirty_ = dirty_rows_;
+    // The counts claim the rows of this checkpoint's files (committed once it completes), but
+    // not those of files whose checkpoint completed and whose commit failed: they are
+    // "uncommitted" until a retry commits them (then the counts move back).
+    int64_t stuck[3] = {0, 0, 0};
+    for (const PendingFile& p : pending_) {
+      if (p.checkpoint <= last_completed_) stuck[static_cast<int>(p.kind)] += p.rows;
+    }
+    const int64_t rows[3] = {rows_written_, late_rows_, dirty_rows_};
+    for (int k = 0; k < 3; ++k) {
+      counters_.Add(kCountNames[k], rows[k] - stuck[k] - counted_[k]);
+      counters_.Add(kUncommittedNames[k], stuck[k] - counted_stuck_[k]);
+      counted_[k] = rows[k] - stuck[k];
+      counted_stuck_[k] = stuck[k];
+    }
     counters_.Snapshot(out);
     CrashPoint("after_precommit");
     return Status::Ok();
@@ -719,6 +754,7 @@ class CommittingFileSink : public Operator {
 
   void NotifyCheckpointComplete(int64_t checkpoint_id) override {
     CrashPoint("before_commit");
+    last_completed_ = std::max(last_completed_, checkpoint_id);
     Status st = CommitPending(checkpoint_id);
     if (!st.ok()) {
       Log()->error(
@@ -775,7 +811,7 @@ class CommittingFileSink : public Operator {
   }
 
  private:
-  enum class Kind { kData, kLate, kDirty };
+  using Kind = FileKind;
   struct Writer {
     std::string dir;   // relative directory of the final file ("": the sink's directory)
     std::string base;  // final file name
@@ -982,6 +1018,8 @@ class CommittingFileSink : public Operator {
     p.checkpoint = -1;  // assigned at the next barrier
     p.staging = owned->base + std::string(kPending);
     p.final_name = owned->dir.empty() ? owned->base : owned->dir + "/" + owned->base;
+    p.kind = owned->kind;
+    p.rows = owned->rows;
     const std::string to = staging_dir_ + "/" + p.staging;
     if (::rename(from.c_str(), to.c_str()) != 0) {
       return Fail(Status::IoError("rename " + from + " -> " + to + " failed: " + strerror(errno)));
@@ -1103,10 +1141,10 @@ class CommittingFileSink : public Operator {
   // Writes the success file into every partition of ours that ended by `watermark` (plus the
   // delay), and, with empty_partitions, into every time partition up to it.
   Status CommitPartitions(int64_t checkpoint_id, int64_t watermark) {
-    auto complete = [&](int64_t end) { return end - 1 + cfg_.commit_delay_ms <= watermark; };
+    const int64_t delay = cfg_.commit_delay_ms;
     int marked = 0;
     for (auto it = open_partitions_.begin(); it != open_partitions_.end();) {
-      if (!complete(it->second)) {
+      if (!PartitionComplete(it->second, delay, watermark)) {
         ++it;
         continue;
       }
@@ -1120,20 +1158,50 @@ class CommittingFileSink : public Operator {
       marked += created;
       it = open_partitions_.erase(it);
     }
-    if (cfg_.commit_empty && subtask_ == 0) {
-      // One subtask enumerates the time partitions, from the first complete one it saw.
+    int64_t last_start = 0;
+    if (cfg_.commit_empty && subtask_ == 0 &&
+        LastCompleteStart(watermark, delay, tmpl_.granularity_ms(), &last_start)) {
+      // One subtask enumerates the time partitions. It starts once, at the earliest partition
+      // it wrote on time (so gaps after it are marked), else at the newest complete one, and
+      // never moves back. Bounded: at most empty_limit partitions before the newest complete
+      // one (a row from year 1 must not make millions of directories), and at most
+      // empty_limit per commit (a watermark that jumps ahead is caught up over several).
       const int64_t g = tmpl_.granularity_ms();
-      const int64_t last_start = ((watermark + 1 - cfg_.commit_delay_ms) / g) * g - g;
-      // From the earliest partition this subtask wrote (so gaps after it are marked), else
-      // from the newest complete one.
-      if (next_empty_start_ == kMinWatermark) {
+      const int64_t limit = cfg_.empty_limit;
+      if (!empty_started_) {
+        empty_started_ = true;
+        const __int128 lowest = static_cast<__int128>(last_start) - (limit - 1) * g;
         next_empty_start_ = std::min(min_start_seen_, last_start);
+        if (next_empty_start_ < lowest) {
+          Log()->warn(
+              "{} committing_file: empty_partitions: the earliest partition written "
+              "starts at {}, more than {} partitions before the newest complete one; "
+              "marking from {}",
+              log_prefix_, FormatTimestampMs(next_empty_start_), limit,
+              FormatTimestampMs(static_cast<int64_t>(lowest)));
+          next_empty_start_ = static_cast<int64_t>(lowest);
+        }
       }
-      for (int64_t s = next_empty_start_; s <= last_start; s += g) {
+      int64_t n = 0;
+      int64_t s = next_empty_start_;
+      bool more = s <= last_start;
+      while (more && n < limit) {
         WEIR_ASSIGN_OR_RETURN(bool created, WriteMarker(tmpl_.RenderTime(s)));
         marked += created;
+        ++n;
+        // s + g cannot pass last_start + g <= watermark + 1; checked all the same.
+        if (__builtin_add_overflow(s, g, &s)) break;
+        more = s <= last_start;
       }
-      next_empty_start_ = std::max(next_empty_start_, last_start + g);
+      next_empty_start_ = s;
+      if (more) {
+        ++empty_deferred_;
+        Log()->warn(
+            "{} committing_file: empty_partitions: marked {} partitions at checkpoint "
+            "{} (the limit); the rest up to {} follow at the next commits ({} deferred "
+            "so far)",
+            log_prefix_, n, checkpoint_id, FormatTimestampMs(last_start), empty_deferred_);
+      }
     }
     if (marked > 0) {
       Log()->info("{} committing_file: checkpoint={} committed {} partition(s) up to watermark {}",
@@ -1253,13 +1321,21 @@ class CommittingFileSink : public Operator {
   int64_t committed_wm_ = kMinWatermark;  // covered by committed files
   std::map<int64_t, int64_t> wm_at_barrier_;        // checkpoint -> input watermark
   std::map<std::string, int64_t> open_partitions_;  // written, not yet marked: dir -> end
-  int64_t next_empty_start_ = kMinWatermark;        // empty_partitions (subtask 0)
-  int64_t min_start_seen_ = kMaxWatermark;          // earliest partition written
+  bool empty_started_ = false;                      // empty_partitions (subtask 0):
+  int64_t next_empty_start_ = 0;                    //   the next one to mark
+  int64_t empty_deferred_ = 0;                      //   commits that hit the limit
+  int64_t min_start_seen_ = kMaxWatermark;          // earliest partition written on time
+  int64_t last_completed_ = 0;                      // the newest completed checkpoint
 
   int64_t rows_written_ = 0, late_rows_ = 0, dirty_rows_ = 0;
   // Reconciliation: what the counters already hold of the three above.
   RecordCounters counters_;
-  int64_t counted_written_ = 0, counted_late_ = 0, counted_dirty_ = 0;
+  // By FileKind: what the counters hold of the rows as committed, and as uncommitted.
+  static constexpr const char* kCountNames[3] = {"committed", "late", "dirty"};
+  static constexpr const char* kUncommittedNames[3] = {"uncommitted", "uncommitted_late",
+                                                       "uncommitted_dirty"};
+  int64_t counted_[3] = {0, 0, 0};
+  int64_t counted_stuck_[3] = {0, 0, 0};
   int64_t dirty_logged_ = 0, last_dirty_log_ms_ = 0;
   int64_t last_roll_check_ms_ = 0, last_report_ms_ = 0;
 

@@ -1,8 +1,11 @@
 #include "weir/partition_template.h"
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <cstring>
 #include <ctime>
+#include <limits>
 
 namespace weir {
 namespace {
@@ -45,7 +48,105 @@ bool ValidSegmentStart(std::string_view dir) {
   return true;
 }
 
+// Hive's FileUtils.charToEscape: the control characters, DEL, and what a path or Hive's own
+// "key=value" parsing cannot hold.
+constexpr std::array<bool, 256> kHiveEscape = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = true;
+  for (unsigned char c : std::string_view("\"#%'*/:=?\\{[]^\x7f")) t[c] = true;
+  return t;
+}();
+
+void AppendPercent(unsigned char c, std::string* out) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  const char buf[3] = {'%', kHex[c >> 4], kHex[c & 15]};
+  out->append(buf, 3);
+}
+
+// The length of the valid UTF-8 sequence at s[i] (RFC 3629: no overlong forms, surrogates or
+// code points past U+10FFFF), 0 if there is none.
+size_t Utf8Length(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size() || b(1) < lo || b(1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if (b(k) < 0x80 || b(k) > 0xBF) return 0;
+  }
+  return n;
+}
+
 }  // namespace
+
+void AppendEscapedPartitionValue(std::string_view value, bool segment_start, std::string* out) {
+  if (value.empty()) value = PartitionTemplate::kDefaultPartition;
+  // A leading '.' would make ".", ".." or a hidden level, a leading '_' a hidden one.
+  const bool lead = segment_start && (value[0] == '.' || value[0] == '_');
+  bool clean = !lead;
+  for (size_t i = 0; clean && i < value.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(value[i]);
+    clean = c < 0x80 && !kHiveEscape[c];
+  }
+  if (clean) {  // the common case: no copy but the append
+    out->append(value);
+    return;
+  }
+  size_t i = 0;
+  if (lead) {
+    AppendPercent(static_cast<unsigned char>(value[0]), out);
+    i = 1;
+  }
+  while (i < value.size()) {
+    const unsigned char c = static_cast<unsigned char>(value[i]);
+    if (c < 0x80) {
+      if (kHiveEscape[c]) {
+        AppendPercent(c, out);
+      } else {
+        out->push_back(static_cast<char>(c));
+      }
+      ++i;
+      continue;
+    }
+    const size_t n = Utf8Length(value, i);
+    if (n == 0) {
+      AppendPercent(c, out);  // not UTF-8: escaped byte by byte, never lost or mangled
+      ++i;
+    } else {
+      out->append(value.substr(i, n));
+      i += n;
+    }
+  }
+}
+
+bool PartitionComplete(int64_t end, int64_t delay_ms, int64_t watermark) {
+  return static_cast<__int128>(end) - 1 + delay_ms <= watermark;
+}
+
+bool LastCompleteStart(int64_t watermark, int64_t delay_ms, int64_t granularity_ms, int64_t* start) {
+  // start + g - 1 + delay <= watermark, start a multiple of g; 128 bits hold every step.
+  const __int128 g = granularity_ms;
+  __int128 bound = static_cast<__int128>(watermark) + 1 - delay_ms - g;
+  __int128 q = bound / g;
+  if (bound % g != 0 && bound < 0) --q;
+  const __int128 s = q * g;
+  if (s < std::numeric_limits<int64_t>::min()) return false;
+  *start = static_cast<int64_t>(s);  // <= watermark, so it fits
+  return true;
+}
 
 Result<PartitionTemplate> PartitionTemplate::Parse(std::string_view text, const Schema& schema,
                                                    const std::string& where) {
@@ -143,17 +244,58 @@ Result<PartitionTemplate> PartitionTemplate::Parse(std::string_view text, const 
     t.types_.push_back(p.field >= 0 ? schema.field(static_cast<size_t>(p.field)).type : Type::kNull);
   }
   t.cache_.resize(t.parts_.size());
+  t.spans_.resize(t.parts_.size());
   return t;
 }
 
-void PartitionTemplate::AppendTime(int64_t ms, const std::string& format, std::string* out) {
-  const int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-  const time_t tt = static_cast<time_t>(secs);
+bool PartitionTemplate::AppendTime(int64_t ms, const std::string& format, std::string* out) {
+  const time_t tt = static_cast<time_t>(FloorDiv(ms, 1000));
   struct tm tm;
-  gmtime_r(&tt, &tm);
+  // Fails only when the year does not fit an int (not for any int64 milliseconds with a 64-bit
+  // time_t, but tm must never be read uninitialized).
+  if (gmtime_r(&tt, &tm) == nullptr) return false;
   char buf[256];
   const size_t n = strftime(buf, sizeof(buf), format.c_str(), &tm);
   out->append(buf, n);
+  return true;
+}
+
+bool PartitionTemplate::CheckLengths(const std::string& dir, std::string* reason) const {
+  // The field with the longest text in [a, b): the one to blame.
+  auto culprit = [&](size_t a, size_t b) -> const Part* {
+    const Part* best = nullptr;
+    size_t best_len = 0;
+    for (size_t k = 0; k < parts_.size(); ++k) {
+      if (parts_[k].field < 0) continue;
+      const size_t lo = std::max(a, spans_[k].first), hi = std::min(b, spans_[k].second);
+      if (hi > lo && hi - lo >= best_len) {
+        best = &parts_[k];
+        best_len = hi - lo;
+      }
+    }
+    return best;
+  };
+  size_t start = 0;
+  while (start <= dir.size()) {
+    size_t end = dir.find('/', start);
+    if (end == std::string::npos) end = dir.size();
+    if (end - start > kMaxSegmentBytes) {
+      const Part* p = culprit(start, end);
+      *reason = "partition field '" + (p ? p->name : std::string("?")) +
+                "' makes a directory name of " + std::to_string(end - start) +
+                " bytes after escaping (limit " + std::to_string(kMaxSegmentBytes) + ")";
+      return false;
+    }
+    start = end + 1;
+  }
+  if (dir.size() > kMaxDirBytes) {
+    const Part* p = culprit(0, dir.size());
+    *reason = "partition directory is " + std::to_string(dir.size()) +
+              " bytes after escaping (limit " + std::to_string(kMaxDirBytes) +
+              "), longest value from field '" + (p ? p->name : std::string("?")) + "'";
+    return false;
+  }
+  return true;
 }
 
 bool PartitionTemplate::Render(const Row& row, std::string* dir, int64_t* start_ms,
@@ -161,8 +303,10 @@ bool PartitionTemplate::Render(const Row& row, std::string* dir, int64_t* start_
   dir->clear();
   for (size_t k = 0; k < parts_.size(); ++k) {
     const Part& p = parts_[k];
+    const size_t before = dir->size();
     if (p.field < 0) {
       dir->append(p.literal);
+      spans_[k] = {before, dir->size()};
       continue;
     }
     const Value& v = row[static_cast<size_t>(p.field)];
@@ -170,40 +314,62 @@ bool PartitionTemplate::Render(const Row& row, std::string* dir, int64_t* start_
       *reason = "partition field '" + p.name + "' is null";
       return false;
     }
-    const size_t before = dir->size();
     if (!p.format.empty()) {
-      const int64_t sec = v.i >= 0 ? v.i / 1000 : -((-v.i + 999) / 1000);
+      const int64_t sec = FloorDiv(v.i, 1000);
       Cached& c = cache_[k];
-      if (c.second != sec) {
+      if (c.second != sec || c.text.empty()) {
         c.second = sec;
         c.text.clear();
-        AppendTime(v.i, p.format, &c.text);
+        if (!AppendTime(v.i, p.format, &c.text)) c.text.clear();
       }
       dir->append(c.text);
+      // The format's own output is not escaped: it must make a plain name by itself.
+      std::string_view val(dir->data() + before, dir->size() - before);
+      if (val.empty() || val == "." || val == ".." || val.find('/') != std::string_view::npos ||
+          val.find('\0') != std::string_view::npos) {
+        *reason = "partition field '" + p.name + "': time " + std::to_string(v.i) +
+                  " ms formats as '" + std::string(val) + "', which cannot be a directory name";
+        return false;
+      }
     } else {
+      const bool segment_start = before == 0 || (*dir)[before - 1] == '/';
       switch (v.type) {
-        case Type::kString: dir->append(v.s); break;
-        case Type::kInt64: dir->append(std::to_string(v.i)); break;
-        case Type::kBool: dir->append(v.b ? "true" : "false"); break;
-        case Type::kTimestamp: dir->append(std::to_string(v.i)); break;
+        case Type::kString:
+          AppendEscapedPartitionValue(v.s, segment_start, dir);
+          break;
+        case Type::kInt64:
+        case Type::kTimestamp: {
+          char buf[24];
+          auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v.i);
+          dir->append(buf, end);
+          break;
+        }
+        case Type::kBool:
+          dir->append(v.b ? "true" : "false");
+          break;
         default: break;
       }
     }
-    std::string_view val(dir->data() + before, dir->size() - before);
-    if (val.empty() || val == "." || val == ".." || val.find('/') != std::string_view::npos ||
-        val.find('\0') != std::string_view::npos) {
-      *reason = "partition value '" + std::string(val) + "' cannot be a directory name";
-      return false;
-    }
+    spans_[k] = {before, dir->size()};
   }
   if (!ValidSegmentStart(*dir)) {
     *reason = "partition directory '" + *dir + "' would be hidden or empty";
     return false;
   }
+  if (!CheckLengths(*dir, reason)) return false;
   if (time_field_ >= 0 && granularity_ms_ > 0) {
     const int64_t ts = row[static_cast<size_t>(time_field_)].i;
-    const int64_t q = ts >= 0 ? ts / granularity_ms_ : -((-ts + granularity_ms_ - 1) / granularity_ms_);
-    *start_ms = q * granularity_ms_;
+    // [start, start + granularity) must be representable: near the ends of int64 it is not.
+    int64_t start = 0, end = 0;
+    if (__builtin_mul_overflow(FloorDiv(ts, granularity_ms_), granularity_ms_, &start) ||
+        __builtin_add_overflow(start, granularity_ms_, &end)) {
+      auto p = std::find_if(parts_.begin(), parts_.end(),
+                            [&](const Part& q) { return q.field == time_field_; });
+      *reason = "partition field '" + p->name + "': time " + std::to_string(ts) +
+                " ms has no partition (out of range)";
+      return false;
+    }
+    *start_ms = start;
   }
   return true;
 }
@@ -214,6 +380,7 @@ std::string PartitionTemplate::RenderTime(int64_t start_ms) {
     if (p.field < 0) {
       dir.append(p.literal);
     } else {
+      // Only called with starts of rendered partitions, so the time is in range.
       AppendTime(start_ms, p.format, &dir);
     }
   }

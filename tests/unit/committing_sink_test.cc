@@ -2,27 +2,26 @@
 // are triggered and completed by the test as the job manager would, and restores are planned
 // from the acknowledgements with the job manager's own PlanRestore.
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <tuple>
 
-#include <zlib.h>
-
-#include <sstream>
-
 #include "weir/job_graph.h"
-#include "weir/partition_template.h"
-#include "weir/record_counters.h"
 #include "weir/jobmanager/checkpoint_coordinator.h"
 #include "weir/network.h"
+#include "weir/partition_template.h"
+#include "weir/record_counters.h"
 #include "weir/task.h"
 
 namespace weir {
@@ -846,23 +845,24 @@ edges:
   Attempt job(yaml, "job1", 0, dir_ / ".state");
   for (auto s : job.Join()) EXPECT_EQ(s, TaskState::kFinished);
   auto data = DataFiles(out_);
-  ASSERT_EQ(data.size(), 1u);
-  EXPECT_EQ(data.begin()->first, "app=ok");
-  EXPECT_EQ(data.begin()->second.size(), 800u);
-  int nulls = 0, slashes = 0;
+  ASSERT_EQ(data.size(), 2u);
+  EXPECT_EQ(data["app=ok"].size(), 800u);
+  // A '/' is escaped (as Hive does), not a directory level and not dirty.
+  EXPECT_EQ(data["app=x%2Fy"].size(), 100u);
+  int nulls = 0, lines = 0;
   for (const auto& e : fs::directory_iterator(out_ / "_dirty")) {
     std::ifstream in(e.path());
     std::string line;
     while (std::getline(in, line)) {
-      if (line.find("\"reason\":\"partition field 'app' is null\"") != std::string::npos) ++nulls;
-      if (line.find("cannot be a directory name") != std::string::npos &&
+      ++lines;
+      if (line.find("\"reason\":\"partition field 'app' is null\"") != std::string::npos &&
           line.find("\"row\":{\"id\":") != std::string::npos) {
-        ++slashes;
+        ++nulls;
       }
     }
   }
   EXPECT_EQ(nulls, 100);
-  EXPECT_EQ(slashes, 100);
+  EXPECT_EQ(lines, 100);
 }
 
 TEST_F(PartitionedSinkTest, CsvGzipWithHeaderAndSizeRollingKeepEveryRowOnce) {
@@ -1028,21 +1028,32 @@ TEST(PartitionTemplateTest, RendersFieldsAndTimesAndRejectsBadValues) {
   ASSERT_TRUE(t->Render(r, &dir, &start, &reason)) << reason;
   EXPECT_EQ(dir, "dt=2025-11-22/hour=07/app=web");
   EXPECT_EQ(start, 1763794800000);
+  // Values are escaped as Hive does, never split into directory levels.
   r[1].SetString("a/b");
-  EXPECT_FALSE(t->Render(r, &dir, &start, &reason));
-  EXPECT_NE(reason.find("'a/b' cannot be a directory name"), std::string::npos) << reason;
-  r[1].SetString("..");
-  EXPECT_FALSE(t->Render(r, &dir, &start, &reason));
+  ASSERT_TRUE(t->Render(r, &dir, &start, &reason)) << reason;
+  EXPECT_EQ(dir, "dt=2025-11-22/hour=07/app=a%2Fb");
+  r[1].SetString("..");  // not a level of its own here: a plain name, as in Hive
+  ASSERT_TRUE(t->Render(r, &dir, &start, &reason)) << reason;
+  EXPECT_EQ(dir, "dt=2025-11-22/hour=07/app=..");
   r[1].SetNull();
   EXPECT_FALSE(t->Render(r, &dir, &start, &reason));
   EXPECT_EQ(reason, "partition field 'app' is null");
   r[1].SetString("");
-  EXPECT_FALSE(t->Render(r, &dir, &start, &reason));
-  // A value alone as a directory level must not hide it.
+  ASSERT_TRUE(t->Render(r, &dir, &start, &reason)) << reason;
+  EXPECT_EQ(dir, "dt=2025-11-22/hour=07/app=__HIVE_DEFAULT_PARTITION__");
+  // A value alone as a directory level can neither hide it nor be "." or "..".
   auto bare = PartitionTemplate::Parse("{app}", s, "p");
   ASSERT_TRUE(bare.ok());
-  r[1].SetString("_late");
-  EXPECT_FALSE(bare->Render(r, &dir, &start, &reason));
+  for (const auto& [value, want] :
+       std::vector<std::pair<std::string, std::string>>{{"_late", "%5Flate"},
+                                                        {".", "%2E"},
+                                                        {"..", "%2E."},
+                                                        {".hidden", "%2Ehidden"},
+                                                        {"a.b_", "a.b_"}}) {
+    r[1].SetString(value);
+    ASSERT_TRUE(bare->Render(r, &dir, &start, &reason)) << value << ": " << reason;
+    EXPECT_EQ(dir, want) << value;
+  }
   // Time-only templates enumerate partitions; negative times floor correctly.
   auto days = PartitionTemplate::Parse("day={ts:%F}", s, "p");
   ASSERT_TRUE(days.ok());
@@ -1071,6 +1082,403 @@ TEST(PartitionTemplateTest, RendersFieldsAndTimesAndRejectsBadValues) {
     EXPECT_NE(bad.status().message().find(want), std::string::npos)
         << text << ": " << bad.status().message();
   }
+}
+
+TEST(PartitionTemplateTest, EscapesHiveCharactersAndInvalidUtf8) {
+  Schema s;
+  s.Add("app", Type::kString);
+  auto t = PartitionTemplate::Parse("app={app}", s, "p");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  Row r(1);
+  std::string dir, reason;
+  int64_t start = 0;
+  for (const auto& [value, want] : std::vector<std::pair<std::string, std::string>>{
+           {"plain-value_1.2 x", "plain-value_1.2 x"},
+           {"a/b", "a%2Fb"},
+           {"100%", "100%25"},
+           {"12:30", "12%3A30"},
+           {"line\nbreak\r", "line%0Abreak%0D"},
+           {std::string("nul\0x", 5), "nul%00x"},
+           {"\"#%'*/:=?\\{[]^\x7f", "%22%23%25%27%2A%2F%3A%3D%3F%5C%7B%5B%5D%5E%7F"},
+           {"}|<>~ !$&()+,;@`", "}|<>~ !$&()+,;@`"},  // not in Hive's list
+           {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+            "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+           // Not UTF-8: a stray byte, a truncated sequence, an overlong form, a surrogate.
+           {"a\xffz", "a%FFz"},
+           {"x\xc3", "x%C3"},
+           {"\xc0\xaf", "%C0%AF"},
+           {"\xed\xa0\x80", "%ED%A0%80"},
+           {"\xf4\x90\x80\x80", "%F4%90%80%80"},
+       }) {
+    r[0].SetString(value);
+    ASSERT_TRUE(t->Render(r, &dir, &start, &reason)) << reason;
+    EXPECT_EQ(dir, "app=" + want);
+    // Escaping is the escape function's job; Render only adds the literal around it.
+    std::string direct;
+    AppendEscapedPartitionValue(value, false, &direct);
+    EXPECT_EQ(direct, want);
+  }
+}
+
+TEST(PartitionTemplateTest, OverlongValuesAreRejectedNamingTheFieldAndLength) {
+  Schema s;
+  s.Add("app", Type::kString);
+  s.Add("b", Type::kString);
+  s.Add("c", Type::kString);
+  s.Add("d", Type::kString);
+  s.Add("e", Type::kString);
+  auto t = PartitionTemplate::Parse("app={app}", s, "p");
+  ASSERT_TRUE(t.ok());
+  Row r(5);
+  std::string dir, reason;
+  int64_t start = 0;
+  r[0].SetString(std::string(251, 'x'));  // "app=" + 251 = 255 bytes: the limit
+  ASSERT_TRUE(t->Render(r, &dir, &start, &reason)) << reason;
+  EXPECT_EQ(dir.size(), 255u);
+  r[0].SetString(std::string(252, 'x'));
+  EXPECT_FALSE(t->Render(r, &dir, &start, &reason));
+  EXPECT_NE(reason.find("field 'app' makes a directory name of 256 bytes"), std::string::npos)
+      << reason;
+  r[0].SetString(std::string(300, 'x'));
+  EXPECT_FALSE(t->Render(r, &dir, &start, &reason));
+  EXPECT_NE(reason.find("304 bytes after escaping (limit 255)"), std::string::npos) << reason;
+  // Short before escaping, too long after: 100 '/' become 300 bytes.
+  r[0].SetString(std::string(100, '/'));
+  EXPECT_FALSE(t->Render(r, &dir, &start, &reason));
+  EXPECT_NE(reason.find("304 bytes"), std::string::npos) << reason;
+  // Each level fits, the whole directory does not; the longest value is named.
+  auto deep = PartitionTemplate::Parse("a={app}/b={b}/c={c}/d={d}/e={e}", s, "p");
+  ASSERT_TRUE(deep.ok());
+  for (int i = 0; i < 5; ++i) r[static_cast<size_t>(i)].SetString(std::string(200, 'y'));
+  r[3].SetString(std::string(250, 'y'));
+  EXPECT_FALSE(deep->Render(r, &dir, &start, &reason));
+  EXPECT_NE(reason.find("partition directory is 1064 bytes after escaping (limit 1024)"),
+            std::string::npos)
+      << reason;
+  EXPECT_NE(reason.find("field 'd'"), std::string::npos) << reason;
+}
+
+TEST(PartitionTemplateTest, TimesNearTheEndsOfInt64AndYearOne) {
+  Schema s;
+  s.Add("ts", Type::kTimestamp);
+  s.Add("n", Type::kInt64);
+  auto t = PartitionTemplate::Parse("dt={ts:%Y-%m-%d}/hour={ts:%H}", s, "p");
+  ASSERT_TRUE(t.ok());
+  Row r(2);
+  std::string dir, reason;
+  int64_t start = 0;
+  // Year 1, 00:30: a normal partition, floored correctly.
+  constexpr int64_t kYear1 = -62135596800000;
+  r[0].SetTimestamp(kYear1 + 30 * 60 * 1000);
+  ASSERT_TRUE(t->Render(r, &dir, &start, &reason)) << reason;
+  EXPECT_EQ(dir, "dt=1-01-01/hour=00");
+  EXPECT_EQ(start, kYear1);
+  // Negative times floor, including exact multiples.
+  r[0].SetTimestamp(-3600000);
+  ASSERT_TRUE(t->Render(r, &dir, &start, &reason));
+  EXPECT_EQ(start, -3600000);
+  EXPECT_EQ(dir, "dt=1969-12-31/hour=23");
+  r[0].SetTimestamp(-3600001);
+  ASSERT_TRUE(t->Render(r, &dir, &start, &reason));
+  EXPECT_EQ(start, -7200000);
+  // The hour holding INT64_MIN starts below it, the one holding INT64_MAX ends above it: no
+  // partition, a reason, and no overflow (negating INT64_MIN was undefined before).
+  for (int64_t ts : {std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()}) {
+    r[0].SetTimestamp(ts);
+    EXPECT_FALSE(t->Render(r, &dir, &start, &reason)) << ts;
+    EXPECT_NE(reason.find("field 'ts': time " + std::to_string(ts) + " ms has no partition"),
+              std::string::npos)
+        << reason;
+  }
+  // The last whole hours at both ends render.
+  const int64_t lo = (std::numeric_limits<int64_t>::min() / 3600000 + 1) * 3600000;
+  r[0].SetTimestamp(lo);
+  ASSERT_TRUE(t->Render(r, &dir, &start, &reason)) << reason;
+  EXPECT_EQ(start, lo);
+  const int64_t hi = (std::numeric_limits<int64_t>::max() / 3600000 - 1) * 3600000;
+  r[0].SetTimestamp(hi + 5);
+  ASSERT_TRUE(t->Render(r, &dir, &start, &reason)) << reason;
+  EXPECT_EQ(start, hi);
+  // Integer fields as text at the extremes.
+  auto n = PartitionTemplate::Parse("n={n}", s, "p");
+  ASSERT_TRUE(n.ok());
+  r[1].SetInt64(std::numeric_limits<int64_t>::min());
+  ASSERT_TRUE(n->Render(r, &dir, &start, &reason));
+  EXPECT_EQ(dir, "n=-9223372036854775808");
+  EXPECT_EQ(FloorDiv(std::numeric_limits<int64_t>::min(), 1000), -9223372036854776);
+  EXPECT_EQ(FloorDiv(-1000, 1000), -1);
+  EXPECT_EQ(FloorDiv(-1, 1000), -1);
+  EXPECT_EQ(FloorDiv(999, 1000), 0);
+}
+
+TEST(PartitionCommitArithmeticTest, NoOverflowNearTheEndsAndFloorsNegativeWatermarks) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  constexpr int64_t kHour = 3600000;
+  // end - 1 + delay <= watermark.
+  EXPECT_TRUE(PartitionComplete(kHour, 0, kHour - 1));
+  EXPECT_FALSE(PartitionComplete(kHour, 0, kHour - 2));
+  EXPECT_FALSE(PartitionComplete(kHour, 10, kHour + 8));
+  EXPECT_TRUE(PartitionComplete(kHour, 10, kHour + 9));
+  // end - 1 + delay passes INT64_MAX: wrapped around it was negative, so "complete" at once.
+  EXPECT_FALSE(PartitionComplete(kMax - 5, kHour, 0));
+  EXPECT_FALSE(PartitionComplete(kMax - 5, kMax, kMax - 1));
+  EXPECT_TRUE(PartitionComplete(kMax - 5, 0, kMax));
+  EXPECT_FALSE(PartitionComplete(kMin + kHour, kMax, kMin));
+
+  int64_t start = 0;
+  // Watermark 0: the hour [-1 h, 0) is complete.
+  ASSERT_TRUE(LastCompleteStart(0, 0, kHour, &start));
+  EXPECT_EQ(start, -kHour);
+  // Watermark -2: [-1 h, 0) is not (its last millisecond, -1, is still to come). Truncating
+  // division said it was.
+  ASSERT_TRUE(LastCompleteStart(-2, 0, kHour, &start));
+  EXPECT_EQ(start, -2 * kHour);
+  ASSERT_TRUE(LastCompleteStart(5 * kHour - 1, kHour, kHour, &start));
+  EXPECT_EQ(start, 3 * kHour);
+  // The end of input: watermark + 1 overflowed.
+  ASSERT_TRUE(LastCompleteStart(kMax, 0, kHour, &start));
+  EXPECT_EQ(start, (kMax / kHour - 1) * kHour);
+  EXPECT_TRUE(PartitionComplete(start + kHour, 0, kMax));
+  // A huge delay at the other end: nothing representable is complete.
+  EXPECT_FALSE(LastCompleteStart(kMin, 0, kHour, &start));
+  EXPECT_FALSE(LastCompleteStart(kMin + 10, kMax, kHour, &start));
+  ASSERT_TRUE(LastCompleteStart(kMin + 2 * kHour, 0, kHour, &start));
+  EXPECT_GE(start, kMin);
+  EXPECT_TRUE(PartitionComplete(start + kHour, 0, kMin + 2 * kHour));
+}
+
+// ---------------------------------------------------------------- bad partition values
+// The sink driven directly (rows with any bytes, checkpoints and watermarks under the test's
+// control).
+class SinkValuesTest : public PartitionedSinkTest {
+ protected:
+  std::unique_ptr<Operator> Sink(const std::string& extra) {
+    auto config = Config::Parse("{path: \"" + out_.string() + "\", " + extra + "}", "config");
+    EXPECT_TRUE(config.ok()) << config.status().ToString();
+    auto op = BuiltinOperators().Find("committing_file")->Create(config.value(), schema_);
+    EXPECT_TRUE(op.ok()) << op.status().ToString();
+    auto sink = std::move(op).value();
+    EXPECT_TRUE(sink->Open(SinkContext("job1", 0, 0, 1)).ok());
+    return sink;
+  }
+  // One checkpoint, as the job manager runs it: snapshot, completion, commit watermark.
+  OperatorSnapshot Checkpoint(Operator& sink, int64_t id) {
+    OperatorSnapshot snap;
+    Status st = sink.Snapshot(id, &snap);
+    EXPECT_TRUE(st.ok()) << "checkpoint " << id << ": " << st.ToString();
+    sink.NotifyCheckpointComplete(id);
+    if (snap.commit_watermark) sink.NotifyCommitWatermark(id, *snap.commit_watermark);
+    return snap;
+  }
+  // Every line of the files below `root` (recursively, hidden directories too): path -> lines.
+  static std::map<std::string, std::vector<std::string>> Lines(const fs::path& root) {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const auto& e : fs::recursive_directory_iterator(root)) {
+      if (!e.is_regular_file()) continue;
+      std::ifstream in(e.path());
+      for (std::string line; std::getline(in, line);) {
+        out[fs::relative(e.path().parent_path(), root).string()].push_back(line);
+      }
+    }
+    return out;
+  }
+  Schema schema_;
+};
+
+TEST_F(SinkValuesTest, A300BytePartitionValueGoesToDirtyAndCheckpointsGoOn) {
+  schema_.Add("id", Type::kInt64);
+  schema_.Add("app", Type::kString);
+  auto sink = Sink("partition: \"app={app}\"");
+  DiscardOutput out;
+  int64_t read = 0;
+  for (int64_t cp = 1; cp <= 4; ++cp) {
+    RowBatch batch;
+    for (int i = 0; i < 100; ++i, ++read) {
+      Row& row = batch.Append(2);
+      row[0].SetInt64(read);
+      row[1].SetString(read % 100 == 42 ? std::string(300, 'x') : "ok");
+    }
+    ASSERT_TRUE(sink->Process(batch, out).ok());
+    OperatorSnapshot snap = Checkpoint(*sink, cp);
+    // Each checkpoint balances, and claims no row it does not commit.
+    EXPECT_EQ(snap.counts["committed"], cp * 99) << cp;
+    EXPECT_EQ(snap.counts["dirty"], cp) << cp;
+    EXPECT_EQ(snap.counts["committed"] + snap.counts["dirty"], read);
+    EXPECT_EQ(snap.counts["uncommitted"], 0);
+  }
+  ASSERT_TRUE(sink->Close().ok());
+  EXPECT_TRUE(Names(staging_).empty()) << "every file committed";
+  const auto lines = Lines(out_);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines.at("app=ok").size(), 396u);
+  ASSERT_EQ(lines.at("_dirty").size(), 4u);
+  for (const std::string& l : lines.at("_dirty")) {
+    EXPECT_NE(l.find("\"reason\":\"partition field 'app' makes a directory name of 304 bytes "
+                     "after escaping (limit 255)\""),
+              std::string::npos)
+        << l;
+    EXPECT_NE(l.find(std::string(300, 'x')), std::string::npos) << "the row is kept whole";
+  }
+}
+
+TEST_F(SinkValuesTest, ValuesWithSeparatorsAndInvalidUtf8LandEscapedExactlyOnce) {
+  schema_.Add("id", Type::kInt64);
+  schema_.Add("app", Type::kString);
+  auto sink = Sink("partition: \"app={app}\"");
+  const std::vector<std::pair<std::string, std::string>> values = {
+      {"a/b", "app=a%2Fb"},
+      {"50%", "app=50%25"},
+      {"12:00", "app=12%3A00"},
+      {"two\nlines", "app=two%0Alines"},
+      {"bad\xff\xfe", "app=bad%FF%FE"},
+      {"..", "app=.."},
+      {"", "app=__HIVE_DEFAULT_PARTITION__"}};
+  DiscardOutput out;
+  RowBatch batch;
+  for (int rep = 0; rep < 3; ++rep) {
+    for (size_t i = 0; i < values.size(); ++i) {
+      Row& row = batch.Append(2);
+      row[0].SetInt64(static_cast<int64_t>(rep * values.size() + i));
+      row[1].SetString(values[i].first);
+    }
+  }
+  ASSERT_TRUE(sink->Process(batch, out).ok());
+  OperatorSnapshot snap = Checkpoint(*sink, 1);
+  EXPECT_EQ(snap.counts["committed"], 21);
+  EXPECT_EQ(snap.counts["dirty"], 0);
+  // A second checkpoint is not declined (a failed commit would decline it).
+  OperatorSnapshot snap2;
+  ASSERT_TRUE(sink->Snapshot(2, &snap2).ok());
+  ASSERT_TRUE(sink->Close().ok());
+  const auto lines = Lines(out_);
+  EXPECT_EQ(lines.size(), values.size());
+  std::map<int64_t, int> seen;
+  for (size_t i = 0; i < values.size(); ++i) {
+    auto it = lines.find(values[i].second);
+    ASSERT_NE(it, lines.end()) << values[i].second;
+    EXPECT_EQ(it->second.size(), 3u);
+    for (const std::string& l : it->second) {
+      long long id;
+      ASSERT_EQ(sscanf(l.c_str(), R"({"id":%lld)", &id), 1) << l;
+      EXPECT_EQ(static_cast<size_t>(id) % values.size(), i) << l;
+      ++seen[id];
+    }
+  }
+  ExpectEachOnce(seen, 21);
+}
+
+// A row from year 1 that is on time (the first row, no watermark yet) makes the earliest
+// partition written year 1: the empty partitions back-fill at most the limit, and each commit
+// marks at most the limit.
+TEST_F(SinkValuesTest, YearOneRowMakesBoundedEmptyPartitions) {
+  schema_.Add("ts", Type::kTimestamp);
+  auto sink = Sink(
+      "partition: \"dt={ts:%Y-%m-%d}/hour={ts:%H}\", "
+      "partition_commit: {empty_partitions: true, empty_partitions_limit: 30}");
+  DiscardOutput out;
+  constexpr int64_t kYear1 = -62135596800000, kHour = 3600000;
+  RowBatch b1;
+  b1.Append(1)[0].SetTimestamp(kYear1);
+  b1.Append(1)[0].SetTimestamp(100 * kHour);
+  ASSERT_TRUE(sink->Process(b1, out).ok());
+  ASSERT_TRUE(sink->OnWatermark(100 * kHour + 5, out).ok());
+  Checkpoint(*sink, 1);
+  Checkpoint(*sink, 2);  // reports checkpoint 1's commit watermark: hours before 100 complete
+  auto markers = [&] {
+    std::set<std::string> dirs;
+    for (const auto& e : fs::recursive_directory_iterator(out_)) {
+      if (e.path().filename() == "_SUCCESS") {
+        dirs.insert(fs::relative(e.path().parent_path(), out_).string());
+      }
+    }
+    return dirs;
+  };
+  std::set<std::string> m = markers();
+  // Hours 70..99: the 30 before the newest complete one (99), and year 1's own partition.
+  EXPECT_EQ(m.size(), 31u);
+  EXPECT_TRUE(m.count(HourDir(99)));
+  EXPECT_TRUE(m.count(HourDir(70)));
+  EXPECT_FALSE(m.count(HourDir(69)));
+  EXPECT_TRUE(m.count("dt=1-01-01/hour=00")) << "the partition with data is marked";
+  EXPECT_FALSE(fs::exists(out_ / "dt=1-01-01" / "hour=01")) << "no empty hour from year 1";
+  // The watermark jumps 100 hours: 30 per commit, resumed at the next one.
+  RowBatch b2;
+  b2.Append(1)[0].SetTimestamp(200 * kHour);
+  ASSERT_TRUE(sink->Process(b2, out).ok());
+  ASSERT_TRUE(sink->OnWatermark(200 * kHour + 5, out).ok());
+  Checkpoint(*sink, 3);
+  Checkpoint(*sink, 4);
+  m = markers();
+  EXPECT_EQ(m.size(), 31u + 30u);
+  EXPECT_TRUE(m.count(HourDir(129)));
+  EXPECT_FALSE(m.count(HourDir(130)));
+  Checkpoint(*sink, 5);
+  EXPECT_EQ(markers().size(), 31u + 60u);
+  ASSERT_TRUE(sink->Close().ok());
+}
+
+// A late row from year 1 must not move the start of the empty partitions back.
+TEST_F(SinkValuesTest, LateRowsDoNotMoveTheEmptyPartitionsStart) {
+  schema_.Add("ts", Type::kTimestamp);
+  auto sink = Sink(
+      "partition: \"dt={ts:%Y-%m-%d}/hour={ts:%H}\", "
+      "partition_commit: {empty_partitions: true}");
+  DiscardOutput out;
+  constexpr int64_t kYear1 = -62135596800000, kHour = 3600000;
+  ASSERT_TRUE(sink->OnWatermark(10 * kHour, out).ok());
+  RowBatch b;
+  b.Append(1)[0].SetTimestamp(10 * kHour);
+  b.Append(1)[0].SetTimestamp(kYear1);  // late
+  ASSERT_TRUE(sink->Process(b, out).ok());
+  ASSERT_TRUE(sink->OnWatermark(12 * kHour, out).ok());
+  OperatorSnapshot s1 = Checkpoint(*sink, 1);
+  EXPECT_EQ(s1.counts["late"], 1);
+  EXPECT_EQ(s1.counts["committed"], 1);
+  Checkpoint(*sink, 2);
+  ASSERT_TRUE(sink->Close().ok());
+  EXPECT_TRUE(fs::exists(out_ / "_late" / "dt=1-01-01" / "hour=00"));
+  EXPECT_TRUE(fs::exists(out_ / HourDir(10) / "_SUCCESS"));
+  EXPECT_TRUE(fs::exists(out_ / HourDir(11) / "_SUCCESS"));
+  EXPECT_FALSE(fs::exists(out_ / HourDir(9))) << "nothing before the first on-time partition";
+  EXPECT_FALSE(fs::exists(out_ / "dt=1-01-01" / "hour=00" / "_SUCCESS"));
+}
+
+// A commit that fails (here: a directory where the file should go) must not be counted as
+// committed; once a retry commits it, the counts move back.
+TEST_F(SinkValuesTest, RowsOfAFailedCommitAreCountedUncommittedUntilCommitted) {
+  schema_.Add("id", Type::kInt64);
+  schema_.Add("app", Type::kString);
+  auto sink = Sink("partition: \"app={app}\"");
+  DiscardOutput out;
+  RowBatch b;
+  for (int i = 0; i < 5; ++i) {
+    Row& row = b.Append(2);
+    row[0].SetInt64(i);
+    row[1].SetString("x");
+  }
+  ASSERT_TRUE(sink->Process(b, out).ok());
+  // "app=x" as a file: the partition directory cannot be created.
+  fs::create_directories(out_);
+  std::ofstream(out_ / "app=x") << "in the way\n";
+  OperatorSnapshot s1;
+  ASSERT_TRUE(sink->Snapshot(1, &s1).ok());
+  EXPECT_EQ(s1.counts["committed"], 5);  // claimed for checkpoint 1, as the protocol does
+  sink->NotifyCheckpointComplete(1);     // fails
+  OperatorSnapshot s2;
+  EXPECT_FALSE(sink->Snapshot(2, &s2).ok()) << "the failure declines one checkpoint";
+  OperatorSnapshot s3;
+  ASSERT_TRUE(sink->Snapshot(3, &s3).ok());
+  EXPECT_EQ(s3.counts["committed"], 0) << "not committed: not counted";
+  EXPECT_EQ(s3.counts["uncommitted"], 5);
+  fs::remove(out_ / "app=x");
+  sink->NotifyCheckpointComplete(3);  // the retry commits checkpoint 1's file
+  OperatorSnapshot s4;
+  ASSERT_TRUE(sink->Snapshot(4, &s4).ok());
+  EXPECT_EQ(s4.counts["committed"], 5);
+  EXPECT_EQ(s4.counts["uncommitted"], 0);
+  ASSERT_TRUE(sink->Close().ok());
+  EXPECT_EQ(Lines(out_).at("app=x").size(), 5u);
 }
 
 TEST(PartitionedSinkConfigTest, ErrorsNameTheField) {

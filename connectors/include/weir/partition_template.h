@@ -7,8 +7,18 @@
 // granularity is the finest unit the formats use (second, minute, hour or day), and the
 // partition commit decides by comparing `end` with the watermark.
 //
-// Bad rows do not fail: Render returns false with a reason (null field, empty value, a value
-// with '/', "." or ".."), and the sink sends the row to its dirty-data output.
+// Values of `{field}` placeholders are escaped as Hive's FileUtils.escapePathName does (so a
+// Hive reader unescapes them to the original): '%XX' (uppercase hex) for the bytes 0x00-0x1F
+// and 0x7F and for  " # % ' * / : = ? \ { [ ] ^ ; an empty string becomes
+// __HIVE_DEFAULT_PARTITION__. Beyond Hive: a byte that is not part of valid UTF-8 is escaped the
+// same way, and a value that begins a directory level has a leading '.' or '_' escaped, so that
+// no level is ".", ".." or hidden. Time placeholders are not escaped (their text comes from the
+// template's own format).
+//
+// Bad rows do not fail: Render returns false with a reason (null field, a timestamp whose
+// partition is out of range, a directory level over kMaxSegmentBytes or a directory over
+// kMaxDirBytes after escaping), and the sink sends the row to its dirty-data output. So every
+// rendered directory can be created: nothing a row holds can make a later commit fail.
 //
 // Immutable after Parse; Render uses a small per-instance cache, so one instance belongs to one
 // thread (each sink subtask has its own copy).
@@ -17,6 +27,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "weir/status.h"
@@ -26,6 +37,13 @@ namespace weir {
 
 class PartitionTemplate {
  public:
+  // NAME_MAX of Linux file systems: a longer directory level cannot be created.
+  static constexpr size_t kMaxSegmentBytes = 255;
+  // The whole relative directory: leaves room under PATH_MAX (4096) for the sink's path, the
+  // late directory and the file name.
+  static constexpr size_t kMaxDirBytes = 1024;
+  static constexpr std::string_view kDefaultPartition = "__HIVE_DEFAULT_PARTITION__";
+
   // Parses `text` against the sink's input `schema`; errors are prefixed with `where`.
   static Result<PartitionTemplate> Parse(std::string_view text, const Schema& schema,
                                          const std::string& where);
@@ -54,7 +72,8 @@ class PartitionTemplate {
     std::string format;  // strftime format; empty: the value as text
     std::string name;    // the field's name, for reasons
   };
-  void AppendTime(int64_t ms, const std::string& format, std::string* out);
+  static bool AppendTime(int64_t ms, const std::string& format, std::string* out);
+  bool CheckLengths(const std::string& dir, std::string* reason) const;
 
   std::vector<Part> parts_;
   std::vector<Type> types_;
@@ -67,6 +86,24 @@ class PartitionTemplate {
     std::string text;
   };
   std::vector<Cached> cache_;
+  // Per part: where its text went in the last rendered directory (to name a field in reasons).
+  std::vector<std::pair<size_t, size_t>> spans_;
 };
+
+// Appends `value` escaped as described above; `segment_start`: it begins a directory level.
+// Allocates nothing beyond growing `out`.
+void AppendEscapedPartitionValue(std::string_view value, bool segment_start, std::string* out);
+// Partition commit arithmetic, exact for every int64 (no overflow near either end).
+// True if the partition ending at `end` (exclusive) is complete at `watermark`:
+// end - 1 + delay_ms <= watermark (delay_ms >= 0).
+bool PartitionComplete(int64_t end, int64_t delay_ms, int64_t watermark);
+// The start of the newest partition of `granularity_ms` complete at `watermark`; false if no
+// representable partition is.
+bool LastCompleteStart(int64_t watermark, int64_t delay_ms, int64_t granularity_ms, int64_t* start);
+// floor(a / b) for b > 0, without overflow.
+constexpr int64_t FloorDiv(int64_t a, int64_t b) {
+  const int64_t q = a / b;
+  return (a % b != 0 && a < 0) ? q - 1 : q;
+}
 
 }  // namespace weir
