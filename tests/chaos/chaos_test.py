@@ -5,8 +5,14 @@ The source stops at a known count; then the committed output must hold every id 
 and the keyed running counts must be exactly what the ids imply.
 
   tests/chaos/chaos_test.py [--kills N] [--mode tm|jm|both] [--records N] [--seed S]
+  tests/chaos/chaos_test.py --long [--records N] [--rate R] [--seed S]
 
-Without arguments (and under ctest) it runs the fast mode: a few kills of each kind.
+Without arguments (and under ctest chaos.fast) it runs the fast mode: a few kills of each kind.
+--long (ctest chaos.long, label slow) runs 100 task manager kills and 10 job manager kills,
+interleaved at random, in one run (by default 400,000 ids at 4,000/s, so the source is still
+producing during most of the kills), then the same exactly-once checks, and prints the figures:
+kills, restarts, records, duration and the time to recover from the kills after which the job
+recovered before the next kill.
 """
 import argparse
 import collections
@@ -74,11 +80,32 @@ def check_markers(path):
     return marked
 
 
-def run(kills, mode, records, seed, rate):
+def all_running(j):
+    return j["state"] == "RUNNING" and j.get("subtasks") and all(s["state"] == "RUNNING" for s in j["subtasks"])
+
+
+def run(kills, mode, records, seed, rate, schedule=None):
+    """`schedule` (long mode): the kinds of the kills in order ("tm"/"jm"), instead of `kills`
+    and `mode`; the job's recovery is then also timed between kills, and the markers are
+    checked every 10th kill (they are checked at every kill otherwise)."""
     rng = random.Random(seed)
+    long_mode = schedule is not None
+    if long_mode:
+        kills, mode = len(schedule), "long"
+    import shutil
     import tempfile
     ha = tempfile.mkdtemp(prefix="weir-chaos-ha-")
-    cluster = Cluster(taskmanagers=3, slots=2, jm_args=["--ha-dir", ha, "--heartbeat-timeout-ms", "3000"])
+    # The task managers' default state dirs (TMPDIR/weir-<id>-<pid>) go into a temp dir of our
+    # own: a TM killed with SIGKILL cannot remove its own.
+    tm_tmp = tempfile.mkdtemp(prefix="weir-chaos-tmp-")
+    tm_env = {"TMPDIR": tm_tmp}
+    try:
+        cluster = Cluster(taskmanagers=3, slots=2, jm_args=["--ha-dir", ha, "--heartbeat-timeout-ms", "3000"],
+                          tm_env=tm_env)
+    except BaseException:
+        shutil.rmtree(ha, ignore_errors=True)
+        shutil.rmtree(tm_tmp, ignore_errors=True)
+        raise
     ok = False
     try:
         text = JOB.format(dir=cluster.dir, records=records, rate=rate, keys=KEYS)
@@ -86,24 +113,68 @@ def run(kills, mode, records, seed, rate):
         wait_for(lambda: cluster.job(job_id)["state"] == "RUNNING", 20, "the job to run")
         log = []
         ids_dir = os.path.join(cluster.dir, "out", "ids")
+        t_start = time.time()
+        pending = None  # long mode: (kind, kill time, restarts before) of the last kill, until recovered
+        recovered, idle_tm_kills = [], 0
+
+        def job_or_none():
+            try:
+                return cluster.job(job_id)
+            except Exception:  # the job manager is down or still recovering
+                return None
+
+        def pause(seconds):
+            """Sleeps; in long mode, meanwhile polls whether the job recovered from the last kill."""
+            nonlocal pending
+            end = time.time() + seconds
+            while long_mode and pending and time.time() < end:
+                kind, t_kill, restarts = pending
+                j = job_or_none()
+                if j and all_running(j) and (kind == "jm" or int(j.get("restarts", 0)) > restarts):
+                    recovered.append(time.time() - t_kill)
+                    pending = None
+                else:
+                    time.sleep(0.02)
+            time.sleep(max(0.0, end - time.time()))
+
         for i in range(kills):
-            time.sleep(rng.uniform(0.3, 1.2))
-            check_markers(ids_dir)
-            kind = mode if mode != "both" else rng.choice(["tm", "tm", "jm"])
+            pause(rng.uniform(0.3, 1.2))
+            if not long_mode or i % 10 == 0:
+                check_markers(ids_dir)
+            if long_mode:
+                kind = schedule[i]
+            else:
+                kind = mode if mode != "both" else rng.choice(["tm", "tm", "jm"])
             if kind == "jm":
+                t_kill = time.time()
                 cluster.kill("jm")
                 time.sleep(rng.uniform(0.1, 0.5))
                 cluster.restart_jm()
                 log.append("killed the job manager")
+                pending = ("jm", t_kill, 0)
             else:
                 victim = rng.choice(sorted(n for n in cluster.procs if n.startswith("tm-")))
+                j = job_or_none() if long_mode else None
+                t_kill = time.time()
                 cluster.kill(victim)
+                if j is not None and all_running(j) and \
+                        victim in {s.get("tm_id") for s in j.get("subtasks", [])}:
+                    pending = ("tm", t_kill, int(j.get("restarts", 0)))
+                elif long_mode:
+                    if j is not None and all_running(j):
+                        idle_tm_kills += 1  # it ran no subtask: no restart to wait for
+                    pending = None  # not timed (idle victim, or the job was not running)
                 time.sleep(rng.uniform(0.1, 0.6))
-                cluster.start_tm(victim)
+                cluster.start_tm(victim, env=tm_env)
                 log.append(f"killed {victim}")
+            if long_mode and (i + 1) % 10 == 0:
+                print(f"[{time.time() - t_start:6.0f} s] {i + 1}/{kills} kills, "
+                      f"{len(recovered)} recoveries timed", flush=True)
+        t_kills_end = time.time()
         # The source holds after `records` ids; checkpoints then commit everything.
         wait_for(lambda: len(committed_rows(os.path.join(cluster.dir, "out", "ids"))) >= records,
-                 180, f"all {records} ids committed", interval=0.5)
+                 max(180, 3 * records / rate), f"all {records} ids committed", interval=0.5)
+        t_committed = time.time()
         time.sleep(1.0)  # one more checkpoint: anything beyond would be a duplicate
         info = cluster.job(job_id)
         ids = [r["id"] for r in committed_rows(os.path.join(cluster.dir, "out", "ids"))]
@@ -132,25 +203,52 @@ def run(kills, mode, records, seed, rate):
                 f"key {k}: running counts are not exactly 1..{len(expected_ids)}"
             final_sum = max(by_key[k])[1]
             assert final_sum == sum(expected_ids), f"key {k}: sum {final_sum} != {sum(expected_ids)}"
-        print(f"chaos ({mode}, {kills} kills, {records} ids): exactly once. restarts={info['restarts']}; "
-              + "; ".join(log))
+        if long_mode:
+            n_tm, n_jm = schedule.count("tm"), schedule.count("jm")
+            rec = sorted(recovered)
+            rec_text = (f"median {rec[len(rec) // 2] * 1000:.0f} ms, max {rec[-1] * 1000:.0f} ms"
+                        if rec else "-")
+            print(f"chaos long: {n_tm} task manager kills ({idle_tm_kills} of an idle one) and {n_jm} "
+                  f"job manager kills in {t_kills_end - t_start:.0f} s; all {records} ids committed "
+                  f"{t_committed - t_start:.0f} s after the start (source: {rate}/s, "
+                  f"{records / rate:.0f} s without kills); restarts {info.get('restarts', 0)} "
+                  f"(counted by the last job manager); exactly once.\n"
+                  f"recovery (kill -> every subtask RUNNING, polled), for the {len(rec)} kills after "
+                  f"which the job recovered before the next kill: {rec_text}")
+        else:
+            print(f"chaos ({mode}, {kills} kills, {records} ids): exactly once. restarts={info['restarts']}; "
+                  + "; ".join(log))
         cluster.cli("cancel", job_id)
         ok = True
     finally:
         cluster.cleanup(dump_logs=not ok)
-        import shutil
         shutil.rmtree(ha, ignore_errors=True)
+        shutil.rmtree(tm_tmp, ignore_errors=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=0, help="kills per mode (0: the fast default)")
     ap.add_argument("--mode", choices=["tm", "jm", "both"], default=None)
-    ap.add_argument("--records", type=int, default=60000)
-    ap.add_argument("--rate", type=int, default=20000, help="records per second of the source")
+    ap.add_argument("--long", action="store_true",
+                    help="100 task manager kills and 10 job manager kills in one run")
+    ap.add_argument("--tm-kills", type=int, default=100, help="with --long")
+    ap.add_argument("--jm-kills", type=int, default=10, help="with --long")
+    ap.add_argument("--records", type=int, default=None, help="default 60000 (--long: 400000)")
+    ap.add_argument("--rate", type=int, default=None,
+                    help="records per second of the source (default 20000; --long: 4000)")
     ap.add_argument("--seed", type=int, default=int(time.time()))
     a = ap.parse_args()
     print(f"seed {a.seed}")
+    if a.long:
+        if a.kills or a.mode:
+            ap.error("--long takes --tm-kills/--jm-kills, not --kills/--mode")
+        schedule = ["tm"] * a.tm_kills + ["jm"] * a.jm_kills
+        random.Random(a.seed).shuffle(schedule)
+        run(0, None, a.records or 400000, a.seed, a.rate or 4000, schedule=schedule)
+        return
+    a.records = a.records or 60000
+    a.rate = a.rate or 20000
     if a.mode is None and a.kills == 0:
         run(3, "tm", a.records, a.seed, a.rate)
         run(2, "jm", a.records, a.seed + 1, a.rate)
