@@ -26,12 +26,14 @@ class FakeGateway : public TaskManagerGateway {
     std::vector<proto::TriggerCheckpointRequest> triggers;
     std::vector<proto::NotifyCheckpointRequest> notifies;
     bool fail_deploy = false;
+    Status deploy_error;  // returned by DeployTask when not ok: the task manager's own answer
     std::function<void(const proto::NotifyCheckpointRequest&)> on_notify;
   };
   explicit FakeGateway(Calls* calls) : calls_(calls) {}
   Status DeployTask(const std::string& addr, const proto::DeployTaskRequest& req) override {
     std::lock_guard<std::mutex> lock(calls_->mu);
     if (calls_->fail_deploy) return Status::Unavailable("connection refused");
+    if (!calls_->deploy_error.ok()) return calls_->deploy_error;
     calls_->deploys.push_back(req);
     ++calls_->deploys_per_tm[addr];
     return Status::Ok();
@@ -786,6 +788,192 @@ TEST_F(JobManagerTest, HaRecordNamesACheckpointBeforeAnySinkHearsOfIt) {
     for (int i = 0; i < 2; ++i) Report(*id, t, i, TaskState::kCanceled);
   }
   EXPECT_FALSE(fs::exists(record)) << "an ended job leaves the HA directory";
+}
+
+
+// Reports and acknowledgements of a given attempt (the fixture's helpers use attempt 0).
+void ReportAttempt(JobManager& jm, const std::string& job, int attempt, TaskState st) {
+  for (const char* t : {"gen", "agg"}) {
+    for (int i = 0; i < 2; ++i) {
+      proto::TaskStateUpdate u;
+      u.set_job_id(job);
+      u.set_attempt(attempt);
+      u.set_task_id(t);
+      u.set_subtask(i);
+      u.set_state(ToProto(st));
+      jm.UpdateTaskState(u);
+    }
+  }
+}
+
+proto::AcknowledgeCheckpointRequest Ack(const std::string& job, int attempt, const char* task,
+                                        int sub, int64_t id) {
+  proto::AcknowledgeCheckpointRequest a;
+  a.set_job_id(job);
+  a.set_attempt(attempt);
+  a.set_task_id(task);
+  a.set_subtask(sub);
+  a.set_checkpoint_id(id);
+  auto* os = a.add_states();
+  os->set_vertex_id(task);
+  os->set_subtask(sub);
+  return a;
+}
+
+TEST_F(JobManagerTest, DeployErrorFromALiveTaskManagerFailsTheSubtaskButKeepsTheTaskManager) {
+  AddTm("a", 2);
+  calls_.deploy_error = Status::InvalidArgument("job graph rejected: something");
+  auto id = Submit(Graph());
+  ASSERT_TRUE(id.ok());
+  const auto info = *jm_->GetJob(*id);
+  EXPECT_EQ(info.state(), "FAILED");
+  EXPECT_NE(info.failure().find("deployment to a:1 failed: job graph rejected"), std::string::npos)
+      << info.failure();
+  EXPECT_EQ(info.failure().find("lost"), std::string::npos) << info.failure();
+  ASSERT_EQ(jm_->ListTaskManagers().size(), 1u) << "it answered: it is alive";
+  // Its slots are free again for the next job.
+  EXPECT_EQ(jm_->ListTaskManagers()[0].free_slots(), 2);
+}
+
+TEST_F(JobManagerTest, FailedHaWriteFailsTheCheckpointAndNoSinkIsToldItCompleted) {
+  AddTm("a", 2);
+  proto::JobGraph g = CheckpointedGraph(100);
+  g.mutable_checkpointing()->set_tolerable_failures(0);
+  auto id = Submit(g);
+  AllRunning(*id);
+  // The HA directory becomes a plain file: every write into it fails (permissions would not
+  // stop root, which runs the tests in CI).
+  fs::remove_all(dir_ / "ha");
+  { std::ofstream(dir_ / "ha") << "not a directory"; }
+  now_ += 100;
+  Tick();
+  const int64_t cp = calls_.triggers.back().checkpoint_id();
+  AckAll(*id, cp);
+  const auto info = *jm_->GetJob(*id);
+  EXPECT_EQ(info.checkpoints().completed(), 0);
+  EXPECT_EQ(info.checkpoints().failed(), 1);
+  ASSERT_GT(info.checkpoints().recent_failures_size(), 0);
+  EXPECT_NE(info.checkpoints().recent_failures(0).failure().find("HA record"), std::string::npos)
+      << info.checkpoints().recent_failures(0).failure();
+  for (const auto& n : calls_.notifies) EXPECT_FALSE(n.completed()) << "checkpoint " << n.checkpoint_id();
+  // Counted against tolerable_failures (0): the attempt fails.
+  EXPECT_NE(info.last_failure().find("too many consecutive checkpoint failures"), std::string::npos)
+      << info.last_failure();
+  EXPECT_FALSE(fs::exists(dir_ / "checkpoints" / *id / ("chk-" + std::to_string(cp))))
+      << "a failed checkpoint's directory goes";
+}
+
+TEST_F(JobManagerTest, AcknowledgementNamingFilesOutsideItsCheckpointAbortsIt) {
+  AddTm("a", 2);
+  auto id = Submit(CheckpointedGraph(100));
+  AllRunning(*id);
+  const fs::path precious = dir_ / "precious";
+  { std::ofstream(precious) << "keep me"; }
+  int failed = 0;
+  for (const std::string& bad :
+       {std::string("shared/../../../precious"), (dir_ / "precious").string(), std::string("chk-999/x.sst"),
+        std::string("shared//x.sst")}) {
+    now_ += 100;
+    Tick();
+    const int64_t cp = calls_.triggers.back().checkpoint_id();
+    auto a = Ack(*id, 0, "agg", 0, cp);
+    auto* k = a.mutable_states(0)->mutable_keyed();
+    k->set_backend("rocksdb");
+    auto* f = k->add_files();
+    f->set_path(bad);
+    f->set_local_name("x.sst");
+    jm_->AcknowledgeCheckpoint(a);
+    Drain();
+    const auto info = *jm_->GetJob(*id);
+    EXPECT_EQ(info.checkpoints().failed(), ++failed) << bad;
+    EXPECT_NE(info.checkpoints().recent_failures(0).failure().find("names file '" + bad + "' outside"),
+              std::string::npos)
+        << info.checkpoints().recent_failures(0).failure();
+  }
+  EXPECT_EQ(jm_->GetJob(*id)->checkpoints().completed(), 0);
+  EXPECT_TRUE(fs::exists(precious));
+}
+
+TEST_F(JobManagerTest, CheckpointAndSavepointIdsAreNeverReusedAcrossFailoversAndRestarts) {
+  AddTm("a", 2);
+  proto::JobGraph g = CheckpointedGraph(0);  // savepoints only
+  g.mutable_restart_strategy()->set_type("fixed-delay");
+  g.mutable_restart_strategy()->set_attempts(5);
+  g.mutable_restart_strategy()->set_delay_ms(10);
+  auto id = Submit(g);
+  std::vector<std::string> paths;
+  auto savepoint = [&](int attempt) {
+    proto::SavepointRequest req;
+    req.set_job_id(*id);
+    std::optional<Result<proto::SavepointResponse>> out;
+    jm_->TriggerSavepoint(req, [&](Result<proto::SavepointResponse> r) { out = std::move(r); });
+    Tick();
+    const int64_t sp = calls_.triggers.back().checkpoint_id();
+    for (const char* t : {"gen", "agg"}) {
+      for (int i = 0; i < 2; ++i) jm_->AcknowledgeCheckpoint(Ack(*id, attempt, t, i, sp));
+    }
+    Drain();
+    ASSERT_TRUE(out && out->ok()) << (out ? out->status().ToString() : "no answer");
+    paths.push_back((*out)->path());
+  };
+  ReportAttempt(*jm_, *id, 0, TaskState::kRunning);
+  savepoint(0);
+  // A failover: the next attempt's savepoint gets a new id and directory.
+  ReportAttempt(*jm_, *id, 0, TaskState::kFailed);
+  ReportAttempt(*jm_, *id, 0, TaskState::kCanceled);
+  now_ += 20;
+  Beat("a");
+  Tick();
+  ASSERT_EQ(jm_->GetJob(*id)->attempt(), 1);
+  ReportAttempt(*jm_, *id, 1, TaskState::kRunning);
+  savepoint(1);
+  // A new job manager on the same HA directory resumes the job: ids go on from the reservation.
+  JobManagerOptions o;
+  o.checkpoints.directory = (dir_ / "checkpoints").string();
+  o.savepoint_dir = (dir_ / "savepoints").string();
+  o.ha_dir = (dir_ / "ha").string();
+  jm_ = std::make_unique<JobManager>(
+      o, std::make_unique<FakeGateway>(&calls_), [this] { return now_; },
+      [this](const std::string&, std::function<void()> fn) { pending_.push_back(std::move(fn)); },
+      &BuiltinOperators());
+  ASSERT_EQ(*jm_->RecoverJobs(), 1);
+  Drain();
+  AddTm("a", 2);
+  const int attempt = jm_->GetJob(*id)->attempt();
+  ReportAttempt(*jm_, *id, attempt, TaskState::kRunning);
+  savepoint(attempt);
+  ASSERT_EQ(paths.size(), 3u);
+  EXPECT_NE(paths[0], paths[1]);
+  EXPECT_NE(paths[1], paths[2]);
+  EXPECT_NE(paths[0], paths[2]);
+  for (const auto& p : paths) EXPECT_TRUE(fs::exists(fs::path(p) / "_metadata")) << p;
+}
+
+TEST_F(JobManagerTest, FinishedJobsBeyondRetainedJobsAreForgotten) {
+  JobManagerOptions o;
+  o.retained_jobs = 2;
+  jm_ = std::make_unique<JobManager>(
+      o, std::make_unique<FakeGateway>(&calls_), [this] { return now_; },
+      [this](const std::string&, std::function<void()> fn) { pending_.push_back(std::move(fn)); },
+      &BuiltinOperators());
+  AddTm("a", 8);
+  std::vector<std::string> ids;
+  for (int j = 0; j < 5; ++j) {
+    auto id = Submit(Graph());
+    ASSERT_TRUE(id.ok());
+    ids.push_back(*id);
+    ASSERT_TRUE(jm_->CancelJob(*id).ok());
+    Drain();
+    ReportAttempt(*jm_, *id, 0, TaskState::kCanceled);
+    Tick();
+  }
+  auto running = Submit(Graph());  // a live job is never forgotten
+  Tick();
+  EXPECT_EQ(jm_->jobs_held(), 3u);
+  EXPECT_EQ(jm_->ListJobs().size(), 3u);
+  for (int j = 0; j < 3; ++j) EXPECT_FALSE(jm_->GetJob(ids[j]).ok()) << j;
+  for (int j = 3; j < 5; ++j) EXPECT_EQ(jm_->GetJob(ids[j])->state(), "CANCELED");
+  EXPECT_EQ(State(*running), "RUNNING");
 }
 
 }  // namespace
