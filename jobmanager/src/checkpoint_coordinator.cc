@@ -248,7 +248,7 @@ void CheckpointCoordinator::Trigger(const proto::CheckpointOptions& options,
 }
 
 std::optional<std::string> CheckpointCoordinator::Acknowledge(
-    const proto::AcknowledgeCheckpointRequest& ack) {
+    proto::AcknowledgeCheckpointRequest&& ack) {
   if (!pending_ || ack.checkpoint_id() != pending_->id || ack.attempt() != attempt_) {
     return std::nullopt;  // late or for an aborted checkpoint: its files are cleaned with it
   }
@@ -258,7 +258,7 @@ std::optional<std::string> CheckpointCoordinator::Acknowledge(
       ack, pending_->options.savepoint() ? "" : "chk-" + std::to_string(pending_->id) + "/");
   if (!valid.ok()) return Abort(valid.message());
   pending_->waiting.erase({ack.task_id(), ack.subtask()});
-  pending_->acks.push_back(ack);
+  pending_->acks.push_back(std::move(ack));
   if (!pending_->waiting.empty()) return std::nullopt;
   return Complete();
 }
@@ -294,11 +294,12 @@ std::optional<std::string> CheckpointCoordinator::Complete() {
   std::map<std::string, std::pair<int64_t, int>> commit_wm;
   proto::CheckpointSummary summary;
   auto* counts = summary.mutable_counts();
-  for (const auto& ack : p->acks) {
-    for (const auto& os : ack.states()) {
+  // The acknowledgements are moved into the metadata (they can be large: this runs under the
+  // job manager's lock, serializing and writing do not).
+  for (auto& ack : p->acks) {
+    for (auto& os : *ack.mutable_states()) {
       auto it = by_vertex.find(os.vertex_id());
       if (it == by_vertex.end()) continue;
-      *it->second->add_subtasks() = os;
       for (const auto& [name, n] : os.counts()) (*counts)[name] += n;
       if (os.has_commit_watermark()) {
         auto [w, inserted] = commit_wm.try_emplace(os.vertex_id(), os.commit_watermark(), 0);
@@ -310,8 +311,10 @@ std::optional<std::string> CheckpointCoordinator::Complete() {
         incremental += os.keyed().incremental_size();
         for (const auto& f : os.keyed().files()) done.files.insert(f.path());
       }
+      *it->second->add_subtasks() = std::move(os);
     }
   }
+  p->acks.clear();
   // Subtasks in index order, so a reader can index them.
   for (auto& [id, vs] : by_vertex) {
     std::sort(vs->mutable_subtasks()->begin(), vs->mutable_subtasks()->end(),
@@ -345,12 +348,12 @@ std::optional<std::string> CheckpointCoordinator::Complete() {
   const std::string parent = fs::path(dir).parent_path().string();
   // The I/O lane: chk-n and its _metadata made durable, then the job manager's step. The
   // work never touches the coordinator (it may be gone by then).
-  executor_(kIoLane, [f, dir, parent, bytes = md.SerializeAsString(), step = std::move(step),
-                      cb = on_finalized_] {
+  auto metadata = std::make_shared<proto::CheckpointMetadata>(std::move(md));
+  executor_(kIoLane, [f, dir, parent, metadata, step = std::move(step), cb = on_finalized_] {
     std::error_code ec;
     fs::create_directories(dir, ec);
     Status st = ec ? Status::IoError("cannot create " + dir + ": " + ec.message()) : Status::Ok();
-    if (st.ok()) st = WriteFileAtomically(dir + "/_metadata", bytes);
+    if (st.ok()) st = WriteFileAtomically(dir + "/_metadata", metadata->SerializeAsString());
     if (st.ok()) st = FsyncDirectory(parent);  // chk-n's own entry in its parent
     if (st.ok() && step) st = step();
     if (cb) cb(f, st);

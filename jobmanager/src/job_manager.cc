@@ -489,13 +489,13 @@ void JobManager::EndCheckpointingLocked(Job& job, const std::string& reason) {
   job.coordinator.reset();
 }
 
-void JobManager::AcknowledgeCheckpoint(const proto::AcknowledgeCheckpointRequest& ack) {
+void JobManager::AcknowledgeCheckpoint(proto::AcknowledgeCheckpointRequest ack) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(ack.job_id());
   if (it == jobs_.end() || !it->second->coordinator) return;
   Job& job = *it->second;
   // A completion is recorded by the coordinator's on-completed callback (before notifying).
-  if (auto fail = job.coordinator->Acknowledge(ack)) HandleFailureLocked(job, *fail, true);
+  if (auto fail = job.coordinator->Acknowledge(std::move(ack))) HandleFailureLocked(job, *fail, true);
 }
 
 void JobManager::DeclineCheckpoint(const proto::DeclineCheckpointRequest& d) {

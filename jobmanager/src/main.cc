@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
       rename(tmp.c_str(), port_file.c_str());
     }
   }
-  weir::OnTerminationSignal([&](int s) {
+  weir::TerminationSignalWatcher signals([&](int s) {
     spdlog::info("signal {}: shutting down", s);
     server.RequestStop();
   });

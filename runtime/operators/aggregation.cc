@@ -165,6 +165,7 @@ Result<std::unique_ptr<state::KeyedStateStore>> OpenKeyedStateStore(const Operat
   opts.local_dir = ctx.local_dir.empty() ? std::string() : ctx.local_dir + "/" + subdir;
   opts.max_parallelism = ctx.max_parallelism;
   opts.key_groups = ctx.key_groups;
+  opts.block_cache_bytes = ctx.rocksdb_block_cache_bytes;
   static const std::vector<proto::KeyedStateHandle> kNone;
   const auto& handles = ctx.restored ? ctx.restored->keyed : kNone;
   const std::string root = ctx.restored ? ctx.restored->root : std::string();

@@ -261,6 +261,7 @@ class Task::Impl {
     ctx.metrics = metrics_;
     ctx.key_groups = KeyGroupRangeFor(s_.subtask, spec.max_parallelism, tp.parallelism);
     ctx.state_backend = s_.state_backend;
+    ctx.rocksdb_block_cache_bytes = s_.options.rocksdb_block_cache_bytes;
     for (const auto& vr : s_.restore.vertices()) {
       RestoredState& r = restored_[vr.vertex_id()];
       r.root = s_.restore.root();

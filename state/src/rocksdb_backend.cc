@@ -54,7 +54,7 @@ class AppendOperator : public rocksdb::MergeOperator {
 
 }  // namespace
 
-rocksdb::Options RocksDbStateOptions() {
+rocksdb::Options RocksDbStateOptions(size_t block_cache_bytes) {
   rocksdb::Options o;
   o.create_if_missing = true;
   // List state appends with merges; every open of a state DB (also read-only restores) needs
@@ -87,7 +87,7 @@ rocksdb::Options RocksDbStateOptions() {
     o.compression = rocksdb::kLZ4Compression;
   }
   rocksdb::BlockBasedTableOptions t;
-  t.block_cache = rocksdb::NewLRUCache(64 << 20);
+  t.block_cache = rocksdb::NewLRUCache(block_cache_bytes);
   // Read-modify-write of keys seen for the first time is common (a new key in an aggregation):
   // a Bloom filter answers those Gets without reading data blocks.
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
@@ -446,7 +446,7 @@ Status RocksDbBackend::RestoreFromFiles(const proto::KeyedStateHandle& handle,
                                         const std::string& restore_root) {
   WEIR_ASSIGN_OR_RETURN(MaterializedFiles files,
                         MaterializeRocksDbFiles(handle, restore_root, db_path_));
-  rocksdb::Options options = RocksDbStateOptions();
+  rocksdb::Options options = RocksDbStateOptions(options_.block_cache_bytes);
   options.create_if_missing = false;
   // No compaction may replace the copied SSTs before their checksums have been checked.
   options.disable_auto_compactions = true;
@@ -485,7 +485,7 @@ Status RocksDbBackend::RestoreFromFiles(const proto::KeyedStateHandle& handle,
 // of our key groups, written in large batches.
 Status RocksDbBackend::RestoreByKeys(const std::vector<const proto::KeyedStateHandle*>& handles,
                                      const std::string& restore_root) {
-  rocksdb::Options options = RocksDbStateOptions();
+  rocksdb::Options options = RocksDbStateOptions(options_.block_cache_bytes);
   options.error_if_exists = true;
   WEIR_RETURN_IF_ERROR(OpenDb(options));
   rocksdb::WriteBatch batch;

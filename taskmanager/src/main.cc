@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
   app.add_option("--data-host", data_host, "IPv4 address for the data plane (default 127.0.0.1)");
   app.add_option("--data-port", data_port, "data plane port (default 0, ephemeral)");
   app.add_option("--slots", slots, "number of slots (default 2)");
+  int64_t block_cache_mb = -1;
+  app.add_option("--rocksdb-block-cache-mb", block_cache_mb,
+                 "block cache of each RocksDB state DB, MiB (default 64)");
   std::string state_dir;
   app.add_option("--state-dir", state_dir, "local directory for state backends (default: a temp dir)");
   CLI11_PARSE(app, argc, argv);
@@ -45,6 +48,14 @@ int main(int argc, char** argv) {
     auto bpc = tmc->GetInt("buffers_per_channel", static_cast<int64_t>(opts.network.buffers_per_channel));
     auto bsz = tmc->GetBytes("buffer_size", static_cast<int64_t>(opts.task.buffer_bytes));
     auto bto = tmc->GetDurationMs("buffer_timeout", opts.task.buffer_timeout_ms);
+    auto bc = tmc->GetBytes("rocksdb_block_cache",
+                            static_cast<int64_t>(opts.task.rocksdb_block_cache_bytes));
+    if (!bc.ok() || *bc < (1 << 20)) {
+      spdlog::error("config: {}", bc.ok() ? "taskmanager.rocksdb_block_cache: must be >= 1mb"
+                                          : bc.status().message());
+      return 2;
+    }
+    opts.task.rocksdb_block_cache_bytes = static_cast<size_t>(*bc);
     auto ut = tmc->GetInt("upload_threads", opts.upload_threads);
     if (!ut.ok() || *ut < 1 || *ut > 64) {
       spdlog::error("config: {}", ut.ok() ? "taskmanager.upload_threads: must be 1..64, got " +
@@ -81,6 +92,13 @@ int main(int argc, char** argv) {
   if (data_port >= 0) opts.data_port = data_port;
   if (slots > 0) opts.slots = slots;
   if (!state_dir.empty()) opts.state_dir = state_dir;
+  if (block_cache_mb >= 0) {
+    if (block_cache_mb < 1) {
+      spdlog::error("--rocksdb-block-cache-mb: must be >= 1");
+      return 2;
+    }
+    opts.task.rocksdb_block_cache_bytes = static_cast<size_t>(block_cache_mb) << 20;
+  }
 
   weir::BlockTerminationSignals();
 
@@ -90,7 +108,7 @@ int main(int argc, char** argv) {
     spdlog::error("{}", st.ToString());
     return 1;
   }
-  weir::OnTerminationSignal([&](int s) {
+  weir::TerminationSignalWatcher signals([&](int s) {
     spdlog::info("signal {}: shutting down", s);
     tm.RequestStop();
   });

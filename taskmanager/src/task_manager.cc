@@ -1,6 +1,7 @@
 #include "weir/taskmanager/task_manager.h"
 
 #include <grpcpp/grpcpp.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -373,31 +374,57 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
         }
       }
       lock.lock();
-      ReapLocked();
+      std::vector<std::string> gone = ReapLocked();
+      if (!gone.empty()) {
+        lock.unlock();
+        // The (now empty) state directories of attempts that ended here, off the lock.
+        for (const auto& d : gone) {
+          std::error_code ec;
+          std::filesystem::remove(d, ec);
+        }
+        // An attempt's tasks freed their state (RocksDB block caches, buffers): give the
+        // pages back, or a failover leaves the process a cache's size larger each time.
+        malloc_trim(0);
+        lock.lock();
+      }
       stop_cv_.wait_for(lock, std::chrono::milliseconds(registered ? heartbeat_interval_ms_ : 500));
     }
   }
 
   // Joins the threads of tasks that ended, and drops the plans no task uses any more (a later
   // deployment of the same attempt builds its plan again).
-  void ReapLocked() {
+  // Returns the state directories of job attempts no task here uses any more.
+  std::vector<std::string> ReapLocked() {
     bool reaped = false;
     for (auto it = tasks_.begin(); it != tasks_.end();) {
       if (it->second->done) {
         if (it->second->thread.joinable()) it->second->thread.join();
+        live_attempts_.insert({it->second->job_id, it->second->attempt});
         it = tasks_.erase(it);
         reaped = true;
       } else {
         ++it;
       }
     }
-    if (!reaped) return;
-    std::set<std::string> in_use;
-    for (const auto& [id, rt] : tasks_) in_use.insert(rt->job_id + "/" + std::to_string(rt->attempt));
+    std::vector<std::string> gone;
+    std::set<std::pair<std::string, int>> live;
+    for (const auto& [id, rt] : tasks_) live.insert({rt->job_id, rt->attempt});
+    for (const auto& [job, attempt] : live_attempts_) {
+      if (!live.count({job, attempt})) {
+        gone.push_back(options_.state_dir + "/" + job + "-" + std::to_string(attempt));
+      }
+    }
+    live_attempts_ = std::move(live);
+    if (!reaped) return gone;
     std::lock_guard<std::mutex> lock(plan_mu_);
     for (auto it = plans_.begin(); it != plans_.end();) {
-      it = in_use.count(it->first) ? std::next(it) : plans_.erase(it);
+      bool used = false;
+      for (const auto& [job, attempt] : live_attempts_) {
+        used = used || it->first == job + "/" + std::to_string(attempt);
+      }
+      it = used ? std::next(it) : plans_.erase(it);
     }
+    return gone;
   }
 
   TaskManagerOptions options_;
@@ -418,6 +445,9 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
   std::mutex plan_mu_;
   // Plans per job attempt ("job/attempt"), while a task of that attempt runs here.
   std::map<std::string, std::shared_ptr<const ExecutionPlan>> plans_;
+  // Job attempts with a task here at the last reap (heartbeat thread, under mu_): the state
+  // directory of one that has none any more is removed.
+  std::set<std::pair<std::string, int>> live_attempts_;
   // Declared last: destroyed first, after Stop() joined the tasks that submit to it.
   Executor uploads_;
 };

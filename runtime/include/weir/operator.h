@@ -85,6 +85,7 @@ struct OperatorContext {
   KeyGroupRange key_groups;
   std::string local_dir;
   std::string state_backend = "rocksdb";
+  size_t rocksdb_block_cache_bytes = 64 << 20;  // per state DB
   const RestoredState* restored = nullptr;
   // Event time: the source vertex's `watermarks:` strategy (null: none configured).
   const WatermarkStrategy* watermarks = nullptr;

@@ -4,12 +4,25 @@
 #pragma once
 
 #include <functional>
+#include <thread>
 
 namespace weir {
 
 // Call first in main, before any thread starts (threads inherit the mask).
 void BlockTerminationSignals();
-// Starts a detached thread that waits for SIGINT/SIGTERM and then calls `on_signal(signo)`.
-void OnTerminationSignal(std::function<void(int)> on_signal);
+
+// Owns the thread that waits for SIGINT/SIGTERM and then calls `on_signal(signo)` (once per
+// signal). The destructor stops the wait and joins the thread: declare it after whatever
+// `on_signal` touches, so that it goes first. Constructed and destroyed on the main thread.
+class TerminationSignalWatcher {
+ public:
+  explicit TerminationSignalWatcher(std::function<void(int)> on_signal);
+  ~TerminationSignalWatcher();
+  TerminationSignalWatcher(const TerminationSignalWatcher&) = delete;
+  TerminationSignalWatcher& operator=(const TerminationSignalWatcher&) = delete;
+
+ private:
+  std::thread thread_;
+};
 
 }  // namespace weir

@@ -43,6 +43,7 @@ struct TaskOptions {
   size_t buffer_bytes = 32 * 1024;  // a buffer is sent when it holds this much
   int64_t buffer_timeout_ms = 10;   // ... or when its oldest row waited this long
   size_t batch_rows = 1024;         // rows per batch handed through the chain
+  size_t rocksdb_block_cache_bytes = 64 << 20;  // per RocksDB state DB
 };
 
 struct TaskSetup {

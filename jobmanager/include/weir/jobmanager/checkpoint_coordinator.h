@@ -87,7 +87,8 @@ class CheckpointCoordinator {
   // `all_running`: every subtask of the attempt is RUNNING (no checkpoint otherwise).
   // Returns a reason to fail the job when too many consecutive checkpoints failed.
   std::optional<std::string> Tick(bool all_running);
-  std::optional<std::string> Acknowledge(const proto::AcknowledgeCheckpointRequest& ack);
+  // Takes the acknowledgement (it may carry megabytes of operator state: never copied here).
+  std::optional<std::string> Acknowledge(proto::AcknowledgeCheckpointRequest&& ack);
   std::optional<std::string> Decline(const proto::DeclineCheckpointRequest& decline);
   // The attempt is ending (failure, cancel): abort what is in flight, fail waiting savepoints.
   void Shutdown(const std::string& reason);

@@ -63,7 +63,8 @@ class JobManager {
   // Validation and reading the restore point happen before the lock is taken.
   Result<std::string> SubmitJob(const proto::JobGraph& graph, const std::string& restore_path = "",
                                 bool allow_non_restored_state = false);
-  void AcknowledgeCheckpoint(const proto::AcknowledgeCheckpointRequest& ack);
+  // By value: the caller's copy (or move) happens before the lock is taken.
+  void AcknowledgeCheckpoint(proto::AcknowledgeCheckpointRequest ack);
   void DeclineCheckpoint(const proto::DeclineCheckpointRequest& decline);
   // Takes a savepoint (then stops the job if `stop`); `done` runs on the executor.
   void TriggerSavepoint(const proto::SavepointRequest& req,

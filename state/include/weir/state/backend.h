@@ -56,6 +56,7 @@ struct BackendOptions {
                            // when the backend is destroyed)
   int max_parallelism = 128;
   KeyGroupRange key_groups;  // the key groups this subtask owns
+  size_t block_cache_bytes = 64 << 20;  // RocksDB: the state DB's block cache
 };
 
 // Opens a backend, restoring from `restore` (handles of any old subtasks whose key groups

@@ -6,8 +6,12 @@
 
 namespace weir::state {
 
-// DB options for one subtask's keyed state (see rocksdb_backend.cc for the reasons).
-rocksdb::Options RocksDbStateOptions();
+// The LRU block cache of one state DB when nothing else is configured.
+inline constexpr size_t kDefaultBlockCacheBytes = 64 << 20;
+// DB options for one subtask's keyed state (see rocksdb_backend.cc for the reasons), with a
+// block cache of `block_cache_bytes` (it fills up to that with blocks of live and of
+// compacted-away files, so it bounds the memory a state DB grows to).
+rocksdb::Options RocksDbStateOptions(size_t block_cache_bytes = kDefaultBlockCacheBytes);
 // Writes skip the WAL: checkpoints, not the WAL, make state durable (Snapshot flushes the
 // memtable first), and after a crash the job restores from its last checkpoint anyway.
 rocksdb::WriteOptions RocksDbStateWriteOptions();
