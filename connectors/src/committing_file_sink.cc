@@ -87,6 +87,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "weir/paths.h"
 #include "weir/connectors.h"
 #include "weir/logging.h"
 #include "weir/partition_template.h"
@@ -152,18 +153,6 @@ bool IsPlainFileName(std::string_view name) {
 
 // A final path relative to the sink's directory (partition dirs, then the file name): it must
 // stay inside the directory whatever a corrupt snapshot holds.
-bool IsSafeRelPath(std::string_view path) {
-  if (path.empty() || path.front() == '/' || path.find('\0') != std::string_view::npos) return false;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view seg = path.substr(start, end - start);
-    if (seg.empty() || seg == "." || seg == "..") return false;
-    start = end + 1;
-  }
-  return true;
-}
 
 // What a file holds: rows for their partition, late rows, or dirty rows.
 enum class FileKind { kData, kLate, kDirty };
@@ -187,7 +176,7 @@ Result<PendingFile> DecodePending(std::string_view e) {
   std::vector<std::string_view> f = SplitFields(e);
   PendingFile p;
   if (f.size() != 4 || f[0] != kPendingEntryV1 || !ParseInt(f[1], &p.checkpoint) ||
-      !IsPlainFileName(f[2]) || !IsSafeRelPath(f[3])) {
+      !IsPlainFileName(f[2]) || !IsSafeRelativePath(f[3])) {
     return Status::DataLoss("committing_file: corrupt 'pending' entry in restored state");
   }
   p.staging = std::string(f[2]);
@@ -386,7 +375,7 @@ struct FileSinkConfig {
 };
 
 bool IsPlainDirName(const std::string& s) {
-  return IsPlainFileName(s) && IsSafeRelPath(s);
+  return IsPlainFileName(s) && IsSafeRelativePath(s);
 }
 
 Result<FileSinkConfig> PlanFileSink(const Config& config, const Schema& input) {
@@ -546,7 +535,7 @@ class CommittingFileSink : public Operator {
           for (const std::string& e : list.entries()) {
             std::vector<std::string_view> f = SplitFields(e);
             int64_t end = 0;
-            if (f.size() != 3 || f[0] != kPartitionEntryV1 || !IsSafeRelPath(f[1]) ||
+            if (f.size() != 3 || f[0] != kPartitionEntryV1 || !IsSafeRelativePath(f[1]) ||
                 !ParseInt(f[2], &end)) {
               return Status::DataLoss("committing_file: corrupt 'partitions' entry in restored state");
             }

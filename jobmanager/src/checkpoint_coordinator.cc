@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "weir/logging.h"
+#include "weir/paths.h"
 
 namespace weir::jm {
 namespace {
@@ -21,18 +22,6 @@ std::shared_ptr<spdlog::logger> Log() {
   return logger;
 }
 
-bool IsSafeRelativePath(const std::string& p) {
-  if (p.empty() || p.front() == '/') return false;
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t end = p.find('/', start);
-    if (end == std::string::npos) end = p.size();
-    std::string_view part(p.data() + start, end - start);
-    if (part.empty() || part == "." || part == "..") return false;
-    start = end + 1;
-  }
-  return true;
-}
 
 }  // namespace
 

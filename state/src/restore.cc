@@ -7,6 +7,7 @@
 
 #include "files.h"
 #include "heap_format.h"
+#include "weir/paths.h"
 #include "weir/state/backend.h"
 #include "weir/state/keyed_state.h"
 #include "weir/state/rocksdb_options.h"
@@ -17,18 +18,6 @@ namespace {
 // The name RocksDB gives the checksums made by GetFileChecksumGenCrc32cFactory().
 constexpr char kCrc32cFuncName[] = "FileChecksumCrc32c";
 
-bool IsSafeRelativePath(const std::string& p) {
-  if (p.empty() || p.front() == '/') return false;
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t end = p.find('/', start);
-    if (end == std::string::npos) end = p.size();
-    std::string_view part(p.data() + start, end - start);
-    if (part == "..") return false;
-    start = end + 1;
-  }
-  return true;
-}
 
 // "000123.sst" -> 123; false for any other name.
 bool SstFileNumber(const std::string& name, uint64_t* number) {

@@ -16,6 +16,7 @@ recovered before the next kill.
 """
 import argparse
 import collections
+import datetime
 import json
 import os
 import random
@@ -68,15 +69,30 @@ edges:
 PER_HOUR = 7200  # ids per hour of event time (ts = id * 500 ms)
 
 
+def abs_hour(part):
+    """'dt=1970-01-03/hour=05' -> hours since the epoch (2 * 24 + 5)."""
+    dt, hour = part.split("/")[:2]
+    day = datetime.date.fromisoformat(dt.split("=")[1]) - datetime.date(1970, 1, 1)
+    return day.days * 24 + int(hour.split("=")[1])
+
+
 def check_markers(path):
     """A partition marked successful holds every id of its hour (the marker never comes first).
-    Returns the marked hours."""
+    Returns the marked hours (since the epoch)."""
+    # Markers first, rows after: a marker says its rows were all committed before it, so rows
+    # read afterwards must all be there (read the other way round, a commit between the two
+    # reads would look like an early marker).
+    marked_parts = set()
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+        if "_SUCCESS" in files:
+            marked_parts.add(os.path.relpath(root, path))
+    rows = rows_by_partition(path)
     marked = set()
-    for part, rows in rows_by_partition(path).items():
-        if os.path.exists(os.path.join(path, part, "_SUCCESS")):
-            hour = int(part.split("hour=")[1])
-            assert len(rows) == PER_HOUR, f"{part} marked successful with {len(rows)} of {PER_HOUR} ids"
-            marked.add(hour)
+    for part in marked_parts:
+        n = len(rows.get(part, []))
+        assert n == PER_HOUR, f"{part} marked successful with {n} of {PER_HOUR} ids"
+        marked.add(abs_hour(part))
     return marked
 
 
@@ -184,7 +200,7 @@ def run(kills, mode, records, seed, rate, schedule=None):
         assert not missing, f"{len(missing)} ids missing, e.g. {sorted(missing)[:5]}"
         assert len(ids) == records, f"{len(ids)} rows for {records} ids"
         for part, rows in rows_by_partition(ids_dir).items():
-            hour = int(part.split("hour=")[1])
+            hour = abs_hour(part)
             wrong = [r["id"] for r in rows if r["id"] // PER_HOUR != hour]
             assert not wrong, f"ids {wrong[:5]} in {part}"
         # Every hour that ended before the last watermark gets its marker, once complete.

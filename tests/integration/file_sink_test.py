@@ -52,14 +52,19 @@ class FileSinkTest(unittest.TestCase):
 
     def check_markers(self, out):
         """Every partition with a success file holds all of its rows (never a marker first)."""
+        # Markers first, rows after: a marker follows all of its rows, so rows read afterwards
+        # are complete (the other order would race with commits between the two reads).
+        marked_parts = set()
+        for root, dirs, files in os.walk(out):
+            dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+            if "_SUCCESS" in files:
+                marked_parts.add(os.path.relpath(root, out))
         parts = rows_by_partition(out)
-        marked = 0
-        for part, rows in parts.items():
-            if os.path.exists(os.path.join(out, part, "_SUCCESS")):
-                marked += 1
-                self.assertEqual(len(rows), PER_HOUR // 3,
-                                 f"{part} is marked successful with {len(rows)} rows")
-        return marked
+        for part in marked_parts:
+            rows = parts.get(part, [])
+            self.assertEqual(len(rows), PER_HOUR // 3,
+                             f"{part} is marked successful with {len(rows)} rows")
+        return len(marked_parts)
 
     def check_exactly_once(self, out, total):
         ids = [r["id"] for r in committed_rows(out)]
