@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "committing_file_sink.h"
+#include "weir/operator_state.h"
 #include "weir/connectors.h"
 #include "weir/record_counters.h"
 #include "weir/expr.h"
@@ -85,12 +86,26 @@ class Datagen : public SourceOperator {
 
   explicit Datagen(DatagenPlan plan) : plan_(std::move(plan)), id_row_(1) {}
 
+  // Its position in operator state (weir/operator_state.h).
+  static OperatorListState<proto::DatagenSplit> SplitState() {
+    return OperatorListState<proto::DatagenSplit>("splits", 1, proto::NamedList::SPLIT);
+  }
+
   Status Open(const OperatorContext& ctx) override {
     prefix_ = ctx.log_prefix;
     rate_ = plan_.rows_per_second / ctx.parallelism;
     start_ = std::chrono::steady_clock::now();
     bool restored = false;
-    if (ctx.restored) {
+    WEIR_ASSIGN_OR_RETURN(auto entries, SplitState().Decode(ctx.restored, "datagen"));
+    if (entries) {
+      restored = true;
+      for (const proto::DatagenSplit& e : *entries) {
+        if (e.stride() <= 0 || e.next() < 0) return Status::DataLoss("datagen: invalid split");
+        splits_.push_back({e.next(), e.stride()});
+      }
+    } else if (ctx.restored) {
+      // Savepoints made before versioned state (up to 2026-11-30): "splits", each entry the
+      // 16 raw bytes of {int64 next; int64 stride} in this machine's byte order.
       for (const auto& list : ctx.restored->operator_state) {
         if (list.name() != "splits") continue;
         restored = true;
@@ -139,13 +154,12 @@ class Datagen : public SourceOperator {
   }
 
   Status Snapshot(int64_t, OperatorSnapshot* out) override {
-    proto::NamedList list;
-    list.set_name("splits");
-    list.set_mode(proto::NamedList::SPLIT);
-    for (const Split& sp : splits_) {
-      list.add_entries(std::string(reinterpret_cast<const char*>(&sp), sizeof sp));
+    std::vector<proto::DatagenSplit> entries(splits_.size());
+    for (size_t i = 0; i < splits_.size(); ++i) {
+      entries[i].set_next(splits_[i].next);
+      entries[i].set_stride(splits_[i].stride);
     }
-    out->operator_state.push_back(std::move(list));
+    out->operator_state.push_back(SplitState().Encode(entries));
     counters_.Snapshot(out);
     return Status::Ok();
   }

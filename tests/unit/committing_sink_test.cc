@@ -245,12 +245,12 @@ std::set<int64_t> EmittedAt(const std::vector<proto::AcknowledgeCheckpointReques
   for (const auto& a : acks) {
     for (const auto& os : a.states()) {
       if (os.vertex_id() != "gen") continue;
+      EXPECT_EQ(os.operator_state(0).name(), "splits@v1");
       for (const std::string& e : os.operator_state(0).entries()) {
-        int64_t sp[2];
-        EXPECT_EQ(e.size(), sizeof sp);
-        std::memcpy(sp, e.data(), sizeof sp);
-        EXPECT_EQ(sp[1], p);
-        next_by_residue[sp[0] % p] = sp[0];
+        proto::DatagenSplit sp;
+        EXPECT_TRUE(sp.ParseFromString(e));
+        EXPECT_EQ(sp.stride(), p);
+        next_by_residue[sp.next() % p] = sp.next();
       }
     }
   }

@@ -255,9 +255,9 @@ edges:
     EXPECT_EQ(a.checkpoint_id(), 1);
     for (const auto& os : a.states()) {
       if (os.vertex_id() == "gen") {
-        // "splits", then the reconciliation counters ("_counts").
+        // "splits@v1" (versioned), then the reconciliation counters ("_counts").
         ASSERT_EQ(os.operator_state_size(), 2);
-        EXPECT_EQ(os.operator_state(0).name(), "splits");
+        EXPECT_EQ(os.operator_state(0).name(), "splits@v1");
         splits += os.operator_state(0).entries_size();
       }
       if (os.vertex_id() == "agg") {
