@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "kafka_common.h"
+#include "weir/operator_state.h"
 #include "weir/kafka.h"
 #include "weir/record_counters.h"
 
@@ -64,6 +65,12 @@ namespace {
 
 using kafka::Log;
 
+// Positions in operator state (weir/operator_state.h): "kafka@v1", KafkaSourceEntry messages.
+OperatorListState<proto::KafkaSourceEntry> OffsetState() {
+  return OperatorListState<proto::KafkaSourceEntry>("kafka", 1, proto::NamedList::UNION);
+}
+// Savepoints made before versioned state (up to 2026-11-30): "kafka_offsets", NUL-joined text
+// entries tagged "p1" (topic, partition, next) and "s1" (subtask, parallelism, started).
 constexpr std::string_view kStateList = "kafka_offsets";
 constexpr std::string_view kPartEntryV1 = "p1";
 constexpr std::string_view kSubtaskEntryV1 = "s1";
@@ -284,11 +291,18 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
     if (ctx.restored) {
       int64_t old_parallelism = -1, started = 0;
       bool any = false;
+      WEIR_ASSIGN_OR_RETURN(auto entries, OffsetState().Decode(ctx.restored, "kafka"));
+      if (entries) {
+        any = true;
+        for (const proto::KafkaSourceEntry& e : *entries) {
+          WEIR_RETURN_IF_ERROR(DecodeEntry(e, &restored, &old_parallelism, &started));
+        }
+      }
       for (const proto::NamedList& list : ctx.restored->operator_state) {
-        if (list.name() != kStateList) continue;
+        if (entries || list.name() != kStateList) continue;
         any = true;
         for (const std::string& e : list.entries()) {
-          WEIR_RETURN_IF_ERROR(DecodeEntry(e, &restored, &old_parallelism, &started));
+          WEIR_RETURN_IF_ERROR(DecodeLegacyEntry(e, &restored, &old_parallelism, &started));
         }
       }
       if (any) {
@@ -380,29 +394,21 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
   }
 
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
-    proto::NamedList list;
-    list.set_name(std::string(kStateList));
-    list.set_mode(proto::NamedList::UNION);
+    std::vector<proto::KafkaSourceEntry> entries(parts_.size() + 1);
     std::vector<std::pair<size_t, int64_t>> commit;
     for (size_t i = 0; i < parts_.size(); ++i) {
       const Part& p = parts_[i];
-      std::string e(kPartEntryV1);
-      e.push_back('\0');
-      e += p.tp.topic;
-      e.push_back('\0');
-      e += std::to_string(p.tp.partition);
-      e.push_back('\0');
-      e += std::to_string(p.next);
-      list.add_entries(std::move(e));
+      auto* e = entries[i].mutable_partition();
+      e->set_topic(p.tp.topic);
+      e->set_partition(p.tp.partition);
+      e->set_next_offset(p.next);
       if (p.next >= 0) commit.emplace_back(i, p.next);
     }
-    std::string s(kSubtaskEntryV1);
-    for (int64_t v : {int64_t{subtask_}, int64_t{parallelism_}, int64_t{started_ ? 1 : 0}}) {
-      s.push_back('\0');
-      s += std::to_string(v);
-    }
-    list.add_entries(std::move(s));
-    out->operator_state.push_back(std::move(list));
+    auto* sub = entries.back().mutable_subtask();
+    sub->set_subtask(subtask_);
+    sub->set_parallelism(parallelism_);
+    sub->set_started(started_);
+    out->operator_state.push_back(OffsetState().Encode(entries));
     counters_.Snapshot(out);
     // Kept until the checkpoint completes or a later one does; bounded for checkpoints that
     // never complete (declined elsewhere, or the notification was lost).
@@ -470,8 +476,29 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
     return std::find(plan_.topics.begin(), plan_.topics.end(), topic) != plan_.topics.end();
   }
 
-  static Status DecodeEntry(std::string_view e, std::vector<NewPartition>* parts,
+  static Status DecodeEntry(const proto::KafkaSourceEntry& e, std::vector<NewPartition>* parts,
                             int64_t* old_parallelism, int64_t* started) {
+    const Status corrupt = Status::DataLoss("kafka: corrupt entry in restored state");
+    if (e.has_partition()) {
+      const auto& p = e.partition();
+      if (p.topic().empty() || p.partition() < 0 ||
+          (p.next_offset() < 0 && p.next_offset() != RD_KAFKA_OFFSET_BEGINNING)) {
+        return corrupt;
+      }
+      parts->push_back({{p.topic(), p.partition()}, p.next_offset()});
+      return Status::Ok();
+    }
+    if (e.has_subtask()) {
+      if (e.subtask().parallelism() < 1) return corrupt;
+      *old_parallelism = e.subtask().parallelism();
+      *started += e.subtask().started() ? 1 : 0;
+      return Status::Ok();
+    }
+    return corrupt;
+  }
+
+  static Status DecodeLegacyEntry(std::string_view e, std::vector<NewPartition>* parts,
+                                  int64_t* old_parallelism, int64_t* started) {
     std::vector<std::string_view> f;
     size_t start = 0;
     while (true) {

@@ -291,6 +291,33 @@ TEST_F(KafkaTest, EveryRecordOnceAcrossSubtasksThenRestoreAtAnotherParallelism) 
   }
 }
 
+// State written before versioned operator state (savepoints up to 2026-11-30): the
+// "kafka_offsets" list of NUL-joined text entries still restores; new snapshots are "kafka@v1".
+TEST_F(KafkaTest, RestoresTheOffsetsOfSavepointsMadeBeforeVersionedState) {
+  CreateTopic("old", 2);
+  Produce("old", 2, 0, 100);
+  proto::NamedList legacy;
+  legacy.set_name("kafka_offsets");
+  legacy.set_mode(proto::NamedList::UNION);
+  // Partition 0 was read up to offset 20, partition 1 up to 30; one subtask of one had started.
+  legacy.add_entries(std::string("p1\0old\0" "0\0" "20", 11));
+  legacy.add_entries(std::string("p1\0old\0" "1\0" "30", 11));
+  legacy.add_entries(std::string("s1\0" "0\0" "1\0" "1", 8));
+  std::vector<proto::NamedList> state{legacy};
+  std::vector<std::unique_ptr<Subtask>> subs;
+  subs.push_back(OpenSource(SourceYaml("old", "g-legacy", ", start: earliest"), 0, 1, &state));
+  auto got = Drain(subs, 50);  // (50 - 20) + (50 - 30) records are left
+  std::map<int64_t, int64_t> first;
+  for (const Rec& r : got[0]) {
+    if (!first.count(r.partition)) first[r.partition] = r.offset;
+  }
+  EXPECT_EQ(first[0], 20);
+  EXPECT_EQ(first[1], 30);
+  auto snap = SnapshotAll(subs, 1);
+  ASSERT_FALSE(snap.empty());
+  EXPECT_EQ(snap[0].name(), "kafka@v1");
+}
+
 TEST_F(KafkaTest, TopicPatternDiscoversNewTopicsAndReadsThemFromTheStart) {
   CreateTopic("disc-a", 2);
   CreateTopic("other", 1);
