@@ -1,6 +1,7 @@
 #include "weir/jobmanager/job_manager.h"
 
 #include <algorithm>
+#include <cassert>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -309,6 +310,12 @@ int JobManager::FreeSlotsLocked() const {
 }
 
 void JobManager::TryScheduleLocked(Job& job) {
+  // Only a CREATED job is scheduled: nothing is taken or deployed for any other.
+  if (!CanTransition(job.state, JobState::kRunning)) {
+    Log()->error("job={} not scheduled: it is {}, not CREATED", job.id, JobStateName(job.state));
+    assert(false && "TryScheduleLocked on a job that cannot go RUNNING");
+    return;
+  }
   const int need = job.plan->SlotsNeeded();
   const int free = FreeSlotsLocked();
   if (free < need) {
@@ -550,8 +557,10 @@ void JobManager::TriggerSavepoint(const proto::SavepointRequest& req,
 
 bool JobManager::TransitionLocked(Job& job, JobState to, const std::string& why) {
   if (!CanTransition(job.state, to)) {
+    // A bug: loud in debug builds; refused (the state stays) in release builds.
     Log()->error("job={} illegal transition {} -> {}", job.id, JobStateName(job.state),
                  JobStateName(to));
+    assert(false && "illegal job state transition");
     return false;
   }
   Log()->info("job={} {} -> {}{}", job.id, JobStateName(job.state), JobStateName(to),

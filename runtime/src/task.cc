@@ -1,5 +1,6 @@
 #include "weir/task.h"
 
+#include <cassert>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -882,8 +883,10 @@ void Task::Run() {
   auto set_state = [&](TaskState to, const Status& err) {
     TaskState from = state_.load();
     if (!CanTransition(from, to)) {
+      // A bug: loud in debug builds; refused (the state stays) in release builds.
       Log()->error("{} illegal transition {} -> {}", log_prefix_, TaskStateName(from),
                    TaskStateName(to));
+      assert(false && "illegal subtask state transition");
       return;
     }
     state_.store(to);
