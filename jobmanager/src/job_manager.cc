@@ -223,23 +223,31 @@ std::string JobManager::AddJobLocked(std::unique_ptr<Job> job) {
   return ref.id;
 }
 
-proto::HaJobRecord JobManager::HaRecordLocked(const Job& job) const {
+// How far ahead checkpoint ids are reserved in the HA record: a record is written again when
+// fewer than half of them are left, so ids are never reused after a job manager restart.
+constexpr int64_t kIdReservation = 1000;
+
+std::function<Status()> JobManager::HaWriteLocked(Job& job, const std::string& latest_checkpoint,
+                                                  int64_t next_id) {
+  job.reserved_ids_until = std::max(job.reserved_ids_until, next_id + kIdReservation);
   proto::HaJobRecord r;
   r.set_job_id(job.id);
   *r.mutable_graph() = job.graph;
   r.set_restore_path(job.initial_restore_path);
   r.set_allow_non_restored_state(job.allow_non_restored_state);
   r.set_attempt(job.attempt);
-  r.set_latest_checkpoint(job.latest_checkpoint_dir);
+  r.set_latest_checkpoint(latest_checkpoint);
   r.set_submit_time_ms(job.submit_ms);
   r.set_restarts(job.restarts);
   r.set_next_checkpoint_id(job.reserved_ids_until);
-  return r;
+  return [dir = options_.ha_dir, path = options_.ha_dir + "/" + job.id + ".job",
+          bytes = r.SerializeAsString()]() -> Status {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    Status st = WriteFileAtomically(path, bytes);
+    return st.ok() ? st : st.WithContext("HA record");
+  };
 }
-
-// How far ahead checkpoint ids are reserved in the HA record: a record is written again when
-// fewer than half of them are left, so ids are never reused after a job manager restart.
-constexpr int64_t kIdReservation = 1000;
 
 void JobManager::PersistLocked(Job& job) {
   if (options_.ha_dir.empty()) return;
@@ -260,12 +268,8 @@ void JobManager::PersistLocked(Job& job) {
     return;
   }
   const int64_t next = job.coordinator ? job.coordinator->next_id() : job.next_checkpoint_id;
-  job.reserved_ids_until = std::max(job.reserved_ids_until, next + kIdReservation);
-  executor_(kIoLane, [path, dir = options_.ha_dir, id = job.id,
-                      bytes = HaRecordLocked(job).SerializeAsString()] {
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    Status st = WriteFileAtomically(path, bytes);
+  executor_(kIoLane, [id = job.id, write = HaWriteLocked(job, job.latest_checkpoint_dir, next)] {
+    Status st = write();
     if (!st.ok()) Log()->error("job={} cannot record it for HA: {}", id, st.ToString());
   });
 }
@@ -376,9 +380,7 @@ void JobManager::TryScheduleLocked(Job& job) {
       Status s = gateway_->DeployTask(addr, req);
       // Only an unreachable task manager is lost; one that answered with an error (it refused
       // the graph, say) is alive: that subtask fails and the job fails over.
-      const bool unreachable =
-          s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
-      if (!s.ok() && unreachable) {
+      if (IsUnreachable(s)) {
         std::lock_guard<std::mutex> lock(mu_);
         auto jit = jobs_.find(job_id);
         const std::string tm = req.locations_size() > 0 ? [&] {
@@ -429,17 +431,7 @@ void JobManager::TryScheduleLocked(Job& job) {
   job.coordinator->SetDurableStep([this, jp](const std::string& dir, int64_t next_id) {
     ++jp->finalizing;
     if (options_.ha_dir.empty()) return CheckpointCoordinator::DurableStep();
-    jp->reserved_ids_until = std::max(jp->reserved_ids_until, next_id + kIdReservation);
-    proto::HaJobRecord r = HaRecordLocked(*jp);
-    r.set_latest_checkpoint(dir);
-    return CheckpointCoordinator::DurableStep(
-        [dir = options_.ha_dir, path = options_.ha_dir + "/" + jp->id + ".job",
-         bytes = r.SerializeAsString()]() -> Status {
-          std::error_code ec;
-          std::filesystem::create_directories(dir, ec);
-          Status st = WriteFileAtomically(path, bytes);
-          return st.ok() ? st : st.WithContext("HA record");
-        });
+    return CheckpointCoordinator::DurableStep(HaWriteLocked(*jp, dir, next_id));
   });
   job.coordinator->SetOnFinalized(
       [this, id = job.id, attempt = job.attempt](std::shared_ptr<Finalizing> f, Status st) {
@@ -600,9 +592,7 @@ void JobManager::CancelTasksLocked(Job& job) {
       Status s = gateway_->CancelJobTasks(addr, id, attempt);
       if (s.ok()) return;
       Log()->warn("job={} cancel at {} failed: {}", id, addr, s.ToString());
-      if (s.code() != StatusCode::kUnavailable && s.code() != StatusCode::kDeadlineExceeded) {
-        return;  // it answered: alive
-      }
+      if (!IsUnreachable(s)) return;  // it answered: alive
       // An unreachable task manager is treated as lost at once: failover does not wait for
       // its heartbeat timeout.
       std::lock_guard<std::mutex> lock(mu_);

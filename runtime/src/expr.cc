@@ -17,6 +17,7 @@
 // longer than the small-string buffer. Because a node's output may be the scratch its first
 // operand wrote, every node reads its operands before writing its result.
 #include "weir/expr.h"
+#include "weir/int_math.h"
 
 #include <algorithm>
 #include <bit>
@@ -82,17 +83,6 @@ std::string_view TrimSpace(std::string_view s) {
   return s;
 }
 
-int64_t FloorDiv(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if (a % b != 0 && ((a < 0) != (b < 0))) --q;
-  return q;
-}
-
-int64_t FloorMod(int64_t a, int64_t b) {
-  int64_t r = a % b;
-  if (r != 0 && ((r < 0) != (b < 0))) r += b;
-  return r;
-}
 
 // Wrapping int64 arithmetic (through uint64, which is defined to wrap).
 int64_t WrapAdd(int64_t a, int64_t b) {

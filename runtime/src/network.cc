@@ -460,8 +460,12 @@ void NetworkEnvironment::ReleaseChannels(const std::string& prefix) {
       released_.erase(released_order_.front());
       released_order_.pop_front();
     }
-    // The order list may name prefixes already dropped as finer ones; keep it bounded too.
-    while (released_order_.size() > 2 * kMaxReleased) released_order_.pop_front();
+    // The order list also names prefixes already dropped as finer ones: compact it now and
+    // then. (Popping its oldest entries instead could drop a kept prefix's only entry, and
+    // that prefix would then never be evicted.)
+    if (released_order_.size() > 2 * kMaxReleased) {
+      std::erase_if(released_order_, [&](const std::string& p) { return !released_.count(p); });
+    }
     for (auto it = channels_.lower_bound(prefix);
          it != channels_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
       closed.push_back(it->second);

@@ -24,6 +24,8 @@ std::shared_ptr<spdlog::logger> Log() {
   return logger;
 }
 
+using JobAttempt = std::pair<std::string, int>;  // (job id, attempt)
+
 std::string ExecutionId(const std::string& job, int attempt, const std::string& task, int sub) {
   return job + "/" + std::to_string(attempt) + "/" + task + "/" + std::to_string(sub);
 }
@@ -148,8 +150,8 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     setup.upload_executor = &uploads_;
     setup.restore = req->restore();
     setup.state_backend = req->state_backend().empty() ? "rocksdb" : req->state_backend();
-    setup.local_dir = options_.state_dir + "/" + req->job_id() + "-" + std::to_string(req->attempt()) +
-                      "/" + req->task_id() + "-" + std::to_string(req->subtask());
+    setup.local_dir = AttemptStateDir({req->job_id(), req->attempt()}) + "/" + req->task_id() +
+                      "-" + std::to_string(req->subtask());
     setup.on_checkpoint_ack = [this](proto::AcknowledgeCheckpointRequest ack) {
       CallJm("acknowledge checkpoint", std::chrono::seconds(5), [&](grpc::ClientContext* ctx) {
         proto::Empty e;
@@ -282,7 +284,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
 
   Result<std::shared_ptr<const ExecutionPlan>> PlanFor(const std::string& job, int attempt,
                                                        const proto::JobGraph& graph) {
-    const std::string key = job + "/" + std::to_string(attempt);
+    const JobAttempt key{job, attempt};
     std::lock_guard<std::mutex> lock(plan_mu_);
     auto it = plans_.find(key);
     if (it != plans_.end()) return it->second;
@@ -407,24 +409,21 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
       }
     }
     std::vector<std::string> gone;
-    std::set<std::pair<std::string, int>> live;
+    std::set<JobAttempt> live;
     for (const auto& [id, rt] : tasks_) live.insert({rt->job_id, rt->attempt});
-    for (const auto& [job, attempt] : live_attempts_) {
-      if (!live.count({job, attempt})) {
-        gone.push_back(options_.state_dir + "/" + job + "-" + std::to_string(attempt));
-      }
+    for (const JobAttempt& a : live_attempts_) {
+      if (!live.count(a)) gone.push_back(AttemptStateDir(a));
     }
     live_attempts_ = std::move(live);
     if (!reaped) return gone;
     std::lock_guard<std::mutex> lock(plan_mu_);
-    for (auto it = plans_.begin(); it != plans_.end();) {
-      bool used = false;
-      for (const auto& [job, attempt] : live_attempts_) {
-        used = used || it->first == job + "/" + std::to_string(attempt);
-      }
-      it = used ? std::next(it) : plans_.erase(it);
-    }
+    std::erase_if(plans_, [&](const auto& kv) { return !live_attempts_.count(kv.first); });
     return gone;
+  }
+
+  // Where the subtasks of one job attempt keep their local state.
+  std::string AttemptStateDir(const JobAttempt& a) const {
+    return options_.state_dir + "/" + a.first + "-" + std::to_string(a.second);
   }
 
   TaskManagerOptions options_;
@@ -443,11 +442,11 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
   std::map<std::string, std::unique_ptr<Running>> tasks_;
 
   std::mutex plan_mu_;
-  // Plans per job attempt ("job/attempt"), while a task of that attempt runs here.
-  std::map<std::string, std::shared_ptr<const ExecutionPlan>> plans_;
+  // Plans per job attempt, while a task of that attempt runs here.
+  std::map<JobAttempt, std::shared_ptr<const ExecutionPlan>> plans_;
   // Job attempts with a task here at the last reap (heartbeat thread, under mu_): the state
   // directory of one that has none any more is removed.
-  std::set<std::pair<std::string, int>> live_attempts_;
+  std::set<JobAttempt> live_attempts_;
   // Declared last: destroyed first, after Stop() joined the tasks that submit to it.
   Executor uploads_;
 };

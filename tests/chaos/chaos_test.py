@@ -24,7 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import Cluster, committed_rows, rows_by_partition, wait_for  # noqa: E402
+from harness import Cluster, committed_rows, marked_partitions, rows_by_partition, wait_for  # noqa: E402
 
 KEYS = 97
 
@@ -79,14 +79,7 @@ def abs_hour(part):
 def check_markers(path):
     """A partition marked successful holds every id of its hour (the marker never comes first).
     Returns the marked hours (since the epoch)."""
-    # Markers first, rows after: a marker says its rows were all committed before it, so rows
-    # read afterwards must all be there (read the other way round, a commit between the two
-    # reads would look like an early marker).
-    marked_parts = set()
-    for root, dirs, files in os.walk(path):
-        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
-        if "_SUCCESS" in files:
-            marked_parts.add(os.path.relpath(root, path))
+    marked_parts = marked_partitions(path)  # before the rows: see marked_partitions
     rows = rows_by_partition(path)
     marked = set()
     for part in marked_parts:

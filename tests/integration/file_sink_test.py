@@ -6,7 +6,8 @@ import os
 import time
 import unittest
 
-from harness import Cluster, committed_rows, rows_by_partition, test_failed, wait_for
+from harness import (Cluster, committed_rows, marked_partitions, rows_by_partition, test_failed,
+                     wait_for)
 
 # ts = id * 500 ms: 7200 ids per hour of event time. The source holds after `total` ids, so
 # the job keeps running (and checkpointing) until cancelled.
@@ -52,13 +53,7 @@ class FileSinkTest(unittest.TestCase):
 
     def check_markers(self, out):
         """Every partition with a success file holds all of its rows (never a marker first)."""
-        # Markers first, rows after: a marker follows all of its rows, so rows read afterwards
-        # are complete (the other order would race with commits between the two reads).
-        marked_parts = set()
-        for root, dirs, files in os.walk(out):
-            dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
-            if "_SUCCESS" in files:
-                marked_parts.add(os.path.relpath(root, out))
+        marked_parts = marked_partitions(out)  # before the rows: see marked_partitions
         parts = rows_by_partition(out)
         for part in marked_parts:
             rows = parts.get(part, [])

@@ -147,6 +147,18 @@ def committed_rows(path):
     return rows
 
 
+def marked_partitions(path, marker="_SUCCESS"):
+    """Relative partition dirs below `path` holding `marker`. Read these before the rows: a
+    marker follows all of its partition's rows, so rows read afterwards are complete (read the
+    other way round, a commit between the two reads looks like an early marker)."""
+    marked = set()
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+        if marker in files:
+            marked.add(os.path.relpath(root, path))
+    return marked
+
+
 def rows_by_partition(path):
     """{relative partition dir: [rows]} for committed files below `path`."""
     out = {}

@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "weir/int_math.h"
 #include "weir/status.h"
 #include "weir/types.h"
 
@@ -100,10 +101,5 @@ bool PartitionComplete(int64_t end, int64_t delay_ms, int64_t watermark);
 // The start of the newest partition of `granularity_ms` complete at `watermark`; false if no
 // representable partition is.
 bool LastCompleteStart(int64_t watermark, int64_t delay_ms, int64_t granularity_ms, int64_t* start);
-// floor(a / b) for b > 0, without overflow.
-constexpr int64_t FloorDiv(int64_t a, int64_t b) {
-  const int64_t q = a / b;
-  return (a % b != 0 && a < 0) ? q - 1 : q;
-}
 
 }  // namespace weir

@@ -29,6 +29,9 @@ class TaskManagerGateway {
 // Errors: kUnavailable and kDeadlineExceeded mean the task manager could not be reached (or
 // did not answer in time); any other code is the task manager's own answer (e.g.
 // kInvalidArgument for a graph it refuses) and says nothing about its health.
+inline bool IsUnreachable(const Status& s) {
+  return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
+}
 
 std::unique_ptr<TaskManagerGateway> NewGrpcTaskManagerGateway();
 

@@ -155,7 +155,10 @@ class JobManager {
   void NoteCheckpointLocked(Job& job);
   // Records the job for HA (or removes its record once terminal) on the I/O lane.
   void PersistLocked(Job& job);
-  proto::HaJobRecord HaRecordLocked(const Job& job) const;
+  // The write (for the I/O lane) of the job's HA record naming `latest_checkpoint`, with ids
+  // reserved ahead of `next_id`.
+  std::function<Status()> HaWriteLocked(Job& job, const std::string& latest_checkpoint,
+                                        int64_t next_id);
   // Builds a job (validation, plan, restore point): no lock, may read files.
   Result<std::unique_ptr<Job>> PrepareJob(const proto::JobGraph& graph,
                                           const std::string& restore_path,
