@@ -1,0 +1,53 @@
+"""Bad settings for the servers (deploy/weir.yaml's keys and the flags) are refused at start
+with exit code 2 and a message naming the setting; nothing is left running."""
+import os
+import subprocess
+import tempfile
+import unittest
+
+from harness import JM_BIN, TM_BIN
+
+
+class ServerConfigTest(unittest.TestCase):
+    def run_bin(self, binary, config_text=None, args=()):
+        with tempfile.TemporaryDirectory(prefix="weir-cfg-") as d:
+            argv = [binary, *args]
+            if config_text is not None:
+                path = os.path.join(d, "weir.yaml")
+                with open(path, "w") as f:
+                    f.write(config_text)
+                argv += ["--config", path]
+            # A server that wrongly accepted the settings would serve: the timeout ends it.
+            try:
+                r = subprocess.run(argv + ["--rpc-address", "127.0.0.1:0"], capture_output=True,
+                                   text=True, timeout=10, stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                self.fail(f"{os.path.basename(binary)} started with bad settings")
+            return r
+
+    def assert_refused(self, r, words):
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(words, r.stdout + r.stderr)
+
+    def test_task_manager_refuses_bad_upload_threads_and_block_cache(self):
+        for text, words in [
+            ("taskmanager: {upload_threads: 0}\n", "taskmanager.upload_threads: must be 1..64, got 0"),
+            ("taskmanager: {upload_threads: 65}\n", "taskmanager.upload_threads: must be 1..64, got 65"),
+            ("taskmanager: {upload_threads: many}\n", "upload_threads"),
+            ("taskmanager: {rocksdb_block_cache: 1kb}\n", "taskmanager.rocksdb_block_cache: must be >= 1mb"),
+            ("taskmanager: {rocksdb_block_cache: lots}\n", "rocksdb_block_cache"),
+        ]:
+            with self.subTest(text=text):
+                self.assert_refused(self.run_bin(TM_BIN, text), words)
+        self.assert_refused(self.run_bin(TM_BIN, args=["--rocksdb-block-cache-mb", "0"]),
+                            "--rocksdb-block-cache-mb: must be >= 1")
+
+    def test_job_manager_refuses_bad_retained_jobs(self):
+        self.assert_refused(self.run_bin(JM_BIN, "jobmanager: {retained_jobs: -1}\n"),
+                            "jobmanager.retained_jobs: must be >= 0, got -1")
+        self.assert_refused(self.run_bin(JM_BIN, "jobmanager: {retained_jobs: all}\n"),
+                            "retained_jobs")
+
+
+if __name__ == "__main__":
+    unittest.main()
