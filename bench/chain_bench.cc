@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "weir/builtins.h"
 #include "weir/job_graph.h"
 #include "weir/network.h"
 #include "weir/operator.h"

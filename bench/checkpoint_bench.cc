@@ -18,6 +18,7 @@
 #include <mutex>
 #include <thread>
 
+#include "weir/builtins.h"
 #include "weir/job_graph.h"
 #include "weir/network.h"
 #include "weir/task.h"

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "weir/builtins.h"
 #include "weir/config.h"
 #include "weir/connectors.h"
 #include "weir/operator.h"

@@ -21,6 +21,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "weir/builtins.h"
 #include "weir/executor.h"
 #include "weir/job_graph.h"
 #include "weir/jobmanager/job_manager.h"

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <vector>
 
+#include "weir/builtins.h"
 #include "weir/job_graph.h"
 #include "weir/network.h"
 #include "weir/operator.h"

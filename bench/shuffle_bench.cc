@@ -37,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "weir/builtins.h"
 #include "weir/job_graph.h"
 #include "weir/network.h"
 #include "weir/operator.h"

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "weir/builtins.h"
 #include "weir.grpc.pb.h"
 #include "weir/job_graph.h"
 #include "weir/lifecycle.h"
@@ -187,7 +188,7 @@ int main(int argc, char** argv) {
     ss << in.rdbuf();
     auto spec = weir::ParseJobFile(ss.str());
     if (!spec.ok()) return Fail(2, file + ": " + spec.status().message());
-    auto plan = weir::BuildPlan(spec.value(), weir::BuiltinOperators());
+    auto plan = weir::BuildPlan(spec.value(), weir::BuiltinCatalog());
     if (!plan.ok()) return Fail(2, file + ": " + plan.status().message());
     if (dry_run) {
       std::printf("job '%s' is valid; needs %d slot(s)\n", plan->spec.name.c_str(),

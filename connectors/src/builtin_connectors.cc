@@ -16,7 +16,6 @@
 #include "weir/connectors.h"
 #include "weir/record_counters.h"
 #include "weir/expr.h"
-#include "weir/kafka.h"
 
 namespace weir {
 namespace {
@@ -341,8 +340,6 @@ void RegisterConnectors(OperatorRegistry& r) {
   r.Register("blackhole", std::make_unique<BlackholeFactory>());
   r.Register("file", std::make_unique<FileSinkFactory>());
   r.Register("committing_file", MakeCommittingFileSinkFactory());
-  r.Register("kafka", MakeKafkaSourceFactory());
-  r.Register("kafka_sink", MakeKafkaSinkFactory());
   r.Register("parse", MakeParseFactory());
 }
 

@@ -12,45 +12,19 @@ std::shared_ptr<spdlog::logger> Log() {
   return logger;
 }
 
-Result<std::vector<std::pair<std::string, std::string>>> ParseProperties(
-    const Config& config, const std::map<std::string, std::string>& reserved) {
-  WEIR_ASSIGN_OR_RETURN(Config props, config.GetMap("properties"));
-  std::vector<std::pair<std::string, std::string>> out;
+Status CheckProperties(const std::vector<std::pair<std::string, std::string>>& props,
+                       const std::string& path) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   Status st;
-  for (const std::string& key : props.Keys()) {
-    auto r = reserved.find(key);
-    if (r != reserved.end()) {
-      st = Status::InvalidArgument(props.path() + "." + key + ": set by Weir; " + r->second);
-      break;
-    }
-    auto v = props.GetString(key);
-    if (!v.ok()) {
-      st = v.status();
-      break;
-    }
+  for (const auto& [key, value] : props) {
     char err[512];
-    if (rd_kafka_conf_set(conf, key.c_str(), v->c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      st = Status::InvalidArgument(props.path() + "." + key + ": " + err);
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      st = Status::InvalidArgument(path + "." + key + ": " + err);
       break;
     }
-    out.emplace_back(key, *v);
   }
   rd_kafka_conf_destroy(conf);
-  if (!st.ok()) return st;
-  return out;
-}
-
-Status CheckBootstrapKeys(const Config& config) {
-  const bool b = config.Has("bootstrap"), f = config.Has("bootstrap_file");
-  if (b == f) {
-    return Status::InvalidArgument(config.path() + ".bootstrap: required (host:port,... of the "
-                                   "brokers), unless bootstrap_file is given; not both");
-  }
-  const char* key = b ? "bootstrap" : "bootstrap_file";
-  WEIR_ASSIGN_OR_RETURN(std::string v, config.GetString(key));
-  if (v.empty()) return Status::InvalidArgument(config.path() + "." + key + ": must not be empty");
-  return Status::Ok();
+  return st;
 }
 
 Result<std::string> ResolveBootstrap(const std::string& bootstrap, const std::string& file) {

@@ -1,5 +1,5 @@
 // What the Kafka source and sink share: librdkafka configuration from a vertex config (the
-// `properties:` pass-through, validated by librdkafka itself), the bootstrap list, and the
+// `properties:` pass-through, checked by librdkafka itself), the bootstrap list, and the
 // librdkafka log callback into the connectors' logger. Plain functions; thread-safe.
 #pragma once
 
@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kafka_config.h"
 #include "weir/config.h"
 #include "weir/status.h"
 
@@ -18,15 +19,13 @@ namespace weir::kafka {
 
 std::shared_ptr<spdlog::logger> Log();
 
-// `properties:` as ordered key/value strings. Keys in `reserved` are refused with a message
-// naming the config key that replaces them (e.g. group.id -> group_id); every other name and
-// value is checked by librdkafka (rd_kafka_conf_set) now, so a typo fails at submission.
-Result<std::vector<std::pair<std::string, std::string>>> ParseProperties(
-    const Config& config, const std::map<std::string, std::string>& reserved);
+// librdkafka's own check of `properties:` (rd_kafka_conf_set on each), so a typo fails at
+// submission. Errors name `path`.<key>.
+Status CheckProperties(const std::vector<std::pair<std::string, std::string>>& props,
+                       const std::string& path);
 
-// The bootstrap list: `bootstrap` (host:port,...), or the first line of `bootstrap_file` (as
-// the dev broker writes it), read now. Exactly one of the two must be given.
-Status CheckBootstrapKeys(const Config& config);
+// The first line of `bootstrap_file` (as the dev broker writes it), read now, unless
+// `bootstrap` is given.
 Result<std::string> ResolveBootstrap(const std::string& bootstrap, const std::string& file);
 
 // A conf with `props` applied, then `defaults` for the keys `props` does not set, then

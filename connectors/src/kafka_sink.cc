@@ -30,85 +30,8 @@
 namespace weir {
 namespace {
 
+using kafka::KafkaSinkPlan;
 using kafka::Log;
-
-struct KafkaSinkPlan {
-  std::string bootstrap, bootstrap_file;
-  std::string topic;
-  std::vector<int> key_fields;
-  Schema key_schema;
-  bool raw = false;
-  int value_field = -1;
-  int timestamp_field = -1;
-  int64_t flush_timeout_ms = 10000;
-  std::vector<std::pair<std::string, std::string>> properties;
-};
-
-Result<KafkaSinkPlan> PlanKafkaSink(const Config& config, const Schema& input) {
-  WEIR_RETURN_IF_ERROR(config.CheckKeys({"bootstrap", "bootstrap_file", "topic", "key", "value",
-                                         "value_field", "timestamp_field", "flush_timeout",
-                                         "properties"}));
-  KafkaSinkPlan p;
-  WEIR_RETURN_IF_ERROR(kafka::CheckBootstrapKeys(config));
-  WEIR_ASSIGN_OR_RETURN(p.bootstrap, config.GetString("bootstrap", std::string()));
-  WEIR_ASSIGN_OR_RETURN(p.bootstrap_file, config.GetString("bootstrap_file", std::string()));
-  WEIR_ASSIGN_OR_RETURN(p.topic, config.GetString("topic"));
-  if (p.topic.empty()) return Status::InvalidArgument(config.path() + ".topic: must not be empty");
-  WEIR_ASSIGN_OR_RETURN(std::vector<std::string> key, config.GetStringList("key"));
-  for (const std::string& k : key) {
-    const int i = input.IndexOf(k);
-    if (i < 0) {
-      return Status::InvalidArgument(config.path() + ".key: no field '" + k + "' in the input (" +
-                                     input.FieldNames() + ")");
-    }
-    p.key_fields.push_back(i);
-    p.key_schema.Add(k, input.field(static_cast<size_t>(i)).type);
-  }
-  WEIR_ASSIGN_OR_RETURN(std::string value, config.GetString("value", std::string("json")));
-  if (value != "json" && value != "raw") {
-    return Status::InvalidArgument(config.path() + ".value: expected json or raw, got '" + value +
-                                   "'");
-  }
-  p.raw = value == "raw";
-  if (p.raw) {
-    WEIR_ASSIGN_OR_RETURN(std::string vf, config.GetString("value_field"));
-    p.value_field = input.IndexOf(vf);
-    if (p.value_field < 0) {
-      return Status::InvalidArgument(config.path() + ".value_field: no field '" + vf +
-                                     "' in the input (" + input.FieldNames() + ")");
-    }
-    const Type t = input.field(static_cast<size_t>(p.value_field)).type;
-    if (t != Type::kString && t != Type::kBytes) {
-      return Status::InvalidArgument(config.path() + ".value_field: '" + vf +
-                                     "' must be a string or bytes field, not " + TypeName(t));
-    }
-  } else if (config.Has("value_field")) {
-    return Status::InvalidArgument(config.path() + ".value_field: only with value: raw");
-  }
-  if (config.Has("timestamp_field")) {
-    WEIR_ASSIGN_OR_RETURN(std::string tf, config.GetString("timestamp_field"));
-    p.timestamp_field = input.IndexOf(tf);
-    if (p.timestamp_field < 0) {
-      return Status::InvalidArgument(config.path() + ".timestamp_field: no field '" + tf +
-                                     "' in the input (" + input.FieldNames() + ")");
-    }
-    const Type t = input.field(static_cast<size_t>(p.timestamp_field)).type;
-    if (t != Type::kTimestamp && t != Type::kInt64) {
-      return Status::InvalidArgument(config.path() + ".timestamp_field: '" + tf +
-                                     "' must be a timestamp or int64 (ms) field, not " +
-                                     TypeName(t));
-    }
-  }
-  WEIR_ASSIGN_OR_RETURN(p.flush_timeout_ms, config.GetDurationMs("flush_timeout", 10000));
-  if (p.flush_timeout_ms < 1) {
-    return Status::InvalidArgument(config.path() + ".flush_timeout: must be > 0");
-  }
-  WEIR_ASSIGN_OR_RETURN(
-      p.properties,
-      kafka::ParseProperties(config, {{"bootstrap.servers", "use bootstrap"},
-                                      {"transactional.id", "transactions are not supported"}}));
-  return p;
-}
 
 // The text form of a single key field.
 void AppendKeyText(const Value& v, std::string* out) {
@@ -331,17 +254,24 @@ class KafkaSink : public Operator, public kafka::OpaqueBase {
   int64_t last_warn_ms_ = 0;
 };
 
-class KafkaSinkFactory : public OperatorFactory {
+// The validation-only spec plus librdkafka's check of `properties:` and the sink itself.
+class KafkaSinkFactory final : public kafka::KafkaSinkSpec {
  public:
-  OperatorKind kind() const override { return OperatorKind::kSink; }
   Result<Schema> Validate(const Config& config, const Schema& input) const override {
-    WEIR_RETURN_IF_ERROR(PlanKafkaSink(config, input).status());
+    WEIR_RETURN_IF_ERROR(Plan(config, input).status());
     return Schema();
   }
   Result<std::unique_ptr<Operator>> Create(const Config& config,
                                            const Schema& input) const override {
-    WEIR_ASSIGN_OR_RETURN(KafkaSinkPlan plan, PlanKafkaSink(config, input));
+    WEIR_ASSIGN_OR_RETURN(KafkaSinkPlan plan, Plan(config, input));
     return std::unique_ptr<Operator>(std::make_unique<KafkaSink>(input, std::move(plan)));
+  }
+
+ private:
+  static Result<KafkaSinkPlan> Plan(const Config& config, const Schema& input) {
+    WEIR_ASSIGN_OR_RETURN(KafkaSinkPlan plan, kafka::PlanKafkaSink(config, input));
+    WEIR_RETURN_IF_ERROR(kafka::CheckProperties(plan.properties, config.path() + ".properties"));
+    return plan;
   }
 };
 

@@ -52,18 +52,16 @@
 
 namespace weir {
 
-int KafkaPartitionOwner(std::string_view topic, int32_t partition, int parallelism) {
-  if (parallelism <= 1) return 0;
-  int32_t h = 0;  // Java's String.hashCode over the bytes (equal for ASCII topic names)
-  for (unsigned char c : topic) h = static_cast<int32_t>(31u * static_cast<uint32_t>(h) + c);
-  const int64_t start = static_cast<int64_t>((static_cast<uint32_t>(h) * 31u) & 0x7fffffffu) %
-                        parallelism;
-  return static_cast<int>((start + partition) % parallelism);
-}
 
 namespace {
 
+using kafka::KafkaSchema;
+using kafka::KafkaSourcePlan;
 using kafka::Log;
+using kafka::OutOfRange;
+using kafka::ParseInt;
+using kafka::StartMode;
+using kafka::TopicPartition;
 
 // Positions in operator state (weir/operator_state.h): "kafka@v1", KafkaSourceEntry messages.
 OperatorListState<proto::KafkaSourceEntry> OffsetState() {
@@ -74,160 +72,6 @@ OperatorListState<proto::KafkaSourceEntry> OffsetState() {
 constexpr std::string_view kStateList = "kafka_offsets";
 constexpr std::string_view kPartEntryV1 = "p1";
 constexpr std::string_view kSubtaskEntryV1 = "s1";
-
-enum class StartMode { kEarliest, kLatest, kGroup, kSpecific };
-enum class OutOfRange { kFail, kEarliest, kLatest };
-
-struct TopicPartition {
-  std::string topic;
-  int32_t partition = 0;
-  bool operator<(const TopicPartition& o) const {
-    return topic != o.topic ? topic < o.topic : partition < o.partition;
-  }
-  std::string Name() const { return topic + "/" + std::to_string(partition); }
-};
-
-struct KafkaSourcePlan {
-  std::string bootstrap, bootstrap_file;
-  std::vector<std::string> topics;
-  std::string topic_pattern;
-  std::string group_id;
-  StartMode start = StartMode::kGroup;
-  bool fallback_latest = false;
-  std::map<TopicPartition, int64_t> offsets;
-  OutOfRange out_of_range = OutOfRange::kFail;
-  int64_t discovery_ms = 10000;
-  int64_t max_batch = 1024;
-  int64_t idle_wait_ms = 5;
-  std::vector<std::pair<std::string, std::string>> properties;
-};
-
-bool ParseInt(std::string_view s, int64_t* v) {
-  if (s.empty()) return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
-Schema KafkaSchema() {
-  Schema s;
-  s.Add("key", Type::kString);
-  s.Add("value", Type::kString);
-  s.Add("topic", Type::kString);
-  s.Add("partition", Type::kInt64);
-  s.Add("offset", Type::kInt64);
-  s.Add("timestamp", Type::kTimestamp);
-  return s;
-}
-
-Result<KafkaSourcePlan> PlanKafkaSource(const Config& config) {
-  WEIR_RETURN_IF_ERROR(config.CheckKeys(
-      {"bootstrap", "bootstrap_file", "topics", "topic_pattern", "group_id", "start",
-       "group_fallback", "offsets", "on_offset_out_of_range", "partition_discovery_interval",
-       "max_batch", "idle_wait", "properties"}));
-  KafkaSourcePlan p;
-  WEIR_RETURN_IF_ERROR(kafka::CheckBootstrapKeys(config));
-  WEIR_ASSIGN_OR_RETURN(p.bootstrap, config.GetString("bootstrap", std::string()));
-  WEIR_ASSIGN_OR_RETURN(p.bootstrap_file, config.GetString("bootstrap_file", std::string()));
-  WEIR_ASSIGN_OR_RETURN(p.topics, config.GetStringList("topics"));
-  WEIR_ASSIGN_OR_RETURN(p.topic_pattern, config.GetString("topic_pattern", std::string()));
-  if (p.topics.empty() == p.topic_pattern.empty()) {
-    return Status::InvalidArgument(config.path() +
-                                   ".topics: give the topics to read (a list), or topic_pattern "
-                                   "(a regular expression); exactly one of them");
-  }
-  for (const std::string& t : p.topics) {
-    if (t.empty()) return Status::InvalidArgument(config.path() + ".topics: empty topic name");
-  }
-  if (!p.topic_pattern.empty()) {
-    try {
-      std::regex re(p.topic_pattern);
-    } catch (const std::regex_error& e) {
-      return Status::InvalidArgument(config.path() + ".topic_pattern: not a valid regular "
-                                     "expression: " + e.what());
-    }
-  }
-  WEIR_ASSIGN_OR_RETURN(p.group_id, config.GetString("group_id"));
-  if (p.group_id.empty()) {
-    return Status::InvalidArgument(config.path() + ".group_id: must not be empty");
-  }
-  WEIR_ASSIGN_OR_RETURN(std::string start, config.GetString("start", std::string("group")));
-  if (start == "earliest") {
-    p.start = StartMode::kEarliest;
-  } else if (start == "latest") {
-    p.start = StartMode::kLatest;
-  } else if (start == "group") {
-    p.start = StartMode::kGroup;
-  } else if (start == "specific") {
-    p.start = StartMode::kSpecific;
-  } else {
-    return Status::InvalidArgument(config.path() + ".start: expected earliest, latest, group or "
-                                   "specific, got '" + start + "'");
-  }
-  WEIR_ASSIGN_OR_RETURN(std::string fb, config.GetString("group_fallback", std::string("earliest")));
-  if (fb != "earliest" && fb != "latest") {
-    return Status::InvalidArgument(config.path() + ".group_fallback: expected earliest or latest, "
-                                   "got '" + fb + "'");
-  }
-  p.fallback_latest = fb == "latest";
-  if (config.Has("group_fallback") && p.start != StartMode::kGroup) {
-    return Status::InvalidArgument(config.path() + ".group_fallback: only with start: group");
-  }
-  WEIR_ASSIGN_OR_RETURN(Config offsets, config.GetMap("offsets"));
-  for (const std::string& k : offsets.Keys()) {
-    const size_t slash = k.rfind('/');
-    int64_t part = -1;
-    if (slash == std::string::npos || slash == 0 ||
-        !ParseInt(std::string_view(k).substr(slash + 1), &part) || part < 0 || part > INT32_MAX) {
-      return Status::InvalidArgument(offsets.path() + "." + k +
-                                     ": keys are \"topic/partition\" (e.g. \"orders/3\")");
-    }
-    WEIR_ASSIGN_OR_RETURN(int64_t off, offsets.GetInt(k));
-    if (off < 0) return Status::InvalidArgument(offsets.path() + "." + k + ": must be >= 0");
-    p.offsets[{k.substr(0, slash), static_cast<int32_t>(part)}] = off;
-  }
-  if (p.start == StartMode::kSpecific && p.offsets.empty()) {
-    return Status::InvalidArgument(config.path() + ".offsets: required with start: specific "
-                                   "({\"topic/partition\": offset, ...})");
-  }
-  if (p.start != StartMode::kSpecific && !p.offsets.empty()) {
-    return Status::InvalidArgument(config.path() + ".offsets: only with start: specific");
-  }
-  WEIR_ASSIGN_OR_RETURN(std::string oor,
-                        config.GetString("on_offset_out_of_range", std::string("fail")));
-  if (oor == "fail") {
-    p.out_of_range = OutOfRange::kFail;
-  } else if (oor == "earliest") {
-    p.out_of_range = OutOfRange::kEarliest;
-  } else if (oor == "latest") {
-    p.out_of_range = OutOfRange::kLatest;
-  } else {
-    return Status::InvalidArgument(config.path() + ".on_offset_out_of_range: expected fail, "
-                                   "earliest or latest, got '" + oor + "'");
-  }
-  WEIR_ASSIGN_OR_RETURN(p.discovery_ms, config.GetDurationMs("partition_discovery_interval", 10000));
-  if (p.discovery_ms < 0) {
-    return Status::InvalidArgument(config.path() + ".partition_discovery_interval: must be >= 0");
-  }
-  WEIR_ASSIGN_OR_RETURN(p.max_batch, config.GetInt("max_batch", 1024));
-  if (p.max_batch < 1 || p.max_batch > 1000000) {
-    return Status::InvalidArgument(config.path() + ".max_batch: must be 1..1000000");
-  }
-  WEIR_ASSIGN_OR_RETURN(p.idle_wait_ms, config.GetDurationMs("idle_wait", 5));
-  if (p.idle_wait_ms < 0 || p.idle_wait_ms > 100) {
-    // Longer would hold up checkpoint triggers, which the task handles between polls.
-    return Status::InvalidArgument(config.path() + ".idle_wait: must be 0..100ms");
-  }
-  WEIR_ASSIGN_OR_RETURN(
-      p.properties,
-      kafka::ParseProperties(
-          config, {{"bootstrap.servers", "use bootstrap"},
-                   {"group.id", "use group_id"},
-                   {"auto.offset.reset", "use on_offset_out_of_range"},
-                   {"enable.auto.commit", "offsets are committed after checkpoints"},
-                   {"enable.auto.offset.store", "offsets are committed after checkpoints"},
-                   {"enable.partition.eof", "not supported"}}));
-  return p;
-}
 
 // A partition handed from the discovery thread to the task thread, with where to start.
 struct NewPartition {
@@ -831,16 +675,23 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
   std::thread discovery_;
 };
 
-class KafkaSourceFactory : public OperatorFactory {
+// The validation-only spec plus librdkafka's check of `properties:` and the source itself.
+class KafkaSourceFactory final : public kafka::KafkaSourceSpec {
  public:
-  OperatorKind kind() const override { return OperatorKind::kSource; }
   Result<Schema> Validate(const Config& config, const Schema&) const override {
-    WEIR_RETURN_IF_ERROR(PlanKafkaSource(config).status());
+    WEIR_RETURN_IF_ERROR(Plan(config).status());
     return KafkaSchema();
   }
   Result<std::unique_ptr<SourceOperator>> CreateSource(const Config& config) const override {
-    WEIR_ASSIGN_OR_RETURN(KafkaSourcePlan plan, PlanKafkaSource(config));
+    WEIR_ASSIGN_OR_RETURN(KafkaSourcePlan plan, Plan(config));
     return std::unique_ptr<SourceOperator>(std::make_unique<KafkaSource>(std::move(plan)));
+  }
+
+ private:
+  static Result<KafkaSourcePlan> Plan(const Config& config) {
+    WEIR_ASSIGN_OR_RETURN(KafkaSourcePlan plan, kafka::PlanKafkaSource(config));
+    WEIR_RETURN_IF_ERROR(kafka::CheckProperties(plan.properties, config.path() + ".properties"));
+    return plan;
   }
 };
 

@@ -1,3 +1,4 @@
+#include "weir/builtins.h"
 #include "weir/jobmanager/server.h"
 
 #include <grpcpp/grpcpp.h>

@@ -1,3 +1,4 @@
+#include "weir/builtins.h"
 #include "weir/taskmanager/task_manager.h"
 
 #include <grpcpp/grpcpp.h>

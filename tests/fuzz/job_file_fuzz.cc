@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "weir/builtins.h"
 #include "weir.pb.h"
 #include "weir/job_graph.h"
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string_view>
 
+#include "weir/builtins.h"
 #include "weir/config.h"
 #include "weir/operator.h"
 

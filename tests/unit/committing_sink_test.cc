@@ -17,6 +17,7 @@
 #include <thread>
 #include <tuple>
 
+#include "weir/builtins.h"
 #include "weir/job_graph.h"
 #include "weir/jobmanager/checkpoint_coordinator.h"
 #include "weir/network.h"

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "weir/builtins.h"
 #include "weir.pb.h"
 #include "weir/job_graph.h"
 

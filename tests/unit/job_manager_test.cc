@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "weir/builtins.h"
 #include "weir/job_graph.h"
 #include "weir/jobmanager/job_manager.h"
 

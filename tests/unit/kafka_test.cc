@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "weir/builtins.h"
 #include "weir/kafka.h"
 #include "weir/operator.h"
 

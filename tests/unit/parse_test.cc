@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "../../connectors/src/json_extract.h"
+#include "weir/builtins.h"
 #include "weir/job_graph.h"
 #include "weir/operator.h"
 

@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "weir/builtins.h"
 #include "weir/connectors.h"
 #include "weir/job_graph.h"
 #include "weir/network.h"

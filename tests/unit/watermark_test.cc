@@ -1,6 +1,7 @@
 // Watermark trackers, per-split watermarks and the valve that combines input channels.
 #include <gtest/gtest.h>
 
+#include "weir/builtins.h"
 #include "weir/job_graph.h"
 #include "weir/watermark.h"
 

@@ -1,4 +1,5 @@
 // Kafka connectors: the source `kafka` and the at-least-once sink `kafka_sink` (librdkafka).
+// KafkaPartitionOwner and the specs are in weir_connectors; the factories in weir_kafka.
 // See docs/kafka.md for offsets in state, commit-on-notify, the partition assignment rule,
 // watermarks and outage behavior.
 //
@@ -14,8 +15,16 @@
 
 namespace weir {
 
+// The connectors (library weir_kafka, which links librdkafka): Validate also has librdkafka
+// check `properties:`.
 std::unique_ptr<OperatorFactory> MakeKafkaSourceFactory();
 std::unique_ptr<OperatorFactory> MakeKafkaSinkFactory();
+
+// Validation only (library weir_connectors, no librdkafka): every check except librdkafka's
+// own check of `properties:` names and values; Create and CreateSource fail. For processes
+// that validate job files but never run Kafka (the CLI); the job manager validates fully.
+std::unique_ptr<OperatorFactory> MakeKafkaSourceSpec();
+std::unique_ptr<OperatorFactory> MakeKafkaSinkSpec();
 
 // The assignment rule of the source (Flink's KafkaTopicPartitionAssigner): the subtask of
 // `parallelism` that reads `partition` of `topic`. Depends only on its arguments, so every

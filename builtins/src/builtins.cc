@@ -1,11 +1,10 @@
+#include "weir/builtins.h"
+
 #include "weir/connectors.h"
-#include "weir/operator.h"
+#include "weir/kafka.h"
+#include "weir/operators.h"
 
 namespace weir {
-
-void RegisterMapFilterProject(OperatorRegistry& r);
-void RegisterKeyedAggregate(OperatorRegistry& r);
-void RegisterWindowAggregate(OperatorRegistry& r);
 
 const OperatorRegistry& BuiltinOperators() {
   static const OperatorRegistry* registry = [] {
@@ -14,6 +13,8 @@ const OperatorRegistry& BuiltinOperators() {
     RegisterKeyedAggregate(*r);
     RegisterWindowAggregate(*r);
     RegisterConnectors(*r);
+    r->Register("kafka", MakeKafkaSourceFactory());
+    r->Register("kafka_sink", MakeKafkaSinkFactory());
     return r;
   }();
   return *registry;

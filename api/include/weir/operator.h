@@ -179,7 +179,4 @@ class OperatorRegistry {
   std::map<std::string, std::unique_ptr<OperatorFactory>> factories_;
 };
 
-// Every built-in operator and connector (defined in weir_operators).
-const OperatorRegistry& BuiltinOperators();
-
 }  // namespace weir

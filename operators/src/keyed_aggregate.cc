@@ -21,50 +21,10 @@
 
 #include "aggregation.h"
 #include "weir/operator.h"
+#include "weir/operators.h"
 
 namespace weir {
 namespace {
-
-struct AggPlan {
-  std::vector<int> key_idx;
-  Aggregations aggs;
-  Schema output;
-  Schema key_schema;
-  bool emit_final = false;
-  int64_t ttl_ms = 0;  // 0: no TTL
-};
-
-Result<AggPlan> PlanAggregate(const Config& config, const Schema& input) {
-  WEIR_RETURN_IF_ERROR(config.CheckKeys({"key", "aggregations", "emit", "state_ttl"}));
-  AggPlan plan;
-  WEIR_ASSIGN_OR_RETURN(auto keys, config.GetStringList("key"));
-  if (keys.empty()) return Status::InvalidArgument(config.path() + ".key: required, non-empty");
-  for (const auto& k : keys) {
-    int i = input.IndexOf(k);
-    if (i < 0) {
-      return Status::InvalidArgument(config.path() + ".key: unknown field '" + k +
-                                     "' (input fields: " + input.FieldNames() + ")");
-    }
-    plan.key_idx.push_back(i);
-    plan.output.Add(k, input.field(i).type);
-    plan.key_schema.Add(k, input.field(i).type);
-  }
-  WEIR_ASSIGN_OR_RETURN(std::string emit, config.GetString("emit", std::string("updates")));
-  if (emit != "updates" && emit != "final") {
-    return Status::InvalidArgument(config.path() + ".emit: expected updates or final, got '" +
-                                   emit + "'");
-  }
-  plan.emit_final = emit == "final";
-  if (config.Has("state_ttl")) {
-    WEIR_ASSIGN_OR_RETURN(plan.ttl_ms, config.GetDurationMs("state_ttl"));
-    if (plan.ttl_ms <= 0) {
-      return Status::InvalidArgument(config.path() + ".state_ttl: must be positive, got " +
-                                     std::to_string(plan.ttl_ms) + " ms");
-    }
-  }
-  WEIR_ASSIGN_OR_RETURN(plan.aggs, ParseAggregations(config, input, &plan.output));
-  return plan;
-}
 
 class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
  public:
@@ -213,17 +173,8 @@ class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
   RowBatch out_;
 };
 
-class KeyedAggregateFactory : public OperatorFactory {
+class KeyedAggregateFactory final : public KeyedAggregateSpec {
  public:
-  OperatorKind kind() const override { return OperatorKind::kTransform; }
-  Result<Schema> Validate(const Config& config, const Schema& input) const override {
-    WEIR_ASSIGN_OR_RETURN(AggPlan plan, PlanAggregate(config, input));
-    return plan.output;
-  }
-  std::vector<std::string> RequiredInputKey(const Config& config) const override {
-    auto keys = config.GetStringList("key");
-    return keys.ok() ? keys.value() : std::vector<std::string>{};
-  }
   Result<std::unique_ptr<Operator>> Create(const Config& config,
                                            const Schema& input) const override {
     WEIR_ASSIGN_OR_RETURN(AggPlan plan, PlanAggregate(config, input));

@@ -1,7 +1,11 @@
-#include "aggregation.h"
+#include "aggregate_plan.h"
+
+#include "weir/operators.h"
+
+#include <initializer_list>
+#include <string_view>
 
 #include "weir/key_groups.h"
-#include "weir/state/backend.h"
 
 namespace weir {
 namespace {
@@ -12,6 +16,32 @@ bool Less(const Value& a, const Value& b) {
     case Type::kString: return a.s < b.s;
     default: return a.i < b.i;
   }
+}
+
+// `key:` (required, non-empty, fields of `input`, none named in `reserved`): their indices,
+// and each field appended to `key_schema` and `output`.
+Status ParseKey(const Config& config, const Schema& input,
+                std::initializer_list<std::string_view> reserved, std::vector<int>* key_idx,
+                Schema* key_schema, Schema* output) {
+  WEIR_ASSIGN_OR_RETURN(auto keys, config.GetStringList("key"));
+  if (keys.empty()) return Status::InvalidArgument(config.path() + ".key: required, non-empty");
+  for (const auto& k : keys) {
+    const int i = input.IndexOf(k);
+    if (i < 0) {
+      return Status::InvalidArgument(config.path() + ".key: unknown field '" + k +
+                                     "' (input fields: " + input.FieldNames() + ")");
+    }
+    for (std::string_view r : reserved) {
+      if (k == r) {
+        return Status::InvalidArgument(config.path() + ".key: field '" + k +
+                                       "' clashes with the output field of the same name");
+      }
+    }
+    key_idx->push_back(i);
+    key_schema->Add(k, input.field(i).type);
+    output->Add(k, input.field(i).type);
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -159,49 +189,80 @@ bool KeyExtractor::Decode(std::string_view key, Row& out) const {
          p == reinterpret_cast<const uint8_t*>(key.data()) + key.size();
 }
 
-Result<std::unique_ptr<state::KeyedStateStore>> OpenKeyedStateStore(const OperatorContext& ctx,
-                                                                    const std::string& subdir) {
-  state::BackendOptions opts;
-  opts.local_dir = ctx.local_dir.empty() ? std::string() : ctx.local_dir + "/" + subdir;
-  opts.max_parallelism = ctx.max_parallelism;
-  opts.key_groups = ctx.key_groups;
-  opts.block_cache_bytes = ctx.rocksdb_block_cache_bytes;
-  static const std::vector<proto::KeyedStateHandle> kNone;
-  const auto& handles = ctx.restored ? ctx.restored->keyed : kNone;
-  const std::string root = ctx.restored ? ctx.restored->root : std::string();
-  std::unique_ptr<state::SnapshottableBackend> backend;
-  if (ctx.state_backend == "heap" || opts.local_dir.empty()) {
-    WEIR_ASSIGN_OR_RETURN(backend, state::OpenHeapBackend(opts, handles, root));
-  } else if (ctx.state_backend == "rocksdb") {
-    WEIR_ASSIGN_OR_RETURN(backend, state::OpenRocksDbBackend(opts, handles, root));
-  } else {
-    return Status::InvalidArgument("unknown state backend '" + ctx.state_backend + "'");
+Result<AggPlan> PlanAggregate(const Config& config, const Schema& input) {
+  WEIR_RETURN_IF_ERROR(config.CheckKeys({"key", "aggregations", "emit", "state_ttl"}));
+  AggPlan plan;
+  WEIR_RETURN_IF_ERROR(ParseKey(config, input, {}, &plan.key_idx, &plan.key_schema, &plan.output));
+  WEIR_ASSIGN_OR_RETURN(std::string emit, config.GetString("emit", std::string("updates")));
+  if (emit != "updates" && emit != "final") {
+    return Status::InvalidArgument(config.path() + ".emit: expected updates or final, got '" +
+                                   emit + "'");
   }
-  return state::KeyedStateStore::Create(std::move(backend), ctx.key_groups);
+  plan.emit_final = emit == "final";
+  if (config.Has("state_ttl")) {
+    WEIR_ASSIGN_OR_RETURN(plan.ttl_ms, config.GetDurationMs("state_ttl"));
+    if (plan.ttl_ms <= 0) {
+      return Status::InvalidArgument(config.path() + ".state_ttl: must be positive, got " +
+                                     std::to_string(plan.ttl_ms) + " ms");
+    }
+  }
+  WEIR_ASSIGN_OR_RETURN(plan.aggs, ParseAggregations(config, input, &plan.output));
+  return plan;
 }
 
-namespace {
-
-class UploadAdapter : public AsyncKeyedSnapshot {
- public:
-  explicit UploadAdapter(std::unique_ptr<state::SnapshotUpload> u) : u_(std::move(u)) {}
-  Result<proto::KeyedStateHandle> Upload(const proto::CheckpointOptions& options,
-                                         const std::string& exclusive_dir) override {
-    state::SnapshotTarget t;
-    t.root = options.root();
-    t.exclusive_dir = exclusive_dir;
-    t.incremental = options.incremental();
-    return u_->Upload(t);
+Result<WindowPlan> PlanWindow(const Config& config, const Schema& input) {
+  WEIR_RETURN_IF_ERROR(
+      config.CheckKeys({"key", "time_field", "size", "aggregations", "allowed_lateness"}));
+  WindowPlan plan;
+  WEIR_RETURN_IF_ERROR(ParseKey(config, input, {"window_start", "window_end"}, &plan.key_idx,
+                               &plan.key_schema, &plan.output));
+  WEIR_ASSIGN_OR_RETURN(std::string time_field, config.GetString("time_field"));
+  plan.time_idx = input.IndexOf(time_field);
+  if (plan.time_idx < 0) {
+    return Status::InvalidArgument(config.path() + ".time_field: unknown field '" + time_field +
+                                   "' (input fields: " + input.FieldNames() + ")");
   }
+  const Type tt = input.field(plan.time_idx).type;
+  if (tt != Type::kTimestamp && tt != Type::kInt64) {
+    return Status::InvalidArgument(config.path() + ".time_field: '" + time_field +
+                                   "' must be a timestamp or int64 (ms) field; it is " +
+                                   TypeName(tt));
+  }
+  WEIR_ASSIGN_OR_RETURN(plan.size_ms, config.GetDurationMs("size"));
+  if (plan.size_ms <= 0) {
+    return Status::InvalidArgument(config.path() + ".size: must be positive, got " +
+                                   std::to_string(plan.size_ms) + " ms");
+  }
+  WEIR_ASSIGN_OR_RETURN(plan.lateness_ms, config.GetDurationMs("allowed_lateness", 0));
+  if (plan.lateness_ms < 0) {
+    return Status::InvalidArgument(config.path() + ".allowed_lateness: must not be negative");
+  }
+  plan.output.Add("window_start", Type::kTimestamp);
+  plan.output.Add("window_end", Type::kTimestamp);
+  WEIR_ASSIGN_OR_RETURN(plan.aggs, ParseAggregations(config, input, &plan.output));
+  return plan;
+}
 
- private:
-  std::unique_ptr<state::SnapshotUpload> u_;
-};
+Result<Schema> KeyedAggregateSpec::Validate(const Config& config, const Schema& input) const {
+  WEIR_ASSIGN_OR_RETURN(AggPlan plan, PlanAggregate(config, input));
+  return plan.output;
+}
 
-}  // namespace
+std::vector<std::string> KeyedAggregateSpec::RequiredInputKey(const Config& config) const {
+  auto keys = config.GetStringList("key");
+  return keys.ok() ? keys.value() : std::vector<std::string>{};
+}
 
-std::unique_ptr<AsyncKeyedSnapshot> AdaptKeyedSnapshot(std::unique_ptr<state::SnapshotUpload> u) {
-  return std::make_unique<UploadAdapter>(std::move(u));
+Result<Schema> WindowAggregateSpec::Validate(const Config& config, const Schema& input) const {
+  WEIR_ASSIGN_OR_RETURN(WindowPlan plan, PlanWindow(config, input));
+  return plan.output;
+}
+
+std::unique_ptr<OperatorFactory> MakeKeyedAggregateSpec() {
+  return std::make_unique<KeyedAggregateSpec>();
+}
+std::unique_ptr<OperatorFactory> MakeWindowAggregateSpec() {
+  return std::make_unique<WindowAggregateSpec>();
 }
 
 }  // namespace weir

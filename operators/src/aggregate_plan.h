@@ -1,9 +1,11 @@
-// Aggregations shared by keyed_aggregate and window_aggregate: the `aggregations:` config
-// (count, sum, min, max, avg), the accumulator row each keeps in state, and the glue from
-// operator contexts to keyed state stores. Pure functions and per-operator objects; the task
-// thread only.
+// Plans of the keyed operators (keyed_aggregate, window_aggregate), checked without any state
+// backend: the `key:` and `aggregations:` config (count, sum, min, max, avg), the accumulator
+// row each keeps, key extraction, and validation-only factories for processes that check job
+// files but never run state (the CLI). Library weir_operators; the operators themselves are in
+// weir_keyed_operators. Pure functions and per-operator objects; the task thread only.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,7 +13,6 @@
 #include "weir/config.h"
 #include "weir/operator.h"
 #include "weir/serde.h"
-#include "weir/state/typed_state.h"
 #include "weir/types.h"
 
 namespace weir {
@@ -66,12 +67,45 @@ class KeyExtractor {
   int key_group_ = 0;
 };
 
-// Opens the keyed state store of an operator: the backend named by ctx.state_backend (heap
-// when there is no local directory), in <ctx.local_dir>/<subdir>, restored from ctx.restored.
-Result<std::unique_ptr<state::KeyedStateStore>> OpenKeyedStateStore(const OperatorContext& ctx,
-                                                                    const std::string& subdir);
+// keyed_aggregate's plan (see keyed_aggregate.cc for the config).
+struct AggPlan {
+  std::vector<int> key_idx;
+  Aggregations aggs;
+  Schema output;
+  Schema key_schema;
+  bool emit_final = false;
+  int64_t ttl_ms = 0;  // 0: no TTL
+};
+Result<AggPlan> PlanAggregate(const Config& config, const Schema& input);
 
-// Adapts the state module's snapshot upload to the runtime's async keyed snapshot.
-std::unique_ptr<AsyncKeyedSnapshot> AdaptKeyedSnapshot(std::unique_ptr<state::SnapshotUpload> u);
+// window_aggregate's plan (see window_aggregate.cc for the config).
+struct WindowPlan {
+  std::vector<int> key_idx;
+  Schema key_schema;
+  int time_idx = -1;
+  int64_t size_ms = 0;
+  int64_t lateness_ms = 0;
+  Aggregations aggs;
+  Schema output;
+};
+Result<WindowPlan> PlanWindow(const Config& config, const Schema& input);
+
+// What a keyed operator's factory declares before it can run: a transform whose input is
+// hash-partitioned by `key:`, with the output schema of its plan. The full factories derive
+// from these and add Create.
+class KeyedAggregateSpec : public OperatorFactory {
+ public:
+  OperatorKind kind() const override { return OperatorKind::kTransform; }
+  Result<Schema> Validate(const Config& config, const Schema& input) const override;
+  std::vector<std::string> RequiredInputKey(const Config& config) const override;
+};
+class WindowAggregateSpec : public KeyedAggregateSpec {
+ public:
+  Result<Schema> Validate(const Config& config, const Schema& input) const override;
+};
+
+// Validation only: Create fails.
+std::unique_ptr<OperatorFactory> MakeKeyedAggregateSpec();
+std::unique_ptr<OperatorFactory> MakeWindowAggregateSpec();
 
 }  // namespace weir

@@ -30,69 +30,13 @@
 #include "aggregation.h"
 #include "weir/logging.h"
 #include "weir/operator.h"
+#include "weir/operators.h"
 
 namespace weir {
 namespace {
 
 constexpr char kWatermarkList[] = "watermark";
 constexpr int64_t kLogEveryMs = 10'000;
-
-struct WindowPlan {
-  std::vector<int> key_idx;
-  Schema key_schema;
-  int time_idx = -1;
-  int64_t size_ms = 0;
-  int64_t lateness_ms = 0;
-  Aggregations aggs;
-  Schema output;
-};
-
-Result<WindowPlan> PlanWindow(const Config& config, const Schema& input) {
-  WEIR_RETURN_IF_ERROR(
-      config.CheckKeys({"key", "time_field", "size", "aggregations", "allowed_lateness"}));
-  WindowPlan plan;
-  WEIR_ASSIGN_OR_RETURN(auto keys, config.GetStringList("key"));
-  if (keys.empty()) return Status::InvalidArgument(config.path() + ".key: required, non-empty");
-  for (const auto& k : keys) {
-    const int i = input.IndexOf(k);
-    if (i < 0) {
-      return Status::InvalidArgument(config.path() + ".key: unknown field '" + k +
-                                     "' (input fields: " + input.FieldNames() + ")");
-    }
-    if (k == "window_start" || k == "window_end") {
-      return Status::InvalidArgument(config.path() + ".key: field '" + k +
-                                     "' clashes with the output field of the same name");
-    }
-    plan.key_idx.push_back(i);
-    plan.key_schema.Add(k, input.field(i).type);
-    plan.output.Add(k, input.field(i).type);
-  }
-  WEIR_ASSIGN_OR_RETURN(std::string time_field, config.GetString("time_field"));
-  plan.time_idx = input.IndexOf(time_field);
-  if (plan.time_idx < 0) {
-    return Status::InvalidArgument(config.path() + ".time_field: unknown field '" + time_field +
-                                   "' (input fields: " + input.FieldNames() + ")");
-  }
-  const Type tt = input.field(plan.time_idx).type;
-  if (tt != Type::kTimestamp && tt != Type::kInt64) {
-    return Status::InvalidArgument(config.path() + ".time_field: '" + time_field +
-                                   "' must be a timestamp or int64 (ms) field; it is " +
-                                   TypeName(tt));
-  }
-  WEIR_ASSIGN_OR_RETURN(plan.size_ms, config.GetDurationMs("size"));
-  if (plan.size_ms <= 0) {
-    return Status::InvalidArgument(config.path() + ".size: must be positive, got " +
-                                   std::to_string(plan.size_ms) + " ms");
-  }
-  WEIR_ASSIGN_OR_RETURN(plan.lateness_ms, config.GetDurationMs("allowed_lateness", 0));
-  if (plan.lateness_ms < 0) {
-    return Status::InvalidArgument(config.path() + ".allowed_lateness: must not be negative");
-  }
-  plan.output.Add("window_start", Type::kTimestamp);
-  plan.output.Add("window_end", Type::kTimestamp);
-  WEIR_ASSIGN_OR_RETURN(plan.aggs, ParseAggregations(config, input, &plan.output));
-  return plan;
-}
 
 // Window ends as map keys and timer namespaces: big-endian with the sign bit flipped, so the
 // windows of a key iterate in time order.
@@ -323,17 +267,8 @@ class WindowAggregate : public Operator {
   RowBatch out_;
 };
 
-class WindowAggregateFactory : public OperatorFactory {
+class WindowAggregateFactory final : public WindowAggregateSpec {
  public:
-  OperatorKind kind() const override { return OperatorKind::kTransform; }
-  Result<Schema> Validate(const Config& config, const Schema& input) const override {
-    WEIR_ASSIGN_OR_RETURN(WindowPlan plan, PlanWindow(config, input));
-    return plan.output;
-  }
-  std::vector<std::string> RequiredInputKey(const Config& config) const override {
-    auto keys = config.GetStringList("key");
-    return keys.ok() ? keys.value() : std::vector<std::string>{};
-  }
   Result<std::unique_ptr<Operator>> Create(const Config& config,
                                            const Schema& input) const override {
     WEIR_ASSIGN_OR_RETURN(WindowPlan plan, PlanWindow(config, input));

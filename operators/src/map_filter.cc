@@ -6,6 +6,7 @@
 #include "weir/record_counters.h"
 #include "weir/expr.h"
 #include "weir/operator.h"
+#include "weir/operators.h"
 
 namespace weir {
 namespace {

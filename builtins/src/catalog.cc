@@ -1,0 +1,22 @@
+#include "weir/builtins.h"
+#include "weir/connectors.h"
+#include "weir/kafka.h"
+#include "weir/operators.h"
+
+namespace weir {
+
+const OperatorRegistry& BuiltinCatalog() {
+  static const OperatorRegistry* registry = [] {
+    auto* r = new OperatorRegistry();
+    RegisterMapFilterProject(*r);
+    r->Register("keyed_aggregate", MakeKeyedAggregateSpec());
+    r->Register("window_aggregate", MakeWindowAggregateSpec());
+    RegisterConnectors(*r);
+    r->Register("kafka", MakeKafkaSourceSpec());
+    r->Register("kafka_sink", MakeKafkaSinkSpec());
+    return r;
+  }();
+  return *registry;
+}
+
+}  // namespace weir

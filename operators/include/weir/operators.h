@@ -1,0 +1,24 @@
+// Built-in transformations. Registration functions fill an OperatorRegistry; called once,
+// before the registry is shared. Factories are stateless; each created operator belongs to one
+// subtask thread.
+#pragma once
+
+#include <memory>
+
+#include "weir/operator.h"
+
+namespace weir {
+
+// map, filter, project (library weir_operators).
+void RegisterMapFilterProject(OperatorRegistry& registry);
+
+// keyed_aggregate and window_aggregate (library weir_keyed_operators, on keyed state).
+void RegisterKeyedAggregate(OperatorRegistry& registry);
+void RegisterWindowAggregate(OperatorRegistry& registry);
+
+// Validation-only factories of keyed_aggregate and window_aggregate (library weir_operators:
+// no state backend); Create fails.
+std::unique_ptr<OperatorFactory> MakeKeyedAggregateSpec();
+std::unique_ptr<OperatorFactory> MakeWindowAggregateSpec();
+
+}  // namespace weir
