@@ -135,7 +135,7 @@ edges:
       u.set_job_id(*job);
       u.set_task_id(t);
       u.set_subtask(i);
-      u.set_state(weir::proto::SUBTASK_RUNNING);
+      u.set_state(weir::proto::SubtaskInfo::RUNNING);
       m.UpdateTaskState(u);
     }
   }

@@ -57,9 +57,16 @@ std::string FormatTime(int64_t ms) {
   return buf;
 }
 
+const char* Name(weir::proto::JobInfo::State s) {
+  return weir::proto::JobInfo::State_Name(s).c_str();
+}
+const char* Name(weir::proto::SubtaskInfo::State s) {
+  return weir::proto::SubtaskInfo::State_Name(s).c_str();
+}
+
 void PrintJob(const weir::proto::JobInfo& j) {
   std::printf("job:      %s\nname:     %s\nstate:    %s\nsubmitted: %s\n", j.job_id().c_str(),
-              j.name().c_str(), j.state().c_str(), FormatTime(j.submit_time_ms()).c_str());
+              j.name().c_str(), Name(j.state()), FormatTime(j.submit_time_ms()).c_str());
   if (j.end_time_ms() > 0) std::printf("ended:    %s\n", FormatTime(j.end_time_ms()).c_str());
   if (!j.failure().empty()) std::printf("reason:   %s\n", j.failure().c_str());
   if (!j.restored_from().empty()) std::printf("restored: %s\n", j.restored_from().c_str());
@@ -122,7 +129,7 @@ void PrintJob(const weir::proto::JobInfo& j) {
               "RECORDS_IN", "RECORDS_OUT");
   for (const auto& s : j.subtasks()) {
     std::printf("%-20s %-8d %-13s %-22s %12lld %12lld\n", s.task_id().c_str(), s.subtask(),
-                s.state().c_str(), s.tm_id().c_str(), static_cast<long long>(s.records_in()),
+                Name(s.state()), s.tm_id().c_str(), static_cast<long long>(s.records_in()),
                 static_cast<long long>(s.records_out()));
     if (!s.error().empty()) std::printf("    error: %s\n", s.error().c_str());
   }
@@ -213,15 +220,15 @@ int main(int argc, char** argv) {
       weir::proto::JobInfo info;
       grpc::Status gs = stub->GetJob(ctx().get(), id, &info);
       if (!gs.ok()) return FromGrpc(gs, "status", jm);
-      auto st = weir::ParseJobState(info.state());
+      auto st = weir::FromProto(info.state());
       if (st && weir::IsTerminal(*st)) {
         if (*st == weir::JobState::kFinished) return 0;
-        return Fail(1, "job " + resp.job_id() + " ended " + info.state() +
+        return Fail(1, "job " + resp.job_id() + " ended " + Name(info.state()) +
                            (info.failure().empty() ? "" : ": " + info.failure()));
       }
       double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (wait_timeout_s > 0 && waited > wait_timeout_s) {
-        return Fail(1, "job " + resp.job_id() + " still " + info.state() + " after " +
+        return Fail(1, "job " + resp.job_id() + " still " + Name(info.state()) + " after " +
                            std::to_string(static_cast<int>(wait_timeout_s)) + " s" +
                            (info.failure().empty() ? "" : " (" + info.failure() + ")"));
       }
@@ -254,7 +261,7 @@ int main(int argc, char** argv) {
     }
     std::printf("%-24s %-12s %-20s %s\n", "JOB", "STATE", "SUBMITTED", "NAME");
     for (const auto& j : resp.jobs()) {
-      std::printf("%-24s %-12s %-20s %s\n", j.job_id().c_str(), j.state().c_str(),
+      std::printf("%-24s %-12s %-20s %s\n", j.job_id().c_str(), Name(j.state()),
                   FormatTime(j.submit_time_ms()).c_str(), j.name().c_str());
     }
     return 0;
@@ -278,7 +285,7 @@ int main(int argc, char** argv) {
     weir::proto::CancelJobResponse resp;
     grpc::Status s = stub->CancelJob(ctx().get(), id, &resp);
     if (!s.ok()) return FromGrpc(s, "cancel", jm);
-    std::printf("%s %s\n", job_id.c_str(), resp.state().c_str());
+    std::printf("%s %s\n", job_id.c_str(), Name(resp.state()));
     return 0;
   }
   if (*tms) {

@@ -32,76 +32,72 @@ constexpr std::pair<TaskState, TaskState> kTaskTransitions[] = {
     {TaskState::kCanceling, TaskState::kFailed},
 };
 
+constexpr JobState kJobStates[] = {JobState::kCreated,  JobState::kRunning,  JobState::kCancelling,
+                                   JobState::kCanceled, JobState::kFinished, JobState::kFailed,
+                                   JobState::kRestarting};
+constexpr TaskState kTaskStates[] = {TaskState::kDeploying, TaskState::kInitializing,
+                                     TaskState::kRunning,   TaskState::kFinished,
+                                     TaskState::kCanceling, TaskState::kCanceled,
+                                     TaskState::kFailed};
+
 }  // namespace
 
-const char* JobStateName(JobState s) {
+proto::JobInfo::State ToProto(JobState s) {
   switch (s) {
-    case JobState::kCreated: return "CREATED";
-    case JobState::kRunning: return "RUNNING";
-    case JobState::kCancelling: return "CANCELLING";
-    case JobState::kCanceled: return "CANCELED";
-    case JobState::kFinished: return "FINISHED";
-    case JobState::kFailed: return "FAILED";
-    case JobState::kRestarting: return "RESTARTING";
+    case JobState::kCreated: return proto::JobInfo::CREATED;
+    case JobState::kRunning: return proto::JobInfo::RUNNING;
+    case JobState::kCancelling: return proto::JobInfo::CANCELLING;
+    case JobState::kCanceled: return proto::JobInfo::CANCELED;
+    case JobState::kFinished: return proto::JobInfo::FINISHED;
+    case JobState::kFailed: return proto::JobInfo::FAILED;
+    case JobState::kRestarting: return proto::JobInfo::RESTARTING;
   }
-  return "UNKNOWN";
+  return proto::JobInfo::STATE_UNSPECIFIED;
 }
 
-const char* TaskStateName(TaskState s) {
+proto::SubtaskInfo::State ToProto(TaskState s) {
   switch (s) {
-    case TaskState::kDeploying: return "DEPLOYING";
-    case TaskState::kInitializing: return "INITIALIZING";
-    case TaskState::kRunning: return "RUNNING";
-    case TaskState::kFinished: return "FINISHED";
-    case TaskState::kCanceling: return "CANCELING";
-    case TaskState::kCanceled: return "CANCELED";
-    case TaskState::kFailed: return "FAILED";
+    case TaskState::kDeploying: return proto::SubtaskInfo::DEPLOYING;
+    case TaskState::kInitializing: return proto::SubtaskInfo::INITIALIZING;
+    case TaskState::kRunning: return proto::SubtaskInfo::RUNNING;
+    case TaskState::kFinished: return proto::SubtaskInfo::FINISHED;
+    case TaskState::kCanceling: return proto::SubtaskInfo::CANCELING;
+    case TaskState::kCanceled: return proto::SubtaskInfo::CANCELED;
+    case TaskState::kFailed: return proto::SubtaskInfo::FAILED;
   }
-  return "UNKNOWN";
+  return proto::SubtaskInfo::STATE_UNSPECIFIED;
+}
+
+std::optional<JobState> FromProto(proto::JobInfo::State s) {
+  for (JobState st : kJobStates) {
+    if (ToProto(st) == s) return st;
+  }
+  return std::nullopt;
+}
+
+std::optional<TaskState> FromProto(proto::SubtaskInfo::State s) {
+  for (TaskState st : kTaskStates) {
+    if (ToProto(st) == s) return st;
+  }
+  return std::nullopt;
+}
+
+const char* JobStateName(JobState s) { return proto::JobInfo::State_Name(ToProto(s)).c_str(); }
+
+const char* TaskStateName(TaskState s) {
+  return proto::SubtaskInfo::State_Name(ToProto(s)).c_str();
 }
 
 std::optional<JobState> ParseJobState(std::string_view s) {
-  for (JobState st : {JobState::kCreated, JobState::kRunning, JobState::kCancelling,
-                      JobState::kCanceled, JobState::kFinished, JobState::kFailed,
-                      JobState::kRestarting}) {
-    if (s == JobStateName(st)) return st;
-  }
-  return std::nullopt;
+  proto::JobInfo::State p;
+  if (!proto::JobInfo::State_Parse(std::string(s), &p)) return std::nullopt;
+  return FromProto(p);
 }
 
 std::optional<TaskState> ParseTaskState(std::string_view s) {
-  for (TaskState st : {TaskState::kDeploying, TaskState::kInitializing, TaskState::kRunning,
-                       TaskState::kFinished, TaskState::kCanceling, TaskState::kCanceled,
-                       TaskState::kFailed}) {
-    if (s == TaskStateName(st)) return st;
-  }
-  return std::nullopt;
-}
-
-proto::SubtaskState ToProto(TaskState s) {
-  switch (s) {
-    case TaskState::kDeploying: return proto::SUBTASK_DEPLOYING;
-    case TaskState::kInitializing: return proto::SUBTASK_INITIALIZING;
-    case TaskState::kRunning: return proto::SUBTASK_RUNNING;
-    case TaskState::kFinished: return proto::SUBTASK_FINISHED;
-    case TaskState::kCanceling: return proto::SUBTASK_CANCELING;
-    case TaskState::kCanceled: return proto::SUBTASK_CANCELED;
-    case TaskState::kFailed: return proto::SUBTASK_FAILED;
-  }
-  return proto::SUBTASK_STATE_UNSPECIFIED;
-}
-
-std::optional<TaskState> FromProto(proto::SubtaskState s) {
-  switch (s) {
-    case proto::SUBTASK_DEPLOYING: return TaskState::kDeploying;
-    case proto::SUBTASK_INITIALIZING: return TaskState::kInitializing;
-    case proto::SUBTASK_RUNNING: return TaskState::kRunning;
-    case proto::SUBTASK_FINISHED: return TaskState::kFinished;
-    case proto::SUBTASK_CANCELING: return TaskState::kCanceling;
-    case proto::SUBTASK_CANCELED: return TaskState::kCanceled;
-    case proto::SUBTASK_FAILED: return TaskState::kFailed;
-    default: return std::nullopt;
-  }
+  proto::SubtaskInfo::State p;
+  if (!proto::SubtaskInfo::State_Parse(std::string(s), &p)) return std::nullopt;
+  return FromProto(p);
 }
 
 bool IsTerminal(JobState s) {

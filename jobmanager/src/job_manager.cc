@@ -762,7 +762,7 @@ void JobManager::MaybeCompleteLocked(Job& job) {
   }
 }
 
-Result<std::string> JobManager::CancelJob(const std::string& job_id) {
+Result<JobState> JobManager::CancelJob(const std::string& job_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return Status::NotFound("no job with id '" + job_id + "'");
@@ -785,7 +785,7 @@ Result<std::string> JobManager::CancelJob(const std::string& job_id) {
     CancelTasksLocked(job);
     MaybeCompleteLocked(job);
   }
-  return std::string(JobStateName(job.state));
+  return job.state;
 }
 
 void JobManager::Tick() {
@@ -869,7 +869,7 @@ proto::JobInfo JobManager::InfoLocked(const Job& job) const {
   proto::JobInfo info;
   info.set_job_id(job.id);
   info.set_name(job.graph.name());
-  info.set_state(JobStateName(job.state));
+  info.set_state(ToProto(job.state));
   info.set_submit_time_ms(job.submit_ms);
   info.set_end_time_ms(job.end_ms);
   info.set_failure(job.failure);
@@ -885,7 +885,7 @@ proto::JobInfo JobManager::InfoLocked(const Job& job) const {
     auto* s = info.add_subtasks();
     s->set_task_id(st.task_id);
     s->set_subtask(st.index);
-    s->set_state(TaskStateName(st.state));
+    s->set_state(ToProto(st.state));
     s->set_tm_id(st.tm_id);
     s->set_error(st.error);
     s->set_records_in(st.records_in);

@@ -87,7 +87,7 @@ class Service final : public proto::JobManagerService::Service {
                          proto::CancelJobResponse* resp) override {
     auto r = jm_->CancelJob(req->job_id());
     if (!r.ok()) return ToGrpc(r.status());
-    resp->set_state(r.value());
+    resp->set_state(ToProto(r.value()));
     return grpc::Status::OK;
   }
   grpc::Status AcknowledgeCheckpoint(grpc::ServerContext*,

@@ -128,7 +128,9 @@ class JobManagerTest : public ::testing::Test {
     Drain();
   }
 
-  std::string State(const std::string& job) { return jm_->GetJob(job)->state(); }
+  std::string State(const std::string& job) {
+    return proto::JobInfo::State_Name(jm_->GetJob(job)->state());
+  }
 
   void Beat(const std::string& tm) {
     proto::HeartbeatRequest r;
@@ -318,7 +320,7 @@ TEST_F(JobManagerTest, CancelGoesThroughCancellingToCanceled) {
   auto st = jm_->CancelJob(*id);
   Drain();
   ASSERT_TRUE(st.ok());
-  EXPECT_EQ(*st, "CANCELLING");
+  EXPECT_EQ(JobStateName(*st), std::string("CANCELLING"));
   EXPECT_EQ(calls_.cancels.size(), 1u);
   for (const char* t : {"gen", "agg"}) {
     for (int i = 0; i < 2; ++i) Report(*id, t, i, TaskState::kCanceled);
@@ -652,7 +654,7 @@ TEST_F(JobManagerTest, FailoverRedeploysFromTheLatestCheckpointAfterOldTasksAreG
   const size_t deploys_before = calls_.deploys.size();
   Report(*id, "agg", 1, TaskState::kFailed, "IO_ERROR: boom");
   auto info = *jm_->GetJob(*id);
-  EXPECT_EQ(info.state(), "RESTARTING");
+  EXPECT_EQ(info.state(), proto::JobInfo::RESTARTING);
   EXPECT_EQ(info.restarts(), 1);
   EXPECT_NE(info.last_failure().find("IO_ERROR: boom"), std::string::npos);
   // The delay passed, but old subtasks are still there: no redeployment yet.
@@ -666,7 +668,7 @@ TEST_F(JobManagerTest, FailoverRedeploysFromTheLatestCheckpointAfterOldTasksAreG
   Tick();
   ASSERT_EQ(calls_.deploys.size(), deploys_before + 4);
   info = *jm_->GetJob(*id);
-  EXPECT_EQ(info.state(), "RUNNING");
+  EXPECT_EQ(info.state(), proto::JobInfo::RUNNING);
   EXPECT_EQ(info.attempt(), 1);
   const auto& req = calls_.deploys.back();
   EXPECT_EQ(req.attempt(), 1);
@@ -680,7 +682,7 @@ TEST_F(JobManagerTest, FailoverRedeploysFromTheLatestCheckpointAfterOldTasksAreG
       u.set_attempt(1);
       u.set_task_id(t);
       u.set_subtask(i);
-      u.set_state(proto::SUBTASK_RUNNING);
+      u.set_state(proto::SubtaskInfo::RUNNING);
       jm_->UpdateTaskState(u);
     }
   }
@@ -707,7 +709,7 @@ TEST_F(JobManagerTest, LostTaskManagerRestartsOntoRemainingSlotsOrWaits) {
   Beat("a");
   Tick();
   auto info = *jm_->GetJob(*id);
-  EXPECT_EQ(info.state(), "CREATED") << "one slot left, two needed: waits";
+  EXPECT_EQ(info.state(), proto::JobInfo::CREATED) << "one slot left, two needed: waits";
   EXPECT_NE(info.failure().find("waiting for slots"), std::string::npos);
   now_ += 60000;  // far beyond the slot wait timeout: a restarted job keeps waiting
   Beat("a");
@@ -738,13 +740,13 @@ TEST_F(JobManagerTest, RestartStrategyGivesUpAndCancelWorksWhileRestarting) {
   u.set_attempt(1);
   u.set_task_id("agg");
   u.set_subtask(0);
-  u.set_state(proto::SUBTASK_FAILED);
+  u.set_state(proto::SubtaskInfo::FAILED);
   u.set_error_code(static_cast<int>(StatusCode::kIoError));
   u.set_error("IO_ERROR: two");
   jm_->UpdateTaskState(u);
   Drain();
   auto info = *jm_->GetJob(*id);
-  EXPECT_EQ(info.state(), "FAILED");
+  EXPECT_EQ(info.state(), proto::JobInfo::FAILED);
   EXPECT_NE(info.failure().find("gave up after 1 restarts"), std::string::npos) << info.failure();
 
   auto id2 = Submit(CheckpointedGraph(100));
@@ -827,7 +829,7 @@ TEST_F(JobManagerTest, DeployErrorFromALiveTaskManagerFailsTheSubtaskButKeepsThe
   auto id = Submit(Graph());
   ASSERT_TRUE(id.ok());
   const auto info = *jm_->GetJob(*id);
-  EXPECT_EQ(info.state(), "FAILED");
+  EXPECT_EQ(info.state(), proto::JobInfo::FAILED);
   EXPECT_NE(info.failure().find("deployment to a:1 failed: job graph rejected"), std::string::npos)
       << info.failure();
   EXPECT_EQ(info.failure().find("lost"), std::string::npos) << info.failure();
@@ -973,7 +975,7 @@ TEST_F(JobManagerTest, FinishedJobsBeyondRetainedJobsAreForgotten) {
   EXPECT_EQ(jm_->jobs_held(), 3u);
   EXPECT_EQ(jm_->ListJobs().size(), 3u);
   for (int j = 0; j < 3; ++j) EXPECT_FALSE(jm_->GetJob(ids[j]).ok()) << j;
-  for (int j = 3; j < 5; ++j) EXPECT_EQ(jm_->GetJob(ids[j])->state(), "CANCELED");
+  for (int j = 3; j < 5; ++j) EXPECT_EQ(State(ids[j]), "CANCELED");
   EXPECT_EQ(State(*running), "RUNNING");
 }
 

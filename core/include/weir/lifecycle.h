@@ -35,9 +35,12 @@ const char* TaskStateName(TaskState s);
 std::optional<JobState> ParseJobState(std::string_view s);
 std::optional<TaskState> ParseTaskState(std::string_view s);
 
-// The wire form of a subtask state; FromProto is empty for UNSPECIFIED or an unknown value.
-proto::SubtaskState ToProto(TaskState s);
-std::optional<TaskState> FromProto(proto::SubtaskState s);
+// The wire forms (proto enums); FromProto is empty for UNSPECIFIED or an unknown value. The
+// names above are the proto enums' names.
+proto::JobInfo::State ToProto(JobState s);
+proto::SubtaskInfo::State ToProto(TaskState s);
+std::optional<JobState> FromProto(proto::JobInfo::State s);
+std::optional<TaskState> FromProto(proto::SubtaskInfo::State s);
 
 bool IsTerminal(JobState s);
 bool IsTerminal(TaskState s);

@@ -71,7 +71,7 @@ class JobManager {
                         CheckpointCoordinator::SavepointDone done);
   std::vector<proto::JobInfo> ListJobs() const;
   Result<proto::JobInfo> GetJob(const std::string& job_id) const;
-  Result<std::string> CancelJob(const std::string& job_id);
+  Result<JobState> CancelJob(const std::string& job_id);
   std::vector<proto::TaskManagerInfo> ListTaskManagers() const;
   // Tests: jobs held in memory (running and retained finished ones).
   size_t jobs_held() const;
