@@ -48,7 +48,7 @@ proto::RegisterTaskManagerResponse JobManager::RegisterTaskManager(
     // A task manager that restarted under the same id: its old tasks are gone.
     for (auto& [id, job] : jobs_) {
       if (IsTerminal(job->state)) continue;
-      for (const auto& st : job->subtasks) {
+      for (const auto& st : job->sched.subtasks) {
         if (st.tm_id == req.tm_id() && !IsTerminal(st.state)) {
           HandleFailureLocked(*job, "task manager " + req.tm_id() + " restarted", true);
           break;
@@ -61,8 +61,8 @@ proto::RegisterTaskManagerResponse JobManager::RegisterTaskManager(
   e.last_heartbeat_ms = clock_();
   e.free_slots = req.slots();
   for (auto& [id, job] : jobs_) {
-    auto held = job->slots_held.find(req.tm_id());
-    if (held != job->slots_held.end()) e.free_slots -= held->second;
+    auto held = job->sched.slots_held.find(req.tm_id());
+    if (held != job->sched.slots_held.end()) e.free_slots -= held->second;
   }
   Log()->info("task manager {} registered: rpc={} data={} slots={}", req.tm_id(),
               req.rpc_address(), req.data_address(), req.slots());
@@ -103,18 +103,18 @@ void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
   }
   // A subtask cut off because its consumer stopped reports kCancelled: a secondary failure.
   const bool secondary = u.error_code() == static_cast<int>(StatusCode::kCancelled);
-  for (Subtask& st : job.subtasks) {
+  for (Subtask& st : job.sched.subtasks) {
     if (st.task_id != u.task_id() || st.index != u.subtask()) continue;
     st.records_in = u.records_in();
     st.records_out = u.records_out();
     if (job.state == JobState::kRestarting) {
       // A report of the attempt being replaced: note when its subtasks are gone, and a root
       // cause that arrives after a secondary one.
-      if (IsTerminal(*to)) job.old_pending.erase({st.task_id, st.index});
-      if (*to == TaskState::kFailed && !job.root_cause_known && !secondary) {
-        job.last_failure = "vertex '" + st.task_id + "' subtask " + std::to_string(st.index) +
+      if (IsTerminal(*to)) job.failover.old_pending.erase({st.task_id, st.index});
+      if (*to == TaskState::kFailed && !job.failover.root_cause_known && !secondary) {
+        job.failover.last_failure = "vertex '" + st.task_id + "' subtask " + std::to_string(st.index) +
                            " failed: " + u.error();
-        job.root_cause_known = true;
+        job.failover.root_cause_known = true;
       }
       return;
     }
@@ -125,9 +125,9 @@ void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
       // arrives after the job already failed on a secondary one.
       const std::string cause = "vertex '" + st.task_id + "' subtask " +
                                 std::to_string(st.index) + " failed: " + u.error();
-      if (job.state == JobState::kFailed && !job.root_cause_known && !secondary) {
+      if (job.state == JobState::kFailed && !job.failover.root_cause_known && !secondary) {
         job.failure = cause;
-        job.root_cause_known = true;
+        job.failover.root_cause_known = true;
       } else if (!IsTerminal(job.state) && job.state != JobState::kCancelling) {
         // This subtask is gone already: failover must not wait for it.
         if (!IsTerminal(st.state)) st.state = TaskState::kFailed;
@@ -177,21 +177,21 @@ Result<std::unique_ptr<JobManager::Job>> JobManager::PrepareJob(
   WEIR_ASSIGN_OR_RETURN(CheckpointSettings settings,
                         SettingsFor(graph.checkpointing(), options_.checkpoints));
   auto job = std::make_unique<Job>();
-  job->checkpoint_settings = settings;
-  job->backoff = std::make_unique<RestartBackoff>(
+  job->ckpt.settings = settings;
+  job->failover.backoff = std::make_unique<RestartBackoff>(
       graph.restart_strategy(), settings.interval_ms > 0 && !settings.directory.empty());
-  job->initial_restore_path = restore_path;
-  job->allow_non_restored_state = allow_non_restored_state;
+  job->origin.savepoint = restore_path;
+  job->origin.allow_non_restored_state = allow_non_restored_state;
   job->attempt = attempt;
-  job->restarts = restarts;
-  job->next_checkpoint_id = std::max<int64_t>(1, next_checkpoint_id);
+  job->failover.restarts = restarts;
+  job->ckpt.next_id = std::max<int64_t>(1, next_checkpoint_id);
   if (!resume_from.empty()) {
     WEIR_ASSIGN_OR_RETURN(proto::CheckpointMetadata md, ReadMetadata(resume_from));
-    WEIR_ASSIGN_OR_RETURN(job->restore,
+    WEIR_ASSIGN_OR_RETURN(job->origin.restore,
                           PlanRestore(md, resume_from, plan, allow_non_restored_state));
-    job->restored_from = resume_from + " (checkpoint " + std::to_string(md.checkpoint_id()) + ")";
-    job->next_checkpoint_id = std::max(job->next_checkpoint_id, md.checkpoint_id() + 1);
-    if (resume_from != restore_path) job->latest_checkpoint_dir = resume_from;
+    job->origin.restored_from = resume_from + " (checkpoint " + std::to_string(md.checkpoint_id()) + ")";
+    job->ckpt.next_id = std::max(job->ckpt.next_id, md.checkpoint_id() + 1);
+    if (resume_from != restore_path) job->ckpt.latest_dir = resume_from;
   }
   job->id = job_id;
   job->graph = graph;
@@ -203,13 +203,13 @@ std::string JobManager::AddJobLocked(std::unique_ptr<Job> job) {
   const bool recovered = !job->id.empty();
   if (!recovered) job->id = RandomHex(8) + std::to_string(++job_counter_);
   job->submit_ms = clock_();
-  job->waiting_since_ms = job->submit_ms;
+  job->sched.waiting_since_ms = job->submit_ms;
   for (const TaskPlan& t : job->plan->tasks) {
     for (int i = 0; i < t.parallelism; ++i) {
       Subtask st;
       st.task_id = t.id;
       st.index = i;
-      job->subtasks.push_back(std::move(st));
+      job->sched.subtasks.push_back(std::move(st));
     }
   }
   Job& ref = *job;
@@ -217,7 +217,7 @@ std::string JobManager::AddJobLocked(std::unique_ptr<Job> job) {
   job_order_.push_back(ref.id);
   Log()->info("job={} {}: '{}', {} tasks, {} subtasks, needs {} slots", ref.id,
               recovered ? "recovered" : "submitted", ref.graph.name(), ref.plan->tasks.size(),
-              ref.subtasks.size(), ref.plan->SlotsNeeded());
+              ref.sched.subtasks.size(), ref.plan->SlotsNeeded());
   PersistLocked(ref);
   TryScheduleLocked(ref);
   return ref.id;
@@ -229,17 +229,17 @@ constexpr int64_t kIdReservation = 1000;
 
 std::function<Status()> JobManager::HaWriteLocked(Job& job, const std::string& latest_checkpoint,
                                                   int64_t next_id) {
-  job.reserved_ids_until = std::max(job.reserved_ids_until, next_id + kIdReservation);
+  job.ckpt.reserved_ids_until = std::max(job.ckpt.reserved_ids_until, next_id + kIdReservation);
   proto::HaJobRecord r;
   r.set_job_id(job.id);
   *r.mutable_graph() = job.graph;
-  r.set_restore_path(job.initial_restore_path);
-  r.set_allow_non_restored_state(job.allow_non_restored_state);
+  r.set_restore_path(job.origin.savepoint);
+  r.set_allow_non_restored_state(job.origin.allow_non_restored_state);
   r.set_attempt(job.attempt);
   r.set_latest_checkpoint(latest_checkpoint);
   r.set_submit_time_ms(job.submit_ms);
-  r.set_restarts(job.restarts);
-  r.set_next_checkpoint_id(job.reserved_ids_until);
+  r.set_restarts(job.failover.restarts);
+  r.set_next_checkpoint_id(job.ckpt.reserved_ids_until);
   return [dir = options_.ha_dir, path = options_.ha_dir + "/" + job.id + ".job",
           bytes = r.SerializeAsString()]() -> Status {
     std::error_code ec;
@@ -251,13 +251,13 @@ std::function<Status()> JobManager::HaWriteLocked(Job& job, const std::string& l
 
 void JobManager::PersistLocked(Job& job) {
   if (options_.ha_dir.empty()) return;
-  if (job.finalizing > 0) {
+  if (job.ckpt.finalizing > 0) {
     // A checkpoint's own record (naming it) is queued on the I/O lane; a record built now
     // would name the previous checkpoint and land after it. Written when it resolves.
-    job.persist_deferred = true;
+    job.ckpt.persist_deferred = true;
     return;
   }
-  job.persist_deferred = false;
+  job.ckpt.persist_deferred = false;
   const std::string path = options_.ha_dir + "/" + job.id + ".job";
   if (IsTerminal(job.state)) {
     executor_(kIoLane, [path] {
@@ -267,8 +267,8 @@ void JobManager::PersistLocked(Job& job) {
     });
     return;
   }
-  const int64_t next = job.coordinator ? job.coordinator->next_id() : job.next_checkpoint_id;
-  executor_(kIoLane, [id = job.id, write = HaWriteLocked(job, job.latest_checkpoint_dir, next)] {
+  const int64_t next = job.ckpt.coordinator ? job.ckpt.coordinator->next_id() : job.ckpt.next_id;
+  executor_(kIoLane, [id = job.id, write = HaWriteLocked(job, job.ckpt.latest_dir, next)] {
     Status st = write();
     if (!st.ok()) Log()->error("job={} cannot record it for HA: {}", id, st.ToString());
   });
@@ -342,10 +342,10 @@ void JobManager::TryScheduleLocked(Job& job) {
   }
   for (const auto& tm : slot_tm) {
     --tms_[tm].free_slots;
-    ++job.slots_held[tm];
+    ++job.sched.slots_held[tm];
   }
   job.failure.clear();
-  for (Subtask& st : job.subtasks) {
+  for (Subtask& st : job.sched.subtasks) {
     st.tm_id = slot_tm[st.index];
     st.state = TaskState::kDeploying;
     st.error.clear();
@@ -358,19 +358,19 @@ void JobManager::TryScheduleLocked(Job& job) {
   *base.mutable_graph() = job.graph;
   base.set_state_backend(job.graph.state_backend().empty() ? "rocksdb" : job.graph.state_backend());
   base.set_jm_session(session_);
-  for (const Subtask& st : job.subtasks) {
+  for (const Subtask& st : job.sched.subtasks) {
     auto* loc = base.add_locations();
     loc->set_task_id(st.task_id);
     loc->set_subtask(st.index);
     loc->set_tm_id(st.tm_id);
     loc->set_data_address(tms_[st.tm_id].info.data_address());
   }
-  for (const Subtask& st : job.subtasks) {
+  for (const Subtask& st : job.sched.subtasks) {
     proto::DeployTaskRequest req = base;
     req.set_task_id(st.task_id);
     req.set_subtask(st.index);
-    auto rit = job.restore.find({st.task_id, st.index});
-    if (rit != job.restore.end()) *req.mutable_restore() = rit->second;
+    auto rit = job.origin.restore.find({st.task_id, st.index});
+    if (rit != job.origin.restore.end()) *req.mutable_restore() = rit->second;
     const std::string addr = tms_[st.tm_id].info.rpc_address();
     const std::string job_id = job.id;
     const int attempt = job.attempt;
@@ -411,12 +411,12 @@ void JobManager::TryScheduleLocked(Job& job) {
   }
   Log()->info("job={} scheduled onto {} slot(s)", job.id, need);
   Job* jp = &job;
-  job.coordinator = std::make_unique<CheckpointCoordinator>(
-      job.id, job.attempt, job.checkpoint_settings, job.plan, job.graph, clock_, executor_,
+  job.ckpt.coordinator = std::make_unique<CheckpointCoordinator>(
+      job.id, job.attempt, job.ckpt.settings, job.plan, job.graph, clock_, executor_,
       gateway_.get(),
       [this, jp](const std::string& task, int sub) -> std::string {
         // Called under mu_ (the coordinator only runs under it).
-        for (const Subtask& st : jp->subtasks) {
+        for (const Subtask& st : jp->sched.subtasks) {
           if (st.task_id == task && st.index == sub) {
             auto it = tms_.find(st.tm_id);
             return it == tms_.end() ? "" : it->second.info.rpc_address();
@@ -424,16 +424,16 @@ void JobManager::TryScheduleLocked(Job& job) {
         }
         return "";
       },
-      job.next_checkpoint_id);
-  job.coordinator->Adopt(std::move(job.retained), job.last_stats);
-  job.coordinator->SetOnCompleted([this, jp](const std::string&) { NoteCheckpointLocked(*jp); });
+      job.ckpt.next_id);
+  job.ckpt.coordinator->Adopt(std::move(job.ckpt.retained), job.ckpt.last_stats);
+  job.ckpt.coordinator->SetOnCompleted([this, jp](const std::string&) { NoteCheckpointLocked(*jp); });
   // Under mu_: the HA record naming the checkpoint, written on the I/O lane after _metadata.
-  job.coordinator->SetDurableStep([this, jp](const std::string& dir, int64_t next_id) {
-    ++jp->finalizing;
+  job.ckpt.coordinator->SetDurableStep([this, jp](const std::string& dir, int64_t next_id) {
+    ++jp->ckpt.finalizing;
     if (options_.ha_dir.empty()) return CheckpointCoordinator::DurableStep();
     return CheckpointCoordinator::DurableStep(HaWriteLocked(*jp, dir, next_id));
   });
-  job.coordinator->SetOnFinalized(
+  job.ckpt.coordinator->SetOnFinalized(
       [this, id = job.id, attempt = job.attempt](std::shared_ptr<Finalizing> f, Status st) {
         std::lock_guard<std::mutex> lock(mu_);
         auto it = jobs_.find(id);
@@ -444,20 +444,20 @@ void JobManager::TryScheduleLocked(Job& job) {
 
 void JobManager::OnFinalizedLocked(Job& job, int attempt, const std::shared_ptr<Finalizing>& f,
                                    const Status& st) {
-  if (!f->savepoint) --job.finalizing;
-  if (job.coordinator && job.attempt == attempt) {
-    if (auto fail = job.coordinator->Finalized(f, st)) HandleFailureLocked(job, *fail, true);
+  if (!f->savepoint) --job.ckpt.finalizing;
+  if (job.ckpt.coordinator && job.attempt == attempt) {
+    if (auto fail = job.ckpt.coordinator->Finalized(f, st)) HandleFailureLocked(job, *fail, true);
   } else if (st.ok()) {
     // The attempt ended while the checkpoint was written, but it is durable and HA names it:
     // it is the restart point (the restart waited for it).
     Log()->info("job={} checkpoint={} durable after its attempt ended; it is the restart point",
                 job.id, f->completed.id);
     if (!f->savepoint) {
-      job.retained.push_back(f->completed);
-      job.latest_checkpoint_dir = f->completed.dir;
-      PruneCheckpoints(job.retained,
-                       static_cast<size_t>(std::max(1, job.checkpoint_settings.retained)),
-                       job.checkpoint_settings.directory + "/" + job.id, executor_, job.id);
+      job.ckpt.retained.push_back(f->completed);
+      job.ckpt.latest_dir = f->completed.dir;
+      PruneCheckpoints(job.ckpt.retained,
+                       static_cast<size_t>(std::max(1, job.ckpt.settings.retained)),
+                       job.ckpt.settings.directory + "/" + job.id, executor_, job.id);
     }
     if (f->savepoint_done) {
       proto::SavepointResponse resp;
@@ -475,33 +475,33 @@ void JobManager::OnFinalizedLocked(Job& job, int attempt, const std::shared_ptr<
       });
     }
   }
-  if (job.finalizing == 0 && job.persist_deferred) PersistLocked(job);
+  if (job.ckpt.finalizing == 0 && job.ckpt.persist_deferred) PersistLocked(job);
 }
 
 void JobManager::EndCheckpointingLocked(Job& job, const std::string& reason) {
-  if (!job.coordinator) return;
-  job.coordinator->Shutdown(reason);
-  job.last_stats = job.coordinator->Stats();
-  job.retained = job.coordinator->TakeCompleted();
+  if (!job.ckpt.coordinator) return;
+  job.ckpt.coordinator->Shutdown(reason);
+  job.ckpt.last_stats = job.ckpt.coordinator->Stats();
+  job.ckpt.retained = job.ckpt.coordinator->TakeCompleted();
   // Every id the coordinator handed out is used (a savepoint's too): never again.
-  job.next_checkpoint_id = std::max(job.next_checkpoint_id, job.coordinator->next_id());
-  job.coordinator.reset();
+  job.ckpt.next_id = std::max(job.ckpt.next_id, job.ckpt.coordinator->next_id());
+  job.ckpt.coordinator.reset();
 }
 
 void JobManager::AcknowledgeCheckpoint(proto::AcknowledgeCheckpointRequest ack) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(ack.job_id());
-  if (it == jobs_.end() || !it->second->coordinator) return;
+  if (it == jobs_.end() || !it->second->ckpt.coordinator) return;
   Job& job = *it->second;
   // A completion is recorded by the coordinator's on-completed callback (before notifying).
-  if (auto fail = job.coordinator->Acknowledge(std::move(ack))) HandleFailureLocked(job, *fail, true);
+  if (auto fail = job.ckpt.coordinator->Acknowledge(std::move(ack))) HandleFailureLocked(job, *fail, true);
 }
 
 void JobManager::DeclineCheckpoint(const proto::DeclineCheckpointRequest& d) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(d.job_id());
-  if (it == jobs_.end() || !it->second->coordinator) return;
-  if (auto fail = it->second->coordinator->Decline(d)) HandleFailureLocked(*it->second, *fail, true);
+  if (it == jobs_.end() || !it->second->ckpt.coordinator) return;
+  if (auto fail = it->second->ckpt.coordinator->Decline(d)) HandleFailureLocked(*it->second, *fail, true);
 }
 
 void JobManager::TriggerSavepoint(const proto::SavepointRequest& req,
@@ -513,7 +513,7 @@ void JobManager::TriggerSavepoint(const proto::SavepointRequest& req,
     return;
   }
   Job& job = *it->second;
-  if (job.state != JobState::kRunning || !job.coordinator) {
+  if (job.state != JobState::kRunning || !job.ckpt.coordinator) {
     executor_("", [done, st = std::string(JobStateName(job.state))] {
       done(Status::FailedPrecondition("a savepoint needs a RUNNING job; this one is " + st));
     });
@@ -529,14 +529,14 @@ void JobManager::TriggerSavepoint(const proto::SavepointRequest& req,
   }
   const std::string job_id = job.id;
   const bool stop = req.stop();
-  job.coordinator->RequestSavepoint(parent, [this, job_id, stop, done](
+  job.ckpt.coordinator->RequestSavepoint(parent, [this, job_id, stop, done](
                                                 Result<proto::SavepointResponse> r) {
     if (r.ok() && stop) {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = jobs_.find(job_id);
       if (it != jobs_.end() && it->second->state == JobState::kRunning) {
         Job& j = *it->second;
-        j.stop_after_savepoint = true;
+        j.ckpt.stop_after_savepoint = true;
         TransitionLocked(j, JobState::kCancelling, "stopped with savepoint " + r->path());
         EndCheckpointingLocked(j, "job stopping");
         CancelTasksLocked(j);
@@ -569,11 +569,11 @@ bool JobManager::TransitionLocked(Job& job, JobState to, const std::string& why)
 }
 
 void JobManager::ReleaseSlotsLocked(Job& job) {
-  for (const auto& [tm, n] : job.slots_held) {
+  for (const auto& [tm, n] : job.sched.slots_held) {
     auto it = tms_.find(tm);
     if (it != tms_.end()) it->second.free_slots += n;
   }
-  job.slots_held.clear();
+  job.sched.slots_held.clear();
   // Freed slots may let a waiting job start.
   for (const auto& id : job_order_) {
     Job& other = *jobs_[id];
@@ -583,7 +583,7 @@ void JobManager::ReleaseSlotsLocked(Job& job) {
 
 void JobManager::CancelTasksLocked(Job& job) {
   std::vector<std::pair<std::string, std::string>> tms;  // id, address
-  for (const auto& [tm, n] : job.slots_held) {
+  for (const auto& [tm, n] : job.sched.slots_held) {
     auto it = tms_.find(tm);
     if (it != tms_.end()) tms.emplace_back(tm, it->second.info.rpc_address());
   }
@@ -607,15 +607,15 @@ void JobManager::HandleFailureLocked(Job& job, const std::string& cause, bool ro
     return;
   }
   const int64_t now = clock_();
-  job.last_failure = cause;
-  job.last_failure_ms = now;
-  job.root_cause_known = root_cause;
+  job.failover.last_failure = cause;
+  job.failover.last_failure_ms = now;
+  job.failover.root_cause_known = root_cause;
   if (job.state == JobState::kCreated) return;  // nothing runs: the next deployment is fresh
-  std::optional<int64_t> delay = job.backoff->OnFailure(now);
+  std::optional<int64_t> delay = job.failover.backoff->OnFailure(now);
   if (!delay) {
     FailJobLocked(job,
-                  job.restarts > 0 ? cause + " (restart strategy " + job.backoff->Describe() +
-                                         " gave up after " + std::to_string(job.restarts) +
+                  job.failover.restarts > 0 ? cause + " (restart strategy " + job.failover.backoff->Describe() +
+                                         " gave up after " + std::to_string(job.failover.restarts) +
                                          " restarts)"
                                    : cause,
                   root_cause);
@@ -623,21 +623,21 @@ void JobManager::HandleFailureLocked(Job& job, const std::string& cause, bool ro
   }
   EndCheckpointingLocked(job, "job restarting");
   CancelTasksLocked(job);
-  job.old_pending.clear();
-  for (Subtask& st : job.subtasks) {
+  job.failover.old_pending.clear();
+  for (Subtask& st : job.sched.subtasks) {
     if (IsTerminal(st.state)) continue;
-    job.old_pending.insert({st.task_id, st.index});
+    job.failover.old_pending.insert({st.task_id, st.index});
     if (CanTransition(st.state, TaskState::kCanceling)) st.state = TaskState::kCanceling;
   }
   // Subtasks on task managers already gone will never report.
-  for (const Subtask& st : job.subtasks) {
-    if (!tms_.count(st.tm_id)) job.old_pending.erase({st.task_id, st.index});
+  for (const Subtask& st : job.sched.subtasks) {
+    if (!tms_.count(st.tm_id)) job.failover.old_pending.erase({st.task_id, st.index});
   }
-  ++job.restarts;
-  job.restart_at_ms = now + *delay;
-  job.cancel_deadline_ms = now + 5000;
+  ++job.failover.restarts;
+  job.failover.restart_at_ms = now + *delay;
+  job.failover.cancel_deadline_ms = now + 5000;
   TransitionLocked(job, JobState::kRestarting,
-                   cause + "; restart " + std::to_string(job.restarts) + " in " +
+                   cause + "; restart " + std::to_string(job.failover.restarts) + " in " +
                        std::to_string(*delay) + " ms");
   ReleaseSlotsLocked(job);
 }
@@ -645,16 +645,16 @@ void JobManager::HandleFailureLocked(Job& job, const std::string& cause, bool ro
 void JobManager::RestartLocked(Job& job) {
   // The newest completed checkpoint, else the savepoint the job started from, else nothing.
   const std::string from =
-      !job.latest_checkpoint_dir.empty() ? job.latest_checkpoint_dir : job.initial_restore_path;
+      !job.ckpt.latest_dir.empty() ? job.ckpt.latest_dir : job.origin.savepoint;
   if (from.empty()) {
     FinishRestartLocked(job, from, Status::NotFound("no restore point"),
                         std::map<std::pair<std::string, int>, proto::RestoreInfo>{});
     return;
   }
   // Its _metadata (and the files it names) are read on the I/O lane, not under the lock.
-  job.restart_planning = true;
+  job.failover.restart_planning = true;
   executor_(kIoLane, [this, id = job.id, attempt = job.attempt, from, plan = job.plan,
-                      allow = job.allow_non_restored_state] {
+                      allow = job.origin.allow_non_restored_state] {
     auto md = ReadMetadata(from);
     Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>> restore =
         md.ok() ? PlanRestore(md.value(), from, *plan, allow)
@@ -663,7 +663,7 @@ void JobManager::RestartLocked(Job& job) {
     auto it = jobs_.find(id);
     if (it == jobs_.end()) return;
     Job& j = *it->second;
-    if (!j.restart_planning || j.attempt != attempt || j.state != JobState::kRestarting) return;
+    if (!j.failover.restart_planning || j.attempt != attempt || j.state != JobState::kRestarting) return;
     FinishRestartLocked(j, from, std::move(md), std::move(restore));
   });
 }
@@ -671,26 +671,26 @@ void JobManager::RestartLocked(Job& job) {
 void JobManager::FinishRestartLocked(
     Job& job, const std::string& from, Result<proto::CheckpointMetadata> md,
     Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>> plan) {
-  job.restart_planning = false;
-  job.restore.clear();
+  job.failover.restart_planning = false;
+  job.origin.restore.clear();
   if (!from.empty()) {
     if (!plan.ok()) {
       FailJobLocked(job, "cannot restart from " + from + ": " + plan.status().message());
       return;
     }
-    job.restore = std::move(plan).value();
-    job.next_checkpoint_id = std::max(job.next_checkpoint_id, md->checkpoint_id() + 1);
-    job.restored_from = from + " (checkpoint " + std::to_string(md->checkpoint_id()) +
-                        ", restart " + std::to_string(job.restarts) + ")";
+    job.origin.restore = std::move(plan).value();
+    job.ckpt.next_id = std::max(job.ckpt.next_id, md->checkpoint_id() + 1);
+    job.origin.restored_from = from + " (checkpoint " + std::to_string(md->checkpoint_id()) +
+                        ", restart " + std::to_string(job.failover.restarts) + ")";
   }
   ++job.attempt;
-  job.old_pending.clear();
-  for (Subtask& st : job.subtasks) {
+  job.failover.old_pending.clear();
+  for (Subtask& st : job.sched.subtasks) {
     st.state = TaskState::kDeploying;
     st.error.clear();
     st.tm_id.clear();
   }
-  job.waiting_since_ms = clock_();
+  job.sched.waiting_since_ms = clock_();
   TransitionLocked(job, JobState::kCreated, "attempt " + std::to_string(job.attempt));
   PersistLocked(job);
   TryScheduleLocked(job);
@@ -707,15 +707,15 @@ void JobManager::LoseTaskManagerLocked(const std::string& id, const std::string&
   for (auto& [jid, job] : jobs_) {
     if (IsTerminal(job->state)) continue;
     if (job->state == JobState::kRestarting) {
-      for (const Subtask& st : job->subtasks) {
-        if (st.tm_id == id) job->old_pending.erase({st.task_id, st.index});
+      for (const Subtask& st : job->sched.subtasks) {
+        if (st.tm_id == id) job->failover.old_pending.erase({st.task_id, st.index});
       }
       continue;
     }
-    if (!job->slots_held.count(id)) continue;
-    job->slots_held.erase(id);
+    if (!job->sched.slots_held.count(id)) continue;
+    job->sched.slots_held.erase(id);
     if (job->state == JobState::kCancelling) {
-      for (Subtask& st : job->subtasks) {
+      for (Subtask& st : job->sched.subtasks) {
         if (st.tm_id == id && !IsTerminal(st.state)) st.state = TaskState::kCanceled;
       }
       MaybeCompleteLocked(*job);
@@ -726,23 +726,23 @@ void JobManager::LoseTaskManagerLocked(const std::string& id, const std::string&
 }
 
 void JobManager::NoteCheckpointLocked(Job& job) {
-  if (!job.coordinator) return;
-  const std::string dir = job.coordinator->latest_completed_dir();
-  if (dir.empty() || dir == job.latest_checkpoint_dir) return;
-  job.latest_checkpoint_dir = dir;  // HA names it already: the finalization wrote the record
+  if (!job.ckpt.coordinator) return;
+  const std::string dir = job.ckpt.coordinator->latest_completed_dir();
+  if (dir.empty() || dir == job.ckpt.latest_dir) return;
+  job.ckpt.latest_dir = dir;  // HA names it already: the finalization wrote the record
   // A stable run resets exponential backoff.
-  if (job.restarts > 0) job.backoff->OnRunning(job.last_failure_ms);
+  if (job.failover.restarts > 0) job.failover.backoff->OnRunning(job.failover.last_failure_ms);
 }
 
 void JobManager::FailJobLocked(Job& job, const std::string& cause, bool root_cause) {
   if (IsTerminal(job.state)) return;
-  job.last_failure = cause;
-  if (job.last_failure_ms == 0) job.last_failure_ms = clock_();
+  job.failover.last_failure = cause;
+  if (job.failover.last_failure_ms == 0) job.failover.last_failure_ms = clock_();
   EndCheckpointingLocked(job, "job failed");
   job.failure = cause;
-  job.root_cause_known = root_cause;
+  job.failover.root_cause_known = root_cause;
   CancelTasksLocked(job);
-  for (Subtask& st : job.subtasks) {
+  for (Subtask& st : job.sched.subtasks) {
     if (!IsTerminal(st.state)) st.state = TaskState::kCanceled;
   }
   TransitionLocked(job, JobState::kFailed, cause);
@@ -750,7 +750,7 @@ void JobManager::FailJobLocked(Job& job, const std::string& cause, bool root_cau
 
 void JobManager::MaybeCompleteLocked(Job& job) {
   bool all_terminal = true, all_finished = true;
-  for (const Subtask& st : job.subtasks) {
+  for (const Subtask& st : job.sched.subtasks) {
     all_terminal = all_terminal && IsTerminal(st.state);
     all_finished = all_finished && st.state == TaskState::kFinished;
   }
@@ -758,7 +758,7 @@ void JobManager::MaybeCompleteLocked(Job& job) {
     TransitionLocked(job, JobState::kFinished, "");
   } else if (job.state == JobState::kCancelling && all_terminal) {
     // Stop-with-savepoint ends FINISHED, as in Flink; a plain cancel ends CANCELED.
-    TransitionLocked(job, job.stop_after_savepoint ? JobState::kFinished : JobState::kCanceled, "");
+    TransitionLocked(job, job.ckpt.stop_after_savepoint ? JobState::kFinished : JobState::kCanceled, "");
   }
 }
 
@@ -774,7 +774,7 @@ Result<JobState> JobManager::CancelJob(const std::string& job_id) {
     TransitionLocked(job, JobState::kCanceled, "cancelled before it was scheduled");
   } else if (job.state == JobState::kRestarting) {
     // The old attempt is already being cancelled and nothing new is deployed.
-    for (Subtask& st : job.subtasks) {
+    for (Subtask& st : job.sched.subtasks) {
       if (!IsTerminal(st.state)) st.state = TaskState::kCanceled;
     }
     TransitionLocked(job, JobState::kCancelling, "cancel requested while restarting");
@@ -801,16 +801,16 @@ void JobManager::Tick() {
   }
   for (const auto& id : job_order_) {
     Job& job = *jobs_[id];
-    if (job.state == JobState::kRunning && job.coordinator) {
+    if (job.state == JobState::kRunning && job.ckpt.coordinator) {
       bool all_running = true;
-      for (const Subtask& st : job.subtasks) all_running = all_running && st.state == TaskState::kRunning;
-      if (auto fail = job.coordinator->Tick(all_running)) {
+      for (const Subtask& st : job.sched.subtasks) all_running = all_running && st.state == TaskState::kRunning;
+      if (auto fail = job.ckpt.coordinator->Tick(all_running)) {
         HandleFailureLocked(job, *fail, true);
         continue;
       }
       // Ids handed out must stay below the reservation recorded for HA.
       if (!options_.ha_dir.empty() &&
-          job.coordinator->next_id() + kIdReservation / 2 > job.reserved_ids_until) {
+          job.ckpt.coordinator->next_id() + kIdReservation / 2 > job.ckpt.reserved_ids_until) {
         PersistLocked(job);
       }
       continue;
@@ -818,8 +818,8 @@ void JobManager::Tick() {
     if (job.state == JobState::kRestarting) {
       // Not before the old subtasks are gone, and never while a checkpoint of the old attempt
       // is being made durable: if it becomes durable, it is the restart point.
-      if (now >= job.restart_at_ms && (job.old_pending.empty() || now >= job.cancel_deadline_ms) &&
-          job.finalizing == 0 && !job.restart_planning) {
+      if (now >= job.failover.restart_at_ms && (job.failover.old_pending.empty() || now >= job.failover.cancel_deadline_ms) &&
+          job.ckpt.finalizing == 0 && !job.failover.restart_planning) {
         RestartLocked(job);
       }
       continue;
@@ -828,8 +828,8 @@ void JobManager::Tick() {
     TryScheduleLocked(job);
     // A restarted job waits for slots as long as it takes (a task manager may come back); a
     // new one gives up after the slot wait timeout.
-    if (job.state == JobState::kCreated && job.restarts == 0 &&
-        now - job.waiting_since_ms > options_.slot_wait_timeout_ms) {
+    if (job.state == JobState::kCreated && job.failover.restarts == 0 &&
+        now - job.sched.waiting_since_ms > options_.slot_wait_timeout_ms) {
       const std::string why = "not enough slots: " + job.failure.substr(job.failure.find(':') + 2) +
                               "; gave up after " +
                               std::to_string(options_.slot_wait_timeout_ms) + " ms";
@@ -848,7 +848,7 @@ void JobManager::EvictFinishedJobsLocked() {
   for (auto it = job_order_.begin(); it != job_order_.end() && terminal > keep;) {
     Job& job = *jobs_.at(*it);
     // A job whose last checkpoint is still being written is forgotten at a later tick.
-    if (!IsTerminal(job.state) || job.finalizing > 0) {
+    if (!IsTerminal(job.state) || job.ckpt.finalizing > 0) {
       ++it;
       continue;
     }
@@ -875,13 +875,13 @@ proto::JobInfo JobManager::InfoLocked(const Job& job) const {
   info.set_failure(job.failure);
   info.set_attempt(job.attempt);
   info.set_slots_needed(job.plan->SlotsNeeded());
-  *info.mutable_checkpoints() = job.coordinator ? job.coordinator->Stats() : job.last_stats;
-  info.set_restored_from(job.restored_from);
-  info.set_restarts(job.restarts);
-  info.set_last_failure(job.last_failure);
-  info.set_last_failure_time_ms(job.last_failure_ms);
+  *info.mutable_checkpoints() = job.ckpt.coordinator ? job.ckpt.coordinator->Stats() : job.ckpt.last_stats;
+  info.set_restored_from(job.origin.restored_from);
+  info.set_restarts(job.failover.restarts);
+  info.set_last_failure(job.failover.last_failure);
+  info.set_last_failure_time_ms(job.failover.last_failure_ms);
   for (const auto& t : job.plan->tasks) info.add_vertex_chain(job.plan->ChainDescription(t));
-  for (const auto& st : job.subtasks) {
+  for (const auto& st : job.sched.subtasks) {
     auto* s = info.add_subtasks();
     s->set_task_id(st.task_id);
     s->set_subtask(st.index);

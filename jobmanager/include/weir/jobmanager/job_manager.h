@@ -97,6 +97,48 @@ class JobManager {
     std::string error;
     int64_t records_in = 0, records_out = 0;
   };
+  // A job, in parts: who it is and where its lifecycle stands, then one part per concern. The
+  // part a field lives in says which code owns it; all of it is guarded by mu_.
+  struct Scheduling {
+    std::vector<Subtask> subtasks;
+    std::map<std::string, int> slots_held;  // tm id -> slots
+    int64_t waiting_since_ms = 0;           // CREATED since
+  };
+  struct Checkpointing {
+    CheckpointSettings settings;
+    std::unique_ptr<CheckpointCoordinator> coordinator;  // while RUNNING
+    proto::CheckpointStats last_stats;                   // kept after the attempt ends
+    std::deque<CompletedCheckpoint> retained;            // handed to the next attempt
+    std::string latest_dir;  // the newest completed checkpoint (the restart point)
+    int64_t next_id = 1;
+    int64_t reserved_ids_until = 0;  // ids below it are recorded in HA as possibly used
+    bool stop_after_savepoint = false;
+    // Checkpoints being made durable on the I/O lane: a restart waits for them (it must
+    // restore from the newest one if it became durable).
+    int finalizing = 0;
+    bool persist_deferred = false;  // an HA write waits for `finalizing` to reach 0
+  };
+  struct Failover {
+    std::unique_ptr<RestartBackoff> backoff;
+    int restarts = 0;
+    std::string last_failure;
+    int64_t last_failure_ms = 0;
+    // False while the job's `failure` holds only a secondary cause (a subtask cut off because
+    // its consumer stopped); the first root cause reported in the attempt replaces it.
+    bool root_cause_known = false;
+    int64_t restart_at_ms = 0;       // RESTARTING: redeploy not before this
+    int64_t cancel_deadline_ms = 0;  // RESTARTING: stop waiting for old subtasks after this
+    std::set<std::pair<std::string, int>> old_pending;  // old-attempt subtasks not yet gone
+    bool restart_planning = false;   // RESTARTING: the restore point is being read
+  };
+  // Where the job started from: the savepoint it was submitted with, and the restore plan of
+  // the current attempt.
+  struct Origin {
+    std::string savepoint;
+    bool allow_non_restored_state = false;
+    std::map<std::pair<std::string, int>, proto::RestoreInfo> restore;
+    std::string restored_from;
+  };
   struct Job {
     std::string id;
     proto::JobGraph graph;
@@ -104,61 +146,16 @@ class JobManager {
     JobState state = JobState::kCreated;
     int attempt = 0;
     int64_t submit_ms = 0, end_ms = 0;
-    std::string failure;
-    // False while `failure` holds only a secondary cause (a subtask cut off because its
-    // consumer stopped); the first root cause reported in the attempt replaces it.
-    bool root_cause_known = false;
-    std::vector<Subtask> subtasks;
-    std::map<std::string, int> slots_held;  // tm id -> slots
-    CheckpointSettings checkpoint_settings;
-    std::unique_ptr<CheckpointCoordinator> coordinator;  // while RUNNING
-    proto::CheckpointStats last_stats;                   // kept after the attempt ends
-    std::deque<CompletedCheckpoint> retained;            // handed to the next attempt
-    std::map<std::pair<std::string, int>, proto::RestoreInfo> restore;
-    std::string restored_from;
-    int64_t next_checkpoint_id = 1;
-    bool stop_after_savepoint = false;
-    // Failover.
-    std::unique_ptr<RestartBackoff> backoff;
-    int restarts = 0;
-    std::string last_failure;
-    int64_t last_failure_ms = 0;
-    int64_t restart_at_ms = 0;       // RESTARTING: redeploy not before this
-    int64_t cancel_deadline_ms = 0;  // RESTARTING: stop waiting for old subtasks after this
-    std::set<std::pair<std::string, int>> old_pending;  // old-attempt subtasks not yet gone
-    std::string latest_checkpoint_dir;  // the newest completed checkpoint (restart point)
-    std::string initial_restore_path;   // the savepoint the job was submitted with
-    bool allow_non_restored_state = false;
-    int64_t waiting_since_ms = 0;    // CREATED since
-    // Checkpoints being made durable on the I/O lane: a restart waits for them (it must
-    // restore from the newest one if it became durable).
-    int finalizing = 0;
-    bool persist_deferred = false;   // an HA write waits for `finalizing` to reach 0
-    bool restart_planning = false;   // RESTARTING: the restore point is being read
-    int64_t reserved_ids_until = 0;  // ids below it are recorded in HA as possibly used
+    std::string failure;  // why the job failed, or why it waits
+    Scheduling sched;
+    Checkpointing ckpt;
+    Failover failover;
+    Origin origin;
   };
 
-  // All private helpers run under mu_.
+  // All private helpers run under mu_ (except PrepareJob).
+  // Lifecycle and admission.
   bool TransitionLocked(Job& job, JobState to, const std::string& why);
-  void TryScheduleLocked(Job& job);
-  void FailJobLocked(Job& job, const std::string& cause, bool root_cause = true);
-  void ReleaseSlotsLocked(Job& job);
-  void CancelTasksLocked(Job& job);
-  void MaybeCompleteLocked(Job& job);
-  void EndCheckpointingLocked(Job& job, const std::string& reason);
-  // A failure of the current attempt: restart it (per its restart strategy) or fail the job.
-  void HandleFailureLocked(Job& job, const std::string& cause, bool root_cause);
-  // Redeploys a RESTARTING job as a new attempt from its latest checkpoint.
-  void RestartLocked(Job& job);
-  // The task manager is gone (silent, unreachable or restarted): forget it, fail over its jobs.
-  void LoseTaskManagerLocked(const std::string& tm_id, const std::string& reason);
-  void NoteCheckpointLocked(Job& job);
-  // Records the job for HA (or removes its record once terminal) on the I/O lane.
-  void PersistLocked(Job& job);
-  // The write (for the I/O lane) of the job's HA record naming `latest_checkpoint`, with ids
-  // reserved ahead of `next_id`.
-  std::function<Status()> HaWriteLocked(Job& job, const std::string& latest_checkpoint,
-                                        int64_t next_id);
   // Builds a job (validation, plan, restore point): no lock, may read files.
   Result<std::unique_ptr<Job>> PrepareJob(const proto::JobGraph& graph,
                                           const std::string& restore_path,
@@ -166,13 +163,35 @@ class JobManager {
                                           int attempt, const std::string& resume_from,
                                           int restarts, int64_t next_checkpoint_id) const;
   std::string AddJobLocked(std::unique_ptr<Job> job);
+  // Scheduling (Job::sched).
+  void TryScheduleLocked(Job& job);
+  void ReleaseSlotsLocked(Job& job);
+  void CancelTasksLocked(Job& job);
+  void MaybeCompleteLocked(Job& job);
+  // Checkpointing (Job::ckpt).
+  void EndCheckpointingLocked(Job& job, const std::string& reason);
+  void NoteCheckpointLocked(Job& job);
+  // The outcome of a checkpoint's finalization (on the I/O lane), under the lock.
+  void OnFinalizedLocked(Job& job, int attempt, const std::shared_ptr<Finalizing>& f,
+                         const Status& st);
+  // Records the job for HA (or removes its record once terminal) on the I/O lane.
+  void PersistLocked(Job& job);
+  // The write (for the I/O lane) of the job's HA record naming `latest_checkpoint`, with ids
+  // reserved ahead of `next_id`.
+  std::function<Status()> HaWriteLocked(Job& job, const std::string& latest_checkpoint,
+                                        int64_t next_id);
+  // Failover (Job::failover).
+  void FailJobLocked(Job& job, const std::string& cause, bool root_cause = true);
+  // A failure of the current attempt: restart it (per its restart strategy) or fail the job.
+  void HandleFailureLocked(Job& job, const std::string& cause, bool root_cause);
+  // Redeploys a RESTARTING job as a new attempt from its latest checkpoint.
+  void RestartLocked(Job& job);
   // Redeploys once the restore plan (read on the I/O lane) is known.
   void FinishRestartLocked(Job& job, const std::string& from,
                            Result<proto::CheckpointMetadata> md,
                            Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>> plan);
-  // The outcome of a checkpoint's finalization (on the I/O lane), under the lock.
-  void OnFinalizedLocked(Job& job, int attempt, const std::shared_ptr<Finalizing>& f,
-                         const Status& st);
+  // The task manager is gone (silent, unreachable or restarted): forget it, fail over its jobs.
+  void LoseTaskManagerLocked(const std::string& tm_id, const std::string& reason);
   void EvictFinishedJobsLocked();
   void Rpc(const std::string& tm_rpc_address, std::function<void()> fn) {
     executor_(TaskManagerLane(tm_rpc_address), std::move(fn));
