@@ -1000,6 +1000,10 @@ void Task::Run() {
   }
   Log()->info("{} finished: {} records in, {} out", log_prefix_, metrics_.records_in.load(),
               metrics_.records_out.load());
+  if (const int64_t dropped = metrics_.side_records_dropped.load(); dropped > 0) {
+    // By design (no edge takes that side output), but worth a line.
+    Log()->info("{} {} rows to side outputs without an edge were dropped", log_prefix_, dropped);
+  }
   set_state(TaskState::kFinished, Status::Ok());
 }
 
