@@ -543,9 +543,10 @@ proto::CheckpointMetadata MigrateState(const proto::CheckpointMetadata& md,
       os.mutable_operator_state()->Swap(&keep);
     }
     if (!any) continue;
-    Log()->info("restoring the state of '{}' from lists '{}*' of vertex '{}' (a snapshot "
-                "from before side outputs)",
-                m.to_vertex, m.list_prefix, m.from_vertex);
+    Log()->info(
+        "restoring the state of '{}' from lists '{}*' of vertex '{}' (a snapshot "
+        "from before side outputs)",
+        m.to_vertex, m.list_prefix, m.from_vertex);
     // A vertex appears once in the metadata: drop a stateless entry of the target.
     for (int i = out.vertices_size() - 1; i >= 0; --i) {
       if (out.vertices(i).vertex_id() == m.to_vertex) out.mutable_vertices()->DeleteSubrange(i, 1);

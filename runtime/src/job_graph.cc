@@ -46,7 +46,9 @@ std::string VertexWhere(const VertexSpec& v) { return "vertex '" + v.id + "'"; }
 std::string EdgeFrom(const EdgeSpec& e) {
   return e.output.empty() ? e.from : e.from + "." + e.output;
 }
-std::string EdgeWhere(const EdgeSpec& e) { return "edge '" + EdgeFrom(e) + "' -> '" + e.to + "'"; }
+std::string EdgeWhere(const EdgeSpec& e) {
+  return "edge '" + EdgeFrom(e) + "' -> '" + e.to + "'";
+}
 
 }  // namespace
 
@@ -309,10 +311,10 @@ Status ExpandImplicitSinks(JobSpec& spec, const OperatorRegistry& registry,
       const std::string from = v.id + "." + s.output;
       for (const EdgeSpec& e : spec.edges) {
         if ((e.from == v.id && e.output == s.output) || (e.output.empty() && e.from == from)) {
-          return Status::InvalidArgument(
-              VertexWhere(v) + ": config." + s.output + " is a shorthand for an edge from '" +
-              from + "' to a " + s.type + " sink, and the job also has " + EdgeWhere(e) +
-              ": use one of them");
+          return Status::InvalidArgument(VertexWhere(v) + ": config." + s.output +
+                                         " is a shorthand for an edge from '" + from + "' to a " +
+                                         s.type + " sink, and the job also has " + EdgeWhere(e) +
+                                         ": use one of them");
         }
       }
       VertexSpec sink;
@@ -431,7 +433,8 @@ Result<Schema> CheckKindAndInput(const ExecutionPlan& plan, const Adjacency& adj
                                    ") cannot have output edges");
   }
   if (kind != OperatorKind::kSink && adj.outs[vi].empty()) {
-    return Status::InvalidArgument(VertexWhere(v) + ": its output goes nowhere; add an edge to "
+    return Status::InvalidArgument(VertexWhere(v) +
+                                   ": its output goes nowhere; add an edge to "
                                    "a sink (e.g. blackhole or print)");
   }
   Schema input;
@@ -463,9 +466,9 @@ Status CheckWatermarks(const VertexSpec& v, OperatorKind kind, const Schema& out
   }
   const int fi = out.IndexOf(v.watermarks->event_time_field);
   if (fi < 0) {
-    return Status::InvalidArgument(VertexWhere(v) + ": watermarks.event_time_field: unknown field '" +
-                                   v.watermarks->event_time_field + "' (fields: " +
-                                   out.FieldNames() + ")");
+    return Status::InvalidArgument(
+        VertexWhere(v) + ": watermarks.event_time_field: unknown field '" +
+        v.watermarks->event_time_field + "' (fields: " + out.FieldNames() + ")");
   }
   const Type t = out.field(static_cast<size_t>(fi)).type;
   if (t != Type::kTimestamp && t != Type::kInt64) {
@@ -535,7 +538,9 @@ Status CheckVertices(ExecutionPlan& plan, const Adjacency& adj, const std::vecto
     for (int ei : adj.ins[vi]) {
       const EdgeSpec& e = spec.edges[ei];
       const std::string& up = plan.count_suffix[plan.vertex_index.at(e.from)];
-      if (plan.count_suffix[vi].empty()) plan.count_suffix[vi] = e.output.empty() ? up : "_" + e.output;
+      if (plan.count_suffix[vi].empty()) {
+        plan.count_suffix[vi] = e.output.empty() ? up : "_" + e.output;
+      }
     }
     const std::vector<std::string> need_key = factories[vi]->RequiredInputKey(v.config);
     if (need_key.empty()) continue;
@@ -605,7 +610,9 @@ Status BuildTasks(ExecutionPlan& plan, const Adjacency& adj, const std::vector<i
 
 Result<ExecutionPlan> BuildPlan(JobSpec spec, const OperatorRegistry& registry) {
   ExecutionPlan plan;
-  if (spec.vertices.empty()) return Status::InvalidArgument("job.vertices: the job has no vertices");
+  if (spec.vertices.empty()) {
+    return Status::InvalidArgument("job.vertices: the job has no vertices");
+  }
   WEIR_RETURN_IF_ERROR(ExpandImplicitSinks(spec, registry, &plan.state_migrations));
   const size_t nv = spec.vertices.size();
 

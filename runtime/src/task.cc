@@ -427,9 +427,9 @@ class Task::Impl {
     std::vector<int> key_idx;
     for (const auto& k : e.key) key_idx.push_back(schema->IndexOf(k));
     const TaskPlan& consumer = plan.tasks[plan.task_of_vertex[plan.vertex_index.at(e.to)]];
-    auto w = std::make_unique<EdgeWriter>(e.partition, std::move(key_idx),
-                                          plan.spec.max_parallelism, schema,
-                                          s_.options.buffer_bytes, s_.subtask);
+    auto w =
+        std::make_unique<EdgeWriter>(e.partition, std::move(key_idx), plan.spec.max_parallelism,
+                                     schema, s_.options.buffer_bytes, s_.subtask);
     std::vector<int> targets;
     if (e.partition == Partitioning::kForward) {
       targets.push_back(s_.subtask);
@@ -438,7 +438,8 @@ class Task::Impl {
     }
     const std::string producer = ProducerKey(plan, e);
     for (int j : targets) {
-      const std::string key = ChannelKey(s_.job_id, s_.attempt, consumer.id, j, producer, s_.subtask);
+      const std::string key =
+          ChannelKey(s_.job_id, s_.attempt, consumer.id, j, producer, s_.subtask);
       PeerLocation loc = s_.locate(consumer.id, j);
       if (loc.local) {
         w->AddChannel(s_.network->ConnectLocal(key, cancel_));
@@ -518,7 +519,9 @@ class Task::Impl {
     if (upstream && assigner_ && assigner_->pos == ops_.size()) return Status::Ok();
     if (wm <= net_wm_) return Status::Ok();
     net_wm_ = wm;
-    for (EdgeWriter* w : all_writers_) WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kWatermark, wm));
+    for (EdgeWriter* w : all_writers_) {
+      WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kWatermark, wm));
+    }
     return Status::Ok();
   }
 
@@ -829,7 +832,9 @@ class Task::Impl {
     for (size_t k = 0; k < ops_.size(); ++k) {
       WEIR_RETURN_IF_ERROR(ops_[k]->Finish(*outs_[k]));
     }
-    for (EdgeWriter* w : all_writers_) WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kEndOfStream, 0));
+    for (EdgeWriter* w : all_writers_) {
+      WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kEndOfStream, 0));
+    }
     return Status::Ok();
   }
 

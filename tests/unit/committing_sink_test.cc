@@ -1628,7 +1628,8 @@ edges:
     }
     EXPECT_EQ(lists["p"].size(), 1u) << "parse keeps only its counters";
     EXPECT_EQ(lists["p"]["_counts"], std::vector<std::string>{"counts" + std::to_string(i)});
-    EXPECT_EQ(lists["p-dirty-sink"]["pending"], std::vector<std::string>{"pending" + std::to_string(i)});
+    EXPECT_EQ(lists["p-dirty-sink"]["pending"],
+              std::vector<std::string>{"pending" + std::to_string(i)});
     EXPECT_EQ(lists["p-dirty-sink"]["writers"], (std::vector<std::string>{"writer0", "writer1"}));
   }
   // A newer snapshot has the sink's own state: nothing moves.

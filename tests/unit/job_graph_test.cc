@@ -153,13 +153,15 @@ TEST(JobGraphTest, SideOutputEdgesHaveTheirSchemaAndAreNeverChained) {
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   // gen -> p -> out chain (p's side edge does not count as an output for chaining).
   ASSERT_EQ(plan->tasks.size(), 2u);
-  EXPECT_EQ(plan->ChainDescription(plan->tasks[0]), "gen(datagen) -> p(parse) -> out(blackhole) x2");
+  EXPECT_EQ(plan->ChainDescription(plan->tasks[0]),
+            "gen(datagen) -> p(parse) -> out(blackhole) x2");
   EXPECT_EQ(plan->ChainDescription(plan->tasks[1]), "bad(blackhole) x1");
   const int e = 2;
   EXPECT_EQ(plan->spec.edges[e].from, "p");
   EXPECT_EQ(plan->spec.edges[e].output, "dirty");
   EXPECT_EQ(plan->edge_schemas[e].ToString(), "reason:string, raw:string");
-  EXPECT_EQ(plan->input_schemas[plan->vertex_index.at("bad")].ToString(), "reason:string, raw:string");
+  EXPECT_EQ(plan->input_schemas[plan->vertex_index.at("bad")].ToString(),
+            "reason:string, raw:string");
   EXPECT_EQ(plan->tasks[0].side_out_edges, std::vector<int>{e});
   EXPECT_EQ(plan->tasks[1].in_edges, std::vector<int>{e});
   EXPECT_EQ(plan->count_suffix[plan->vertex_index.at("bad")], "_dirty");
@@ -216,18 +218,22 @@ TEST(JobGraphTest, BadSideOutputsGetErrorsNamingEdgeAndKnownOutputs) {
                "  - {id: bad, type: blackhole, parallelism: 1}\n", ""),
        "config.dirty.path: required with on_error: dirty"},
       {"no dirty output with on_error: skip",
-       Replace(g, "fields: [{name: n, type: int64}]", "on_error: skip, fields: [{name: n, type: int64}]"),
+       Replace(g, "fields: [{name: n, type: int64}]",
+               "on_error: skip, fields: [{name: n, type: int64}]"),
        "has no output 'dirty'"},
       {"forward side edge with unequal parallelism",
        Replace(g, "to: bad, partition: rebalance", "to: bad"),
        "edge 'p.dirty' -> 'bad': partition: forward needs equal parallelism (2 vs 1)"},
-      {"schema mismatch in a union", Replace(g, "{from: p, to: out}", "{from: p, to: bad, partition: rebalance}\n  - {from: p, to: out}"),
+      {"schema mismatch in a union",
+       Replace(g, "{from: p, to: out}",
+               "{from: p, to: bad, partition: rebalance}\n  - {from: p, to: out}"),
        "vertex 'bad': inputs have different schemas"},
       {"unknown key field on a side edge",
        Replace(g, "to: bad, partition: rebalance", "to: bad, partition: hash, key: [n]"),
        "edge 'p.dirty' -> 'bad': key: unknown field 'n' (fields of 'p.dirty': reason, raw)"},
       {"shorthand and an explicit edge",
-       Replace(g, "fields: [{name: n, type: int64}]", "fields: [{name: n, type: int64}], dirty: {path: /tmp/d}"),
+       Replace(g, "fields: [{name: n, type: int64}]",
+               "fields: [{name: n, type: int64}], dirty: {path: /tmp/d}"),
        "vertex 'p': config.dirty is a shorthand for an edge from 'p.dirty' to a committing_file "
        "sink, and the job also has edge 'p.dirty' -> 'bad': use one of them"},
       {"duplicate side edge", g + "  - {from: p.dirty, to: bad, partition: rebalance}\n",

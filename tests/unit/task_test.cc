@@ -28,10 +28,10 @@ class TaskTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   // Runs every subtask of the job on its own thread; returns the final states.
-  std::vector<TaskState> RunJob(const std::string& yaml, std::vector<std::string>* errors = nullptr,
-                                std::function<void(std::vector<std::unique_ptr<Task>>&)> during = {},
-                                std::function<void(TaskSetup&)> customize = {},
-                                int64_t* side_dropped = nullptr) {
+  std::vector<TaskState> RunJob(
+      const std::string& yaml, std::vector<std::string>* errors = nullptr,
+      std::function<void(std::vector<std::unique_ptr<Task>>&)> during = {},
+      std::function<void(TaskSetup&)> customize = {}, int64_t* side_dropped = nullptr) {
     auto spec = ParseJobFile(yaml);
     EXPECT_TRUE(spec.ok()) << spec.status().ToString();
     auto plan = BuildPlan(std::move(spec).value(), *registry_);
@@ -296,8 +296,10 @@ vertices:
   - {id: gen, type: datagen, parallelism: 2, config: {total: 20000, rows_per_second: 40000,
      fields: [{name: value, expr: "if(id % 5 = 4, concat('bad ', id), concat('{\"n\": ', id, '}'))"}]}}
   - {id: p, type: parse, parallelism: 2, config: {format: json, fields: [{name: n, type: int64}]}}
-  - {id: out, type: file, parallelism: 2, config: {path: ")Y" + (dir_ / "good").string() + R"Y("}}
-  - {id: bad, type: committing_file, parallelism: 1, config: {path: ")Y" + (dir_ / "bad").string() + R"Y("}}
+  - {id: out, type: file, parallelism: 2, config: {path: ")Y" +
+                           (dir_ / "good").string() + R"Y("}}
+  - {id: bad, type: committing_file, parallelism: 1, config: {path: ")Y" +
+                           (dir_ / "bad").string() + R"Y("}}
 edges:
   - {from: gen, to: p}
   - {from: p, to: out}
@@ -443,7 +445,8 @@ class SplitterFactory : public OperatorFactory {
  public:
   OperatorKind kind() const override { return OperatorKind::kTransform; }
   Result<Schema> Validate(const Config&, const Schema& input) const override { return input; }
-  Result<std::vector<SideOutputSpec>> SideOutputs(const Config&, const Schema& input) const override {
+  Result<std::vector<SideOutputSpec>> SideOutputs(const Config&,
+                                                  const Schema& input) const override {
     return std::vector<SideOutputSpec>{{"odd", input, ""}};
   }
   Result<std::unique_ptr<Operator>> Create(const Config&, const Schema&) const override {
@@ -586,7 +589,8 @@ vertices:
      config: {total: 6000, rows_per_second: 12000, fields: [{name: ts, expr: "id * 10"}]},
      watermarks: {event_time_field: ts, interval: 20ms}}
   - {id: split, type: splitter, parallelism: 2}
-  - {id: main, type: file, parallelism: 2, config: {path: ")Y" + dir_.string() + R"Y("}}
+  - {id: main, type: file, parallelism: 2, config: {path: ")Y" +
+                          dir_.string() + R"Y("}}
   - {id: odd, type: recorder, parallelism: 1}
 edges:
   - {from: gen, to: split}
@@ -607,7 +611,8 @@ edges:
   }
   fs::remove_all(dir_);
   std::string unused = job;
-  unused.replace(unused.find("  - {id: odd"), unused.find("edges:") - unused.find("  - {id: odd"), "");
+  unused.replace(unused.find("  - {id: odd"), unused.find("edges:") - unused.find("  - {id: odd"),
+                 "");
   unused.replace(unused.find("  - {from: split.odd"), std::string::npos, "");
   dropped = -1;
   states = RunJob(unused, nullptr, {}, {}, &dropped);

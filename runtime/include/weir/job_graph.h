@@ -99,8 +99,8 @@ struct ExecutionPlan {
   std::vector<Schema> output_schemas;  // per vertex (empty for sinks)
   std::vector<Schema> input_schemas;   // per vertex (empty for sources)
   std::vector<std::vector<SideOutputSpec>> side_outputs;  // per vertex, declared ones
-  std::vector<Schema> edge_schemas;    // per edge: the rows it carries
-  std::vector<int> edge_side_output;   // per edge: index into side_outputs[from], -1: main
+  std::vector<Schema> edge_schemas;                       // per edge: the rows it carries
+  std::vector<int> edge_side_output;  // per edge: index into side_outputs[from], -1: main
   // Per vertex: "" or "_<output>" when the vertex is fed (directly or further up) by a side
   // output: its reconciliation counts are reported with that suffix (a dirty row a dirty sink
   // commits is "committed_dirty", not "committed" a second time).
