@@ -1,8 +1,8 @@
 // parse: turns raw messages (e.g. a Kafka source's `value`) into typed rows: JSON (fields by
 // path, nested allowed), CSV (fields by column) or raw text, with type conversions. Records that
-// fail are dirty: counted, sampled into the log (rate-limited), and written with the reason and
-// their origin (topic, partition, offset when the input has them) to an exactly-once dirty-data
-// output, or the job fails, as configured.
+// fail are dirty: counted, sampled into the log (rate-limited), and emitted with the reason and
+// their origin (topic, partition, offset when the input has them) to the side output "dirty"
+// (an edge `from: <id>.dirty` to any sink), or the job fails, as configured.
 //
 // config:
 //   field: value                      the input field to parse (string)
@@ -16,12 +16,15 @@
 //   record_id: true                   adds record_id = "<topic>/<partition>/<offset>" (needs
 //                                     those input fields): unique per record, for dedup/order
 //   on_error: dirty (default) | fail | skip
-//   dirty: {path: <dir>, max_ratio: 0 (off), window: 10000}   the dirty-data output (a
-//          committing_file sink of its own: exactly once with the job's checkpoints) and the
+//   dirty: {path: <dir>, max_ratio: 0 (off), window: 10000}   path: shorthand for an edge from
+//          the dirty output to a committing_file sink {path: <dir>, prefix: dirty} (vertex
+//          `<id>-dirty-sink`, same parallelism; exactly once with the job's checkpoints); the
 //          threshold: the task fails when more than max_ratio of the last `window` records
 //          were dirty.
 //
-// Output schema: `fields`, then `keep`, then record_id. One instance per subtask thread.
+// Output schema: `fields`, then `keep`, then record_id. Side output "dirty" (on_error: dirty
+// only): reason, raw, then topic, partition, offset as far as the input has them; the job must
+// consume it (an edge or dirty.path). One instance per subtask thread.
 #include <spdlog/spdlog.h>
 
 #include <charconv>
@@ -30,7 +33,6 @@
 #include <ctime>
 #include <deque>
 
-#include "committing_file_sink.h"
 #include "json_extract.h"
 #include "weir/connectors.h"
 #include "weir/logging.h"
@@ -44,7 +46,10 @@ std::shared_ptr<spdlog::logger> Log() {
   return logger;
 }
 
-constexpr std::string_view kDirtyPrefix = "dirty/";
+// Before side outputs, parse embedded its dirty sink and kept that sink's operator state under
+// this prefix; restore hands such lists to the `<id>-dirty-sink` vertex (StateMigration).
+constexpr std::string_view kLegacyDirtyStatePrefix = "dirty/";
+constexpr std::string_view kDirtyOutput = "dirty";
 
 enum class Format { kJson, kCsv, kRaw };
 enum class OnError { kDirty, kFail, kSkip };
@@ -471,11 +476,6 @@ Result<ParsePlan> PlanParse(const Config& config, const Schema& input) {
   if (p.window < 1 || p.window > 100000000) {
     return Status::InvalidArgument(dirty.path() + ".window: must be 1..100000000 records");
   }
-  if (p.on_error == OnError::kDirty && p.dirty_path.empty()) {
-    return Status::InvalidArgument(
-        dirty.path() + ".path: required with on_error: dirty (where bad records go); use "
-                       "on_error: skip to drop them (counted) or fail to stop the job");
-  }
   p.dirty_schema.Add("reason", Type::kString);
   p.dirty_schema.Add("raw", Type::kString);
   for (const char* origin : {"topic", "partition", "offset"}) {
@@ -487,7 +487,7 @@ Result<ParsePlan> PlanParse(const Config& config, const Schema& input) {
   return p;
 }
 
-// The dirty-data sink's config: a committing_file sink of JSON lines under dirty.path.
+// The dirty.path shorthand's sink config: a committing_file sink of JSON lines under the path.
 Result<Config> DirtySinkConfig(const ParsePlan& p, const std::string& where) {
   std::string yaml = "{path: \"";
   for (char c : p.dirty_path) {
@@ -498,16 +498,9 @@ Result<Config> DirtySinkConfig(const ParsePlan& p, const std::string& where) {
   return Config::Parse(yaml, where + ".dirty");
 }
 
-// Output that keeps rows in a batch (for the embedded dirty sink, which emits nothing).
-class NullOutput : public Output {
- public:
-  Status Emit(RowBatch&) override { return Status::Ok(); }
-};
-
 class ParseOperator : public Operator {
  public:
-  ParseOperator(ParsePlan plan, std::unique_ptr<Operator> dirty_sink)
-      : p_(std::move(plan)), dirty_sink_(std::move(dirty_sink)) {
+  explicit ParseOperator(ParsePlan plan) : p_(std::move(plan)) {
     if (p_.format == Format::kJson) {
       std::vector<std::string> paths;
       for (const auto& f : p_.fields) paths.push_back(f.path);
@@ -518,23 +511,8 @@ class ParseOperator : public Operator {
   Status Open(const OperatorContext& ctx) override {
     log_prefix_ = ctx.log_prefix;
     WEIR_RETURN_IF_ERROR(counters_.Restore(ctx.restored));
-    if (dirty_sink_) {
-      // The dirty sink's state is ours, under the "dirty/" prefix.
-      OperatorContext dctx = ctx;
-      dctx.vertex_id = ctx.vertex_id + ".dirty";
-      dctx.log_prefix = ctx.log_prefix + " (dirty output)";
-      if (ctx.restored) {
-        dirty_restored_.root = ctx.restored->root;
-        for (const auto& l : ctx.restored->operator_state) {
-          if (l.name().rfind(kDirtyPrefix, 0) != 0) continue;
-          proto::NamedList copy = l;
-          copy.set_name(l.name().substr(kDirtyPrefix.size()));
-          dirty_restored_.operator_state.push_back(std::move(copy));
-        }
-        dctx.restored = &dirty_restored_;
-      }
-      WEIR_RETURN_IF_ERROR(dirty_sink_->Open(dctx).WithContext("dirty output"));
-    }
+    // Resolved once; null when the operator runs without a task (rows are then dropped).
+    dirty_out_ = ctx.SideOutput(kDirtyOutput);
     return Status::Ok();
   }
 
@@ -565,45 +543,13 @@ class ParseOperator : public Operator {
       }
       WEIR_RETURN_IF_ERROR(CountForRatio(false));
     }
-    if (!dirty_.empty() && dirty_sink_) {
-      WEIR_RETURN_IF_ERROR(dirty_sink_->Process(dirty_, null_out_));
-    }
+    if (!dirty_.empty() && dirty_out_ != nullptr) WEIR_RETURN_IF_ERROR(dirty_out_->Emit(dirty_));
     if (out_.empty()) return Status::Ok();
     return out.Emit(out_);
   }
 
-  Status OnProcessingTime(int64_t now_ms, Output&) override {
-    if (dirty_sink_) return dirty_sink_->OnProcessingTime(now_ms, null_out_);
-    return Status::Ok();
-  }
-
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
-    if (dirty_sink_) {
-      OperatorSnapshot d;
-      WEIR_RETURN_IF_ERROR(dirty_sink_->Snapshot(checkpoint_id, &d).WithContext("dirty output"));
-      for (auto& l : d.operator_state) {
-        // Its own counters would double-count the dirty rows counted here.
-        if (l.name() == RecordCounters::kListName) continue;
-        l.set_name(std::string(kDirtyPrefix) + l.name());
-        out->operator_state.push_back(std::move(l));
-      }
-    }
     counters_.Snapshot(out);
-    return Status::Ok();
-  }
-
-  void NotifyCheckpointComplete(int64_t id) override {
-    if (dirty_sink_) dirty_sink_->NotifyCheckpointComplete(id);
-  }
-  void NotifyCheckpointAborted(int64_t id) override {
-    if (dirty_sink_) dirty_sink_->NotifyCheckpointAborted(id);
-  }
-  Status Finish(Output&) override {
-    if (dirty_sink_) return dirty_sink_->Finish(null_out_);
-    return Status::Ok();
-  }
-  Status Close() override {
-    if (dirty_sink_) return dirty_sink_->Close();
     return Status::Ok();
   }
 
@@ -742,13 +688,11 @@ class ParseOperator : public Operator {
   }
 
   ParsePlan p_;
-  std::unique_ptr<Operator> dirty_sink_;
-  RestoredState dirty_restored_;
+  Output* dirty_out_ = nullptr;
   std::unique_ptr<JsonExtractor> json_;
   RecordCounters counters_;
   std::string log_prefix_;
   RowBatch out_, dirty_;
-  NullOutput null_out_;
   std::string reason_;
   std::vector<std::string_view> cells_;
   std::string scratch_;
@@ -762,21 +706,40 @@ class ParseFactory : public OperatorFactory {
   OperatorKind kind() const override { return OperatorKind::kTransform; }
   Result<Schema> Validate(const Config& config, const Schema& input) const override {
     WEIR_ASSIGN_OR_RETURN(ParsePlan p, PlanParse(config, input));
-    if (!p.dirty_path.empty()) {
-      WEIR_ASSIGN_OR_RETURN(Config dc, DirtySinkConfig(p, config.path()));
-      WEIR_RETURN_IF_ERROR(MakeCommittingFileSinkFactory()->Validate(dc, p.dirty_schema).status());
-    }
     return p.output;
+  }
+  // "dirty" with on_error: dirty; the job must take it somewhere.
+  Result<std::vector<SideOutputSpec>> SideOutputs(const Config& config,
+                                                  const Schema& input) const override {
+    WEIR_ASSIGN_OR_RETURN(ParsePlan p, PlanParse(config, input));
+    std::vector<SideOutputSpec> out;
+    if (p.on_error != OnError::kDirty) return out;
+    out.push_back({std::string(kDirtyOutput), p.dirty_schema,
+                   config.path() + ".dirty.path: required with on_error: dirty (where bad "
+                                   "records go), or an edge from this vertex's dirty output "
+                                   "(from: <vertex id>.dirty) to a sink; use on_error: skip to "
+                                   "drop them (counted) or fail to stop the job"});
+    return out;
+  }
+  // dirty.path: the dirty output into a committing_file sink, as before side outputs (same
+  // files, same exactly-once; its state moves from this vertex's "dirty/" lists on restore).
+  Result<std::vector<ImplicitSideSink>> ImplicitSideSinks(const Config& config) const override {
+    std::vector<ImplicitSideSink> out;
+    WEIR_ASSIGN_OR_RETURN(Config dirty, config.GetMap("dirty"));
+    WEIR_ASSIGN_OR_RETURN(std::string path, dirty.GetString("path", std::string()));
+    WEIR_ASSIGN_OR_RETURN(std::string on_error, config.GetString("on_error", std::string("dirty")));
+    if (path.empty() || on_error != "dirty") return out;
+    ParsePlan p;
+    p.dirty_path = path;
+    WEIR_ASSIGN_OR_RETURN(Config sink_config, DirtySinkConfig(p, config.path()));
+    out.push_back({std::string(kDirtyOutput), "committing_file", std::move(sink_config),
+                   std::string(kLegacyDirtyStatePrefix)});
+    return out;
   }
   Result<std::unique_ptr<Operator>> Create(const Config& config,
                                            const Schema& input) const override {
     WEIR_ASSIGN_OR_RETURN(ParsePlan p, PlanParse(config, input));
-    std::unique_ptr<Operator> dirty;
-    if (p.on_error == OnError::kDirty) {
-      WEIR_ASSIGN_OR_RETURN(Config dc, DirtySinkConfig(p, config.path()));
-      WEIR_ASSIGN_OR_RETURN(dirty, MakeCommittingFileSinkFactory()->Create(dc, p.dirty_schema));
-    }
-    return std::unique_ptr<Operator>(std::make_unique<ParseOperator>(std::move(p), std::move(dirty)));
+    return std::unique_ptr<Operator>(std::make_unique<ParseOperator>(std::move(p)));
   }
 };
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <set>
+#include <tuple>
 
 #include "weir.pb.h"
 
@@ -42,7 +43,12 @@ bool ValidId(const std::string& id) {
 }
 
 std::string VertexWhere(const VertexSpec& v) { return "vertex '" + v.id + "'"; }
-std::string EdgeWhere(const EdgeSpec& e) { return "edge '" + e.from + "' -> '" + e.to + "'"; }
+std::string EdgeFrom(const EdgeSpec& e) {
+  return e.output.empty() ? e.from : e.from + "." + e.output;
+}
+std::string EdgeWhere(const EdgeSpec& e) {
+  return "edge '" + EdgeFrom(e) + "' -> '" + e.to + "'";
+}
 
 }  // namespace
 
@@ -215,6 +221,7 @@ Result<JobSpec> FromProto(const proto::JobGraph& g) {
   for (const auto& pe : g.edges()) {
     EdgeSpec e;
     e.from = pe.from();
+    e.output = pe.from_output();
     e.to = pe.to();
     WEIR_ASSIGN_OR_RETURN(e.partition, ParsePartitioning(pe.partition(), EdgeWhere(e)));
     e.key.assign(pe.key().begin(), pe.key().end());
@@ -255,6 +262,7 @@ void ToProto(const JobSpec& spec, proto::JobGraph* out) {
   for (const auto& e : spec.edges) {
     auto* pe = out->add_edges();
     pe->set_from(e.from);
+    if (!e.output.empty()) pe->set_from_output(e.output);
     pe->set_to(e.to);
     pe->set_partition(PartitioningName(e.partition));
     for (const auto& k : e.key) pe->add_key(k);
@@ -277,10 +285,336 @@ std::string ExecutionPlan::ChainDescription(const TaskPlan& t) const {
   return out + " x" + std::to_string(t.parallelism);
 }
 
+namespace {
+
+// The graph's edges by vertex: inputs (all edges), main outputs, side outputs.
+struct Adjacency {
+  std::vector<std::vector<int>> ins, outs, side_outs;
+};
+
+std::string ImplicitSinkId(const std::string& vertex, const std::string& output) {
+  return vertex + "-" + output + "-sink";
+}
+
+// Config shorthand for side outputs (parse's `dirty: {path: ...}`): adds the sink vertex and
+// the edge from the side output. An explicit edge from the same side output as well would be
+// two destinations for one shorthand: refused, so the job file says one thing.
+Status ExpandImplicitSinks(JobSpec& spec, const OperatorRegistry& registry,
+                           std::vector<StateMigration>* migrations) {
+  const size_t nv = spec.vertices.size();
+  for (size_t i = 0; i < nv; ++i) {
+    const OperatorFactory* f = registry.Find(spec.vertices[i].type);
+    if (f == nullptr) continue;  // reported by BuildPlan
+    WEIR_ASSIGN_OR_RETURN(auto sinks, f->ImplicitSideSinks(spec.vertices[i].config));
+    for (ImplicitSideSink& s : sinks) {
+      const VertexSpec& v = spec.vertices[i];
+      const std::string from = v.id + "." + s.output;
+      for (const EdgeSpec& e : spec.edges) {
+        if ((e.from == v.id && e.output == s.output) || (e.output.empty() && e.from == from)) {
+          return Status::InvalidArgument(VertexWhere(v) + ": config." + s.output +
+                                         " is a shorthand for an edge from '" + from + "' to a " +
+                                         s.type + " sink, and the job also has " + EdgeWhere(e) +
+                                         ": use one of them");
+        }
+      }
+      VertexSpec sink;
+      sink.id = ImplicitSinkId(v.id, s.output);
+      sink.type = s.type;
+      sink.parallelism = v.parallelism;
+      sink.config = std::move(s.config);
+      EdgeSpec edge;
+      edge.from = v.id;
+      edge.output = s.output;
+      edge.to = sink.id;
+      if (!s.legacy_state_prefix.empty()) {
+        migrations->push_back({v.id, s.legacy_state_prefix, sink.id});
+      }
+      spec.vertices.push_back(std::move(sink));
+      spec.edges.push_back(std::move(edge));
+    }
+  }
+  return Status::Ok();
+}
+
+// Resolves `from: a.b` (main output of vertex "a.b" if there is one, else side output "b" of
+// vertex "a") and checks endpoints, duplicates and partitioning rules.
+Result<Adjacency> CheckEdges(JobSpec& spec, const std::map<std::string, int>& index) {
+  const size_t nv = spec.vertices.size();
+  Adjacency adj;
+  adj.ins.resize(nv);
+  adj.outs.resize(nv);
+  adj.side_outs.resize(nv);
+  std::set<std::tuple<int, std::string, int>> seen;
+  for (size_t ei = 0; ei < spec.edges.size(); ++ei) {
+    EdgeSpec& e = spec.edges[ei];
+    auto f = index.find(e.from);
+    const size_t dot = e.from.rfind('.');
+    if (f == index.end() && e.output.empty() && dot != std::string::npos) {
+      auto v = index.find(e.from.substr(0, dot));
+      if (v != index.end() && dot + 1 < e.from.size()) {
+        e.output = e.from.substr(dot + 1);
+        e.from = e.from.substr(0, dot);
+        f = v;
+      }
+    }
+    auto t = index.find(e.to);
+    if (f == index.end()) {
+      return Status::InvalidArgument(EdgeWhere(e) + ": from: unknown vertex '" + EdgeFrom(e) + "'");
+    }
+    if (t == index.end()) {
+      return Status::InvalidArgument(EdgeWhere(e) + ": to: unknown vertex '" + e.to + "'");
+    }
+    if (f->second == t->second) return Status::InvalidArgument(EdgeWhere(e) + ": a self-loop");
+    if (!seen.insert({f->second, e.output, t->second}).second) {
+      return Status::InvalidArgument(EdgeWhere(e) + ": duplicate edge");
+    }
+    const VertexSpec& from = spec.vertices[f->second];
+    const VertexSpec& to = spec.vertices[t->second];
+    if (e.partition == Partitioning::kForward && from.parallelism != to.parallelism) {
+      return Status::InvalidArgument(
+          EdgeWhere(e) + ": partition: forward needs equal parallelism (" +
+          std::to_string(from.parallelism) + " vs " + std::to_string(to.parallelism) +
+          "); use rebalance or hash");
+    }
+    if (e.partition == Partitioning::kHash && e.key.empty()) {
+      return Status::InvalidArgument(EdgeWhere(e) + ": key: hash partitioning needs key fields");
+    }
+    if (e.partition != Partitioning::kHash && !e.key.empty()) {
+      return Status::InvalidArgument(EdgeWhere(e) + ": key: only hash partitioning takes key fields");
+    }
+    (e.output.empty() ? adj.outs : adj.side_outs)[f->second].push_back(static_cast<int>(ei));
+    adj.ins[t->second].push_back(static_cast<int>(ei));
+  }
+  return adj;
+}
+
+// Topological order (Kahn) over main and side edges; leftovers mean a cycle.
+Result<std::vector<int>> TopologicalOrder(const JobSpec& spec, const Adjacency& adj,
+                                          const std::map<std::string, int>& index) {
+  const size_t nv = spec.vertices.size();
+  std::vector<int> indeg(nv), order;
+  for (size_t i = 0; i < nv; ++i) indeg[i] = static_cast<int>(adj.ins[i].size());
+  for (size_t i = 0; i < nv; ++i) {
+    if (indeg[i] == 0) order.push_back(static_cast<int>(i));
+  }
+  for (size_t k = 0; k < order.size(); ++k) {
+    for (const auto* list : {&adj.outs[order[k]], &adj.side_outs[order[k]]}) {
+      for (int ei : *list) {
+        int to = index.at(spec.edges[ei].to);
+        if (--indeg[to] == 0) order.push_back(to);
+      }
+    }
+  }
+  if (order.size() != nv) {
+    std::string in_cycle;
+    for (size_t i = 0; i < nv; ++i) {
+      if (indeg[i] > 0) in_cycle += (in_cycle.empty() ? "" : ", ") + spec.vertices[i].id;
+    }
+    return Status::InvalidArgument("job graph has a cycle through: " + in_cycle);
+  }
+  return order;
+}
+
+// Vertex vi's kind against its edges, and its input schema (several inputs are a union: their
+// schemas must agree).
+Result<Schema> CheckKindAndInput(const ExecutionPlan& plan, const Adjacency& adj, int vi,
+                                 OperatorKind kind) {
+  const VertexSpec& v = plan.spec.vertices[vi];
+  if (kind == OperatorKind::kSource && !adj.ins[vi].empty()) {
+    return Status::InvalidArgument(VertexWhere(v) + ": a source (" + v.type +
+                                   ") cannot have input edges");
+  }
+  if (kind != OperatorKind::kSource && adj.ins[vi].empty()) {
+    return Status::InvalidArgument(VertexWhere(v) + ": has no input edge (a " + v.type +
+                                   " needs one)");
+  }
+  if (kind == OperatorKind::kSink && !adj.outs[vi].empty()) {
+    return Status::InvalidArgument(VertexWhere(v) + ": a sink (" + v.type +
+                                   ") cannot have output edges");
+  }
+  if (kind != OperatorKind::kSink && adj.outs[vi].empty()) {
+    return Status::InvalidArgument(VertexWhere(v) +
+                                   ": its output goes nowhere; add an edge to "
+                                   "a sink (e.g. blackhole or print)");
+  }
+  Schema input;
+  for (size_t k = 0; k < adj.ins[vi].size(); ++k) {
+    const EdgeSpec& e = plan.spec.edges[adj.ins[vi][k]];
+    const Schema& s = plan.edge_schemas[adj.ins[vi][k]];
+    if (k == 0) {
+      input = s;
+    } else if (!(s == input)) {
+      return Status::InvalidArgument(VertexWhere(v) + ": inputs have different schemas (" +
+                                     input.ToString() + ") vs (" + s.ToString() + ")");
+    }
+    for (const std::string& key : e.key) {
+      if (s.IndexOf(key) < 0) {
+        return Status::InvalidArgument(EdgeWhere(e) + ": key: unknown field '" + key +
+                                       "' (fields of '" + EdgeFrom(e) + "': " + s.FieldNames() +
+                                       ")");
+      }
+    }
+  }
+  return input;
+}
+
+Status CheckWatermarks(const VertexSpec& v, OperatorKind kind, const Schema& out) {
+  if (!v.watermarks) return Status::Ok();
+  if (kind == OperatorKind::kSink) {
+    return Status::InvalidArgument(VertexWhere(v) +
+                                   ": watermarks: a sink has no output to generate them for");
+  }
+  const int fi = out.IndexOf(v.watermarks->event_time_field);
+  if (fi < 0) {
+    return Status::InvalidArgument(
+        VertexWhere(v) + ": watermarks.event_time_field: unknown field '" +
+        v.watermarks->event_time_field + "' (fields: " + out.FieldNames() + ")");
+  }
+  const Type t = out.field(static_cast<size_t>(fi)).type;
+  if (t != Type::kTimestamp && t != Type::kInt64) {
+    return Status::InvalidArgument(VertexWhere(v) + ": watermarks.event_time_field: field '" +
+                                   v.watermarks->event_time_field +
+                                   "' must be a timestamp or an integer (milliseconds)");
+  }
+  return Status::Ok();
+}
+
+// Vertex vi's side outputs: every side edge names a declared one (and gets its schema); a
+// required one has an edge.
+Status ResolveSideOutputs(ExecutionPlan& plan, const Adjacency& adj, int vi,
+                          const OperatorFactory& factory) {
+  const VertexSpec& v = plan.spec.vertices[vi];
+  WEIR_ASSIGN_OR_RETURN(plan.side_outputs[vi],
+                        factory.SideOutputs(v.config, plan.input_schemas[vi]));
+  const std::vector<SideOutputSpec>& declared = plan.side_outputs[vi];
+  std::vector<bool> consumed(declared.size(), false);
+  for (int ei : adj.side_outs[vi]) {
+    const EdgeSpec& e = plan.spec.edges[ei];
+    int found = -1;
+    for (size_t k = 0; k < declared.size(); ++k) {
+      if (declared[k].name == e.output) found = static_cast<int>(k);
+    }
+    if (found < 0) {
+      std::string known = "main (from: " + v.id + ")";
+      for (const auto& d : declared) known += ", " + d.name;
+      return Status::InvalidArgument(EdgeWhere(e) + ": from: vertex '" + v.id + "' (" + v.type +
+                                     ") has no output '" + e.output + "' (its outputs: " + known +
+                                     ")");
+    }
+    consumed[found] = true;
+    plan.edge_side_output[ei] = found;
+    plan.edge_schemas[ei] = declared[found].schema;
+  }
+  for (size_t k = 0; k < declared.size(); ++k) {
+    if (!consumed[k] && !declared[k].required_error.empty()) {
+      return Status::InvalidArgument(declared[k].required_error);
+    }
+  }
+  for (int ei : adj.outs[vi]) plan.edge_schemas[ei] = plan.output_schemas[vi];
+  return Status::Ok();
+}
+
+// Kinds and schemas of every vertex, in topological order.
+Status CheckVertices(ExecutionPlan& plan, const Adjacency& adj, const std::vector<int>& order,
+                     const std::vector<const OperatorFactory*>& factories) {
+  const JobSpec& spec = plan.spec;
+  const size_t nv = spec.vertices.size();
+  plan.output_schemas.assign(nv, Schema());
+  plan.input_schemas.assign(nv, Schema());
+  plan.side_outputs.assign(nv, {});
+  plan.edge_schemas.assign(spec.edges.size(), Schema());
+  plan.edge_side_output.assign(spec.edges.size(), -1);
+  plan.count_suffix.assign(nv, std::string());
+  bool has_source = false;
+  for (int vi : order) {
+    const VertexSpec& v = spec.vertices[vi];
+    const OperatorKind kind = factories[vi]->kind();
+    has_source = has_source || kind == OperatorKind::kSource;
+    WEIR_ASSIGN_OR_RETURN(plan.input_schemas[vi], CheckKindAndInput(plan, adj, vi, kind));
+    WEIR_ASSIGN_OR_RETURN(plan.output_schemas[vi],
+                          factories[vi]->Validate(v.config, plan.input_schemas[vi]));
+    WEIR_RETURN_IF_ERROR(CheckWatermarks(v, kind, plan.output_schemas[vi]));
+    WEIR_RETURN_IF_ERROR(ResolveSideOutputs(plan, adj, vi, *factories[vi]));
+    for (int ei : adj.ins[vi]) {
+      const EdgeSpec& e = spec.edges[ei];
+      const std::string& up = plan.count_suffix[plan.vertex_index.at(e.from)];
+      if (plan.count_suffix[vi].empty()) {
+        plan.count_suffix[vi] = e.output.empty() ? up : "_" + e.output;
+      }
+    }
+    const std::vector<std::string> need_key = factories[vi]->RequiredInputKey(v.config);
+    if (need_key.empty()) continue;
+    for (int ei : adj.ins[vi]) {
+      const EdgeSpec& e = spec.edges[ei];
+      if (e.partition != Partitioning::kHash || e.key != need_key) {
+        std::string keys;
+        for (const auto& k : need_key) keys += (keys.empty() ? "" : ", ") + k;
+        return Status::InvalidArgument(EdgeWhere(e) + ": " + v.type + " '" + v.id +
+                                       "' needs its input hash-partitioned by its key [" + keys +
+                                       "] (partition: hash, key: [" + keys + "])");
+      }
+    }
+  }
+  if (!has_source) return Status::InvalidArgument("job has no source vertex");
+  return Status::Ok();
+}
+
+// Chaining: A -> B join one task iff the edge is forward from A's main output, A has one main
+// output edge and B one input edge (equal parallelism is implied by forward). Side-output
+// edges are never chained: they always go through channels.
+Status BuildTasks(ExecutionPlan& plan, const Adjacency& adj, const std::vector<int>& order) {
+  const JobSpec& spec = plan.spec;
+  const size_t nv = spec.vertices.size();
+  std::vector<int> chained_next(nv, -1), chained_prev(nv, -1);
+  for (size_t ei = 0; ei < spec.edges.size(); ++ei) {
+    const EdgeSpec& e = spec.edges[ei];
+    int f = plan.vertex_index[e.from], t = plan.vertex_index[e.to];
+    if (e.output.empty() && e.partition == Partitioning::kForward && adj.outs[f].size() == 1 &&
+        adj.ins[t].size() == 1) {
+      chained_next[f] = t;
+      chained_prev[t] = f;
+    }
+  }
+  plan.task_of_vertex.assign(nv, -1);
+  for (int vi : order) {
+    if (chained_prev[vi] >= 0) continue;  // not a chain head
+    TaskPlan task;
+    task.id = spec.vertices[vi].id;
+    task.parallelism = spec.vertices[vi].parallelism;
+    for (int cur = vi; cur >= 0; cur = chained_next[cur]) {
+      task.vertices.push_back(cur);
+      plan.task_of_vertex[cur] = static_cast<int>(plan.tasks.size());
+      task.side_out_edges.insert(task.side_out_edges.end(), adj.side_outs[cur].begin(),
+                                 adj.side_outs[cur].end());
+    }
+    int with_watermarks = -1;
+    for (int cv : task.vertices) {
+      if (!spec.vertices[cv].watermarks) continue;
+      if (with_watermarks >= 0) {
+        return Status::InvalidArgument(
+            VertexWhere(spec.vertices[cv]) + ": watermarks: vertex '" +
+            spec.vertices[with_watermarks].id +
+            "' of the same chain already generates watermarks (one per chain)");
+      }
+      with_watermarks = cv;
+    }
+    task.in_edges = adj.ins[vi];
+    task.out_edges = adj.outs[task.vertices.back()];
+    plan.task_index[task.id] = static_cast<int>(plan.tasks.size());
+    plan.tasks.push_back(std::move(task));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<ExecutionPlan> BuildPlan(JobSpec spec, const OperatorRegistry& registry) {
   ExecutionPlan plan;
+  if (spec.vertices.empty()) {
+    return Status::InvalidArgument("job.vertices: the job has no vertices");
+  }
+  WEIR_RETURN_IF_ERROR(ExpandImplicitSinks(spec, registry, &plan.state_migrations));
   const size_t nv = spec.vertices.size();
-  if (nv == 0) return Status::InvalidArgument("job.vertices: the job has no vertices");
 
   // Vertices: ids and types.
   std::vector<const OperatorFactory*> factories(nv);
@@ -304,180 +638,11 @@ Result<ExecutionPlan> BuildPlan(JobSpec spec, const OperatorRegistry& registry) 
                                      std::to_string(spec.max_parallelism));
     }
   }
-
-  // Edges: endpoints, duplicates, partitioning rules.
-  std::vector<std::vector<int>> ins(nv), outs(nv);
-  std::set<std::pair<int, int>> seen;
-  for (size_t ei = 0; ei < spec.edges.size(); ++ei) {
-    const EdgeSpec& e = spec.edges[ei];
-    auto f = plan.vertex_index.find(e.from);
-    auto t = plan.vertex_index.find(e.to);
-    if (f == plan.vertex_index.end()) {
-      return Status::InvalidArgument(EdgeWhere(e) + ": from: unknown vertex '" + e.from + "'");
-    }
-    if (t == plan.vertex_index.end()) {
-      return Status::InvalidArgument(EdgeWhere(e) + ": to: unknown vertex '" + e.to + "'");
-    }
-    if (f->second == t->second) return Status::InvalidArgument(EdgeWhere(e) + ": a self-loop");
-    if (!seen.insert({f->second, t->second}).second) {
-      return Status::InvalidArgument(EdgeWhere(e) + ": duplicate edge");
-    }
-    const VertexSpec& from = spec.vertices[f->second];
-    const VertexSpec& to = spec.vertices[t->second];
-    if (e.partition == Partitioning::kForward && from.parallelism != to.parallelism) {
-      return Status::InvalidArgument(
-          EdgeWhere(e) + ": partition: forward needs equal parallelism (" +
-          std::to_string(from.parallelism) + " vs " + std::to_string(to.parallelism) +
-          "); use rebalance or hash");
-    }
-    if (e.partition == Partitioning::kHash && e.key.empty()) {
-      return Status::InvalidArgument(EdgeWhere(e) + ": key: hash partitioning needs key fields");
-    }
-    if (e.partition != Partitioning::kHash && !e.key.empty()) {
-      return Status::InvalidArgument(EdgeWhere(e) + ": key: only hash partitioning takes key fields");
-    }
-    outs[f->second].push_back(static_cast<int>(ei));
-    ins[t->second].push_back(static_cast<int>(ei));
-  }
-
-  // Topological order (Kahn); leftovers mean a cycle.
-  std::vector<int> indeg(nv), order;
-  for (size_t i = 0; i < nv; ++i) indeg[i] = static_cast<int>(ins[i].size());
-  for (size_t i = 0; i < nv; ++i) {
-    if (indeg[i] == 0) order.push_back(static_cast<int>(i));
-  }
-  for (size_t k = 0; k < order.size(); ++k) {
-    for (int ei : outs[order[k]]) {
-      int to = plan.vertex_index[spec.edges[ei].to];
-      if (--indeg[to] == 0) order.push_back(to);
-    }
-  }
-  if (order.size() != nv) {
-    std::string in_cycle;
-    for (size_t i = 0; i < nv; ++i) {
-      if (indeg[i] > 0) in_cycle += (in_cycle.empty() ? "" : ", ") + spec.vertices[i].id;
-    }
-    return Status::InvalidArgument("job graph has a cycle through: " + in_cycle);
-  }
-
-  // Kinds and schemas, in topological order.
-  plan.output_schemas.assign(nv, Schema());
-  plan.input_schemas.assign(nv, Schema());
-  bool has_source = false;
-  for (int vi : order) {
-    const VertexSpec& v = spec.vertices[vi];
-    const OperatorKind kind = factories[vi]->kind();
-    if (kind == OperatorKind::kSource) {
-      has_source = true;
-      if (!ins[vi].empty()) {
-        return Status::InvalidArgument(VertexWhere(v) + ": a source (" + v.type +
-                                       ") cannot have input edges");
-      }
-    } else if (ins[vi].empty()) {
-      return Status::InvalidArgument(VertexWhere(v) + ": has no input edge (a " + v.type +
-                                     " needs one)");
-    }
-    if (kind == OperatorKind::kSink && !outs[vi].empty()) {
-      return Status::InvalidArgument(VertexWhere(v) + ": a sink (" + v.type +
-                                     ") cannot have output edges");
-    }
-    if (kind != OperatorKind::kSink && outs[vi].empty()) {
-      return Status::InvalidArgument(VertexWhere(v) + ": its output goes nowhere; add an edge to "
-                                     "a sink (e.g. blackhole or print)");
-    }
-    // Several inputs are a union: their schemas must agree.
-    Schema input;
-    for (size_t k = 0; k < ins[vi].size(); ++k) {
-      const EdgeSpec& e = spec.edges[ins[vi][k]];
-      const Schema& s = plan.output_schemas[plan.vertex_index[e.from]];
-      if (k == 0) {
-        input = s;
-      } else if (!(s == input)) {
-        return Status::InvalidArgument(VertexWhere(v) + ": inputs have different schemas (" +
-                                       input.ToString() + ") vs (" + s.ToString() + ")");
-      }
-      for (const std::string& key : e.key) {
-        if (s.IndexOf(key) < 0) {
-          return Status::InvalidArgument(EdgeWhere(e) + ": key: unknown field '" + key +
-                                         "' (fields of '" + e.from + "': " + s.FieldNames() + ")");
-        }
-      }
-    }
-    plan.input_schemas[vi] = input;
-    WEIR_ASSIGN_OR_RETURN(plan.output_schemas[vi], factories[vi]->Validate(v.config, input));
-    if (v.watermarks) {
-      if (kind == OperatorKind::kSink) {
-        return Status::InvalidArgument(VertexWhere(v) +
-                                       ": watermarks: a sink has no output to generate them for");
-      }
-      const Schema& out = plan.output_schemas[vi];
-      const int fi = out.IndexOf(v.watermarks->event_time_field);
-      if (fi < 0) {
-        return Status::InvalidArgument(VertexWhere(v) + ": watermarks.event_time_field: unknown field '" +
-                                       v.watermarks->event_time_field + "' (fields: " +
-                                       out.FieldNames() + ")");
-      }
-      const Type t = out.field(static_cast<size_t>(fi)).type;
-      if (t != Type::kTimestamp && t != Type::kInt64) {
-        return Status::InvalidArgument(VertexWhere(v) + ": watermarks.event_time_field: field '" +
-                                       v.watermarks->event_time_field +
-                                       "' must be a timestamp or an integer (milliseconds)");
-      }
-    }
-    const std::vector<std::string> need_key = factories[vi]->RequiredInputKey(v.config);
-    if (!need_key.empty()) {
-      for (int ei : ins[vi]) {
-        const EdgeSpec& e = spec.edges[ei];
-        if (e.partition != Partitioning::kHash || e.key != need_key) {
-          std::string keys;
-          for (const auto& k : need_key) keys += (keys.empty() ? "" : ", ") + k;
-          return Status::InvalidArgument(EdgeWhere(e) + ": " + v.type + " '" + v.id +
-                                         "' needs its input hash-partitioned by its key [" +
-                                         keys + "] (partition: hash, key: [" + keys + "])");
-        }
-      }
-    }
-  }
-  if (!has_source) return Status::InvalidArgument("job has no source vertex");
-
-  // Chaining: A -> B join one task iff the edge is forward, A has one output and B one input
-  // (equal parallelism is implied by forward).
-  std::vector<int> chained_next(nv, -1), chained_prev(nv, -1);
-  for (size_t ei = 0; ei < spec.edges.size(); ++ei) {
-    const EdgeSpec& e = spec.edges[ei];
-    int f = plan.vertex_index[e.from], t = plan.vertex_index[e.to];
-    if (e.partition == Partitioning::kForward && outs[f].size() == 1 && ins[t].size() == 1) {
-      chained_next[f] = t;
-      chained_prev[t] = f;
-    }
-  }
-  plan.task_of_vertex.assign(nv, -1);
-  for (int vi : order) {
-    if (chained_prev[vi] >= 0) continue;  // not a chain head
-    TaskPlan task;
-    task.id = spec.vertices[vi].id;
-    task.parallelism = spec.vertices[vi].parallelism;
-    for (int cur = vi; cur >= 0; cur = chained_next[cur]) {
-      task.vertices.push_back(cur);
-      plan.task_of_vertex[cur] = static_cast<int>(plan.tasks.size());
-    }
-    int with_watermarks = -1;
-    for (int cv : task.vertices) {
-      if (!spec.vertices[cv].watermarks) continue;
-      if (with_watermarks >= 0) {
-        return Status::InvalidArgument(
-            VertexWhere(spec.vertices[cv]) + ": watermarks: vertex '" +
-            spec.vertices[with_watermarks].id +
-            "' of the same chain already generates watermarks (one per chain)");
-      }
-      with_watermarks = cv;
-    }
-    task.in_edges = ins[vi];
-    task.out_edges = outs[task.vertices.back()];
-    plan.task_index[task.id] = static_cast<int>(plan.tasks.size());
-    plan.tasks.push_back(std::move(task));
-  }
+  WEIR_ASSIGN_OR_RETURN(Adjacency adj, CheckEdges(spec, plan.vertex_index));
+  WEIR_ASSIGN_OR_RETURN(std::vector<int> order, TopologicalOrder(spec, adj, plan.vertex_index));
   plan.spec = std::move(spec);
+  WEIR_RETURN_IF_ERROR(CheckVertices(plan, adj, order, factories));
+  WEIR_RETURN_IF_ERROR(BuildTasks(plan, adj, order));
   return plan;
 }
 

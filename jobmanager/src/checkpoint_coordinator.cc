@@ -500,9 +500,69 @@ void PruneCheckpoints(std::deque<CompletedCheckpoint>& completed, size_t keep,
   }
 }
 
+namespace {
+
+// Snapshots from before a sink became a vertex of its own (StateMigration: parse's dirty-data
+// sink lived inside parse, its lists named "dirty/<list>") restore into the new vertex: the
+// lists move, renamed, per old subtask, so the usual redistribution applies to them. Only when
+// the snapshot has no state of the new vertex itself (a newer snapshot has, and no such lists).
+proto::CheckpointMetadata MigrateState(const proto::CheckpointMetadata& md,
+                                       const ExecutionPlan& plan) {
+  proto::CheckpointMetadata out = md;
+  for (const StateMigration& m : plan.state_migrations) {
+    proto::VertexState* from = nullptr;
+    bool target_has_state = false;
+    for (auto& vs : *out.mutable_vertices()) {
+      if (vs.vertex_id() == m.from_vertex) from = &vs;
+      if (vs.vertex_id() == m.to_vertex) {
+        for (const auto& os : vs.subtasks()) {
+          target_has_state = target_has_state || os.operator_state_size() > 0 || os.has_keyed();
+        }
+      }
+    }
+    if (from == nullptr || target_has_state) continue;
+    proto::VertexState moved;
+    moved.set_vertex_id(m.to_vertex);
+    moved.set_parallelism(from->parallelism());
+    bool any = false;
+    for (auto& os : *from->mutable_subtasks()) {
+      proto::OperatorSubtaskState* dst = moved.add_subtasks();
+      dst->set_vertex_id(m.to_vertex);
+      dst->set_subtask(os.subtask());
+      google::protobuf::RepeatedPtrField<proto::NamedList> keep;
+      for (auto& l : *os.mutable_operator_state()) {
+        if (l.name().rfind(m.list_prefix, 0) == 0) {
+          proto::NamedList* nl = dst->add_operator_state();
+          *nl = std::move(l);
+          nl->set_name(nl->name().substr(m.list_prefix.size()));
+          any = true;
+        } else {
+          *keep.Add() = std::move(l);
+        }
+      }
+      os.mutable_operator_state()->Swap(&keep);
+    }
+    if (!any) continue;
+    Log()->info(
+        "restoring the state of '{}' from lists '{}*' of vertex '{}' (a snapshot "
+        "from before side outputs)",
+        m.to_vertex, m.list_prefix, m.from_vertex);
+    // A vertex appears once in the metadata: drop a stateless entry of the target.
+    for (int i = out.vertices_size() - 1; i >= 0; --i) {
+      if (out.vertices(i).vertex_id() == m.to_vertex) out.mutable_vertices()->DeleteSubrange(i, 1);
+    }
+    *out.add_vertices() = std::move(moved);
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>> PlanRestore(
-    const proto::CheckpointMetadata& md, const std::string& dir, const ExecutionPlan& plan,
+    const proto::CheckpointMetadata& original, const std::string& dir, const ExecutionPlan& plan,
     bool allow_non_restored) {
+  const proto::CheckpointMetadata md =
+      plan.state_migrations.empty() ? original : MigrateState(original, plan);
   // Paths in a savepoint are relative to its directory; in a checkpoint, to the job's root.
   const std::string root = md.savepoint() ? dir : fs::path(dir).parent_path().string();
   std::map<std::pair<std::string, int>, proto::RestoreInfo> out;

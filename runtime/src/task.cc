@@ -168,6 +168,34 @@ class NetworkOutput : public Output {
   OperatorMetrics* metrics_;
 };
 
+// A side output of one operator of the chain: every edge consuming it gets every batch. With
+// no such edge (the job does not use this output) rows are dropped and counted.
+class SideNetworkOutput : public Output {
+ public:
+  explicit SideNetworkOutput(OperatorMetrics* m) : metrics_(m) {}
+  std::vector<EdgeWriter*> writers;  // owned by the task
+  Status Emit(RowBatch& batch) override {
+    if (writers.empty()) {
+      metrics_->side_records_dropped.fetch_add(static_cast<int64_t>(batch.size()),
+                                               std::memory_order_relaxed);
+      return Status::Ok();
+    }
+    for (EdgeWriter* w : writers) WEIR_RETURN_IF_ERROR(w->Write(batch));
+    return Status::Ok();
+  }
+
+ private:
+  OperatorMetrics* metrics_;
+};
+
+// The producer part of a channel key: the task for main outputs; "<vertex>:<output>" for a
+// side output (':' is not allowed in ids, so it never equals a task id, and two edges between
+// the same pair of tasks get different channels).
+std::string ProducerKey(const ExecutionPlan& plan, const EdgeSpec& e) {
+  if (e.output.empty()) return plan.tasks[plan.task_of_vertex[plan.vertex_index.at(e.from)]].id;
+  return e.from + ":" + e.output;
+}
+
 // Output of a sink: nothing leaves the chain.
 class DiscardOutput : public Output {
  public:
@@ -290,6 +318,7 @@ class Task::Impl {
       WEIR_RETURN_IF_ERROR(prepare(head));
       ctx.log_prefix = prefix_;
       ctx.watermarks = head.watermarks ? &*head.watermarks : nullptr;
+      SetSideOutputs(tp.vertices[0], &ctx);
       WEIR_RETURN_IF_ERROR(source_->Open(ctx).WithContext("vertex '" + head.id + "'"));
       first_op = 1;
     }
@@ -300,44 +329,23 @@ class Task::Impl {
       WEIR_RETURN_IF_ERROR(prepare(v));
       ctx.log_prefix = prefix_ + " op=" + v.id;
       ctx.watermarks = nullptr;
+      SetSideOutputs(tp.vertices[k], &ctx);
       WEIR_RETURN_IF_ERROR(op->Open(ctx).WithContext("vertex '" + v.id + "'"));
       ops_.push_back(std::move(op));
     }
-    // Outputs.
-    const int tail = tp.vertices.back();
+    // Outputs: the tail's main output edges, then the side-output edges of any vertex.
     for (int ei : tp.out_edges) {
-      const EdgeSpec& e = spec.edges[ei];
-      const Schema* schema = &plan.output_schemas[tail];
-      std::vector<int> key_idx;
-      for (const auto& k : e.key) key_idx.push_back(schema->IndexOf(k));
-      const int to_vertex = plan.vertex_index.at(e.to);
-      const TaskPlan& consumer = plan.tasks[plan.task_of_vertex[to_vertex]];
-      auto w = std::make_unique<EdgeWriter>(e.partition, std::move(key_idx), spec.max_parallelism,
-                                            schema, s_.options.buffer_bytes, s_.subtask);
-      std::vector<int> targets;
-      if (e.partition == Partitioning::kForward) {
-        targets.push_back(s_.subtask);
-      } else {
-        for (int j = 0; j < consumer.parallelism; ++j) targets.push_back(j);
-      }
-      for (int j : targets) {
-        const std::string key = ChannelKey(s_.job_id, s_.attempt, consumer.id, j, tp.id, s_.subtask);
-        PeerLocation loc = s_.locate(consumer.id, j);
-        if (loc.local) {
-          w->AddChannel(s_.network->ConnectLocal(key, cancel_));
-        } else {
-          // The consumer's task manager may still be starting its listener: retry briefly.
-          Result<std::unique_ptr<ChannelSender>> sender = Status::Unavailable("not tried");
-          for (int attempt = 0; attempt < 50 && !cancel_->load(); ++attempt) {
-            sender = s_.network->ConnectRemote(loc.data_address, key, cancel_, loc.tm_id);
-            if (sender.ok()) break;
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-          }
-          if (!sender.ok()) return sender.status();
-          w->AddChannel(std::move(sender).value());
-        }
-      }
+      WEIR_ASSIGN_OR_RETURN(auto w, ConnectEdge(ei));
+      all_writers_.push_back(w.get());
       net_out_.writers.push_back(std::move(w));
+    }
+    for (int ei : tp.side_out_edges) {
+      WEIR_ASSIGN_OR_RETURN(auto w, ConnectEdge(ei));
+      const EdgeSpec& e = spec.edges[ei];
+      all_writers_.push_back(w.get());
+      side_outs_.at({plan.vertex_index.at(e.from), plan.edge_side_output[ei]})
+          ->writers.push_back(w.get());
+      side_writers_.push_back(std::move(w));
     }
     // Event time: at most one vertex per chain generates watermarks (checked by BuildPlan).
     int observed_op = -1;  // the operator whose output the assigner watches
@@ -387,14 +395,67 @@ class Task::Impl {
       }
       for (int j : sources) {
         const PeerLocation from = s_.locate(producer.id, j);
-        input_names_.push_back("'" + producer.id + "' subtask " + std::to_string(j) +
+        input_names_.push_back("'" + (e.output.empty() ? producer.id : e.from + "." + e.output) +
+                               "' subtask " + std::to_string(j) +
                                (from.tm_id.empty() ? "" : " on " + from.tm_id));
         gate_.AddChannel(s_.network->GetOrCreateChannel(
-            ChannelKey(s_.job_id, s_.attempt, tp.id, s_.subtask, producer.id, j)));
+            ChannelKey(s_.job_id, s_.attempt, tp.id, s_.subtask, ProducerKey(plan, e), j)));
       }
     }
     valve_ = std::make_unique<WatermarkValve>(gate_.num_channels());
     return Status::Ok();
+  }
+
+  // The side outputs vertex vi declared (one Output each, wired to edges after Open).
+  void SetSideOutputs(int vi, OperatorContext* ctx) {
+    ctx->side_outputs.clear();
+    ctx->side_output_names.clear();
+    const auto& declared = s_.plan->side_outputs[vi];
+    for (size_t k = 0; k < declared.size(); ++k) {
+      auto out = std::make_unique<SideNetworkOutput>(metrics_);
+      ctx->side_outputs.push_back(out.get());
+      ctx->side_output_names.push_back(declared[k].name);
+      side_outs_[{vi, static_cast<int>(k)}] = std::move(out);
+    }
+  }
+
+  // A writer for edge ei from this subtask, connected to every consumer subtask it feeds.
+  Result<std::unique_ptr<EdgeWriter>> ConnectEdge(int ei) {
+    const ExecutionPlan& plan = *s_.plan;
+    const EdgeSpec& e = plan.spec.edges[ei];
+    const Schema* schema = &plan.edge_schemas[ei];
+    std::vector<int> key_idx;
+    for (const auto& k : e.key) key_idx.push_back(schema->IndexOf(k));
+    const TaskPlan& consumer = plan.tasks[plan.task_of_vertex[plan.vertex_index.at(e.to)]];
+    auto w =
+        std::make_unique<EdgeWriter>(e.partition, std::move(key_idx), plan.spec.max_parallelism,
+                                     schema, s_.options.buffer_bytes, s_.subtask);
+    std::vector<int> targets;
+    if (e.partition == Partitioning::kForward) {
+      targets.push_back(s_.subtask);
+    } else {
+      for (int j = 0; j < consumer.parallelism; ++j) targets.push_back(j);
+    }
+    const std::string producer = ProducerKey(plan, e);
+    for (int j : targets) {
+      const std::string key =
+          ChannelKey(s_.job_id, s_.attempt, consumer.id, j, producer, s_.subtask);
+      PeerLocation loc = s_.locate(consumer.id, j);
+      if (loc.local) {
+        w->AddChannel(s_.network->ConnectLocal(key, cancel_));
+        continue;
+      }
+      // The consumer's task manager may still be starting its listener: retry briefly.
+      Result<std::unique_ptr<ChannelSender>> sender = Status::Unavailable("not tried");
+      for (int attempt = 0; attempt < 50 && !cancel_->load(); ++attempt) {
+        sender = s_.network->ConnectRemote(loc.data_address, key, cancel_, loc.tm_id);
+        if (sender.ok()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (!sender.ok()) return sender.status();
+      w->AddChannel(std::move(sender).value());
+    }
+    return w;
   }
 
   // Hands a batch to the head of the chain (after the source, if any).
@@ -407,7 +468,7 @@ class Task::Impl {
     int64_t now = NowNs();
     if (now - last_flush_ns_ >= s_.options.buffer_timeout_ms * 1000000) {
       last_flush_ns_ = now;
-      for (auto& w : net_out_.writers) WEIR_RETURN_IF_ERROR(w->FlushAll());
+      for (EdgeWriter* w : all_writers_) WEIR_RETURN_IF_ERROR(w->FlushAll());
     }
     return Status::Ok();
   }
@@ -458,14 +519,16 @@ class Task::Impl {
     if (upstream && assigner_ && assigner_->pos == ops_.size()) return Status::Ok();
     if (wm <= net_wm_) return Status::Ok();
     net_wm_ = wm;
-    for (auto& w : net_out_.writers) WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kWatermark, wm));
+    for (EdgeWriter* w : all_writers_) {
+      WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kWatermark, wm));
+    }
     return Status::Ok();
   }
 
   Status BroadcastStatus(bool idle) {
     if (idle == net_idle_) return Status::Ok();
     net_idle_ = idle;
-    for (auto& w : net_out_.writers) {
+    for (EdgeWriter* w : all_writers_) {
       WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kWatermarkStatus, idle ? 1 : 0));
     }
     return Status::Ok();
@@ -473,7 +536,7 @@ class Task::Impl {
 
   Status FlushAll() {
     last_flush_ns_ = NowNs();
-    for (auto& w : net_out_.writers) WEIR_RETURN_IF_ERROR(w->FlushAll());
+    for (EdgeWriter* w : all_writers_) WEIR_RETURN_IF_ERROR(w->FlushAll());
     return Status::Ok();
   }
 
@@ -625,13 +688,21 @@ class Task::Impl {
       // aborts the checkpoint.
     }
     const std::string body = opts.SerializeAsString();
-    for (auto& w : net_out_.writers) {
+    for (EdgeWriter* w : all_writers_) {
       WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kBarrier, id, body));
     }
     if (!st.ok()) return Status::Ok();
     const int64_t sync_ms = (NowNs() - start) / 1000000;
     Log()->info("{} checkpoint={} snapshot taken (sync {} ms, alignment {} ms)", prefix_, id,
                 sync_ms, align_ms);
+    // Rows downstream of a side output are reported apart (ExecutionPlan::count_suffix).
+    for (size_t i = 0; i < snaps.size(); ++i) {
+      const std::string& suffix = plan.count_suffix[tp.vertices[i]];
+      if (suffix.empty() || snaps[i].second.counts.empty()) continue;
+      std::map<std::string, int64_t> renamed;
+      for (const auto& [name, n] : snaps[i].second.counts) renamed[name + suffix] = n;
+      snaps[i].second.counts = std::move(renamed);
+    }
     // The asynchronous part: upload keyed state, then acknowledge.
     auto shared_snaps = std::make_shared<std::vector<std::pair<std::string, OperatorSnapshot>>>(
         std::move(snaps));
@@ -761,7 +832,9 @@ class Task::Impl {
     for (size_t k = 0; k < ops_.size(); ++k) {
       WEIR_RETURN_IF_ERROR(ops_[k]->Finish(*outs_[k]));
     }
-    for (auto& w : net_out_.writers) WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kEndOfStream, 0));
+    for (EdgeWriter* w : all_writers_) {
+      WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kEndOfStream, 0));
+    }
     return Status::Ok();
   }
 
@@ -805,6 +878,11 @@ class Task::Impl {
   std::vector<std::unique_ptr<ChainLink>> links_;
   Output* head_out_ = nullptr;
   NetworkOutput net_out_;
+  // Side outputs by (vertex, declared index); their edges' writers; and every writer of the
+  // task (main and side): events (barriers, watermarks, end of stream) and flushes go to all.
+  std::map<std::pair<int, int>, std::unique_ptr<SideNetworkOutput>> side_outs_;
+  std::vector<std::unique_ptr<EdgeWriter>> side_writers_;
+  std::vector<EdgeWriter*> all_writers_;
   DiscardOutput discard_;
   InputGate gate_;
   Mailbox* mailbox_;
@@ -927,6 +1005,10 @@ void Task::Run() {
   }
   Log()->info("{} finished: {} records in, {} out", log_prefix_, metrics_.records_in.load(),
               metrics_.records_out.load());
+  if (const int64_t dropped = metrics_.side_records_dropped.load(); dropped > 0) {
+    // By design (no edge takes that side output), but worth a line.
+    Log()->info("{} {} rows to side outputs without an edge were dropped", log_prefix_, dropped);
+  }
   set_state(TaskState::kFinished, Status::Ok());
 }
 

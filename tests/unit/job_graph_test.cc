@@ -135,6 +135,125 @@ TEST(JobGraphTest, BadJobsGetErrorsNamingVertexAndField) {
   }
 }
 
+// parse's dirty rows as a side output: an explicit edge `from: p.dirty`, never chained.
+constexpr const char* kSide = R"Y(
+name: side
+vertices:
+  - {id: gen, type: datagen, parallelism: 2, config: {total: 10, fields: [{name: value, expr: "if(id % 5 = 4, 'bad', concat('{\"n\": ', id, '}'))"}]}}
+  - {id: p, type: parse, parallelism: 2, config: {format: json, fields: [{name: n, type: int64}]}}
+  - {id: out, type: blackhole, parallelism: 2}
+  - {id: bad, type: blackhole, parallelism: 1}
+edges:
+  - {from: gen, to: p}
+  - {from: p, to: out}
+  - {from: p.dirty, to: bad, partition: rebalance}
+)Y";
+
+TEST(JobGraphTest, SideOutputEdgesHaveTheirSchemaAndAreNeverChained) {
+  auto plan = Plan(kSide);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  // gen -> p -> out chain (p's side edge does not count as an output for chaining).
+  ASSERT_EQ(plan->tasks.size(), 2u);
+  EXPECT_EQ(plan->ChainDescription(plan->tasks[0]),
+            "gen(datagen) -> p(parse) -> out(blackhole) x2");
+  EXPECT_EQ(plan->ChainDescription(plan->tasks[1]), "bad(blackhole) x1");
+  const int e = 2;
+  EXPECT_EQ(plan->spec.edges[e].from, "p");
+  EXPECT_EQ(plan->spec.edges[e].output, "dirty");
+  EXPECT_EQ(plan->edge_schemas[e].ToString(), "reason:string, raw:string");
+  EXPECT_EQ(plan->input_schemas[plan->vertex_index.at("bad")].ToString(),
+            "reason:string, raw:string");
+  EXPECT_EQ(plan->tasks[0].side_out_edges, std::vector<int>{e});
+  EXPECT_EQ(plan->tasks[1].in_edges, std::vector<int>{e});
+  EXPECT_EQ(plan->count_suffix[plan->vertex_index.at("bad")], "_dirty");
+  EXPECT_EQ(plan->count_suffix[plan->vertex_index.at("out")], "");
+  // Through the proto (the output travels in its own field) and back.
+  proto::JobGraph g;
+  ToProto(plan->spec, &g);
+  EXPECT_EQ(g.edges(e).from(), "p");
+  EXPECT_EQ(g.edges(e).from_output(), "dirty");
+  auto back = FromProto(g);
+  ASSERT_TRUE(back.ok());
+  auto again = BuildPlan(std::move(back).value(), BuiltinOperators());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->edge_schemas[e].ToString(), "reason:string, raw:string");
+}
+
+TEST(JobGraphTest, DirtyPathShorthandAddsASinkVertexFedByTheSideOutput) {
+  std::string job = Replace(kSide, "fields: [{name: n, type: int64}]",
+                            "fields: [{name: n, type: int64}], dirty: {path: /tmp/d}");
+  job = Replace(job, "  - {from: p.dirty, to: bad, partition: rebalance}\n", "");
+  job = Replace(job, "  - {id: bad, type: blackhole, parallelism: 1}\n", "");
+  auto plan = Plan(job);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_EQ(plan->spec.vertices.size(), 4u);
+  const VertexSpec& sink = plan->spec.vertices.back();
+  EXPECT_EQ(sink.id, "p-dirty-sink");
+  EXPECT_EQ(sink.type, "committing_file");
+  EXPECT_EQ(sink.parallelism, 2);
+  const EdgeSpec& e = plan->spec.edges.back();
+  EXPECT_EQ(e.from + "." + e.output + "->" + e.to, "p.dirty->p-dirty-sink");
+  EXPECT_EQ(e.partition, Partitioning::kForward);
+  ASSERT_EQ(plan->state_migrations.size(), 1u);
+  EXPECT_EQ(plan->state_migrations[0].from_vertex, "p");
+  EXPECT_EQ(plan->state_migrations[0].list_prefix, "dirty/");
+  EXPECT_EQ(plan->state_migrations[0].to_vertex, "p-dirty-sink");
+  // The job file itself is unchanged: what is submitted expands the same way everywhere.
+  auto spec = ParseJobFile(job);
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->vertices.size(), 3u);
+}
+
+TEST(JobGraphTest, BadSideOutputsGetErrorsNamingEdgeAndKnownOutputs) {
+  const std::string g = kSide;
+  std::vector<BadCase> cases = {
+      {"unknown side output", Replace(g, "from: p.dirty", "from: p.dirt"),
+       "edge 'p.dirt' -> 'bad': from: vertex 'p' (parse) has no output 'dirt' (its outputs: main "
+       "(from: p), dirty)"},
+      {"side output of an operator without any", Replace(g, "from: p.dirty", "from: gen.dirty"),
+       "vertex 'gen' (datagen) has no output 'dirty' (its outputs: main (from: gen))"},
+      {"unknown vertex", Replace(g, "from: p.dirty", "from: q.dirty"),
+       "edge 'q.dirty' -> 'bad': from: unknown vertex 'q.dirty'"},
+      {"dirty output not consumed",
+       Replace(Replace(g, "  - {from: p.dirty, to: bad, partition: rebalance}\n", ""),
+               "  - {id: bad, type: blackhole, parallelism: 1}\n", ""),
+       "config.dirty.path: required with on_error: dirty"},
+      {"no dirty output with on_error: skip",
+       Replace(g, "fields: [{name: n, type: int64}]",
+               "on_error: skip, fields: [{name: n, type: int64}]"),
+       "has no output 'dirty'"},
+      {"forward side edge with unequal parallelism",
+       Replace(g, "to: bad, partition: rebalance", "to: bad"),
+       "edge 'p.dirty' -> 'bad': partition: forward needs equal parallelism (2 vs 1)"},
+      {"schema mismatch in a union",
+       Replace(g, "{from: p, to: out}",
+               "{from: p, to: bad, partition: rebalance}\n  - {from: p, to: out}"),
+       "vertex 'bad': inputs have different schemas"},
+      {"unknown key field on a side edge",
+       Replace(g, "to: bad, partition: rebalance", "to: bad, partition: hash, key: [n]"),
+       "edge 'p.dirty' -> 'bad': key: unknown field 'n' (fields of 'p.dirty': reason, raw)"},
+      {"shorthand and an explicit edge",
+       Replace(g, "fields: [{name: n, type: int64}]",
+               "fields: [{name: n, type: int64}], dirty: {path: /tmp/d}"),
+       "vertex 'p': config.dirty is a shorthand for an edge from 'p.dirty' to a committing_file "
+       "sink, and the job also has edge 'p.dirty' -> 'bad': use one of them"},
+      {"duplicate side edge", g + "  - {from: p.dirty, to: bad, partition: rebalance}\n",
+       "duplicate edge"},
+      {"empty dirty path",
+       Replace(Replace(Replace(g, "fields: [{name: n, type: int64}]",
+                               "fields: [{name: n, type: int64}], dirty: {path: \"\"}"),
+                       "  - {from: p.dirty, to: bad, partition: rebalance}\n", ""),
+               "  - {id: bad, type: blackhole, parallelism: 1}\n", ""),
+       "config.dirty.path: required"},
+  };
+  for (const auto& c : cases) {
+    auto plan = Plan(c.yaml);
+    ASSERT_FALSE(plan.ok()) << c.name;
+    EXPECT_NE(plan.status().message().find(c.expect), std::string::npos)
+        << c.name << ": got '" << plan.status().message() << "', expected '" << c.expect << "'";
+  }
+}
+
 TEST(JobGraphTest, JsonJobFilesWork) {
   auto plan = Plan(R"({"name": "j", "vertices": [
       {"id": "g", "type": "datagen", "config": {"total": 5}},

@@ -60,7 +60,9 @@ TEST(JsonExtractor, MalformedDocumentsNameTheOffset) {
   EXPECT_NE(err.find("nested too deeply"), std::string::npos) << err;
 }
 
-// Drives a parse operator directly: rows in, typed rows (and dirty files) out.
+// Drives a parse operator directly: rows in, typed rows out, and its "dirty" side output wired
+// as the job graph would: dirty.path's committing_file sink driven here, or (no path) the error
+// BuildPlan gives for a required side output no edge consumes.
 class ParseTest : public ::testing::Test {
  protected:
   struct Capture : Output {
@@ -83,6 +85,13 @@ class ParseTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
+  // Hands the side output's batches to the shorthand's sink, as its task would.
+  struct SinkLink : Output {
+    Operator* sink = nullptr;
+    Capture discard;
+    Status Emit(RowBatch& b) override { return sink->Process(b, discard); }
+  };
+
   Status Make(const std::string& yaml) {
     auto c = Config::Parse(yaml, "vertex 'p': config");
     if (!c.ok()) return c.status();
@@ -93,10 +102,40 @@ class ParseTest : public ::testing::Test {
     auto op = f->Create(*c, input_);
     if (!op.ok()) return op.status();
     op_ = std::move(op).value();
+    auto sides = f->SideOutputs(*c, input_);
+    if (!sides.ok()) return sides.status();
+    auto implicit = f->ImplicitSideSinks(*c);
+    if (!implicit.ok()) return implicit.status();
+    dirty_sink_.reset();
     OperatorContext ctx;
     ctx.job_id = "job";
+    for (const SideOutputSpec& side : *sides) {
+      for (ImplicitSideSink& is : *implicit) {
+        if (is.output != side.name) continue;
+        const OperatorFactory* sf = BuiltinOperators().Find(is.type);
+        auto sink = sf->Create(is.config, side.schema);
+        if (!sink.ok()) return sink.status();
+        dirty_sink_ = std::move(sink).value();
+        ctx.vertex_id = "p-dirty-sink";
+        if (Status st = dirty_sink_->Open(ctx); !st.ok()) return st;
+        link_.sink = dirty_sink_.get();
+      }
+      if (!dirty_sink_ && !side.required_error.empty()) {
+        return Status::InvalidArgument(side.required_error);
+      }
+      ctx.side_output_names.push_back(side.name);
+      ctx.side_outputs.push_back(&link_);
+    }
     ctx.vertex_id = "p";
     return op_->Open(ctx);
+  }
+  Status Finish() {
+    if (Status st = op_->Finish(out_); !st.ok()) return st;
+    return dirty_sink_ ? dirty_sink_->Finish(link_.discard) : Status::Ok();
+  }
+  Status Close() {
+    if (Status st = op_->Close(); !st.ok()) return st;
+    return dirty_sink_ ? dirty_sink_->Close() : Status::Ok();
   }
   Status Feed(const std::vector<std::string>& values) {
     RowBatch b;
@@ -125,6 +164,8 @@ class ParseTest : public ::testing::Test {
   fs::path dir_;
   Schema input_, schema_;
   std::unique_ptr<Operator> op_;
+  std::unique_ptr<Operator> dirty_sink_;
+  SinkLink link_;
   Capture out_;
 };
 
@@ -179,7 +220,7 @@ TEST_F(ParseTest, DirtyRecordsGoToTheDirtyOutputWithReasonAndOrigin) {
   EXPECT_EQ(out_.rows[1][1].i, 1795305600000 + 8 * 3600000);
   // Dirty rows are committed with the job's checkpoints (here: at the end of input).
   EXPECT_TRUE(DirtyLines().empty());
-  ASSERT_TRUE(op_->Finish(out_).ok());
+  ASSERT_TRUE(Finish().ok());
   auto lines = DirtyLines();
   ASSERT_EQ(lines.size(), 4u);
   std::sort(lines.begin(), lines.end(), [](const std::string& a, const std::string& b) {
@@ -196,7 +237,7 @@ TEST_F(ParseTest, DirtyRecordsGoToTheDirtyOutputWithReasonAndOrigin) {
       << lines[2];
   EXPECT_NE(lines[3].find("invalid JSON at offset"), std::string::npos) << lines[3];
   EXPECT_NE(lines[3].find(R"("raw":"{\"n\": 3,")"), std::string::npos) << lines[3];
-  ASSERT_TRUE(op_->Close().ok());
+  ASSERT_TRUE(Close().ok());
 }
 
 TEST_F(ParseTest, CsvWithQuotesAndMissingColumns) {

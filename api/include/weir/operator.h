@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "weir.pb.h"
@@ -31,6 +32,30 @@ class Output {
   virtual Status Emit(RowBatch& batch) = 0;
 };
 
+// A named output of an operator besides its main one (Flink's side outputs), e.g. parse's
+// "dirty". Declared by the factory per validated config (OperatorFactory::SideOutputs), wired
+// in the job file by an edge `from: <vertex>.<name>`, with its own schema. Rows emitted to a
+// side output that no edge consumes are dropped and counted (OperatorMetrics).
+struct SideOutputSpec {
+  std::string name;  // letters, digits, '_' and '-'
+  Schema schema;
+  // Non-empty: the job is invalid unless an edge consumes this output, and this is the error
+  // (e.g. parse's on_error: dirty needs somewhere to put bad records).
+  std::string required_error;
+};
+
+// A sink the job graph adds for a side output no edge consumes, from config shorthand (parse's
+// `dirty: {path: ...}`): vertex `<vertex>-<output>-sink` of type `type`, fed by a forward edge
+// from `<vertex>.<output>` at the vertex's parallelism.
+struct ImplicitSideSink {
+  std::string output;
+  std::string type;
+  Config config;  // its path names the shorthand's key, for the sink's validation errors
+  // Snapshots from before side outputs kept this sink's operator state inside the producing
+  // vertex, in lists named `<legacy_state_prefix><list>`: restore moves them to the sink.
+  std::string legacy_state_prefix;
+};
+
 // Per-subtask counters, written by the task thread, read by reporters on other threads.
 struct OperatorMetrics {
   std::atomic<int64_t> records_in{0};
@@ -38,6 +63,8 @@ struct OperatorMetrics {
   // Records an event-time operator dropped because they came after their window's end (plus
   // allowed lateness) had passed the watermark (Flink's numLateRecordsDropped).
   std::atomic<int64_t> late_records_dropped{0};
+  // Rows emitted to side outputs that no edge of the job consumes (dropped by design).
+  std::atomic<int64_t> side_records_dropped{0};
 };
 
 // The asynchronous part of an operator's keyed-state snapshot (see weir/state/backend.h): run
@@ -89,6 +116,18 @@ struct OperatorContext {
   const RestoredState* restored = nullptr;
   // Event time: the source vertex's `watermarks:` strategy (null: none configured).
   const WatermarkStrategy* watermarks = nullptr;
+  // One Output per side output the factory declared for this config, in declaration order,
+  // valid from Open until Close. Resolve them once in Open (SideOutput), not per record; a
+  // side output no edge consumes drops (and counts) what it is given.
+  std::vector<Output*> side_outputs;
+  std::vector<std::string> side_output_names;
+  // The Output of side output `name`, or nullptr if the factory did not declare it.
+  Output* SideOutput(std::string_view name) const {
+    for (size_t i = 0; i < side_output_names.size() && i < side_outputs.size(); ++i) {
+      if (side_output_names[i] == name) return side_outputs[i];
+    }
+    return nullptr;
+  }
 };
 
 class Operator {
@@ -157,6 +196,17 @@ class OperatorFactory {
   // For keyed operators: the key fields its input must be hash-partitioned by (so each key
   // lives in one subtask). Empty: any partitioning.
   virtual std::vector<std::string> RequiredInputKey(const Config& config) const { return {}; }
+  // The side outputs of a vertex with this (validated) config and input schema, each with its
+  // schema. Default: none.
+  virtual Result<std::vector<SideOutputSpec>> SideOutputs(const Config& config,
+                                                          const Schema& input) const {
+    return std::vector<SideOutputSpec>{};
+  }
+  // Sinks the job graph adds for side outputs from config shorthand (see ImplicitSideSink).
+  // Called before Validate: errors name the config key. Default: none.
+  virtual Result<std::vector<ImplicitSideSink>> ImplicitSideSinks(const Config& config) const {
+    return std::vector<ImplicitSideSink>{};
+  }
   // Creates a transform or sink (input schema as validated).
   virtual Result<std::unique_ptr<Operator>> Create(const Config& config,
                                                    const Schema& input) const {

@@ -37,7 +37,11 @@ struct VertexSpec {
 };
 
 struct EdgeSpec {
+  // The producing vertex and which of its outputs: "" is the main output, else a side output
+  // (job file: `from: <vertex>.<output>`; BuildPlan splits it, preferring a vertex whose id is
+  // the whole text).
   std::string from;
+  std::string output;
   std::string to;
   Partitioning partition = Partitioning::kForward;
   std::vector<std::string> key;  // hash only
@@ -70,20 +74,38 @@ Result<JobSpec> ParseJobFile(std::string_view text);
 Result<JobSpec> FromProto(const proto::JobGraph& graph);
 void ToProto(const JobSpec& spec, proto::JobGraph* out);
 
-// A task: a chain of vertices joined by forward edges of equal parallelism, run as one thread
-// per subtask. Its id is the id of its first vertex.
+// A task: a chain of vertices joined by forward main-output edges of equal parallelism, run as
+// one thread per subtask. Its id is the id of its first vertex.
 struct TaskPlan {
   std::string id;
   std::vector<int> vertices;  // indices into JobSpec::vertices, in chain order
   int parallelism = 1;
   std::vector<int> in_edges;   // indices into JobSpec::edges (network inputs)
-  std::vector<int> out_edges;  // indices into JobSpec::edges (network outputs)
+  std::vector<int> out_edges;  // indices into JobSpec::edges (network outputs of the tail)
+  // Side-output edges of any vertex of the chain (never chained: always network outputs).
+  std::vector<int> side_out_edges;
+};
+
+// Restore of snapshots taken before a sink became a vertex of its own (ImplicitSideSink):
+// operator-state lists of `from_vertex` named `<list_prefix><name>` belong to `to_vertex`.
+struct StateMigration {
+  std::string from_vertex;
+  std::string list_prefix;
+  std::string to_vertex;
 };
 
 struct ExecutionPlan {
   JobSpec spec;
   std::vector<Schema> output_schemas;  // per vertex (empty for sinks)
   std::vector<Schema> input_schemas;   // per vertex (empty for sources)
+  std::vector<std::vector<SideOutputSpec>> side_outputs;  // per vertex, declared ones
+  std::vector<Schema> edge_schemas;                       // per edge: the rows it carries
+  std::vector<int> edge_side_output;  // per edge: index into side_outputs[from], -1: main
+  // Per vertex: "" or "_<output>" when the vertex is fed (directly or further up) by a side
+  // output: its reconciliation counts are reported with that suffix (a dirty row a dirty sink
+  // commits is "committed_dirty", not "committed" a second time).
+  std::vector<std::string> count_suffix;
+  std::vector<StateMigration> state_migrations;
   std::vector<TaskPlan> tasks;         // in topological order
   std::map<std::string, int> vertex_index;
   std::map<std::string, int> task_index;  // task id -> index in tasks
