@@ -7,10 +7,7 @@
 
 namespace weir::kafka {
 
-std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = ModuleLogger("connectors");
-  return logger;
-}
+const ModuleLog Log("connectors");
 
 Result<std::vector<std::pair<std::string, std::string>>> ParseProperties(
     const Config& config, const std::map<std::string, std::string>& reserved) {

@@ -12,11 +12,13 @@
 #include <vector>
 
 #include "weir/config.h"
+#include "weir/logging.h"
 #include "weir/status.h"
 
 namespace weir::kafka {
 
-std::shared_ptr<spdlog::logger> Log();
+// The connectors' logger, for librdkafka's log callback and the Kafka operators.
+extern const ModuleLog Log;
 
 // `properties:` as ordered key/value strings. Keys in `reserved` are refused with a message
 // naming the config key that replaces them (e.g. group.id -> group_id); every other name and

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "weir.grpc.pb.h"
+#include "weir/clock.h"
 #include "weir/executor.h"
 
 namespace weir::jm {
@@ -128,12 +129,6 @@ class Service final : public proto::JobManagerService::Service {
  private:
   JobManager* jm_;
 };
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 

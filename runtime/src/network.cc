@@ -17,10 +17,7 @@
 namespace weir {
 namespace {
 
-std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = ModuleLogger("network");
-  return logger;
-}
+const ModuleLog Log("network");
 
 bool WriteAll(int fd, const struct iovec* iov_in, int iovcnt) {
   struct iovec iov[4];

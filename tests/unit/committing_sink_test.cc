@@ -1171,7 +1171,7 @@ TEST(PartitionTemplateTest, TimesNearTheEndsOfInt64AndYearOne) {
   constexpr int64_t kYear1 = -62135596800000;
   r[0].SetTimestamp(kYear1 + 30 * 60 * 1000);
   ASSERT_TRUE(t->Render(r, &dir, &start, &reason)) << reason;
-  EXPECT_EQ(dir, "dt=1-01-01/hour=00");
+  EXPECT_EQ(dir, "dt=0001-01-01/hour=00");  // %Y has at least 4 digits, as in ISO-8601
   EXPECT_EQ(start, kYear1);
   // Negative times floor, including exact multiples.
   r[0].SetTimestamp(-3600000);
