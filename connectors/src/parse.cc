@@ -302,7 +302,7 @@ Result<ParsePlan> PlanParse(const Config& config, const Schema& input) {
         if (!valid.ok()) return valid.WithContext(fc.path() + ".format");
       } else {
         return Status::InvalidArgument(fc.path() + ".format: expected iso8601, epoch_ms, "
-                                                   "epoch_s or a time pattern such as %Y-%m-%d, got '" +
+                                                   "epoch_s or a strptime pattern (e.g. %Y-%m-%d), got '" +
                                        tf + "'");
       }
     }
