@@ -63,19 +63,19 @@
 #include "committing_file_sink.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <signal.h>
-#include <zlib.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iterator>
@@ -87,11 +87,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "weir/paths.h"
 #include "weir/clock.h"
 #include "weir/connectors.h"
 #include "weir/logging.h"
 #include "weir/partition_template.h"
+#include "weir/paths.h"
 #include "weir/record_counters.h"
 #include "weir/text_formats.h"
 
@@ -195,8 +195,9 @@ std::string EncodeWriter(const WriterEntry& w) {
 Result<WriterEntry> DecodeWriter(std::string_view e) {
   std::vector<std::string_view> f = SplitFields(e);
   WriterEntry w;
-  if (f.size() < 5 || f[0] != kWriterEntryV1 || !TryParseInt64(f[1], &w.checkpoint).ok() || f[2].empty() ||
-      !TryParseInt64(f[3], &w.attempt).ok() || !TryParseInt64(f[4], &w.subtask).ok()) {
+  if (f.size() < 5 || f[0] != kWriterEntryV1 || !TryParseInt64(f[1], &w.checkpoint).ok() ||
+      f[2].empty() || !TryParseInt64(f[3], &w.attempt).ok() ||
+      !TryParseInt64(f[4], &w.subtask).ok()) {
     return Status::DataLoss("committing_file: corrupt 'writers' entry in restored state");
   }
   w.job_id = std::string(f[2]);
@@ -337,7 +338,9 @@ void AppendCsv(const Row& row, const Schema& schema, char delim, std::string* ou
       }
       case Type::kString:
       case Type::kBytes: AppendCsvField(v.s, delim, out); break;
-      case Type::kTimestamp: AppendTimestamp(v.i, out); break;
+      case Type::kTimestamp:
+        AppendTimestamp(v.i, out);
+        break;
     }
   }
 }

@@ -47,8 +47,8 @@
 
 #include "kafka_common.h"
 #include "weir/clock.h"
-#include "weir/operator_state.h"
 #include "weir/kafka.h"
+#include "weir/operator_state.h"
 #include "weir/record_counters.h"
 #include "weir/text_formats.h"
 
@@ -173,7 +173,8 @@ Result<KafkaSourcePlan> PlanKafkaSource(const Config& config) {
     const size_t slash = k.rfind('/');
     int64_t part = -1;
     if (slash == std::string::npos || slash == 0 ||
-        !TryParseInt64(std::string_view(k).substr(slash + 1), &part).ok() || part < 0 || part > INT32_MAX) {
+        !TryParseInt64(std::string_view(k).substr(slash + 1), &part).ok() || part < 0 ||
+        part > INT32_MAX) {
       return Status::InvalidArgument(offsets.path() + "." + k +
                                      ": keys are \"topic/partition\" (e.g. \"orders/3\")");
     }
@@ -509,7 +510,8 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
     }
     if (f.size() == 4 && f[0] == kSubtaskEntryV1) {
       int64_t sub, par, st;
-      if (!TryParseInt64(f[1], &sub).ok() || !TryParseInt64(f[2], &par).ok() || !TryParseInt64(f[3], &st).ok() || par < 1) {
+      if (!TryParseInt64(f[1], &sub).ok() || !TryParseInt64(f[2], &par).ok() ||
+          !TryParseInt64(f[3], &st).ok() || par < 1) {
         return corrupt;
       }
       *old_parallelism = par;

@@ -135,14 +135,18 @@ bool Convert(const FieldSpec& f, std::string_view text, bool is_number, Value* o
           double d;
           const TextError e = TryParseDouble(text, &d);
           if (!e.ok()) return fail(e, "timestamp (epoch_ms)");
-          if (!DoubleToInt64(d, &ms)) return fail(TextError{"out of range"}, "timestamp (epoch_ms)");
+          if (!DoubleToInt64(d, &ms)) {
+            return fail(TextError{"out of range"}, "timestamp (epoch_ms)");
+          }
           break;
         }
         case TimeFormat::kEpochS: {
           double d;
           const TextError e = TryParseDouble(text, &d);
           if (!e.ok()) return fail(e, "timestamp (epoch_s)");
-          if (!(std::fabs(d) <= 9.0e15)) return fail(TextError{"out of range"}, "timestamp (epoch_s)");
+          if (!(std::fabs(d) <= 9.0e15)) {
+            return fail(TextError{"out of range"}, "timestamp (epoch_s)");
+          }
           ms = static_cast<int64_t>(std::llround(d * 1000.0));
           break;
         }
@@ -301,8 +305,9 @@ Result<ParsePlan> PlanParse(const Config& config, const Schema& input) {
         Status valid = ValidateTimePattern(tf, kParseDirectives);
         if (!valid.ok()) return valid.WithContext(fc.path() + ".format");
       } else {
-        return Status::InvalidArgument(fc.path() + ".format: expected iso8601, epoch_ms, "
-                                                   "epoch_s or a strptime pattern (e.g. %Y-%m-%d), got '" +
+        return Status::InvalidArgument(fc.path() +
+                                       ".format: expected iso8601, epoch_ms, "
+                                       "epoch_s or a strptime pattern (e.g. %Y-%m-%d), got '" +
                                        tf + "'");
       }
     }

@@ -19,7 +19,6 @@ constexpr uint32_t kMetadataVersion = 1;
 
 const ModuleLog Log("checkpoint");
 
-
 }  // namespace
 
 Status FsyncDirectory(const std::string& dir) {

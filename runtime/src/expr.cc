@@ -17,8 +17,6 @@
 // longer than the small-string buffer. Because a node's output may be the scratch its first
 // operand wrote, every node reads its operands before writing its result.
 #include "weir/expr.h"
-#include "weir/int_math.h"
-#include "weir/text_formats.h"
 
 #include <algorithm>
 #include <bit>
@@ -32,6 +30,9 @@
 #include <system_error>
 #include <utility>
 #include <vector>
+
+#include "weir/int_math.h"
+#include "weir/text_formats.h"
 
 namespace weir {
 namespace {
@@ -1270,9 +1271,10 @@ Status CheckConstFormat(const Call& c, size_t i, std::string_view allowed) {
   if (bad.empty()) return Status::Ok();
   std::string list;
   for (char d : allowed) list += std::string(list.empty() ? "%" : " %") + d;
-  return ErrorAt(c.args[i].col,
-                 "unsupported directive '" + std::string(bad) + "' in the format of " + c.name + "()",
-                 " (supported: " + list + " %%)");
+  return ErrorAt(
+      c.args[i].col,
+      "unsupported directive '" + std::string(bad) + "' in the format of " + c.name + "()",
+      " (supported: " + list + " %%)");
 }
 
 template <TimePart kPart>

@@ -10,8 +10,8 @@
 
 #include "weir/clock.h"
 #include "weir/key_groups.h"
-#include "weir/serde.h"
 #include "weir/logging.h"
+#include "weir/serde.h"
 
 namespace weir {
 

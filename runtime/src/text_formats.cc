@@ -13,11 +13,15 @@
 namespace weir {
 namespace {
 
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsDigit(char c) {
+  return c >= '0' && c <= '9';
+}
 bool IsSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
-char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+char AsciiLower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
 
 std::string_view TrimSpace(std::string_view s) {
   while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
@@ -34,7 +38,9 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 }
 
 constexpr TextError kOk{};
-constexpr TextError Fail(const char* reason) { return TextError{reason}; }
+constexpr TextError Fail(const char* reason) {
+  return TextError{reason};
+}
 
 // ---------------------------------------------------------------- calendar constants
 // Internally a year starts on March 1st so the leap day is the last day of the year; a
@@ -164,7 +170,9 @@ Status TextErrorStatus(TextError e, std::string_view text, std::string_view as) 
 }
 
 // ---------------------------------------------------------------- calendar
-bool IsLeapYear(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+bool IsLeapYear(int64_t y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 int DaysInMonth(int64_t y, int m) {
   static constexpr int kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -337,15 +345,30 @@ int64_t TimePatternUnitMs(std::string_view f) {
   for (size_t i = 0; i + 1 < f.size(); ++i) {
     if (f[i] != '%') continue;
     switch (f[++i]) {
-      case 'f': finer(1); break;
-      case 'S': case 'T': finer(1000); break;
-      case 'M': finer(60000); break;
-      case 'H': finer(3600000); break;
-      case 'd': case 'j': case 'F': finer(kMsPerDay); break;
-      case 'm': case 'Y':
+      case 'f':
+        finer(1);
+        break;
+      case 'S':
+      case 'T':
+        finer(1000);
+        break;
+      case 'M':
+        finer(60000);
+        break;
+      case 'H':
+        finer(3600000);
+        break;
+      case 'd':
+      case 'j':
+      case 'F':
+        finer(kMsPerDay);
+        break;
+      case 'm':
+      case 'Y':
         if (g < 0) g = 0;
         break;
-      default: break;
+      default:
+        break;
     }
   }
   return g;
@@ -360,14 +383,30 @@ TextError FormatTime(int64_t ms, std::string_view f, std::string* out) {
     }
     if (++i == f.size()) return Fail("the pattern ends with '%'");
     switch (f[i]) {
-      case 'Y': AppendYear(out, t.date.year); break;
-      case 'm': AppendPadded(out, t.date.month, 2); break;
-      case 'd': AppendPadded(out, t.date.day, 2); break;
-      case 'H': AppendPadded(out, t.hour, 2); break;
-      case 'M': AppendPadded(out, t.minute, 2); break;
-      case 'S': AppendPadded(out, t.second, 2); break;
-      case 'f': AppendPadded(out, t.millis, 3); break;
-      case 'j': AppendPadded(out, t.day_of_year, 3); break;
+      case 'Y':
+        AppendYear(out, t.date.year);
+        break;
+      case 'm':
+        AppendPadded(out, t.date.month, 2);
+        break;
+      case 'd':
+        AppendPadded(out, t.date.day, 2);
+        break;
+      case 'H':
+        AppendPadded(out, t.hour, 2);
+        break;
+      case 'M':
+        AppendPadded(out, t.minute, 2);
+        break;
+      case 'S':
+        AppendPadded(out, t.second, 2);
+        break;
+      case 'f':
+        AppendPadded(out, t.millis, 3);
+        break;
+      case 'j':
+        AppendPadded(out, t.day_of_year, 3);
+        break;
       case 'F': {
         char buf[kTimestampTextMax];
         out->append(buf, PutDate(buf, t.date));
@@ -383,8 +422,11 @@ TextError FormatTime(int64_t ms, std::string_view f, std::string* out) {
         out->append(buf, 8);
         break;
       }
-      case '%': out->push_back('%'); break;
-      default: return Fail("unsupported directive in the pattern");
+      case '%':
+        out->push_back('%');
+        break;
+      default:
+        return Fail("unsupported directive in the pattern");
     }
   }
   return kOk;
@@ -407,13 +449,27 @@ TextError MatchPattern(std::string_view s, std::string_view f, size_t* pos, Fiel
     if (++i == f.size()) return Fail("the pattern ends with '%'");
     bool ok = true;
     switch (f[i]) {
-      case 'Y': ok = ReadDigits(s, pos, 1, 4, &t->year); break;
-      case 'm': ok = ReadInt(s, pos, 1, 2, &t->month); break;
-      case 'd': ok = ReadInt(s, pos, 1, 2, &t->day); break;
-      case 'H': ok = ReadInt(s, pos, 1, 2, &t->hour); break;
-      case 'M': ok = ReadInt(s, pos, 1, 2, &t->minute); break;
-      case 'S': ok = ReadInt(s, pos, 1, 2, &t->second); break;
-      case 'f': ok = ReadFraction(s, pos, &t->millis); break;
+      case 'Y':
+        ok = ReadDigits(s, pos, 1, 4, &t->year);
+        break;
+      case 'm':
+        ok = ReadInt(s, pos, 1, 2, &t->month);
+        break;
+      case 'd':
+        ok = ReadInt(s, pos, 1, 2, &t->day);
+        break;
+      case 'H':
+        ok = ReadInt(s, pos, 1, 2, &t->hour);
+        break;
+      case 'M':
+        ok = ReadInt(s, pos, 1, 2, &t->minute);
+        break;
+      case 'S':
+        ok = ReadInt(s, pos, 1, 2, &t->second);
+        break;
+      case 'f':
+        ok = ReadFraction(s, pos, &t->millis);
+        break;
       case 'F': {
         const TextError e = MatchPattern(s, "%Y-%m-%d", pos, t);
         if (!e.ok()) return e;
@@ -424,8 +480,11 @@ TextError MatchPattern(std::string_view s, std::string_view f, size_t* pos, Fiel
         if (!e.ok()) return e;
         break;
       }
-      case '%': ok = Expect(s, pos, '%'); break;
-      default: return Fail("unsupported directive in the pattern");
+      case '%':
+        ok = Expect(s, pos, '%');
+        break;
+      default:
+        return Fail("unsupported directive in the pattern");
     }
     if (!ok) return Fail("does not match the pattern");
   }

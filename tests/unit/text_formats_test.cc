@@ -2,6 +2,8 @@
 // user of it: expressions (to_timestamp, date_format, string, casts), the parse operator's
 // conversions, JSON output and partition templates. Each user must give the library's answer
 // (the same value, or a failure), so they provably agree.
+#include "weir/text_formats.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,7 +17,6 @@
 #include "weir/expr.h"
 #include "weir/operator.h"
 #include "weir/partition_template.h"
-#include "weir/text_formats.h"
 
 namespace weir {
 namespace {
@@ -186,9 +187,13 @@ struct BoolCase {
   std::optional<bool> b;
 };
 const std::vector<BoolCase> kBoolCases = {
-    {"true", true}, {"True", true}, {"T", true},    {"yes", true},  {"Y", true},
-    {"1", true},    {" yes ", true}, {"false", false}, {"FALSE", false}, {"f", false},
-    {"no", false},  {"N", false},   {"0", false},   {"maybe", std::nullopt},
+    {"true", true},      {"True", true},
+    {"T", true},         {"yes", true},
+    {"Y", true},         {"1", true},
+    {" yes ", true},     {"false", false},
+    {"FALSE", false},    {"f", false},
+    {"no", false},       {"N", false},
+    {"0", false},        {"maybe", std::nullopt},
     {"2", std::nullopt}, {"", std::nullopt},
 };
 
@@ -326,8 +331,7 @@ TEST(TextFormatsTable, CanonicalTimestampText) {
     if (c.ms >= -62167219200000 && c.ms <= 253402300799999) {
       EXPECT_TRUE(ParseIsoTimestamp(c.text, &back).ok());
       EXPECT_EQ(back, c.ms);
-      EXPECT_EQ(EvalExpr("to_timestamp(string(x)) = x", Type::kTimestamp,
-                         Value::Timestamp(c.ms)),
+      EXPECT_EQ(EvalExpr("to_timestamp(string(x)) = x", Type::kTimestamp, Value::Timestamp(c.ms)),
                 Value::Bool(true));
       EXPECT_EQ(ParseCell(c.text, "timestamp").value, Value::Timestamp(c.ms));
     } else {
@@ -347,9 +351,9 @@ TEST(TextFormatsTable, PatternFormatting) {
     // Expressions: date_format(t, pattern).
     std::string quoted;
     for (const char* p = c.pattern; *p; ++p) quoted += *p == '\'' ? "''" : std::string(1, *p);
-    EXPECT_EQ(EvalExpr("date_format(x, '" + quoted + "')", Type::kTimestamp,
-                       Value::Timestamp(c.ms)),
-              Value::String(c.text));
+    EXPECT_EQ(
+        EvalExpr("date_format(x, '" + quoted + "')", Type::kTimestamp, Value::Timestamp(c.ms)),
+        Value::String(c.text));
     // Partition templates: {t:pattern} (%f would make partitions shorter than a second).
     auto tmpl = PartitionTemplate::Parse(std::string("p={t:") + c.pattern + "}", schema, "p");
     if (TimePatternUnitMs(c.pattern) == 1) {
@@ -520,8 +524,8 @@ TEST(TextFormats, PatternsAreValidatedNamingTheDirective) {
   EXPECT_FALSE(PartitionTemplate::Parse("d={t:%T.%f}", schema, "p").ok());
   Schema input;
   input.Add("value", Type::kString);
-  auto c = Config::Parse("{format: json, fields: [{name: v, type: timestamp, format: '%Y %e'}]}",
-                         "p");
+  auto c =
+      Config::Parse("{format: json, fields: [{name: v, type: timestamp, format: '%Y %e'}]}", "p");
   ASSERT_TRUE(c.ok());
   auto op = BuiltinOperators().Find("parse")->Create(*c, input);
   ASSERT_FALSE(op.ok());
