@@ -63,19 +63,19 @@
 #include "committing_file_sink.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <signal.h>
-#include <zlib.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iterator>
@@ -87,21 +87,20 @@
 #include <unordered_map>
 #include <vector>
 
-#include "weir/paths.h"
+#include "weir/clock.h"
 #include "weir/connectors.h"
 #include "weir/logging.h"
 #include "weir/partition_template.h"
+#include "weir/paths.h"
 #include "weir/record_counters.h"
+#include "weir/text_formats.h"
 
 namespace weir {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = ModuleLogger("connectors");
-  return logger;
-}
+const ModuleLog Log("connectors");
 
 constexpr std::string_view kInProgress = ".inprogress";
 constexpr std::string_view kPending = ".pending";
@@ -138,12 +137,6 @@ std::vector<std::string_view> SplitFields(std::string_view s) {
   }
 }
 
-bool ParseInt(std::string_view s, int64_t* v) {
-  if (s.empty()) return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
 // A name from restored state is used in renames and deletions: it must stay inside its
 // directory whatever a corrupt snapshot holds.
 bool IsPlainFileName(std::string_view name) {
@@ -175,7 +168,7 @@ std::string EncodePending(const PendingFile& p) {
 Result<PendingFile> DecodePending(std::string_view e) {
   std::vector<std::string_view> f = SplitFields(e);
   PendingFile p;
-  if (f.size() != 4 || f[0] != kPendingEntryV1 || !ParseInt(f[1], &p.checkpoint) ||
+  if (f.size() != 4 || f[0] != kPendingEntryV1 || !TryParseInt64(f[1], &p.checkpoint).ok() ||
       !IsPlainFileName(f[2]) || !IsSafeRelativePath(f[3])) {
     return Status::DataLoss("committing_file: corrupt 'pending' entry in restored state");
   }
@@ -202,8 +195,9 @@ std::string EncodeWriter(const WriterEntry& w) {
 Result<WriterEntry> DecodeWriter(std::string_view e) {
   std::vector<std::string_view> f = SplitFields(e);
   WriterEntry w;
-  if (f.size() < 5 || f[0] != kWriterEntryV1 || !ParseInt(f[1], &w.checkpoint) || f[2].empty() ||
-      !ParseInt(f[3], &w.attempt) || !ParseInt(f[4], &w.subtask)) {
+  if (f.size() < 5 || f[0] != kWriterEntryV1 || !TryParseInt64(f[1], &w.checkpoint).ok() ||
+      f[2].empty() || !TryParseInt64(f[3], &w.attempt).ok() ||
+      !TryParseInt64(f[4], &w.subtask).ok()) {
     return Status::DataLoss("committing_file: corrupt 'writers' entry in restored state");
   }
   w.job_id = std::string(f[2]);
@@ -239,7 +233,7 @@ bool ParseStagingName(std::string_view name, std::string_view suffix, StagingNam
   for (int64_t* v : numbers) {
     const size_t dash = name.rfind('-');
     if (dash == std::string_view::npos) return false;
-    if (!ParseInt(name.substr(dash + 1), v) || *v < 0) return false;
+    if (!TryParseInt64(name.substr(dash + 1), v).ok() || *v < 0) return false;
     name = name.substr(0, dash);
   }
   out->owner = std::string(name);
@@ -292,7 +286,7 @@ void CrashPoint(const char* point) {
     int64_t n = 1;
     const size_t colon = v.find(':');
     if (colon != std::string::npos) {
-      if (!ParseInt(std::string_view(v).substr(colon + 1), &n) || n < 1) n = 1;
+      if (!TryParseInt64(std::string_view(v).substr(colon + 1), &n).ok() || n < 1) n = 1;
       v.resize(colon);
     }
     return std::pair<std::string, int64_t>(v, n);
@@ -344,7 +338,9 @@ void AppendCsv(const Row& row, const Schema& schema, char delim, std::string* ou
       }
       case Type::kString:
       case Type::kBytes: AppendCsvField(v.s, delim, out); break;
-      case Type::kTimestamp: out->append(FormatTimestampMs(v.i)); break;
+      case Type::kTimestamp:
+        AppendTimestamp(v.i, out);
+        break;
     }
   }
 }
@@ -536,7 +532,7 @@ class CommittingFileSink : public Operator {
             std::vector<std::string_view> f = SplitFields(e);
             int64_t end = 0;
             if (f.size() != 3 || f[0] != kPartitionEntryV1 || !IsSafeRelativePath(f[1]) ||
-                !ParseInt(f[2], &end)) {
+                !TryParseInt64(f[2], &end).ok()) {
               return Status::DataLoss("committing_file: corrupt 'partitions' entry in restored state");
             }
             open_partitions_[std::string(f[1])] = end;
@@ -545,7 +541,7 @@ class CommittingFileSink : public Operator {
           for (const std::string& e : list.entries()) {
             std::vector<std::string_view> f = SplitFields(e);
             int64_t wm = 0;
-            if (f.size() != 2 || f[0] != kEventTimeEntryV1 || !ParseInt(f[1], &wm)) {
+            if (f.size() != 2 || f[0] != kEventTimeEntryV1 || !TryParseInt64(f[1], &wm).ok()) {
               return Status::DataLoss("committing_file: corrupt 'event_time' entry in restored state");
             }
             have_wm = true;
@@ -814,12 +810,6 @@ class CommittingFileSink : public Operator {
     std::unique_ptr<z_stream> z;  // gzip
   };
   static constexpr size_t kFlushBytes = 256 * 1024;
-
-  static int64_t NowMs() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
 
   std::string BaseName(int64_t seq, Kind kind) const {
     return cfg_.prefix + "-" + job_id_ + "-" + vertex_ + "-" + std::to_string(subtask_) + "-" +
@@ -1166,8 +1156,8 @@ class CommittingFileSink : public Operator {
               "{} committing_file: empty_partitions: the earliest partition written "
               "starts at {}, more than {} partitions before the newest complete one; "
               "marking from {}",
-              log_prefix_, FormatTimestampMs(next_empty_start_), limit,
-              FormatTimestampMs(static_cast<int64_t>(lowest)));
+              log_prefix_, TimestampToString(next_empty_start_), limit,
+              TimestampToString(static_cast<int64_t>(lowest)));
           next_empty_start_ = static_cast<int64_t>(lowest);
         }
       }
@@ -1189,12 +1179,12 @@ class CommittingFileSink : public Operator {
             "{} committing_file: empty_partitions: marked {} partitions at checkpoint "
             "{} (the limit); the rest up to {} follow at the next commits ({} deferred "
             "so far)",
-            log_prefix_, n, checkpoint_id, FormatTimestampMs(last_start), empty_deferred_);
+            log_prefix_, n, checkpoint_id, TimestampToString(last_start), empty_deferred_);
       }
     }
     if (marked > 0) {
       Log()->info("{} committing_file: checkpoint={} committed {} partition(s) up to watermark {}",
-                  log_prefix_, checkpoint_id, marked, FormatTimestampMs(watermark));
+                  log_prefix_, checkpoint_id, marked, TimestampToString(watermark));
     }
     return Status::Ok();
   }

@@ -7,10 +7,7 @@
 
 namespace weir::kafka {
 
-std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = ModuleLogger("connectors");
-  return logger;
-}
+const ModuleLog Log("connectors");
 
 Status CheckProperties(const std::vector<std::pair<std::string, std::string>>& props,
                        const std::string& path) {

@@ -13,11 +13,13 @@
 
 #include "kafka_config.h"
 #include "weir/config.h"
+#include "weir/logging.h"
 #include "weir/status.h"
 
 namespace weir::kafka {
 
-std::shared_ptr<spdlog::logger> Log();
+// The connectors' logger, for librdkafka's log callback and the Kafka operators.
+extern const ModuleLog Log;
 
 // librdkafka's own check of `properties:` (rd_kafka_conf_set on each), so a typo fails at
 // submission. Errors name `path`.<key>.

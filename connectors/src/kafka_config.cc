@@ -1,8 +1,8 @@
 #include "kafka_config.h"
 
 #include "weir/kafka.h"
+#include "weir/text_formats.h"
 
-#include <charconv>
 #include <regex>
 
 namespace weir::kafka {
@@ -32,12 +32,6 @@ Status CheckBootstrapKeys(const Config& config) {
   WEIR_ASSIGN_OR_RETURN(std::string v, config.GetString(key));
   if (v.empty()) return Status::InvalidArgument(config.path() + "." + key + ": must not be empty");
   return Status::Ok();
-}
-
-bool ParseInt(std::string_view s, int64_t* v) {
-  if (s.empty()) return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
-  return ec == std::errc() && p == s.data() + s.size();
 }
 
 Schema KafkaSchema() {
@@ -109,7 +103,8 @@ Result<KafkaSourcePlan> PlanKafkaSource(const Config& config) {
     const size_t slash = k.rfind('/');
     int64_t part = -1;
     if (slash == std::string::npos || slash == 0 ||
-        !ParseInt(std::string_view(k).substr(slash + 1), &part) || part < 0 || part > INT32_MAX) {
+        !TryParseInt64(std::string_view(k).substr(slash + 1), &part).ok() || part < 0 ||
+        part > INT32_MAX) {
       return Status::InvalidArgument(offsets.path() + "." + k +
                                      ": keys are \"topic/partition\" (e.g. \"orders/3\")");
     }

@@ -75,9 +75,6 @@ Result<KafkaSinkPlan> PlanKafkaSink(const Config& config, const Schema& input);
 // The source's rows: key, value, topic, partition, offset, timestamp.
 Schema KafkaSchema();
 
-// Strict decimal int64 (the whole of `s`).
-bool ParseInt(std::string_view s, int64_t* v);
-
 // Validation-only factories: Validate runs the plan above; Create and CreateSource fail.
 class KafkaSourceSpec : public OperatorFactory {
  public:

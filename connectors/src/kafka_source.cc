@@ -46,9 +46,11 @@
 #include <vector>
 
 #include "kafka_common.h"
-#include "weir/operator_state.h"
+#include "weir/clock.h"
 #include "weir/kafka.h"
+#include "weir/operator_state.h"
 #include "weir/record_counters.h"
+#include "weir/text_formats.h"
 
 namespace weir {
 
@@ -59,7 +61,6 @@ using kafka::KafkaSchema;
 using kafka::KafkaSourcePlan;
 using kafka::Log;
 using kafka::OutOfRange;
-using kafka::ParseInt;
 using kafka::StartMode;
 using kafka::TopicPartition;
 
@@ -303,12 +304,6 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
     int64_t next;       // next offset to read, or RD_KAFKA_OFFSET_BEGINNING before the first
   };
 
-  static int64_t NowMs() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
-
   static std::string Join(const std::vector<std::string>& v) {
     std::string s;
     for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
@@ -354,8 +349,8 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
     const Status corrupt = Status::DataLoss("kafka: corrupt entry in restored state");
     if (f.size() == 4 && f[0] == kPartEntryV1) {
       int64_t part, next;
-      if (f[1].empty() || !ParseInt(f[2], &part) || part < 0 || part > INT32_MAX ||
-          !ParseInt(f[3], &next) || (next < 0 && next != RD_KAFKA_OFFSET_BEGINNING)) {
+      if (f[1].empty() || !TryParseInt64(f[2], &part).ok() || part < 0 || part > INT32_MAX ||
+          !TryParseInt64(f[3], &next).ok() || (next < 0 && next != RD_KAFKA_OFFSET_BEGINNING)) {
         return corrupt;
       }
       parts->push_back({{std::string(f[1]), static_cast<int32_t>(part)}, next});
@@ -363,7 +358,8 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
     }
     if (f.size() == 4 && f[0] == kSubtaskEntryV1) {
       int64_t sub, par, st;
-      if (!ParseInt(f[1], &sub) || !ParseInt(f[2], &par) || !ParseInt(f[3], &st) || par < 1) {
+      if (!TryParseInt64(f[1], &sub).ok() || !TryParseInt64(f[2], &par).ok() ||
+          !TryParseInt64(f[3], &st).ok() || par < 1) {
         return corrupt;
       }
       *old_parallelism = par;

@@ -9,8 +9,9 @@
 //   format: json | csv | raw
 //   csv: {delimiter: ",", quote: "\""}
 //   fields: [{name, type, path (json, default: name), column (csv, 0-based), format (timestamps:
-//            iso8601 (default for text), epoch_ms (default for numbers), epoch_s, or a strptime
+//            iso8601 (default for text), epoch_ms (default for numbers), epoch_s, or a time
 //            pattern such as "%Y-%m-%d %H:%M:%S"), required (default true), default}]
+//            Conversions follow weir/text_formats.h (docs/time-and-numbers.md).
 //            raw: one field, of type string, holding the whole value
 //   keep: [input fields carried over, e.g. topic, partition, offset]
 //   record_id: true                   adds record_id = "<topic>/<partition>/<offset>" (needs
@@ -27,24 +28,19 @@
 // consume it (an edge or dirty.path). One instance per subtask thread.
 #include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <cmath>
-#include <cstring>
-#include <ctime>
 #include <deque>
 
 #include "json_extract.h"
 #include "weir/connectors.h"
 #include "weir/logging.h"
 #include "weir/record_counters.h"
+#include "weir/text_formats.h"
 
 namespace weir {
 namespace {
 
-std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = ModuleLogger("connectors");
-  return logger;
-}
+const ModuleLog Log("connectors");
 
 // Before side outputs, parse embedded its dirty sink and kept that sink's operator state under
 // this prefix; restore hands such lists to the `<id>-dirty-sink` vertex (StateMigration).
@@ -62,7 +58,7 @@ struct FieldSpec {
   int column = -1;   // csv
   TimeFormat time_format = TimeFormat::kIso8601;
   bool time_format_set = false;
-  std::string pattern;  // strptime
+  std::string pattern;  // a time pattern (weir/text_formats.h)
   bool required = true;
   bool has_default = false;
   Value def;
@@ -89,111 +85,14 @@ struct ParsePlan {
 };
 
 // ---------------------------------------------------------------- conversions
-bool ParseInt64(std::string_view s, int64_t* v) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
-  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
-}
-
-bool ParseDouble(std::string_view s, double* v) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
-  return ec == std::errc() && p == s.data() + s.size() && !s.empty() && std::isfinite(*v);
-}
-
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-// "2026-11-22", "2026-11-22T07:05:00", "2026-11-22 07:05:00.123", with an optional "Z" or
-// "+hh:mm"/"-hh:mm" offset.
-bool ParseIso8601(std::string_view s, int64_t* ms) {
-  auto digits = [&](size_t pos, size_t n, int* out) {
-    if (pos + n > s.size()) return false;
-    int v = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const char c = s[pos + i];
-      if (c < '0' || c > '9') return false;
-      v = v * 10 + (c - '0');
-    }
-    *out = v;
-    return true;
-  };
-  int y, mo, d, h = 0, mi = 0, sec = 0, frac_ms = 0;
-  if (!digits(0, 4, &y) || s.size() < 10 || s[4] != '-' || !digits(5, 2, &mo) || s[7] != '-' ||
-      !digits(8, 2, &d)) {
-    return false;
-  }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31) return false;
-  size_t pos = 10;
-  if (pos < s.size() && (s[pos] == 'T' || s[pos] == ' ')) {
-    if (!digits(pos + 1, 2, &h) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
-        !digits(pos + 4, 2, &mi)) {
-      return false;
-    }
-    pos += 6;
-    if (pos < s.size() && s[pos] == ':') {
-      if (!digits(pos + 1, 2, &sec)) return false;
-      pos += 3;
-      if (pos < s.size() && (s[pos] == '.' || s[pos] == ',')) {
-        ++pos;
-        int n = 0, scale = 100;
-        while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-          if (n < 3) frac_ms += (s[pos] - '0') * scale;
-          scale /= 10;
-          ++n;
-          ++pos;
-        }
-        if (n == 0) return false;
-      }
-    }
-    if (h > 23 || mi > 59 || sec > 60) return false;
-  }
-  int64_t offset_min = 0;
-  if (pos < s.size()) {
-    if (s[pos] == 'Z' && pos + 1 == s.size()) {
-      ++pos;
-    } else if (s[pos] == '+' || s[pos] == '-') {
-      int oh, om = 0;
-      if (!digits(pos + 1, 2, &oh)) return false;
-      size_t q = pos + 3;
-      if (q < s.size() && s[q] == ':') ++q;
-      if (q < s.size()) {
-        if (!digits(q, 2, &om)) return false;
-        q += 2;
-      }
-      if (q != s.size() || oh > 23 || om > 59) return false;
-      offset_min = (s[pos] == '-' ? -1 : 1) * (oh * 60 + om);
-      pos = q;
-    } else {
-      return false;
-    }
-  }
-  const int64_t days = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
-  *ms = ((days * 24 + h) * 60 + mi - offset_min) * 60000 + sec * 1000 + frac_ms;
-  return true;
-}
-
-const char* TimeFormatName(const FieldSpec& f) {
-  switch (f.time_format) {
-    case TimeFormat::kIso8601: return "iso8601";
-    case TimeFormat::kEpochMs: return "epoch_ms";
-    case TimeFormat::kEpochS: return "epoch_s";
-    case TimeFormat::kPattern: return f.pattern.c_str();
-  }
-  return "";
-}
-
-// Converts text (a JSON string, number or literal, or a CSV cell) to the field's type.
-// `is_number`: the text was a JSON number (timestamps then default to epoch_ms).
+// Converts text (a JSON string, number or literal, or a CSV cell) to the field's type with the
+// rules of weir/text_formats.h, so parse, expressions and outputs agree on every input.
+// `is_number`: the text was a JSON number (timestamps then default to epoch_ms, and an integral
+// number such as 7.0 or 1e3 is an int64: JSON has one number type).
 bool Convert(const FieldSpec& f, std::string_view text, bool is_number, Value* out,
              std::string* reason) {
-  auto fail = [&](const char* as) {
-    *reason = "field '" + f.name + "': cannot convert '" +
-              std::string(text.substr(0, 64)) + (text.size() > 64 ? "...'" : "'") + " to " + as;
+  auto fail = [&](TextError e, std::string_view as) {
+    *reason = "field '" + f.name + "': " + TextErrorStatus(e, text, as).message();
     return false;
   };
   switch (f.type) {
@@ -204,66 +103,66 @@ bool Convert(const FieldSpec& f, std::string_view text, bool is_number, Value* o
       return true;
     case Type::kInt64: {
       int64_t v;
-      if (ParseInt64(text, &v)) {
+      const TextError e = TryParseInt64(text, &v);
+      if (e.ok()) {
         out->SetInt64(v);
         return true;
       }
-      // 12.0 is an integer; 12.5 is not.
       double d;
-      if (ParseDouble(text, &d) && d == std::floor(d) && std::fabs(d) < 9.0e18) {
-        out->SetInt64(static_cast<int64_t>(d));
+      if (is_number && TryParseDouble(text, &d).ok() && ExactDoubleToInt64(d, &v)) {
+        out->SetInt64(v);
         return true;
       }
-      return fail("int64");
+      return fail(e, "int64");
     }
     case Type::kDouble: {
       double d;
-      if (!ParseDouble(text, &d)) return fail("double");
+      const TextError e = TryParseDouble(text, &d);
+      if (!e.ok()) return fail(e, "double");
       out->SetDouble(d);
       return true;
     }
-    case Type::kBool:
-      if (text == "true" || text == "1" || text == "TRUE" || text == "True") {
-        out->SetBool(true);
-        return true;
-      }
-      if (text == "false" || text == "0" || text == "FALSE" || text == "False") {
-        out->SetBool(false);
-        return true;
-      }
-      return fail("bool");
+    case Type::kBool: {
+      bool b;
+      const TextError e = TryParseBool(text, &b);
+      if (!e.ok()) return fail(e, "bool");
+      out->SetBool(b);
+      return true;
+    }
     case Type::kTimestamp: {
       TimeFormat tf = f.time_format;
       if (!f.time_format_set && is_number) tf = TimeFormat::kEpochMs;
-      int64_t ms;
+      int64_t ms = 0;
       switch (tf) {
         case TimeFormat::kEpochMs: {
+          // Milliseconds: an int64, or a double truncated toward zero (1.5 is 1 ms).
+          if (TryParseInt64(text, &ms).ok()) break;
           double d;
-          if (ParseInt64(text, &ms)) break;
-          if (!ParseDouble(text, &d) || std::fabs(d) > 9.0e18) return fail("timestamp (epoch_ms)");
-          ms = static_cast<int64_t>(d);
+          const TextError e = TryParseDouble(text, &d);
+          if (!e.ok()) return fail(e, "timestamp (epoch_ms)");
+          if (!DoubleToInt64(d, &ms)) {
+            return fail(TextError{"out of range"}, "timestamp (epoch_ms)");
+          }
           break;
         }
         case TimeFormat::kEpochS: {
           double d;
-          if (!ParseDouble(text, &d) || std::fabs(d) > 9.0e15) return fail("timestamp (epoch_s)");
+          const TextError e = TryParseDouble(text, &d);
+          if (!e.ok()) return fail(e, "timestamp (epoch_s)");
+          if (!(std::fabs(d) <= 9.0e15)) {
+            return fail(TextError{"out of range"}, "timestamp (epoch_s)");
+          }
           ms = static_cast<int64_t>(std::llround(d * 1000.0));
           break;
         }
-        case TimeFormat::kIso8601:
-          if (!ParseIso8601(text, &ms)) return fail("timestamp (iso8601)");
+        case TimeFormat::kIso8601: {
+          const TextError e = TryParseIsoTimestamp(text, &ms);
+          if (!e.ok()) return fail(e, "timestamp (iso8601)");
           break;
+        }
         case TimeFormat::kPattern: {
-          std::string s(text);  // strptime needs a terminated string
-          struct tm tm;
-          std::memset(&tm, 0, sizeof tm);
-          const char* end = strptime(s.c_str(), f.pattern.c_str(), &tm);
-          if (end == nullptr || *end != '\0') {
-            *reason = "field '" + f.name + "': '" + std::string(text.substr(0, 64)) +
-                      "' does not match the timestamp format '" + f.pattern + "'";
-            return false;
-          }
-          ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+          const TextError e = TryParseTime(text, f.pattern, &ms);
+          if (!e.ok()) return fail(e, "timestamp ('" + f.pattern + "')");
           break;
         }
       }
@@ -272,7 +171,8 @@ bool Convert(const FieldSpec& f, std::string_view text, bool is_number, Value* o
     }
     case Type::kNull: break;
   }
-  return fail(TypeName(f.type));
+  *reason = "field '" + f.name + "': cannot convert to " + TypeName(f.type);
+  return false;
 }
 
 // Splits one CSV record into cells (RFC 4180 quoting); views point into `line` or `scratch`.
@@ -407,9 +307,12 @@ Result<ParsePlan> PlanParse(const Config& config, const Schema& input) {
       } else if (tf.find('%') != std::string::npos) {
         f.time_format = TimeFormat::kPattern;
         f.pattern = tf;
+        Status valid = ValidateTimePattern(tf, kParseDirectives);
+        if (!valid.ok()) return valid.WithContext(fc.path() + ".format");
       } else {
-        return Status::InvalidArgument(fc.path() + ".format: expected iso8601, epoch_ms, "
-                                                   "epoch_s or a strptime pattern, got '" +
+        return Status::InvalidArgument(fc.path() +
+                                       ".format: expected iso8601, epoch_ms, "
+                                       "epoch_s or a strptime pattern (e.g. %Y-%m-%d), got '" +
                                        tf + "'");
       }
     }

@@ -4,37 +4,14 @@
 #include <array>
 #include <charconv>
 #include <cstring>
-#include <ctime>
 #include <limits>
+
+#include "weir/text_formats.h"
 
 namespace weir {
 namespace {
 
-constexpr int64_t kSecond = 1000, kMinute = 60 * kSecond, kHour = 60 * kMinute, kDay = 24 * kHour;
-
-// The finest unit a strftime format shows; 0 if it shows nothing finer than a day, -1 if it
-// has no time specifier at all.
-int64_t FormatGranularity(const std::string& f) {
-  int64_t g = -1;
-  auto finer = [&g](int64_t u) { g = (g <= 0) ? u : std::min(g, u); };
-  for (size_t i = 0; i + 1 < f.size(); ++i) {
-    if (f[i] != '%') continue;
-    const char c = f[++i];
-    switch (c) {
-      case 'S': case 'T': case 's': finer(kSecond); break;
-      case 'M': case 'R': finer(kMinute); break;
-      case 'H': case 'I': case 'k': case 'l': finer(kHour); break;
-      case 'd': case 'e': case 'j': case 'F': case 'D': case 'a': case 'A': case 'u': case 'w':
-        finer(kDay);
-        break;
-      case 'm': case 'b': case 'B': case 'h': case 'Y': case 'y': case 'C': case 'G': case 'g':
-        if (g < 0) g = 0;
-        break;
-      default: break;
-    }
-  }
-  return g;
-}
+constexpr int64_t kSecond = 1000;
 
 bool ValidSegmentStart(std::string_view dir) {
   size_t start = 0;
@@ -200,10 +177,19 @@ Result<PartitionTemplate> PartitionTemplate::Parse(std::string_view text, const 
                                        "' has a time format but is " + TypeName(type) +
                                        " (needs a timestamp or an integer in milliseconds)");
       }
-      const int64_t g = FormatGranularity(format);
+      Status valid = ValidateTimePattern(format, kFormatDirectives);
+      if (!valid.ok()) {
+        return valid.WithContext(where + ": field '" + std::string(name) + "'");
+      }
+      const int64_t g = TimePatternUnitMs(format);
       if (g < 0) {
         return Status::InvalidArgument(where + ": format '" + format + "' of field '" +
                                        std::string(name) + "' has no time specifier (e.g. %Y, %H)");
+      }
+      if (g > 0 && g < kSecond) {
+        return Status::InvalidArgument(where + ": format '" + format + "' of field '" +
+                                       std::string(name) +
+                                       "' uses %f; partitions are at least a second long");
       }
       if (t.time_field_ >= 0 && t.time_field_ != fi) {
         return Status::InvalidArgument(where + ": time placeholders must all use one field ('" +
@@ -249,15 +235,7 @@ Result<PartitionTemplate> PartitionTemplate::Parse(std::string_view text, const 
 }
 
 bool PartitionTemplate::AppendTime(int64_t ms, const std::string& format, std::string* out) {
-  const time_t tt = static_cast<time_t>(FloorDiv(ms, 1000));
-  struct tm tm;
-  // Fails only when the year does not fit an int (not for any int64 milliseconds with a 64-bit
-  // time_t, but tm must never be read uninitialized).
-  if (gmtime_r(&tt, &tm) == nullptr) return false;
-  char buf[256];
-  const size_t n = strftime(buf, sizeof(buf), format.c_str(), &tm);
-  out->append(buf, n);
-  return true;
+  return FormatTime(ms, format, out).ok();  // the format was validated by Parse
 }
 
 bool PartitionTemplate::CheckLengths(const std::string& dir, std::string* reason) const {

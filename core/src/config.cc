@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "weir/text_formats.h"
+
 namespace weir {
 namespace {
 
@@ -23,11 +25,7 @@ std::optional<int64_t> ParseWithUnit(const std::string& s,
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
   if (i == 0) return std::nullopt;
   double num;
-  try {
-    num = std::stod(s.substr(0, i));
-  } catch (...) {
-    return std::nullopt;
-  }
+  if (!TryParseDouble(std::string_view(s).substr(0, i), &num).ok()) return std::nullopt;
   std::string unit = s.substr(i);
   while (!unit.empty() && unit.front() == ' ') unit.erase(unit.begin());
   for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -114,29 +112,19 @@ Status Config::CheckKeys(const std::vector<std::string_view>& allowed) const {
 Result<int64_t> Config::GetInt(std::string_view key, std::optional<int64_t> def) const {
   WEIR_CONFIG_LOOKUP(key, def)
   const std::string& s = n.Scalar();
-  try {
-    size_t pos = 0;
-    long long v = std::stoll(s, &pos);
-    if (pos == s.size()) return static_cast<int64_t>(v);
-    // Accept "1e6" style integers when exact.
-    double d = std::stod(s, &pos);
-    if (pos == s.size() && d == static_cast<double>(static_cast<int64_t>(d))) {
-      return static_cast<int64_t>(d);
-    }
-  } catch (...) {
-  }
+  int64_t v;
+  if (TryParseInt64(s, &v).ok()) return v;
+  // YAML, like JSON, has one number type: "1e6" is an integer when exact.
+  double d;
+  if (TryParseDouble(s, &d).ok() && ExactDoubleToInt64(d, &v)) return v;
   return Status::InvalidArgument(KeyPath(key) + ": expected an integer, got '" + s + "'");
 }
 
 Result<double> Config::GetDouble(std::string_view key, std::optional<double> def) const {
   WEIR_CONFIG_LOOKUP(key, def)
   const std::string& s = n.Scalar();
-  try {
-    size_t pos = 0;
-    double v = std::stod(s, &pos);
-    if (pos == s.size()) return v;
-  } catch (...) {
-  }
+  double v;
+  if (TryParseDouble(s, &v).ok()) return v;
   return Status::InvalidArgument(KeyPath(key) + ": expected a number, got '" + s + "'");
 }
 

@@ -34,10 +34,7 @@
 
 namespace {
 
-std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = weir::ModuleLogger("devbroker");
-  return logger;
-}
+const weir::ModuleLog Log("devbroker");
 
 constexpr size_t kMaxLine = 4096;
 

@@ -17,7 +17,6 @@
 // longer than the small-string buffer. Because a node's output may be the scratch its first
 // operand wrote, every node reads its operands before writing its result.
 #include "weir/expr.h"
-#include "weir/int_math.h"
 
 #include <algorithm>
 #include <bit>
@@ -31,6 +30,9 @@
 #include <system_error>
 #include <utility>
 #include <vector>
+
+#include "weir/int_math.h"
+#include "weir/text_formats.h"
 
 namespace weir {
 namespace {
@@ -95,46 +97,6 @@ int64_t WrapMul(int64_t a, int64_t b) {
   return static_cast<int64_t>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b));
 }
 
-// Converts a double to int64 by truncation; false if NaN or out of range.
-bool DoubleToInt64(double d, int64_t* out) {
-  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return false;
-  *out = static_cast<int64_t>(d);
-  return true;
-}
-
-bool ParseInt64(std::string_view s, int64_t* out) {
-  s = TrimSpace(s);
-  if (!s.empty() && s.front() == '+') {
-    s.remove_prefix(1);
-    if (s.empty() || s.front() == '-') return false;
-  }
-  const char* end = s.data() + s.size();
-  auto [ptr, ec] = std::from_chars(s.data(), end, *out);
-  return ec == std::errc() && ptr == end;
-}
-
-bool ParseDouble(std::string_view s, double* out) {
-  s = TrimSpace(s);
-  if (!s.empty() && s.front() == '+') {
-    s.remove_prefix(1);
-    if (s.empty() || s.front() == '-') return false;
-  }
-  const char* end = s.data() + s.size();
-  auto [ptr, ec] = std::from_chars(s.data(), end, *out, std::chars_format::general);
-  return ec == std::errc() && ptr == end;
-}
-
-bool ParseBool(std::string_view s, bool* out) {
-  s = TrimSpace(s);
-  for (const char* t : {"true", "t", "yes", "y", "1"}) {
-    if (EqualsIgnoreCase(s, t)) return *out = true, true;
-  }
-  for (const char* f : {"false", "f", "no", "n", "0"}) {
-    if (EqualsIgnoreCase(s, f)) return *out = false, true;
-  }
-  return false;
-}
-
 // Number of UTF-8 code points (bytes that are not continuation bytes).
 int64_t Utf8Length(std::string_view s) {
   int64_t n = 0;
@@ -156,289 +118,6 @@ size_t Utf8Offset(std::string_view s, int64_t k) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Calendar arithmetic (proleptic Gregorian, UTC). Internally a year starts on March 1st so the
-// leap day is the last day of the year; a 400-year cycle has a fixed number of days.
-
-constexpr int64_t kMsPerDay = 86400000;
-constexpr int64_t kDaysPer400Years = 146097;
-constexpr int64_t kDaysPer100Years = 36524;  // a "century" of March-years without a 400th leap
-constexpr int64_t kDaysPer4Years = 1461;
-// Days from 0000-03-01 to 1970-01-01.
-constexpr int64_t kEpochFromMarch0 = 719468;
-// Day of the March-based year on which each month starts (index 0 = March ... 11 = February).
-constexpr int kMarchMonthStart[12] = {0, 31, 61, 92, 122, 153, 184, 214, 245, 275, 306, 337};
-
-struct Civil {
-  int64_t year;
-  int month;  // 1..12
-  int day;    // 1..31
-};
-
-bool IsLeapYear(int64_t y) {
-  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-int DaysInMonth(int64_t y, int m) {
-  static constexpr int kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return (m == 2 && IsLeapYear(y)) ? 29 : kDays[m - 1];
-}
-
-// Days since 1970-01-01 of the given date (month and day must be valid).
-int64_t DaysFromCivil(int64_t year, int month, int day) {
-  int64_t y = month <= 2 ? year - 1 : year;  // the March-based year holding this date
-  int64_t cycle = FloorDiv(y, 400);
-  int64_t year_of_cycle = y - cycle * 400;  // [0, 399]
-  int month_index = month >= 3 ? month - 3 : month + 9;
-  // Leap days before year_of_cycle: one per 4 years, minus the century years (the 400th year's
-  // leap day ends the cycle, so it is never before).
-  int64_t day_of_cycle = year_of_cycle * 365 + year_of_cycle / 4 - year_of_cycle / 100 +
-                         kMarchMonthStart[month_index] + day - 1;
-  return cycle * kDaysPer400Years + day_of_cycle - kEpochFromMarch0;
-}
-
-Civil CivilFromDays(int64_t days) {
-  int64_t z = days + kEpochFromMarch0;
-  int64_t cycle = FloorDiv(z, kDaysPer400Years);
-  int64_t rem = z - cycle * kDaysPer400Years;  // [0, 146096]
-  // The last century of a cycle is one day longer; clamp so its last day stays in it.
-  int64_t centuries = std::min<int64_t>(rem / kDaysPer100Years, 3);
-  rem -= centuries * kDaysPer100Years;
-  int64_t quads = rem / kDaysPer4Years;
-  rem -= quads * kDaysPer4Years;
-  int64_t years = std::min<int64_t>(rem / 365, 3);  // the 4th year of a quad may have 366 days
-  int day_of_year = static_cast<int>(rem - years * 365);  // [0, 365]
-  int month_index = 11;
-  while (kMarchMonthStart[month_index] > day_of_year) --month_index;
-  Civil c;
-  c.day = day_of_year - kMarchMonthStart[month_index] + 1;
-  c.month = month_index < 10 ? month_index + 3 : month_index - 9;
-  c.year = cycle * 400 + centuries * 100 + quads * 4 + years + (c.month <= 2 ? 1 : 0);
-  return c;
-}
-
-void AppendPadded(std::string* out, int64_t v, int width) {
-  char buf[24];
-  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  for (int pad = width - static_cast<int>(ptr - buf); pad > 0; --pad) out->push_back('0');
-  out->append(buf, ptr);
-}
-
-// strftime-like formatting in UTC: %Y %m %d %H %M %S %f (milliseconds) %j %%.
-// Returns false on an unknown directive or a trailing '%'.
-bool FormatTimestamp(int64_t ms, std::string_view fmt, std::string* out) {
-  int64_t days = FloorDiv(ms, kMsPerDay);
-  int64_t ms_of_day = FloorMod(ms, kMsPerDay);
-  Civil c = CivilFromDays(days);
-  for (size_t i = 0; i < fmt.size(); ++i) {
-    if (fmt[i] != '%') {
-      out->push_back(fmt[i]);
-      continue;
-    }
-    if (++i == fmt.size()) return false;
-    switch (fmt[i]) {
-      case 'Y':
-        if (c.year < 0) {
-          out->push_back('-');
-          AppendPadded(out, -c.year, 4);
-        } else {
-          AppendPadded(out, c.year, 4);
-        }
-        break;
-      case 'm':
-        AppendPadded(out, c.month, 2);
-        break;
-      case 'd':
-        AppendPadded(out, c.day, 2);
-        break;
-      case 'H':
-        AppendPadded(out, ms_of_day / 3600000, 2);
-        break;
-      case 'M':
-        AppendPadded(out, ms_of_day / 60000 % 60, 2);
-        break;
-      case 'S':
-        AppendPadded(out, ms_of_day / 1000 % 60, 2);
-        break;
-      case 'f':
-        AppendPadded(out, ms_of_day % 1000, 3);
-        break;
-      case 'j':
-        AppendPadded(out, days - DaysFromCivil(c.year, 1, 1) + 1, 3);
-        break;
-      case '%':
-        out->push_back('%');
-        break;
-      default:
-        return false;
-    }
-  }
-  return true;
-}
-
-// Checks a format string at compile time: every directive must be in `allowed`.
-bool ValidFormat(std::string_view fmt, std::string_view allowed, std::string* bad) {
-  for (size_t i = 0; i < fmt.size(); ++i) {
-    if (fmt[i] != '%') continue;
-    if (++i == fmt.size()) {
-      *bad = "%";
-      return false;
-    }
-    if (fmt[i] != '%' && allowed.find(fmt[i]) == std::string_view::npos) {
-      *bad = std::string("%") + fmt[i];
-      return false;
-    }
-  }
-  return true;
-}
-
-constexpr std::string_view kFormatDirectives = "YmdHMSfj";
-constexpr std::string_view kParseDirectives = "YmdHMSf";
-
-struct DateTime {
-  int64_t year = 1970;
-  int month = 1, day = 1, hour = 0, minute = 0, second = 0, millis = 0;
-  int64_t offset_ms = 0;  // subtracted: local time = UTC + offset
-};
-
-bool ToMillis(const DateTime& t, int64_t* ms) {
-  if (t.month < 1 || t.month > 12 || t.day < 1 || t.day > DaysInMonth(t.year, t.month) ||
-      t.hour > 23 || t.minute > 59 || t.second > 59) {
-    return false;
-  }
-  *ms = DaysFromCivil(t.year, t.month, t.day) * kMsPerDay + t.hour * int64_t{3600000} +
-        t.minute * int64_t{60000} + t.second * int64_t{1000} + t.millis - t.offset_ms;
-  return true;
-}
-
-// Reads between min_digits and max_digits decimal digits at s[*pos].
-bool ReadDigits(std::string_view s, size_t* pos, int min_digits, int max_digits, int64_t* out) {
-  int64_t v = 0;
-  int n = 0;
-  while (n < max_digits && *pos < s.size() && IsDigit(s[*pos])) {
-    v = v * 10 + (s[*pos] - '0');
-    ++*pos;
-    ++n;
-  }
-  if (n < min_digits) return false;
-  *out = v;
-  return true;
-}
-
-bool ReadInt(std::string_view s, size_t* pos, int min_digits, int max_digits, int* out) {
-  int64_t v;
-  if (!ReadDigits(s, pos, min_digits, max_digits, &v)) return false;
-  *out = static_cast<int>(v);
-  return true;
-}
-
-// Reads a fraction of a second ("5", "123", "123456789") as milliseconds (truncated).
-bool ReadFraction(std::string_view s, size_t* pos, int* millis) {
-  size_t start = *pos;
-  int64_t v;
-  if (!ReadDigits(s, pos, 1, 9, &v)) return false;
-  for (size_t n = *pos - start; n < 9; ++n) v *= 10;
-  *millis = static_cast<int>(v / 1000000);
-  return true;
-}
-
-bool Expect(std::string_view s, size_t* pos, char c) {
-  if (*pos >= s.size() || s[*pos] != c) return false;
-  ++*pos;
-  return true;
-}
-
-// 'YYYY-MM-DD', optionally followed by ('T' | ' ') 'HH:MM:SS[.fff]' and 'Z' or '+HH:MM'.
-bool ParseIsoTimestamp(std::string_view s, int64_t* ms) {
-  DateTime t;
-  size_t pos = 0;
-  if (!ReadDigits(s, &pos, 4, 4, &t.year) || !Expect(s, &pos, '-') ||
-      !ReadInt(s, &pos, 2, 2, &t.month) || !Expect(s, &pos, '-') ||
-      !ReadInt(s, &pos, 2, 2, &t.day)) {
-    return false;
-  }
-  if (pos < s.size()) {
-    if (s[pos] != 'T' && s[pos] != 't' && s[pos] != ' ') return false;
-    ++pos;
-    if (!ReadInt(s, &pos, 2, 2, &t.hour) || !Expect(s, &pos, ':') ||
-        !ReadInt(s, &pos, 2, 2, &t.minute) || !Expect(s, &pos, ':') ||
-        !ReadInt(s, &pos, 2, 2, &t.second)) {
-      return false;
-    }
-    if (pos < s.size() && s[pos] == '.') {
-      ++pos;
-      if (!ReadFraction(s, &pos, &t.millis)) return false;
-    }
-    if (pos < s.size()) {
-      if (s[pos] == 'Z' || s[pos] == 'z') {
-        ++pos;
-      } else if (s[pos] == '+' || s[pos] == '-') {
-        int64_t sign = s[pos] == '-' ? -1 : 1;
-        ++pos;
-        int oh, om;
-        if (!ReadInt(s, &pos, 2, 2, &oh)) return false;
-        Expect(s, &pos, ':');
-        if (!ReadInt(s, &pos, 2, 2, &om) || oh > 23 || om > 59) return false;
-        t.offset_ms = sign * (oh * int64_t{3600000} + om * int64_t{60000});
-      }
-    }
-  }
-  return pos == s.size() && ToMillis(t, ms);
-}
-
-enum class ParseResult { kOk, kMismatch, kBadFormat };
-
-// strptime-like parsing with %Y %m %d %H %M %S %f %%; whitespace in the format matches any
-// amount of whitespace (including none); other characters match themselves.
-ParseResult ParseWithFormat(std::string_view s, std::string_view fmt, int64_t* ms) {
-  DateTime t;
-  size_t pos = 0;
-  for (size_t i = 0; i < fmt.size(); ++i) {
-    char f = fmt[i];
-    if (IsSpace(f)) {
-      while (pos < s.size() && IsSpace(s[pos])) ++pos;
-      continue;
-    }
-    if (f != '%') {
-      if (!Expect(s, &pos, f)) return ParseResult::kMismatch;
-      continue;
-    }
-    if (++i == fmt.size()) return ParseResult::kBadFormat;
-    bool ok;
-    switch (fmt[i]) {
-      case 'Y':
-        ok = ReadDigits(s, &pos, 1, 4, &t.year);
-        break;
-      case 'm':
-        ok = ReadInt(s, &pos, 1, 2, &t.month);
-        break;
-      case 'd':
-        ok = ReadInt(s, &pos, 1, 2, &t.day);
-        break;
-      case 'H':
-        ok = ReadInt(s, &pos, 1, 2, &t.hour);
-        break;
-      case 'M':
-        ok = ReadInt(s, &pos, 1, 2, &t.minute);
-        break;
-      case 'S':
-        ok = ReadInt(s, &pos, 1, 2, &t.second);
-        break;
-      case 'f':
-        ok = ReadFraction(s, &pos, &t.millis);
-        break;
-      case '%':
-        ok = Expect(s, &pos, '%');
-        break;
-      default:
-        return ParseResult::kBadFormat;
-    }
-    if (!ok) return ParseResult::kMismatch;
-  }
-  if (pos != s.size() || !ToMillis(t, ms)) return ParseResult::kMismatch;
-  return ParseResult::kOk;
-}
-
-// ---------------------------------------------------------------------------------------------
 // String forms (concat and string()).
 
 void AppendInt(std::string* out, int64_t v) {
@@ -454,10 +133,6 @@ void AppendDouble(std::string* out, double d) {
   std::string_view text(buf, ptr - buf);
   out->append(text);
   if (text.find_first_of(".en") == std::string_view::npos) out->append(".0");
-}
-
-void AppendTimestamp(std::string* out, int64_t ms) {
-  FormatTimestamp(ms, "%Y-%m-%dT%H:%M:%S.%fZ", out);
 }
 
 // Appends the string form of a non-null value. Reads only the scalar member of `v` for
@@ -481,7 +156,7 @@ void AppendStringForm(const Value& v, std::string* out) {
       out->append(v.s);
       break;
     case Type::kTimestamp:
-      AppendTimestamp(out, v.i);
+      AppendTimestamp(v.i, out);
       break;
   }
 }
@@ -951,7 +626,7 @@ struct ToInt64F {
         if (!DoubleToInt64(a.d, &v)) return out.SetNull();
         break;
       case Type::kString:
-        if (!ParseInt64(a.s, &v)) return out.SetNull();
+        if (!TryParseInt64(a.s, &v).ok()) return out.SetNull();
         break;
       default:
         return out.SetNull();
@@ -974,7 +649,7 @@ struct ToDoubleF {
         v = a.d;
         break;
       case Type::kString:
-        if (!ParseDouble(a.s, &v)) return out.SetNull();
+        if (!TryParseDouble(a.s, &v).ok()) return out.SetNull();
         break;
       default:
         return out.SetNull();
@@ -1009,7 +684,7 @@ struct ToBoolF {
         v = a.d != 0;
         break;
       case Type::kString:
-        if (!ParseBool(a.s, &v)) return out.SetNull();
+        if (!TryParseBool(a.s, &v).ok()) return out.SetNull();
         break;
       default:
         return out.SetNull();
@@ -1029,7 +704,7 @@ struct ToTimestampF {
         if (!DoubleToInt64(a.d, &ms)) return out.SetNull();
         break;
       case Type::kString:
-        if (!ParseIsoTimestamp(a.s, &ms)) return out.SetNull();
+        if (!TryParseIsoTimestamp(a.s, &ms).ok()) return out.SetNull();
         break;
       default:
         return out.SetNull();
@@ -1177,7 +852,7 @@ class DateFormat final : public ComputedNode<DateFormat> {
     const Value& f = fmt_->EvalRef(row, scratch);
     if (f.is_null()) return out.SetNull();
     out.s.clear();
-    if (!FormatTimestamp(ms, f.s, &out.s)) return out.SetNull();
+    if (!FormatTime(ms, f.s, &out.s).ok()) return out.SetNull();
     out.type = Type::kString;
   }
 
@@ -1197,7 +872,7 @@ class ParseTimestamp final : public ComputedNode<ParseTimestamp> {
     Value scratch;
     const Value& f = fmt_->EvalRef(row, scratch);
     int64_t ms;
-    if (f.is_null() || ParseWithFormat(s.s, f.s, &ms) != ParseResult::kOk) return out.SetNull();
+    if (f.is_null() || !TryParseTime(s.s, f.s, &ms).ok()) return out.SetNull();
     out.SetTimestamp(ms);
   }
 
@@ -1591,13 +1266,15 @@ Result<NodePtr> BuildCast(Call& c, std::initializer_list<Type> allowed, Type res
 
 Status CheckConstFormat(const Call& c, size_t i, std::string_view allowed) {
   const Value* v = c.args[i].node->ConstValue();
-  std::string bad;
-  if (!v || v->type != Type::kString || ValidFormat(v->s, allowed, &bad)) return Status::Ok();
+  if (!v || v->type != Type::kString) return Status::Ok();
+  const std::string_view bad = FirstBadDirective(v->s, allowed);
+  if (bad.empty()) return Status::Ok();
   std::string list;
   for (char d : allowed) list += std::string(list.empty() ? "%" : " %") + d;
-  return ErrorAt(c.args[i].col,
-                 "unsupported directive '" + bad + "' in the format of " + c.name + "()",
-                 " (supported: " + list + " %%)");
+  return ErrorAt(
+      c.args[i].col,
+      "unsupported directive '" + std::string(bad) + "' in the format of " + c.name + "()",
+      " (supported: " + list + " %%)");
 }
 
 template <TimePart kPart>
@@ -2056,8 +1733,7 @@ class Parser {
 
   Result<NodePtr> IntLiteral(std::string_view text, size_t col) {
     int64_t v;
-    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || ptr != text.data() + text.size()) {
+    if (!TryParseInt64(text, &v).ok()) {
       return ErrorAt(col, "integer literal " + Quoted(text) + " is out of range for int64");
     }
     return NodePtr(std::make_unique<Const>(Type::kInt64, Value::Int64(v)));
@@ -2073,7 +1749,7 @@ class Parser {
       case Tok::kDecimal: {
         Next();
         double d;
-        if (!ParseDouble(t.text, &d) || !std::isfinite(d)) {
+        if (!TryParseDouble(t.text, &d).ok() || !std::isfinite(d)) {
           return ErrorAt(t.col, "decimal literal " + Quoted(t.text) + " is out of range");
         }
         return NodePtr(std::make_unique<Const>(Type::kDouble, Value::Double(d)));

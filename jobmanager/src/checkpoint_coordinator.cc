@@ -17,11 +17,7 @@ namespace fs = std::filesystem;
 
 constexpr uint32_t kMetadataVersion = 1;
 
-std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = ModuleLogger("checkpoint");
-  return logger;
-}
-
+const ModuleLog Log("checkpoint");
 
 }  // namespace
 

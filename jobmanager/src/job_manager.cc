@@ -12,10 +12,7 @@
 namespace weir::jm {
 namespace {
 
-std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = ModuleLogger("jobmanager");
-  return logger;
-}
+const ModuleLog Log("jobmanager");
 
 std::string RandomHex(int bytes) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};

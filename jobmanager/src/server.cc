@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "weir.grpc.pb.h"
+#include "weir/clock.h"
 #include "weir/executor.h"
 
 namespace weir::jm {
@@ -129,12 +130,6 @@ class Service final : public proto::JobManagerService::Service {
  private:
   JobManager* jm_;
 };
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "aggregation.h"
+#include "weir/clock.h"
 #include "weir/logging.h"
 #include "weir/operator.h"
 #include "weir/operators.h"
@@ -58,12 +59,6 @@ int64_t SaturatingAdd(int64_t a, int64_t b) {
   if (__builtin_add_overflow(a, b, &r)) return b > 0 ? std::numeric_limits<int64_t>::max()
                                                      : std::numeric_limits<int64_t>::min();
   return r;
-}
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
 }
 
 class WindowAggregate : public Operator {
@@ -238,7 +233,7 @@ class WindowAggregate : public Operator {
 
   // At most one line per kLogEveryMs, with the totals so far.
   void LogDropped(const char* why, int64_t t) {
-    const int64_t now = NowMs();
+    const int64_t now = MonotonicMs();
     if (last_log_ms_ != 0 && now - last_log_ms_ < kLogEveryMs) return;
     last_log_ms_ = now;
     ModuleLogger("task")->warn(

@@ -13,14 +13,12 @@
 #include <cstring>
 
 #include "weir/logging.h"
+#include "weir/text_formats.h"
 
 namespace weir {
 namespace {
 
-std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = ModuleLogger("network");
-  return logger;
-}
+const ModuleLog Log("network");
 
 bool WriteAll(int fd, const struct iovec* iov_in, int iovcnt) {
   struct iovec iov[4];
@@ -74,13 +72,12 @@ Result<std::pair<std::string, int>> SplitAddress(const std::string& address) {
   if (colon == std::string::npos) {
     return Status::InvalidArgument("bad address '" + address + "' (expected host:port)");
   }
-  int port = 0;
-  try {
-    port = std::stoi(address.substr(colon + 1));
-  } catch (...) {
+  int64_t port = 0;
+  if (!TryParseInt64(std::string_view(address).substr(colon + 1), &port).ok() || port < 0 ||
+      port > 65535) {
     return Status::InvalidArgument("bad port in address '" + address + "'");
   }
-  return std::make_pair(address.substr(0, colon), port);
+  return std::make_pair(address.substr(0, colon), static_cast<int>(port));
 }
 
 }  // namespace

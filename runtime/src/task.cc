@@ -8,9 +8,10 @@
 #include <map>
 #include <thread>
 
+#include "weir/clock.h"
 #include "weir/key_groups.h"
-#include "weir/serde.h"
 #include "weir/logging.h"
+#include "weir/serde.h"
 
 namespace weir {
 
@@ -28,16 +29,7 @@ std::string ChannelKey(const std::string& job_id, int attempt, const std::string
 
 namespace {
 
-std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = ModuleLogger("task");
-  return logger;
-}
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+const ModuleLog Log("task");
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(

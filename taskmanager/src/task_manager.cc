@@ -20,10 +20,7 @@
 namespace weir::tm {
 namespace {
 
-std::shared_ptr<spdlog::logger> Log() {
-  static auto logger = ModuleLogger("taskmanager");
-  return logger;
-}
+const ModuleLog Log("taskmanager");
 
 using JobAttempt = std::pair<std::string, int>;  // (job id, attempt)
 

@@ -1172,7 +1172,7 @@ TEST(PartitionTemplateTest, TimesNearTheEndsOfInt64AndYearOne) {
   constexpr int64_t kYear1 = -62135596800000;
   r[0].SetTimestamp(kYear1 + 30 * 60 * 1000);
   ASSERT_TRUE(t->Render(r, &dir, &start, &reason)) << reason;
-  EXPECT_EQ(dir, "dt=1-01-01/hour=00");
+  EXPECT_EQ(dir, "dt=0001-01-01/hour=00");  // %Y has at least 4 digits, as in ISO-8601
   EXPECT_EQ(start, kYear1);
   // Negative times floor, including exact multiples.
   r[0].SetTimestamp(-3600000);
@@ -1401,8 +1401,8 @@ TEST_F(SinkValuesTest, YearOneRowMakesBoundedEmptyPartitions) {
   EXPECT_TRUE(m.count(HourDir(99)));
   EXPECT_TRUE(m.count(HourDir(70)));
   EXPECT_FALSE(m.count(HourDir(69)));
-  EXPECT_TRUE(m.count("dt=1-01-01/hour=00")) << "the partition with data is marked";
-  EXPECT_FALSE(fs::exists(out_ / "dt=1-01-01" / "hour=01")) << "no empty hour from year 1";
+  EXPECT_TRUE(m.count("dt=0001-01-01/hour=00")) << "the partition with data is marked";
+  EXPECT_FALSE(fs::exists(out_ / "dt=0001-01-01" / "hour=01")) << "no empty hour from year 1";
   // The watermark jumps 100 hours: 30 per commit, resumed at the next one.
   RowBatch b2;
   b2.Append(1)[0].SetTimestamp(200 * kHour);
@@ -1438,11 +1438,11 @@ TEST_F(SinkValuesTest, LateRowsDoNotMoveTheEmptyPartitionsStart) {
   EXPECT_EQ(s1.counts["committed"], 1);
   Checkpoint(*sink, 2);
   ASSERT_TRUE(sink->Close().ok());
-  EXPECT_TRUE(fs::exists(out_ / "_late" / "dt=1-01-01" / "hour=00"));
+  EXPECT_TRUE(fs::exists(out_ / "_late" / "dt=0001-01-01" / "hour=00"));
   EXPECT_TRUE(fs::exists(out_ / HourDir(10) / "_SUCCESS"));
   EXPECT_TRUE(fs::exists(out_ / HourDir(11) / "_SUCCESS"));
   EXPECT_FALSE(fs::exists(out_ / HourDir(9))) << "nothing before the first on-time partition";
-  EXPECT_FALSE(fs::exists(out_ / "dt=1-01-01" / "hour=00" / "_SUCCESS"));
+  EXPECT_FALSE(fs::exists(out_ / "dt=0001-01-01" / "hour=00" / "_SUCCESS"));
 }
 
 // A commit that fails (here: a directory where the file should go) must not be counted as

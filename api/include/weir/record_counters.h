@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "weir/operator.h"
+#include "weir/text_formats.h"
 
 namespace weir {
 
@@ -53,8 +54,7 @@ class RecordCounters {
         while (start <= e.size() && next(&name)) {
           int64_t v = 0;
           if (!next(&value)) return Status::DataLoss("corrupt '_counts' entry");
-          auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-          if (ec != std::errc() || p != value.data() + value.size()) {
+          if (!TryParseInt64(value, &v).ok()) {
             return Status::DataLoss("corrupt '_counts' entry");
           }
           counts_[std::string(name)] += v;

@@ -14,10 +14,8 @@ namespace weir {
 // Registers datagen, print, blackhole, file, committing_file and parse.
 void RegisterConnectors(OperatorRegistry& registry);
 
-// Appends `row` as one JSON object (no newline) with the names of `schema`.
+// Appends `row` as one JSON object (no newline) with the names of `schema`. Timestamps are
+// strings in the canonical text of weir/text_formats.h ("2026-11-21 07:00:00.000", UTC).
 void AppendJson(const Row& row, const Schema& schema, std::string* out);
-
-// "2026-11-21 07:00:00.000" (UTC) for a timestamp in ms.
-std::string FormatTimestampMs(int64_t ms);
 
 }  // namespace weir

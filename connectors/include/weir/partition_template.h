@@ -1,11 +1,13 @@
-// Partition path templates for file sinks: "dt={event_time:%Y-%m-%d}/hour={event_time:%H}/app={app}".
+// Partition path templates for file sinks:
+// "dt={event_time:%Y-%m-%d}/hour={event_time:%H}/app={app}".
 //
 // A template is literal text with placeholders `{field}` (the field's value as text) and
-// `{field:format}` (a timestamp or integer-millisecond field formatted with strftime
-// specifiers, in UTC). It yields a relative directory per row. When the template has time
-// placeholders, all on one field, each partition also covers a time range [start, end): its
-// granularity is the finest unit the formats use (second, minute, hour or day), and the
-// partition commit decides by comparing `end` with the watermark.
+// `{field:format}` (a timestamp or integer-millisecond field formatted with the time pattern
+// subset of weir/text_formats.h: %Y %m %d %H %M %S %j %F %T %%, in UTC, no locale). It yields a
+// relative directory per row. When the template has time placeholders, all on one field, each
+// partition also covers a time range [start, end): its granularity is the finest unit the formats
+// use (second, minute, hour or day), and the partition commit decides by comparing `end` with the
+// watermark.
 //
 // Values of `{field}` placeholders are escaped as Hive's FileUtils.escapePathName does (so a
 // Hive reader unescapes them to the original): '%XX' (uppercase hex) for the bytes 0x00-0x1F
@@ -70,7 +72,7 @@ class PartitionTemplate {
   struct Part {
     std::string literal;  // when field < 0
     int field = -1;
-    std::string format;  // strftime format; empty: the value as text
+    std::string format;  // time pattern (weir/text_formats.h); empty: the value as text
     std::string name;    // the field's name, for reasons
   };
   static bool AppendTime(int64_t ms, const std::string& format, std::string* out);
