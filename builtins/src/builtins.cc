@@ -12,6 +12,7 @@ const OperatorRegistry& BuiltinOperators() {
     RegisterMapFilterProject(*r);
     RegisterKeyedAggregate(*r);
     RegisterWindowAggregate(*r);
+    r->Register("parse", MakeParseFactory());
     RegisterConnectors(*r);
     r->Register("kafka", MakeKafkaSourceFactory());
     r->Register("kafka_sink", MakeKafkaSinkFactory());

@@ -11,6 +11,7 @@ const OperatorRegistry& BuiltinCatalog() {
     RegisterMapFilterProject(*r);
     r->Register("keyed_aggregate", MakeKeyedAggregateSpec());
     r->Register("window_aggregate", MakeWindowAggregateSpec());
+    r->Register("parse", MakeParseFactory());
     RegisterConnectors(*r);
     r->Register("kafka", MakeKafkaSourceSpec());
     r->Register("kafka_sink", MakeKafkaSinkSpec());

@@ -340,7 +340,6 @@ void RegisterConnectors(OperatorRegistry& r) {
   r.Register("blackhole", std::make_unique<BlackholeFactory>());
   r.Register("file", std::make_unique<FileSinkFactory>());
   r.Register("committing_file", MakeCommittingFileSinkFactory());
-  r.Register("parse", MakeParseFactory());
 }
 
 }  // namespace weir

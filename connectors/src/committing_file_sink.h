@@ -9,6 +9,5 @@ namespace weir {
 
 std::unique_ptr<OperatorFactory> MakeCommittingFileSinkFactory();
 // `parse` (parse.cc): JSON / CSV / raw to typed rows, with a dirty-data output.
-std::unique_ptr<OperatorFactory> MakeParseFactory();
 
 }  // namespace weir

@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "../../connectors/src/json_extract.h"
+#include "../../operators/src/json_extract.h"
 #include "weir/builtins.h"
 #include "weir/job_graph.h"
 #include "weir/operator.h"

@@ -2,6 +2,7 @@
 // user of it: expressions (to_timestamp, date_format, string, casts), the parse operator's
 // conversions, JSON output and partition templates. Each user must give the library's answer
 // (the same value, or a failure), so they provably agree.
+#include "weir/builtins.h"
 #include "weir/text_formats.h"
 
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // Built-in connectors that need no client library of an external system: datagen (source),
 // print, blackhole, a plain JSON-lines file sink, an exactly-once one committed by checkpoints
-// (committing_file), and parse. Kafka is in weir/kafka.h.
+// (committing_file). Kafka is in weir/kafka.h; parse is an operator (weir/operators.h).
 // Factories are stateless; each created operator belongs to one subtask thread.
 #pragma once
 
@@ -11,7 +11,7 @@
 
 namespace weir {
 
-// Registers datagen, print, blackhole, file, committing_file and parse.
+// Registers datagen, print, blackhole, file and committing_file.
 void RegisterConnectors(OperatorRegistry& registry);
 
 // Appends `row` as one JSON object (no newline) with the names of `schema`. Timestamps are

@@ -12,6 +12,10 @@ namespace weir {
 // map, filter, project (library weir_operators).
 void RegisterMapFilterProject(OperatorRegistry& registry);
 
+// parse: typed rows from a string field (JSON, CSV, raw), bad records to its `dirty` side output
+// (library weir_operators).
+std::unique_ptr<OperatorFactory> MakeParseFactory();
+
 // keyed_aggregate and window_aggregate (library weir_keyed_operators, on keyed state).
 void RegisterKeyedAggregate(OperatorRegistry& registry);
 void RegisterWindowAggregate(OperatorRegistry& registry);

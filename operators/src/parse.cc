@@ -32,7 +32,7 @@
 #include <deque>
 
 #include "json_extract.h"
-#include "weir/connectors.h"
+#include "weir/operators.h"
 #include "weir/logging.h"
 #include "weir/record_counters.h"
 #include "weir/text_formats.h"
