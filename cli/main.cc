@@ -135,173 +135,202 @@ void PrintJob(const weir::proto::JobInfo& j) {
   }
 }
 
+
+// Everything the command line can say, for the command functions below.
+struct Options {
+  std::string jm;
+  bool json = false;
+  std::string file;
+  bool wait = false, dry_run = false;
+  double wait_timeout_s = 0;
+  std::string from_savepoint;
+  bool allow_non_restored = false;
+  std::string job_id;
+  std::string sp_dir;
+  bool stop_savepoint = false;
+};
+
+// The job manager's stub; every call gets a fresh context with a deadline.
+struct Client {
+  std::string jm;
+  std::unique_ptr<weir::proto::JobManagerService::Stub> stub;
+  static std::unique_ptr<grpc::ClientContext> Ctx(std::chrono::seconds deadline =
+                                                      std::chrono::seconds(10)) {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + deadline);
+    return c;
+  }
+};
+
+// Polls the job until it ends (exit 0 iff FINISHED) or the timeout passes (exit 1).
+int WaitForEnd(const Client& c, const std::string& job_id, double timeout_s) {
+  auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    weir::proto::JobId id;
+    id.set_job_id(job_id);
+    weir::proto::JobInfo info;
+    grpc::Status gs = c.stub->GetJob(Client::Ctx().get(), id, &info);
+    if (!gs.ok()) return FromGrpc(gs, "status", c.jm);
+    auto st = weir::FromProto(info.state());
+    if (st && weir::IsTerminal(*st)) {
+      if (*st == weir::JobState::kFinished) return 0;
+      return Fail(1, "job " + job_id + " ended " + Name(info.state()) +
+                         (info.failure().empty() ? "" : ": " + info.failure()));
+    }
+    double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (timeout_s > 0 && waited > timeout_s) {
+      return Fail(1, "job " + job_id + " still " + Name(info.state()) + " after " +
+                         std::to_string(static_cast<int>(timeout_s)) + " s" +
+                         (info.failure().empty() ? "" : " (" + info.failure() + ")"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+// weir run: validate locally (BuiltinCatalog), then submit, then optionally wait.
+int Run(const Options& o, const Client& c) {
+  std::ifstream in(o.file);
+  if (!in) return Fail(2, "cannot open job file '" + o.file + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto spec = weir::ParseJobFile(ss.str());
+  if (!spec.ok()) return Fail(2, o.file + ": " + spec.status().message());
+  auto plan = weir::BuildPlan(spec.value(), weir::BuiltinCatalog());
+  if (!plan.ok()) return Fail(2, o.file + ": " + plan.status().message());
+  if (o.dry_run) {
+    std::printf("job '%s' is valid; needs %d slot(s)\n", plan->spec.name.c_str(),
+                plan->SlotsNeeded());
+    for (const auto& t : plan->tasks) std::printf("  %s\n", plan->ChainDescription(t).c_str());
+    return 0;
+  }
+  weir::proto::SubmitJobRequest req;
+  weir::ToProto(spec.value(), req.mutable_graph());
+  req.set_restore_path(o.from_savepoint);
+  req.set_allow_non_restored_state(o.allow_non_restored);
+  weir::proto::SubmitJobResponse resp;
+  grpc::Status s = c.stub->SubmitJob(Client::Ctx().get(), req, &resp);
+  if (!s.ok()) return FromGrpc(s, "submit", c.jm);
+  std::printf("%s\n", resp.job_id().c_str());
+  std::fflush(stdout);
+  return o.wait ? WaitForEnd(c, resp.job_id(), o.wait_timeout_s) : 0;
+}
+
+int Savepoint(const Options& o, const Client& c, bool stop) {
+  if (stop && !o.stop_savepoint) {
+    return Fail(2, "stop needs --savepoint (a plain stop is 'weir cancel JOB')");
+  }
+  weir::proto::SavepointRequest req;
+  req.set_job_id(o.job_id);
+  req.set_directory(o.sp_dir);
+  req.set_stop(stop);
+  weir::proto::SavepointResponse resp;
+  grpc::Status s = c.stub->TriggerSavepoint(Client::Ctx(std::chrono::minutes(15)).get(), req, &resp);
+  if (!s.ok()) return FromGrpc(s, stop ? "stop" : "savepoint", c.jm);
+  std::printf("%s\n", resp.path().c_str());
+  return 0;
+}
+
+int List(const Options& o, const Client& c) {
+  weir::proto::ListJobsResponse resp;
+  grpc::Status s = c.stub->ListJobs(Client::Ctx().get(), weir::proto::ListJobsRequest(), &resp);
+  if (!s.ok()) return FromGrpc(s, "list", c.jm);
+  if (o.json) {
+    std::printf("%s", Json(resp).c_str());
+    return 0;
+  }
+  std::printf("%-24s %-12s %-20s %s\n", "JOB", "STATE", "SUBMITTED", "NAME");
+  for (const auto& j : resp.jobs()) {
+    std::printf("%-24s %-12s %-20s %s\n", j.job_id().c_str(), Name(j.state()),
+                FormatTime(j.submit_time_ms()).c_str(), j.name().c_str());
+  }
+  return 0;
+}
+
+int Status(const Options& o, const Client& c) {
+  weir::proto::JobId id;
+  id.set_job_id(o.job_id);
+  weir::proto::JobInfo info;
+  grpc::Status s = c.stub->GetJob(Client::Ctx().get(), id, &info);
+  if (!s.ok()) return FromGrpc(s, "status", c.jm);
+  if (o.json) {
+    std::printf("%s", Json(info).c_str());
+  } else {
+    PrintJob(info);
+  }
+  return 0;
+}
+
+int Cancel(const Options& o, const Client& c) {
+  weir::proto::JobId id;
+  id.set_job_id(o.job_id);
+  weir::proto::CancelJobResponse resp;
+  grpc::Status s = c.stub->CancelJob(Client::Ctx().get(), id, &resp);
+  if (!s.ok()) return FromGrpc(s, "cancel", c.jm);
+  std::printf("%s %s\n", o.job_id.c_str(), Name(resp.state()));
+  return 0;
+}
+
+int TaskManagers(const Options& o, const Client& c) {
+  weir::proto::ListTaskManagersResponse resp;
+  grpc::Status s =
+      c.stub->ListTaskManagers(Client::Ctx().get(), weir::proto::ListTaskManagersRequest(), &resp);
+  if (!s.ok()) return FromGrpc(s, "taskmanagers", c.jm);
+  if (o.json) {
+    std::printf("%s", Json(resp).c_str());
+    return 0;
+  }
+  std::printf("%-24s %-22s %-22s %6s %6s\n", "ID", "RPC", "DATA", "SLOTS", "FREE");
+  for (const auto& t : resp.taskmanagers()) {
+    std::printf("%-24s %-22s %-22s %6d %6d\n", t.tm_id().c_str(), t.rpc_address().c_str(),
+                t.data_address().c_str(), t.slots(), t.free_slots());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"weir: submit and manage Weir stream-processing jobs"};
   app.require_subcommand(1);
+  Options o;
   const char* env_jm = std::getenv("WEIR_JOBMANAGER");
-  std::string jm = env_jm ? env_jm : "127.0.0.1:6123";
-  bool json = false;
-  app.add_option("--jobmanager,-m", jm, "job manager host:port (env WEIR_JOBMANAGER)");
+  o.jm = env_jm ? env_jm : "127.0.0.1:6123";
+  app.add_option("--jobmanager,-m", o.jm, "job manager host:port (env WEIR_JOBMANAGER)");
 
   auto* run = app.add_subcommand("run", "validate and submit a job file (YAML or JSON)");
-  std::string file;
-  bool wait = false, dry_run = false;
-  double wait_timeout_s = 0;
-  run->add_option("FILE", file, "job file")->required();
-  run->add_flag("--wait", wait, "wait until the job ends; exit 0 iff it FINISHED");
-  run->add_option("--timeout", wait_timeout_s, "with --wait: give up after this many seconds");
-  run->add_flag("--dry-run", dry_run, "validate and print the plan, do not submit");
-  std::string from_savepoint;
-  bool allow_non_restored = false;
-  run->add_option("--from-savepoint,-s", from_savepoint,
+  run->add_option("FILE", o.file, "job file")->required();
+  run->add_flag("--wait", o.wait, "wait until the job ends; exit 0 iff it FINISHED");
+  run->add_option("--timeout", o.wait_timeout_s, "with --wait: give up after this many seconds");
+  run->add_flag("--dry-run", o.dry_run, "validate and print the plan, do not submit");
+  run->add_option("--from-savepoint,-s", o.from_savepoint,
                   "start from a savepoint or retained checkpoint directory");
-  run->add_flag("--allow-non-restored-state", allow_non_restored,
+  run->add_flag("--allow-non-restored-state", o.allow_non_restored,
                 "skip state of vertices the job no longer has");
-  std::string job_id;
   auto* savepoint = app.add_subcommand("savepoint", "take a savepoint of a running job");
-  std::string sp_dir;
-  savepoint->add_option("JOB", job_id, "job id")->required();
-  savepoint->add_option("--dir,-d", sp_dir, "parent directory (default: the cluster's)");
+  savepoint->add_option("JOB", o.job_id, "job id")->required();
+  savepoint->add_option("--dir,-d", o.sp_dir, "parent directory (default: the cluster's)");
   auto* stop = app.add_subcommand("stop", "stop a job (with --savepoint: take one first)");
-  bool stop_savepoint = false;
-  stop->add_option("JOB", job_id, "job id")->required();
-  stop->add_flag("--savepoint", stop_savepoint, "take a savepoint, then stop (required for now)");
-  stop->add_option("--dir,-d", sp_dir, "savepoint parent directory (default: the cluster's)");
+  stop->add_option("JOB", o.job_id, "job id")->required();
+  stop->add_flag("--savepoint", o.stop_savepoint, "take a savepoint, then stop (required for now)");
+  stop->add_option("--dir,-d", o.sp_dir, "savepoint parent directory (default: the cluster's)");
   auto* list = app.add_subcommand("list", "list jobs");
-  list->add_flag("--json", json, "JSON output");
+  list->add_flag("--json", o.json, "JSON output");
   auto* status = app.add_subcommand("status", "show a job");
-  status->add_option("JOB", job_id, "job id")->required();
-  status->add_flag("--json", json, "JSON output");
+  status->add_option("JOB", o.job_id, "job id")->required();
+  status->add_flag("--json", o.json, "JSON output");
   auto* cancel = app.add_subcommand("cancel", "cancel a job");
-  cancel->add_option("JOB", job_id, "job id")->required();
+  cancel->add_option("JOB", o.job_id, "job id")->required();
   auto* tms = app.add_subcommand("taskmanagers", "list task managers");
-  tms->add_flag("--json", json, "JSON output");
+  tms->add_flag("--json", o.json, "JSON output");
   CLI11_PARSE(app, argc, argv);
 
-  auto stub = weir::proto::JobManagerService::NewStub(
-      grpc::CreateChannel(jm, grpc::InsecureChannelCredentials()));
-  auto ctx = [] {
-    auto c = std::make_unique<grpc::ClientContext>();
-    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    return c;
-  };
-
-  if (*run) {
-    std::ifstream in(file);
-    if (!in) return Fail(2, "cannot open job file '" + file + "'");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto spec = weir::ParseJobFile(ss.str());
-    if (!spec.ok()) return Fail(2, file + ": " + spec.status().message());
-    auto plan = weir::BuildPlan(spec.value(), weir::BuiltinCatalog());
-    if (!plan.ok()) return Fail(2, file + ": " + plan.status().message());
-    if (dry_run) {
-      std::printf("job '%s' is valid; needs %d slot(s)\n", plan->spec.name.c_str(),
-                  plan->SlotsNeeded());
-      for (const auto& t : plan->tasks) std::printf("  %s\n", plan->ChainDescription(t).c_str());
-      return 0;
-    }
-    weir::proto::SubmitJobRequest req;
-    weir::ToProto(spec.value(), req.mutable_graph());
-    req.set_restore_path(from_savepoint);
-    req.set_allow_non_restored_state(allow_non_restored);
-    weir::proto::SubmitJobResponse resp;
-    grpc::Status s = stub->SubmitJob(ctx().get(), req, &resp);
-    if (!s.ok()) return FromGrpc(s, "submit", jm);
-    std::printf("%s\n", resp.job_id().c_str());
-    std::fflush(stdout);
-    if (!wait) return 0;
-    auto start = std::chrono::steady_clock::now();
-    for (;;) {
-      weir::proto::JobId id;
-      id.set_job_id(resp.job_id());
-      weir::proto::JobInfo info;
-      grpc::Status gs = stub->GetJob(ctx().get(), id, &info);
-      if (!gs.ok()) return FromGrpc(gs, "status", jm);
-      auto st = weir::FromProto(info.state());
-      if (st && weir::IsTerminal(*st)) {
-        if (*st == weir::JobState::kFinished) return 0;
-        return Fail(1, "job " + resp.job_id() + " ended " + Name(info.state()) +
-                           (info.failure().empty() ? "" : ": " + info.failure()));
-      }
-      double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (wait_timeout_s > 0 && waited > wait_timeout_s) {
-        return Fail(1, "job " + resp.job_id() + " still " + Name(info.state()) + " after " +
-                           std::to_string(static_cast<int>(wait_timeout_s)) + " s" +
-                           (info.failure().empty() ? "" : " (" + info.failure() + ")"));
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  }
-  if (*savepoint || *stop) {
-    if (*stop && !stop_savepoint) {
-      return Fail(2, "stop needs --savepoint (a plain stop is 'weir cancel JOB')");
-    }
-    weir::proto::SavepointRequest req;
-    req.set_job_id(job_id);
-    req.set_directory(sp_dir);
-    req.set_stop(stop->parsed());
-    weir::proto::SavepointResponse resp;
-    grpc::ClientContext c;
-    c.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(15));
-    grpc::Status s = stub->TriggerSavepoint(&c, req, &resp);
-    if (!s.ok()) return FromGrpc(s, *stop ? "stop" : "savepoint", jm);
-    std::printf("%s\n", resp.path().c_str());
-    return 0;
-  }
-  if (*list) {
-    weir::proto::ListJobsResponse resp;
-    grpc::Status s = stub->ListJobs(ctx().get(), weir::proto::ListJobsRequest(), &resp);
-    if (!s.ok()) return FromGrpc(s, "list", jm);
-    if (json) {
-      std::printf("%s", Json(resp).c_str());
-      return 0;
-    }
-    std::printf("%-24s %-12s %-20s %s\n", "JOB", "STATE", "SUBMITTED", "NAME");
-    for (const auto& j : resp.jobs()) {
-      std::printf("%-24s %-12s %-20s %s\n", j.job_id().c_str(), Name(j.state()),
-                  FormatTime(j.submit_time_ms()).c_str(), j.name().c_str());
-    }
-    return 0;
-  }
-  if (*status) {
-    weir::proto::JobId id;
-    id.set_job_id(job_id);
-    weir::proto::JobInfo info;
-    grpc::Status s = stub->GetJob(ctx().get(), id, &info);
-    if (!s.ok()) return FromGrpc(s, "status", jm);
-    if (json) {
-      std::printf("%s", Json(info).c_str());
-    } else {
-      PrintJob(info);
-    }
-    return 0;
-  }
-  if (*cancel) {
-    weir::proto::JobId id;
-    id.set_job_id(job_id);
-    weir::proto::CancelJobResponse resp;
-    grpc::Status s = stub->CancelJob(ctx().get(), id, &resp);
-    if (!s.ok()) return FromGrpc(s, "cancel", jm);
-    std::printf("%s %s\n", job_id.c_str(), Name(resp.state()));
-    return 0;
-  }
-  if (*tms) {
-    weir::proto::ListTaskManagersResponse resp;
-    grpc::Status s = stub->ListTaskManagers(ctx().get(), weir::proto::ListTaskManagersRequest(), &resp);
-    if (!s.ok()) return FromGrpc(s, "taskmanagers", jm);
-    if (json) {
-      std::printf("%s", Json(resp).c_str());
-      return 0;
-    }
-    std::printf("%-24s %-22s %-22s %6s %6s\n", "ID", "RPC", "DATA", "SLOTS", "FREE");
-    for (const auto& t : resp.taskmanagers()) {
-      std::printf("%-24s %-22s %-22s %6d %6d\n", t.tm_id().c_str(), t.rpc_address().c_str(),
-                  t.data_address().c_str(), t.slots(), t.free_slots());
-    }
-    return 0;
-  }
+  Client c{o.jm, weir::proto::JobManagerService::NewStub(
+                     grpc::CreateChannel(o.jm, grpc::InsecureChannelCredentials()))};
+  if (*run) return Run(o, c);
+  if (*savepoint || *stop) return Savepoint(o, c, stop->parsed());
+  if (*list) return List(o, c);
+  if (*status) return Status(o, c);
+  if (*cancel) return Cancel(o, c);
+  if (*tms) return TaskManagers(o, c);
   return 0;
 }

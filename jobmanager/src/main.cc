@@ -8,6 +8,42 @@
 #include "weir/signals.h"
 #include "weir/jobmanager/server.h"
 
+namespace {
+
+// The `jobmanager:` section of a cluster config file over the defaults in `opts`. Errors name
+// the file and the key.
+weir::Status ApplyConfig(const std::string& file, weir::jm::ServerOptions* opts) {
+  WEIR_ASSIGN_OR_RETURN(weir::Config cfg, weir::Config::Load(file, file));
+  WEIR_ASSIGN_OR_RETURN(weir::Config jm, cfg.GetMap("jobmanager"));
+  weir::jm::JobManagerOptions& o = opts->jm;
+  WEIR_ASSIGN_OR_RETURN(opts->rpc_address, jm.GetString("rpc_address", opts->rpc_address));
+  WEIR_ASSIGN_OR_RETURN(o.heartbeat_timeout_ms,
+                        jm.GetDurationMs("heartbeat_timeout", o.heartbeat_timeout_ms));
+  WEIR_ASSIGN_OR_RETURN(o.heartbeat_interval_ms,
+                        jm.GetDurationMs("heartbeat_interval", o.heartbeat_interval_ms));
+  WEIR_ASSIGN_OR_RETURN(o.slot_wait_timeout_ms,
+                        jm.GetDurationMs("slot_wait_timeout", o.slot_wait_timeout_ms));
+  WEIR_ASSIGN_OR_RETURN(o.checkpoints.directory,
+                        jm.GetString("checkpoint_dir", o.checkpoints.directory));
+  WEIR_ASSIGN_OR_RETURN(o.savepoint_dir, jm.GetString("savepoint_dir", o.savepoint_dir));
+  WEIR_ASSIGN_OR_RETURN(o.checkpoints.interval_ms,
+                        jm.GetDurationMs("checkpoint_interval", o.checkpoints.interval_ms));
+  WEIR_ASSIGN_OR_RETURN(o.checkpoints.timeout_ms,
+                        jm.GetDurationMs("checkpoint_timeout", o.checkpoints.timeout_ms));
+  WEIR_ASSIGN_OR_RETURN(int64_t retained, jm.GetInt("checkpoints_retained", o.checkpoints.retained));
+  o.checkpoints.retained = static_cast<int>(retained);
+  WEIR_ASSIGN_OR_RETURN(o.ha_dir, jm.GetString("ha_dir", o.ha_dir));
+  WEIR_ASSIGN_OR_RETURN(int64_t rj, jm.GetInt("retained_jobs", o.retained_jobs));
+  if (rj < 0 || rj > 1000000) {
+    return weir::Status::InvalidArgument(file + ": jobmanager.retained_jobs: must be >= 0, got " +
+                                         std::to_string(rj));
+  }
+  o.retained_jobs = static_cast<int>(rj);
+  return weir::Status::Ok();
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"Weir job manager"};
   std::string config_file;
@@ -37,58 +73,11 @@ int main(int argc, char** argv) {
   opts.jm.checkpoints.directory = "/tmp/weir/checkpoints";
   opts.jm.savepoint_dir = "/tmp/weir/savepoints";
   if (!config_file.empty()) {
-    auto cfg = weir::Config::Load(config_file, config_file);
-    if (!cfg.ok()) {
-      spdlog::error("config: {}", cfg.status().message());
+    weir::Status st = ApplyConfig(config_file, &opts);
+    if (!st.ok()) {
+      spdlog::error("config: {}", st.message());
       return 2;
     }
-    auto jm = cfg->GetMap("jobmanager");
-    if (!jm.ok()) {
-      spdlog::error("config: {}", jm.status().message());
-      return 2;
-    }
-    auto addr = jm->GetString("rpc_address", opts.rpc_address);
-    auto hb = jm->GetDurationMs("heartbeat_timeout", opts.jm.heartbeat_timeout_ms);
-    auto hbi = jm->GetDurationMs("heartbeat_interval", opts.jm.heartbeat_interval_ms);
-    auto sw = jm->GetDurationMs("slot_wait_timeout", opts.jm.slot_wait_timeout_ms);
-    auto cpd = jm->GetString("checkpoint_dir", opts.jm.checkpoints.directory);
-    auto spd = jm->GetString("savepoint_dir", opts.jm.savepoint_dir);
-    auto cpi = jm->GetDurationMs("checkpoint_interval", opts.jm.checkpoints.interval_ms);
-    auto cpt = jm->GetDurationMs("checkpoint_timeout", opts.jm.checkpoints.timeout_ms);
-    auto cpr = jm->GetInt("checkpoints_retained", opts.jm.checkpoints.retained);
-    auto had = jm->GetString("ha_dir", opts.jm.ha_dir);
-    auto rj = jm->GetInt("retained_jobs", opts.jm.retained_jobs);
-    if (!rj.ok()) {
-      spdlog::error("config: {}", rj.status().message());
-      return 2;
-    }
-    if (*rj < 0) {
-      spdlog::error("config: {}: jobmanager.retained_jobs: must be >= 0, got {}", config_file, *rj);
-      return 2;
-    }
-    opts.jm.retained_jobs = static_cast<int>(*rj);
-    if (!had.ok()) {
-      spdlog::error("config: {}", had.status().message());
-      return 2;
-    }
-    opts.jm.ha_dir = *had;
-    for (const weir::Status& s : {addr.status(), hb.status(), hbi.status(), sw.status(),
-                                  cpd.status(), spd.status(), cpi.status(), cpt.status(),
-                                  cpr.status()}) {
-      if (!s.ok()) {
-        spdlog::error("config: {}", s.message());
-        return 2;
-      }
-    }
-    opts.rpc_address = *addr;
-    opts.jm.heartbeat_timeout_ms = *hb;
-    opts.jm.heartbeat_interval_ms = *hbi;
-    opts.jm.slot_wait_timeout_ms = *sw;
-    opts.jm.checkpoints.directory = *cpd;
-    opts.jm.savepoint_dir = *spd;
-    opts.jm.checkpoints.interval_ms = *cpi;
-    opts.jm.checkpoints.timeout_ms = *cpt;
-    opts.jm.checkpoints.retained = static_cast<int>(*cpr);
   }
   if (!rpc_address.empty()) opts.rpc_address = rpc_address;
   if (hb_timeout > 0) opts.jm.heartbeat_timeout_ms = hb_timeout;

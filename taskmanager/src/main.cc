@@ -7,6 +7,53 @@
 #include "weir/signals.h"
 #include "weir/taskmanager/task_manager.h"
 
+namespace {
+
+// The `taskmanager:` section (and the job manager's address from `jobmanager:`) of a cluster
+// config file over the defaults in `opts`. Errors name the key.
+weir::Status ApplyConfig(const std::string& file, weir::tm::TaskManagerOptions* opts) {
+  using weir::Status;
+  WEIR_ASSIGN_OR_RETURN(weir::Config cfg, weir::Config::Load(file, file));
+  WEIR_ASSIGN_OR_RETURN(weir::Config tm, cfg.GetMap("taskmanager"));
+  WEIR_ASSIGN_OR_RETURN(weir::Config jm, cfg.GetMap("jobmanager"));
+  WEIR_ASSIGN_OR_RETURN(opts->jobmanager_address,
+                        jm.GetString("rpc_address", opts->jobmanager_address));
+  WEIR_ASSIGN_OR_RETURN(int64_t slots, tm.GetInt("slots", opts->slots));
+  WEIR_ASSIGN_OR_RETURN(opts->data_host, tm.GetString("data_host", opts->data_host));
+  WEIR_ASSIGN_OR_RETURN(
+      int64_t bpc,
+      tm.GetInt("buffers_per_channel", static_cast<int64_t>(opts->network.buffers_per_channel)));
+  WEIR_ASSIGN_OR_RETURN(int64_t bsz,
+                        tm.GetBytes("buffer_size", static_cast<int64_t>(opts->task.buffer_bytes)));
+  WEIR_ASSIGN_OR_RETURN(opts->task.buffer_timeout_ms,
+                        tm.GetDurationMs("buffer_timeout", opts->task.buffer_timeout_ms));
+  if (slots < 1 || slots > 4096 || bpc < 1 || bpc > 65536 || bsz < 1024 || bsz > (1 << 30)) {
+    return Status::InvalidArgument(
+        "taskmanager.slots (1..4096), buffers_per_channel (1..65536) and buffer_size "
+        "(1kb..1gb) out of range");
+  }
+  opts->slots = static_cast<int>(slots);
+  opts->network.buffers_per_channel = static_cast<size_t>(bpc);
+  opts->task.buffer_bytes = static_cast<size_t>(bsz);
+  WEIR_ASSIGN_OR_RETURN(int64_t bc,
+                        tm.GetBytes("rocksdb_block_cache",
+                                    static_cast<int64_t>(opts->task.rocksdb_block_cache_bytes)));
+  if (bc < (1 << 20)) {
+    return Status::InvalidArgument("taskmanager.rocksdb_block_cache: must be >= 1mb");
+  }
+  opts->task.rocksdb_block_cache_bytes = static_cast<size_t>(bc);
+  WEIR_ASSIGN_OR_RETURN(int64_t ut, tm.GetInt("upload_threads", opts->upload_threads));
+  if (ut < 1 || ut > 64) {
+    return Status::InvalidArgument("taskmanager.upload_threads: must be 1..64, got " +
+                                   std::to_string(ut));
+  }
+  opts->upload_threads = static_cast<int>(ut);
+  WEIR_ASSIGN_OR_RETURN(opts->state_dir, tm.GetString("state_dir", opts->state_dir));
+  return Status::Ok();
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"Weir task manager"};
   std::string config_file, id, jm, rpc, data_host;
@@ -35,55 +82,11 @@ int main(int argc, char** argv) {
   }
   weir::tm::TaskManagerOptions opts;
   if (!config_file.empty()) {
-    auto cfg = weir::Config::Load(config_file, config_file);
-    weir::Result<weir::Config> tmc = cfg.ok() ? cfg->GetMap("taskmanager") : cfg;
-    weir::Result<weir::Config> jmc = cfg.ok() ? cfg->GetMap("jobmanager") : cfg;
-    if (!tmc.ok() || !jmc.ok()) {
-      spdlog::error("config: {}", (!tmc.ok() ? tmc.status() : jmc.status()).message());
+    weir::Status st = ApplyConfig(config_file, &opts);
+    if (!st.ok()) {
+      spdlog::error("config: {}", st.message());
       return 2;
     }
-    auto s = tmc->GetInt("slots", opts.slots);
-    auto jma = jmc->GetString("rpc_address", opts.jobmanager_address);
-    auto dh = tmc->GetString("data_host", opts.data_host);
-    auto bpc = tmc->GetInt("buffers_per_channel", static_cast<int64_t>(opts.network.buffers_per_channel));
-    auto bsz = tmc->GetBytes("buffer_size", static_cast<int64_t>(opts.task.buffer_bytes));
-    auto bto = tmc->GetDurationMs("buffer_timeout", opts.task.buffer_timeout_ms);
-    auto bc = tmc->GetBytes("rocksdb_block_cache",
-                            static_cast<int64_t>(opts.task.rocksdb_block_cache_bytes));
-    if (!bc.ok() || *bc < (1 << 20)) {
-      spdlog::error("config: {}", bc.ok() ? "taskmanager.rocksdb_block_cache: must be >= 1mb"
-                                          : bc.status().message());
-      return 2;
-    }
-    opts.task.rocksdb_block_cache_bytes = static_cast<size_t>(*bc);
-    auto ut = tmc->GetInt("upload_threads", opts.upload_threads);
-    if (!ut.ok() || *ut < 1 || *ut > 64) {
-      spdlog::error("config: {}", ut.ok() ? "taskmanager.upload_threads: must be 1..64, got " +
-                                                std::to_string(*ut)
-                                          : ut.status().message());
-      return 2;
-    }
-    opts.upload_threads = static_cast<int>(*ut);
-    auto sd = tmc->GetString("state_dir", std::string());
-    if (sd.ok()) opts.state_dir = *sd;
-    for (const weir::Status& st : {s.status(), jma.status(), dh.status(), bpc.status(),
-                                   bsz.status(), bto.status()}) {
-      if (!st.ok()) {
-        spdlog::error("config: {}", st.message());
-        return 2;
-      }
-    }
-    if (*s < 1 || *bpc < 1 || *bsz < 1024) {
-      spdlog::error("config: taskmanager.slots and buffers_per_channel must be >= 1, "
-                    "buffer_size >= 1kb");
-      return 2;
-    }
-    opts.slots = static_cast<int>(*s);
-    opts.jobmanager_address = *jma;
-    opts.data_host = *dh;
-    opts.network.buffers_per_channel = static_cast<size_t>(*bpc);
-    opts.task.buffer_bytes = static_cast<size_t>(*bsz);
-    opts.task.buffer_timeout_ms = *bto;
   }
   if (!id.empty()) opts.tm_id = id;
   if (!jm.empty()) opts.jobmanager_address = jm;
