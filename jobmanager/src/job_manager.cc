@@ -317,6 +317,14 @@ void JobManager::TryScheduleLocked(Job& job) {
     assert(false && "TryScheduleLocked on a job that cannot go RUNNING");
     return;
   }
+  if (!TakeSlotsLocked(job)) return;
+  TransitionLocked(job, JobState::kRunning, "");
+  DeployLocked(job);
+  Log()->info("job={} scheduled onto {} slot(s)", job.id, job.plan->SlotsNeeded());
+  StartCoordinatorLocked(job);
+}
+
+bool JobManager::TakeSlotsLocked(Job& job) {
   const int need = job.plan->SlotsNeeded();
   const int free = FreeSlotsLocked();
   if (free < need) {
@@ -325,7 +333,7 @@ void JobManager::TryScheduleLocked(Job& job) {
     job.failure = "waiting for slots: needs " + std::to_string(need) + ", " +
                   std::to_string(free) + " free of " + std::to_string(total) + " in " +
                   std::to_string(tms_.size()) + " task manager(s)";
-    return;
+    return false;
   }
   // Spread: repeatedly take a slot from the task manager with the most free slots.
   std::vector<std::string> slot_tm;
@@ -347,7 +355,10 @@ void JobManager::TryScheduleLocked(Job& job) {
     st.state = TaskState::kDeploying;
     st.error.clear();
   }
-  TransitionLocked(job, JobState::kRunning, "");
+  return true;
+}
+
+void JobManager::DeployLocked(Job& job) {
   // Every deployment carries the locations of all subtasks so peers can open channels.
   proto::DeployTaskRequest base;
   base.set_job_id(job.id);
@@ -369,44 +380,39 @@ void JobManager::TryScheduleLocked(Job& job) {
     auto rit = job.origin.restore.find({st.task_id, st.index});
     if (rit != job.origin.restore.end()) *req.mutable_restore() = rit->second;
     const std::string addr = tms_[st.tm_id].info.rpc_address();
-    const std::string job_id = job.id;
-    const int attempt = job.attempt;
-    const std::string task_id = st.task_id;
-    const int index = st.index;
-    Rpc(addr, [this, addr, req = std::move(req), job_id, attempt, task_id, index] {
-      Status s = gateway_->DeployTask(addr, req);
-      // Only an unreachable task manager is lost; one that answered with an error (it refused
-      // the graph, say) is alive: that subtask fails and the job fails over.
-      if (IsUnreachable(s)) {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto jit = jobs_.find(job_id);
-        const std::string tm = req.locations_size() > 0 ? [&] {
-          for (const auto& l : req.locations()) {
-            if (l.task_id() == task_id && l.subtask() == index) return l.tm_id();
-          }
-          return std::string();
-        }() : std::string();
-        if (jit != jobs_.end() && jit->second->attempt == attempt && !tm.empty()) {
-          LoseTaskManagerLocked(tm, "deployment failed (" + s.message() + ")");
-          return;
-        }
-      }
-      if (!s.ok()) {
-        proto::TaskStateUpdate u;
-        u.set_job_id(job_id);
-        u.set_attempt(attempt);
-        u.set_task_id(task_id);
-        u.set_subtask(index);
-        u.set_state(ToProto(TaskState::kFailed));
-        u.set_error("deployment to " + addr + " failed: " + s.message());
-        // Whatever the task manager said, this is the root cause of the failure.
-        u.set_error_code(static_cast<int>(s.code() == StatusCode::kCancelled ? StatusCode::kInternal
-                                                                              : s.code()));
-        UpdateTaskState(u);
-      }
+    Rpc(addr, [this, addr, req = std::move(req), tm = st.tm_id] {
+      OnDeployed(addr, tm, req, gateway_->DeployTask(addr, req));
     });
   }
-  Log()->info("job={} scheduled onto {} slot(s)", job.id, need);
+}
+
+void JobManager::OnDeployed(const std::string& addr, const std::string& tm,
+                            const proto::DeployTaskRequest& req, const Status& s) {
+  // Only an unreachable task manager is lost; one that answered with an error (it refused the
+  // graph, say) is alive: that subtask fails and the job fails over.
+  if (IsUnreachable(s)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto jit = jobs_.find(req.job_id());
+    if (jit != jobs_.end() && jit->second->attempt == req.attempt()) {
+      LoseTaskManagerLocked(tm, "deployment failed (" + s.message() + ")");
+      return;
+    }
+  }
+  if (s.ok()) return;
+  proto::TaskStateUpdate u;
+  u.set_job_id(req.job_id());
+  u.set_attempt(req.attempt());
+  u.set_task_id(req.task_id());
+  u.set_subtask(req.subtask());
+  u.set_state(ToProto(TaskState::kFailed));
+  u.set_error("deployment to " + addr + " failed: " + s.message());
+  // Whatever the task manager said, this is the root cause of the failure.
+  u.set_error_code(
+      static_cast<int>(s.code() == StatusCode::kCancelled ? StatusCode::kInternal : s.code()));
+  UpdateTaskState(u);
+}
+
+void JobManager::StartCoordinatorLocked(Job& job) {
   Job* jp = &job;
   job.ckpt.coordinator = std::make_unique<CheckpointCoordinator>(
       job.id, job.attempt, job.ckpt.settings, job.plan, job.graph, clock_, executor_,

@@ -165,6 +165,16 @@ class JobManager {
   std::string AddJobLocked(std::unique_ptr<Job> job);
   // Scheduling (Job::sched).
   void TryScheduleLocked(Job& job);
+  // Takes the job's slots, spread over the task managers; false (and `failure` says why) if
+  // there are not enough.
+  bool TakeSlotsLocked(Job& job);
+  // Sends every subtask's DeployTask on its task manager's lane.
+  void DeployLocked(Job& job);
+  // A DeployTask's outcome (on the task manager's lane, without the lock).
+  void OnDeployed(const std::string& addr, const std::string& tm,
+                  const proto::DeployTaskRequest& req, const Status& s);
+  // Checkpointing of a job that just went RUNNING.
+  void StartCoordinatorLocked(Job& job);
   void ReleaseSlotsLocked(Job& job);
   void CancelTasksLocked(Job& job);
   void MaybeCompleteLocked(Job& job);
