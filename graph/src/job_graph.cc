@@ -52,12 +52,10 @@ std::string EdgeWhere(const EdgeSpec& e) {
 
 }  // namespace
 
-Result<JobSpec> ParseJobFile(std::string_view text) {
-  WEIR_ASSIGN_OR_RETURN(Config root, Config::Parse(text, "job"));
-  WEIR_RETURN_IF_ERROR(root.CheckKeys(
-      {"name", "max_parallelism", "vertices", "edges", "checkpointing", "state_backend",
-       "restart_strategy"}));
-  JobSpec spec;
+namespace {
+
+// `checkpointing:` of a job file.
+Status ParseCheckpointing(const Config& root, JobSpec& spec) {
   WEIR_ASSIGN_OR_RETURN(Config cp, root.GetMap("checkpointing"));
   WEIR_RETURN_IF_ERROR(cp.CheckKeys(
       {"interval", "timeout", "min_pause", "tolerable_failures", "retained", "dir"}));
@@ -78,58 +76,54 @@ Result<JobSpec> ParseJobFile(std::string_view text) {
   if (spec.checkpointing.interval_ms > 0 && spec.checkpointing.interval_ms < 10) {
     return Status::InvalidArgument("job.checkpointing.interval: must be at least 10ms");
   }
-  WEIR_ASSIGN_OR_RETURN(spec.state_backend, root.GetString("state_backend", std::string()));
+  return Status::Ok();
+}
+
+// `restart_strategy:` of a job file (absent: the job manager's default).
+Status ParseRestartStrategy(const Config& root, JobSpec& spec) {
   WEIR_ASSIGN_OR_RETURN(Config rs, root.GetMap("restart_strategy"));
-  if (root.Has("restart_strategy")) {
-    WEIR_RETURN_IF_ERROR(rs.CheckKeys({"type", "attempts", "delay", "initial_delay", "max_delay",
-                                       "multiplier", "reset_threshold", "jitter",
-                                       "max_failures_per_interval", "failure_rate_interval"}));
-    proto::RestartStrategy& r = spec.restart_strategy;
-    WEIR_ASSIGN_OR_RETURN(std::string type, rs.GetString("type"));
-    r.set_type(type);
-    WEIR_ASSIGN_OR_RETURN(int64_t attempts, rs.GetInt("attempts", -1));
-    WEIR_ASSIGN_OR_RETURN(int64_t delay, rs.GetDurationMs("delay", 1000));
-    WEIR_ASSIGN_OR_RETURN(int64_t initial, rs.GetDurationMs("initial_delay", 100));
-    WEIR_ASSIGN_OR_RETURN(int64_t max_delay, rs.GetDurationMs("max_delay", 60000));
-    WEIR_ASSIGN_OR_RETURN(double mult, rs.GetDouble("multiplier", 2.0));
-    WEIR_ASSIGN_OR_RETURN(int64_t reset, rs.GetDurationMs("reset_threshold", 300000));
-    WEIR_ASSIGN_OR_RETURN(double jitter, rs.GetDouble("jitter", 0.1));
-    WEIR_ASSIGN_OR_RETURN(int64_t per, rs.GetInt("max_failures_per_interval", 1));
-    WEIR_ASSIGN_OR_RETURN(int64_t interval, rs.GetDurationMs("failure_rate_interval", 60000));
-    if (attempts < -1 || attempts > 1000000000 || per < 1 || per > 1000000000 || mult < 1.0 ||
-        jitter < 0 || jitter > 1 || max_delay < initial) {
-      return Status::InvalidArgument(
-          "job.restart_strategy: attempts >= -1, multiplier >= 1, 0 <= jitter <= 1, "
-          "max_failures_per_interval >= 1 and max_delay >= initial_delay are required");
-    }
-    r.set_attempts(static_cast<int32_t>(attempts));
-    r.set_delay_ms(delay);
-    r.set_initial_delay_ms(initial);
-    r.set_max_delay_ms(max_delay);
-    r.set_multiplier(mult);
-    r.set_reset_threshold_ms(reset);
-    r.set_jitter(jitter);
-    r.set_max_failures_per_interval(static_cast<int32_t>(per));
-    r.set_failure_rate_interval_ms(interval);
-    if (type != "none" && type != "fixed-delay" && type != "exponential-delay" &&
-        type != "failure-rate") {
-      return Status::InvalidArgument("job.restart_strategy.type: unknown strategy '" + type +
-                                     "' (expected none, fixed-delay, exponential-delay or "
-                                     "failure-rate)");
-    }
+  if (!root.Has("restart_strategy")) return Status::Ok();
+  WEIR_RETURN_IF_ERROR(rs.CheckKeys({"type", "attempts", "delay", "initial_delay", "max_delay",
+                                     "multiplier", "reset_threshold", "jitter",
+                                     "max_failures_per_interval", "failure_rate_interval"}));
+  proto::RestartStrategy& r = spec.restart_strategy;
+  WEIR_ASSIGN_OR_RETURN(std::string type, rs.GetString("type"));
+  r.set_type(type);
+  WEIR_ASSIGN_OR_RETURN(int64_t attempts, rs.GetInt("attempts", -1));
+  WEIR_ASSIGN_OR_RETURN(int64_t delay, rs.GetDurationMs("delay", 1000));
+  WEIR_ASSIGN_OR_RETURN(int64_t initial, rs.GetDurationMs("initial_delay", 100));
+  WEIR_ASSIGN_OR_RETURN(int64_t max_delay, rs.GetDurationMs("max_delay", 60000));
+  WEIR_ASSIGN_OR_RETURN(double mult, rs.GetDouble("multiplier", 2.0));
+  WEIR_ASSIGN_OR_RETURN(int64_t reset, rs.GetDurationMs("reset_threshold", 300000));
+  WEIR_ASSIGN_OR_RETURN(double jitter, rs.GetDouble("jitter", 0.1));
+  WEIR_ASSIGN_OR_RETURN(int64_t per, rs.GetInt("max_failures_per_interval", 1));
+  WEIR_ASSIGN_OR_RETURN(int64_t interval, rs.GetDurationMs("failure_rate_interval", 60000));
+  if (attempts < -1 || attempts > 1000000000 || per < 1 || per > 1000000000 || mult < 1.0 ||
+      jitter < 0 || jitter > 1 || max_delay < initial) {
+    return Status::InvalidArgument(
+        "job.restart_strategy: attempts >= -1, multiplier >= 1, 0 <= jitter <= 1, "
+        "max_failures_per_interval >= 1 and max_delay >= initial_delay are required");
   }
-  if (!spec.state_backend.empty() && spec.state_backend != "rocksdb" && spec.state_backend != "heap") {
-    return Status::InvalidArgument("job.state_backend: expected rocksdb or heap, got '" +
-                                   spec.state_backend + "'");
+  r.set_attempts(static_cast<int32_t>(attempts));
+  r.set_delay_ms(delay);
+  r.set_initial_delay_ms(initial);
+  r.set_max_delay_ms(max_delay);
+  r.set_multiplier(mult);
+  r.set_reset_threshold_ms(reset);
+  r.set_jitter(jitter);
+  r.set_max_failures_per_interval(static_cast<int32_t>(per));
+  r.set_failure_rate_interval_ms(interval);
+  if (type != "none" && type != "fixed-delay" && type != "exponential-delay" &&
+      type != "failure-rate") {
+    return Status::InvalidArgument("job.restart_strategy.type: unknown strategy '" + type +
+                                   "' (expected none, fixed-delay, exponential-delay or "
+                                   "failure-rate)");
   }
-  WEIR_ASSIGN_OR_RETURN(spec.name, root.GetString("name", std::string("job")));
-  WEIR_ASSIGN_OR_RETURN(int64_t maxp, root.GetInt("max_parallelism", 128));
-  if (maxp < 1 || maxp > kMaxMaxParallelism) {
-    return Status::InvalidArgument("job.max_parallelism: must be between 1 and " +
-                                   std::to_string(kMaxMaxParallelism) + ", got " +
-                                   std::to_string(maxp));
-  }
-  spec.max_parallelism = static_cast<int>(maxp);
+  return Status::Ok();
+}
+
+// `vertices:` of a job file; errors name the vertex.
+Status ParseVertices(const Config& root, JobSpec& spec) {
   if (!root.Has("vertices")) return Status::InvalidArgument("job.vertices: required");
   WEIR_ASSIGN_OR_RETURN(auto vertices, root.GetMapList("vertices"));
   for (const Config& raw : vertices) {
@@ -155,6 +149,11 @@ Result<JobSpec> ParseJobFile(std::string_view text) {
     }
     spec.vertices.push_back(std::move(v));
   }
+  return Status::Ok();
+}
+
+// `edges:` of a job file; errors name the edge.
+Status ParseEdges(const Config& root, JobSpec& spec) {
   WEIR_ASSIGN_OR_RETURN(auto edges, root.GetMapList("edges"));
   for (const Config& raw : edges) {
     EdgeSpec e;
@@ -167,6 +166,33 @@ Result<JobSpec> ParseJobFile(std::string_view text) {
     WEIR_ASSIGN_OR_RETURN(e.key, ec.GetStringList("key"));
     spec.edges.push_back(std::move(e));
   }
+  return Status::Ok();
+}
+}  // namespace
+
+Result<JobSpec> ParseJobFile(std::string_view text) {
+  WEIR_ASSIGN_OR_RETURN(Config root, Config::Parse(text, "job"));
+  WEIR_RETURN_IF_ERROR(root.CheckKeys(
+      {"name", "max_parallelism", "vertices", "edges", "checkpointing", "state_backend",
+       "restart_strategy"}));
+  JobSpec spec;
+  WEIR_RETURN_IF_ERROR(ParseCheckpointing(root, spec));
+  WEIR_ASSIGN_OR_RETURN(spec.state_backend, root.GetString("state_backend", std::string()));
+  WEIR_RETURN_IF_ERROR(ParseRestartStrategy(root, spec));
+  if (!spec.state_backend.empty() && spec.state_backend != "rocksdb" && spec.state_backend != "heap") {
+    return Status::InvalidArgument("job.state_backend: expected rocksdb or heap, got '" +
+                                   spec.state_backend + "'");
+  }
+  WEIR_ASSIGN_OR_RETURN(spec.name, root.GetString("name", std::string("job")));
+  WEIR_ASSIGN_OR_RETURN(int64_t maxp, root.GetInt("max_parallelism", 128));
+  if (maxp < 1 || maxp > kMaxMaxParallelism) {
+    return Status::InvalidArgument("job.max_parallelism: must be between 1 and " +
+                                   std::to_string(kMaxMaxParallelism) + ", got " +
+                                   std::to_string(maxp));
+  }
+  spec.max_parallelism = static_cast<int>(maxp);
+  WEIR_RETURN_IF_ERROR(ParseVertices(root, spec));
+  WEIR_RETURN_IF_ERROR(ParseEdges(root, spec));
   return spec;
 }
 
