@@ -45,37 +45,10 @@ Schema KafkaSchema() {
   return s;
 }
 
-Result<KafkaSourcePlan> PlanKafkaSource(const Config& config) {
-  WEIR_RETURN_IF_ERROR(config.CheckKeys(
-      {"bootstrap", "bootstrap_file", "topics", "topic_pattern", "group_id", "start",
-       "group_fallback", "offsets", "on_offset_out_of_range", "partition_discovery_interval",
-       "max_batch", "idle_wait", "properties"}));
-  KafkaSourcePlan p;
-  WEIR_RETURN_IF_ERROR(CheckBootstrapKeys(config));
-  WEIR_ASSIGN_OR_RETURN(p.bootstrap, config.GetString("bootstrap", std::string()));
-  WEIR_ASSIGN_OR_RETURN(p.bootstrap_file, config.GetString("bootstrap_file", std::string()));
-  WEIR_ASSIGN_OR_RETURN(p.topics, config.GetStringList("topics"));
-  WEIR_ASSIGN_OR_RETURN(p.topic_pattern, config.GetString("topic_pattern", std::string()));
-  if (p.topics.empty() == p.topic_pattern.empty()) {
-    return Status::InvalidArgument(config.path() +
-                                   ".topics: give the topics to read (a list), or topic_pattern "
-                                   "(a regular expression); exactly one of them");
-  }
-  for (const std::string& t : p.topics) {
-    if (t.empty()) return Status::InvalidArgument(config.path() + ".topics: empty topic name");
-  }
-  if (!p.topic_pattern.empty()) {
-    try {
-      std::regex re(p.topic_pattern);
-    } catch (const std::regex_error& e) {
-      return Status::InvalidArgument(config.path() + ".topic_pattern: not a valid regular "
-                                     "expression: " + e.what());
-    }
-  }
-  WEIR_ASSIGN_OR_RETURN(p.group_id, config.GetString("group_id"));
-  if (p.group_id.empty()) {
-    return Status::InvalidArgument(config.path() + ".group_id: must not be empty");
-  }
+namespace {
+
+// `start:`, `group_fallback:` and `offsets:` of the source.
+Status PlanStart(const Config& config, KafkaSourcePlan& p) {
   WEIR_ASSIGN_OR_RETURN(std::string start, config.GetString("start", std::string("group")));
   if (start == "earliest") {
     p.start = StartMode::kEarliest;
@@ -119,6 +92,43 @@ Result<KafkaSourcePlan> PlanKafkaSource(const Config& config) {
   if (p.start != StartMode::kSpecific && !p.offsets.empty()) {
     return Status::InvalidArgument(config.path() + ".offsets: only with start: specific");
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<KafkaSourcePlan> PlanKafkaSource(const Config& config) {
+  WEIR_RETURN_IF_ERROR(config.CheckKeys(
+      {"bootstrap", "bootstrap_file", "topics", "topic_pattern", "group_id", "start",
+       "group_fallback", "offsets", "on_offset_out_of_range", "partition_discovery_interval",
+       "max_batch", "idle_wait", "properties"}));
+  KafkaSourcePlan p;
+  WEIR_RETURN_IF_ERROR(CheckBootstrapKeys(config));
+  WEIR_ASSIGN_OR_RETURN(p.bootstrap, config.GetString("bootstrap", std::string()));
+  WEIR_ASSIGN_OR_RETURN(p.bootstrap_file, config.GetString("bootstrap_file", std::string()));
+  WEIR_ASSIGN_OR_RETURN(p.topics, config.GetStringList("topics"));
+  WEIR_ASSIGN_OR_RETURN(p.topic_pattern, config.GetString("topic_pattern", std::string()));
+  if (p.topics.empty() == p.topic_pattern.empty()) {
+    return Status::InvalidArgument(config.path() +
+                                   ".topics: give the topics to read (a list), or topic_pattern "
+                                   "(a regular expression); exactly one of them");
+  }
+  for (const std::string& t : p.topics) {
+    if (t.empty()) return Status::InvalidArgument(config.path() + ".topics: empty topic name");
+  }
+  if (!p.topic_pattern.empty()) {
+    try {
+      std::regex re(p.topic_pattern);
+    } catch (const std::regex_error& e) {
+      return Status::InvalidArgument(config.path() + ".topic_pattern: not a valid regular "
+                                     "expression: " + e.what());
+    }
+  }
+  WEIR_ASSIGN_OR_RETURN(p.group_id, config.GetString("group_id"));
+  if (p.group_id.empty()) {
+    return Status::InvalidArgument(config.path() + ".group_id: must not be empty");
+  }
+  WEIR_RETURN_IF_ERROR(PlanStart(config, p));
   WEIR_ASSIGN_OR_RETURN(std::string oor,
                         config.GetString("on_offset_out_of_range", std::string("fail")));
   if (oor == "fail") {

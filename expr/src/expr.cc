@@ -982,6 +982,7 @@ std::string Quoted(std::string_view text) {
   return out + "'";
 }
 
+// One function on purpose: a lexer reads best as one loop over one switch of token shapes.
 std::vector<Token> Lex(std::string_view src) {
   std::vector<Token> toks;
   size_t pos = 0;

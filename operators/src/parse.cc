@@ -220,115 +220,82 @@ bool SplitCsv(std::string_view line, char delim, char quote, std::vector<std::st
 }
 
 // ---------------------------------------------------------------- plan
-Result<ParsePlan> PlanParse(const Config& config, const Schema& input) {
-  WEIR_RETURN_IF_ERROR(config.CheckKeys(
-      {"field", "format", "csv", "fields", "keep", "record_id", "on_error", "dirty"}));
-  ParsePlan p;
-  WEIR_ASSIGN_OR_RETURN(p.field, config.GetString("field", std::string("value")));
-  p.input_index = input.IndexOf(p.field);
-  if (p.input_index < 0) {
-    return Status::InvalidArgument(config.path() + ".field: unknown input field '" + p.field +
-                                   "' (input fields: " + input.FieldNames() + ")");
+// A timestamp field's `format:` (iso8601, epoch_ms, epoch_s or a pattern).
+Status ParseTimeFormat(const Config& fc, FieldSpec& f) {
+  if (!fc.Has("format")) return Status::Ok();
+  if (f.type != Type::kTimestamp) {
+    return Status::InvalidArgument(fc.path() + ".format: only timestamp fields take a format");
   }
-  const Type in_type = input.field(static_cast<size_t>(p.input_index)).type;
-  if (in_type != Type::kString && in_type != Type::kBytes) {
-    return Status::InvalidArgument(config.path() + ".field: '" + p.field + "' is " +
-                                   TypeName(in_type) + "; parse reads strings or bytes");
-  }
-  WEIR_ASSIGN_OR_RETURN(std::string format, config.GetString("format"));
-  if (format == "json") {
-    p.format = Format::kJson;
-  } else if (format == "csv") {
-    p.format = Format::kCsv;
-  } else if (format == "raw") {
-    p.format = Format::kRaw;
+  WEIR_ASSIGN_OR_RETURN(std::string tf, fc.GetString("format"));
+  f.time_format_set = true;
+  if (tf == "iso8601") {
+    f.time_format = TimeFormat::kIso8601;
+  } else if (tf == "epoch_ms") {
+    f.time_format = TimeFormat::kEpochMs;
+  } else if (tf == "epoch_s") {
+    f.time_format = TimeFormat::kEpochS;
+  } else if (tf.find('%') != std::string::npos) {
+    f.time_format = TimeFormat::kPattern;
+    f.pattern = tf;
+    Status valid = ValidateTimePattern(tf, kParseDirectives);
+    if (!valid.ok()) return valid.WithContext(fc.path() + ".format");
   } else {
-    return Status::InvalidArgument(config.path() + ".format: expected json, csv or raw, got '" +
-                                   format + "'");
+    return Status::InvalidArgument(fc.path() +
+                                   ".format: expected iso8601, epoch_ms, "
+                                   "epoch_s or a strptime pattern (e.g. %Y-%m-%d), got '" +
+                                   tf + "'");
   }
-  WEIR_ASSIGN_OR_RETURN(Config csv, config.GetMap("csv"));
-  WEIR_RETURN_IF_ERROR(csv.CheckKeys({"delimiter", "quote"}));
-  WEIR_ASSIGN_OR_RETURN(std::string delim, csv.GetString("delimiter", std::string(",")));
-  WEIR_ASSIGN_OR_RETURN(std::string quote, csv.GetString("quote", std::string("\"")));
-  if (delim.size() != 1 || quote.size() != 1 || delim == quote) {
-    return Status::InvalidArgument(csv.path() +
-                                   ": delimiter and quote must be single, different characters");
+  return Status::Ok();
+}
+
+// One entry of `fields:`, checked against the fields parsed so far (p.output).
+Result<FieldSpec> PlanField(const Config& fc, const ParsePlan& p) {
+  WEIR_RETURN_IF_ERROR(
+      fc.CheckKeys({"name", "type", "path", "column", "format", "required", "default"}));
+  FieldSpec f;
+  WEIR_ASSIGN_OR_RETURN(f.name, fc.GetString("name"));
+  WEIR_ASSIGN_OR_RETURN(std::string type, fc.GetString("type", std::string("string")));
+  auto t = ParseType(type);
+  if (!t.ok() || *t == Type::kNull) {
+    return Status::InvalidArgument(fc.path() + ".type: unknown type '" + type +
+                                   "' (bool, int64, double, string, bytes, timestamp)");
   }
-  p.delimiter = delim[0];
-  p.quote = quote[0];
-  WEIR_ASSIGN_OR_RETURN(auto fields, config.GetMapList("fields"));
-  if (fields.empty()) return Status::InvalidArgument(config.path() + ".fields: required");
-  if (p.format == Format::kRaw && fields.size() != 1) {
-    return Status::InvalidArgument(config.path() + ".fields: raw format takes exactly one field");
+  f.type = *t;
+  if (p.output.IndexOf(f.name) >= 0) {
+    return Status::InvalidArgument(fc.path() + ".name: duplicate field '" + f.name + "'");
   }
-  for (const Config& fc : fields) {
-    WEIR_RETURN_IF_ERROR(
-        fc.CheckKeys({"name", "type", "path", "column", "format", "required", "default"}));
-    FieldSpec f;
-    WEIR_ASSIGN_OR_RETURN(f.name, fc.GetString("name"));
-    WEIR_ASSIGN_OR_RETURN(std::string type, fc.GetString("type", std::string("string")));
-    auto t = ParseType(type);
-    if (!t.ok() || *t == Type::kNull) {
-      return Status::InvalidArgument(fc.path() + ".type: unknown type '" + type +
-                                     "' (bool, int64, double, string, bytes, timestamp)");
-    }
-    f.type = *t;
-    if (p.output.IndexOf(f.name) >= 0) {
-      return Status::InvalidArgument(fc.path() + ".name: duplicate field '" + f.name + "'");
-    }
-    WEIR_ASSIGN_OR_RETURN(f.path, fc.GetString("path", f.name));
-    if (f.path.empty() || f.path.front() == '.' || f.path.back() == '.' ||
-        f.path.find("..") != std::string::npos) {
-      return Status::InvalidArgument(fc.path() + ".path: '" + f.path +
-                                     "' is not a dotted path like a.b.0.c");
-    }
-    WEIR_ASSIGN_OR_RETURN(int64_t column, fc.GetInt("column", -1));
-    if (p.format == Format::kCsv) {
-      if (column < 0 || column > 100000) {
-        return Status::InvalidArgument(fc.path() + ".column: csv fields need a 0-based column");
-      }
-      f.column = static_cast<int>(column);
-    }
-    if (p.format == Format::kRaw && f.type != Type::kString && f.type != Type::kBytes) {
-      return Status::InvalidArgument(fc.path() + ".type: raw format gives a string or bytes");
-    }
-    if (fc.Has("format")) {
-      if (f.type != Type::kTimestamp) {
-        return Status::InvalidArgument(fc.path() + ".format: only timestamp fields take a format");
-      }
-      WEIR_ASSIGN_OR_RETURN(std::string tf, fc.GetString("format"));
-      f.time_format_set = true;
-      if (tf == "iso8601") {
-        f.time_format = TimeFormat::kIso8601;
-      } else if (tf == "epoch_ms") {
-        f.time_format = TimeFormat::kEpochMs;
-      } else if (tf == "epoch_s") {
-        f.time_format = TimeFormat::kEpochS;
-      } else if (tf.find('%') != std::string::npos) {
-        f.time_format = TimeFormat::kPattern;
-        f.pattern = tf;
-        Status valid = ValidateTimePattern(tf, kParseDirectives);
-        if (!valid.ok()) return valid.WithContext(fc.path() + ".format");
-      } else {
-        return Status::InvalidArgument(fc.path() +
-                                       ".format: expected iso8601, epoch_ms, "
-                                       "epoch_s or a strptime pattern (e.g. %Y-%m-%d), got '" +
-                                       tf + "'");
-      }
-    }
-    WEIR_ASSIGN_OR_RETURN(f.required, fc.GetBool("required", true));
-    if (fc.Has("default")) {
-      WEIR_ASSIGN_OR_RETURN(std::string d, fc.GetString("default"));
-      std::string reason;
-      if (!Convert(f, d, false, &f.def, &reason)) {
-        return Status::InvalidArgument(fc.path() + ".default: " + reason);
-      }
-      f.has_default = true;
-      f.required = false;
-    }
-    p.output.Add(f.name, f.type);
-    p.fields.push_back(std::move(f));
+  WEIR_ASSIGN_OR_RETURN(f.path, fc.GetString("path", f.name));
+  if (f.path.empty() || f.path.front() == '.' || f.path.back() == '.' ||
+      f.path.find("..") != std::string::npos) {
+    return Status::InvalidArgument(fc.path() + ".path: '" + f.path +
+                                   "' is not a dotted path like a.b.0.c");
   }
+  WEIR_ASSIGN_OR_RETURN(int64_t column, fc.GetInt("column", -1));
+  if (p.format == Format::kCsv) {
+    if (column < 0 || column > 100000) {
+      return Status::InvalidArgument(fc.path() + ".column: csv fields need a 0-based column");
+    }
+    f.column = static_cast<int>(column);
+  }
+  if (p.format == Format::kRaw && f.type != Type::kString && f.type != Type::kBytes) {
+    return Status::InvalidArgument(fc.path() + ".type: raw format gives a string or bytes");
+  }
+  WEIR_RETURN_IF_ERROR(ParseTimeFormat(fc, f));
+  WEIR_ASSIGN_OR_RETURN(f.required, fc.GetBool("required", true));
+  if (fc.Has("default")) {
+    WEIR_ASSIGN_OR_RETURN(std::string d, fc.GetString("default"));
+    std::string reason;
+    if (!Convert(f, d, false, &f.def, &reason)) {
+      return Status::InvalidArgument(fc.path() + ".default: " + reason);
+    }
+    f.has_default = true;
+    f.required = false;
+  }
+  return f;
+}
+
+// `keep:`, `record_id:`, `on_error:` and `dirty:`, and the dirty output's schema.
+Status PlanOutputs(const Config& config, const Schema& input, ParsePlan& p) {
   WEIR_ASSIGN_OR_RETURN(p.keep, config.GetStringList("keep"));
   for (const std::string& k : p.keep) {
     const int i = input.IndexOf(k);
@@ -387,6 +354,56 @@ Result<ParsePlan> PlanParse(const Config& config, const Schema& input) {
     p.dirty_origin.push_back(i);
     p.dirty_schema.Add(origin, input.field(static_cast<size_t>(i)).type);
   }
+  return Status::Ok();
+}
+
+Result<ParsePlan> PlanParse(const Config& config, const Schema& input) {
+  WEIR_RETURN_IF_ERROR(config.CheckKeys(
+      {"field", "format", "csv", "fields", "keep", "record_id", "on_error", "dirty"}));
+  ParsePlan p;
+  WEIR_ASSIGN_OR_RETURN(p.field, config.GetString("field", std::string("value")));
+  p.input_index = input.IndexOf(p.field);
+  if (p.input_index < 0) {
+    return Status::InvalidArgument(config.path() + ".field: unknown input field '" + p.field +
+                                   "' (input fields: " + input.FieldNames() + ")");
+  }
+  const Type in_type = input.field(static_cast<size_t>(p.input_index)).type;
+  if (in_type != Type::kString && in_type != Type::kBytes) {
+    return Status::InvalidArgument(config.path() + ".field: '" + p.field + "' is " +
+                                   TypeName(in_type) + "; parse reads strings or bytes");
+  }
+  WEIR_ASSIGN_OR_RETURN(std::string format, config.GetString("format"));
+  if (format == "json") {
+    p.format = Format::kJson;
+  } else if (format == "csv") {
+    p.format = Format::kCsv;
+  } else if (format == "raw") {
+    p.format = Format::kRaw;
+  } else {
+    return Status::InvalidArgument(config.path() + ".format: expected json, csv or raw, got '" +
+                                   format + "'");
+  }
+  WEIR_ASSIGN_OR_RETURN(Config csv, config.GetMap("csv"));
+  WEIR_RETURN_IF_ERROR(csv.CheckKeys({"delimiter", "quote"}));
+  WEIR_ASSIGN_OR_RETURN(std::string delim, csv.GetString("delimiter", std::string(",")));
+  WEIR_ASSIGN_OR_RETURN(std::string quote, csv.GetString("quote", std::string("\"")));
+  if (delim.size() != 1 || quote.size() != 1 || delim == quote) {
+    return Status::InvalidArgument(csv.path() +
+                                   ": delimiter and quote must be single, different characters");
+  }
+  p.delimiter = delim[0];
+  p.quote = quote[0];
+  WEIR_ASSIGN_OR_RETURN(auto fields, config.GetMapList("fields"));
+  if (fields.empty()) return Status::InvalidArgument(config.path() + ".fields: required");
+  if (p.format == Format::kRaw && fields.size() != 1) {
+    return Status::InvalidArgument(config.path() + ".fields: raw format takes exactly one field");
+  }
+  for (const Config& fc : fields) {
+    WEIR_ASSIGN_OR_RETURN(FieldSpec f, PlanField(fc, p));
+    p.output.Add(f.name, f.type);
+    p.fields.push_back(std::move(f));
+  }
+  WEIR_RETURN_IF_ERROR(PlanOutputs(config, input, p));
   return p;
 }
 
