@@ -611,52 +611,6 @@ struct LengthBytesF {
   static void Apply(const Value& a, Value& out) { out.SetInt64(static_cast<int64_t>(a.s.size())); }
 };
 
-struct ToInt64F {
-  static void Apply(const Value& a, Value& out) {
-    int64_t v = 0;
-    switch (a.type) {
-      case Type::kBool:
-        v = a.b ? 1 : 0;
-        break;
-      case Type::kInt64:
-      case Type::kTimestamp:
-        v = a.i;
-        break;
-      case Type::kDouble:
-        if (!DoubleToInt64(a.d, &v)) return out.SetNull();
-        break;
-      case Type::kString:
-        if (!TryParseInt64(a.s, &v).ok()) return out.SetNull();
-        break;
-      default:
-        return out.SetNull();
-    }
-    out.SetInt64(v);
-  }
-};
-struct ToDoubleF {
-  static void Apply(const Value& a, Value& out) {
-    double v = 0;
-    switch (a.type) {
-      case Type::kBool:
-        v = a.b ? 1 : 0;
-        break;
-      case Type::kInt64:
-      case Type::kTimestamp:
-        v = static_cast<double>(a.i);
-        break;
-      case Type::kDouble:
-        v = a.d;
-        break;
-      case Type::kString:
-        if (!TryParseDouble(a.s, &v).ok()) return out.SetNull();
-        break;
-      default:
-        return out.SetNull();
-    }
-    out.SetDouble(v);
-  }
-};
 struct ToStringF {
   static void Apply(const Value& a, Value& out) {
     if (a.type == Type::kString || a.type == Type::kBytes) {
@@ -670,48 +624,74 @@ struct ToStringF {
     out.type = Type::kString;
   }
 };
-struct ToBoolF {
+// The casts to int64, double, bool and timestamp: one switch over the source type, the target
+// deciding the rest. Null when the value has no form in the target type: bytes, a bool as a
+// timestamp, a timestamp as a bool, a double out of int64's range, text that does not parse
+// (with the rules of weir/text_formats.h). `a` and `out` may be the same value.
+template <Type To>
+struct CastF {
   static void Apply(const Value& a, Value& out) {
-    bool v = false;
     switch (a.type) {
       case Type::kBool:
-        v = a.b;
-        break;
+        if (To == Type::kTimestamp) return out.SetNull();
+        return FromInt(a.b ? 1 : 0, out);
       case Type::kInt64:
-        v = a.i != 0;
-        break;
-      case Type::kDouble:
-        v = a.d != 0;
-        break;
-      case Type::kString:
-        if (!TryParseBool(a.s, &v).ok()) return out.SetNull();
-        break;
-      default:
-        return out.SetNull();
-    }
-    out.SetBool(v);
-  }
-};
-struct ToTimestampF {
-  static void Apply(const Value& a, Value& out) {
-    int64_t ms = 0;
-    switch (a.type) {
-      case Type::kInt64:
+        return FromInt(a.i, out);
       case Type::kTimestamp:
-        ms = a.i;
-        break;
+        if (To == Type::kBool) return out.SetNull();
+        return FromInt(a.i, out);
       case Type::kDouble:
-        if (!DoubleToInt64(a.d, &ms)) return out.SetNull();
-        break;
+        return FromDouble(a.d, out);
       case Type::kString:
-        if (!TryParseIsoTimestamp(a.s, &ms).ok()) return out.SetNull();
-        break;
+        return FromString(a.s, out);
       default:
         return out.SetNull();
     }
-    out.SetTimestamp(ms);
+  }
+  static void FromInt(int64_t i, Value& out) {
+    if constexpr (To == Type::kInt64) {
+      out.SetInt64(i);
+    } else if constexpr (To == Type::kDouble) {
+      out.SetDouble(static_cast<double>(i));
+    } else if constexpr (To == Type::kBool) {
+      out.SetBool(i != 0);
+    } else {
+      out.SetTimestamp(i);
+    }
+  }
+  static void FromDouble(double d, Value& out) {
+    if constexpr (To == Type::kDouble) {
+      out.SetDouble(d);
+    } else if constexpr (To == Type::kBool) {
+      out.SetBool(d != 0);
+    } else {
+      int64_t i = 0;
+      if (!DoubleToInt64(d, &i)) return out.SetNull();
+      FromInt(i, out);
+    }
+  }
+  static void FromString(const std::string& s, Value& out) {
+    if constexpr (To == Type::kDouble) {
+      double v = 0;
+      if (!TryParseDouble(s, &v).ok()) return out.SetNull();
+      out.SetDouble(v);
+    } else if constexpr (To == Type::kBool) {
+      bool v = false;
+      if (!TryParseBool(s, &v).ok()) return out.SetNull();
+      out.SetBool(v);
+    } else {
+      int64_t v = 0;
+      const bool ok = To == Type::kInt64 ? TryParseInt64(s, &v).ok()
+                                         : TryParseIsoTimestamp(s, &v).ok();
+      if (!ok) return out.SetNull();
+      FromInt(v, out);
+    }
   }
 };
+using ToInt64F = CastF<Type::kInt64>;
+using ToDoubleF = CastF<Type::kDouble>;
+using ToBoolF = CastF<Type::kBool>;
+using ToTimestampF = CastF<Type::kTimestamp>;
 struct EpochMillisF {
   static void Apply(const Value& a, Value& out) { out.SetInt64(a.i); }
 };
