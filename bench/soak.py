@@ -329,7 +329,7 @@ def main():
     duration = a.minutes * 60
     warmup = a.warmup if a.warmup is not None else min(60.0, 0.2 * duration)
     os.environ["WEIR_BUILD_DIR"] = os.path.abspath(a.build)
-    from harness import Cluster, wait_for
+    from harness import Cluster, all_running, wait_for
 
     print(f"soak: build {os.path.abspath(a.build)}, {a.minutes:g} min, {a.taskmanagers} TMs, "
           f"{a.rate} rows/s, {a.keys} keys, block cache "
@@ -371,10 +371,6 @@ def main():
             done, failed_ = int(cp.get("completed", 0)), int(cp.get("failed", 0))
             x = done if a.count == "completed" else done + failed_ + int(cp.get("in_progress", cp.get("inProgress", 0)))
             return j, x, failed_, int(j.get("restarts", 0))
-
-        def all_running(j):
-            return j["state"] == "RUNNING" and j.get("subtasks") and \
-                all(s["state"] == "RUNNING" for s in j["subtasks"])
 
         wait_for(lambda: all_running(cluster.job(job_id)), 60, "the job running", interval=0.2)
         t0 = time.time()

@@ -16,7 +16,6 @@ recovered before the next kill.
 """
 import argparse
 import collections
-import datetime
 import json
 import os
 import random
@@ -24,7 +23,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import Cluster, committed_rows, marked_partitions, rows_by_partition, wait_for  # noqa: E402
+from harness import (Cluster, all_running, committed_rows, marked_partitions,  # noqa: E402
+                     partition_hour, rows_by_partition, wait_for)
 
 KEYS = 97
 
@@ -69,13 +69,6 @@ edges:
 PER_HOUR = 7200  # ids per hour of event time (ts = id * 500 ms)
 
 
-def abs_hour(part):
-    """'dt=1970-01-03/hour=05' -> hours since the epoch (2 * 24 + 5)."""
-    dt, hour = part.split("/")[:2]
-    day = datetime.date.fromisoformat(dt.split("=")[1]) - datetime.date(1970, 1, 1)
-    return day.days * 24 + int(hour.split("=")[1])
-
-
 def check_markers(path):
     """A partition marked successful holds every id of its hour (the marker never comes first).
     Returns the marked hours (since the epoch)."""
@@ -85,12 +78,8 @@ def check_markers(path):
     for part in marked_parts:
         n = len(rows.get(part, []))
         assert n == PER_HOUR, f"{part} marked successful with {n} of {PER_HOUR} ids"
-        marked.add(abs_hour(part))
+        marked.add(partition_hour(part))
     return marked
-
-
-def all_running(j):
-    return j["state"] == "RUNNING" and j.get("subtasks") and all(s["state"] == "RUNNING" for s in j["subtasks"])
 
 
 def run(kills, mode, records, seed, rate, schedule=None):
@@ -193,7 +182,7 @@ def run(kills, mode, records, seed, rate, schedule=None):
         assert not missing, f"{len(missing)} ids missing, e.g. {sorted(missing)[:5]}"
         assert len(ids) == records, f"{len(ids)} rows for {records} ids"
         for part, rows in rows_by_partition(ids_dir).items():
-            hour = abs_hour(part)
+            hour = partition_hour(part)
             wrong = [r["id"] for r in rows if r["id"] // PER_HOUR != hour]
             assert not wrong, f"ids {wrong[:5]} in {part}"
         # Every hour that ended before the last watermark gets its marker, once complete.

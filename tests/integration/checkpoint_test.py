@@ -6,7 +6,7 @@ import os
 import shutil
 import unittest
 
-from harness import Cluster, test_failed, wait_for
+from harness import Cluster, all_running, jsonl_rows, test_failed, wait_for
 
 N = 300000        # ids in [0, N) are produced over both runs
 KEYS = 50
@@ -50,14 +50,6 @@ def job_text(agg_p, bounded, out_dir=None, backend="rocksdb", rate=20000):
         sink_config=f"config: {{path: {out_dir}}}" if bounded else "")
 
 
-def read_rows(path):
-    rows = []
-    for f in glob.glob(os.path.join(path, "*.jsonl")):
-        with open(f) as fh:
-            rows.extend(json.loads(line) for line in fh)
-    return rows
-
-
 class CheckpointTest(unittest.TestCase):
     def setUp(self):
         self.cluster = Cluster(taskmanagers=2, slots=3)
@@ -72,7 +64,7 @@ class CheckpointTest(unittest.TestCase):
                                               "checkpointing: {dir: " + self.cluster.dir +
                                               "/checkpoints, interval: 500ms"))
         job_id = self.cluster.cli("run", job, check=True).stdout.strip()
-        wait_for(lambda: all(s["state"] == "RUNNING" for s in self.cluster.job(job_id)["subtasks"]),
+        wait_for(lambda: all_running(self.cluster.job(job_id)),
                  15, "all subtasks running")
         return job_id
 
@@ -95,7 +87,7 @@ class CheckpointTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         info = self.cluster.job(r.stdout.strip())
         self.assertIn(savepoint, info["restored_from"])
-        rows = read_rows(out)
+        rows = jsonl_rows(out)
         self.assertEqual(len(rows), KEYS, f"one row per key at parallelism {agg_p}")
         for row in rows:
             k = row["k"]

@@ -5,7 +5,7 @@ import os
 import time
 import unittest
 
-from harness import Cluster, test_failed, wait_for
+from harness import Cluster, all_running, jsonl_rows, test_failed, wait_for
 
 COUNT_JOB = """
 name: count-by-key
@@ -46,14 +46,6 @@ edges:
 """
 
 
-def read_jsonl(path):
-    rows = []
-    for f in sorted(glob.glob(os.path.join(path, "*.jsonl"))):
-        with open(f) as fh:
-            rows.extend(json.loads(line) for line in fh)
-    return rows
-
-
 class ClusterTest(unittest.TestCase):
     def setUp(self):
         self.cluster = Cluster(taskmanagers=2, slots=2,
@@ -74,7 +66,7 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(info["state"], "FINISHED")
         # Subtasks were spread over both task managers.
         self.assertEqual({s["tm_id"] for s in info["subtasks"]}, {"tm-1", "tm-2"})
-        rows = read_jsonl(out)
+        rows = jsonl_rows(out)
         self.assertEqual(len(rows), 1000)
         by_key = {r["k"]: r for r in rows}
         self.assertEqual(set(by_key), set(range(1000)))
@@ -91,7 +83,7 @@ class ClusterTest(unittest.TestCase):
                                                                     path=out))
         r = self.cluster.cli("run", job, "--wait", "--timeout", "60")
         self.assertEqual(r.returncode, 0, r.stderr)
-        rows = read_jsonl(out)
+        rows = jsonl_rows(out)
         self.assertEqual(len(rows), 50000)
         final = {}
         for row in rows:
@@ -121,7 +113,7 @@ class ClusterTest(unittest.TestCase):
         r = self.cluster.cli("run", job, check=True)
         job_id = r.stdout.strip()
         info = self.cluster.wait_state(job_id, "RUNNING")
-        wait_for(lambda: all(s["state"] == "RUNNING" for s in self.cluster.job(job_id)["subtasks"]),
+        wait_for(lambda: all_running(self.cluster.job(job_id)),
                  10, "all subtasks running")
         r = self.cluster.cli("cancel", job_id, check=True)
         self.assertIn("CANCELLING", r.stdout)
@@ -152,12 +144,12 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(self.cluster.job(job_id)["state"], "CREATED")
         self.cluster.start_tm("tm-3", slots=1)
         self.cluster.wait_state(job_id, "FINISHED", timeout=20)
-        self.assertEqual(len(read_jsonl(os.path.join(self.cluster.dir, "o"))), 1000)
+        self.assertEqual(len(jsonl_rows(os.path.join(self.cluster.dir, "o"))), 1000)
 
     def test_killed_task_manager_fails_the_job_with_the_cause(self):
         job = self.cluster.write_job("forever.yaml", UNBOUNDED_JOB)
         job_id = self.cluster.cli("run", job, check=True).stdout.strip()
-        wait_for(lambda: all(s["state"] == "RUNNING" for s in self.cluster.job(job_id)["subtasks"]),
+        wait_for(lambda: all_running(self.cluster.job(job_id)),
                  10, "all subtasks running")
         self.cluster.kill("tm-2")
         info = self.cluster.wait_state(job_id, "FAILED", timeout=10)

@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from harness import Cluster, committed_rows, test_failed, wait_for
+from harness import Cluster, checkpoints, committed_rows, test_failed, wait_for
 
 JOB = """
 name: durability
@@ -46,14 +46,6 @@ edges:
 """
 
 
-def completed(info):
-    return int(info["checkpoints"].get("completed", 0))
-
-
-def failed(info):
-    return int(info["checkpoints"].get("failed", 0))
-
-
 class DurabilityTest(unittest.TestCase):
     def setUp(self):
         self.cluster = None
@@ -72,7 +64,7 @@ class DurabilityTest(unittest.TestCase):
         out = os.path.join(self.cluster.dir, "out")
         text = JOB.format(ckpt=ckpt, out=out, total=total, rate=rate)
         job = self.cluster.cli("run", self.cluster.write_job("job.yaml", text), check=True).stdout.strip()
-        wait_for(lambda: completed(self.cluster.job(job)) >= 2, 30, "two checkpoints")
+        wait_for(lambda: checkpoints(self.cluster.job(job)) >= 2, 30, "two checkpoints")
         return job, out
 
     def outage_then_recovery(self, job, out, total, break_disk, repair_disk, reason):
@@ -80,20 +72,20 @@ class DurabilityTest(unittest.TestCase):
         it: checkpoints complete again and every id is committed exactly once."""
         break_disk()
         # Whatever was in flight settles; from then on nothing completes.
-        info = wait_for(lambda: (lambda j: j if failed(j) >= 2 else None)(self.cluster.job(job)),
+        info = wait_for(lambda: (lambda j: j if checkpoints(j, "failed") >= 2 else None)(self.cluster.job(job)),
                         30, "checkpoints to fail")
-        settled_completed = completed(info)
+        settled_completed = checkpoints(info)
         settled_rows = len(committed_rows(os.path.join(out, "ids")))
         time.sleep(1.5)
         info = self.cluster.job(job)
         self.assertEqual(info["state"], "RUNNING", info.get("failure"))
-        self.assertEqual(completed(info), settled_completed, "a checkpoint completed on a broken disk")
+        self.assertEqual(checkpoints(info), settled_completed, "a checkpoint completed on a broken disk")
         self.assertEqual(len(committed_rows(os.path.join(out, "ids"))), settled_rows,
                          "a sink committed data of a checkpoint that is not durable")
         failures = [f.get("failure", "") for f in info["checkpoints"].get("recent_failures", [])]
         self.assertTrue(any(reason in f for f in failures), failures)
         repair_disk()
-        wait_for(lambda: completed(self.cluster.job(job)) > settled_completed + 1, 30,
+        wait_for(lambda: checkpoints(self.cluster.job(job)) > settled_completed + 1, 30,
                  "checkpoints to complete again")
         wait_for(lambda: len(committed_rows(os.path.join(out, "ids"))) >= total, 60,
                  f"all {total} ids committed", interval=0.3)

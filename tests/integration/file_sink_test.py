@@ -6,8 +6,8 @@ import os
 import time
 import unittest
 
-from harness import (Cluster, committed_rows, marked_partitions, rows_by_partition, test_failed,
-                     wait_for)
+from harness import (Cluster, committed_rows, marked_partitions, partition_hour, rows_by_partition,
+                     test_failed, wait_for)
 
 # ts = id * 500 ms: 7200 ids per hour of event time. The source holds after `total` ids, so
 # the job keeps running (and checkpointing) until cancelled.
@@ -38,11 +38,6 @@ edges:
 PER_HOUR = 7200
 
 
-def hour_of(partition):
-    # "dt=1970-01-01/hour=03/app=a1" -> 3
-    return int(partition.split("/")[1].split("=")[1])
-
-
 class FileSinkTest(unittest.TestCase):
     def setUp(self):
         self.cluster = None
@@ -69,7 +64,7 @@ class FileSinkTest(unittest.TestCase):
         self.assertFalse(missing, f"{len(missing)} ids missing, e.g. {sorted(missing)[:5]}")
         for part, rows in rows_by_partition(out).items():
             for r in rows:
-                self.assertEqual(hour_of(part), r["id"] // PER_HOUR, f"id {r['id']} in {part}")
+                self.assertEqual(partition_hour(part), r["id"] // PER_HOUR, f"id {r['id']} in {part}")
 
     def test_success_files_follow_the_watermark(self):
         total = 6 * PER_HOUR

@@ -1,5 +1,7 @@
 """A real Weir cluster for integration tests: one weir-jobmanager and N weir-taskmanager
 processes on 127.0.0.1 with ephemeral ports, in a temp dir, always stopped at the end."""
+import datetime
+import glob
 import json
 import os
 import shutil
@@ -136,15 +138,7 @@ class Cluster:
 def committed_rows(path):
     """Rows of every committed file below `path` (JSON lines), skipping hidden ('.' or '_')
     directories and files: staging, side outputs and success markers."""
-    rows = []
-    for root, dirs, files in os.walk(path):
-        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
-        for name in files:
-            if name.startswith((".", "_")):
-                continue
-            with open(os.path.join(root, name)) as fh:
-                rows.extend(json.loads(line) for line in fh if line.strip())
-    return rows
+    return [r for rows in rows_by_partition(path).values() for r in rows]
 
 
 def marked_partitions(path, marker="_SUCCESS"):
@@ -171,3 +165,30 @@ def rows_by_partition(path):
                 out.setdefault(os.path.relpath(root, path), []).extend(
                     json.loads(line) for line in fh if line.strip())
     return out
+
+
+def jsonl_rows(path):
+    """Rows of every *.jsonl file directly in `path` (the plain `file` sink's output)."""
+    rows = []
+    for f in sorted(glob.glob(os.path.join(path, "*.jsonl"))):
+        with open(f) as fh:
+            rows.extend(json.loads(line) for line in fh)
+    return rows
+
+
+def all_running(info):
+    """The job (CLI status JSON) and every one of its subtasks are RUNNING."""
+    return info["state"] == "RUNNING" and bool(info.get("subtasks")) and all(
+        s["state"] == "RUNNING" for s in info["subtasks"])
+
+
+def checkpoints(info, what="completed"):
+    """A checkpoint count of the job: completed, failed or in_progress."""
+    return int(info.get("checkpoints", {}).get(what, 0))
+
+
+def partition_hour(part):
+    """'dt=1970-01-03/hour=05[/...]' -> hours since the epoch (2 * 24 + 5)."""
+    dt, hour = part.split("/")[:2]
+    day = datetime.date.fromisoformat(dt.split("=")[1]) - datetime.date(1970, 1, 1)
+    return day.days * 24 + int(hour.split("=")[1])

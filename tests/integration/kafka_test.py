@@ -9,7 +9,7 @@ import os
 import time
 import unittest
 
-from harness import Cluster, committed_rows, test_failed, wait_for
+from harness import Cluster, all_running, committed_rows, test_failed, wait_for
 from kafka_harness import DevBroker
 
 JOB = """
@@ -56,8 +56,7 @@ class KafkaTest(unittest.TestCase):
 
     def running(self, job_id):
         j = self.cluster.job(job_id)
-        return j if j["state"] == "RUNNING" and all(
-            s["state"] == "RUNNING" for s in j["subtasks"]) else None
+        return j if all_running(j) else None
 
     def check_exactly_once(self, rows, ids, what):
         """`rows` hold exactly the records with `ids`, each once, at distinct offsets."""

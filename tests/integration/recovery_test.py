@@ -5,8 +5,8 @@ import os
 import time
 import unittest
 
-from checkpoint_test import KEYS, N, job_text, read_rows
-from harness import Cluster, test_failed, wait_for
+from checkpoint_test import KEYS, N, job_text
+from harness import Cluster, jsonl_rows, test_failed, wait_for
 
 
 class RecoveryTest(unittest.TestCase):
@@ -50,7 +50,7 @@ class RecoveryTest(unittest.TestCase):
         job2 = self.cluster.write_job("final.yaml", job_text(2, bounded=True, out_dir=out))
         r = self.cluster.cli("run", job2, "--from-savepoint", savepoint, "--wait", "--timeout", "120")
         self.assertEqual(r.returncode, 0, r.stderr)
-        rows = read_rows(out)
+        rows = jsonl_rows(out)
         self.assertEqual(len(rows), KEYS)
         for row in rows:
             ids = range(row["k"], N, KEYS)
@@ -97,7 +97,7 @@ class JobManagerRecoveryTest(unittest.TestCase):
         r = self.cluster.cli("run", job2, "--from-savepoint", r.stdout.strip(), "--wait",
                              "--timeout", "120")
         self.assertEqual(r.returncode, 0, r.stderr)
-        rows = read_rows(out)
+        rows = jsonl_rows(out)
         self.assertEqual(len(rows), KEYS)
         for row in rows:
             ids = range(row["k"], N, KEYS)
