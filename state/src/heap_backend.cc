@@ -247,16 +247,11 @@ std::unique_ptr<KeyedStateBackend> NewHeapBackend() {
 Result<std::unique_ptr<SnapshottableBackend>> OpenHeapBackend(
     const BackendOptions& options, const std::vector<proto::KeyedStateHandle>& restore,
     const std::string& restore_root) {
-  WEIR_RETURN_IF_ERROR(ValidateBackendOptions(options));
-  WEIR_ASSIGN_OR_RETURN(auto handles, SelectRestoreHandles(restore, options.key_groups));
   // The heap backend keeps nothing on disk itself; the directory holds RocksDB files copied
   // for a restore from a RocksDB snapshot.
-  WEIR_RETURN_IF_ERROR(RemoveAll(options.local_dir));
-  WEIR_RETURN_IF_ERROR(CreateDirs(options.local_dir));
-  auto backend = std::make_unique<HeapBackend>(options.key_groups,
-                                               std::make_shared<LocalDir>(options.local_dir));
-  WEIR_RETURN_IF_ERROR(backend->Restore(handles, restore_root));
-  return std::unique_ptr<SnapshottableBackend>(std::move(backend));
+  return OpenBackend(options, restore, restore_root, [&](std::shared_ptr<LocalDir> dir) {
+    return std::make_unique<HeapBackend>(options.key_groups, std::move(dir));
+  });
 }
 
 }  // namespace weir::state

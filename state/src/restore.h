@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,8 @@
 #include "weir/key_groups.h"
 #include "weir/state/backend.h"
 #include "weir/status.h"
+#include "files.h"
+#include "local_dir.h"
 
 namespace rocksdb {
 class DB;
@@ -69,5 +72,21 @@ Status ForEachEntryInHandle(
     const proto::KeyedStateHandle& handle, const std::string& restore_root,
     const std::string& scratch_dir, KeyGroupRange range,
     const std::function<Status(std::string_view stored_key, std::string_view value)>& fn);
+
+// How every backend opens: checked options, the restore handles whose key groups overlap this
+// instance's, a fresh local directory (anything in it is left over from an earlier process or
+// instance), then `make(local_dir)` builds the backend and restores it from the handles.
+template <typename Make>
+Result<std::unique_ptr<SnapshottableBackend>> OpenBackend(
+    const BackendOptions& options, const std::vector<proto::KeyedStateHandle>& restore,
+    const std::string& restore_root, Make make) {
+  WEIR_RETURN_IF_ERROR(ValidateBackendOptions(options));
+  WEIR_ASSIGN_OR_RETURN(auto handles, SelectRestoreHandles(restore, options.key_groups));
+  WEIR_RETURN_IF_ERROR(RemoveAll(options.local_dir));
+  WEIR_RETURN_IF_ERROR(CreateDirs(options.local_dir));
+  auto backend = make(std::make_shared<LocalDir>(options.local_dir));
+  WEIR_RETURN_IF_ERROR(backend->Restore(handles, restore_root));
+  return std::unique_ptr<SnapshottableBackend>(std::move(backend));
+}
 
 }  // namespace weir::state

@@ -515,15 +515,9 @@ Status RocksDbBackend::RestoreByKeys(const std::vector<const proto::KeyedStateHa
 Result<std::unique_ptr<SnapshottableBackend>> OpenRocksDbBackend(
     const BackendOptions& options, const std::vector<proto::KeyedStateHandle>& restore,
     const std::string& restore_root) {
-  WEIR_RETURN_IF_ERROR(ValidateBackendOptions(options));
-  WEIR_ASSIGN_OR_RETURN(auto handles, SelectRestoreHandles(restore, options.key_groups));
-  // Whatever is there is left over from an earlier process or instance.
-  WEIR_RETURN_IF_ERROR(RemoveAll(options.local_dir));
-  WEIR_RETURN_IF_ERROR(CreateDirs(options.local_dir));
-  auto backend =
-      std::make_unique<RocksDbBackend>(options, std::make_shared<LocalDir>(options.local_dir));
-  WEIR_RETURN_IF_ERROR(backend->Restore(handles, restore_root));
-  return std::unique_ptr<SnapshottableBackend>(std::move(backend));
+  return OpenBackend(options, restore, restore_root, [&](std::shared_ptr<LocalDir> dir) {
+    return std::make_unique<RocksDbBackend>(options, std::move(dir));
+  });
 }
 
 }  // namespace weir::state
