@@ -19,4 +19,16 @@ Result<std::unique_ptr<state::KeyedStateStore>> OpenKeyedStateStore(const Operat
 // Adapts the state module's snapshot upload to the runtime's async keyed snapshot.
 std::unique_ptr<AsyncKeyedSnapshot> AdaptKeyedSnapshot(std::unique_ptr<state::SnapshotUpload> u);
 
+// The runnable factory of a keyed operator: its validation-only spec (aggregate_plan.h) plus
+// Create, which plans with `Plan` and builds an `Op` from the plan.
+template <typename Spec, typename Op, auto Plan>
+class KeyedOperatorFactory final : public Spec {
+ public:
+  Result<std::unique_ptr<Operator>> Create(const Config& config,
+                                           const Schema& input) const override {
+    WEIR_ASSIGN_OR_RETURN(auto plan, Plan(config, input));
+    return std::unique_ptr<Operator>(std::make_unique<Op>(std::move(plan)));
+  }
+};
+
 }  // namespace weir

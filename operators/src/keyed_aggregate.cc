@@ -173,19 +173,10 @@ class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
   RowBatch out_;
 };
 
-class KeyedAggregateFactory final : public KeyedAggregateSpec {
- public:
-  Result<std::unique_ptr<Operator>> Create(const Config& config,
-                                           const Schema& input) const override {
-    WEIR_ASSIGN_OR_RETURN(AggPlan plan, PlanAggregate(config, input));
-    return std::unique_ptr<Operator>(std::make_unique<KeyedAggregate>(std::move(plan)));
-  }
-};
-
 }  // namespace
 
 void RegisterKeyedAggregate(OperatorRegistry& r) {
-  r.Register("keyed_aggregate", std::make_unique<KeyedAggregateFactory>());
+  r.Register("keyed_aggregate", std::make_unique<KeyedOperatorFactory<KeyedAggregateSpec, KeyedAggregate, PlanAggregate>>());
 }
 
 }  // namespace weir

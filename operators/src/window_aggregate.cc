@@ -262,19 +262,10 @@ class WindowAggregate : public Operator {
   RowBatch out_;
 };
 
-class WindowAggregateFactory final : public WindowAggregateSpec {
- public:
-  Result<std::unique_ptr<Operator>> Create(const Config& config,
-                                           const Schema& input) const override {
-    WEIR_ASSIGN_OR_RETURN(WindowPlan plan, PlanWindow(config, input));
-    return std::unique_ptr<Operator>(std::make_unique<WindowAggregate>(std::move(plan)));
-  }
-};
-
 }  // namespace
 
 void RegisterWindowAggregate(OperatorRegistry& r) {
-  r.Register("window_aggregate", std::make_unique<WindowAggregateFactory>());
+  r.Register("window_aggregate", std::make_unique<KeyedOperatorFactory<WindowAggregateSpec, WindowAggregate, PlanWindow>>());
 }
 
 }  // namespace weir
