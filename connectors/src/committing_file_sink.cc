@@ -43,16 +43,19 @@
 // {"reason": ..., "row": ...}, counted, decided before the row is staged, so no row can make a
 // commit fail. Both side outputs are committed exactly once like the data.
 //
-// Operator state, per subtask and checkpoint n:
-//   "pending" (SPLIT): one entry per staged file not yet committed: (checkpoint it belongs to,
-//     staging name, final relative path). Whoever restores an entry commits it.
-//   "writers" (UNION): one entry per subtask: (n, job id, attempt, subtask, the staging names
-//     of its pending files). After a restore every new subtask sees all of them: it learns n,
-//     the job ids whose leftovers it may delete, and every staging name the checkpoint still
-//     needs (see Open for why deletion needs the whole set and not just this subtask's share).
-//   "partitions" (SPLIT): time partitions written and not yet marked successful (dir, end).
-//   "event_time" (UNION): per subtask, its input watermark at barrier n.
-// Entries are fields joined by NUL bytes (no file name or id can hold one), led by a version.
+// Operator state, per subtask and checkpoint n (weir/operator_state.h; the entries are the
+// CommittingFile* messages of proto/weir.proto):
+//   "pending@v1" (SPLIT): one entry per staged file not yet committed: (checkpoint it belongs
+//     to, staging name, final relative path). Whoever restores an entry commits it.
+//   "writers@v1" (UNION): one entry per subtask: (n, job id, attempt, subtask, the staging
+//     names of its pending files). After a restore every new subtask sees all of them: it
+//     learns n, the job ids whose leftovers it may delete, and every staging name the
+//     checkpoint still needs (see Open for why deletion needs the whole set and not just this
+//     subtask's share).
+//   "partitions@v1" (SPLIT): time partitions written and not yet marked successful (dir, end).
+//   "event_time@v1" (UNION): per subtask, its input watermark at barrier n.
+// State from before versioned lists (the same lists unversioned, as tagged NUL-joined text) is
+// still read: see ReadLegacyLists.
 //
 // Limits: committed output is only exact if the job restores from the latest completed
 // checkpoint (restoring an older one replays records whose files are already committed), and
@@ -81,6 +84,7 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -90,6 +94,7 @@
 #include "weir/clock.h"
 #include "weir/connectors.h"
 #include "weir/logging.h"
+#include "weir/operator_state.h"
 #include "weir/partition_template.h"
 #include "weir/paths.h"
 #include "weir/record_counters.h"
@@ -104,37 +109,21 @@ const ModuleLog Log("connectors");
 
 constexpr std::string_view kInProgress = ".inprogress";
 constexpr std::string_view kPending = ".pending";
-constexpr std::string_view kPendingList = "pending";
-constexpr std::string_view kWritersList = "writers";
-constexpr std::string_view kPartitionsList = "partitions";
-constexpr std::string_view kEventTimeList = "event_time";
-constexpr std::string_view kPendingEntryV1 = "p1";
-constexpr std::string_view kPartitionEntryV1 = "t1";
-constexpr std::string_view kEventTimeEntryV1 = "e1";
-constexpr std::string_view kWriterEntryV1 = "w1";
 
 // ---------------------------------------------------------------- state entries
-std::string JoinFields(const std::vector<std::string>& fields) {
-  std::string out;
-  for (size_t i = 0; i < fields.size(); ++i) {
-    if (i > 0) out.push_back('\0');
-    out += fields[i];
-  }
-  return out;
+// The four lists, as typed versioned operator state (weir/operator_state.h; the messages and
+// what their fields mean are in proto/weir.proto).
+OperatorListState<proto::CommittingFilePending> PendingState() {
+  return {"pending", 1, proto::NamedList::SPLIT};
 }
-
-std::vector<std::string_view> SplitFields(std::string_view s) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  while (true) {
-    size_t end = s.find('\0', start);
-    if (end == std::string_view::npos) {
-      out.push_back(s.substr(start));
-      return out;
-    }
-    out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
+OperatorListState<proto::CommittingFileWriter> WritersState() {
+  return {"writers", 1, proto::NamedList::UNION};
+}
+OperatorListState<proto::CommittingFilePartition> PartitionsState() {
+  return {"partitions", 1, proto::NamedList::SPLIT};
+}
+OperatorListState<proto::CommittingFileEventTime> EventTimeState() {
+  return {"event_time", 1, proto::NamedList::UNION};
 }
 
 // A name from restored state is used in renames and deletions: it must stay inside its
@@ -143,9 +132,6 @@ bool IsPlainFileName(std::string_view name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
          name.find('\0') == std::string_view::npos;
 }
-
-// A final path relative to the sink's directory (partition dirs, then the file name): it must
-// stay inside the directory whatever a corrupt snapshot holds.
 
 // What a file holds: rows for their partition, late rows, or dirty rows.
 enum class FileKind { kData, kLate, kDirty };
@@ -160,23 +146,6 @@ struct PendingFile {
   int64_t rows = 0;
 };
 
-std::string EncodePending(const PendingFile& p) {
-  return JoinFields(
-      {std::string(kPendingEntryV1), std::to_string(p.checkpoint), p.staging, p.final_name});
-}
-
-Result<PendingFile> DecodePending(std::string_view e) {
-  std::vector<std::string_view> f = SplitFields(e);
-  PendingFile p;
-  if (f.size() != 4 || f[0] != kPendingEntryV1 || !TryParseInt64(f[1], &p.checkpoint).ok() ||
-      !IsPlainFileName(f[2]) || !IsSafeRelativePath(f[3])) {
-    return Status::DataLoss("committing_file: corrupt 'pending' entry in restored state");
-  }
-  p.staging = std::string(f[2]);
-  p.final_name = std::string(f[3]);
-  return p;
-}
-
 struct WriterEntry {
   int64_t checkpoint = 0;
   std::string job_id;
@@ -185,29 +154,145 @@ struct WriterEntry {
   std::vector<std::string> staging_names;  // its pending files
 };
 
-std::string EncodeWriter(const WriterEntry& w) {
-  std::vector<std::string> f = {std::string(kWriterEntryV1), std::to_string(w.checkpoint), w.job_id,
-                                std::to_string(w.attempt), std::to_string(w.subtask)};
-  f.insert(f.end(), w.staging_names.begin(), w.staging_names.end());
-  return JoinFields(f);
+// What a restore brings, whichever format it came in.
+struct RestoredLists {
+  std::vector<PendingFile> pending;  // this subtask's share
+  std::vector<WriterEntry> writers;  // every old subtask's
+  bool have_writers = false;
+  std::map<std::string, int64_t> partitions;  // dir -> end
+  std::optional<int64_t> watermark;           // the minimum over the old subtasks
+};
+
+Status CorruptEntry(std::string_view list) {
+  return Status::DataLoss("committing_file: corrupt '" + std::string(list) +
+                          "' entry in restored state");
 }
 
-Result<WriterEntry> DecodeWriter(std::string_view e) {
-  std::vector<std::string_view> f = SplitFields(e);
-  WriterEntry w;
-  if (f.size() < 5 || f[0] != kWriterEntryV1 || !TryParseInt64(f[1], &w.checkpoint).ok() ||
-      f[2].empty() || !TryParseInt64(f[3], &w.attempt).ok() ||
-      !TryParseInt64(f[4], &w.subtask).ok()) {
-    return Status::DataLoss("committing_file: corrupt 'writers' entry in restored state");
+Status AddPending(PendingFile p, RestoredLists* out) {
+  if (!IsPlainFileName(p.staging) || !IsSafeRelativePath(p.final_name)) {
+    return CorruptEntry("pending");
   }
-  w.job_id = std::string(f[2]);
-  for (size_t i = 5; i < f.size(); ++i) {
-    if (!IsPlainFileName(f[i])) {
-      return Status::DataLoss("committing_file: corrupt 'writers' entry in restored state");
+  out->pending.push_back(std::move(p));
+  return Status::Ok();
+}
+
+Status AddWriter(WriterEntry w, RestoredLists* out) {
+  if (w.job_id.empty()) return CorruptEntry("writers");
+  for (const std::string& n : w.staging_names) {
+    if (!IsPlainFileName(n)) return CorruptEntry("writers");
+  }
+  out->writers.push_back(std::move(w));
+  return Status::Ok();
+}
+
+Status AddPartition(std::string dir, int64_t end, RestoredLists* out) {
+  if (!IsSafeRelativePath(dir)) return CorruptEntry("partitions");
+  out->partitions[std::move(dir)] = end;
+  return Status::Ok();
+}
+
+void AddWatermark(int64_t wm, RestoredLists* out) {
+  out->watermark = std::min(out->watermark.value_or(wm), wm);
+}
+
+// Reads the versioned lists; `*found` says whether the state held any of them.
+Status ReadVersionedLists(const RestoredState* restored, RestoredLists* out, bool* found) {
+  const std::string owner = "committing_file";
+  WEIR_ASSIGN_OR_RETURN(auto pending, PendingState().Decode(restored, owner));
+  WEIR_ASSIGN_OR_RETURN(auto writers, WritersState().Decode(restored, owner));
+  WEIR_ASSIGN_OR_RETURN(auto parts, PartitionsState().Decode(restored, owner));
+  WEIR_ASSIGN_OR_RETURN(auto event_time, EventTimeState().Decode(restored, owner));
+  *found = pending || writers || parts || event_time;
+  for (const auto& e : pending.value_or(std::vector<proto::CommittingFilePending>())) {
+    WEIR_RETURN_IF_ERROR(AddPending({e.checkpoint(), e.staging(), e.final_name()}, out));
+  }
+  out->have_writers = writers.has_value();
+  for (const auto& e : writers.value_or(std::vector<proto::CommittingFileWriter>())) {
+    WriterEntry w{e.checkpoint(), e.job_id(), e.attempt(), e.subtask(), {}};
+    w.staging_names.assign(e.staging_names().begin(), e.staging_names().end());
+    WEIR_RETURN_IF_ERROR(AddWriter(std::move(w), out));
+  }
+  for (const auto& e : parts.value_or(std::vector<proto::CommittingFilePartition>())) {
+    WEIR_RETURN_IF_ERROR(AddPartition(e.dir(), e.end(), out));
+  }
+  for (const auto& e : event_time.value_or(std::vector<proto::CommittingFileEventTime>())) {
+    AddWatermark(e.watermark(), out);
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- legacy state
+// Savepoints and checkpoints made before versioned state (up to 2026-11-30) hold the same four
+// lists unversioned ("pending", "writers", "partitions", "event_time"), each entry text fields
+// joined by NUL bytes and led by a tag: "p1" (checkpoint, staging, final), "w1" (checkpoint,
+// job id, attempt, subtask, staging names...), "t1" (dir, end), "e1" (watermark). Read only.
+std::vector<std::string_view> SplitFields(std::string_view s) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  while (true) {
+    size_t end = s.find('\0', start);
+    if (end == std::string_view::npos) {
+      out.push_back(s.substr(start));
+      return out;
     }
-    w.staging_names.emplace_back(f[i]);
+    out.push_back(s.substr(start, end - start));
+    start = end + 1;
   }
-  return w;
+}
+
+Status ReadLegacyEntry(std::string_view list, std::string_view e, RestoredLists* out) {
+  const std::vector<std::string_view> f = SplitFields(e);
+  int64_t n[3] = {0, 0, 0};
+  if (list == "pending") {
+    if (f.size() != 4 || f[0] != "p1" || !TryParseInt64(f[1], &n[0]).ok()) {
+      return CorruptEntry(list);
+    }
+    return AddPending({n[0], std::string(f[2]), std::string(f[3])}, out);
+  }
+  if (list == "writers") {
+    if (f.size() < 5 || f[0] != "w1" || !TryParseInt64(f[1], &n[0]).ok() ||
+        !TryParseInt64(f[3], &n[1]).ok() || !TryParseInt64(f[4], &n[2]).ok()) {
+      return CorruptEntry(list);
+    }
+    WriterEntry w{n[0], std::string(f[2]), n[1], n[2], {}};
+    w.staging_names.assign(f.begin() + 5, f.end());
+    return AddWriter(std::move(w), out);
+  }
+  if (list == "partitions") {
+    if (f.size() != 3 || f[0] != "t1" || !TryParseInt64(f[2], &n[0]).ok()) {
+      return CorruptEntry(list);
+    }
+    return AddPartition(std::string(f[1]), n[0], out);
+  }
+  // "event_time"
+  if (f.size() != 2 || f[0] != "e1" || !TryParseInt64(f[1], &n[0]).ok()) return CorruptEntry(list);
+  AddWatermark(n[0], out);
+  return Status::Ok();
+}
+
+Status ReadLegacyLists(const RestoredState& restored, RestoredLists* out) {
+  for (const proto::NamedList& list : restored.operator_state) {
+    const std::string& name = list.name();
+    if (name != "pending" && name != "writers" && name != "partitions" && name != "event_time") {
+      continue;
+    }
+    if (name == "writers") out->have_writers = true;
+    for (const std::string& e : list.entries()) {
+      WEIR_RETURN_IF_ERROR(ReadLegacyEntry(name, e, out));
+    }
+  }
+  return Status::Ok();
+}
+
+// The sink's lists in `restored` (nothing when there is none: a fresh start), versioned or in
+// the legacy format.
+Result<RestoredLists> ReadRestoredLists(const RestoredState* restored) {
+  RestoredLists out;
+  if (restored == nullptr) return out;
+  bool found = false;
+  WEIR_RETURN_IF_ERROR(ReadVersionedLists(restored, &out, &found));
+  if (!found) WEIR_RETURN_IF_ERROR(ReadLegacyLists(*restored, &out));
+  return out;
 }
 
 // ---------------------------------------------------------------- file names
@@ -410,7 +495,7 @@ Result<FileSinkConfig> PlanFileSink(const Config& config, const Schema& input) {
   const std::string def_suffix =
       std::string(c.format == Format::kJson ? ".jsonl" : ".csv") + (c.gzip ? ".gz" : "");
   WEIR_ASSIGN_OR_RETURN(c.suffix, config.GetString("suffix", def_suffix));
-  // Both become part of file names, and names are fields of NUL-separated state entries.
+  // Both become part of file names, which must stay plain names (IsPlainFileName).
   if (c.prefix.empty() || c.prefix.find_first_of(std::string("/\0", 2)) != std::string::npos) {
     return Status::InvalidArgument(config.path() +
                                    ".prefix: must be non-empty, without '/' or NUL");
@@ -503,72 +588,37 @@ class CommittingFileSink : public Operator {
     // The staging directory itself must survive a crash, or the pending files in it would not.
     WEIR_RETURN_IF_ERROR(SyncDir(dir_));
 
-    std::vector<PendingFile> restored;  // this subtask's share: it commits them
-    std::set<std::string> needed;       // every staging name the restored checkpoint names
-    std::set<std::string> jobs;         // whose leftovers may be deleted
+    WEIR_ASSIGN_OR_RETURN(RestoredLists lists, ReadRestoredLists(ctx.restored));
+    std::set<std::string> needed;  // every staging name the restored checkpoint names
+    std::set<std::string> jobs;    // whose leftovers may be deleted
     jobs.insert(job_id_);
     int64_t restored_id = -1;
-    bool have_writers = false;
-    int64_t restored_wm = kMaxWatermark;
-    bool have_wm = false;
-    if (ctx.restored) {
-      for (const proto::NamedList& list : ctx.restored->operator_state) {
-        if (list.name() == kPendingList) {
-          for (const std::string& e : list.entries()) {
-            WEIR_ASSIGN_OR_RETURN(PendingFile p, DecodePending(e));
-            needed.insert(p.staging);
-            restored.push_back(std::move(p));
-          }
-        } else if (list.name() == kWritersList) {
-          have_writers = true;
-          for (const std::string& e : list.entries()) {
-            WEIR_ASSIGN_OR_RETURN(WriterEntry w, DecodeWriter(e));
-            restored_id = std::max(restored_id, w.checkpoint);
-            jobs.insert(w.job_id);
-            needed.insert(w.staging_names.begin(), w.staging_names.end());
-          }
-        } else if (list.name() == kPartitionsList) {
-          for (const std::string& e : list.entries()) {
-            std::vector<std::string_view> f = SplitFields(e);
-            int64_t end = 0;
-            if (f.size() != 3 || f[0] != kPartitionEntryV1 || !IsSafeRelativePath(f[1]) ||
-                !TryParseInt64(f[2], &end).ok()) {
-              return Status::DataLoss("committing_file: corrupt 'partitions' entry in restored state");
-            }
-            open_partitions_[std::string(f[1])] = end;
-          }
-        } else if (list.name() == kEventTimeList) {
-          for (const std::string& e : list.entries()) {
-            std::vector<std::string_view> f = SplitFields(e);
-            int64_t wm = 0;
-            if (f.size() != 2 || f[0] != kEventTimeEntryV1 || !TryParseInt64(f[1], &wm).ok()) {
-              return Status::DataLoss("committing_file: corrupt 'event_time' entry in restored state");
-            }
-            have_wm = true;
-            restored_wm = std::min(restored_wm, wm);
-          }
-        }
-      }
+    for (const PendingFile& p : lists.pending) needed.insert(p.staging);
+    for (const WriterEntry& w : lists.writers) {
+      restored_id = std::max(restored_id, w.checkpoint);
+      jobs.insert(w.job_id);
+      needed.insert(w.staging_names.begin(), w.staging_names.end());
     }
-    if (have_wm) {
+    open_partitions_ = std::move(lists.partitions);
+    if (lists.watermark) {
       // Every subtask's files up to the restored checkpoint are committed once all new subtasks
       // have opened; a partition marked before the crash ended at or before this watermark, so
       // replayed rows of it stay late.
-      committed_wm_ = restored_wm;
-      late_floor_ = restored_wm;
+      committed_wm_ = *lists.watermark;
+      late_floor_ = *lists.watermark;
     }
 
     // First the commits: the restored checkpoint is complete (it is what we restore from), so
     // its pending files are committed output, whether or not the old job got to rename them.
-    pending_ = std::move(restored);
+    pending_ = std::move(lists.pending);
     WEIR_RETURN_IF_ERROR(CommitPending(std::numeric_limits<int64_t>::max()));
     if (!lost_.ok()) return lost_;
 
-    if (ctx.restored && !have_writers) {
+    if (ctx.restored && !lists.have_writers) {
       // Not state this sink wrote: we cannot know which staging files the checkpoint still
       // needs for other subtasks, so nothing is deleted.
-      Log()->warn("{} committing_file: restored state has no '{}' list; leftovers are kept",
-                  log_prefix_, kWritersList);
+      Log()->warn("{} committing_file: restored state has no 'writers' list; leftovers are kept",
+                  log_prefix_);
     } else {
       WEIR_RETURN_IF_ERROR(DeleteLeftovers(jobs, needed, restored_id));
     }
@@ -683,39 +733,33 @@ class CommittingFileSink : public Operator {
     }
     WEIR_RETURN_IF_ERROR(PreCommit(checkpoint_id));
 
-    proto::NamedList pending;
-    pending.set_name(std::string(kPendingList));
-    pending.set_mode(proto::NamedList::SPLIT);
-    WriterEntry me;
-    me.checkpoint = checkpoint_id;
-    me.job_id = job_id_;
-    me.attempt = attempt_;
-    me.subtask = subtask_;
-    for (const PendingFile& p : pending_) {
-      pending.add_entries(EncodePending(p));
-      me.staging_names.push_back(p.staging);
+    std::vector<proto::CommittingFilePending> pending(pending_.size());
+    proto::CommittingFileWriter me;
+    me.set_checkpoint(checkpoint_id);
+    me.set_job_id(job_id_);
+    me.set_attempt(attempt_);
+    me.set_subtask(subtask_);
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      pending[i].set_checkpoint(pending_[i].checkpoint);
+      pending[i].set_staging(pending_[i].staging);
+      pending[i].set_final_name(pending_[i].final_name);
+      me.add_staging_names(pending_[i].staging);
     }
-    proto::NamedList writers;
-    writers.set_name(std::string(kWritersList));
-    writers.set_mode(proto::NamedList::UNION);
-    writers.add_entries(EncodeWriter(me));
-    out->operator_state.push_back(std::move(pending));
-    out->operator_state.push_back(std::move(writers));
+    out->operator_state.push_back(PendingState().Encode(pending));
+    out->operator_state.push_back(WritersState().Encode({me}));
     if (cfg_.commit) {
       const int64_t wm = std::max(current_wm_, late_floor_);
       wm_at_barrier_[checkpoint_id] = wm;
-      proto::NamedList parts;
-      parts.set_name(std::string(kPartitionsList));
-      parts.set_mode(proto::NamedList::SPLIT);
+      std::vector<proto::CommittingFilePartition> parts(open_partitions_.size());
+      size_t i = 0;
       for (const auto& [dir, end] : open_partitions_) {
-        parts.add_entries(JoinFields({std::string(kPartitionEntryV1), dir, std::to_string(end)}));
+        parts[i].set_dir(dir);
+        parts[i++].set_end(end);
       }
-      proto::NamedList et;
-      et.set_name(std::string(kEventTimeList));
-      et.set_mode(proto::NamedList::UNION);
-      et.add_entries(JoinFields({std::string(kEventTimeEntryV1), std::to_string(wm)}));
-      out->operator_state.push_back(std::move(parts));
-      out->operator_state.push_back(std::move(et));
+      proto::CommittingFileEventTime et;
+      et.set_watermark(wm);
+      out->operator_state.push_back(PartitionsState().Encode(parts));
+      out->operator_state.push_back(EventTimeState().Encode({et}));
       out->commit_watermark = committed_wm_;
     }
     // The counts claim the rows of this checkpoint's files (committed once it completes), but

@@ -36,7 +36,9 @@ class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
   Status Open(const OperatorContext& ctx) override {
     max_parallelism_ = ctx.max_parallelism;
     WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
-    WEIR_ASSIGN_OR_RETURN(accs_, store_->GetAggregatingState<Row>("acc", this));
+    // Version of the accumulator rows (the aggregations' accumulator schema, row serde): bump
+    // it when their layout changes, so that old savepoints are refused rather than misread.
+    WEIR_ASSIGN_OR_RETURN(accs_, store_->GetAggregatingState<Row>("acc", this, /*version=*/1));
     if (plan_.ttl_ms > 0) {
       WEIR_ASSIGN_OR_RETURN(ttl_timers_, store_->GetTimerService("ttl"));
     }

@@ -73,7 +73,9 @@ class WindowAggregate : public Operator {
     metrics_ = ctx.metrics;
     log_prefix_ = ctx.log_prefix;
     WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
-    WEIR_ASSIGN_OR_RETURN(windows_, store_->GetMapState("windows"));
+    // Version of the window entries (user key and accumulator row layout): bump it when they
+    // change, so that old savepoints are refused rather than misread.
+    WEIR_ASSIGN_OR_RETURN(windows_, store_->GetMapState("windows", /*version=*/1));
     WEIR_ASSIGN_OR_RETURN(timers_, store_->GetTimerService("windows"));
     if (ctx.restored != nullptr) {
       bool any = false;

@@ -1,6 +1,7 @@
 #include "weir/state/typed_state.h"
 
 #include <cstring>
+#include <limits>
 
 #include "restore.h"
 
@@ -457,7 +458,7 @@ Status KeyedStateStore::LoadNameTable() {
     const std::string name(it->key().substr(1));
     const std::string_view v = it->value();
     const std::string where = "in key group " + std::to_string(it->key_group());
-    if (v.size() != 3 || static_cast<uint8_t>(v[0]) != kFormatVersion) {
+    if (v.size() < 3 || static_cast<uint8_t>(v[0]) != kFormatVersion) {
       return Status::DataLoss("restored keyed state has an unknown name-table entry for '" +
                               name + "' " + where + " (format version " +
                               (v.empty() ? std::string("?")
@@ -466,18 +467,28 @@ Status KeyedStateStore::LoadNameTable() {
     }
     const auto id = static_cast<uint8_t>(v[1]);
     const auto kind = static_cast<uint8_t>(v[2]);
-    if (id == kNameTableId || id > kMaxStateId || !ValidKind(kind)) {
+    // The value version: absent in entries of version 1 (and in all written before versions).
+    uint64_t version = 1;
+    size_t pos_v = 3;
+    if (v.size() > 3 && (!GetVarint(v, &pos_v, &version) || pos_v != v.size() || version < 2 ||
+                         version > std::numeric_limits<uint32_t>::max())) {
+      version = 0;
+    }
+    if (id == kNameTableId || id > kMaxStateId || !ValidKind(kind) || version == 0) {
       return Status::DataLoss("restored keyed state has a malformed name-table entry for '" +
                               name + "' " + where);
     }
-    auto [pos, inserted] = names_.try_emplace(name, NameEntry{id, static_cast<StateKind>(kind)});
-    if (!inserted && (pos->second.id != id || pos->second.kind != static_cast<StateKind>(kind))) {
-      return Status::DataLoss(
-          "restored keyed state is inconsistent: state '" + name + "' is " +
-          StateKindName(pos->second.kind) + " #" + std::to_string(pos->second.id) +
-          " in one snapshot and " + StateKindName(static_cast<StateKind>(kind)) + " #" +
-          std::to_string(id) + " " + where +
-          " (the old subtasks registered their states in different orders)");
+    const NameEntry entry{id, static_cast<StateKind>(kind), static_cast<uint32_t>(version)};
+    auto [pos, inserted] = names_.try_emplace(name, entry);
+    if (!inserted && (pos->second.id != id || pos->second.kind != entry.kind ||
+                      pos->second.version != entry.version)) {
+      return Status::DataLoss("restored keyed state is inconsistent: state '" + name + "' is " +
+                              StateKindName(pos->second.kind) + " #" +
+                              std::to_string(pos->second.id) + " v" +
+                              std::to_string(pos->second.version) + " in one snapshot and " +
+                              StateKindName(entry.kind) + " #" + std::to_string(id) + " v" +
+                              std::to_string(entry.version) + " " + where +
+                              " (the old subtasks registered their states differently)");
     }
     auto [id_pos, id_new] = by_id.try_emplace(id, name);
     if (!id_new && id_pos->second != name) {
@@ -501,7 +512,33 @@ Status KeyedStateStore::LoadNameTable() {
   return Status::Ok();
 }
 
-Result<uint8_t> KeyedStateStore::Register(std::string_view name, StateKind kind, bool internal) {
+Status KeyedStateStore::CheckRegistration(std::string_view name, const NameEntry& have,
+                                          StateKind kind, uint32_t version) const {
+  if (have.kind != kind) {
+    return Status::InvalidArgument("state '" + std::string(name) + "' is a " +
+                                   StateKindName(have.kind) + " state; it cannot be used as a " +
+                                   StateKindName(kind) + " state");
+  }
+  if (have.version == version) return Status::Ok();
+  if (registered_.count(have.id) > 0) {
+    return Status::InvalidArgument(
+        "state '" + std::string(name) + "' is registered with value version " +
+        std::to_string(have.version) + "; it cannot be registered again with version " +
+        std::to_string(version));
+  }
+  // Restored: the operator would misread every value.
+  return Status::FailedPrecondition(
+      "restored keyed state '" + std::string(name) + "' has values of version " +
+      std::to_string(have.version) + ", but this operator reads version " +
+      std::to_string(version) + " and has no conversion: restore a snapshot written with version " +
+      std::to_string(version) + ", or start without this state");
+}
+
+Result<uint8_t> KeyedStateStore::Register(std::string_view name, StateKind kind, bool internal,
+                                          uint32_t version) {
+  if (version == 0) {
+    return Status::InvalidArgument("state '" + std::string(name) + "': versions start at 1");
+  }
   if (name.empty() || name.size() > kMaxNameBytes) {
     return Status::InvalidArgument("state name '" + std::string(name) +
                                    "' must have 1 to 200 bytes");
@@ -512,12 +549,7 @@ Result<uint8_t> KeyedStateStore::Register(std::string_view name, StateKind kind,
   }
   auto it = names_.find(name);
   if (it != names_.end()) {
-    if (it->second.kind != kind) {
-      return Status::InvalidArgument("state '" + std::string(name) + "' is a " +
-                                     StateKindName(it->second.kind) +
-                                     " state; it cannot be used as a " + StateKindName(kind) +
-                                     " state");
-    }
+    WEIR_RETURN_IF_ERROR(CheckRegistration(name, it->second, kind, version));
     if (registered_.count(it->second.id) > 0) return it->second.id;
   } else {
     if (next_id_ > kMaxStateId) {
@@ -525,17 +557,20 @@ Result<uint8_t> KeyedStateStore::Register(std::string_view name, StateKind kind,
                                        std::to_string(kMaxStateId) + "); cannot add '" +
                                        std::string(name) + "'");
     }
-    it = names_.emplace(std::string(name), NameEntry{next_id_++, kind}).first;
+    it = names_.emplace(std::string(name), NameEntry{next_id_++, kind, version}).first;
   }
   // Into every key group we own, so that the entry moves with any of them on rescale (also
   // those that a restore brought without it).
   std::string key;
   key.push_back(static_cast<char>(kNameTableId));
   key.append(name);
-  const char value[3] = {static_cast<char>(kFormatVersion), static_cast<char>(it->second.id),
-                         static_cast<char>(kind)};
+  // Version 1 is not written: such entries stay as they were before versions, readable by
+  // older builds.
+  std::string value = {static_cast<char>(kFormatVersion), static_cast<char>(it->second.id),
+                       static_cast<char>(kind)};
+  if (version != 1) PutVarint(version, &value);
   for (int kg = key_groups_.first; kg <= key_groups_.last; ++kg) {
-    WEIR_RETURN_IF_ERROR(backend_->Put(kg, key, std::string_view(value, 3)));
+    WEIR_RETURN_IF_ERROR(backend_->Put(kg, key, value));
   }
   registered_.insert(it->second.id);
   return it->second.id;
@@ -563,21 +598,22 @@ std::string_view KeyedStateStore::ComposeKey(uint8_t id, std::string_view suffix
   return key_scratch_;
 }
 
-Result<ValueState> KeyedStateStore::GetValueState(std::string_view name) {
-  WEIR_ASSIGN_OR_RETURN(uint8_t id, Register(name, StateKind::kValue, false));
+Result<ValueState> KeyedStateStore::GetValueState(std::string_view name, uint32_t version) {
+  WEIR_ASSIGN_OR_RETURN(uint8_t id, Register(name, StateKind::kValue, false, version));
   return ValueState(this, id);
 }
-Result<ListState> KeyedStateStore::GetListState(std::string_view name) {
-  WEIR_ASSIGN_OR_RETURN(uint8_t id, Register(name, StateKind::kList, false));
+Result<ListState> KeyedStateStore::GetListState(std::string_view name, uint32_t version) {
+  WEIR_ASSIGN_OR_RETURN(uint8_t id, Register(name, StateKind::kList, false, version));
   return ListState(this, id);
 }
-Result<MapState> KeyedStateStore::GetMapState(std::string_view name) {
-  WEIR_ASSIGN_OR_RETURN(uint8_t id, Register(name, StateKind::kMap, false));
+Result<MapState> KeyedStateStore::GetMapState(std::string_view name, uint32_t version) {
+  WEIR_ASSIGN_OR_RETURN(uint8_t id, Register(name, StateKind::kMap, false, version));
   return MapState(this, id);
 }
-Result<ReducingState> KeyedStateStore::GetReducingState(std::string_view name, ReduceFunction fn) {
+Result<ReducingState> KeyedStateStore::GetReducingState(std::string_view name, ReduceFunction fn,
+                                                        uint32_t version) {
   if (!fn) return Status::InvalidArgument("reducing state '" + std::string(name) + "' needs a function");
-  WEIR_ASSIGN_OR_RETURN(uint8_t id, Register(name, StateKind::kReducing, false));
+  WEIR_ASSIGN_OR_RETURN(uint8_t id, Register(name, StateKind::kReducing, false, version));
   reduce_fns_.push_back(std::make_unique<ReduceFunction>(std::move(fn)));
   return ReducingState(this, id, reduce_fns_.back().get());
 }

@@ -207,7 +207,7 @@ proto::CheckpointMetadata MetadataFrom(const std::vector<proto::AcknowledgeCheck
   return md;
 }
 
-// The sink's "pending" entries in the acks: (checkpoint, staging name, final name).
+// The sink's "pending@v1" entries in the acks: (checkpoint, staging name, final name).
 struct Pending {
   int64_t checkpoint;
   std::string staging, final_name;
@@ -219,17 +219,11 @@ std::vector<Pending> PendingIn(const std::vector<proto::AcknowledgeCheckpointReq
     for (const auto& os : a.states()) {
       if (os.vertex_id() != vertex) continue;
       for (const auto& l : os.operator_state()) {
-        if (l.name() != "pending") continue;
+        if (l.name() != "pending@v1") continue;
         for (const std::string& e : l.entries()) {
-          // Fields joined by NUL: version, checkpoint, staging, final.
-          std::vector<std::string> f;
-          size_t start = 0;
-          for (size_t end; (end = e.find('\0', start)) != std::string::npos; start = end + 1) {
-            f.push_back(e.substr(start, end - start));
-          }
-          f.push_back(e.substr(start));
-          EXPECT_EQ(f.size(), 4u);
-          if (f.size() == 4) out.push_back({std::stoll(f[1]), f[2], f[3]});
+          proto::CommittingFilePending p;
+          EXPECT_TRUE(p.ParseFromString(e));
+          out.push_back({p.checkpoint(), p.staging(), p.final_name()});
         }
       }
     }
@@ -610,11 +604,55 @@ Status WriteIds(Operator& op, int64_t from, int64_t to) {
   return op.Process(batch, out);
 }
 
+// A list of the sink's versioned state in the form written before versioned state (up to
+// 2026-11-30): the name without "@v1", each entry tagged text fields joined by NUL.
+proto::NamedList ToLegacy(const proto::NamedList& l) {
+  const std::string base = l.name().substr(0, l.name().find('@'));
+  if (base == l.name() || base == "_counts") return l;
+  proto::NamedList out;
+  out.set_name(base);
+  out.set_mode(l.mode());
+  auto join = [](std::vector<std::string> f) {
+    std::string s;
+    for (size_t i = 0; i < f.size(); ++i) s += (i > 0 ? std::string(1, '\0') : "") + f[i];
+    return s;
+  };
+  for (const std::string& e : l.entries()) {
+    if (base == "pending") {
+      proto::CommittingFilePending p;
+      EXPECT_TRUE(p.ParseFromString(e));
+      out.add_entries(join({"p1", std::to_string(p.checkpoint()), p.staging(), p.final_name()}));
+    } else if (base == "writers") {
+      proto::CommittingFileWriter w;
+      EXPECT_TRUE(w.ParseFromString(e));
+      std::vector<std::string> f = {"w1", std::to_string(w.checkpoint()), w.job_id(),
+                                    std::to_string(w.attempt()), std::to_string(w.subtask())};
+      f.insert(f.end(), w.staging_names().begin(), w.staging_names().end());
+      out.add_entries(join(f));
+    } else if (base == "partitions") {
+      proto::CommittingFilePartition t;
+      EXPECT_TRUE(t.ParseFromString(e));
+      out.add_entries(join({"t1", t.dir(), std::to_string(t.end())}));
+    } else if (base == "event_time") {
+      proto::CommittingFileEventTime t;
+      EXPECT_TRUE(t.ParseFromString(e));
+      out.add_entries(join({"e1", std::to_string(t.watermark())}));
+    } else {
+      ADD_FAILURE() << "unknown list " << l.name();
+    }
+  }
+  return out;
+}
+
+// Parameter: whether the restored state is in the legacy format (the same outcome is expected).
+class CommittingSinkScanTest : public CommittingSinkTest,
+                               public ::testing::WithParamInterface<bool> {};
+
 // Old subtasks 0 and 1 snapshot checkpoint 1 and die with rows after it. New subtask 0 of the
 // restore opens first: it must keep old subtask 1's pending file (new subtask 1 commits it; only
 // the UNION list tells subtask 0 it is needed) and delete the rows after the checkpoint. New
 // subtask 1 opens after subtask 0 has begun writing: it must keep its sibling's file.
-TEST_F(CommittingSinkTest, RestoreScanKeepsOtherSubtasksShareAndSiblingFiles) {
+TEST_P(CommittingSinkScanTest, RestoreScanKeepsOtherSubtasksShareAndSiblingFiles) {
   Schema schema;
   schema.Add("id", Type::kInt64);
   std::vector<OperatorSnapshot> snaps(2);
@@ -629,7 +667,8 @@ TEST_F(CommittingSinkTest, RestoreScanKeepsOtherSubtasksShareAndSiblingFiles) {
   // As PlanRestore deals them to two new subtasks: SPLIT round-robin, UNION whole.
   std::vector<RestoredState> restored(2);
   for (int i = 0; i < 2; ++i) {
-    for (const proto::NamedList& l : snaps[i].operator_state) {
+    for (const proto::NamedList& versioned : snaps[i].operator_state) {
+      const proto::NamedList l = GetParam() ? ToLegacy(versioned) : versioned;
       if (l.mode() == proto::NamedList::UNION) {
         for (auto& r : restored) r.operator_state.push_back(l);
       } else {
@@ -668,6 +707,11 @@ TEST_F(CommittingSinkTest, RestoreScanKeepsOtherSubtasksShareAndSiblingFiles) {
   EXPECT_EQ(ids, expected);
   EXPECT_TRUE(Names(staging_).empty());
 }
+
+INSTANTIATE_TEST_SUITE_P(Formats, CommittingSinkScanTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? "LegacyTextLists" : "VersionedLists";
+                         });
 
 TEST(CommittingSinkConfigTest, ConfigErrorsNameTheField) {
   auto build = [](const std::string& gen, const std::string& sink) {
@@ -1545,6 +1589,120 @@ TEST(CorruptRestoredStateTest, SinkPartitionAndEventTimeEntriesAreRefusedByName)
     EXPECT_EQ(st.code(), StatusCode::kDataLoss) << list;
     EXPECT_NE(st.message().find(want), std::string::npos) << st.message();
   }
+  fs::remove_all(dir);
+}
+
+// Versioned lists: entries are checked as the legacy ones were, and a list of another version
+// is refused naming it.
+TEST(CorruptRestoredStateTest, VersionedEntriesAndOtherVersionsAreRefusedByName) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("weir-corrupt-vstate-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  Schema schema;
+  schema.Add("ts", Type::kTimestamp);
+  auto cfg = Config::Parse("{path: \"" + dir.string() + "\", partition: \"h={ts:%H}\"}", "c");
+  ASSERT_TRUE(cfg.ok());
+  proto::CommittingFilePartition bad_dir;
+  bad_dir.set_dir("../x");
+  proto::CommittingFileWriter bad_writer;
+  bad_writer.set_job_id("j");
+  bad_writer.add_staging_names("a/b");
+  proto::CommittingFilePending bad_pending;
+  bad_pending.set_staging("..");
+  bad_pending.set_final_name("x");
+  for (const auto& [list, entry, code, want] :
+       std::vector<std::tuple<std::string, std::string, StatusCode, std::string>>{
+           {"partitions@v1", bad_dir.SerializeAsString(), StatusCode::kDataLoss,
+            "corrupt 'partitions' entry"},
+           {"writers@v1", bad_writer.SerializeAsString(), StatusCode::kDataLoss,
+            "corrupt 'writers' entry"},
+           {"pending@v1", bad_pending.SerializeAsString(), StatusCode::kDataLoss,
+            "corrupt 'pending' entry"},
+           {"pending@v1", "\xff\xff", StatusCode::kDataLoss,
+            "corrupt entry in restored state 'pending@v1'"},
+           {"event_time@v2", "", StatusCode::kFailedPrecondition,
+            "'event_time@v2' has a format this version does not read (it reads "
+            "'event_time@v1')"},
+       }) {
+    auto op = BuiltinOperators().Find("committing_file")->Create(*cfg, schema);
+    ASSERT_TRUE(op.ok());
+    RestoredState restored;
+    proto::NamedList l;
+    l.set_name(list);
+    l.add_entries(entry);
+    restored.operator_state.push_back(l);
+    OperatorContext ctx;
+    ctx.job_id = "j";
+    ctx.vertex_id = "out";
+    ctx.restored = &restored;
+    Status st = (*op)->Open(ctx);
+    EXPECT_EQ(st.code(), code) << list << ": " << st.ToString();
+    EXPECT_NE(st.message().find(want), std::string::npos) << st.message();
+  }
+  fs::remove_all(dir);
+}
+
+// Legacy "partitions" and "event_time" lists restore: the next snapshot carries the partition
+// and the minimum restored watermark in the versioned lists.
+TEST(LegacySinkStateTest, PartitionsAndEventTimeFromLegacyListsRestore) {
+  const fs::path dir = fs::temp_directory_path() / ("weir-legacy-sink-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  Schema schema;
+  schema.Add("ts", Type::kTimestamp);
+  auto cfg = Config::Parse("{path: \"" + dir.string() + "\", partition: \"h={ts:%H}\"}", "c");
+  ASSERT_TRUE(cfg.ok());
+  RestoredState restored;
+  auto add = [&](const std::string& name, std::vector<std::string> entries) {
+    proto::NamedList l;
+    l.set_name(name);
+    for (const std::string& e : entries) l.add_entries(e);
+    restored.operator_state.push_back(l);
+  };
+  add("pending", {});
+  add("writers", {std::string("w1\0"
+                              "4\0j0\0"
+                              "0\0"
+                              "0",
+                              11)});
+  add("partitions", {std::string("t1\0h=01\0"
+                                 "7200000",
+                                 15)});
+  add("event_time", {std::string("e1\0"
+                                 "7000",
+                                 7),
+                     std::string("e1\0"
+                                 "5000",
+                                 7)});
+  auto op = BuiltinOperators().Find("committing_file")->Create(*cfg, schema);
+  ASSERT_TRUE(op.ok());
+  OperatorContext ctx;
+  ctx.job_id = "j";
+  ctx.vertex_id = "out";
+  ctx.restored = &restored;
+  Status st = (*op)->Open(ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  OperatorSnapshot snap;
+  st = (*op)->Snapshot(5, &snap);  // after the restored checkpoint 4
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  std::map<std::string, proto::NamedList> lists;
+  for (const proto::NamedList& l : snap.operator_state) lists[l.name()] = l;
+  ASSERT_EQ(lists.count("partitions@v1"), 1u);
+  ASSERT_EQ(lists["partitions@v1"].entries_size(), 1);
+  proto::CommittingFilePartition part;
+  ASSERT_TRUE(part.ParseFromString(lists["partitions@v1"].entries(0)));
+  EXPECT_EQ(part.dir(), "h=01");
+  EXPECT_EQ(part.end(), 7200000);
+  ASSERT_EQ(lists["event_time@v1"].entries_size(), 1);
+  proto::CommittingFileEventTime et;
+  ASSERT_TRUE(et.ParseFromString(lists["event_time@v1"].entries(0)));
+  EXPECT_EQ(et.watermark(), 5000);
+  EXPECT_EQ(snap.commit_watermark, std::optional<int64_t>(5000));
+  proto::CommittingFileWriter w;
+  ASSERT_EQ(lists["writers@v1"].entries_size(), 1);
+  ASSERT_TRUE(w.ParseFromString(lists["writers@v1"].entries(0)));
+  EXPECT_EQ(w.checkpoint(), 5);
+  for (const auto& [name, l] : lists) EXPECT_NE(name, "partitions") << "legacy list written";
+  ASSERT_TRUE((*op)->Close().ok());
   fs::remove_all(dir);
 }
 

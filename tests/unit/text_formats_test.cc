@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "weir/builtins.h"
 #include "weir/config.h"
 #include "weir/connectors.h"
 #include "weir/expr.h"

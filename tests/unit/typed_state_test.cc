@@ -641,6 +641,59 @@ TEST_P(TypedStateTest, NewStateAfterRestoreGetsAFreshId) {
   EXPECT_FALSE(s->GetListState("old").ok());  // the restored kind is enforced
 }
 
+// A state's value version is kept in the name table: the same version restores; another is
+// refused when the state is registered, naming the state and both versions; a version-1 state
+// writes no version (its entries are as before versions), and reads back as version 1.
+TEST_P(TypedStateTest, ValueVersionsRestoreOrAreRefusedByName) {
+  proto::KeyedStateHandle handle;
+  {
+    auto s = MustOpen(GetParam(), kAll);
+    ASSERT_NE(s, nullptr);
+    auto v2 = s->GetValueState("acc", 2);
+    ASSERT_TRUE(v2.ok()) << v2.status().ToString();
+    auto v1 = s->GetMapState("plain");
+    ASSERT_TRUE(v1.ok());
+    SetKey(*s, "k");
+    ASSERT_TRUE(v2->Put("two").ok());
+    ASSERT_TRUE(v1->Put("u", "one").ok());
+    // In this store too, another version of a registered name is an error.
+    auto again = s->GetValueState("acc", 3);
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(again.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_FALSE(s->GetValueState("zero", 0).ok());
+    // The name-table entry of a version-1 state is the 3 bytes written before versions.
+    std::string entry;
+    const std::string key = std::string(1, '\0') + "plain";
+    ASSERT_TRUE(s->backend().Get(GroupOf("k"), key, &entry));
+    EXPECT_EQ(entry.size(), 3u);
+    handle = Checkpoint(*s, 1);
+  }
+  {
+    auto s = MustOpen(GetParam(), kAll, {handle});
+    ASSERT_NE(s, nullptr);
+    auto v2 = s->GetValueState("acc", 2);
+    ASSERT_TRUE(v2.ok()) << v2.status().ToString();
+    auto v1 = s->GetMapState("plain", 1);
+    ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+    SetKey(*s, "k");
+    EXPECT_EQ(Get(*v2), "two");
+    EXPECT_EQ(MapContents(*v1), (std::map<std::string, std::string>{{"u", "one"}}));
+  }
+  for (uint32_t other : {1u, 3u}) {
+    auto s = MustOpen(GetParam(), kAll, {handle});
+    ASSERT_NE(s, nullptr);
+    auto v = s->GetValueState("acc", other);
+    ASSERT_FALSE(v.ok());
+    EXPECT_EQ(v.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_THAT(v.status().message(), HasSubstr("'acc' has values of version 2"));
+    EXPECT_THAT(v.status().message(),
+                HasSubstr("this operator reads version " + std::to_string(other)));
+    auto plain = s->GetMapState("plain", 2);
+    ASSERT_FALSE(plain.ok());
+    EXPECT_THAT(plain.status().message(), HasSubstr("'plain' has values of version 1"));
+  }
+}
+
 // ---- timers
 
 std::vector<std::string> Advance(InternalTimerService& t, int64_t wm, KeyedStateStore* s = nullptr,

@@ -20,6 +20,7 @@
 //   timer         [timer id: 1 byte][timestamp: 8 bytes big-endian, sign bit flipped]
 //                 [varint key length][key bytes][namespace bytes]          (value empty)
 //   name table    [0x00][state name] -> [format version 1][state id][state kind]
+//                                         [value version: varint, omitted when 1]
 //
 // The length prefix makes the key self-delimiting, so a key's entries never share a prefix
 // with another key's (keys "a" and "ab" start [1]"a" and [2]"ab"), and a map's entries for the
@@ -29,7 +30,12 @@
 // name keeps its id whatever the registration order. A restore whose key groups disagree on a
 // name's id or kind is refused with an error naming the state.
 //
-// Values are bytes; Codec<T> (int64, double, string, weir::Value) gives typed access.
+// Values are bytes; Codec<T> (int64, double, string, weir::Value) gives typed access. The
+// Codec encodings are fixed; what an operator builds from them (e.g. an accumulator row) is
+// versioned per state, not per value (no bytes per record): a state is registered with its
+// value version (default 1), which the name table keeps. A restore whose name table has
+// another version of a state is refused when the state is registered, naming both versions;
+// state written before versions were stored reads as version 1.
 //
 // Threads: a store, its handles and its timer services are used by the task thread only.
 // Handles are cheap values (a pointer and an id) that stay valid while the store lives.
@@ -365,16 +371,18 @@ class KeyedStateStore {
   }
 
   // Registers (or returns the already registered) state `name`. Names are non-empty, at most
-  // 200 bytes, and may not start with '_' (reserved). Registering a name again with another
-  // kind is an error.
-  Result<ValueState> GetValueState(std::string_view name);
-  Result<ListState> GetListState(std::string_view name);
-  Result<MapState> GetMapState(std::string_view name);
-  Result<ReducingState> GetReducingState(std::string_view name, ReduceFunction fn);
+  // 200 bytes, and may not start with '_' (reserved). `version` (>= 1) is the format of the
+  // values the operator stores; bump it when that format changes. Registering a name again
+  // with another kind or version is an error, and so is a restored state of another version.
+  Result<ValueState> GetValueState(std::string_view name, uint32_t version = 1);
+  Result<ListState> GetListState(std::string_view name, uint32_t version = 1);
+  Result<MapState> GetMapState(std::string_view name, uint32_t version = 1);
+  Result<ReducingState> GetReducingState(std::string_view name, ReduceFunction fn,
+                                         uint32_t version = 1);
   template <typename In>
-  Result<AggregatingState<In>> GetAggregatingState(std::string_view name,
-                                                   AggregateFunction<In>* fn) {
-    WEIR_ASSIGN_OR_RETURN(uint8_t id, Register(name, StateKind::kAggregating, false));
+  Result<AggregatingState<In>> GetAggregatingState(std::string_view name, AggregateFunction<In>* fn,
+                                                   uint32_t version = 1) {
+    WEIR_ASSIGN_OR_RETURN(uint8_t id, Register(name, StateKind::kAggregating, false, version));
     return AggregatingState<In>(this, id, fn);
   }
   // The timer service `name` (created and restored on first use; owned by the store).
@@ -404,11 +412,16 @@ class KeyedStateStore {
   struct NameEntry {
     uint8_t id;
     StateKind kind;
+    uint32_t version;  // of the values
   };
 
   KeyedStateStore(std::unique_ptr<SnapshottableBackend> backend, KeyGroupRange key_groups);
   Status LoadNameTable();
-  Result<uint8_t> Register(std::string_view name, StateKind kind, bool internal);
+  Result<uint8_t> Register(std::string_view name, StateKind kind, bool internal,
+                           uint32_t version = 1);
+  // An error if `name`, restored or registered as `have`, is asked for as `want`.
+  Status CheckRegistration(std::string_view name, const NameEntry& have, StateKind kind,
+                           uint32_t version) const;
   // [id][current key with its length prefix][suffix] into key_scratch_.
   std::string_view ComposeKey(uint8_t id, std::string_view suffix);
 
