@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "weir/builtins.h"
 #include "weir/config.h"
 #include "weir/connectors.h"
 #include "weir/expr.h"
