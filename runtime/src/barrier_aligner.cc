@@ -13,6 +13,9 @@ Result<std::optional<Alignment>> BarrierAligner::OnBarrier(int ch, const NetBuff
                                                            int64_t last_checkpoint_id) {
   const int64_t id = buf.arg;
   if (id <= last_checkpoint_id) return std::optional<Alignment>();  // stale (an aborted one)
+  // A late barrier of a checkpoint abandoned for the one being aligned: it must not block its
+  // channel, whose rows up to its barrier of the newer checkpoint belong in that checkpoint.
+  if (id < aligning_id_) return std::optional<Alignment>();
   if (id > aligning_id_) {
     if (aligning_id_ > 0) {
       // A newer barrier overtook an unfinished alignment: that checkpoint was abandoned.

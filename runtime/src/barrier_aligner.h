@@ -5,7 +5,8 @@
 // caller takes checkpoint n and calls Release() to unblock the gate. A barrier of a checkpoint
 // this subtask already took (or passed) is ignored. A newer barrier arriving during the
 // alignment of an older checkpoint abandons the older one (it can no longer complete: the
-// coordinator moved on) and unblocks every channel before blocking again for the newer one. A
+// coordinator moved on) and unblocks every channel before blocking again for the newer one;
+// later barriers of the abandoned checkpoint are ignored. A
 // channel that ends counts as aligned. The aligner does not take checkpoints itself.
 //
 // Task thread only (it drives the gate's consumer side).

@@ -110,5 +110,19 @@ TEST_F(BarrierAlignerTest, CorruptBarrierIsDataLoss) {
   EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
 }
 
+TEST_F(BarrierAlignerTest, LateBarrierOfAnAbandonedCheckpointDoesNotBlock) {
+  EXPECT_FALSE(Deliver(0, Barrier(1)));
+  EXPECT_FALSE(Deliver(1, Barrier(2)));  // checkpoint 1 abandoned for 2
+  // Channel 2's barrier 1 comes late: its rows up to its barrier 2 belong in checkpoint 2, so
+  // it must keep flowing, and it does not count as aligned for 2.
+  EXPECT_FALSE(Deliver(2, Barrier(1)));
+  EXPECT_FALSE(gate_.blocked(2));
+  EXPECT_FALSE(Deliver(0, Barrier(2)));
+  EXPECT_EQ(aligner_.aligning_id(), 2);
+  auto done = Deliver(2, Barrier(2));
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->id, 2);
+}
+
 }  // namespace
 }  // namespace weir::task_internal
