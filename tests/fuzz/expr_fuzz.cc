@@ -3,9 +3,7 @@
 // crashes and sanitizer reports it checks the compiler's contract: errors are InvalidArgument
 // with a message, and a value's type always matches the expression's static type.
 //
-// Build (from the repository root):
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Iruntime/include
-//       runtime/src/types.cc runtime/src/expr.cc tests/fuzz/expr_fuzz.cc -o expr_fuzz
+// Build and run: tests/fuzz/run.sh (a clang build in build-fuzz/ with WEIR_BUILD_FUZZ=ON).
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
