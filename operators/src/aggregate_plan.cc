@@ -258,6 +258,12 @@ Result<Schema> WindowAggregateSpec::Validate(const Config& config, const Schema&
   return plan.output;
 }
 
+Result<std::vector<SideOutputSpec>> WindowAggregateSpec::SideOutputs(const Config& config,
+                                                                     const Schema& input) const {
+  WEIR_RETURN_IF_ERROR(PlanWindow(config, input).status());
+  return std::vector<SideOutputSpec>{{"late", input, ""}};
+}
+
 std::unique_ptr<OperatorFactory> MakeKeyedAggregateSpec() {
   return std::make_unique<KeyedAggregateSpec>();
 }

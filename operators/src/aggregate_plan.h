@@ -102,6 +102,9 @@ class KeyedAggregateSpec : public OperatorFactory {
 class WindowAggregateSpec : public KeyedAggregateSpec {
  public:
   Result<Schema> Validate(const Config& config, const Schema& input) const override;
+  // "late": records too late for their window, unchanged (the input's schema).
+  Result<std::vector<SideOutputSpec>> SideOutputs(const Config& config,
+                                                  const Schema& input) const override;
 };
 
 // Validation only: Create fails.

@@ -13,8 +13,10 @@
 // state cleared. With allowed lateness L the state is kept until a second timer at
 // window_end - 1 + L; a record for the window that comes before then updates it and emits the
 // updated row at once (a late firing, as Flink's event-time trigger does). Records whose window
-// is past window_end - 1 + L at the current watermark are late: dropped, counted in
-// OperatorMetrics::late_records_dropped and logged (at most every 10 s). Rows without a usable
+// is past window_end - 1 + L at the current watermark are late: sent unchanged to the side
+// output `late` (an edge `from: <id>.late` takes them to any sink, like Flink's
+// sideOutputLateData; without one they are dropped and counted as side output drops), counted
+// in OperatorMetrics::late_records_dropped and logged (at most every 10 s). Rows without a usable
 // time (null, or so small that its window has no representable start) are dropped and logged
 // likewise.
 //
@@ -37,6 +39,7 @@ namespace weir {
 namespace {
 
 constexpr char kWatermarkList[] = "watermark";
+constexpr char kLateOutput[] = "late";
 constexpr int64_t kLogEveryMs = 10'000;
 
 // Window ends as map keys and timer namespaces: big-endian with the sign bit flipped, so the
@@ -72,6 +75,7 @@ class WindowAggregate : public Operator {
     max_parallelism_ = ctx.max_parallelism;
     metrics_ = ctx.metrics;
     log_prefix_ = ctx.log_prefix;
+    late_out_ = ctx.SideOutput(kLateOutput);
     WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
     // Version of the window entries (user key and accumulator row layout): bump it when they
     // change, so that old savepoints are refused rather than misread.
@@ -98,6 +102,7 @@ class WindowAggregate : public Operator {
 
   Status Process(RowBatch& in, Output& out) override {
     out_.Clear();
+    late_rows_.Clear();
     for (size_t r = 0; r < in.size(); ++r) {
       const Row& row = in[r];
       const Value& tv = row[plan_.time_idx];
@@ -122,6 +127,7 @@ class WindowAggregate : public Operator {
         ++late_;
         if (metrics_ != nullptr) metrics_->late_records_dropped.fetch_add(1, std::memory_order_relaxed);
         LogDropped("late", t);
+        if (late_out_ != nullptr) late_rows_.Append(row.fields.size()).CopyFrom(row);
         continue;
       }
       keys_.Extract(row, max_parallelism_);
@@ -153,6 +159,7 @@ class WindowAggregate : public Operator {
       if (max_ts <= watermark_) WriteRow(keys_.key_row(), end, out_.Append(plan_.output.size()));
       WEIR_RETURN_IF_ERROR(FlushIfFull(out));
     }
+    if (!late_rows_.empty()) WEIR_RETURN_IF_ERROR(late_out_->Emit(late_rows_));
     if (out_.empty()) return Status::Ok();
     return out.Emit(out_);
   }
@@ -239,8 +246,9 @@ class WindowAggregate : public Operator {
     if (last_log_ms_ != 0 && now - last_log_ms_ < kLogEveryMs) return;
     last_log_ms_ = now;
     ModuleLogger("task")->warn(
-        "{} window_aggregate: dropped a record {} (time {}, watermark {}, allowed lateness {} ms); "
-        "{} late and {} without a usable time dropped so far",
+        "{} window_aggregate: a record {} (time {}, watermark {}, allowed lateness {} ms); late "
+        "records go to the side output 'late' (dropped if no edge takes it), the others are "
+        "dropped; {} late and {} without a usable time so far",
         log_prefix_, why, t, watermark_, plan_.lateness_ms, late_, no_time_);
   }
 
@@ -254,6 +262,8 @@ class WindowAggregate : public Operator {
   int max_parallelism_ = 128;
   int64_t watermark_ = kMinWatermark;
   int64_t late_ = 0;
+  Output* late_out_ = nullptr;  // the side output "late" (Open)
+  RowBatch late_rows_;          // late rows of the batch being processed
   int64_t no_time_ = 0;
   int64_t last_log_ms_ = 0;
   std::string window_key_;

@@ -4,6 +4,8 @@
 // Also keyed_aggregate's restore through the same path.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <tuple>
 #include <unistd.h>
 
 #include <filesystem>
@@ -75,7 +77,8 @@ class WindowAggregateTest : public ::testing::TestWithParam<std::string> {
 
   std::unique_ptr<Operator> Make(const std::string& type, const std::string& yaml,
                                  KeyGroupRange range = {0, kMaxParallelism - 1},
-                                 const RestoredState* restored = nullptr) {
+                                 const RestoredState* restored = nullptr,
+                                 Output* late = nullptr) {
     auto config = Config::Parse(yaml, "vertex 'w': config");
     EXPECT_TRUE(config.ok()) << config.status().ToString();
     const OperatorFactory* f = BuiltinOperators().Find(type);
@@ -91,6 +94,10 @@ class WindowAggregateTest : public ::testing::TestWithParam<std::string> {
     ctx.state_backend = GetParam();
     ctx.metrics = &metrics_;
     ctx.restored = restored;
+    if (late != nullptr) {  // as the task wires a side output an edge takes
+      ctx.side_outputs = {late};
+      ctx.side_output_names = {"late"};
+    }
     Status st = (*op)->Open(ctx);
     EXPECT_TRUE(st.ok()) << st.ToString();
     return std::move(op).value();
@@ -254,6 +261,35 @@ TEST_P(WindowAggregateTest, LateRecordsAreDroppedAndCounted) {
   // End of input: the open window fires (Finish acts as the final watermark).
   ASSERT_TRUE(op->Finish(out).ok());
   EXPECT_THAT(out.rows, ElementsAre(Out("a", 10000, 1, 2, 2, 2)));
+}
+
+TEST_P(WindowAggregateTest, LateRecordsGoToTheLateSideOutputUnchanged) {
+  Collect late;
+  auto op = Make("window_aggregate", kConfig, {0, kMaxParallelism - 1}, nullptr, &late);
+  Collect out;
+  Feed(*op, {Rec("a", 1000, 5), Wm(10500), Rec("a", 9000, 7), Rec("b", 0, 3), Rec("a", 10001, 2)},
+       out);
+  EXPECT_THAT(out.rows, ElementsAre(Out("a", 0, 1, 5, 5, 5)));
+  Schema in = InputSchema();
+  RowBatch expect;
+  for (auto [k, ts, v] : {std::tuple<const char*, int64_t, int64_t>{"a", 9000, 7}, {"b", 0, 3}}) {
+    Row& r = expect.Append(3);
+    r[0].SetString(k);
+    r[1].SetTimestamp(ts);
+    r[2].SetInt64(v);
+  }
+  EXPECT_THAT(late.rows, ElementsAre(expect[0].ToString(), expect[1].ToString()));
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 2);
+  // The side output is declared with the input's schema, and the job graph wires it.
+  const OperatorFactory* f = BuiltinOperators().Find("window_aggregate");
+  auto config = Config::Parse(kConfig, "vertex 'w': config");
+  ASSERT_TRUE(config.ok());
+  auto outs = f->SideOutputs(*config, in);
+  ASSERT_TRUE(outs.ok());
+  ASSERT_EQ(outs->size(), 1u);
+  EXPECT_EQ((*outs)[0].name, "late");
+  EXPECT_EQ((*outs)[0].schema.ToString(), in.ToString());
+  ASSERT_TRUE(op->Close().ok());
 }
 
 TEST_P(WindowAggregateTest, RowsWithoutAUsableTimeAreDropped) {
