@@ -1561,6 +1561,23 @@ edges: [{from: gen, to: out}]
 namespace weir {
 namespace {
 
+// Opens a committing_file sink restored from one operator-state list holding `entry`.
+Status OpenWithRestoredList(const Config& cfg, const Schema& schema, const std::string& list,
+                            const std::string& entry) {
+  auto op = BuiltinOperators().Find("committing_file")->Create(cfg, schema);
+  if (!op.ok()) return op.status();
+  RestoredState restored;
+  proto::NamedList l;
+  l.set_name(list);
+  l.add_entries(entry);
+  restored.operator_state.push_back(l);
+  OperatorContext ctx;
+  ctx.job_id = "j";
+  ctx.vertex_id = "out";
+  ctx.restored = &restored;
+  return (*op)->Open(ctx);
+}
+
 TEST(CorruptRestoredStateTest, SinkPartitionAndEventTimeEntriesAreRefusedByName) {
   const fs::path dir = fs::temp_directory_path() / ("weir-corrupt-state-" + std::to_string(getpid()));
   fs::remove_all(dir);
@@ -1574,18 +1591,7 @@ TEST(CorruptRestoredStateTest, SinkPartitionAndEventTimeEntriesAreRefusedByName)
            {"event_time", std::string("e1\0soon", 7), "corrupt 'event_time' entry"},
            {"event_time", "e2", "corrupt 'event_time' entry"},
        }) {
-    auto op = BuiltinOperators().Find("committing_file")->Create(*cfg, schema);
-    ASSERT_TRUE(op.ok());
-    RestoredState restored;
-    proto::NamedList l;
-    l.set_name(list);
-    l.add_entries(entry);
-    restored.operator_state.push_back(l);
-    OperatorContext ctx;
-    ctx.job_id = "j";
-    ctx.vertex_id = "out";
-    ctx.restored = &restored;
-    Status st = (*op)->Open(ctx);
+    Status st = OpenWithRestoredList(*cfg, schema, list, entry);
     EXPECT_EQ(st.code(), StatusCode::kDataLoss) << list;
     EXPECT_NE(st.message().find(want), std::string::npos) << st.message();
   }
@@ -1624,18 +1630,7 @@ TEST(CorruptRestoredStateTest, VersionedEntriesAndOtherVersionsAreRefusedByName)
             "'event_time@v2' has a format this version does not read (it reads "
             "'event_time@v1')"},
        }) {
-    auto op = BuiltinOperators().Find("committing_file")->Create(*cfg, schema);
-    ASSERT_TRUE(op.ok());
-    RestoredState restored;
-    proto::NamedList l;
-    l.set_name(list);
-    l.add_entries(entry);
-    restored.operator_state.push_back(l);
-    OperatorContext ctx;
-    ctx.job_id = "j";
-    ctx.vertex_id = "out";
-    ctx.restored = &restored;
-    Status st = (*op)->Open(ctx);
+    Status st = OpenWithRestoredList(*cfg, schema, list, entry);
     EXPECT_EQ(st.code(), code) << list << ": " << st.ToString();
     EXPECT_NE(st.message().find(want), std::string::npos) << st.message();
   }
