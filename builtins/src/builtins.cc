@@ -1,6 +1,5 @@
+#include "light_operators.h"
 #include "weir/builtins.h"
-
-#include "weir/connectors.h"
 #include "weir/kafka.h"
 #include "weir/operators.h"
 
@@ -9,11 +8,9 @@ namespace weir {
 const OperatorRegistry& BuiltinOperators() {
   static const OperatorRegistry* registry = [] {
     auto* r = new OperatorRegistry();
-    RegisterMapFilterProject(*r);
+    RegisterLightOperators(*r);
     RegisterKeyedAggregate(*r);
     RegisterWindowAggregate(*r);
-    r->Register("parse", MakeParseFactory());
-    RegisterConnectors(*r);
     r->Register("kafka", MakeKafkaSourceFactory());
     r->Register("kafka_sink", MakeKafkaSinkFactory());
     return r;

@@ -1,3 +1,4 @@
+#include "light_operators.h"
 #include "weir/builtins.h"
 #include "weir/connectors.h"
 #include "weir/kafka.h"
@@ -5,14 +6,18 @@
 
 namespace weir {
 
+void RegisterLightOperators(OperatorRegistry& r) {
+  RegisterMapFilterProject(r);
+  r.Register("parse", MakeParseFactory());
+  RegisterConnectors(r);
+}
+
 const OperatorRegistry& BuiltinCatalog() {
   static const OperatorRegistry* registry = [] {
     auto* r = new OperatorRegistry();
-    RegisterMapFilterProject(*r);
+    RegisterLightOperators(*r);
     r->Register("keyed_aggregate", MakeKeyedAggregateSpec());
     r->Register("window_aggregate", MakeWindowAggregateSpec());
-    r->Register("parse", MakeParseFactory());
-    RegisterConnectors(*r);
     r->Register("kafka", MakeKafkaSourceSpec());
     r->Register("kafka_sink", MakeKafkaSinkSpec());
     return r;

@@ -178,7 +178,8 @@ class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
 }  // namespace
 
 void RegisterKeyedAggregate(OperatorRegistry& r) {
-  r.Register("keyed_aggregate", std::make_unique<KeyedOperatorFactory<KeyedAggregateSpec, KeyedAggregate, PlanAggregate>>());
+  r.Register("keyed_aggregate",
+             std::make_unique<KeyedOperatorFactory<KeyedAggregateSpec, KeyedAggregate, PlanAggregate>>());
 }
 
 }  // namespace weir

@@ -277,7 +277,8 @@ class WindowAggregate : public Operator {
 }  // namespace
 
 void RegisterWindowAggregate(OperatorRegistry& r) {
-  r.Register("window_aggregate", std::make_unique<KeyedOperatorFactory<WindowAggregateSpec, WindowAggregate, PlanWindow>>());
+  r.Register("window_aggregate",
+             std::make_unique<KeyedOperatorFactory<WindowAggregateSpec, WindowAggregate, PlanWindow>>());
 }
 
 }  // namespace weir
