@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(cmake g++ make pkg-config ccache zlib1g-dev
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
       librocksdb-dev librdkafka-dev libspdlog-dev libcli11-dev libyaml-cpp-dev
-      libgtest-dev libgmock-dev libbenchmark-dev python3 curl procps)
+      libgtest-dev libgmock-dev libbenchmark-dev python3 curl procps
+      prometheus-cpp-dev libcivetweb-dev libjs-d3 libjs-chart.js)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -911,6 +911,14 @@ Result<proto::JobInfo> JobManager::GetJob(const std::string& job_id) const {
   return InfoLocked(*it->second);
 }
 
+Result<std::vector<proto::ThroughputSample>> JobManager::ThroughputHistory(
+    const std::string& job_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return Status::NotFound("no job with id '" + job_id + "'");
+  return std::vector<proto::ThroughputSample>();  // filled by the metrics work in progress
+}
+
 std::vector<proto::TaskManagerInfo> JobManager::ListTaskManagers() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<proto::TaskManagerInfo> out;

@@ -73,6 +73,10 @@ class JobManager {
   Result<proto::JobInfo> GetJob(const std::string& job_id) const;
   Result<JobState> CancelJob(const std::string& job_id);
   std::vector<proto::TaskManagerInfo> ListTaskManagers() const;
+  // Records per second of each task over the last minutes (oldest first; one sample per
+  // heartbeat interval, at most kThroughputSamples). NotFound for an unknown job.
+  Result<std::vector<proto::ThroughputSample>> ThroughputHistory(const std::string& job_id) const;
+  static constexpr size_t kThroughputSamples = 300;
   // Tests: jobs held in memory (running and retained finished ones).
   size_t jobs_held() const;
 
