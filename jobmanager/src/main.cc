@@ -17,6 +17,8 @@ weir::Status ApplyConfig(const std::string& file, weir::jm::ServerOptions* opts)
   WEIR_ASSIGN_OR_RETURN(weir::Config jm, cfg.GetMap("jobmanager"));
   weir::jm::JobManagerOptions& o = opts->jm;
   WEIR_ASSIGN_OR_RETURN(opts->rpc_address, jm.GetString("rpc_address", opts->rpc_address));
+  WEIR_ASSIGN_OR_RETURN(opts->rest_address, jm.GetString("rest_address", opts->rest_address));
+  WEIR_ASSIGN_OR_RETURN(opts->web_dir, jm.GetString("web_dir", opts->web_dir));
   WEIR_ASSIGN_OR_RETURN(o.heartbeat_timeout_ms,
                         jm.GetDurationMs("heartbeat_timeout", o.heartbeat_timeout_ms));
   WEIR_ASSIGN_OR_RETURN(o.heartbeat_interval_ms,
@@ -40,6 +42,16 @@ weir::Status ApplyConfig(const std::string& file, weir::jm::ServerOptions* opts)
   }
   o.retained_jobs = static_cast<int>(rj);
   return weir::Status::Ok();
+}
+
+// Write then rename, so a reader never sees a partial file.
+void WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  if (FILE* f = fopen(tmp.c_str(), "w")) {
+    fprintf(f, "%d\n", port);
+    fclose(f);
+    rename(tmp.c_str(), path.c_str());
+  }
 }
 
 }  // namespace
@@ -66,6 +78,13 @@ int main(int argc, char** argv) {
                  "default savepoint directory (default /tmp/weir/savepoints)");
   app.add_option("--port-file", port_file,
                  "write the bound gRPC port here once serving (for port 0 in tests)");
+  std::string rest_address, rest_port_file, web_dir;
+  app.add_option("--rest-address", rest_address,
+                 "host:port of the REST API and web UI (default 127.0.0.1:8081; port 0: "
+                 "ephemeral; 'off': none)");
+  app.add_option("--rest-port-file", rest_port_file,
+                 "write the bound REST port here once serving (for port 0 in tests)");
+  app.add_option("--web-dir", web_dir, "directory of the web UI's files (default: the source ui/)");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%n] %v");
@@ -80,6 +99,8 @@ int main(int argc, char** argv) {
     }
   }
   if (!rpc_address.empty()) opts.rpc_address = rpc_address;
+  if (!rest_address.empty()) opts.rest_address = rest_address;
+  if (!web_dir.empty()) opts.web_dir = web_dir;
   if (hb_timeout > 0) opts.jm.heartbeat_timeout_ms = hb_timeout;
   if (slot_timeout > 0) opts.jm.slot_wait_timeout_ms = slot_timeout;
   if (!checkpoint_dir.empty()) opts.jm.checkpoints.directory = checkpoint_dir;
@@ -97,15 +118,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("weir-jobmanager listening on {} (port {})", opts.rpc_address, *port);
-  if (!port_file.empty()) {
-    // Write then rename, so a reader never sees a partial file.
-    const std::string tmp = port_file + ".tmp";
-    if (FILE* f = fopen(tmp.c_str(), "w")) {
-      fprintf(f, "%d\n", *port);
-      fclose(f);
-      rename(tmp.c_str(), port_file.c_str());
-    }
+  if (server.rest_port() > 0) {
+    spdlog::info("web UI and REST API: http://{}", opts.rest_address.substr(0, opts.rest_address.rfind(':') + 1) + std::to_string(server.rest_port()));
   }
+  // The REST port file first: a test that waits for the gRPC port file then finds both.
+  if (!rest_port_file.empty()) WritePortFile(rest_port_file, server.rest_port());
+  if (!port_file.empty()) WritePortFile(port_file, *port);
   weir::TerminationSignalWatcher signals([&](int s) {
     spdlog::info("signal {}: shutting down", s);
     server.RequestStop();

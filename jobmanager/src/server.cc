@@ -13,6 +13,7 @@
 #include "weir.grpc.pb.h"
 #include "weir/clock.h"
 #include "weir/executor.h"
+#include "weir/jobmanager/rest_server.h"
 
 namespace weir::jm {
 namespace {
@@ -162,6 +163,21 @@ class JobManagerServer::Impl {
       return Status::IoError("cannot listen on " + options_.rpc_address +
                              " (address in use or invalid?)");
     }
+    if (!options_.rest_address.empty() && options_.rest_address != "off") {
+      RestOptions ro;
+      ro.address = options_.rest_address;
+      ro.web_dir = options_.web_dir;
+      ro.metrics_text = options_.metrics_text;
+      ro.rpc_address = options_.rpc_address;
+      ro.jm = options_.jm;
+      rest_ = std::make_unique<RestServer>(std::move(ro), jm_.get());
+      auto rp = rest_->Start();
+      if (!rp.ok()) {
+        rest_.reset();
+        return rp.status();
+      }
+      rest_port_ = *rp;
+    }
     ticker_ = std::thread([this] {
       std::unique_lock<std::mutex> lock(mu_);
       while (!stop_) {
@@ -174,6 +190,8 @@ class JobManagerServer::Impl {
     });
     return port;
   }
+
+  int rest_port() const { return rest_port_; }
 
   void Wait() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -195,6 +213,7 @@ class JobManagerServer::Impl {
       stopped_ = stop_ = true;
     }
     cv_.notify_all();
+    if (rest_) rest_->Stop();  // joins its workers, which call jm_
     if (ticker_.joinable()) ticker_.join();
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
@@ -208,6 +227,8 @@ class JobManagerServer::Impl {
   weir::Executor executor_{"jm-exec", kExecutorThreads};
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<RestServer> rest_;  // its worker threads are joined in Stop()
+  int rest_port_ = 0;
   std::thread ticker_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -219,6 +240,7 @@ JobManagerServer::JobManagerServer(ServerOptions options)
     : impl_(std::make_unique<Impl>(std::move(options))) {}
 JobManagerServer::~JobManagerServer() { impl_->Stop(); }
 Result<int> JobManagerServer::Start() { return impl_->Start(); }
+int JobManagerServer::rest_port() const { return impl_->rest_port(); }
 void JobManagerServer::Wait() { impl_->Wait(); }
 void JobManagerServer::Stop() { impl_->Stop(); }
 void JobManagerServer::RequestStop() { impl_->RequestStop(); }

@@ -1,7 +1,9 @@
-// The job manager process: the JobManager logic behind a gRPC JobManagerService, a tick thread
-// and an executor (weir/executor.h) with a lane per task manager and one for disk work. Start() and Stop() from the main thread.
+// The job manager process: the JobManager logic behind a gRPC JobManagerService, a tick thread,
+// an executor (weir/executor.h) with a lane per task manager and one for disk work, and the
+// REST API / web UI (weir/jobmanager/rest_server.h). Start() and Stop() from the main thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -11,6 +13,11 @@ namespace weir::jm {
 
 struct ServerOptions {
   std::string rpc_address = "127.0.0.1:6123";
+  // REST API and web UI (host:port; port 0: ephemeral). Empty or "off": no REST server.
+  std::string rest_address = "127.0.0.1:8081";
+  std::string web_dir;  // the UI's files; empty: the source tree's ui/ (compiled in)
+  // Prometheus text for GET /metrics; unset: /metrics answers 404.
+  std::function<std::string()> metrics_text;
   JobManagerOptions jm;
 };
 
@@ -18,8 +25,11 @@ class JobManagerServer {
  public:
   explicit JobManagerServer(ServerOptions options);
   ~JobManagerServer();
-  // Binds and starts serving; returns the bound port (useful with port 0).
+  // Binds and starts serving; returns the bound gRPC port (useful with port 0). Fails, naming
+  // the address, if the gRPC or the REST address cannot be bound.
   Result<int> Start();
+  // The bound REST port after Start(); 0 if REST is off.
+  int rest_port() const;
   // Blocks until RequestStop() is called from another thread (e.g. a signal thread).
   void Wait();
   void RequestStop();
