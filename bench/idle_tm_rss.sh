@@ -51,7 +51,7 @@ print(s.getsockname()[1])
 s.close()')"
 jm_addr="127.0.0.1:$jm_port"
 
-"$jm_bin" --rpc-address "$jm_addr" >"$work/jm.log" 2>&1 &
+"$jm_bin" --rpc-address "$jm_addr" --rest-address 127.0.0.1:0 >"$work/jm.log" 2>&1 &
 jm_pid=$!
 "$tm_bin" --jobmanager "$jm_addr" --rpc-address 127.0.0.1:0 --data-host 127.0.0.1 \
   --data-port 0 >"$work/tm.log" 2>&1 &

@@ -5,6 +5,7 @@
 #   WEIR_RUN_DIR    logs and pid files (default: $WEIR_HOME/run)
 #   WEIR_CONFIG     cluster config (default: $WEIR_HOME/deploy/weir.yaml)
 #   WEIR_JM_PORT    job manager gRPC port (default: 6123)
+#   WEIR_REST_PORT  job manager REST API and web UI port (default: 8081)
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 WEIR_HOME="${WEIR_HOME:-$(dirname "$DEPLOY_DIR")}"
 WEIR_BUILD_DIR="${WEIR_BUILD_DIR:-$WEIR_HOME/build}"
@@ -12,6 +13,8 @@ WEIR_RUN_DIR="${WEIR_RUN_DIR:-$WEIR_HOME/run}"
 WEIR_CONFIG="${WEIR_CONFIG:-$DEPLOY_DIR/weir.yaml}"
 WEIR_JM_PORT="${WEIR_JM_PORT:-6123}"
 WEIR_JM="127.0.0.1:$WEIR_JM_PORT"
+WEIR_REST_PORT="${WEIR_REST_PORT:-8081}"
+WEIR_REST="127.0.0.1:$WEIR_REST_PORT"
 JM_BIN="$WEIR_BUILD_DIR/jobmanager/weir-jobmanager"
 TM_BIN="$WEIR_BUILD_DIR/taskmanager/weir-taskmanager"
 CLI_BIN="$WEIR_BUILD_DIR/cli/weir"

@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # Installs Weir's build and test dependencies from Debian's packages (nothing else is downloaded).
 # Skips apt entirely when every package is already present, so repeated runs are quick.
+#   deploy/install-deps.sh            the product's build and test dependencies
+#   deploy/install-deps.sh --browser  also the real-browser test's (tests/browser): chromium, nodejs, npm
 set -euo pipefail
 PKGS=(cmake g++ make pkg-config ccache zlib1g-dev
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
       librocksdb-dev librdkafka-dev libspdlog-dev libcli11-dev libyaml-cpp-dev
       libgtest-dev libgmock-dev libbenchmark-dev python3 curl procps
       prometheus-cpp-dev libcivetweb-dev libjs-d3 libjs-chart.js)
+# Test-only: never needed to build or run Weir.
+if [ "${1:-}" = "--browser" ]; then
+  PKGS+=(chromium)
+  # Node.js and npm from Debian unless some node is already there (e.g. with its own npm).
+  command -v node >/dev/null || PKGS+=(nodejs)
+  command -v npm >/dev/null || PKGS+=(npm)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

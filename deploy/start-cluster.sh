@@ -20,8 +20,8 @@ mkdir -p "$WEIR_RUN_DIR/log"
 if is_alive "$WEIR_RUN_DIR/jobmanager.pid"; then
   die "a job manager is already running (pid $(cat "$WEIR_RUN_DIR/jobmanager.pid")); deploy/stop-cluster.sh first"
 fi
-nohup "$JM_BIN" --config "$WEIR_CONFIG" --rpc-address "$WEIR_JM" --ha-dir "$WEIR_RUN_DIR/ha" \
-  >>"$WEIR_RUN_DIR/log/jobmanager.log" 2>&1 </dev/null &
+nohup "$JM_BIN" --config "$WEIR_CONFIG" --rpc-address "$WEIR_JM" --rest-address "$WEIR_REST" \
+  --ha-dir "$WEIR_RUN_DIR/ha" >>"$WEIR_RUN_DIR/log/jobmanager.log" 2>&1 </dev/null &
 echo $! >"$WEIR_RUN_DIR/jobmanager.pid"
 echo "started job manager on $WEIR_JM (pid $!), log $WEIR_RUN_DIR/log/jobmanager.log"
 for _ in $(seq 100); do
@@ -38,3 +38,4 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 "$CLI_BIN" -m "$WEIR_JM" taskmanagers
+echo "web UI and REST API: http://$WEIR_REST/ (docs/rest-api.md)"

@@ -1,5 +1,6 @@
 """A real Weir cluster for integration tests: one weir-jobmanager and N weir-taskmanager
-processes on 127.0.0.1 with ephemeral ports, in a temp dir, always stopped at the end."""
+processes on 127.0.0.1 with ephemeral ports (gRPC and REST), in a temp dir, always stopped at
+the end."""
 import datetime
 import glob
 import json
@@ -41,18 +42,38 @@ class Cluster:
         port_file = os.path.join(self.dir, "jm.port")
         self.jm_args = list(jm_args)
         self._spawn("jm", [JM_BIN, "--rpc-address", "127.0.0.1:0", "--port-file", port_file,
-                           *jm_args])
-        def read_port():
-            if not os.path.exists(port_file):
-                return None
-            with open(port_file) as f:
-                return f.read().strip()
-        port = wait_for(read_port, 10, "the job manager's port")
+                           *self._rest_args(), *jm_args])
+        port = wait_for(lambda: self._read_file(port_file), 10, "the job manager's port")
         self.jm = f"127.0.0.1:{port}"
+        self._read_rest_port()
         for i in range(taskmanagers):
             self.start_tm(f"tm-{i + 1}", env=tm_env)
         wait_for(lambda: len(self.taskmanagers()) == taskmanagers, 10,
                  f"{taskmanagers} task managers to register")
+
+    @staticmethod
+    def _read_file(path):
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return f.read().strip()
+
+    def _rest_args(self):
+        """The REST API on an ephemeral port (never the default 8081: tests run in parallel),
+        unless the test chose its own --rest-address."""
+        self.rest_port_file = os.path.join(self.dir, "jm.rest-port")
+        if os.path.exists(self.rest_port_file):
+            os.remove(self.rest_port_file)
+        args = ["--rest-port-file", self.rest_port_file]
+        if "--rest-address" not in self.jm_args:
+            args += ["--rest-address", "127.0.0.1:0"]
+        return args
+
+    def _read_rest_port(self):
+        """Sets rest_url (http://127.0.0.1:PORT) once the job manager wrote its REST port; None
+        when REST is off."""
+        port = wait_for(lambda: self._read_file(self.rest_port_file), 10, "the REST port")
+        self.rest_url = f"http://127.0.0.1:{port}" if port != "0" else None
 
     def _spawn(self, name, argv, env=None):
         full_env = None
@@ -65,8 +86,9 @@ class Cluster:
 
     def restart_jm(self):
         """Starts the job manager again on the same port (after kill())."""
-        self._spawn("jm", [JM_BIN, "--rpc-address", self.jm, *self.jm_args])
+        self._spawn("jm", [JM_BIN, "--rpc-address", self.jm, *self._rest_args(), *self.jm_args])
         wait_for(lambda: self.cli("list").returncode == 0, 10, "the job manager to serve")
+        self._read_rest_port()
 
     def start_tm(self, name, slots=None, env=None):
         self._spawn(name, [TM_BIN, "--jobmanager", self.jm, "--id", name, "--slots",
@@ -92,6 +114,27 @@ class Cluster:
         if check and r.returncode != 0:
             raise AssertionError(f"weir {' '.join(args)} failed ({r.returncode}): {r.stderr}")
         return r
+
+    def rest(self, method, path, body=None, headers=None, timeout=30):
+        """One HTTP request to the REST API: (status, parsed JSON or text, response headers).
+        `body`: str/bytes sent as is, anything else as JSON."""
+        import urllib.error
+        import urllib.request
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else (
+                body.encode() if isinstance(body, str) else json.dumps(body).encode())
+        req = urllib.request.Request(self.rest_url + path, data=data, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                status, raw, hdrs = r.status, r.read(), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            status, raw, hdrs = e.code, e.read(), dict(e.headers)
+        ctype = hdrs.get("Content-Type", "")
+        if ctype.startswith("application/json"):
+            return status, json.loads(raw), hdrs
+        return status, raw.decode(errors="replace"), hdrs
 
     def taskmanagers(self):
         r = self.cli("taskmanagers", "--json")
