@@ -84,7 +84,8 @@ int main(int argc, char** argv) {
                  "ephemeral; 'off': none)");
   app.add_option("--rest-port-file", rest_port_file,
                  "write the bound REST port here once serving (for port 0 in tests)");
-  app.add_option("--web-dir", web_dir, "directory of the web UI's files (default: the source ui/)");
+  app.add_option("--web-dir", web_dir,
+                 "directory of the web UI's files (default: the source tree's ui/)");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%n] %v");
@@ -119,7 +120,8 @@ int main(int argc, char** argv) {
   }
   spdlog::info("weir-jobmanager listening on {} (port {})", opts.rpc_address, *port);
   if (server.rest_port() > 0) {
-    spdlog::info("web UI and REST API: http://{}", opts.rest_address.substr(0, opts.rest_address.rfind(':') + 1) + std::to_string(server.rest_port()));
+    const std::string host = opts.rest_address.substr(0, opts.rest_address.rfind(':'));
+    spdlog::info("web UI and REST API: http://{}:{}/", host, server.rest_port());
   }
   // The REST port file first: a test that waits for the gRPC port file then finds both.
   if (!rest_port_file.empty()) WritePortFile(rest_port_file, server.rest_port());

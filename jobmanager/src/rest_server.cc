@@ -5,11 +5,11 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cctype>
+#include <charconv>
 #include <cmath>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -46,8 +46,8 @@ class Json {
   Json(std::nullptr_t) {}
   Json(bool b) : kind_(Kind::kBool), b_(b) {}
   template <typename T>
-    requires(std::is_integral_v<T> && !std::is_same_v<T, bool>)
-  Json(T i) : kind_(Kind::kInt), i_(static_cast<int64_t>(i)) {}
+  requires(std::is_integral_v<T> && !std::is_same_v<T, bool>) Json(T i)
+      : kind_(Kind::kInt), i_(static_cast<int64_t>(i)) {}
   Json(double d) : kind_(Kind::kDouble), d_(d) {}
   Json(const char* s) : kind_(Kind::kString), s_(s) {}
   Json(std::string s) : kind_(Kind::kString), s_(std::move(s)) {}
@@ -86,11 +86,21 @@ class Json {
     out += '"';
     for (unsigned char c : s) {
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
         default:
           if (c < 0x20) {
             char buf[8];
@@ -105,9 +115,15 @@ class Json {
   }
   void DumpTo(std::string& out) const {
     switch (kind_) {
-      case Kind::kNull: out += "null"; break;
-      case Kind::kBool: out += b_ ? "true" : "false"; break;
-      case Kind::kInt: out += std::to_string(i_); break;
+      case Kind::kNull:
+        out += "null";
+        break;
+      case Kind::kBool:
+        out += b_ ? "true" : "false";
+        break;
+      case Kind::kInt:
+        out += std::to_string(i_);
+        break;
       case Kind::kDouble: {
         if (!std::isfinite(d_)) {
           out += "null";
@@ -118,7 +134,9 @@ class Json {
         out.append(buf, r.ptr);
         break;
       }
-      case Kind::kString: Quote(s_, out); break;
+      case Kind::kString:
+        Quote(s_, out);
+        break;
       case Kind::kArray:
         out += '[';
         for (size_t i = 0; i < items_.size(); ++i) {
@@ -159,7 +177,9 @@ struct Response {
   std::string allow;  // for 405
 };
 
-Response JsonResponse(int status, const Json& j) { return Response{status, j.Dump()}; }
+Response JsonResponse(int status, const Json& j) {
+  return Response{status, j.Dump()};
+}
 
 Response Error(int status, const std::string& message) {
   Json j = Json::Object();
@@ -171,39 +191,57 @@ Response Error(int status, const std::string& message) {
 
 Response MethodNotAllowed(const std::string& method, const std::string& path,
                           const std::string& allow) {
-  Response r = Error(405, "method " + method + " not allowed on " + path + " (allowed: " +
-                              allow + ")");
+  Response r =
+      Error(405, "method " + method + " not allowed on " + path + " (allowed: " + allow + ")");
   r.allow = allow;
   return r;
 }
 
 int HttpStatus(const Status& s) {
   switch (s.code()) {
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kNotFound: return 404;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
     case StatusCode::kFailedPrecondition:
-    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kAlreadyExists:
+      return 409;
     case StatusCode::kResourceExhausted:
-    case StatusCode::kUnavailable: return 503;
-    case StatusCode::kDeadlineExceeded: return 504;
-    default: return 500;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kDeadlineExceeded:
+      return 504;
+    default:
+      return 500;
   }
 }
 
-Response FromStatus(const Status& s) { return Error(HttpStatus(s), s.message()); }
+Response FromStatus(const Status& s) {
+  return Error(HttpStatus(s), s.message());
+}
 
 const char* ReasonPhrase(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "";
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "";
   }
 }
 
@@ -323,9 +361,9 @@ std::string TaskStatus(const TaskView& t) {
   if (t.subtasks.empty()) return "CREATED";
   std::map<proto::SubtaskInfo::State, int> n;
   for (const auto* s : t.subtasks) n[s->state()]++;
-  for (auto s : {proto::SubtaskInfo::FAILED, proto::SubtaskInfo::CANCELING,
-                 proto::SubtaskInfo::DEPLOYING, proto::SubtaskInfo::INITIALIZING,
-                 proto::SubtaskInfo::RUNNING}) {
+  for (auto s :
+       {proto::SubtaskInfo::FAILED, proto::SubtaskInfo::CANCELING, proto::SubtaskInfo::DEPLOYING,
+        proto::SubtaskInfo::INITIALIZING, proto::SubtaskInfo::RUNNING}) {
     if (n.count(s)) return proto::SubtaskInfo::State_Name(s);
   }
   if (n.count(proto::SubtaskInfo::CANCELED)) return "CANCELED";
@@ -388,7 +426,9 @@ Json CheckpointJson(const proto::CheckpointSummary& c, const char* status) {
   return j;
 }
 
-bool Present(const proto::CheckpointSummary& c) { return c.id() > 0 || !c.path().empty(); }
+bool Present(const proto::CheckpointSummary& c) {
+  return c.id() > 0 || !c.path().empty();
+}
 
 // Reconciliation of a completed checkpoint: read = committed + late + dirty + filtered.
 Json ReconciliationJson(const proto::CheckpointSummary& c) {
@@ -447,8 +487,7 @@ std::vector<std::string> SplitPath(const std::string& path) {
 std::optional<std::string> QueryParam(const mg_request_info* ri, const char* name) {
   if (ri->query_string == nullptr) return std::nullopt;
   std::string buf(4096, '\0');
-  int n = mg_get_var(ri->query_string, std::strlen(ri->query_string), name, buf.data(),
-                     buf.size());
+  int n = mg_get_var(ri->query_string, std::strlen(ri->query_string), name, buf.data(), buf.size());
   if (n < 0) return std::nullopt;
   buf.resize(static_cast<size_t>(n));
   return buf;
@@ -457,20 +496,21 @@ std::optional<std::string> QueryParam(const mg_request_info* ri, const char* nam
 Result<bool> ParseBool(const std::string& name, const std::string& v) {
   if (v == "true" || v == "1" || v.empty()) return true;
   if (v == "false" || v == "0") return false;
-  return Status::InvalidArgument("query parameter " + name + ": expected true or false, got '" +
-                                 v + "'");
+  return Status::InvalidArgument("query parameter " + name + ": expected true or false, got '" + v +
+                                 "'");
 }
 
 // A request body that must be a JSON object (empty: {}). Keys not in `known` are refused.
 Result<google::protobuf::Struct> ParseJsonObject(const std::string& body,
                                                  const std::vector<std::string>& known) {
   google::protobuf::Struct s;
-  bool blank = std::all_of(body.begin(), body.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
+  bool blank = std::all_of(body.begin(), body.end(),
+                           [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
   if (blank) return s;
   auto st = google::protobuf::util::JsonStringToMessage(body, &s);
   if (!st.ok()) {
-    return Status::InvalidArgument("request body: not a JSON object (" +
-                                   std::string(st.message()) + ")");
+    return Status::InvalidArgument("request body: not a JSON object (" + std::string(st.message()) +
+                                   ")");
   }
   for (const auto& [k, v] : s.fields()) {
     if (std::find(known.begin(), known.end(), k) == known.end()) {
@@ -614,10 +654,11 @@ class RestServer::Impl {
     auto drain = [&] {
       size_t dropped = 0;
       int n;
-      while (dropped < kDrainLimit && (n = mg_read(c, buf, sizeof buf)) > 0) dropped += static_cast<size_t>(n);
+      while (dropped < kDrainLimit && (n = mg_read(c, buf, sizeof buf)) > 0)
+        dropped += static_cast<size_t>(n);
     };
-    const std::string too_big = "request body larger than " + std::to_string(kMaxBodyBytes) +
-                                " bytes";
+    const std::string too_big =
+        "request body larger than " + std::to_string(kMaxBodyBytes) + " bytes";
     if (ri->content_length > static_cast<long long>(kMaxBodyBytes)) {
       drain();
       return Error(413, too_big);
@@ -721,10 +762,18 @@ class RestServer::Impl {
     int running = 0, finished = 0, cancelled = 0, failed = 0;
     for (const auto& job : jm_->ListJobs()) {
       switch (job.state()) {
-        case proto::JobInfo::FINISHED: finished++; break;
-        case proto::JobInfo::CANCELED: cancelled++; break;
-        case proto::JobInfo::FAILED: failed++; break;
-        default: running++; break;
+        case proto::JobInfo::FINISHED:
+          finished++;
+          break;
+        case proto::JobInfo::CANCELED:
+          cancelled++;
+          break;
+        case proto::JobInfo::FAILED:
+          failed++;
+          break;
+        default:
+          running++;
+          break;
       }
     }
     j["taskmanagers"] = static_cast<int64_t>(tms.size());
@@ -824,8 +873,8 @@ class RestServer::Impl {
     v["name"] = TaskName(t.plan);
     v["parallelism"] = t.plan.parallelism();
     v["status"] = TaskStatus(t);
-    v["start-time"] = info.attempt_start_time_ms() > 0 ? info.attempt_start_time_ms()
-                                                        : info.submit_time_ms();
+    v["start-time"] =
+        info.attempt_start_time_ms() > 0 ? info.attempt_start_time_ms() : info.submit_time_ms();
     Json ops = Json::Array();
     for (int i = 0; i < t.plan.vertices_size(); ++i) {
       Json op = Json::Object();
@@ -949,13 +998,14 @@ class RestServer::Impl {
     summary["checkpointed_size"] = MinMaxAvg(incremental);
     j["summary"] = std::move(summary);
     Json latest = Json::Object();
-    latest["completed"] =
-        Present(cs.latest_completed()) ? CheckpointJson(cs.latest_completed(), "COMPLETED") : Json();
-    latest["savepoint"] =
-        Present(cs.latest_savepoint()) ? CheckpointJson(cs.latest_savepoint(), "COMPLETED") : Json();
-    latest["failed"] = cs.recent_failures_size() > 0
-                           ? CheckpointJson(cs.recent_failures(0), "FAILED")
-                           : Json();
+    latest["completed"] = Present(cs.latest_completed())
+                              ? CheckpointJson(cs.latest_completed(), "COMPLETED")
+                              : Json();
+    latest["savepoint"] = Present(cs.latest_savepoint())
+                              ? CheckpointJson(cs.latest_savepoint(), "COMPLETED")
+                              : Json();
+    latest["failed"] =
+        cs.recent_failures_size() > 0 ? CheckpointJson(cs.recent_failures(0), "FAILED") : Json();
     if (info.restored_from().empty()) {
       latest["restored"] = Json();
     } else {
@@ -971,9 +1021,8 @@ class RestServer::Impl {
     if (cs.recent_completed_size() == 0 && Present(cs.latest_completed())) {
       all.emplace_back(&cs.latest_completed(), "COMPLETED");
     }
-    std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
-      return a.first->id() > b.first->id();
-    });
+    std::stable_sort(all.begin(), all.end(),
+                     [](const auto& a, const auto& b) { return a.first->id() > b.first->id(); });
     Json history = Json::Array();
     for (const auto& [c, status] : all) history.Push(CheckpointJson(*c, status));
     j["history"] = std::move(history);
@@ -1005,7 +1054,8 @@ class RestServer::Impl {
       e["attempt"] = attempt;
       entries.Push(std::move(e));
     };
-    for (const auto& e : info.exceptions()) add(e.cause(), e.time_ms(), e.root_cause(), e.attempt());
+    for (const auto& e : info.exceptions())
+      add(e.cause(), e.time_ms(), e.root_cause(), e.attempt());
     if (info.exceptions_size() == 0 && !info.last_failure().empty()) {
       add(info.last_failure(), info.last_failure_time_ms(), true, info.attempt());
     }
@@ -1052,7 +1102,8 @@ class RestServer::Impl {
       if (!b.ok()) return FromStatus(b.status());
       allow = *b;
     }
-    if (std::all_of(body.begin(), body.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); })) {
+    if (std::all_of(body.begin(), body.end(),
+                    [](char c) { return std::isspace(static_cast<unsigned char>(c)); })) {
       return Error(400, "request body: empty; send the job file (YAML or JSON) as the body");
     }
     Result<std::string> id = Status::Internal("unset");
@@ -1220,17 +1271,17 @@ std::once_flag g_civetweb_init;
 RestServer::RestServer(RestOptions options, JobManager* jm)
     : impl_(std::make_unique<Impl>(std::move(options), jm)) {}
 
-RestServer::~RestServer() { Stop(); }
+RestServer::~RestServer() {
+  Stop();
+}
 
 Result<int> RestServer::Start() {
   std::call_once(g_civetweb_init, [] { mg_init_library(0); });
   const RestOptions& o = impl_->options();
   const std::string threads = std::to_string(std::max(1, o.num_threads));
-  const char* opts[] = {"listening_ports",   o.address.c_str(),
-                        "num_threads",       threads.c_str(),
-                        "request_timeout_ms", "10000",
-                        "enable_keep_alive", "no",
-                        nullptr};
+  const char* opts[] = {
+      "listening_ports", o.address.c_str(),   "num_threads", threads.c_str(), "request_timeout_ms",
+      "10000",           "enable_keep_alive", "no",          nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = LogMessage;
   mg_init_data init{};

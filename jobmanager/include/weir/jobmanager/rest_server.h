@@ -27,8 +27,8 @@ struct mg_context;
 namespace weir::jm {
 
 struct RestOptions {
-  std::string address = "127.0.0.1:8081";  // host:port; port 0 binds an ephemeral port
-  std::string web_dir;                      // the UI's files (index.html, app.js, ...)
+  std::string address = "127.0.0.1:8081";            // host:port; port 0 binds an ephemeral port
+  std::string web_dir;                               // the UI's files (index.html, app.js, ...)
   std::string js_lib_dir = "/usr/share/javascript";  // Debian's libjs-d3, libjs-chart.js
   int num_threads = 4;
   // Prometheus text of the job manager for GET /metrics; unset: 404.
