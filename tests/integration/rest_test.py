@@ -5,11 +5,11 @@ the web UI's files and Debian's d3 and Chart.js are served, nothing outside thei
 import http.client
 import json
 import os
-import time
+import subprocess
 import unittest
 import urllib.parse
 
-from harness import Cluster, test_failed, wait_for
+from harness import JM_BIN, Cluster, test_failed, wait_for
 
 JOB_YAML = """
 name: rest-test
@@ -268,6 +268,13 @@ class RestTest(unittest.TestCase):
         finally:
             self.rest("PATCH", f"/jobs/{job_id}?mode=cancel")
         self.assertIsNone(self.cluster.procs["jm"].poll(), "the job manager died")
+
+    def test_rest_port_in_use_stops_the_start_naming_the_address(self):
+        taken = self.cluster.rest_url[len("http://"):]
+        r = subprocess.run([JM_BIN, "--rpc-address", "127.0.0.1:0", "--rest-address", taken],
+                           capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(f"cannot serve REST on {taken}", r.stdout + r.stderr)
 
     def raw_get(self, path):
         host, port = self.cluster.rest_url[len("http://"):].split(":")
