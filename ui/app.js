@@ -390,6 +390,10 @@
       el('div', {className: 'panel'}, [el('h2', {text: 'Reconciliation (latest checkpoint)'}), recon])]));
     view.appendChild(el('h2', {text: 'Tasks'}));
     view.appendChild(vertexBox);
+    var subtaskTitle = el('h2', {text: ''});
+    var subtaskBox = el('div', {id: 'subtask-table'});
+    view.appendChild(subtaskTitle);
+    view.appendChild(subtaskBox);
     var chart = lineChart(canvas, [{id: 'y', title: 'records/s'}]);
     var selected = null;
     var lastJob = null;
@@ -443,6 +447,7 @@
       drawGraph(graph, job, selected, function (id) {
         selected = selected === id ? null : id;
         render(lastJob);
+        refresh();
       });
       replace(vertexBox, table('vertices', ['Task', 'Operators', {label: 'Parallelism', num: true}, 'Status',
                                             {label: 'Records in', num: true}, {label: 'Records out', num: true},
@@ -456,6 +461,24 @@
         }), 'no tasks'));
     }
 
+    function drawSubtasks(v) {
+      clear(subtaskBox);
+      subtaskTitle.textContent = v ? 'Subtasks of ' + v.id : '';
+      if (!v) return;
+      subtaskBox.appendChild(table('subtasks', [{label: 'Subtask', num: true}, 'Status', 'Task manager',
+                                                {label: 'Records in', num: true}, {label: 'Records out', num: true},
+                                                {label: 'In/s', num: true}, {label: 'Out/s', num: true},
+                                                {label: 'Busy', num: true}, {label: 'Back-pressured', num: true},
+                                                'Input watermark', 'Failure'],
+        (v.subtasks || []).map(function (s) {
+          var m = s.metrics || {};
+          return [String(s.subtask), s.status, s['taskmanager-id'], fmtNum(m['read-records']),
+                  fmtNum(m['write-records']), fmtNum(m['read-records-per-second']),
+                  fmtNum(m['write-records-per-second']), pct(m['busy-ratio']), pct(m['backpressured-ratio']),
+                  m['input-watermark'] ? fmtTime(m['input-watermark']) : '-', s.failure || ''];
+        }), 'no subtasks'));
+    }
+
     return {
       update: function () {
         var base = 'jobs/' + encodeURIComponent(jobId);
@@ -464,10 +487,13 @@
           lastJob = job;
           header.update(job);
           noteLocal(job);
+          if (selected && !(job.vertices || []).some(function (v) { return v.id === selected; })) selected = null;
           render(job);
           var samples = (r[1].samples && r[1].samples.length) ? r[1].samples : localHistory[jobId];
           drawChart(job, samples);
           drawRecon(r[2].reconciliation);
+          if (!selected) return drawSubtasks(null);
+          return api(base + '/vertices/' + encodeURIComponent(selected)).then(drawSubtasks);
         });
       },
       destroy: function () { chart.destroy(); }

@@ -75,6 +75,13 @@ async function main() {
     await new Promise((r) => setTimeout(r, 5000));
     await page.screenshot({path: path.join(out, 'ui-job.png'), fullPage: true});
 
+    step('a task\'s subtasks (click on its node)');
+    await page.click('svg .task-node');
+    await page.waitForFunction(
+        () => document.querySelectorAll('#subtasks tbody tr td:not(.empty)').length > 0,
+        {timeout: 20000});
+    await page.screenshot({path: path.join(out, 'ui-job-subtasks.png'), fullPage: true});
+
     step('checkpoints view');
     await page.click('a#checkpoints-link');
     await page.waitForFunction(
