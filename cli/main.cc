@@ -13,6 +13,8 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
 #include "weir/builtins.h"
 #include "weir.grpc.pb.h"
 #include "weir/job_graph.h"
@@ -41,6 +43,15 @@ std::string Json(const google::protobuf::Message& m) {
   std::string out;
   google::protobuf::util::JsonPrintOptions o;
   o.add_whitespace = true;
+  o.always_print_primitive_fields = true;
+  o.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  return out;
+}
+
+std::string JsonLine(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
   o.always_print_primitive_fields = true;
   o.preserve_proto_field_names = true;
   (void)google::protobuf::util::MessageToJsonString(m, &out, o);
@@ -93,8 +104,10 @@ void PrintJob(const weir::proto::JobInfo& j) {
   }
   // Reconciliation per completed checkpoint: records read by sources against what sinks
   // committed and what was set aside on the way.
+  int shown = 0;
   for (const auto& c : cp.recent_completed()) {
     if (c.counts().empty()) continue;
+    if (++shown > 3) break;  // the newest three; the REST API and UI show the history
     auto get = [&](const char* k) -> long long {
       auto it = c.counts().find(k);
       return it == c.counts().end() ? 0 : static_cast<long long>(it->second);
@@ -125,14 +138,63 @@ void PrintJob(const weir::proto::JobInfo& j) {
   }
   std::printf("slots:    %d\ntasks:\n", j.slots_needed());
   for (const auto& c : j.vertex_chain()) std::printf("  %s\n", c.c_str());
-  std::printf("%-20s %-8s %-13s %-22s %12s %12s\n", "TASK", "SUBTASK", "STATE", "TASKMANAGER",
-              "RECORDS_IN", "RECORDS_OUT");
+  // Live figures come with the task managers' heartbeats (about once a second).
+  std::printf("%-20s %-7s %-12s %-18s %12s %12s %10s %10s %5s %5s %-19s\n", "TASK", "SUBTASK",
+              "STATE", "TASKMANAGER", "RECORDS_IN", "RECORDS_OUT", "IN/S", "OUT/S", "BUSY%",
+              "BP%", "WATERMARK");
   for (const auto& s : j.subtasks()) {
-    std::printf("%-20s %-8d %-13s %-22s %12lld %12lld\n", s.task_id().c_str(), s.subtask(),
-                Name(s.state()), s.tm_id().c_str(), static_cast<long long>(s.records_in()),
-                static_cast<long long>(s.records_out()));
+    const auto& m = s.metrics();
+    std::printf("%-20s %-7d %-12s %-18s %12lld %12lld %10.0f %10.0f %5.0f %5.0f %-19s\n",
+                s.task_id().c_str(), s.subtask(), Name(s.state()), s.tm_id().c_str(),
+                static_cast<long long>(s.records_in()), static_cast<long long>(s.records_out()),
+                m.records_in_per_second(), m.records_out_per_second(),
+                m.busy_ms_per_second() / 10.0, m.backpressured_ms_per_second() / 10.0,
+                m.has_output_watermark()  ? FormatTime(m.output_watermark()).c_str()
+                : m.has_input_watermark() ? FormatTime(m.input_watermark()).c_str()
+                                          : "-");
     if (!s.error().empty()) std::printf("    error: %s\n", s.error().c_str());
   }
+}
+
+// The job's sources (tasks with no inputs): records they emitted and their rate.
+void SourceFigures(const weir::proto::JobInfo& j, long long* records, double* rate) {
+  *records = 0;
+  *rate = 0;
+  for (const auto& t : j.plan()) {
+    if (t.inputs_size() > 0) continue;
+    for (const auto& s : j.subtasks()) {
+      if (s.task_id() != t.task_id()) continue;
+      *records += static_cast<long long>(s.records_out());
+      *rate += s.metrics().records_out_per_second();
+    }
+  }
+}
+
+// One line for `weir run --wait` on a terminal: state, records, rate, last checkpoint.
+std::string ProgressLine(const weir::proto::JobInfo& j, int64_t now_ms) {
+  long long records = 0;
+  double rate = 0;
+  SourceFigures(j, &records, &rate);
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%s %-10s %lld records, %.0f rec/s", j.job_id().c_str(),
+                Name(j.state()), records, rate);
+  std::string line = buf;
+  const auto& cp = j.checkpoints();
+  if (cp.has_latest_completed()) {
+    const auto& l = cp.latest_completed();
+    std::snprintf(buf, sizeof buf, ", checkpoint %lld (%lld ms, %lld s ago)",
+                  static_cast<long long>(l.id()), static_cast<long long>(l.duration_ms()),
+                  static_cast<long long>((now_ms - l.trigger_time_ms()) / 1000));
+    line += buf;
+  }
+  if (j.restarts() > 0) line += ", " + std::to_string(j.restarts()) + " restarts";
+  return line;
+}
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 
@@ -148,6 +210,7 @@ struct Options {
   std::string job_id;
   std::string sp_dir;
   bool stop_savepoint = false;
+  bool watch = false, once = false;
 };
 
 // The job manager's stub; every call gets a fresh context with a deadline.
@@ -165,6 +228,13 @@ struct Client {
 // Polls the job until it ends (exit 0 iff FINISHED) or the timeout passes (exit 1).
 int WaitForEnd(const Client& c, const std::string& job_id, double timeout_s) {
   auto start = std::chrono::steady_clock::now();
+  // On a terminal, one line that updates in place (stderr: stdout keeps only the job id).
+  const bool progress = isatty(STDERR_FILENO) == 1;
+  auto last_line = start - std::chrono::seconds(1);
+  size_t last_len = 0;
+  auto end_line = [&] {
+    if (progress && last_len > 0) std::fprintf(stderr, "\n");
+  };
   for (;;) {
     weir::proto::JobId id;
     id.set_job_id(job_id);
@@ -172,13 +242,25 @@ int WaitForEnd(const Client& c, const std::string& job_id, double timeout_s) {
     grpc::Status gs = c.stub->GetJob(Client::Ctx().get(), id, &info);
     if (!gs.ok()) return FromGrpc(gs, "status", c.jm);
     auto st = weir::FromProto(info.state());
+    if (progress && (std::chrono::steady_clock::now() - last_line >= std::chrono::milliseconds(500) ||
+                     (st && weir::IsTerminal(*st)))) {
+      last_line = std::chrono::steady_clock::now();
+      std::string line = ProgressLine(info, WallMs());
+      const size_t len = line.size();
+      if (line.size() < last_len) line.append(last_len - line.size(), ' ');
+      std::fprintf(stderr, "\r%s", line.c_str());
+      std::fflush(stderr);
+      last_len = len;
+    }
     if (st && weir::IsTerminal(*st)) {
+      end_line();
       if (*st == weir::JobState::kFinished) return 0;
       return Fail(1, "job " + job_id + " ended " + Name(info.state()) +
                          (info.failure().empty() ? "" : ": " + info.failure()));
     }
     double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (timeout_s > 0 && waited > timeout_s) {
+      end_line();
       return Fail(1, "job " + job_id + " still " + Name(info.state()) + " after " +
                          std::to_string(static_cast<int>(timeout_s)) + " s" +
                          (info.failure().empty() ? "" : " (" + info.failure() + ")"));
@@ -246,18 +328,29 @@ int List(const Options& o, const Client& c) {
   return 0;
 }
 
+// weir status: once, or (on a terminal, or with --watch) refreshed every second while the job
+// runs. --json --watch prints one JSON document per line.
 int Status(const Options& o, const Client& c) {
-  weir::proto::JobId id;
-  id.set_job_id(o.job_id);
-  weir::proto::JobInfo info;
-  grpc::Status s = c.stub->GetJob(Client::Ctx().get(), id, &info);
-  if (!s.ok()) return FromGrpc(s, "status", c.jm);
-  if (o.json) {
-    std::printf("%s", Json(info).c_str());
-  } else {
-    PrintJob(info);
+  const bool tty = isatty(STDOUT_FILENO) == 1;
+  const bool watch = !o.once && (o.watch || (tty && !o.json));
+  for (bool first = true;; first = false) {
+    weir::proto::JobId id;
+    id.set_job_id(o.job_id);
+    weir::proto::JobInfo info;
+    grpc::Status s = c.stub->GetJob(Client::Ctx().get(), id, &info);
+    if (!s.ok()) return FromGrpc(s, "status", c.jm);
+    if (o.json) {
+      std::printf("%s%s", watch ? JsonLine(info).c_str() : Json(info).c_str(), watch ? "\n" : "");
+    } else {
+      if (watch && tty) std::printf("\033[H\033[2J");  // redraw in place
+      if (watch && !tty && !first) std::printf("\n");
+      PrintJob(info);
+    }
+    std::fflush(stdout);
+    auto st = weir::FromProto(info.state());
+    if (!watch || (st && weir::IsTerminal(*st))) return 0;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
   }
-  return 0;
 }
 
 int Cancel(const Options& o, const Client& c) {
@@ -318,6 +411,9 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "show a job");
   status->add_option("JOB", o.job_id, "job id")->required();
   status->add_flag("--json", o.json, "JSON output");
+  status->add_flag("--watch,-w", o.watch,
+                   "refresh every second until the job ends (the default on a terminal)");
+  status->add_flag("--once", o.once, "print once, also on a terminal");
   auto* cancel = app.add_subcommand("cancel", "cancel a job");
   cancel->add_option("JOB", o.job_id, "job id")->required();
   auto* tms = app.add_subcommand("taskmanagers", "list task managers");

@@ -281,7 +281,11 @@ std::optional<std::string> CheckpointCoordinator::Complete() {
   auto* counts = summary.mutable_counts();
   // The acknowledgements are moved into the metadata (they can be large: this runs under the
   // job manager's lock, serializing and writing do not).
+  int64_t align = 0, sync = 0, async = 0;
   for (auto& ack : p->acks) {
+    align = std::max(align, ack.alignment_duration_ms());
+    sync = std::max(sync, ack.sync_duration_ms());
+    async = std::max(async, ack.async_duration_ms());
     for (auto& os : *ack.mutable_states()) {
       auto it = by_vertex.find(os.vertex_id());
       if (it == by_vertex.end()) continue;
@@ -311,6 +315,9 @@ std::optional<std::string> CheckpointCoordinator::Complete() {
   summary.set_duration_ms(now - p->trigger_ms);
   summary.set_state_size(state_size);
   summary.set_incremental_size(incremental);
+  summary.set_alignment_ms(align);
+  summary.set_sync_ms(sync);
+  summary.set_async_ms(async);
   summary.set_path(p->dir);
   summary.set_savepoint(p->options.savepoint());
   for (const VertexSpec& v : plan_->spec.vertices) {
@@ -371,7 +378,7 @@ std::optional<std::string> CheckpointCoordinator::Finalized(const std::shared_pt
     auto* recent = stats_.mutable_recent_completed();
     recent->Add()->CopyFrom(summary);
     std::rotate(recent->rbegin(), recent->rbegin() + 1, recent->rend());  // newest first
-    while (recent->size() > 5) recent->RemoveLast();
+    while (recent->size() > kRecentCompleted) recent->RemoveLast();
     completed_.push_back(f->completed);
     Prune();
     if (on_completed_) on_completed_(p->dir);

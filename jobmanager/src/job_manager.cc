@@ -56,6 +56,7 @@ proto::RegisterTaskManagerResponse JobManager::RegisterTaskManager(
   TaskManagerEntry& e = tms_[req.tm_id()];
   e.info = req;
   e.last_heartbeat_ms = clock_();
+  e.registered_ms = e.last_heartbeat_ms;
   e.free_slots = req.slots();
   for (auto& [id, job] : jobs_) {
     auto held = job->sched.slots_held.find(req.tm_id());
@@ -82,8 +83,49 @@ proto::HeartbeatResponse JobManager::Heartbeat(const proto::HeartbeatRequest& re
     return resp;
   }
   it->second.last_heartbeat_ms = clock_();
+  ApplyMetricsLocked(req);
   resp.set_known(true);
   return resp;
+}
+
+void JobManager::ApplyMetricsLocked(const proto::HeartbeatRequest& req) {
+  for (const proto::SubtaskMetricsReport& r : req.metrics()) {
+    auto jit = jobs_.find(r.job_id());
+    if (jit == jobs_.end() || jit->second->attempt != r.attempt()) continue;
+    for (Subtask& st : jit->second->sched.subtasks) {
+      if (st.index != r.subtask() || st.task_id != r.task_id() || st.tm_id != req.tm_id()) continue;
+      st.metrics = r.metrics();
+      st.records_in = r.metrics().records_in();
+      st.records_out = r.metrics().records_out();
+      break;
+    }
+  }
+}
+
+void JobManager::SampleThroughputLocked(Job& job, int64_t now) {
+  if (now - job.monitor.last_sample_ms < options_.heartbeat_interval_ms) return;
+  job.monitor.last_sample_ms = now;
+  proto::ThroughputSample sample;
+  sample.set_time_ms(now);
+  auto& in = *sample.mutable_records_in_per_second();
+  auto& out = *sample.mutable_records_out_per_second();
+  for (const Subtask& st : job.sched.subtasks) {
+    const bool running = st.state == TaskState::kRunning;
+    in[st.task_id] += running ? st.metrics.records_in_per_second() : 0;
+    out[st.task_id] += running ? st.metrics.records_out_per_second() : 0;
+  }
+  job.monitor.throughput.push_back(std::move(sample));
+  while (job.monitor.throughput.size() > kThroughputSamples) job.monitor.throughput.pop_front();
+}
+
+void JobManager::NoteExceptionLocked(Job& job, const std::string& cause, bool root_cause) {
+  proto::JobException e;
+  e.set_time_ms(clock_());
+  e.set_cause(cause);
+  e.set_root_cause(root_cause);
+  e.set_attempt(job.attempt);
+  job.monitor.exceptions.push_front(std::move(e));
+  while (job.monitor.exceptions.size() > kExceptionsKept) job.monitor.exceptions.pop_back();
 }
 
 void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
@@ -112,6 +154,7 @@ void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
         job.failover.last_failure = "vertex '" + st.task_id + "' subtask " + std::to_string(st.index) +
                            " failed: " + u.error();
         job.failover.root_cause_known = true;
+        NoteExceptionLocked(job, job.failover.last_failure, true);
       }
       return;
     }
@@ -125,6 +168,7 @@ void JobManager::UpdateTaskState(const proto::TaskStateUpdate& u) {
       if (job.state == JobState::kFailed && !job.failover.root_cause_known && !secondary) {
         job.failure = cause;
         job.failover.root_cause_known = true;
+        NoteExceptionLocked(job, cause, true);
       } else if (!IsTerminal(job.state) && job.state != JobState::kCancelling) {
         // This subtask is gone already: failover must not wait for it.
         if (!IsTerminal(st.state)) st.state = TaskState::kFailed;
@@ -366,6 +410,9 @@ void JobManager::DeployLocked(Job& job) {
   *base.mutable_graph() = job.graph;
   base.set_state_backend(job.graph.state_backend().empty() ? "rocksdb" : job.graph.state_backend());
   base.set_jm_session(session_);
+  job.monitor.attempt_start_ms = clock_();
+  job.monitor.last_sample_ms = 0;
+  for (Subtask& st : job.sched.subtasks) st.metrics.Clear();
   for (const Subtask& st : job.sched.subtasks) {
     auto* loc = base.add_locations();
     loc->set_task_id(st.task_id);
@@ -624,6 +671,7 @@ void JobManager::HandleFailureLocked(Job& job, const std::string& cause, bool ro
                   root_cause);
     return;
   }
+  NoteExceptionLocked(job, cause, root_cause);
   EndCheckpointingLocked(job, "job restarting");
   CancelTasksLocked(job);
   job.failover.old_pending.clear();
@@ -739,6 +787,7 @@ void JobManager::NoteCheckpointLocked(Job& job) {
 
 void JobManager::FailJobLocked(Job& job, const std::string& cause, bool root_cause) {
   if (IsTerminal(job.state)) return;
+  NoteExceptionLocked(job, cause, root_cause);
   job.failover.last_failure = cause;
   if (job.failover.last_failure_ms == 0) job.failover.last_failure_ms = clock_();
   EndCheckpointingLocked(job, "job failed");
@@ -804,6 +853,7 @@ void JobManager::Tick() {
   }
   for (const auto& id : job_order_) {
     Job& job = *jobs_[id];
+    if (job.state == JobState::kRunning) SampleThroughputLocked(job, now);
     if (job.state == JobState::kRunning && job.ckpt.coordinator) {
       bool all_running = true;
       for (const Subtask& st : job.sched.subtasks) all_running = all_running && st.state == TaskState::kRunning;
@@ -868,6 +918,33 @@ size_t JobManager::jobs_held() const {
   return jobs_.size();
 }
 
+namespace {
+
+// The chained tasks of a plan and the edges between them, for drawing the job graph.
+void AddPlanInfo(const ExecutionPlan& plan, proto::JobInfo* info) {
+  for (const TaskPlan& t : plan.tasks) {
+    proto::TaskPlanInfo* ti = info->add_plan();
+    ti->set_task_id(t.id);
+    ti->set_parallelism(t.parallelism);
+    for (int v : t.vertices) {
+      ti->add_vertices(plan.spec.vertices[v].id);
+      ti->add_vertex_types(plan.spec.vertices[v].type);
+    }
+    for (int ei : t.in_edges) {
+      const EdgeSpec& e = plan.spec.edges[ei];
+      proto::TaskPlanInfo::Input* in = ti->add_inputs();
+      in->set_from_task(plan.tasks[plan.task_of_vertex[plan.vertex_index.at(e.from)]].id);
+      in->set_from_vertex(e.from);
+      in->set_to_vertex(e.to);
+      in->set_partitioning(PartitioningName(e.partition));
+      in->set_output(e.output);
+      for (const auto& k : e.key) in->add_keys(k);
+    }
+  }
+}
+
+}  // namespace
+
 proto::JobInfo JobManager::InfoLocked(const Job& job) const {
   proto::JobInfo info;
   info.set_job_id(job.id);
@@ -893,7 +970,11 @@ proto::JobInfo JobManager::InfoLocked(const Job& job) const {
     s->set_error(st.error);
     s->set_records_in(st.records_in);
     s->set_records_out(st.records_out);
+    if (st.state == TaskState::kRunning) *s->mutable_metrics() = st.metrics;
   }
+  info.set_attempt_start_time_ms(job.monitor.attempt_start_ms);
+  for (const auto& e : job.monitor.exceptions) *info.add_exceptions() = e;
+  AddPlanInfo(*job.plan, &info);
   return info;
 }
 
@@ -916,7 +997,8 @@ Result<std::vector<proto::ThroughputSample>> JobManager::ThroughputHistory(
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return Status::NotFound("no job with id '" + job_id + "'");
-  return std::vector<proto::ThroughputSample>();  // filled by the metrics work in progress
+  const auto& t = it->second->monitor.throughput;
+  return std::vector<proto::ThroughputSample>(t.begin(), t.end());
 }
 
 std::vector<proto::TaskManagerInfo> JobManager::ListTaskManagers() const {
@@ -931,6 +1013,8 @@ std::vector<proto::TaskManagerInfo> JobManager::ListTaskManagers() const {
     i.set_free_slots(tm.free_slots);
     i.set_last_heartbeat_ms(tm.last_heartbeat_ms);
     i.set_state("REGISTERED");
+    i.set_metrics_address(tm.info.metrics_address());
+    i.set_registered_time_ms(tm.registered_ms);
     out.push_back(i);
   }
   return out;

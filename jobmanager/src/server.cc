@@ -13,6 +13,7 @@
 #include "weir.grpc.pb.h"
 #include "weir/clock.h"
 #include "weir/executor.h"
+#include "weir/jobmanager/metrics.h"
 #include "weir/jobmanager/rest_server.h"
 
 namespace weir::jm {
@@ -168,6 +169,9 @@ class JobManagerServer::Impl {
       ro.address = options_.rest_address;
       ro.web_dir = options_.web_dir;
       ro.metrics_text = options_.metrics_text;
+      if (!ro.metrics_text) {
+        ro.metrics_text = [jm = jm_.get()] { return JobManagerMetricsText(*jm, NowMs()); };
+      }
       ro.rpc_address = options_.rpc_address;
       ro.jm = options_.jm;
       rest_ = std::make_unique<RestServer>(std::move(ro), jm_.get());

@@ -140,7 +140,7 @@ Result<std::unique_ptr<EdgeWriter>> ChainBuilder::ConnectEdge(int ei) {
   for (const auto& k : e.key) key_idx.push_back(schema->IndexOf(k));
   const TaskPlan& consumer = plan.tasks[plan.task_of_vertex[plan.vertex_index.at(e.to)]];
   auto w = std::make_unique<EdgeWriter>(e.partition, std::move(key_idx), plan.spec.max_parallelism,
-                                        schema, s_.options.buffer_bytes, s_.subtask);
+                                        schema, s_.options.buffer_bytes, s_.subtask, metrics_);
   std::vector<int> targets;
   if (e.partition == Partitioning::kForward) {
     targets.push_back(s_.subtask);

@@ -40,8 +40,9 @@ class EdgeWriter {
   };
 
   EdgeWriter(Partitioning part, std::vector<int> key_idx, int max_parallelism, const Schema* schema,
-             size_t buffer_bytes, int my_subtask)
-      : part_(part),
+             size_t buffer_bytes, int my_subtask, OperatorMetrics* metrics)
+      : metrics_(metrics),
+        part_(part),
         key_idx_(std::move(key_idx)),
         max_parallelism_(max_parallelism),
         schema_(schema),
@@ -97,7 +98,7 @@ class EdgeWriter {
       b.kind = kind;
       b.arg = arg;
       b.bytes.assign(body.begin(), body.end());
-      WEIR_RETURN_IF_ERROR(c.sender->Send(std::move(b)));
+      WEIR_RETURN_IF_ERROR(Send(c, std::move(b)));
     }
     return Status::Ok();
   }
@@ -127,9 +128,22 @@ class EdgeWriter {
     b.bytes = c.buf.Release();
     c.records = 0;
     c.buf = ByteBuffer(buffer_bytes_ + 4096);
-    return c.sender->Send(std::move(b));
+    return Send(c, std::move(b));
   }
 
+  // Per buffer: bytes out, and the time the sender waited for room (credit, a full channel).
+  Status Send(Channel& c, NetBuffer&& b) {
+    const int64_t bytes = static_cast<int64_t>(b.bytes.size());
+    const int64_t blocked = c.sender->blocked_ns();
+    Status st = c.sender->Send(std::move(b));
+    if (const int64_t waited = c.sender->blocked_ns() - blocked; waited > 0) {
+      metrics_->backpressured_ns.fetch_add(waited, std::memory_order_relaxed);
+    }
+    metrics_->bytes_out.fetch_add(bytes, std::memory_order_relaxed);
+    return st;
+  }
+
+  OperatorMetrics* metrics_;
   Partitioning part_;
   std::vector<int> key_idx_;
   int max_parallelism_;

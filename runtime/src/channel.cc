@@ -4,17 +4,27 @@
 
 namespace weir {
 
-Status InputChannel::PushBlocking(NetBuffer&& b, const std::atomic<bool>* cancel) {
+Status InputChannel::PushBlocking(NetBuffer&& b, const std::atomic<bool>* cancel,
+                                  int64_t* blocked_ns) {
   InputGate* gate;
   int index;
   {
     std::unique_lock<std::mutex> lock(mu_);
+    // Waiting for space is back-pressure, timed for the metrics (not the fast path).
+    const bool full = queue_.size() >= capacity_ && !closed_;
+    const auto from =
+        full ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     while (queue_.size() >= capacity_ && !closed_) {
       if (cancel && cancel->load(std::memory_order_relaxed)) {
         return Status::Cancelled("send cancelled");
       }
       // A bounded wait so a cancel is seen even if nobody notifies.
       space_cv_.wait_for(lock, std::chrono::milliseconds(50));
+    }
+    if (full && blocked_ns) {
+      *blocked_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::steady_clock::now() - from)
+                         .count();
     }
     // Cancelled, not Unavailable: this producer was cut off because its consumer stopped; the
     // consumer's own failure (if any) is the root cause the job manager should report.
@@ -110,6 +120,17 @@ int InputGate::AddChannel(std::shared_ptr<InputChannel> ch) {
   }
   ch->Attach(this, index);
   return index;
+}
+
+size_t InputGate::queued() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ready_.size();
+}
+
+size_t InputGate::capacity() const {
+  size_t n = 0;
+  for (const auto& ch : channels_) n += ch->capacity_;
+  return n;
 }
 
 void InputGate::NotifyReady(int index, int n) {

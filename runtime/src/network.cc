@@ -204,11 +204,18 @@ class RemoteSender : public ChannelSender {
   Status Send(NetBuffer&& b) override {
     {
       std::unique_lock<std::mutex> lock(st_->mu);
-      while (st_->credits == 0 && !st_->failed) {
-        if (cancel_ && cancel_->load(std::memory_order_relaxed)) {
-          return Status::Cancelled("send cancelled");
+      if (st_->credits == 0 && !st_->failed) {
+        // No credit: the consumer has no room (back-pressure), timed for the metrics.
+        const auto from = std::chrono::steady_clock::now();
+        while (st_->credits == 0 && !st_->failed) {
+          if (cancel_ && cancel_->load(std::memory_order_relaxed)) {
+            return Status::Cancelled("send cancelled");
+          }
+          st_->cv.wait_for(lock, std::chrono::milliseconds(50));
         }
-        st_->cv.wait_for(lock, std::chrono::milliseconds(50));
+        blocked_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::steady_clock::now() - from)
+                           .count();
       }
       if (st_->failed) return Status::Unavailable("data connection to " + peer_ + " lost");
       --st_->credits;

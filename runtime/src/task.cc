@@ -51,12 +51,13 @@ using task_internal::SubtaskCheckpointer;
 class Task::Impl {
  public:
   Impl(const TaskSetup& s, std::atomic<bool>* cancel, OperatorMetrics* metrics,
-       const std::string& prefix, Mailbox* mailbox)
+       const std::string& prefix, Mailbox* mailbox, PublishedPoints* published)
       : s_(s),
         cancel_(cancel),
         metrics_(metrics),
         prefix_(prefix),
         mailbox_(mailbox),
+        published_(published),
         c_(metrics),
         aligner_(&c_.gate, prefix_),
         ckpt_(s, &c_, prefix_) {}
@@ -65,6 +66,10 @@ class Task::Impl {
     WEIR_RETURN_IF_ERROR(ChainBuilder(s_, cancel_, metrics_, prefix_, &c_).Build());
     op_wm_.assign(c_.ops.size(), kMinWatermark);
     valve_ = std::make_unique<WatermarkValve>(c_.gate.num_channels());
+    metrics_->input_capacity.store(static_cast<int64_t>(c_.gate.capacity()),
+                                   std::memory_order_relaxed);
+    const TaskPlan& tp = s_.plan->tasks[s_.task_index];
+    for (int v : tp.vertices) vertex_ids_.push_back(s_.plan->spec.vertices[v].id);
     return Status::Ok();
   }
 
@@ -91,6 +96,14 @@ class Task::Impl {
     if (mono - last_tick_ns_ < kTickNs) return Status::Ok();
     last_tick_ns_ = mono;
     const int64_t now = NowMs();
+    if (c_.gate.num_channels() > 0) {
+      metrics_->input_queued.store(static_cast<int64_t>(c_.gate.queued()),
+                                   std::memory_order_relaxed);
+    }
+    if (mono - last_report_ns_ >= kReportNs) {
+      last_report_ns_ = mono;
+      PublishOperatorMetrics();
+    }
     for (size_t k = 0; k < c_.ops.size(); ++k) {
       WEIR_RETURN_IF_ERROR(c_.ops[k]->OnProcessingTime(now, *c_.outs[k]));
     }
@@ -120,6 +133,7 @@ class Task::Impl {
   // upstream stops at the chain's assigner (which replaces event time from there on);
   // watermarks never go back, per operator.
   Status ForwardWatermark(size_t from, int64_t wm, bool upstream) {
+    if (upstream) metrics_->input_watermark.store(wm, std::memory_order_relaxed);
     for (size_t k = from; k < c_.ops.size(); ++k) {
       if (upstream && c_.assigner && c_.assigner->pos == k) return Status::Ok();
       if (wm <= op_wm_[k]) continue;
@@ -129,6 +143,7 @@ class Task::Impl {
     if (upstream && c_.assigner && c_.assigner->pos == c_.ops.size()) return Status::Ok();
     if (wm <= net_wm_) return Status::Ok();
     net_wm_ = wm;
+    metrics_->output_watermark.store(wm, std::memory_order_relaxed);
     for (EdgeWriter* w : c_.all_writers) {
       WEIR_RETURN_IF_ERROR(w->Broadcast(EventKind::kWatermark, wm));
     }
@@ -168,7 +183,9 @@ class Task::Impl {
       WEIR_RETURN_IF_ERROR(Tick());
       if (r == PollResult::kIdle) {
         WEIR_RETURN_IF_ERROR(FlushAll());
+        const int64_t t0 = NowNs();
         std::this_thread::sleep_for(std::chrono::microseconds(200));
+        metrics_->idle_ns.fetch_add(NowNs() - t0, std::memory_order_relaxed);
       } else {
         WEIR_RETURN_IF_ERROR(MaybeFlushOnTimeout());
       }
@@ -192,7 +209,9 @@ class Task::Impl {
       if (next == InputGate::Next::kTimeout) {
         // About to wait: send what we have so downstream is not kept waiting.
         WEIR_RETURN_IF_ERROR(FlushAll());
+        const int64_t t0 = NowNs();
         next = c_.gate.Poll(&ch, &buf, timeout, &err);
+        metrics_->idle_ns.fetch_add(NowNs() - t0, std::memory_order_relaxed);
       }
       WEIR_RETURN_IF_ERROR(Tick());
       if (next == InputGate::Next::kTimeout) continue;
@@ -279,6 +298,7 @@ class Task::Impl {
   Status ProcessBuffer(const NetBuffer& buf, RowBatch& batch) {
     const uint8_t* p = buf.bytes.data();
     const uint8_t* end = p + buf.bytes.size();
+    metrics_->bytes_in.fetch_add(static_cast<int64_t>(buf.bytes.size()), std::memory_order_relaxed);
     const Schema& schema = *c_.input_schema;
     const size_t width = schema.size();
     uint32_t left = buf.records;
@@ -341,12 +361,35 @@ class Task::Impl {
 
   void Wake() { c_.gate.Wake(); }
 
+  // The operators' own metrics, labelled with their vertex, handed to readers on other threads.
+  void PublishOperatorMetrics() {
+    MetricWriter w;
+    size_t vi = 0;
+    auto collect = [&](auto& op) {
+      const size_t before = w.points().size();
+      op.ReportMetrics(w);
+      const std::string& vid = vi < vertex_ids_.size() ? vertex_ids_[vi] : vertex_ids_.back();
+      for (size_t i = before; i < w.points().size(); ++i) {
+        w.points()[i].labels.insert(w.points()[i].labels.begin(), {"vertex", vid});
+      }
+      ++vi;
+    };
+    if (c_.source) collect(*c_.source);
+    for (auto& op : c_.ops) collect(*op);
+    std::lock_guard<std::mutex> lock(published_->mu);
+    published_->points.swap(w.points());
+  }
+
  private:
   const TaskSetup& s_;
   std::atomic<bool>* cancel_;
   OperatorMetrics* metrics_;
   std::string prefix_;
   Mailbox* mailbox_;
+  PublishedPoints* published_;
+  std::vector<std::string> vertex_ids_;  // of the chain, in order (the source first)
+  static constexpr int64_t kReportNs = 1'000'000'000;
+  int64_t last_report_ns_ = 0;
   Chain c_;
   BarrierAligner aligner_;
   SubtaskCheckpointer ckpt_;
@@ -364,7 +407,7 @@ Task::Task(TaskSetup setup) : setup_(std::move(setup)) {
   const TaskPlan& tp = setup_.plan->tasks[setup_.task_index];
   log_prefix_ = "job=" + setup_.job_id + " vertex=" + tp.id +
                 " subtask=" + std::to_string(setup_.subtask) + "/" + std::to_string(tp.parallelism);
-  impl_ = std::make_unique<Impl>(setup_, &cancel_, &metrics_, log_prefix_, &mailbox_);
+  impl_ = std::make_unique<Impl>(setup_, &cancel_, &metrics_, log_prefix_, &mailbox_, &published_);
 }
 
 void Task::Post(Mail mail) {
@@ -396,6 +439,11 @@ void Task::NotifyCheckpoint(int64_t id, bool completed,
 }
 
 Task::~Task() = default;
+
+std::vector<MetricPoint> Task::OperatorMetricPoints() const {
+  std::lock_guard<std::mutex> lock(published_.mu);
+  return published_.points;
+}
 
 void Task::Cancel() {
   cancel_.store(true);

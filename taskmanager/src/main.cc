@@ -49,6 +49,8 @@ weir::Status ApplyConfig(const std::string& file, weir::tm::TaskManagerOptions* 
   }
   opts->upload_threads = static_cast<int>(ut);
   WEIR_ASSIGN_OR_RETURN(opts->state_dir, tm.GetString("state_dir", opts->state_dir));
+  WEIR_ASSIGN_OR_RETURN(opts->metrics_address,
+                        tm.GetString("metrics_address", opts->metrics_address));
   return Status::Ok();
 }
 
@@ -68,7 +70,9 @@ int main(int argc, char** argv) {
   int64_t block_cache_mb = -1;
   app.add_option("--rocksdb-block-cache-mb", block_cache_mb,
                  "block cache of each RocksDB state DB, MiB (default 64)");
-  std::string state_dir;
+  std::string state_dir, metrics_address;
+  app.add_option("--metrics-address", metrics_address,
+                 "host:port of Prometheus /metrics (default 127.0.0.1:0, ephemeral; off: none)");
   app.add_option("--state-dir", state_dir, "local directory for state backends (default: a temp dir)");
   CLI11_PARSE(app, argc, argv);
 
@@ -95,6 +99,7 @@ int main(int argc, char** argv) {
   if (data_port >= 0) opts.data_port = data_port;
   if (slots > 0) opts.slots = slots;
   if (!state_dir.empty()) opts.state_dir = state_dir;
+  if (!metrics_address.empty()) opts.metrics_address = metrics_address;
   if (block_cache_mb >= 0) {
     if (block_cache_mb < 1) {
       spdlog::error("--rocksdb-block-cache-mb: must be >= 1");

@@ -2,6 +2,7 @@
 #include "weir/taskmanager/task_manager.h"
 
 #include <grpcpp/grpcpp.h>
+#include <prometheus/exposer.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -16,6 +17,8 @@
 #include "weir/job_graph.h"
 #include "weir/network.h"
 #include "weir/logging.h"
+#include "weir/prometheus_families.h"
+#include "subtask_sampler.h"
 
 namespace weir::tm {
 namespace {
@@ -65,8 +68,139 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
         grpc::CreateChannel(options_.jobmanager_address, grpc::InsecureChannelCredentials()));
     Log()->info("task manager {}: rpc {} data {} slots {} job manager {}", options_.tm_id,
                 rpc_address_, data_address_, options_.slots, options_.jobmanager_address);
+    WEIR_RETURN_IF_ERROR(StartMetrics());
     heartbeat_ = std::thread([this] { HeartbeatLoop(); });
     return Status::Ok();
+  }
+
+  // Prometheus /metrics on options_.metrics_address (empty or "off": none). The exposer's
+  // threads only read the scrape snapshot the heartbeat thread leaves (ScrapeFamilies).
+  Status StartMetrics() {
+    if (options_.metrics_address.empty() || options_.metrics_address == "off") return Status::Ok();
+    scrape_ = std::make_shared<ScrapeCollectable>([this] { return ScrapeFamilies(); });
+    try {
+      exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_address, 2);
+    } catch (const std::exception& e) {
+      return Status::IoError("cannot serve metrics on " + options_.metrics_address + ": " +
+                             e.what());
+    }
+    exposer_->RegisterCollectable(scrape_);
+    const std::vector<int> ports = exposer_->GetListeningPorts();
+    if (ports.empty()) return Status::IoError("cannot serve metrics on " + options_.metrics_address);
+    metrics_address_ = options_.metrics_address.substr(0, options_.metrics_address.rfind(':')) +
+                       ":" + std::to_string(ports[0]);
+    Log()->info("task manager {}: metrics on http://{}/metrics", options_.tm_id, metrics_address_);
+    return Status::Ok();
+  }
+
+  // Samples every running subtask (heartbeat thread): rates since the last sample, for the
+  // heartbeat and for /metrics.
+  std::vector<proto::SubtaskMetricsReport> SampleSubtasks() {
+    const int64_t mono = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+    const int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+    std::vector<proto::SubtaskMetricsReport> reports;
+    std::vector<std::vector<MetricPoint>> points;
+    std::map<std::string, SubtaskSampler> live;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [id, rt] : tasks_) {
+        if (rt->done) continue;
+        proto::SubtaskMetricsReport r;
+        r.set_job_id(rt->job_id);
+        r.set_attempt(rt->attempt);
+        r.set_task_id(rt->task_id);
+        r.set_subtask(rt->subtask);
+        auto it = samplers_.find(id);
+        SubtaskSampler sampler = it == samplers_.end() ? SubtaskSampler() : it->second;
+        *r.mutable_metrics() = sampler.Sample(rt->task->metrics(), mono, wall);
+        live.emplace(id, sampler);
+        points.push_back(rt->task->OperatorMetricPoints());
+        reports.push_back(std::move(r));
+      }
+    }
+    samplers_ = std::move(live);  // ended subtasks' samplers go
+    {
+      std::lock_guard<std::mutex> lock(scrape_mu_);
+      scrape_reports_ = reports;
+      scrape_points_ = std::move(points);
+      scrape_lates_.clear();
+      std::lock_guard<std::mutex> tlock(mu_);
+      for (const auto& r : scrape_reports_) {
+        auto it = tasks_.find(ExecutionId(r.job_id(), r.attempt(), r.task_id(), r.subtask()));
+        scrape_lates_.push_back(it == tasks_.end() ? 0
+                                                   : it->second->task->metrics().late_records_dropped.load());
+      }
+    }
+    return reports;
+  }
+
+  std::vector<prometheus::MetricFamily> ScrapeFamilies() const {
+    FamilyBuilder b;
+    const MetricLabels tm{{"tm", options_.tm_id}};
+    AddProcessMetrics(b, tm);
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    std::lock_guard<std::mutex> lock(scrape_mu_);
+    b.Gauge("weir_taskmanager_slots", "Slots this task manager offers", tm, options_.slots);
+    b.Gauge("weir_taskmanager_subtasks_running", "Subtasks running here", tm,
+            static_cast<double>(scrape_reports_.size()));
+    for (size_t i = 0; i < scrape_reports_.size(); ++i) {
+      const proto::SubtaskMetricsReport& r = scrape_reports_[i];
+      const proto::SubtaskMetrics& m = r.metrics();
+      const MetricLabels l{{"job", r.job_id()},
+                           {"vertex", r.task_id()},
+                           {"subtask", std::to_string(r.subtask())},
+                           {"tm", options_.tm_id}};
+      b.Counter("weir_task_records_in_total", "Records into the subtask's chain", l,
+                static_cast<double>(m.records_in()));
+      b.Counter("weir_task_records_out_total", "Records out of the subtask's chain", l,
+                static_cast<double>(m.records_out()));
+      b.Counter("weir_task_bytes_in_total", "Serialized bytes read from input channels", l,
+                static_cast<double>(m.bytes_in()));
+      b.Counter("weir_task_bytes_out_total", "Serialized bytes written to output channels", l,
+                static_cast<double>(m.bytes_out()));
+      b.Gauge("weir_task_records_in_per_second", "Records in per second, last interval", l,
+              m.records_in_per_second());
+      b.Gauge("weir_task_records_out_per_second", "Records out per second, last interval", l,
+              m.records_out_per_second());
+      b.Gauge("weir_task_busy_time_ms_per_second", "Milliseconds per second spent working", l,
+              m.busy_ms_per_second());
+      b.Gauge("weir_task_idle_time_ms_per_second", "Milliseconds per second waiting for input",
+              l, m.idle_ms_per_second());
+      b.Gauge("weir_task_backpressured_time_ms_per_second",
+              "Milliseconds per second waiting for room downstream", l,
+              m.backpressured_ms_per_second());
+      b.Gauge("weir_task_input_buffer_usage", "Queued input buffers over the input capacity", l,
+              m.input_buffer_usage());
+      b.Gauge("weir_task_output_buffer_usage",
+              "Share of the last interval spent waiting for output room", l,
+              m.output_buffer_usage());
+      if (m.has_input_watermark()) {
+        b.Gauge("weir_task_input_watermark_ms", "Watermark that reached the chain (epoch ms)", l,
+                static_cast<double>(m.input_watermark()));
+      }
+      if (m.has_output_watermark()) {
+        b.Gauge("weir_task_output_watermark_ms", "Watermark the chain sent on (epoch ms)", l,
+                static_cast<double>(m.output_watermark()));
+      }
+      if (m.has_output_watermark() || m.has_input_watermark()) {
+        const int64_t wm = m.has_output_watermark() ? m.output_watermark() : m.input_watermark();
+        b.Gauge("weir_task_watermark_lag_ms", "Wall clock minus the subtask's watermark", l,
+                static_cast<double>(now - wm));
+      }
+      b.Counter("weir_task_late_records_dropped_total",
+                "Records dropped by event-time operators after their window closed", l,
+                static_cast<double>(i < scrape_lates_.size() ? scrape_lates_[i] : 0));
+      if (i < scrape_points_.size()) {
+        for (const MetricPoint& p : scrape_points_[i]) b.AddPoint(p, l);
+      }
+    }
+    return b.Take();
   }
 
   void Wait() {
@@ -92,6 +226,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     }
     stop_cv_.notify_all();
     if (heartbeat_.joinable()) heartbeat_.join();
+    exposer_.reset();  // joins its threads: no scrape runs past here
     std::map<std::string, std::unique_ptr<Running>> tasks;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -212,6 +347,8 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
       rt->task = std::make_unique<Task>(std::move(setup));
       rt->job_id = req->job_id();
       rt->attempt = req->attempt();
+      rt->task_id = req->task_id();
+      rt->subtask = req->subtask();
       rt->jm_session = req->jm_session();
       rt->thread = std::thread([raw] { raw->task->Run(); });
       tasks_[exec_id] = std::move(rt);
@@ -276,6 +413,8 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     std::thread thread;
     std::string job_id;
     int attempt = 0;
+    std::string task_id;
+    int subtask = 0;
     std::string jm_session;  // of the job manager that deployed it
     std::atomic<bool> done{false};
   };
@@ -324,6 +463,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     req.set_rpc_address(rpc_address_);
     req.set_data_address(data_address_);
     req.set_slots(options_.slots);
+    req.set_metrics_address(metrics_address_);
     proto::RegisterTaskManagerResponse resp;
     grpc::Status s = jm_->RegisterTaskManager(&ctx, req, &resp);
     if (!s.ok()) {
@@ -364,6 +504,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
         proto::HeartbeatRequest req;
         req.set_tm_id(options_.tm_id);
+        for (auto& r : SampleSubtasks()) *req.add_metrics() = std::move(r);
         proto::HeartbeatResponse resp;
         grpc::Status s = jm_->Heartbeat(&ctx, req, &resp);
         if (s.ok() && !resp.known()) {
@@ -429,10 +570,18 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
   NetworkEnvironment network_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<proto::JobManagerService::Stub> jm_;
-  std::string rpc_address_, data_address_;
+  std::string rpc_address_, data_address_, metrics_address_;
   int64_t heartbeat_interval_ms_ = 1000;
   std::string jm_session_;  // heartbeat thread only
   std::thread heartbeat_;
+  std::map<std::string, SubtaskSampler> samplers_;  // by execution id; heartbeat thread only
+  // What /metrics shows: the heartbeat thread's last sample of every running subtask.
+  mutable std::mutex scrape_mu_;
+  std::vector<proto::SubtaskMetricsReport> scrape_reports_;
+  std::vector<std::vector<MetricPoint>> scrape_points_;
+  std::vector<int64_t> scrape_lates_;
+  std::shared_ptr<ScrapeCollectable> scrape_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
 
   std::mutex mu_;
   std::condition_variable stop_cv_;

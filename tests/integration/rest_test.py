@@ -174,9 +174,10 @@ class RestTest(unittest.TestCase):
             cfg = self.get("/config")
             self.assertIn("refresh-interval", cfg)
             self.assertEqual(cfg["rpc-address"], "127.0.0.1:0")
-            # No metrics callback in this build of the server: 404, as JSON.
-            status, body, _ = self.rest("GET", "/metrics")
-            self.assertIn(status, (200, 404))
+            status, body, headers = self.rest("GET", "/metrics")
+            self.assertEqual(status, 200, body)
+            self.assertIn("text/plain", headers["Content-Type"])
+            self.assertIn("# TYPE", body)
         finally:
             self.rest("PATCH", f"/jobs/{job_id}?mode=cancel")
 

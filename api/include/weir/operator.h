@@ -19,6 +19,7 @@
 #include "weir.pb.h"
 #include "weir/config.h"
 #include "weir/key_groups.h"
+#include "weir/metrics.h"
 #include "weir/status.h"
 #include "weir/types.h"
 #include "weir/watermark.h"
@@ -57,9 +58,24 @@ struct ImplicitSideSink {
 };
 
 // Per-subtask counters, written by the task thread, read by reporters on other threads.
+// The live figures of one subtask (its whole chain). The task thread adds to them per batch or
+// per buffer (relaxed, never per record); the task manager samples them from another thread
+// (docs/metrics.md).
 struct OperatorMetrics {
   std::atomic<int64_t> records_in{0};
   std::atomic<int64_t> records_out{0};
+  std::atomic<int64_t> bytes_in{0};   // serialized input buffers
+  std::atomic<int64_t> bytes_out{0};  // serialized output buffers
+  // Time waiting for input (idle) and for room downstream (back-pressured); the rest is busy.
+  std::atomic<int64_t> idle_ns{0};
+  std::atomic<int64_t> backpressured_ns{0};
+  // The last watermark that reached the chain from its inputs, and the last it sent on
+  // (INT64_MIN: none yet).
+  std::atomic<int64_t> input_watermark{INT64_MIN};
+  std::atomic<int64_t> output_watermark{INT64_MIN};
+  // Buffers queued at the input gate and how many it can hold (sampled every tick).
+  std::atomic<int64_t> input_queued{0};
+  std::atomic<int64_t> input_capacity{0};
   // Records an event-time operator dropped because they came after their window's end (plus
   // allowed lateness) had passed the watermark (Flink's numLateRecordsDropped).
   std::atomic<int64_t> late_records_dropped{0};
@@ -157,6 +173,8 @@ class Operator {
   // Called on the task thread every few milliseconds (also while input is idle): fire
   // processing-time timers, roll or close files by time. `now_ms` is wall-clock time.
   virtual Status OnProcessingTime(int64_t now_ms, Output& out) { return Status::Ok(); }
+  // The operator's own metrics (weir/metrics.h), about once a second, on the task thread.
+  virtual void ReportMetrics(MetricWriter& out) const {}
 };
 
 enum class PollResult {
@@ -182,6 +200,8 @@ class SourceOperator {
   // returns true here, and answers CurrentWatermark(); the task polls it periodically.
   virtual bool TracksWatermarks() const { return false; }
   virtual WatermarkStatus CurrentWatermark(int64_t now_ms) { return {}; }
+  // The source's own metrics (weir/metrics.h), about once a second, on the task thread.
+  virtual void ReportMetrics(MetricWriter& out) const {}
 };
 
 enum class OperatorKind { kSource, kTransform, kSink };

@@ -47,7 +47,9 @@ class InputChannel {
 
   // Producer side, local: waits while the channel is full. Fails if the channel was closed by
   // its consumer, or `cancel` becomes true.
-  Status PushBlocking(NetBuffer&& b, const std::atomic<bool>* cancel);
+  // Time spent waiting for space is added to `*blocked_ns` when given.
+  Status PushBlocking(NetBuffer&& b, const std::atomic<bool>* cancel,
+                      int64_t* blocked_ns = nullptr);
   // Producer side, remote: the sender's credit guarantees room, so this never waits.
   void PushNoWait(NetBuffer&& b);
   // The producer is gone without an end of stream (connection lost).
@@ -87,6 +89,9 @@ class InputGate {
   // Adds a channel; returns its index in the gate.
   int AddChannel(std::shared_ptr<InputChannel> ch);
   size_t num_channels() const { return channels_.size(); }
+  // Buffers queued in all channels, and how many they can hold together (for metrics).
+  size_t queued();
+  size_t capacity() const;
 
   enum class Next { kBuffer, kTimeout, kError };
   // Waits up to `timeout` for the next buffer of any channel. On kError, `*error` says which
@@ -122,6 +127,12 @@ class ChannelSender {
   virtual ~ChannelSender() = default;
   // Sends in order; blocks for space/credit. Fails if the consumer is gone or on cancel.
   virtual Status Send(NetBuffer&& b) = 0;
+  // Nanoseconds Send spent waiting for space or credit (back-pressure), cumulative. Read by the
+  // sending thread only.
+  int64_t blocked_ns() const { return blocked_ns_; }
+
+ protected:
+  int64_t blocked_ns_ = 0;
 };
 
 // A sender into a channel of the same process.
@@ -129,7 +140,9 @@ class LocalSender : public ChannelSender {
  public:
   LocalSender(std::shared_ptr<InputChannel> ch, const std::atomic<bool>* cancel)
       : ch_(std::move(ch)), cancel_(cancel) {}
-  Status Send(NetBuffer&& b) override { return ch_->PushBlocking(std::move(b), cancel_); }
+  Status Send(NetBuffer&& b) override {
+    return ch_->PushBlocking(std::move(b), cancel_, &blocked_ns_);
+  }
 
  private:
   std::shared_ptr<InputChannel> ch_;

@@ -80,6 +80,12 @@ struct Mail {
   proto::CheckpointOptions options;
   std::map<std::string, int64_t> commit_watermarks;  // kComplete: per vertex
 };
+// The operators' metrics as the task thread last published them (weir/metrics.h).
+struct PublishedPoints {
+  mutable std::mutex mu;
+  std::vector<MetricPoint> points;
+};
+
 struct Mailbox {
   std::mutex mu;
   std::deque<Mail> queue;
@@ -107,6 +113,8 @@ class Task {
   void NotifyCheckpoint(int64_t id, bool completed,
                         std::map<std::string, int64_t> commit_watermarks = {});
   const OperatorMetrics& metrics() const { return metrics_; }
+  // The operators' own metrics, labelled with their vertex, as of about a second ago. Any thread.
+  std::vector<MetricPoint> OperatorMetricPoints() const;
   // "job=<id> vertex=<task> subtask=<i>/<p>"
   const std::string& log_prefix() const { return log_prefix_; }
 
@@ -118,6 +126,7 @@ class Task {
   std::atomic<TaskState> state_{TaskState::kDeploying};
   std::atomic<bool> cancel_{false};
   OperatorMetrics metrics_;
+  PublishedPoints published_;
   std::string log_prefix_;
   std::unique_ptr<Impl> impl_;
 };

@@ -136,6 +136,7 @@ class CheckpointCoordinator {
   }
 
  private:
+  static constexpr int kRecentCompleted = 30;  // the history observers see
   struct Pending {
     int64_t id = 0;
     int64_t trigger_ms = 0;

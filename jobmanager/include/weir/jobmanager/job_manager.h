@@ -91,6 +91,7 @@ class JobManager {
   struct TaskManagerEntry {
     proto::RegisterTaskManagerRequest info;
     int64_t last_heartbeat_ms = 0;
+    int64_t registered_ms = 0;
     int free_slots = 0;
   };
   struct Subtask {
@@ -100,6 +101,7 @@ class JobManager {
     std::string tm_id;
     std::string error;
     int64_t records_in = 0, records_out = 0;
+    proto::SubtaskMetrics metrics;  // its task manager's latest heartbeat figures
   };
   // A job, in parts: who it is and where its lifecycle stands, then one part per concern. The
   // part a field lives in says which code owns it; all of it is guarded by mu_.
@@ -143,6 +145,15 @@ class JobManager {
     std::map<std::pair<std::string, int>, proto::RestoreInfo> restore;
     std::string restored_from;
   };
+  // What the job's observers see besides its state: throughput over the last minutes and the
+  // failures of its attempts (both bounded).
+  struct Monitoring {
+    std::deque<proto::ThroughputSample> throughput;  // oldest first, <= kThroughputSamples
+    int64_t last_sample_ms = 0;
+    std::deque<proto::JobException> exceptions;  // newest first, <= kExceptionsKept
+    int64_t attempt_start_ms = 0;
+  };
+  static constexpr size_t kExceptionsKept = 20;
   struct Job {
     std::string id;
     proto::JobGraph graph;
@@ -155,6 +166,7 @@ class JobManager {
     Checkpointing ckpt;
     Failover failover;
     Origin origin;
+    Monitoring monitor;
   };
 
   // All private helpers run under mu_ (except PrepareJob).
@@ -196,6 +208,10 @@ class JobManager {
                                         int64_t next_id);
   // Failover (Job::failover).
   void FailJobLocked(Job& job, const std::string& cause, bool root_cause = true);
+  void NoteExceptionLocked(Job& job, const std::string& cause, bool root_cause);
+  // Live figures: a heartbeat's subtask reports, and a throughput sample per interval.
+  void ApplyMetricsLocked(const proto::HeartbeatRequest& req);
+  void SampleThroughputLocked(Job& job, int64_t now);
   // A failure of the current attempt: restart it (per its restart strategy) or fail the job.
   void HandleFailureLocked(Job& job, const std::string& cause, bool root_cause);
   // Redeploys a RESTARTING job as a new attempt from its latest checkpoint.

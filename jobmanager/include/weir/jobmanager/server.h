@@ -16,7 +16,7 @@ struct ServerOptions {
   // REST API and web UI (host:port; port 0: ephemeral). Empty or "off": no REST server.
   std::string rest_address = "127.0.0.1:8081";
   std::string web_dir;  // the UI's files; empty: the source tree's ui/ (compiled in)
-  // Prometheus text for GET /metrics; unset: /metrics answers 404.
+  // Prometheus text for GET /metrics; unset: JobManagerMetricsText (weir/jobmanager/metrics.h).
   std::function<std::string()> metrics_text;
   JobManagerOptions jm;
 };

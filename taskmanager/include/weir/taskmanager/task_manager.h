@@ -28,6 +28,9 @@ struct TaskManagerOptions {
   // Threads that run the asynchronous part of checkpoints (state uploads, then the
   // acknowledgement) for every subtask here; owned by the task manager, joined at Stop().
   int upload_threads = 2;
+  // Prometheus /metrics (docs/metrics.md); port 0: ephemeral (the job manager lists the bound
+  // address); empty or "off": none.
+  std::string metrics_address = "127.0.0.1:0";
 };
 
 class TaskManager {
