@@ -2,6 +2,8 @@
 operator, RocksDB, file sink and process metrics with job/vertex/subtask/tm labels), the live
 rates in `weir status --json`, and `weir status --watch` refreshing while the job runs."""
 import json
+import os
+import pty
 import re
 import subprocess
 import unittest
@@ -141,6 +143,42 @@ class MetricsTest(unittest.TestCase):
                 watch.kill()
                 watch.wait()
             watch.stdout.close()
+
+    def test_run_wait_shows_one_progress_line_on_a_terminal(self):
+        c = self.cluster
+        job_file = c.write_job("bounded.yaml", """
+name: bounded
+checkpointing: {interval: 300ms}
+vertices:
+  - {id: gen, type: datagen, parallelism: 1, config: {total: 60000, rows_per_second: 20000, fields: [{name: x, expr: "id"}]}}
+  - {id: sink, type: blackhole, parallelism: 1}
+edges:
+  - {from: gen, to: sink}
+""")
+        # stderr on a pseudo-terminal: the progress line is drawn there; stdout keeps the id.
+        controller, terminal = pty.openpty()
+        p = subprocess.Popen([CLI_BIN, "-m", c.jm, "run", job_file, "--wait", "--timeout", "60"],
+                             stdout=subprocess.PIPE, stderr=terminal, text=True)
+        os.close(terminal)
+        out, _ = p.communicate(timeout=90)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+        os.close(controller)
+        self.assertEqual(p.returncode, 0, screen)
+        self.assertRegex(out.strip(), r"^[0-9a-f]+$")
+        text = screen.decode()
+        updates = [u for u in text.replace("\n", "\r").split("\r") if u.strip()]
+        self.assertGreaterEqual(len(updates), 2, text)  # the line was redrawn in place
+        self.assertRegex(updates[-1], r"FINISHED +60000 records", updates)
+        self.assertTrue(any(re.search(r"RUNNING +\d+ records, [1-9]\d* rec/s", u) for u in updates), text)
+        self.assertTrue(any("checkpoint " in u for u in updates), text)
 
 
 if __name__ == "__main__":
