@@ -156,7 +156,8 @@ void PrintJob(const weir::proto::JobInfo& j) {
   }
 }
 
-// The job's sources (tasks with no inputs): records they emitted and their rate.
+// The job's sources (tasks with no inputs): records they read and their rate (a source's
+// records in are what it produced; its chain may end in a sink and emit nothing).
 void SourceFigures(const weir::proto::JobInfo& j, long long* records, double* rate) {
   *records = 0;
   *rate = 0;
@@ -164,8 +165,8 @@ void SourceFigures(const weir::proto::JobInfo& j, long long* records, double* ra
     if (t.inputs_size() > 0) continue;
     for (const auto& s : j.subtasks()) {
       if (s.task_id() != t.task_id()) continue;
-      *records += static_cast<long long>(s.records_out());
-      *rate += s.metrics().records_out_per_second();
+      *records += static_cast<long long>(s.records_in());
+      *rate += s.metrics().records_in_per_second();
     }
   }
 }

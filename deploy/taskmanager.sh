@@ -20,6 +20,11 @@ case "$cmd" in
     fi
     is_alive "$WEIR_RUN_DIR/tm/$id.pid" && die "$id is already running (pid $(cat "$WEIR_RUN_DIR/tm/$id.pid"))"
     args=(--config "$WEIR_CONFIG" --id "$id" --jobmanager "$WEIR_JM")
+    # Prometheus /metrics: tm-N on port WEIR_TM_METRICS_PORT_BASE+N (default 9250+N), other
+    # ids on an ephemeral port (`weir taskmanagers --json` lists every one's address).
+    case "$id" in
+      tm-[0-9]*) args+=(--metrics-address "127.0.0.1:$(( ${WEIR_TM_METRICS_PORT_BASE:-9250} + ${id#tm-} ))") ;;
+    esac
     [ -n "${3:-}" ] && args+=(--slots "$3")
     if [ "${WEIR_KEEP_ALIVE:-0}" = 1 ]; then
       nohup "$DEPLOY_DIR/supervise.sh" "$WEIR_RUN_DIR/tm/$id.pid" "$WEIR_RUN_DIR/log/$id.log" -- \

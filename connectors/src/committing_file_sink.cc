@@ -144,6 +144,7 @@ struct PendingFile {
   // reconciliation counts of files whose commit failed.
   FileKind kind = FileKind::kData;
   int64_t rows = 0;
+  int64_t bytes = 0;  // for the metrics (0 for a restored file)
 };
 
 struct WriterEntry {
@@ -781,6 +782,26 @@ class CommittingFileSink : public Operator {
     return Status::Ok();
   }
 
+  void ReportMetrics(MetricWriter& out) const override {
+    out.Gauge("weir_file_sink_open_writers", "Files being written (in progress)",
+              static_cast<double>(writers_.size()));
+    out.Gauge("weir_file_sink_pending_files", "Files sealed, waiting for their checkpoint",
+              static_cast<double>(pending_.size() + sealed_.size()));
+    out.Counter("weir_file_sink_committed_files_total", "Files committed (renamed into place)",
+                static_cast<double>(committed_files_));
+    out.Counter("weir_file_sink_committed_bytes_total", "Bytes of the files committed",
+                static_cast<double>(committed_bytes_));
+    out.Counter("weir_file_sink_partitions_committed_total",
+                "Partitions marked complete (success file)",
+                static_cast<double>(partitions_committed_));
+    out.Counter("weir_file_sink_committed_rows_total", "Rows in committed files (at barriers)",
+                static_cast<double>(counters_.Get("committed")));
+    out.Counter("weir_file_sink_late_rows_total", "Rows for partitions already committed",
+                static_cast<double>(counters_.Get("late")));
+    out.Counter("weir_file_sink_dirty_rows_total", "Rows the sink could not write",
+                static_cast<double>(counters_.Get("dirty")));
+  }
+
   void NotifyCheckpointComplete(int64_t checkpoint_id) override {
     CrashPoint("before_commit");
     last_completed_ = std::max(last_completed_, checkpoint_id);
@@ -1043,6 +1064,7 @@ class CommittingFileSink : public Operator {
     p.final_name = owned->dir.empty() ? owned->base : owned->dir + "/" + owned->base;
     p.kind = owned->kind;
     p.rows = owned->rows;
+    p.bytes = owned->bytes;
     const std::string to = staging_dir_ + "/" + p.staging;
     if (::rename(from.c_str(), to.c_str()) != 0) {
       return Fail(Status::IoError("rename " + from + " -> " + to + " failed: " + strerror(errno)));
@@ -1133,6 +1155,8 @@ class CommittingFileSink : public Operator {
             lost_.ok() ? Status::DataLoss(what) : Status::DataLoss(lost_.message() + "; " + what);
       } else {
         ++renamed;
+        ++committed_files_;
+        committed_bytes_ += p.bytes;
         const size_t slash = p.final_name.rfind('/');
         dirs.insert(slash == std::string::npos ? dir_ : dir_ + "/" + p.final_name.substr(0, slash));
         done.push_back(std::move(p));
@@ -1226,6 +1250,7 @@ class CommittingFileSink : public Operator {
             log_prefix_, n, checkpoint_id, TimestampToString(last_start), empty_deferred_);
       }
     }
+    partitions_committed_ += marked;
     if (marked > 0) {
       Log()->info("{} committing_file: checkpoint={} committed {} partition(s) up to watermark {}",
                   log_prefix_, checkpoint_id, marked, TimestampToString(watermark));
@@ -1344,6 +1369,7 @@ class CommittingFileSink : public Operator {
   int64_t committed_wm_ = kMinWatermark;  // covered by committed files
   std::map<int64_t, int64_t> wm_at_barrier_;        // checkpoint -> input watermark
   std::map<std::string, int64_t> open_partitions_;  // written, not yet marked: dir -> end
+  int64_t committed_files_ = 0, committed_bytes_ = 0, partitions_committed_ = 0;  // metrics
   bool empty_started_ = false;                      // empty_partitions (subtask 0):
   int64_t next_empty_start_ = 0;                    //   the next one to mark
   int64_t empty_deferred_ = 0;                      //   commits that hit the limit

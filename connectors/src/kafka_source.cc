@@ -278,6 +278,7 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
       rd_kafka_resp_err_t err = rd_kafka_commit(rk_, l, 1);
       rd_kafka_topic_partition_list_destroy(l);
       if (err) {
+        ++commit_failures_;
         Log()->warn("{} kafka: commit of checkpoint={} offsets failed: {}", log_prefix,
                     checkpoint_id, rd_kafka_err2str(err));
       } else {
@@ -285,6 +286,35 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
       }
     }
     std::erase_if(to_commit_, [&](const auto& c) { return c.first <= checkpoint_id; });
+  }
+
+  // Lag per partition: the high watermark librdkafka last saw in a fetch response (no broker
+  // call) minus the next offset this subtask will read.
+  void ReportMetrics(MetricWriter& out) const override {
+    out.Gauge("weir_kafka_partitions_assigned", "Partitions this subtask reads",
+              static_cast<double>(parts_.size()));
+    out.Counter("weir_kafka_commit_failures_total", "Failed offset commits to the group",
+                static_cast<double>(commit_failures_));
+    out.Counter("weir_kafka_fetch_errors_total", "Consumer errors (fetch, broker, transport)",
+                static_cast<double>(fetch_errors_));
+    if (!rk_) return;
+    for (const Part& p : parts_) {
+      int64_t low = -1, high = -1;
+      if (rd_kafka_get_watermark_offsets(rk_, p.tp.topic.c_str(), p.tp.partition, &low, &high) !=
+              RD_KAFKA_RESP_ERR_NO_ERROR ||
+          high < 0) {
+        continue;
+      }
+      MetricWriter::Labels l{{"topic", p.tp.topic}, {"partition", std::to_string(p.tp.partition)}};
+      out.Gauge("weir_kafka_partition_high_watermark", "Last known end offset of the partition",
+                static_cast<double>(high), l);
+      if (p.next >= 0) {
+        out.Gauge("weir_kafka_partition_position", "Next offset this subtask reads",
+                  static_cast<double>(p.next), l);
+        out.Gauge("weir_kafka_consumer_lag", "High watermark minus position (records behind)",
+                  static_cast<double>(std::max<int64_t>(0, high - p.next)), std::move(l));
+      }
+    }
   }
 
   bool TracksWatermarks() const override { return split_wm_.has_value(); }
@@ -422,6 +452,7 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
   }
 
   void HandleMessageError(const rd_kafka_message_t* m) {
+    ++fetch_errors_;
     const std::string where =
         m->rkt ? std::string(rd_kafka_topic_name(m->rkt)) + "/" + std::to_string(m->partition)
                : std::string();
@@ -476,6 +507,7 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
                                   rd_kafka_err2name(orig) + ": " + buf));
       return;
     }
+    ++self->fetch_errors_;
     self->Transient(static_cast<rd_kafka_resp_err_t>(err), reason);
   }
 
@@ -483,6 +515,7 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
                        rd_kafka_topic_partition_list_t* offsets, void* opaque) {
     auto* self = static_cast<KafkaSource*>(static_cast<kafka::OpaqueBase*>(opaque));
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+      ++self->commit_failures_;
       self->Transient(err, std::string("offset commit failed: ") + rd_kafka_err2str(err));
     }
   }
@@ -651,6 +684,7 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
   std::vector<std::pair<int64_t, std::vector<std::pair<size_t, int64_t>>>> to_commit_;
   std::optional<SplitWatermarks> split_wm_;
   RecordCounters counters_;  // "read", for reconciliation
+  int64_t commit_failures_ = 0, fetch_errors_ = 0;  // metrics
   bool started_ = false;  // the first discovery was applied
   Status fatal_;
   std::mutex log_mu_;                   // Transient() runs on both threads

@@ -25,6 +25,18 @@ Result<std::unique_ptr<state::KeyedStateStore>> OpenKeyedStateStore(const Operat
   return state::KeyedStateStore::Create(std::move(backend), ctx.key_groups);
 }
 
+void ReportStateMetrics(const state::KeyedStateStore* store, MetricWriter& out) {
+  if (store == nullptr) return;
+  const state::BackendStats s = store->Stats();
+  auto gauge = [&](const char* name, const char* help, int64_t v) {
+    if (v >= 0) out.Gauge(name, help, static_cast<double>(v));
+  };
+  gauge("weir_state_entries", "Keyed state entries (estimate)", s.entries);
+  gauge("weir_rocksdb_live_data_bytes", "RocksDB estimate of live data size", s.live_data_bytes);
+  gauge("weir_rocksdb_block_cache_bytes", "RocksDB block cache usage", s.block_cache_bytes);
+  gauge("weir_rocksdb_memtable_bytes", "RocksDB size of all memtables", s.memtable_bytes);
+}
+
 namespace {
 
 class UploadAdapter : public AsyncKeyedSnapshot {

@@ -16,6 +16,10 @@ namespace weir {
 Result<std::unique_ptr<state::KeyedStateStore>> OpenKeyedStateStore(const OperatorContext& ctx,
                                                                     const std::string& subdir);
 
+// The keyed state metrics of a store (entries, and RocksDB's live data, block cache and
+// memtables) for Operator::ReportMetrics. A null store (closed) reports nothing.
+void ReportStateMetrics(const state::KeyedStateStore* store, MetricWriter& out);
+
 // Adapts the state module's snapshot upload to the runtime's async keyed snapshot.
 std::unique_ptr<AsyncKeyedSnapshot> AdaptKeyedSnapshot(std::unique_ptr<state::SnapshotUpload> u);
 

@@ -64,6 +64,7 @@ class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
     return Status::Ok();
   }
   void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
+  void ReportMetrics(MetricWriter& out) const override { ReportStateMetrics(store_.get(), out); }
   void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
 
   Status Close() override {

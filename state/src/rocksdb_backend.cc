@@ -377,6 +377,19 @@ class RocksDbBackend : public SnapshottableBackend {
     return FromRocks(it->status(), "RocksDB state iteration failed");
   }
 
+  BackendStats Stats() const override {
+    BackendStats s;
+    auto prop = [&](const std::string& name) -> int64_t {
+      uint64_t v = 0;
+      return db_ && db_->GetIntProperty(name, &v) ? static_cast<int64_t>(v) : -1;
+    };
+    s.entries = prop(rocksdb::DB::Properties::kEstimateNumKeys);
+    s.live_data_bytes = prop(rocksdb::DB::Properties::kEstimateLiveDataSize);
+    s.block_cache_bytes = prop(rocksdb::DB::Properties::kBlockCacheUsage);
+    s.memtable_bytes = prop(rocksdb::DB::Properties::kCurSizeAllMemTables);
+    return s;
+  }
+
   size_t ApproximateCount() const override {
     uint64_t n = 0;
     if (!db_->GetIntProperty(rocksdb::DB::Properties::kEstimateNumKeys, &n)) return 0;

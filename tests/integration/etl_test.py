@@ -11,6 +11,7 @@ import unittest
 
 from harness import Cluster, committed_rows, test_failed, wait_for
 from kafka_harness import DevBroker
+from metrics_test import scrape, values
 
 JOB = """
 name: kafka-to-hive
@@ -109,6 +110,22 @@ class EtlTest(unittest.TestCase):
         ends = {p: hi for p, (lo, hi) in self.broker.offsets("events").items()}
         wait_for(lambda: self.broker.committed("etl", "events") == ends, 20,
                  "the group's offsets to reach the end of the topic")
+        # The task managers' /metrics: per-partition lag 0 at the end of the topic, and the
+        # high watermark librdkafka saw equals the end.
+        tms = json.loads(c.cli("taskmanagers", "--json", check=True).stdout)["taskmanagers"]
+
+        def caught_up():
+            m = {}
+            for t in tms:
+                m.update(scrape(t["metrics_address"]))
+            lags = {dict(k[1])["partition"]: v for k, v in m.items()
+                    if k[0] == "weir_kafka_consumer_lag" and dict(k[1]).get("job") == job}
+            return m if len(lags) == 4 and all(v == 0 for v in lags.values()) else None
+        m = wait_for(caught_up, 20, "kafka lag 0 on every partition in /metrics")
+        for p, hi in ends.items():
+            self.assertEqual(values(m, "weir_kafka_partition_high_watermark", job=job, topic="events",
+                                    partition=p), [hi])
+        self.assertEqual(sum(values(m, "weir_kafka_partitions_assigned", job=job, vertex="src")), 4)
         # Reconciliation of the latest checkpoint: nothing read is unaccounted for.
         info = c.job(job)
         counts = {k: int(v) for k, v in info["checkpoints"]["latest_completed"]["counts"].items()}

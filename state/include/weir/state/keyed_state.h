@@ -32,9 +32,23 @@ class StateIterator {
   virtual Status status() const = 0;
 };
 
+// What a backend holds, for the metrics (-1: not known to this backend).
+struct BackendStats {
+  int64_t entries = -1;
+  int64_t live_data_bytes = -1;   // RocksDB: estimate-live-data-size
+  int64_t block_cache_bytes = -1;  // RocksDB: block-cache-usage
+  int64_t memtable_bytes = -1;     // RocksDB: cur-size-all-mem-tables
+};
+
 class KeyedStateBackend {
  public:
   virtual ~KeyedStateBackend() = default;
+  // Cheap (no I/O): called about once a second by the owning task thread.
+  virtual BackendStats Stats() const {
+    BackendStats s;
+    s.entries = static_cast<int64_t>(ApproximateCount());
+    return s;
+  }
   // Looks `key` up; returns true and fills `value` iff present.
   virtual bool Get(int key_group, std::string_view key, std::string* value) = 0;
   virtual Status Put(int key_group, std::string_view key, std::string_view value) = 0;
