@@ -436,9 +436,13 @@
         ' + dirty ', el('b', {id: 'recon-dirty', className: r.dirty ? 'warn' : '', text: fmtNum(r.dirty)}),
         ' + filtered ', el('b', {text: fmtNum(r.filtered)})]);
       recon.appendChild(eq);
-      recon.appendChild(el('div', {className: r.balanced ? 'ok' : 'bad',
-                                   text: r.balanced ? '✓ balanced at checkpoint ' + r.checkpoint
-                                                    : '✗ ' + fmtNum(r.unaccounted) + ' records unaccounted at checkpoint ' + r.checkpoint}));
+      // The same words as `weir status`: a difference is expected of jobs that aggregate or fan
+      // out (their sinks see other records than the sources read).
+      var note;
+      if (r.balanced) note = '✓ balanced at checkpoint ' + r.checkpoint;
+      else if (r.uncommitted) note = fmtNum(r.uncommitted) + ' in files whose commit failed and is retried (checkpoint ' + r.checkpoint + ')';
+      else note = 'differs by ' + fmtNum(r.unaccounted) + ' at checkpoint ' + r.checkpoint + ' (jobs that aggregate or fan out do not balance)';
+      recon.appendChild(el('div', {id: 'recon-note', className: r.balanced ? 'ok' : 'warn', text: note}));
       recon.appendChild(el('div', {className: 'legend',
                                    text: 'dirty: records a sink or parser rejected; late: records behind the watermark'}));
     }

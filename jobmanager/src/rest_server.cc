@@ -446,6 +446,11 @@ Json ReconciliationJson(const proto::CheckpointSummary& c) {
   j["late"] = late;
   j["dirty"] = dirty;
   j["filtered"] = filtered;
+  // As `weir status` says it: rows in files whose commit failed (retried at the next
+  // completion) are not committed yet; jobs that aggregate or fan out do not balance at all.
+  const int64_t uncommitted =
+      get("uncommitted") + get("uncommitted_late") + get("uncommitted_dirty");
+  j["uncommitted"] = uncommitted;
   j["unaccounted"] = read - committed - late - dirty - filtered;
   j["balanced"] = read == committed + late + dirty + filtered;
   return j;
