@@ -67,6 +67,12 @@ class Cluster:
         args = ["--rest-port-file", self.rest_port_file]
         if "--rest-address" not in self.jm_args:
             args += ["--rest-address", "127.0.0.1:0"]
+        # Checkpoints and savepoints of jobs that name no directory go to this test's temp
+        # dir, never the shared default under /tmp/weir.
+        if "--checkpoint-dir" not in self.jm_args:
+            args += ["--checkpoint-dir", os.path.join(self.dir, "checkpoints")]
+        if "--savepoint-dir" not in self.jm_args:
+            args += ["--savepoint-dir", os.path.join(self.dir, "savepoints")]
         return args
 
     def _read_rest_port(self):
