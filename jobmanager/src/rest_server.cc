@@ -872,6 +872,18 @@ class RestServer::Impl {
     return JsonResponse(200, j);
   }
 
+  // The chained operators of a task, in order: [{"id", "type"}].
+  static Json OperatorsJson(const proto::TaskPlanInfo& plan) {
+    Json ops = Json::Array();
+    for (int i = 0; i < plan.vertices_size(); ++i) {
+      Json op = Json::Object();
+      op["id"] = plan.vertices(i);
+      op["type"] = i < plan.vertex_types_size() ? plan.vertex_types(i) : std::string();
+      ops.Push(std::move(op));
+    }
+    return ops;
+  }
+
   Json VertexJson(const proto::JobInfo& info, const TaskView& t) {
     Json v = Json::Object();
     v["id"] = t.plan.task_id();
@@ -880,14 +892,7 @@ class RestServer::Impl {
     v["status"] = TaskStatus(t);
     v["start-time"] =
         info.attempt_start_time_ms() > 0 ? info.attempt_start_time_ms() : info.submit_time_ms();
-    Json ops = Json::Array();
-    for (int i = 0; i < t.plan.vertices_size(); ++i) {
-      Json op = Json::Object();
-      op["id"] = t.plan.vertices(i);
-      op["type"] = i < t.plan.vertex_types_size() ? t.plan.vertex_types(i) : std::string();
-      ops.Push(std::move(op));
-    }
-    v["operators"] = std::move(ops);
+    v["operators"] = OperatorsJson(t.plan);
     v["tasks"] = StatusCounts(t.subtasks);
     v["metrics"] = TaskMetricsJson(t);
     return v;
@@ -917,14 +922,7 @@ class RestServer::Impl {
       n["id"] = t.plan.task_id();
       n["parallelism"] = t.plan.parallelism();
       n["description"] = TaskName(t.plan);
-      Json ops = Json::Array();
-      for (int i = 0; i < t.plan.vertices_size(); ++i) {
-        Json op = Json::Object();
-        op["id"] = t.plan.vertices(i);
-        op["type"] = i < t.plan.vertex_types_size() ? t.plan.vertex_types(i) : std::string();
-        ops.Push(std::move(op));
-      }
-      n["operators"] = std::move(ops);
+      n["operators"] = OperatorsJson(t.plan);
       Json inputs = Json::Array();
       int num = 0;
       for (const auto& in : t.plan.inputs()) {
