@@ -189,6 +189,18 @@ Response Error(int status, const std::string& message) {
   return JsonResponse(status, j);
 }
 
+void SendResponse(mg_connection* c, const Response& r) {
+  mg_response_header_start(c, r.status);
+  mg_response_header_add(c, "Content-Type", r.content_type.c_str(), -1);
+  const std::string len = std::to_string(r.body.size());
+  mg_response_header_add(c, "Content-Length", len.c_str(), -1);
+  mg_response_header_add(c, "Cache-Control", "no-store", -1);
+  mg_response_header_add(c, "X-Content-Type-Options", "nosniff", -1);
+  if (!r.allow.empty()) mg_response_header_add(c, "Allow", r.allow.c_str(), -1);
+  mg_response_header_send(c);
+  if (!r.body.empty()) mg_write(c, r.body.data(), r.body.size());
+}
+
 Response MethodNotAllowed(const std::string& method, const std::string& path,
                           const std::string& allow) {
   Response r =
@@ -638,17 +650,7 @@ class RestServer::Impl {
   }
 
  private:
-  static void Send(mg_connection* c, const Response& r) {
-    mg_response_header_start(c, r.status);
-    mg_response_header_add(c, "Content-Type", r.content_type.c_str(), -1);
-    const std::string len = std::to_string(r.body.size());
-    mg_response_header_add(c, "Content-Length", len.c_str(), -1);
-    mg_response_header_add(c, "Cache-Control", "no-store", -1);
-    mg_response_header_add(c, "X-Content-Type-Options", "nosniff", -1);
-    if (!r.allow.empty()) mg_response_header_add(c, "Allow", r.allow.c_str(), -1);
-    mg_response_header_send(c);
-    if (!r.body.empty()) mg_write(c, r.body.data(), r.body.size());
-  }
+  static void Send(mg_connection* c, const Response& r) { SendResponse(c, r); }
 
   // Reads the body, at most kMaxBodyBytes. On excess: 413 (the rest is read and dropped, up to
   // a bound, so that the client sees the answer rather than a reset connection).
@@ -1262,6 +1264,13 @@ int HandleRequest(mg_connection* c, void* data) {
   return static_cast<RestServer::Impl*>(data)->Handle(c);
 }
 
+// Errors civetweb answers itself, before any handler (a request that is not HTTP, an unknown
+// method): the same JSON error shape as the API's.
+int HttpError(mg_connection* c, int status, const char* message) {
+  SendResponse(c, Error(status, std::string("HTTP request: ") + (message ? message : "bad request")));
+  return 0;
+}
+
 int LogMessage(const mg_connection*, const char* message) {
   Log()->warn("civetweb: {}", message);
   return 1;
@@ -1287,6 +1296,7 @@ Result<int> RestServer::Start() {
       "10000",           "enable_keep_alive", "no",          nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = LogMessage;
+  callbacks.http_error = HttpError;
   mg_init_data init{};
   init.callbacks = &callbacks;
   init.user_data = impl_.get();

@@ -5,6 +5,8 @@ the web UI's files and Debian's d3 and Chart.js are served, nothing outside thei
 import http.client
 import json
 import os
+import random
+import socket
 import subprocess
 import unittest
 import urllib.parse
@@ -287,6 +289,54 @@ class RestTest(unittest.TestCase):
             return r.status, r.read().decode(errors="replace"), r.getheader("Content-Type", "")
         finally:
             c.close()
+
+    def test_random_hostile_requests_never_crash_the_server(self):
+        # A seeded fuzz over the wire: random methods, paths (API words, traversal, escapes,
+        # binary), query strings and bodies (job-file-like, JSON-like, garbage), and raw bytes
+        # that are not HTTP at all. Every HTTP answer is a status < 500 with a JSON error for
+        # the API; the job manager lives on and still answers.
+        rng = random.Random(11)
+        host, port = self.cluster.rest_url[len("http://"):].split(":")
+        words = ["jobs", "overview", "vertices", "checkpoints", "exceptions", "taskmanagers",
+                 "config", "savepoints", "stop", "cancel", "throughput", "metrics", "lib", "..",
+                 "%2e%2e", "%00", "x" * 300, "0" * 17, "\u00e9", "web", "index.html"]
+        bodies = [b"", b"{", b"[]", b"null", b'{"target-directory": 5}', b'{"drain": "yes"}',
+                  b"name: x\nvertices: [", b"vertices: {}", bytes(rng.randrange(256) for _ in range(300)),
+                  json.dumps({"a": [1] * 1000}).encode(), b"\xff\xfe" * 50]
+        methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS", "BREW"]
+        for i in range(600):
+            path = "/" + "/".join(rng.choice(words) for _ in range(rng.randrange(1, 5)))
+            if rng.random() < 0.3:
+                path += "?" + "&".join(f"{rng.choice(['mode', 'savepointPath', 'allowNonRestoredState', 'q'])}="
+                                       f"{urllib.parse.quote(rng.choice(words))}" for _ in range(rng.randrange(1, 3)))
+            method = rng.choice(methods)
+            body = rng.choice(bodies) if method in ("POST", "PATCH", "PUT") else None
+            c = http.client.HTTPConnection(host, int(port), timeout=10)
+            try:
+                c.putrequest(method, urllib.parse.quote(path, safe="/?&=%"), skip_accept_encoding=True)
+                if body is not None:
+                    c.putheader("Content-Length", str(len(body)))
+                c.endheaders(body)
+                r = c.getresponse()
+                data = r.read()
+                self.assertLess(r.status, 500, f"{method} {path}: {r.status} {data[:200]!r}")
+                if r.status >= 400 and method != "HEAD" and not path.startswith(("/lib", "/web")):
+                    try:
+                        doc = json.loads(data)
+                    except ValueError:
+                        self.fail(f"{method} {path}: {r.status} not JSON: {data[:200]!r}")
+                    self.assertIn("errors", doc, f"{method} {path}")
+            finally:
+                c.close()
+        for i in range(50):  # not HTTP
+            with socket.create_connection((host, int(port)), timeout=10) as s:
+                s.sendall(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 2000))) + b"\r\n\r\n")
+                try:
+                    s.recv(4096)
+                except OSError:
+                    pass
+        self.assertEqual(self.get("/overview")["taskmanagers"], 2)
+        self.assertIsNone(self.cluster.procs["jm"].poll(), "the job manager is alive")
 
     def test_ui_and_libraries_served_and_no_traversal(self):
         status, body, ctype = self.raw_get("/")
