@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "weir/config.h"
+#include "weir/security.h"
 #include "weir/signals.h"
 #include "weir/jobmanager/server.h"
 
@@ -41,6 +42,8 @@ weir::Status ApplyConfig(const std::string& file, weir::jm::ServerOptions* opts)
                                          std::to_string(rj));
   }
   o.retained_jobs = static_cast<int>(rj);
+  WEIR_ASSIGN_OR_RETURN(weir::SecurityOptions sec, weir::ParseSecurityOptions(cfg));
+  o.allowed_paths = sec.allowed_paths;
   return weir::Status::Ok();
 }
 

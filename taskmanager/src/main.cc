@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include "weir/config.h"
+#include "weir/security.h"
 #include "weir/signals.h"
 #include "weir/taskmanager/task_manager.h"
 
@@ -48,6 +49,8 @@ weir::Status ApplyConfig(const std::string& file, weir::tm::TaskManagerOptions* 
                                    std::to_string(ut));
   }
   opts->upload_threads = static_cast<int>(ut);
+  WEIR_ASSIGN_OR_RETURN(weir::SecurityOptions sec, weir::ParseSecurityOptions(cfg));
+  opts->allowed_paths = sec.allowed_paths;
   WEIR_ASSIGN_OR_RETURN(opts->state_dir, tm.GetString("state_dir", opts->state_dir));
   WEIR_ASSIGN_OR_RETURN(opts->metrics_address,
                         tm.GetString("metrics_address", opts->metrics_address));

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "weir/status.h"
@@ -31,6 +32,9 @@ struct TaskManagerOptions {
   // Prometheus /metrics (docs/metrics.md); port 0: ephemeral (the job manager lists the bound
   // address); empty or "off": none.
   std::string metrics_address = "127.0.0.1:0";
+  // security.allowed_paths (weir/security.h), checked again on DeployTask (the job manager
+  // checks at submission): file sink outputs and checkpointing.dir. Empty: any path.
+  std::vector<std::string> allowed_paths;
 };
 
 class TaskManager {
