@@ -648,7 +648,8 @@ void JobManager::CancelTasksLocked(Job& job) {
     if (it != tms_.end()) tms.emplace_back(tm, it->second.info.rpc_address());
   }
   for (const auto& [tm, addr] : tms) {
-    Rpc(addr, [this, tm, addr, id = job.id, attempt = job.attempt] {
+    // Copies named in the capture: clang 14 (the fuzz build) cannot capture bindings.
+    Rpc(addr, [this, tm = tm, addr = addr, id = job.id, attempt = job.attempt] {
       Status s = gateway_->CancelJobTasks(addr, id, attempt);
       if (s.ok()) return;
       Log()->warn("job={} cancel at {} failed: {}", id, addr, s.ToString());

@@ -16,7 +16,7 @@
 
 namespace {
 
-constexpr const char* kJob = R"(
+constexpr const char* kJob = R"Y(
 name: j
 max_parallelism: 64
 vertices:
@@ -26,7 +26,7 @@ vertices:
 edges:
   - {from: gen, to: agg, partition: hash, key: [k]}
   - {from: agg, to: out}
-)";
+)Y";
 
 const weir::ExecutionPlan& Plan() {
   static const weir::ExecutionPlan plan = [] {
@@ -70,6 +70,7 @@ std::string Seed(const std::string& task, int sub, const std::string& path) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  weir::fuzz::Quiet();
   weir::fuzz::MaybeWriteSeeds({{"gen0", Seed("gen", 0, "")},
                                {"agg1-shared", Seed("agg", 1, "shared/abc-000012.sst")},
                                {"agg0-own", Seed("agg", 0, "chk-3/000012.sst")},

@@ -17,7 +17,7 @@
 
 namespace {
 
-constexpr const char* kJob = R"(
+constexpr const char* kJob = R"Y(
 name: j
 max_parallelism: 64
 checkpointing: {interval: 1s, dir: /data/out/ck}
@@ -30,13 +30,14 @@ edges:
   - {from: gen, to: p}
   - {from: p, to: agg, partition: hash, key: [k]}
   - {from: agg, to: out}
-)";
+)Y";
 
 const std::vector<std::string> kAllowed = {"/data/out"};
 
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  weir::fuzz::Quiet();
   weir::proto::DeployTaskRequest req;
   req.set_job_id("0a1b2c3d4e5f60718");
   req.set_attempt(1);

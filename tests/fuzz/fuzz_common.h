@@ -3,6 +3,9 @@
 // of the current formats. Single-threaded (libFuzzer's thread).
 #pragma once
 
+#include <google/protobuf/stubs/logging.h>
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -12,6 +15,14 @@ namespace weir::fuzz {
 
 // Seeds to write: (file name, bytes).
 using Seeds = std::vector<std::pair<std::string, std::string>>;
+
+// No logging: protobuf's complaints about invalid UTF-8 and the operators' log lines would cost
+// more than the code under test.
+inline void Quiet() {
+  google::protobuf::SetLogHandler(
+      [](google::protobuf::LogLevel, const char*, int, const std::string&) {});
+  spdlog::set_level(spdlog::level::off);
+}
 
 // If WEIR_FUZZ_SEEDS is set, writes `seeds` there and exits.
 inline void MaybeWriteSeeds(const Seeds& seeds) {

@@ -26,6 +26,7 @@ std::string WithFrame(std::string_view body, uint64_t count) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  weir::fuzz::Quiet();
   std::string body;
   weir::state::AppendHeapEntry(std::string("\x00\x05k1", 4), "v1", &body);
   weir::state::AppendHeapEntry(std::string("\x7f\xffkey", 5), std::string(300, 'x'), &body);

@@ -21,7 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kJob = R"(
+constexpr const char* kJob = R"Y(
 name: j
 max_parallelism: 64
 vertices:
@@ -33,7 +33,7 @@ edges:
   - {from: gen, to: p}
   - {from: p, to: agg, partition: hash, key: [k]}
   - {from: agg, to: out}
-)";
+)Y";
 
 struct Fixture {
   weir::ExecutionPlan plan;
@@ -94,6 +94,7 @@ std::string Seed(bool savepoint, bool legacy_dirty) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  weir::fuzz::Quiet();
   weir::fuzz::MaybeWriteSeeds({{"checkpoint", Seed(false, false)},
                                {"savepoint", Seed(true, false)},
                                {"legacy-dirty", Seed(false, true)}});

@@ -60,6 +60,7 @@ weir::proto::NamedList* List(weir::proto::VertexRestore& vr, const std::string& 
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  weir::fuzz::Quiet();
   weir::fuzz::Seeds seeds;
   {
     weir::proto::VertexRestore vr;

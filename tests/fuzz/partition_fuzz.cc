@@ -31,6 +31,7 @@ const weir::Schema& InputSchema() {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  weir::fuzz::Quiet();
   auto seed = [](const std::string& tmpl, const std::string& app, int64_t n, int64_t ts) {
     std::string s = tmpl + "\n" + app + "\n";
     s.append(reinterpret_cast<const char*>(&n), 8);

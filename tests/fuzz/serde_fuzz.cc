@@ -52,6 +52,7 @@ std::string Seed(uint8_t which, const std::vector<weir::Row>& rows) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  weir::fuzz::Quiet();
   using weir::Value;
   weir::Row r0(1), r0n(1);
   r0[0] = Value::Int64(-5);

@@ -9,6 +9,7 @@
 
 #include "kafka_common.h"
 #include "kafka_config.h"
+#include "restore.h"
 #include "weir/builtins.h"
 #include "weir/job_graph.h"
 #include "weir/paths.h"
@@ -265,6 +266,24 @@ TEST(RestoredStateTest, KafkaOffsetsDecodeBothFormatsAndRefuseCorruptEntries) {
   auto ok = kafka::DecodeOffsetState(&v);
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(ok->partitions.at(0).second, -2);
+}
+
+// Found by deploy_fuzz (tests/fuzz/corpus/deploy/regression-local-name-nul): a restore handle's
+// local name with a NUL byte passed ValidateHandle, and creating the file would have cut the
+// name short at the NUL.
+TEST(RestoredStateTest, StateHandleLocalNamesAreRefusedWithNulBytes) {
+  proto::KeyedStateHandle h;
+  h.set_backend("heap");
+  h.set_key_group_first(0);
+  h.set_key_group_last(10);
+  auto* f = h.add_files();
+  f->set_path("chk-3/agg-1/keyed-state.bin");
+  f->set_local_name("keyed-state.bin");
+  EXPECT_TRUE(state::ValidateHandle(h).ok());
+  f->set_local_name(std::string("\x01\0\0\0d-state.bin", 15));
+  const Status st = state::ValidateHandle(h);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("bad local name"), std::string::npos) << st.message();
 }
 
 }  // namespace
