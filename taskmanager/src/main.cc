@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include "weir/config.h"
+#include "weir/security.h"
 #include "weir/signals.h"
 #include "weir/taskmanager/task_manager.h"
 
@@ -51,6 +52,9 @@ weir::Status ApplyConfig(const std::string& file, weir::tm::TaskManagerOptions* 
   WEIR_ASSIGN_OR_RETURN(opts->state_dir, tm.GetString("state_dir", opts->state_dir));
   WEIR_ASSIGN_OR_RETURN(opts->metrics_address,
                         tm.GetString("metrics_address", opts->metrics_address));
+  // security.tls: mutual TLS on the data plane (docs/data-plane.md).
+  WEIR_ASSIGN_OR_RETURN(weir::SecurityOptions sec, weir::ParseSecurityOptions(cfg));
+  opts->network.tls = sec.tls;
   return Status::Ok();
 }
 
