@@ -620,6 +620,7 @@ class InConnection : public std::enable_shared_from_this<InConnection> {
       if (!st.ok()) {
         ++env_->refused_connections_;
         Log()->warn("data connection refused: {}", st.message());
+        link_.Shutdown();  // the peer sees the end at once; the fd goes when reaped
         return;
       }
     }
