@@ -786,6 +786,10 @@ Result<void*> NetworkEnvironment::TlsContext() {
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
   SSL_CTX_set_num_tickets(ctx, 0);
   SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Read what the socket has (up to 64 KiB) in one recv instead of a record header and body
+  // apart: half the syscalls on the receiving side.
+  SSL_CTX_set_read_ahead(ctx, 1);
+  SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
   if (SSL_CTX_use_certificate_chain_file(ctx, f.cert.c_str()) != 1) {
     return fail("cannot load certificate " + f.cert);
   }
