@@ -1,41 +1,37 @@
 #!/usr/bin/env bash
-# Makes a development CA and one certificate per name, for Weir's TLS (docs/security-data-plane.md).
-#   deploy/gen-certs.sh OUTDIR [NAME ...]     (default names: jobmanager taskmanager client)
-# Writes OUTDIR/ca.pem, OUTDIR/ca.key and, for each NAME, OUTDIR/NAME.pem and OUTDIR/NAME.key:
-# EC P-256 keys, certificates signed by the CA for 825 days, CN=NAME, SAN DNS:localhost,
-# DNS:NAME, IP:127.0.0.1 (usable as server and client certificates). An existing ca.pem/ca.key
-# in OUTDIR is reused, so more names can be added later. Keys are mode 600.
-# For development and tests only: a production cluster uses certificates from its own CA.
+# Makes a DEVELOPMENT certificate authority and certificates for a Weir cluster with openssl
+# (docs/security.md). Not for production: the CA key sits next to the certificates.
+#   deploy/gen-certs.sh OUTDIR [NAME ...]
+# Writes OUTDIR/ca.pem and ca.key, and for each NAME (default: jobmanager taskmanager client)
+# NAME.pem and NAME.key, valid for localhost, 127.0.0.1 and every host in $WEIR_CERT_HOSTS
+# (space-separated names or IPv4 addresses), plus OUTDIR/token (a random bearer token) if it
+# does not exist. Existing files are kept, so it can be run again to add names.
 set -euo pipefail
-if [ $# -lt 1 ]; then
-  echo "usage: $0 OUTDIR [NAME ...]" >&2
-  exit 2
-fi
-out=$1
+out="${1:?usage: $0 OUTDIR [NAME ...]}"
 shift
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(jobmanager taskmanager client)
-command -v openssl >/dev/null || { echo "gen-certs: openssl not found (apt install openssl)" >&2; exit 1; }
+[ ${#names[@]} -eq 0 ] && names=(jobmanager taskmanager client)
 mkdir -p "$out"
-umask 077
-if [ ! -f "$out/ca.pem" ] || [ ! -f "$out/ca.key" ]; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 \
-    -subj "/CN=weir development CA" -keyout "$out/ca.key" -out "$out/ca.pem" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    2>/dev/null
+chmod 700 "$out"
+if [ ! -f "$out/ca.pem" ]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=weir development CA" \
+    -keyout "$out/ca.key" -out "$out/ca.pem" 2>/dev/null
 fi
+san="DNS:localhost,IP:127.0.0.1"
+for h in ${WEIR_CERT_HOSTS:-}; do
+  if [[ "$h" =~ ^[0-9.]+$ ]]; then san="$san,IP:$h"; else san="$san,DNS:$h"; fi
+done
 for n in "${names[@]}"; do
-  case "$n" in
-    ca|*/*|"") echo "gen-certs: bad name '$n'" >&2; exit 2 ;;
-  esac
+  [ -f "$out/$n.pem" ] && continue
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$n" -keyout "$out/$n.key" -out "$out/$n.csr" 2>/dev/null
   ext=$(mktemp)
-  printf 'subjectAltName=DNS:localhost,DNS:%s,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n' "$n" > "$ext"
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$n" \
-    -keyout "$out/$n.key" -out "$out/$n.csr" 2>/dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' "$san" >"$ext"
   openssl x509 -req -in "$out/$n.csr" -CA "$out/ca.pem" -CAkey "$out/ca.key" -CAcreateserial \
     -days 825 -extfile "$ext" -out "$out/$n.pem" 2>/dev/null
-  rm -f "$out/$n.csr" "$ext"
+  rm -f "$ext" "$out/$n.csr"
 done
-rm -f "$out/ca.srl"
-chmod 644 "$out"/*.pem
-echo "gen-certs: CA and ${names[*]} in $out" >&2
+if [ ! -f "$out/token" ]; then
+  (umask 077 && openssl rand -hex 32 >"$out/token")
+fi
+chmod 600 "$out"/*.key "$out/token"
+echo "certificates for ${names[*]} and a token in $out"

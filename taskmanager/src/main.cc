@@ -52,8 +52,9 @@ weir::Status ApplyConfig(const std::string& file, weir::tm::TaskManagerOptions* 
   WEIR_ASSIGN_OR_RETURN(opts->state_dir, tm.GetString("state_dir", opts->state_dir));
   WEIR_ASSIGN_OR_RETURN(opts->metrics_address,
                         tm.GetString("metrics_address", opts->metrics_address));
-  // security.tls: mutual TLS on the data plane (docs/data-plane.md).
   WEIR_ASSIGN_OR_RETURN(weir::SecurityOptions sec, weir::ParseSecurityOptions(cfg));
+  WEIR_ASSIGN_OR_RETURN(opts->security, weir::RpcSecurity::Create(sec));
+  // security.tls: mutual TLS on the data plane too (docs/data-plane.md).
   opts->network.tls = sec.tls;
   return Status::Ok();
 }

@@ -55,7 +55,9 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     WEIR_RETURN_IF_ERROR(network_.Start(options_.data_host, options_.data_port));
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(options_.rpc_address, grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(
+        options_.rpc_address,
+        options_.security.ServerCredentials(RpcSecurity::ClientCerts::kRequire), &port);
     builder.RegisterService(this);
     server_ = builder.BuildAndStart();
     if (!server_ || port == 0) {
@@ -65,7 +67,8 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
                    std::to_string(port);
     data_address_ = options_.data_host + ":" + std::to_string(network_.port());
     jm_ = proto::JobManagerService::NewStub(
-        grpc::CreateChannel(options_.jobmanager_address, grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(options_.jobmanager_address,
+                            options_.security.MemberChannelCredentials()));
     Log()->info("task manager {}: rpc {} data {} slots {} job manager {}", options_.tm_id,
                 rpc_address_, data_address_, options_.slots, options_.jobmanager_address);
     WEIR_RETURN_IF_ERROR(StartMetrics());
