@@ -54,6 +54,8 @@ weir::Status ApplyConfig(const std::string& file, weir::tm::TaskManagerOptions* 
                         tm.GetString("metrics_address", opts->metrics_address));
   WEIR_ASSIGN_OR_RETURN(weir::SecurityOptions sec, weir::ParseSecurityOptions(cfg));
   WEIR_ASSIGN_OR_RETURN(opts->security, weir::RpcSecurity::Create(sec));
+  // security.tls: mutual TLS on the data plane too (docs/data-plane.md).
+  opts->network.tls = sec.tls;
   return Status::Ok();
 }
 

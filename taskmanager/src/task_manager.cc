@@ -269,6 +269,14 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
                           "no subtask " + std::to_string(req->subtask()) + " of task '" +
                               req->task_id() + "' in the job graph");
     }
+    if (req->channel_secret().size() < 16) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "the deployment carries no data channel secret (a job manager older "
+                          "than this task manager?)");
+    }
+    // Before the task starts: OPENs of this attempt from peers may already be waiting for it.
+    network_.SetAttemptSecret(ChannelKeyPrefix(req->job_id(), req->attempt()),
+                              req->channel_secret());
     auto locations = std::make_shared<std::map<std::pair<std::string, int>, proto::SubtaskLocation>>();
     for (const auto& l : req->locations()) (*locations)[{l.task_id(), l.subtask()}] = l;
 
@@ -281,6 +289,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     setup.task_index = ti->second;
     setup.subtask = req->subtask();
     setup.network = &network_;
+    setup.channel_secret = req->channel_secret();
     setup.registry = &BuiltinOperators();
     setup.options = options_.task;
     setup.upload_executor = &uploads_;
