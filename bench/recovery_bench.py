@@ -4,7 +4,7 @@ measure (a) kill -> the job manager noticing (the job leaves RUNNING), (b) kill 
 subtask RUNNING again, (c) kill -> the first new committed output file of the exactly-once
 sink. Prints medians. Everything runs on 127.0.0.1 and is stopped at the end.
 
-  bench/recovery_bench.py [--kills 10] [--keys 1000] [--value-bytes 0] [--build build]
+  bench/recovery_bench.py [--kills 10] [--keys 1000] [--value-bytes 0] [--build build] [--secure]
 
 --keys/--value-bytes size the keyed state (e.g. --keys 2000000 --value-bytes 400 for ~1 GB,
 which takes minutes to build up on a small machine).
@@ -27,11 +27,14 @@ def main():
     ap.add_argument("--value-bytes", type=int, default=0)
     ap.add_argument("--rate", type=int, default=50000)
     ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
+    ap.add_argument("--secure", action="store_true",
+                    help="mutual TLS and a bearer token (docs/security.md): the handshake cost")
     a = ap.parse_args()
     os.environ["WEIR_BUILD_DIR"] = os.path.abspath(a.build)
     from harness import Cluster, wait_for
 
-    cluster = Cluster(taskmanagers=3, slots=2, jm_args=["--heartbeat-timeout-ms", "3000"])
+    cluster = Cluster(taskmanagers=3, slots=2, jm_args=["--heartbeat-timeout-ms", "3000"],
+                      secure=a.secure)
     try:
         pad = f", {{name: pad, expr: \"substr('{'x' * 1000}', 1, {a.value_bytes})\"}}" if a.value_bytes else ""
         job = f"""

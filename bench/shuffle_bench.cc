@@ -8,9 +8,12 @@
 // same YAML and each runs only its own Task. The time runs from the start of the sender task
 // until the receiver task is FINISHED.
 //
-// Usage: shuffle_bench [records] [--credits=N] [--buffer-bytes=N]
+// Usage: shuffle_bench [records] [--credits=N] [--buffer-bytes=N] [--tls[=DIR]]
 //   records: default 10000000; credits: NetworkOptions::buffers_per_channel (default as in the
 //   runtime); buffer-bytes: TaskOptions::buffer_bytes (default as in the runtime).
+//   --tls: after the plaintext Weir phase, the same shuffle over mutual TLS, and the ratio of
+//   the two. Certificates: DIR/ca.pem, DIR/taskmanager.{pem,key} (deploy/gen-certs.sh DIR), or
+//   without DIR made by deploy/gen-certs.sh in a temporary directory removed at the end.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -31,8 +34,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -205,7 +210,12 @@ struct BenchOptions {
   int64_t records = 10'000'000;
   weir::NetworkOptions network;  // runtime defaults unless overridden
   weir::TaskOptions task;
+  bool tls = false;
+  std::string tls_dir;  // empty: generated
 };
+
+// The job attempt's channel secret, as a job manager would hand it out (both processes).
+std::string g_channel_secret;
 
 struct PhaseResult {
   bool ok = false;
@@ -334,6 +344,7 @@ weir::TaskSetup SetupFor(const std::shared_ptr<const weir::ExecutionPlan>& plan,
   s.task_index = plan->task_index.at(task);
   s.subtask = 0;
   s.network = network;
+  s.channel_secret = g_channel_secret;
   s.registry = &weir::BuiltinOperators();
   s.locate = std::move(locate);
   s.options = options;
@@ -465,6 +476,11 @@ bool ParseArgs(int argc, char** argv, BenchOptions* opt) {
     } else if (arg.rfind("--buffer-bytes=", 0) == 0) {
       if (!number(15, &v) || v < 1024) return false;
       opt->task.buffer_bytes = static_cast<size_t>(v);
+    } else if (arg == "--tls") {
+      opt->tls = true;
+    } else if (arg.rfind("--tls=", 0) == 0) {
+      opt->tls = true;
+      opt->tls_dir = arg.substr(6);
     } else if (i == 1 && number(0, &v)) {
       opt->records = v;
     } else {
@@ -479,7 +495,8 @@ bool ParseArgs(int argc, char** argv, BenchOptions* opt) {
 int main(int argc, char** argv) {
   BenchOptions opt;
   if (!ParseArgs(argc, argv, &opt)) {
-    std::fprintf(stderr, "usage: %s [records] [--credits=N] [--buffer-bytes=N]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s [records] [--credits=N] [--buffer-bytes=N] [--tls[=DIR]]\n",
+                 argv[0]);
     return 2;
   }
   const int64_t records = opt.records;
@@ -499,8 +516,32 @@ int main(int argc, char** argv) {
               opt.network.buffers_per_channel, opt.task.buffer_bytes, opt.task.buffer_timeout_ms);
 
   // The raw pump runs first: this process has no thread of its own until the Weir phase.
+  {
+    std::random_device rd;
+    for (int i = 0; i < 32; ++i) g_channel_secret.push_back(static_cast<char>(rd() & 0xff));
+  }
+  std::string gen_dir;  // certificates made here, removed at the end
+  if (opt.tls && opt.tls_dir.empty()) {
+    char tmpl[] = "/tmp/weir-shuffle-certs-XXXXXX";
+    if (!::mkdtemp(tmpl)) return 1;
+    gen_dir = opt.tls_dir = tmpl;
+    const std::string cmd =
+        std::string("bash ") + WEIR_GEN_CERTS + " " + gen_dir + " taskmanager 2>/dev/null";
+    if (std::system(cmd.c_str()) != 0) {
+      std::fprintf(stderr, "cannot make certificates with %s\n", WEIR_GEN_CERTS);
+      return 1;
+    }
+  }
   const PhaseResult raw = RawPump(bytes);
   const PhaseResult weir = WeirShuffle(plan, opt);
+  PhaseResult tls;
+  if (opt.tls) {
+    BenchOptions topt = opt;
+    topt.network.tls = {opt.tls_dir + "/taskmanager.pem", opt.tls_dir + "/taskmanager.key",
+                        opt.tls_dir + "/ca.pem"};
+    tls = WeirShuffle(plan, topt);
+    if (!gen_dir.empty()) std::filesystem::remove_all(gen_dir);
+  }
 
   const double raw_bps = raw.ok ? static_cast<double>(bytes) / raw.seconds : 0;
   const double weir_bps = weir.ok ? static_cast<double>(bytes) / weir.seconds : 0;
@@ -519,6 +560,8 @@ int main(int argc, char** argv) {
   };
   row("raw TCP pump (32 KiB)", raw, raw_bps, false);
   row("weir hash shuffle", weir, weir_bps, true);
+  const double tls_bps = tls.ok ? static_cast<double>(bytes) / tls.seconds : 0;
+  if (opt.tls) row("weir shuffle, TLS", tls, tls_bps, true);
   if (weir.ok) {
     std::printf(
         "\nweir task threads: sender cpu %.2f s, waited for a core %.2f s; "
@@ -533,5 +576,9 @@ int main(int argc, char** argv) {
                 mrec >= 3 ? "met" : "MISSED", mrec, weir_bps >= 0.25 * raw_bps ? "met" : "MISSED",
                 100 * weir_bps / raw_bps);
   }
-  return raw.ok && weir.ok ? 0 : 1;
+  if (opt.tls && tls.ok && weir.ok) {
+    std::printf("TLS vs plaintext (same run): %.3f (target >= 0.70: %s)\n", tls_bps / weir_bps,
+                tls_bps >= 0.7 * weir_bps ? "met" : "MISSED");
+  }
+  return raw.ok && weir.ok && (!opt.tls || tls.ok) ? 0 : 1;
 }

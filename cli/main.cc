@@ -19,6 +19,8 @@
 #include "weir.grpc.pb.h"
 #include "weir/job_graph.h"
 #include "weir/lifecycle.h"
+#include "weir/rpc_security.h"
+#include "weir/security.h"
 
 namespace {
 
@@ -31,9 +33,12 @@ int FromGrpc(const grpc::Status& s, const std::string& what, const std::string& 
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
       s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     return Fail(3, "cannot reach the job manager at " + jm + " (" + s.error_message() +
-                       "); is the cluster running? (deploy/start-cluster.sh)");
+                       "); is the cluster running? (deploy/start-cluster.sh; a secure cluster "
+                       "needs --tls-ca or --config, docs/security.md)");
   }
-  if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+  if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+      s.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+      s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
     return Fail(2, what + ": " + s.error_message());
   }
   return Fail(1, what + ": " + s.error_message());
@@ -218,10 +223,12 @@ struct Options {
 struct Client {
   std::string jm;
   std::unique_ptr<weir::proto::JobManagerService::Stub> stub;
-  static std::unique_ptr<grpc::ClientContext> Ctx(std::chrono::seconds deadline =
-                                                      std::chrono::seconds(10)) {
+  std::string token;  // bearer token sent with every call (security.token_file)
+  std::unique_ptr<grpc::ClientContext> Ctx(std::chrono::seconds deadline =
+                                               std::chrono::seconds(10)) const {
     auto c = std::make_unique<grpc::ClientContext>();
     c->set_deadline(std::chrono::system_clock::now() + deadline);
+    weir::AddBearerToken(c.get(), token);
     return c;
   }
 };
@@ -240,7 +247,7 @@ int WaitForEnd(const Client& c, const std::string& job_id, double timeout_s) {
     weir::proto::JobId id;
     id.set_job_id(job_id);
     weir::proto::JobInfo info;
-    grpc::Status gs = c.stub->GetJob(Client::Ctx().get(), id, &info);
+    grpc::Status gs = c.stub->GetJob(c.Ctx().get(), id, &info);
     if (!gs.ok()) return FromGrpc(gs, "status", c.jm);
     auto st = weir::FromProto(info.state());
     if (progress && (std::chrono::steady_clock::now() - last_line >= std::chrono::milliseconds(500) ||
@@ -291,7 +298,7 @@ int Run(const Options& o, const Client& c) {
   req.set_restore_path(o.from_savepoint);
   req.set_allow_non_restored_state(o.allow_non_restored);
   weir::proto::SubmitJobResponse resp;
-  grpc::Status s = c.stub->SubmitJob(Client::Ctx().get(), req, &resp);
+  grpc::Status s = c.stub->SubmitJob(c.Ctx().get(), req, &resp);
   if (!s.ok()) return FromGrpc(s, "submit", c.jm);
   std::printf("%s\n", resp.job_id().c_str());
   std::fflush(stdout);
@@ -307,7 +314,7 @@ int Savepoint(const Options& o, const Client& c, bool stop) {
   req.set_directory(o.sp_dir);
   req.set_stop(stop);
   weir::proto::SavepointResponse resp;
-  grpc::Status s = c.stub->TriggerSavepoint(Client::Ctx(std::chrono::minutes(15)).get(), req, &resp);
+  grpc::Status s = c.stub->TriggerSavepoint(c.Ctx(std::chrono::minutes(15)).get(), req, &resp);
   if (!s.ok()) return FromGrpc(s, stop ? "stop" : "savepoint", c.jm);
   std::printf("%s\n", resp.path().c_str());
   return 0;
@@ -315,7 +322,7 @@ int Savepoint(const Options& o, const Client& c, bool stop) {
 
 int List(const Options& o, const Client& c) {
   weir::proto::ListJobsResponse resp;
-  grpc::Status s = c.stub->ListJobs(Client::Ctx().get(), weir::proto::ListJobsRequest(), &resp);
+  grpc::Status s = c.stub->ListJobs(c.Ctx().get(), weir::proto::ListJobsRequest(), &resp);
   if (!s.ok()) return FromGrpc(s, "list", c.jm);
   if (o.json) {
     std::printf("%s", Json(resp).c_str());
@@ -338,7 +345,7 @@ int Status(const Options& o, const Client& c) {
     weir::proto::JobId id;
     id.set_job_id(o.job_id);
     weir::proto::JobInfo info;
-    grpc::Status s = c.stub->GetJob(Client::Ctx().get(), id, &info);
+    grpc::Status s = c.stub->GetJob(c.Ctx().get(), id, &info);
     if (!s.ok()) return FromGrpc(s, "status", c.jm);
     if (o.json) {
       std::printf("%s%s", watch ? JsonLine(info).c_str() : Json(info).c_str(), watch ? "\n" : "");
@@ -358,7 +365,7 @@ int Cancel(const Options& o, const Client& c) {
   weir::proto::JobId id;
   id.set_job_id(o.job_id);
   weir::proto::CancelJobResponse resp;
-  grpc::Status s = c.stub->CancelJob(Client::Ctx().get(), id, &resp);
+  grpc::Status s = c.stub->CancelJob(c.Ctx().get(), id, &resp);
   if (!s.ok()) return FromGrpc(s, "cancel", c.jm);
   std::printf("%s %s\n", o.job_id.c_str(), Name(resp.state()));
   return 0;
@@ -367,7 +374,7 @@ int Cancel(const Options& o, const Client& c) {
 int TaskManagers(const Options& o, const Client& c) {
   weir::proto::ListTaskManagersResponse resp;
   grpc::Status s =
-      c.stub->ListTaskManagers(Client::Ctx().get(), weir::proto::ListTaskManagersRequest(), &resp);
+      c.stub->ListTaskManagers(c.Ctx().get(), weir::proto::ListTaskManagersRequest(), &resp);
   if (!s.ok()) return FromGrpc(s, "taskmanagers", c.jm);
   if (o.json) {
     std::printf("%s", Json(resp).c_str());
@@ -390,6 +397,16 @@ int main(int argc, char** argv) {
   const char* env_jm = std::getenv("WEIR_JOBMANAGER");
   o.jm = env_jm ? env_jm : "127.0.0.1:6123";
   app.add_option("--jobmanager,-m", o.jm, "job manager host:port (env WEIR_JOBMANAGER)");
+  // A secure cluster (docs/security.md): the CA that signed the job manager's certificate and
+  // the bearer token, from flags, the environment, or a cluster config's `security:` section.
+  std::string config_file, tls_ca, token_file;
+  if (const char* e = std::getenv("WEIR_TLS_CA")) tls_ca = e;
+  if (const char* e = std::getenv("WEIR_TOKEN_FILE")) token_file = e;
+  app.add_option("--config", config_file,
+                 "cluster config file: its security.tls.ca and security.token_file are used");
+  app.add_option("--tls-ca", tls_ca, "CA file: connect with TLS and verify the job manager "
+                                     "(env WEIR_TLS_CA)");
+  app.add_option("--token-file", token_file, "file holding the bearer token (env WEIR_TOKEN_FILE)");
 
   auto* run = app.add_subcommand("run", "validate and submit a job file (YAML or JSON)");
   run->add_option("FILE", o.file, "job file")->required();
@@ -421,8 +438,23 @@ int main(int argc, char** argv) {
   tms->add_flag("--json", o.json, "JSON output");
   CLI11_PARSE(app, argc, argv);
 
-  Client c{o.jm, weir::proto::JobManagerService::NewStub(
-                     grpc::CreateChannel(o.jm, grpc::InsecureChannelCredentials()))};
+  if (!config_file.empty()) {
+    auto cfg = weir::Config::Load(config_file, config_file);
+    if (!cfg.ok()) return Fail(2, cfg.status().message());
+    auto sec = weir::ParseSecurityOptions(*cfg);
+    if (!sec.ok()) return Fail(2, config_file + ": " + sec.status().message());
+    if (tls_ca.empty()) tls_ca = sec->tls.ca;
+    if (token_file.empty()) token_file = sec->token_file;
+  }
+  std::string token;
+  if (!token_file.empty()) {
+    auto t = weir::ReadSecretFile(token_file);
+    if (!t.ok()) return Fail(2, t.status().message());
+    token = *t;
+  }
+  auto creds = weir::UserChannelCredentials(tls_ca);
+  if (!creds.ok()) return Fail(2, creds.status().message());
+  Client c{o.jm, weir::proto::JobManagerService::NewStub(grpc::CreateChannel(o.jm, *creds)), token};
   if (*run) return Run(o, c);
   if (*savepoint || *stop) return Savepoint(o, c, stop->parsed());
   if (*list) return List(o, c);

@@ -19,6 +19,37 @@ JM_BIN="$WEIR_BUILD_DIR/jobmanager/weir-jobmanager"
 TM_BIN="$WEIR_BUILD_DIR/taskmanager/weir-taskmanager"
 CLI_BIN="$WEIR_BUILD_DIR/cli/weir"
 
+# A secure cluster (start-cluster.sh --secure, docs/security.md): a development CA, certificates
+# and a token in $WEIR_SECURE_DIR/certs, and per-role configs (the cluster config plus a
+# `security:` section). While it is on, every script (and the CLI it runs) uses them.
+WEIR_SECURE_DIR="$WEIR_RUN_DIR/secure"
+JM_CONFIG="$WEIR_CONFIG"
+TM_CONFIG="$WEIR_CONFIG"
+if [ -f "$WEIR_SECURE_DIR/enabled" ]; then
+  JM_CONFIG="$WEIR_SECURE_DIR/jobmanager.yaml"
+  TM_CONFIG="$WEIR_SECURE_DIR/taskmanager.yaml"
+  export WEIR_TLS_CA="$WEIR_SECURE_DIR/certs/ca.pem"
+  export WEIR_TOKEN_FILE="$WEIR_SECURE_DIR/certs/token"
+fi
+
+# make_secure_configs: certificates (deploy/gen-certs.sh, kept if present) and the two configs.
+make_secure_configs() {
+  grep -q '^security:' "$WEIR_CONFIG" &&
+    die "--secure writes its own security: section; $WEIR_CONFIG has one already"
+  "$DEPLOY_DIR/gen-certs.sh" "$WEIR_SECURE_DIR/certs" jobmanager taskmanager >/dev/null
+  local c="$WEIR_SECURE_DIR/certs" role
+  for role in jobmanager taskmanager; do
+    { cat "$WEIR_CONFIG"
+      printf '\nsecurity:\n  tls: {cert: %s/%s.pem, key: %s/%s.key, ca: %s/ca.pem}\n' "$c" "$role" "$c" "$role" "$c"
+      printf '  token_file: %s/token\n' "$c"
+    } >"$WEIR_SECURE_DIR/$role.yaml"
+  done
+  touch "$WEIR_SECURE_DIR/enabled"
+  JM_CONFIG="$WEIR_SECURE_DIR/jobmanager.yaml"
+  TM_CONFIG="$WEIR_SECURE_DIR/taskmanager.yaml"
+  export WEIR_TLS_CA="$c/ca.pem" WEIR_TOKEN_FILE="$c/token"
+}
+
 die() { echo "weir: $*" >&2; exit 1; }
 
 check_binaries() {

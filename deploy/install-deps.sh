@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(cmake g++ make pkg-config ccache zlib1g-dev
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
       librocksdb-dev librdkafka-dev libspdlog-dev libcli11-dev libyaml-cpp-dev
-      libgtest-dev libgmock-dev libbenchmark-dev python3 curl procps
+      libgtest-dev libgmock-dev libbenchmark-dev python3 curl procps libssl-dev openssl
       prometheus-cpp-dev libcivetweb-dev libjs-d3 libjs-chart.js)
 # Test-only: never needed to build or run Weir.
 if [ "${1:-}" = "--browser" ]; then

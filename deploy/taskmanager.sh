@@ -19,7 +19,7 @@ case "$cmd" in
       id="tm-$n"
     fi
     is_alive "$WEIR_RUN_DIR/tm/$id.pid" && die "$id is already running (pid $(cat "$WEIR_RUN_DIR/tm/$id.pid"))"
-    args=(--config "$WEIR_CONFIG" --id "$id" --jobmanager "$WEIR_JM")
+    args=(--config "$TM_CONFIG" --id "$id" --jobmanager "$WEIR_JM")
     # Prometheus /metrics: tm-N on port WEIR_TM_METRICS_PORT_BASE+N (default 9250+N), other
     # ids on an ephemeral port (`weir taskmanagers --json` lists every one's address).
     case "$id" in

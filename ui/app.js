@@ -15,8 +15,28 @@
   var localHistory = {};   // job id -> [{time, in: {task: r}, out: {task: r}}]
 
   // ------------------------------------------------------------------ helpers
-  function api(path) {
-    return fetch(path, {headers: {'Accept': 'application/json'}}).then(function (r) {
+  // A secure cluster's REST API wants a bearer token (docs/security.md): asked once when a
+  // call is refused, kept for this browser tab only.
+  function headers(extra) {
+    var h = extra || {};
+    var token = window.sessionStorage.getItem('weir-token');
+    if (token) h['Authorization'] = 'Bearer ' + token;
+    return h;
+  }
+
+  function askToken() {
+    var t = window.prompt('This cluster needs its bearer token (security.token_file):');
+    if (t) window.sessionStorage.setItem('weir-token', t.trim());
+    return !!t;
+  }
+
+  function api(path, retried) {
+    var sent = window.sessionStorage.getItem('weir-token');
+    return fetch(path, {headers: headers({'Accept': 'application/json'})}).then(function (r) {
+      if (r.status === 401 && !retried) {
+        // Calls refused before another one got the token retry with it without asking again.
+        if (window.sessionStorage.getItem('weir-token') !== sent || askToken()) return api(path, true);
+      }
       return r.json().then(function (body) {
         if (!r.ok) {
           var msg = body && body.errors ? body.errors.join('; ') : r.statusText;
@@ -29,7 +49,7 @@
 
   function post(path, body, method) {
     return fetch(path, {method: method || 'POST', body: body ? JSON.stringify(body) : '',
-                        headers: {'Content-Type': 'application/json'}})
+                        headers: headers({'Content-Type': 'application/json'})})
       .then(function (r) { return r.json(); });
   }
 

@@ -12,6 +12,8 @@ namespace {
 
 class GrpcGateway : public TaskManagerGateway {
  public:
+  explicit GrpcGateway(std::shared_ptr<grpc::ChannelCredentials> credentials)
+      : credentials_(std::move(credentials)) {}
   Status DeployTask(const std::string& addr, const proto::DeployTaskRequest& req) override {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -78,7 +80,7 @@ class GrpcGateway : public TaskManagerGateway {
     e.last_use = ++use_counter_;
     if (!e.stub) {
       e.stub = proto::TaskManagerService::NewStub(
-          grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+          grpc::CreateChannel(addr, credentials_));
     }
     auto stub = e.stub;
     while (stubs_.size() > kMaxStubs) {
@@ -94,6 +96,7 @@ class GrpcGateway : public TaskManagerGateway {
     uint64_t last_use = 0;
   };
   static constexpr size_t kMaxStubs = 1024;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   std::mutex mu_;
   uint64_t use_counter_ = 0;
   std::map<std::string, Entry> stubs_;
@@ -101,8 +104,9 @@ class GrpcGateway : public TaskManagerGateway {
 
 }  // namespace
 
-std::unique_ptr<TaskManagerGateway> NewGrpcTaskManagerGateway() {
-  return std::make_unique<GrpcGateway>();
+std::unique_ptr<TaskManagerGateway> NewGrpcTaskManagerGateway(
+    std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  return std::make_unique<GrpcGateway>(std::move(credentials));
 }
 
 }  // namespace weir::jm

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
+
+#include <openssl/rand.h>
 
 #include "weir/logging.h"
 #include "weir/paths.h"
@@ -412,6 +415,17 @@ void JobManager::DeployLocked(Job& job) {
   *base.mutable_graph() = job.graph;
   base.set_state_backend(job.graph.state_backend().empty() ? "rocksdb" : job.graph.state_backend());
   base.set_jm_session(session_);
+  {
+    // The attempt's channel secret (docs/data-plane.md): fresh per deployment, never logged.
+    unsigned char secret[32];
+    if (RAND_bytes(secret, sizeof secret) != 1) {
+      // The CSPRNG is the kernel's; failing here means no entropy at all. Fail loudly rather
+      // than deploy a guessable secret.
+      Log()->critical("cannot draw a channel secret (RAND_bytes failed); aborting");
+      std::abort();
+    }
+    base.set_channel_secret(std::string(reinterpret_cast<char*>(secret), sizeof secret));
+  }
   job.monitor.attempt_start_ms = clock_();
   job.monitor.last_sample_ms = 0;
   for (Subtask& st : job.sched.subtasks) st.metrics.Clear();

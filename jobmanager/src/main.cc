@@ -42,8 +42,10 @@ weir::Status ApplyConfig(const std::string& file, weir::jm::ServerOptions* opts)
                                          std::to_string(rj));
   }
   o.retained_jobs = static_cast<int>(rj);
+  // security: TLS, the bearer token (docs/security.md), allowed_paths.
   WEIR_ASSIGN_OR_RETURN(weir::SecurityOptions sec, weir::ParseSecurityOptions(cfg));
-  o.allowed_paths = sec.allowed_paths;
+  WEIR_ASSIGN_OR_RETURN(opts->security, weir::RpcSecurity::Create(sec));
+  o.allowed_paths = sec.allowed_paths;  // docs/security-policy.md
   return weir::Status::Ok();
 }
 
@@ -68,6 +70,10 @@ int main(int argc, char** argv) {
   app.add_option("--retained-jobs", retained_jobs,
                  "finished jobs kept for list/status (default 100); older ones are forgotten");
   app.add_option("--config", config_file, "cluster config file (YAML), see deploy/weir.yaml");
+  bool insecure = false;
+  app.add_flag("--insecure", insecure,
+               "serve on a non-loopback address without TLS and a token (warns; for trusted "
+               "networks only)");
   app.add_option("--rpc-address", rpc_address, "host:port for gRPC (default 127.0.0.1:6123)");
   app.add_option("--heartbeat-timeout-ms", hb_timeout, "task manager heartbeat timeout");
   app.add_option("--slot-wait-timeout-ms", slot_timeout, "how long a job waits for slots");
@@ -111,6 +117,7 @@ int main(int argc, char** argv) {
   if (!savepoint_dir.empty()) opts.jm.savepoint_dir = savepoint_dir;
   if (!ha_dir.empty()) opts.jm.ha_dir = ha_dir;
   if (retained_jobs >= 0) opts.jm.retained_jobs = retained_jobs;
+  opts.insecure = insecure;
 
   // Signals are taken by one thread with sigwait, so shutdown runs in normal context.
   weir::BlockTerminationSignals();

@@ -175,6 +175,7 @@ struct Response {
   std::string body;
   std::string content_type = "application/json";
   std::string allow;  // for 405
+  std::string www_authenticate;  // for 401
 };
 
 Response JsonResponse(int status, const Json& j) {
@@ -197,6 +198,9 @@ void SendResponse(mg_connection* c, const Response& r) {
   mg_response_header_add(c, "Cache-Control", "no-store", -1);
   mg_response_header_add(c, "X-Content-Type-Options", "nosniff", -1);
   if (!r.allow.empty()) mg_response_header_add(c, "Allow", r.allow.c_str(), -1);
+  if (!r.www_authenticate.empty()) {
+    mg_response_header_add(c, "WWW-Authenticate", r.www_authenticate.c_str(), -1);
+  }
   mg_response_header_send(c);
   if (!r.body.empty()) mg_write(c, r.body.data(), r.body.size());
 }
@@ -686,11 +690,24 @@ class RestServer::Impl {
     const std::string method = ri->request_method;
     const std::string path = ri->local_uri ? ri->local_uri : "/";
     const std::vector<std::string> segs = SplitPath(path);
+    const std::string root = segs.empty() ? "" : segs[0];
+    // With a token configured every API call (and /metrics) carries it; the UI's static files
+    // hold no data and are served to anyone, the UI then asks for the token.
+    const bool api = root == "overview" || root == "config" || root == "metrics" ||
+                     root == "taskmanagers" || root == "jobs";
+    if (api && options_.authorized) {
+      const char* auth = mg_get_header(c, "Authorization");
+      if (!options_.authorized(auth ? std::string_view(auth) : std::string_view())) {
+        Response r = Error(401, auth ? "the bearer token is wrong"
+                                     : "a bearer token is required (Authorization: Bearer <token>)");
+        r.www_authenticate = "Bearer realm=\"weir\"";
+        return r;
+      }
+    }
     std::string body;
     if (method == "POST" || method == "PATCH" || method == "PUT") {
       if (auto err = ReadBody(c, ri, &body)) return *err;
     }
-    const std::string root = segs.empty() ? "" : segs[0];
     if (root == "overview" || root == "config" || root == "metrics") {
       if (segs.size() != 1) return Error(404, "not found: " + path);
       if (method != "GET") return MethodNotAllowed(method, path, "GET");

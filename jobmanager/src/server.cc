@@ -38,10 +38,12 @@ grpc::Status ToGrpc(const Status& s) {
 
 class Service final : public proto::JobManagerService::Service {
  public:
-  explicit Service(JobManager* jm) : jm_(jm) {}
+  Service(JobManager* jm, const RpcSecurity* security) : jm_(jm), sec_(security) {}
 
-  grpc::Status RegisterTaskManager(grpc::ServerContext*, const proto::RegisterTaskManagerRequest* req,
+  grpc::Status RegisterTaskManager(grpc::ServerContext* ctx,
+                                   const proto::RegisterTaskManagerRequest* req,
                                    proto::RegisterTaskManagerResponse* resp) override {
+    if (auto st = sec_->CheckMember(*ctx, "RegisterTaskManager"); !st.ok()) return st;
     if (req->tm_id().empty() || req->slots() < 1 || req->rpc_address().empty() ||
         req->data_address().empty()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -50,18 +52,21 @@ class Service final : public proto::JobManagerService::Service {
     *resp = jm_->RegisterTaskManager(*req);
     return grpc::Status::OK;
   }
-  grpc::Status Heartbeat(grpc::ServerContext*, const proto::HeartbeatRequest* req,
+  grpc::Status Heartbeat(grpc::ServerContext* ctx, const proto::HeartbeatRequest* req,
                          proto::HeartbeatResponse* resp) override {
+    if (auto st = sec_->CheckMember(*ctx, "Heartbeat"); !st.ok()) return st;
     *resp = jm_->Heartbeat(*req);
     return grpc::Status::OK;
   }
-  grpc::Status UpdateTaskState(grpc::ServerContext*, const proto::TaskStateUpdate* req,
+  grpc::Status UpdateTaskState(grpc::ServerContext* ctx, const proto::TaskStateUpdate* req,
                                proto::TaskStateAck*) override {
+    if (auto st = sec_->CheckMember(*ctx, "UpdateTaskState"); !st.ok()) return st;
     jm_->UpdateTaskState(*req);
     return grpc::Status::OK;
   }
-  grpc::Status SubmitJob(grpc::ServerContext*, const proto::SubmitJobRequest* req,
+  grpc::Status SubmitJob(grpc::ServerContext* ctx, const proto::SubmitJobRequest* req,
                          proto::SubmitJobResponse* resp) override {
+    if (auto st = sec_->CheckUser(*ctx, "SubmitJob"); !st.ok()) return st;
     // Exceptions stay inside modules by design; this guard keeps a client's job graph from
     // ever taking the server down should one escape (e.g. from the YAML library).
     Result<std::string> r = Status::Internal("unset");
@@ -75,37 +80,43 @@ class Service final : public proto::JobManagerService::Service {
     resp->set_job_id(r.value());
     return grpc::Status::OK;
   }
-  grpc::Status ListJobs(grpc::ServerContext*, const proto::ListJobsRequest*,
+  grpc::Status ListJobs(grpc::ServerContext* ctx, const proto::ListJobsRequest*,
                         proto::ListJobsResponse* resp) override {
+    if (auto st = sec_->CheckUser(*ctx, "ListJobs"); !st.ok()) return st;
     for (auto& j : jm_->ListJobs()) *resp->add_jobs() = std::move(j);
     return grpc::Status::OK;
   }
-  grpc::Status GetJob(grpc::ServerContext*, const proto::JobId* req, proto::JobInfo* resp) override {
+  grpc::Status GetJob(grpc::ServerContext* ctx, const proto::JobId* req, proto::JobInfo* resp) override {
+    if (auto st = sec_->CheckUser(*ctx, "GetJob"); !st.ok()) return st;
     auto r = jm_->GetJob(req->job_id());
     if (!r.ok()) return ToGrpc(r.status());
     *resp = r.value();
     return grpc::Status::OK;
   }
-  grpc::Status CancelJob(grpc::ServerContext*, const proto::JobId* req,
+  grpc::Status CancelJob(grpc::ServerContext* ctx, const proto::JobId* req,
                          proto::CancelJobResponse* resp) override {
+    if (auto st = sec_->CheckUser(*ctx, "CancelJob"); !st.ok()) return st;
     auto r = jm_->CancelJob(req->job_id());
     if (!r.ok()) return ToGrpc(r.status());
     resp->set_state(ToProto(r.value()));
     return grpc::Status::OK;
   }
-  grpc::Status AcknowledgeCheckpoint(grpc::ServerContext*,
+  grpc::Status AcknowledgeCheckpoint(grpc::ServerContext* ctx,
                                      const proto::AcknowledgeCheckpointRequest* req,
                                      proto::Empty*) override {
+    if (auto st = sec_->CheckMember(*ctx, "AcknowledgeCheckpoint"); !st.ok()) return st;
     jm_->AcknowledgeCheckpoint(*req);
     return grpc::Status::OK;
   }
-  grpc::Status DeclineCheckpoint(grpc::ServerContext*, const proto::DeclineCheckpointRequest* req,
+  grpc::Status DeclineCheckpoint(grpc::ServerContext* ctx, const proto::DeclineCheckpointRequest* req,
                                  proto::Empty*) override {
+    if (auto st = sec_->CheckMember(*ctx, "DeclineCheckpoint"); !st.ok()) return st;
     jm_->DeclineCheckpoint(*req);
     return grpc::Status::OK;
   }
   grpc::Status TriggerSavepoint(grpc::ServerContext* ctx, const proto::SavepointRequest* req,
                                 proto::SavepointResponse* resp) override {
+    if (auto st = sec_->CheckUser(*ctx, "TriggerSavepoint"); !st.ok()) return st;
     auto promise = std::make_shared<std::promise<Result<proto::SavepointResponse>>>();
     auto future = promise->get_future();
     jm_->TriggerSavepoint(*req, [promise](Result<proto::SavepointResponse> r) {
@@ -123,14 +134,16 @@ class Service final : public proto::JobManagerService::Service {
     *resp = r.value();
     return grpc::Status::OK;
   }
-  grpc::Status ListTaskManagers(grpc::ServerContext*, const proto::ListTaskManagersRequest*,
+  grpc::Status ListTaskManagers(grpc::ServerContext* ctx, const proto::ListTaskManagersRequest*,
                                 proto::ListTaskManagersResponse* resp) override {
+    if (auto st = sec_->CheckUser(*ctx, "ListTaskManagers"); !st.ok()) return st;
     for (auto& t : jm_->ListTaskManagers()) *resp->add_taskmanagers() = std::move(t);
     return grpc::Status::OK;
   }
 
  private:
   JobManager* jm_;
+  const RpcSecurity* sec_;
 };
 
 }  // namespace
@@ -139,9 +152,40 @@ class JobManagerServer::Impl {
  public:
   explicit Impl(ServerOptions o) : options_(std::move(o)) {}
 
+  // An address others can reach needs TLS and the token, or an explicit --insecure.
+  Status CheckExposure() {
+    const RpcSecurity& sec = options_.security;
+    std::vector<std::string> exposed;
+    if (!IsLoopbackAddress(options_.rpc_address)) exposed.push_back(options_.rpc_address);
+    if (!options_.rest_address.empty() && options_.rest_address != "off" &&
+        !IsLoopbackAddress(options_.rest_address)) {
+      exposed.push_back(options_.rest_address);
+    }
+    // REST has no TLS (see RestOptions): a token must not cross a network in the clear.
+    if (sec.tls() && sec.has_token() && !options_.insecure && !options_.rest_address.empty() &&
+        options_.rest_address != "off" && !IsLoopbackAddress(options_.rest_address)) {
+      return Status::FailedPrecondition(
+          "refusing to serve REST on " + options_.rest_address +
+          ": the REST API has no TLS, so its bearer token would cross the network in the clear; "
+          "keep it on loopback behind a TLS proxy (docs/security.md), or pass --insecure");
+    }
+    if (exposed.empty() || (sec.tls() && sec.has_token())) return Status::Ok();
+    std::string list;
+    for (const auto& a : exposed) list += (list.empty() ? "" : ", ") + a;
+    if (!options_.insecure) {
+      return Status::FailedPrecondition(
+          "refusing to serve on " + list + " (not loopback) without security.tls and "
+          "security.token_file (docs/security.md); pass --insecure to do it anyway");
+    }
+    spdlog::warn("serving on {} WITHOUT {}: anyone who reaches it controls the cluster (--insecure)",
+                 list, sec.tls() ? "a token" : (sec.has_token() ? "TLS" : "TLS or a token"));
+    return Status::Ok();
+  }
+
   Result<int> Start() {
+    WEIR_RETURN_IF_ERROR(CheckExposure());
     jm_ = std::make_unique<JobManager>(
-        options_.jm, NewGrpcTaskManagerGateway(), NowMs,
+        options_.jm, NewGrpcTaskManagerGateway(options_.security.MemberChannelCredentials()), NowMs,
         [this](const std::string& lane, std::function<void()> fn) {
           Status st = executor_.Submit(lane, std::move(fn));
           // Only a lane whose task manager has been hung for a long time fills up; the
@@ -154,10 +198,14 @@ class JobManagerServer::Impl {
     if (*recovered > 0) {
       spdlog::info("resuming {} job(s) from the HA directory {}", *recovered, options_.jm.ha_dir);
     }
-    service_ = std::make_unique<Service>(jm_.get());
+    service_ = std::make_unique<Service>(jm_.get(), &options_.security);
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(options_.rpc_address, grpc::InsecureServerCredentials(), &port);
+    // Client certificates are verified when presented (members) but not required (the CLI
+    // proves itself with the token); Service checks each call.
+    builder.AddListeningPort(
+        options_.rpc_address,
+        options_.security.ServerCredentials(RpcSecurity::ClientCerts::kVerifyIfPresent), &port);
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
     if (!server_ || port == 0) {
@@ -173,6 +221,11 @@ class JobManagerServer::Impl {
         ro.metrics_text = [jm = jm_.get()] { return JobManagerMetricsText(*jm, NowMs()); };
       }
       ro.rpc_address = options_.rpc_address;
+      if (options_.security.has_token()) {
+        ro.authorized = [sec = &options_.security](std::string_view h) {
+          return sec->TokenMatches(h);
+        };
+      }
       ro.jm = options_.jm;
       rest_ = std::make_unique<RestServer>(std::move(ro), jm_.get());
       auto rp = rest_->Start();

@@ -18,6 +18,8 @@ std::string ProducerKey(const ExecutionPlan& plan, const EdgeSpec& e) {
 }  // namespace
 
 Status ChainBuilder::Build() {
+  // Peers' OPENs of this attempt's channels are checked against it, ours are signed with it.
+  s_.network->SetAttemptSecret(ChannelKeyPrefix(s_.job_id, s_.attempt), s_.channel_secret);
   WEIR_RETURN_IF_ERROR(CreateOperators());
   WEIR_RETURN_IF_ERROR(ConnectOutputs());
   LinkOperators(PlaceAssigner());
@@ -152,7 +154,8 @@ Result<std::unique_ptr<EdgeWriter>> ChainBuilder::ConnectEdge(int ei) {
     const std::string key = ChannelKey(s_.job_id, s_.attempt, consumer.id, j, producer, s_.subtask);
     PeerLocation loc = s_.locate(consumer.id, j);
     if (loc.local) {
-      w->AddChannel(s_.network->ConnectLocal(key, cancel_));
+      WEIR_ASSIGN_OR_RETURN(auto local, s_.network->ConnectLocal(key, cancel_));
+      w->AddChannel(std::move(local));
       continue;
     }
     // The consumer's task manager may still be starting its listener: retry briefly.

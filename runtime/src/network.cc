@@ -1,9 +1,18 @@
 #include "weir/network.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -19,6 +28,8 @@ namespace weir {
 namespace {
 
 const ModuleLog Log("network");
+
+using Clock = std::chrono::steady_clock;
 
 bool WriteAll(int fd, const struct iovec* iov_in, int iovcnt) {
   struct iovec iov[4];
@@ -80,7 +91,240 @@ Result<std::pair<std::string, int>> SplitAddress(const std::string& address) {
   return std::make_pair(address.substr(0, colon), static_cast<int>(port));
 }
 
+// ------------------------------------------------------------------ TLS plumbing
+
+std::string SslErrors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "connection closed during the handshake" : out;
+}
+
+// A socket BIO that writes with MSG_NOSIGNAL (OpenSSL's own uses write(): a dead peer would
+// raise SIGPIPE in processes that do not ignore it, e.g. tests).
+int BioWrite(BIO* b, const char* data, size_t len, size_t* written) {
+  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b)));
+  BIO_clear_retry_flags(b);
+  for (;;) {
+    ssize_t n = ::send(fd, data, len, MSG_NOSIGNAL);
+    if (n >= 0) {
+      *written = static_cast<size_t>(n);
+      return 1;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
+    return 0;
+  }
+}
+
+int BioRead(BIO* b, char* data, size_t len, size_t* read) {
+  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b)));
+  BIO_clear_retry_flags(b);
+  for (;;) {
+    ssize_t n = ::recv(fd, data, len, 0);
+    if (n > 0) {
+      *read = static_cast<size_t>(n);
+      return 1;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(b);
+    return 0;
+  }
+}
+
+long BioCtrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+int BioCreate(BIO* b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+BIO_METHOD* SocketBioMethod() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weir socket");
+    BIO_meth_set_write_ex(m, BioWrite);
+    BIO_meth_set_read_ex(m, BioRead);
+    BIO_meth_set_ctrl(m, BioCtrl);
+    BIO_meth_set_create(m, BioCreate);
+    return m;
+  }();
+  return method;
+}
+
+// Waits for `events` on fd; timeout_ms < 0: no timeout. False on timeout or error. A socket
+// that was shut down reports POLLHUP at once, so this never outlives Shutdown().
+bool WaitFd(int fd, short events, int timeout_ms) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    int r = ::poll(&p, 1, timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    return r > 0;
+  }
+}
+
+// One connection's socket, plaintext or TLS. Plaintext reads and writes go straight to the
+// socket as before TLS existed (blocking, no lock, no copy). With TLS the socket is
+// non-blocking and every SSL call runs under ssl_mu_ (an SSL object must not be used by two
+// threads at once); nobody holds it while waiting: a call that would block releases it and
+// polls the socket. So the connection's reader thread and the threads writing frames (under
+// the owner's write lock) share one SSL object without either blocking the other.
+class Link {
+ public:
+  explicit Link(int fd) : fd_(fd) {}
+  ~Link() {
+    if (ssl_) SSL_free(ssl_);
+    ::close(fd_);
+  }
+  Link(const Link&) = delete;
+  Link& operator=(const Link&) = delete;
+
+  // Puts TLS on the socket and runs the handshake (as the server or the client) until
+  // `deadline`. Errors name `peer`.
+  Status StartTls(SSL_CTX* ctx, bool server, Clock::time_point deadline, const std::string& peer) {
+    int flags = fcntl(fd_, F_GETFL, 0);
+    fcntl(fd_, F_SETFL, flags | O_NONBLOCK);
+    ssl_ = SSL_new(ctx);
+    if (!ssl_) return Status::Internal("SSL_new: " + SslErrors());
+    BIO* bio = BIO_new(SocketBioMethod());
+    BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(fd_)));
+    SSL_set_bio(ssl_, bio, bio);
+    if (server) {
+      SSL_set_accept_state(ssl_);
+    } else {
+      SSL_set_connect_state(ssl_);
+    }
+    for (;;) {
+      ERR_clear_error();
+      int r = SSL_do_handshake(ssl_);
+      if (r == 1) return Status::Ok();
+      int err = SSL_get_error(ssl_, r);
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && left.count() > 0) {
+        if (!WaitFd(fd_, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT,
+                    static_cast<int>(left.count()))) {
+          continue;  // the deadline check above ends it
+        }
+        continue;
+      }
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        return Status::DeadlineExceeded("TLS handshake with " + peer + " timed out");
+      }
+      std::string why = SslErrors();
+      long verify = SSL_get_verify_result(ssl_);
+      if (verify != X509_V_OK) {
+        why += " (peer certificate: " + std::string(X509_verify_cert_error_string(verify)) + ")";
+      }
+      return Status::Unavailable("TLS handshake with " + peer + " failed: " + why);
+    }
+  }
+
+  // The owner serializes writers (its write lock); at most 2 iovecs (header, body).
+  bool Write(const struct iovec* iov, int n) {
+    if (!ssl_) return WriteAll(fd_, iov, n);
+    // Header and the start of the body in one TLS record, the rest of the body straight from
+    // the caller's buffer: full-size records, one copy of at most 16 KiB.
+    constexpr size_t kRecord = 16384;
+    if (scratch_.empty()) scratch_.resize(kRecord);
+    size_t used = 0;
+    int i = 0;
+    size_t off = 0;
+    while (i < n && used < kRecord) {
+      size_t take = std::min(kRecord - used, iov[i].iov_len - off);
+      std::memcpy(scratch_.data() + used, static_cast<const char*>(iov[i].iov_base) + off, take);
+      used += take;
+      off += take;
+      if (off == iov[i].iov_len) {
+        ++i;
+        off = 0;
+      }
+    }
+    if (!TlsWrite(scratch_.data(), used)) return false;
+    for (; i < n; ++i, off = 0) {
+      if (iov[i].iov_len > off &&
+          !TlsWrite(static_cast<const char*>(iov[i].iov_base) + off, iov[i].iov_len - off)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // The reader thread only.
+  bool Read(void* buf, size_t len) {
+    if (!ssl_) return ReadAll(fd_, buf, len);
+    char* p = static_cast<char*>(buf);
+    while (len > 0) {
+      int r, err = 0;
+      {
+        std::lock_guard<std::mutex> lock(ssl_mu_);
+        ERR_clear_error();
+        r = SSL_read(ssl_, p, static_cast<int>(std::min<size_t>(len, 1 << 30)));
+        if (r <= 0) err = SSL_get_error(ssl_, r);
+      }
+      if (r > 0) {
+        p += r;
+        len -= static_cast<size_t>(r);
+      } else if (err == SSL_ERROR_WANT_READ) {
+        if (!WaitFd(fd_, POLLIN, -1)) return false;
+      } else if (err == SSL_ERROR_WANT_WRITE) {
+        if (!WaitFd(fd_, POLLOUT, -1)) return false;
+      } else {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void Shutdown() { ::shutdown(fd_, SHUT_RDWR); }
+  int fd() const { return fd_; }
+
+ private:
+  bool TlsWrite(const char* p, size_t len) {
+    for (;;) {
+      int r, err = 0;
+      {
+        std::lock_guard<std::mutex> lock(ssl_mu_);
+        ERR_clear_error();
+        r = SSL_write(ssl_, p, static_cast<int>(len));
+        if (r <= 0) err = SSL_get_error(ssl_, r);
+      }
+      if (r > 0) return true;  // partial writes are off: all of it
+      if (err == SSL_ERROR_WANT_WRITE) {
+        if (!WaitFd(fd_, POLLOUT, -1)) return false;
+      } else if (err == SSL_ERROR_WANT_READ) {
+        WaitFd(fd_, POLLIN, 10);  // TLS 1.3 only: never expected after the handshake
+      } else {
+        return false;
+      }
+    }
+  }
+
+  int fd_;
+  SSL* ssl_ = nullptr;
+  std::mutex ssl_mu_;
+  std::vector<char> scratch_;  // writers only (serialized by the owner)
+};
+
 }  // namespace
+
+std::string OpenProof(const std::string& secret, const std::string& key) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(key.data()), key.size(), mac, &len);
+  return std::string(reinterpret_cast<char*>(mac), len);
+}
+
+std::string AttemptPrefixOf(const std::string& key) {
+  auto a = key.find('/');
+  if (a == std::string::npos || a == 0) return "";
+  auto b = key.find('/', a + 1);
+  if (b == std::string::npos || b == a + 1) return "";
+  return key.substr(0, b + 1);
+}
 
 // ------------------------------------------------------------------ outbound connection
 
@@ -90,18 +334,19 @@ struct RemoteChannelState {
   std::condition_variable cv;
   int64_t credits = 0;
   bool failed = false;
+  bool refused = false;  // the receiver refused the OPEN
 };
 
 class OutConnection {
  public:
-  OutConnection(int fd, std::string address) : fd_(fd), address_(std::move(address)) {}
+  OutConnection(std::unique_ptr<Link> link, std::string address)
+      : link_(std::move(link)), address_(std::move(address)) {}
   // The last owner (the environment, or a sender) ends the reader: shutting the socket down
   // makes its read fail at once. The reader itself never owns the connection, so this never
   // runs on the reader thread.
   ~OutConnection() {
     Shutdown();
     if (reader_.joinable()) reader_.join();
-    ::close(fd_);
   }
   void StartReader() {
     reader_ = std::thread([this] { ReadLoop(); });
@@ -109,7 +354,9 @@ class OutConnection {
   bool alive() const { return !broken_.load(); }
   const std::string& address() const { return address_; }
 
-  Result<std::pair<uint32_t, std::shared_ptr<RemoteChannelState>>> Open(const std::string& key) {
+  // OPEN body: the key, then HMAC-SHA256(secret, key).
+  Result<std::pair<uint32_t, std::shared_ptr<RemoteChannelState>>> Open(const std::string& key,
+                                                                        const std::string& proof) {
     auto state = std::make_shared<RemoteChannelState>();
     uint32_t id;
     {
@@ -117,11 +364,12 @@ class OutConnection {
       id = next_id_++;
       channels_[id] = state;
     }
+    const std::string body = key + proof;
     FrameHeader h{};
-    h.length = static_cast<uint32_t>(key.size());
+    h.length = static_cast<uint32_t>(body.size());
     h.channel = id;
     h.kind = static_cast<uint8_t>(FrameKind::kOpen);
-    if (!WriteFrame(h, key.data())) {
+    if (!WriteFrame(h, body.data())) {
       return Status::Unavailable("data connection to " + address_ + " failed");
     }
     return std::make_pair(id, state);
@@ -132,20 +380,21 @@ class OutConnection {
                            {const_cast<void*>(body), h.length}};
     std::lock_guard<std::mutex> lock(write_mu_);
     if (broken_) return false;
-    if (!WriteAll(fd_, iov, h.length ? 2 : 1)) {
+    if (!link_->Write(iov, h.length ? 2 : 1)) {
       MarkBroken();
       return false;
     }
     return true;
   }
 
-  void Shutdown() { ::shutdown(fd_, SHUT_RDWR); }
+  void Shutdown() { link_->Shutdown(); }
 
  private:
   void ReadLoop() {
     FrameHeader h;
-    while (ReadAll(fd_, &h, sizeof h)) {
-      if (h.kind != static_cast<uint8_t>(FrameKind::kCredit) || h.length != 0) {
+    while (link_->Read(&h, sizeof h)) {
+      const auto kind = static_cast<FrameKind>(h.kind);
+      if ((kind != FrameKind::kCredit && kind != FrameKind::kRefuse) || h.length != 0) {
         Log()->error("protocol error from {}: unexpected frame kind {} on an outbound connection",
                      address_, h.kind);
         break;
@@ -155,11 +404,28 @@ class OutConnection {
         std::lock_guard<std::mutex> lock(mu_);
         auto it = channels_.find(h.channel);
         if (it != channels_.end()) st = it->second;
+        if (st && kind == FrameKind::kRefuse) channels_.erase(it);
       }
       if (!st) continue;
+      if (kind == FrameKind::kRefuse) {
+        Log()->warn("{} refused the data channel with id {} (see its log)", address_, h.channel);
+        {
+          std::lock_guard<std::mutex> lock(st->mu);
+          st->failed = st->refused = true;
+        }
+        st->cv.notify_all();
+        continue;
+      }
+      bool too_many = false;
       {
         std::lock_guard<std::mutex> lock(st->mu);
-        st->credits += h.arg;
+        too_many = h.arg < 1 || h.arg > kMaxCredits || st->credits + h.arg > kMaxCredits;
+        if (!too_many) st->credits += h.arg;
+      }
+      if (too_many) {
+        Log()->error("protocol error from {}: credit grant of {} on channel {} exceeds {}",
+                     address_, h.arg, h.channel, kMaxCredits);
+        break;
       }
       st->cv.notify_all();
     }
@@ -180,10 +446,10 @@ class OutConnection {
       }
       st->cv.notify_all();
     }
-    ::shutdown(fd_, SHUT_RDWR);
+    link_->Shutdown();
   }
 
-  int fd_;
+  std::unique_ptr<Link> link_;
   std::string address_;
   std::thread reader_;
   std::atomic<bool> broken_{false};
@@ -197,11 +463,16 @@ class RemoteSender : public ChannelSender {
  public:
   RemoteSender(std::shared_ptr<OutConnection> conn, uint32_t id,
                std::shared_ptr<RemoteChannelState> st, const std::atomic<bool>* cancel,
-               std::string peer)
-      : conn_(std::move(conn)), id_(id), st_(std::move(st)), cancel_(cancel),
-        peer_(std::move(peer)) {}
+               std::string peer, size_t max_frame)
+      : peer_(std::move(peer)), conn_(std::move(conn)), id_(id), st_(std::move(st)),
+        cancel_(cancel), max_frame_(max_frame) {}
 
   Status Send(NetBuffer&& b) override {
+    if (b.bytes.size() > max_frame_) {
+      return Status::ResourceExhausted("a buffer of " + std::to_string(b.bytes.size()) +
+                                       " bytes to " + peer_ + " exceeds the largest frame (" +
+                                       std::to_string(max_frame_) + " bytes)");
+    }
     {
       std::unique_lock<std::mutex> lock(st_->mu);
       if (st_->credits == 0 && !st_->failed) {
@@ -216,6 +487,11 @@ class RemoteSender : public ChannelSender {
         blocked_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(
                            std::chrono::steady_clock::now() - from)
                            .count();
+      }
+      if (st_->refused) {
+        return Status::Unavailable("data channel refused by " + peer_ +
+                                   " (a duplicate OPEN, or no deployment of this job attempt "
+                                   "there; see its log)");
       }
       if (st_->failed) return Status::Unavailable("data connection to " + peer_ + " lost");
       --st_->credits;
@@ -238,108 +514,301 @@ class RemoteSender : public ChannelSender {
   uint32_t id_;
   std::shared_ptr<RemoteChannelState> st_;
   const std::atomic<bool>* cancel_;
+  size_t max_frame_;
 };
 
 // ------------------------------------------------------------------ inbound connection
 
+// What the environment decided about an OPEN.
+struct NetworkEnvironment::Admission {
+  enum Verdict { kAttach, kPending, kRefuse, kCut } verdict = kCut;
+  std::shared_ptr<InputChannel> channel;  // kAttach
+  std::string reason;                     // kRefuse, kCut (logged by the environment)
+};
+
+// An OPEN waiting for its attempt's secret.
+struct NetworkEnvironment::PendingOpen {
+  std::weak_ptr<InConnection> conn;
+  uint32_t id = 0;
+  std::string key;
+  std::string mac;
+  std::string peer;
+  Clock::time_point deadline;
+};
+
 class InConnection : public std::enable_shared_from_this<InConnection> {
  public:
   InConnection(int fd, std::string peer, NetworkEnvironment* env)
-      : fd_(fd), peer_(std::move(peer)), env_(env) {}
+      : link_(fd), peer_(std::move(peer)), env_(env), started_(Clock::now()) {}
   // Owned by the environment, which joins the reader before dropping it (Reap, Stop); a
   // consumer's credit callback may hold the last reference only after the reader ended.
   ~InConnection() {
     Shutdown();
     Join();
-    ::close(fd_);
   }
 
   // The reader captures `this`: the environment keeps the connection until it is joined.
-  void Start() { thread_ = std::thread([this] { ReadLoop(); done_.store(true); }); }
-  void Shutdown() { ::shutdown(fd_, SHUT_RDWR); }
+  // `tls`: the SSL_CTX to handshake with first (null: plaintext).
+  void Start(SSL_CTX* tls) {
+    thread_ = std::thread([this, tls] {
+      Run(tls);
+      done_.store(true);
+    });
+  }
+  void Shutdown() { link_.Shutdown(); }
   bool done() const { return done_.load(); }
+  // True once a valid OPEN arrived (or one waits for its attempt's secret).
+  bool admitted() const { return admitted_.load(); }
+  Clock::time_point started() const { return started_; }
+  const std::string& peer() const { return peer_; }
   void Join() {
     if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
   }
 
+  // Attaches channel id to `ch` and grants the first credits. Any thread; `on_reader` when
+  // called by this connection's reader.
+  void Attach(uint32_t id, std::shared_ptr<InputChannel> ch, bool on_reader) {
+    const auto n = static_cast<int64_t>(env_->options().buffers_per_channel);
+    auto credit = std::make_shared<std::atomic<int64_t>>(n);
+    std::weak_ptr<InConnection> weak = shared_from_this();
+    ch->SetOnConsumed([weak, id, credit] {
+      credit->fetch_add(1);  // counted before the sender can spend it
+      if (auto self = weak.lock()) self->SendCredit(id, 1);
+    });
+    In in{std::move(ch), std::move(credit)};
+    if (on_reader) {
+      channels_[id] = std::move(in);
+    } else {
+      std::lock_guard<std::mutex> lock(attach_mu_);
+      attached_.emplace_back(id, std::move(in));
+      has_attached_.store(true, std::memory_order_release);
+    }
+    SendCredit(id, n);
+  }
+  // Tells the sender its OPEN of channel id was refused. Any thread.
+  void Refuse(uint32_t id) { SendControl(FrameKind::kRefuse, id, 0); }
+
  private:
-  void SendCredit(uint32_t id, int64_t n) {
+  struct In {
+    std::shared_ptr<InputChannel> ch;
+    std::shared_ptr<std::atomic<int64_t>> credit;  // credits granted and not yet spent
+  };
+
+  void SendCredit(uint32_t id, int64_t n) { SendControl(FrameKind::kCredit, id, n); }
+  void SendControl(FrameKind kind, uint32_t id, int64_t arg) {
     FrameHeader h{};
     h.channel = id;
-    h.kind = static_cast<uint8_t>(FrameKind::kCredit);
-    h.arg = n;
+    h.kind = static_cast<uint8_t>(kind);
+    h.arg = arg;
     struct iovec iov[1] = {{&h, sizeof h}};
     std::lock_guard<std::mutex> lock(write_mu_);
-    WriteAll(fd_, iov, 1);  // a failure shows up in the read loop
+    link_.Write(iov, 1);  // a failure shows up in the read loop
+  }
+
+  void DrainAttached() {
+    std::lock_guard<std::mutex> lock(attach_mu_);
+    for (auto& [id, in] : attached_) channels_[id] = std::move(in);
+    attached_.clear();
+    has_attached_.store(false, std::memory_order_relaxed);
+  }
+
+  void Run(SSL_CTX* tls) {
+    if (tls) {
+      const auto deadline =
+          started_ + std::chrono::milliseconds(env_->options().handshake_timeout_ms);
+      Status st = link_.StartTls(tls, /*server=*/true, deadline, peer_);
+      if (!st.ok()) {
+        ++env_->refused_connections_;
+        Log()->warn("data connection refused: {}", st.message());
+        link_.Shutdown();  // the peer sees the end at once; the fd goes when reaped
+        return;
+      }
+    }
+    ReadLoop();
+  }
+
+  // Reads the body of an accepted frame. Up to 1 MiB is allocated at once; a larger body
+  // grows with what actually arrived (at most doubling), so a header alone never makes
+  // this allocate.
+  bool ReadBody(uint32_t length, std::vector<uint8_t>* out) {
+    constexpr size_t kStep = 1 << 20;
+    if (length <= kStep) {
+      out->resize(length);
+      return length == 0 || link_.Read(out->data(), length);
+    }
+    size_t got = 0;
+    while (got < length) {
+      size_t step = std::min<size_t>(length - got, std::max(got, kStep));
+      out->resize(got + step);
+      if (!link_.Read(out->data() + got, step)) return false;
+      got += step;
+    }
+    return true;
   }
 
   void ReadLoop() {
     FrameHeader h;
     std::string why = "connection from " + peer_ + " closed";
-    while (ReadAll(fd_, &h, sizeof h)) {
-      if (h.length > kMaxFrameBody) {
-        why = "protocol error from " + peer_ + ": frame of " + std::to_string(h.length) + " bytes";
-        break;
-      }
-      NetBuffer b;
-      b.bytes.resize(h.length);
-      if (h.length && !ReadAll(fd_, b.bytes.data(), h.length)) break;
+    const NetworkOptions& opt = env_->options();
+    bool error = false;
+    while (link_.Read(&h, sizeof h)) {
       const auto kind = static_cast<FrameKind>(h.kind);
       if (kind == FrameKind::kOpen) {
-        std::string key(b.bytes.begin(), b.bytes.end());
-        auto ch = env_->GetOrCreateChannel(key);
-        std::weak_ptr<InConnection> weak = shared_from_this();
-        const uint32_t id = h.channel;
-        ch->SetOnConsumed([weak, id] {
-          if (auto self = weak.lock()) self->SendCredit(id, 1);
-        });
-        channels_[id] = ch;
-        SendCredit(id, static_cast<int64_t>(env_->options().buffers_per_channel));
+        if (h.length <= kOpenMacBytes || h.length > kMaxChannelKey + kOpenMacBytes) {
+          why = "protocol error from " + peer_ + ": OPEN of " + std::to_string(h.length) +
+                " bytes";
+          error = true;
+          break;
+        }
+        if (seen_.count(h.channel) || seen_.size() >= opt.max_channels_per_connection) {
+          why = "protocol error from " + peer_ + ": channel id " + std::to_string(h.channel) +
+                (seen_.count(h.channel) ? " opened twice" : " over the channel cap of " +
+                                          std::to_string(opt.max_channels_per_connection));
+          error = true;
+          break;
+        }
+        std::string body(h.length, '\0');
+        if (!link_.Read(body.data(), body.size())) break;
+        seen_.insert(h.channel);
+        std::string key = body.substr(0, body.size() - kOpenMacBytes);
+        auto adm = env_->AdmitOpen(shared_from_this(), h.channel, key,
+                                   reinterpret_cast<const uint8_t*>(body.data()) + key.size());
+        if (adm.verdict == NetworkEnvironment::Admission::kCut) {
+          why = adm.reason;
+          error = true;
+          break;
+        }
+        if (adm.verdict == NetworkEnvironment::Admission::kAttach) {
+          admitted_ = true;
+          Attach(h.channel, std::move(adm.channel), /*on_reader=*/true);
+        } else if (adm.verdict == NetworkEnvironment::Admission::kPending) {
+          admitted_ = true;
+        } else {
+          Refuse(h.channel);
+        }
         continue;
       }
       if (kind < FrameKind::kData || kind > FrameKind::kWatermarkStatus) {
         why = "protocol error from " + peer_ + ": unknown frame kind " + std::to_string(h.kind);
+        error = true;
         break;
       }
       auto it = channels_.find(h.channel);
+      if (it == channels_.end() && has_attached_.load(std::memory_order_acquire)) {
+        DrainAttached();
+        it = channels_.find(h.channel);
+      }
       if (it == channels_.end()) {
         why = "protocol error from " + peer_ + ": data for unopened channel " +
               std::to_string(h.channel);
+        error = true;
         break;
       }
+      if (h.length > opt.max_frame_bytes) {
+        why = "protocol error from " + peer_ + ": frame of " + std::to_string(h.length) +
+              " bytes (at most " + std::to_string(opt.max_frame_bytes) + ")";
+        error = true;
+        break;
+      }
+      if (it->second.credit->fetch_sub(1) <= 0) {
+        why = "protocol error from " + peer_ + ": channel " + std::to_string(h.channel) +
+              " sent beyond its credits";
+        error = true;
+        break;
+      }
+      NetBuffer b;
+      if (!ReadBody(h.length, &b.bytes)) break;
       b.kind = static_cast<EventKind>(h.kind);
       b.records = h.records;
       b.arg = h.arg;
       if (b.kind == EventKind::kEndOfStream) finished_.push_back(h.channel);
-      it->second->PushNoWait(std::move(b));
+      it->second.ch->PushNoWait(std::move(b));
     }
+    if (error) {
+      ++env_->refused_connections_;
+      Log()->error("closing the data connection: {}", why);
+      link_.Shutdown();
+    }
+    DrainAttached();
     // Channels that did not see their end of stream lost their producer.
-    for (auto& [id, ch] : channels_) {
+    for (auto& [id, in] : channels_) {
       bool done = false;
       for (uint32_t f : finished_) done = done || f == id;
-      if (!done) ch->Fail(Status::Unavailable(why));
-      ch->SetOnConsumed(nullptr);
+      if (!done) in.ch->Fail(Status::Unavailable(why));
+      in.ch->SetOnConsumed(nullptr);
     }
     channels_.clear();
   }
 
-  int fd_;
+  Link link_;
   std::string peer_;
   NetworkEnvironment* env_;
+  const Clock::time_point started_;
   std::thread thread_;
   std::atomic<bool> done_{false};
+  std::atomic<bool> admitted_{false};
   std::mutex write_mu_;
-  std::map<uint32_t, std::shared_ptr<InputChannel>> channels_;  // reader thread only
+  std::map<uint32_t, In> channels_;  // reader thread only
+  std::set<uint32_t> seen_;          // channel ids OPENed; reader thread only
   std::vector<uint32_t> finished_;
+  // Channels attached by other threads (an OPEN whose secret arrived later), taken over by
+  // the reader when it meets an id it does not know.
+  std::mutex attach_mu_;
+  std::vector<std::pair<uint32_t, In>> attached_;
+  std::atomic<bool> has_attached_{false};
 };
 
 // ------------------------------------------------------------------ environment
 
-NetworkEnvironment::NetworkEnvironment(NetworkOptions options) : options_(options) {}
+NetworkEnvironment::NetworkEnvironment(NetworkOptions options) : options_(std::move(options)) {}
 
-NetworkEnvironment::~NetworkEnvironment() { Stop(); }
+NetworkEnvironment::~NetworkEnvironment() {
+  Stop();
+  if (tls_ctx_) SSL_CTX_free(static_cast<SSL_CTX*>(tls_ctx_));
+}
+
+Result<void*> NetworkEnvironment::TlsContext() {
+  if (!options_.tls.enabled()) return static_cast<void*>(nullptr);
+  std::lock_guard<std::mutex> lock(tls_mu_);
+  if (tls_ctx_) return tls_ctx_;
+  if (!tls_error_.ok()) return tls_error_;
+  const TlsFiles& f = options_.tls;
+  SSL_CTX* ctx = SSL_CTX_new(TLS_method());
+  auto fail = [&](const std::string& what) {
+    tls_error_ = Status::InvalidArgument("data plane TLS: " + what + ": " + SslErrors());
+    SSL_CTX_free(ctx);
+    return tls_error_;
+  };
+  if (!ctx) return fail("SSL_CTX_new");
+  ERR_clear_error();
+  // Both ends are Weir: TLS 1.3 only (no renegotiation), no session tickets (connections are
+  // long-lived), the peer's certificate required and checked against the CA both ways.
+  SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+  SSL_CTX_set_num_tickets(ctx, 0);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Read what the socket has (up to 64 KiB) in one recv instead of a record header and body
+  // apart: half the syscalls on the receiving side.
+  SSL_CTX_set_read_ahead(ctx, 1);
+  SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
+  if (SSL_CTX_use_certificate_chain_file(ctx, f.cert.c_str()) != 1) {
+    return fail("cannot load certificate " + f.cert);
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, f.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return fail("cannot load private key " + f.key);
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    return fail("key " + f.key + " does not match certificate " + f.cert);
+  }
+  if (f.ca.empty() || SSL_CTX_load_verify_locations(ctx, f.ca.c_str(), nullptr) != 1) {
+    return fail("cannot load CA bundle '" + f.ca + "'");
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  tls_ctx_ = ctx;
+  return tls_ctx_;
+}
 
 Status NetworkEnvironment::Start(const std::string& host, int port) {
+  WEIR_RETURN_IF_ERROR(TlsContext().status());
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return Status::IoError(std::string("socket: ") + strerror(errno));
   int one = 1;
@@ -363,20 +832,32 @@ Status NetworkEnvironment::Start(const std::string& host, int port) {
 }
 
 void NetworkEnvironment::AcceptLoop() {
+  SSL_CTX* tls = static_cast<SSL_CTX*>(TlsContext().value());  // checked by Start
   while (!stopping_) {
+    // Wakes at least once a second to expire handshakes and waiting OPENs.
+    pollfd p{listen_fd_, POLLIN, 0};
+    int r = ::poll(&p, 1, 1000);
+    if (stopping_) break;
+    Sweep();
+    if (r <= 0) continue;
+    if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) break;  // listener closed
     sockaddr_in peer{};
     socklen_t len = sizeof peer;
     int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN || errno == EMFILE ||
+          errno == ENFILE) {
+        continue;
+      }
       break;  // listener closed
     }
     TuneSocket(fd);
     char buf[INET_ADDRSTRLEN] = {};
     inet_ntop(AF_INET, &peer.sin_addr, buf, sizeof buf);
-    auto conn = std::make_shared<InConnection>(
-        fd, std::string(buf) + ":" + std::to_string(ntohs(peer.sin_port)), this);
+    const std::string ip = buf;
     std::vector<std::shared_ptr<InConnection>> ended;
+    std::shared_ptr<InConnection> conn;
+    size_t total = 0, from_peer = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
       // Connections whose peers went away are joined and dropped here, so the list is
@@ -386,14 +867,194 @@ void NetworkEnvironment::AcceptLoop() {
           ended.push_back(std::move(*it));
           it = in_.erase(it);
         } else {
+          if ((*it)->peer().compare(0, ip.size() + 1, ip + ":") == 0) ++from_peer;
           ++it;
         }
       }
-      in_.push_back(conn);
+      total = in_.size();
+      if (total < options_.max_connections && from_peer < options_.max_connections_per_peer) {
+        conn = std::make_shared<InConnection>(fd, ip + ":" + std::to_string(ntohs(peer.sin_port)),
+                                              this);
+        in_.push_back(conn);
+      }
     }
     for (auto& c : ended) c->Join();
     ended.clear();
-    conn->Start();
+    if (!conn) {
+      ::close(fd);
+      // Logged at powers of two: a flood does not flood the log.
+      const size_t n = ++refused_connections_;
+      if ((n & (n - 1)) == 0) {
+        Log()->warn("data connection from {} refused: {} inbound connections ({} from that "
+                    "address; caps {} and {} per peer); {} refused so far",
+                    ip, total, from_peer, options_.max_connections,
+                    options_.max_connections_per_peer, n);
+      }
+      continue;
+    }
+    conn->Start(tls);
+  }
+}
+
+// Accept thread: connections that did not open a channel in time are cut; OPENs that waited
+// too long for their attempt's secret are refused.
+void NetworkEnvironment::Sweep() {
+  const auto now = Clock::now();
+  std::vector<std::shared_ptr<InConnection>> cut;
+  std::vector<std::unique_ptr<PendingOpen>> expired;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto limit = std::chrono::milliseconds(options_.handshake_timeout_ms);
+    for (auto& c : in_) {
+      if (!c->done() && !c->admitted() && now - c->started() > limit) cut.push_back(c);
+    }
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if ((*it)->deadline <= now || (*it)->conn.expired()) {
+        expired.push_back(std::move(*it));
+        it = pending_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& c : cut) {
+    ++refused_connections_;
+    Log()->warn("closing the data connection from {}: no TLS handshake and valid OPEN within {} ms",
+                c->peer(), options_.handshake_timeout_ms);
+    c->Shutdown();
+  }
+  for (auto& p : expired) {
+    auto c = p->conn.lock();
+    if (!c) continue;
+    ++refused_opens_;
+    Log()->warn("refused OPEN of channel {} from {}: no deployment of job attempt {} arrived "
+                "within {} ms", p->key, p->peer, AttemptPrefixOf(p->key), options_.open_timeout_ms);
+    c->Refuse(p->id);
+  }
+}
+
+NetworkEnvironment::Admission NetworkEnvironment::DecideLocked(const std::string& key,
+                                                               const std::string& secret,
+                                                               const uint8_t* mac) {
+  Admission a;
+  const std::string want = OpenProof(secret, key);
+  if (want.size() != kOpenMacBytes || CRYPTO_memcmp(want.data(), mac, kOpenMacBytes) != 0) {
+    a.verdict = Admission::kCut;
+    a.reason = "forged OPEN of channel " + key + " (wrong channel secret proof)";
+    return a;
+  }
+  if (!opened_.insert(key).second) {
+    a.verdict = Admission::kRefuse;
+    a.reason = "second OPEN of channel " + key + ", already in use";
+    return a;
+  }
+  a.verdict = Admission::kAttach;
+  a.channel = GetOrCreateChannelLocked(key);
+  return a;
+}
+
+NetworkEnvironment::Admission NetworkEnvironment::AdmitOpen(
+    const std::shared_ptr<InConnection>& conn, uint32_t id, const std::string& key,
+    const uint8_t* mac) {
+  Admission a;
+  const std::string attempt = AttemptPrefixOf(key);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (attempt.empty()) {
+      a.reason = "OPEN of malformed channel key '" + key.substr(0, 64) + "'";
+    } else if (auto s = secrets_.find(attempt); s != secrets_.end()) {
+      a = DecideLocked(key, s->second, mac);
+    } else {
+      bool released = false;
+      for (size_t slash = key.find('/'); slash != std::string::npos && !released;
+           slash = key.find('/', slash + 1)) {
+        released = released_.count(key.substr(0, slash + 1)) > 0;
+      }
+      if (released) {
+        // A late producer of an attempt that ended here: a closed channel (its frames go
+        // nowhere), so it fails or is cancelled as before.
+        a.verdict = Admission::kAttach;
+        a.channel = std::make_shared<InputChannel>(options_.buffers_per_channel);
+        a.channel->Close();
+        return a;
+      }
+      if (pending_.size() >= options_.max_pending_opens) {
+        a.verdict = Admission::kCut;
+        a.reason = "too many OPENs waiting for their job attempt (" +
+                   std::to_string(pending_.size()) + "), the last from " + conn->peer();
+      } else {
+        auto p = std::make_unique<PendingOpen>();
+        p->conn = conn;
+        p->id = id;
+        p->key = key;
+        p->mac.assign(reinterpret_cast<const char*>(mac), kOpenMacBytes);
+        p->peer = conn->peer();
+        p->deadline = Clock::now() + std::chrono::milliseconds(options_.open_timeout_ms);
+        pending_.push_back(std::move(p));
+        a.verdict = Admission::kPending;
+        return a;
+      }
+    }
+  }
+  if (a.verdict == Admission::kRefuse) {
+    ++refused_opens_;
+    Log()->warn("refused OPEN from {}: {}", conn->peer(), a.reason);
+  } else if (a.verdict == Admission::kCut) {
+    ++refused_opens_;
+    a.reason = "refused OPEN from " + conn->peer() + ": " + a.reason;
+  }
+  return a;
+}
+
+void NetworkEnvironment::SetAttemptSecret(const std::string& attempt_prefix,
+                                          const std::string& secret) {
+  struct Decided {
+    std::unique_ptr<PendingOpen> open;
+    Admission a;
+  };
+  std::vector<Decided> decided;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto [it, inserted] = secrets_.insert_or_assign(attempt_prefix, secret);
+    if (inserted) secrets_order_.push_back(attempt_prefix);
+    while (secrets_.size() > kMaxReleased && !secrets_order_.empty()) {
+      secrets_.erase(secrets_order_.front());
+      secrets_order_.pop_front();
+    }
+    if (secrets_order_.size() > 2 * kMaxReleased) {
+      std::erase_if(secrets_order_, [&](const std::string& p) { return !secrets_.count(p); });
+    }
+    for (auto p = pending_.begin(); p != pending_.end();) {
+      if (AttemptPrefixOf((*p)->key) == attempt_prefix) {
+        Decided d;
+        d.a = DecideLocked((*p)->key, secret, reinterpret_cast<const uint8_t*>((*p)->mac.data()));
+        d.open = std::move(*p);
+        decided.push_back(std::move(d));
+        p = pending_.erase(p);
+      } else {
+        ++p;
+      }
+    }
+  }
+  for (auto& d : decided) {
+    auto conn = d.open->conn.lock();
+    if (!conn) continue;
+    switch (d.a.verdict) {
+      case Admission::kAttach:
+        conn->Attach(d.open->id, std::move(d.a.channel), /*on_reader=*/false);
+        break;
+      case Admission::kRefuse:
+        ++refused_opens_;
+        Log()->warn("refused OPEN from {}: {}", d.open->peer, d.a.reason);
+        conn->Refuse(d.open->id);
+        break;
+      default:
+        ++refused_opens_;
+        ++refused_connections_;
+        Log()->error("closing the data connection from {}: {}", d.open->peer, d.a.reason);
+        conn->Shutdown();
+        break;
+    }
   }
 }
 
@@ -401,15 +1062,17 @@ void NetworkEnvironment::Stop() {
   if (stopping_.exchange(true)) return;
   if (listen_fd_ >= 0) {
     ::shutdown(listen_fd_, SHUT_RDWR);
-    ::close(listen_fd_);
   }
   if (accept_thread_.joinable()) accept_thread_.join();
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  listen_fd_ = -1;
   std::vector<std::shared_ptr<InConnection>> in;
   std::map<std::string, std::shared_ptr<OutConnection>> out;
   {
     std::lock_guard<std::mutex> lock(mu_);
     in.swap(in_);
     out.swap(out_);
+    pending_.clear();
   }
   // Inbound readers use this object (channels, options): every one is joined before the
   // state goes. Shutting a socket down ends its reader's blocking read at once.
@@ -425,6 +1088,10 @@ void NetworkEnvironment::Stop() {
 
 std::shared_ptr<InputChannel> NetworkEnvironment::GetOrCreateChannel(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
+  return GetOrCreateChannelLocked(key);
+}
+
+std::shared_ptr<InputChannel> NetworkEnvironment::GetOrCreateChannelLocked(const std::string& key) {
   auto it = channels_.find(key);
   if (it != channels_.end()) return it->second;
   auto ch = std::make_shared<InputChannel>(options_.buffers_per_channel);
@@ -475,21 +1142,46 @@ void NetworkEnvironment::ReleaseChannels(const std::string& prefix) {
       closed.push_back(it->second);
       it = channels_.erase(it);
     }
+    for (auto it = opened_.lower_bound(prefix);
+         it != opened_.end() && it->compare(0, prefix.size(), prefix) == 0;) {
+      it = opened_.erase(it);
+    }
+    // The attempt's secret goes with it (a finer prefix, one subtask's, keeps it).
+    for (auto it = secrets_.lower_bound(prefix);
+         it != secrets_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
+      it = secrets_.erase(it);
+    }
   }
   for (auto& ch : closed) ch->Close();
 }
 
-std::unique_ptr<ChannelSender> NetworkEnvironment::ConnectLocal(const std::string& key,
-                                                                const std::atomic<bool>* cancel) {
-  return std::make_unique<LocalSender>(GetOrCreateChannel(key), cancel);
+Result<std::unique_ptr<ChannelSender>> NetworkEnvironment::ConnectLocal(
+    const std::string& key, const std::atomic<bool>* cancel) {
+  std::shared_ptr<InputChannel> ch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!opened_.insert(key).second) {
+      return Status::AlreadyExists("channel " + key + " already has a producer");
+    }
+    ch = GetOrCreateChannelLocked(key);
+  }
+  return std::unique_ptr<ChannelSender>(std::make_unique<LocalSender>(std::move(ch), cancel));
 }
 
 Result<std::unique_ptr<ChannelSender>> NetworkEnvironment::ConnectRemote(
     const std::string& address, const std::string& key, const std::atomic<bool>* cancel,
     const std::string& peer_name) {
+  const std::string peer = peer_name.empty() ? address : peer_name + " (" + address + ")";
   std::shared_ptr<OutConnection> conn;
+  std::string secret;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    auto s = secrets_.find(AttemptPrefixOf(key));
+    if (s == secrets_.end()) {
+      return Status::FailedPrecondition("no channel secret for the job attempt of channel " +
+                                        key + " (to " + peer + ")");
+    }
+    secret = s->second;
     auto it = out_.find(address);
     if (it != out_.end() && it->second->alive()) conn = it->second;
   }
@@ -511,7 +1203,14 @@ Result<std::unique_ptr<ChannelSender>> NetworkEnvironment::ConnectRemote(
     }
     freeaddrinfo(res);
     TuneSocket(fd);
-    conn = std::make_shared<OutConnection>(fd, address);
+    auto link = std::make_unique<Link>(fd);
+    WEIR_ASSIGN_OR_RETURN(void* tls, TlsContext());
+    if (tls) {
+      const auto deadline = Clock::now() + std::chrono::milliseconds(options_.handshake_timeout_ms);
+      WEIR_RETURN_IF_ERROR(link->StartTls(static_cast<SSL_CTX*>(tls), /*server=*/false, deadline,
+                                          "data address " + peer));
+    }
+    conn = std::make_shared<OutConnection>(std::move(link), address);
     conn->StartReader();
     std::vector<std::shared_ptr<OutConnection>> drop;  // destroyed (readers joined) unlocked
     std::lock_guard<std::mutex> lock(mu_);
@@ -533,10 +1232,9 @@ Result<std::unique_ptr<ChannelSender>> NetworkEnvironment::ConnectRemote(
       }
     }
   }
-  WEIR_ASSIGN_OR_RETURN(auto opened, conn->Open(key));
-  const std::string peer = peer_name.empty() ? address : peer_name + " (" + address + ")";
-  return std::unique_ptr<ChannelSender>(
-      std::make_unique<RemoteSender>(conn, opened.first, opened.second, cancel, peer));
+  WEIR_ASSIGN_OR_RETURN(auto opened, conn->Open(key, OpenProof(secret, key)));
+  return std::unique_ptr<ChannelSender>(std::make_unique<RemoteSender>(
+      conn, opened.first, opened.second, cancel, peer, options_.max_frame_bytes));
 }
 
 }  // namespace weir

@@ -49,11 +49,15 @@ weir::Status ApplyConfig(const std::string& file, weir::tm::TaskManagerOptions* 
                                    std::to_string(ut));
   }
   opts->upload_threads = static_cast<int>(ut);
-  WEIR_ASSIGN_OR_RETURN(weir::SecurityOptions sec, weir::ParseSecurityOptions(cfg));
-  opts->allowed_paths = sec.allowed_paths;
   WEIR_ASSIGN_OR_RETURN(opts->state_dir, tm.GetString("state_dir", opts->state_dir));
   WEIR_ASSIGN_OR_RETURN(opts->metrics_address,
                         tm.GetString("metrics_address", opts->metrics_address));
+  WEIR_ASSIGN_OR_RETURN(weir::SecurityOptions sec, weir::ParseSecurityOptions(cfg));
+  WEIR_ASSIGN_OR_RETURN(opts->security, weir::RpcSecurity::Create(sec));
+  // security.tls: mutual TLS on the data plane too (docs/data-plane.md).
+  opts->network.tls = sec.tls;
+  // security.allowed_paths, checked again on DeployTask (docs/security-policy.md).
+  opts->allowed_paths = sec.allowed_paths;
   return Status::Ok();
 }
 

@@ -55,7 +55,9 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     WEIR_RETURN_IF_ERROR(network_.Start(options_.data_host, options_.data_port));
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(options_.rpc_address, grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(
+        options_.rpc_address,
+        options_.security.ServerCredentials(RpcSecurity::ClientCerts::kRequire), &port);
     builder.RegisterService(this);
     server_ = builder.BuildAndStart();
     if (!server_ || port == 0) {
@@ -65,7 +67,8 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
                    std::to_string(port);
     data_address_ = options_.data_host + ":" + std::to_string(network_.port());
     jm_ = proto::JobManagerService::NewStub(
-        grpc::CreateChannel(options_.jobmanager_address, grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(options_.jobmanager_address,
+                            options_.security.MemberChannelCredentials()));
     Log()->info("task manager {}: rpc {} data {} slots {} job manager {}", options_.tm_id,
                 rpc_address_, data_address_, options_.slots, options_.jobmanager_address);
     WEIR_RETURN_IF_ERROR(StartMetrics());
@@ -272,6 +275,14 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
                           "no subtask " + std::to_string(req->subtask()) + " of task '" +
                               req->task_id() + "' in the job graph");
     }
+    if (req->channel_secret().size() < 16) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "the deployment carries no data channel secret (a job manager older "
+                          "than this task manager?)");
+    }
+    // Before the task starts: OPENs of this attempt from peers may already be waiting for it.
+    network_.SetAttemptSecret(ChannelKeyPrefix(req->job_id(), req->attempt()),
+                              req->channel_secret());
     auto locations = std::make_shared<std::map<std::pair<std::string, int>, proto::SubtaskLocation>>();
     for (const auto& l : req->locations()) (*locations)[{l.task_id(), l.subtask()}] = l;
 
@@ -284,6 +295,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     setup.task_index = ti->second;
     setup.subtask = req->subtask();
     setup.network = &network_;
+    setup.channel_secret = req->channel_secret();
     setup.registry = &BuiltinOperators();
     setup.options = options_.task;
     setup.upload_executor = &uploads_;

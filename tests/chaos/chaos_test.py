@@ -82,7 +82,7 @@ def check_markers(path):
     return marked
 
 
-def run(kills, mode, records, seed, rate, schedule=None):
+def run(kills, mode, records, seed, rate, schedule=None, secure=False):
     """`schedule` (long mode): the kinds of the kills in order ("tm"/"jm"), instead of `kills`
     and `mode`; the job's recovery is then also timed between kills, and the markers are
     checked every 10th kill (they are checked at every kill otherwise)."""
@@ -99,7 +99,7 @@ def run(kills, mode, records, seed, rate, schedule=None):
     tm_env = {"TMPDIR": tm_tmp}
     try:
         cluster = Cluster(taskmanagers=3, slots=2, jm_args=["--ha-dir", ha, "--heartbeat-timeout-ms", "3000"],
-                          tm_env=tm_env)
+                          tm_env=tm_env, secure=secure)
     except BaseException:
         shutil.rmtree(ha, ignore_errors=True)
         shutil.rmtree(tm_tmp, ignore_errors=True)
@@ -236,6 +236,8 @@ def main():
     ap.add_argument("--rate", type=int, default=None,
                     help="records per second of the source (default 20000; --long: 4000)")
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--secure", action="store_true",
+                    help="a secure cluster: mutual TLS, bearer token (docs/security.md)")
     a = ap.parse_args()
     print(f"seed {a.seed}")
     if a.long:
@@ -243,15 +245,15 @@ def main():
             ap.error("--long takes --tm-kills/--jm-kills, not --kills/--mode")
         schedule = ["tm"] * a.tm_kills + ["jm"] * a.jm_kills
         random.Random(a.seed).shuffle(schedule)
-        run(0, None, a.records or 400000, a.seed, a.rate or 4000, schedule=schedule)
+        run(0, None, a.records or 400000, a.seed, a.rate or 4000, schedule=schedule, secure=a.secure)
         return
     a.records = a.records or 60000
     a.rate = a.rate or 20000
     if a.mode is None and a.kills == 0:
-        run(3, "tm", a.records, a.seed, a.rate)
-        run(2, "jm", a.records, a.seed + 1, a.rate)
+        run(3, "tm", a.records, a.seed, a.rate, secure=a.secure)
+        run(2, "jm", a.records, a.seed + 1, a.rate, secure=a.secure)
     else:
-        run(a.kills or 3, a.mode or "both", a.records, a.seed, a.rate)
+        run(a.kills or 3, a.mode or "both", a.records, a.seed, a.rate, secure=a.secure)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ BUILD = os.environ.get("WEIR_BUILD_DIR", os.path.join(os.path.dirname(__file__),
 JM_BIN = os.path.join(BUILD, "jobmanager/weir-jobmanager")
 TM_BIN = os.path.join(BUILD, "taskmanager/weir-taskmanager")
 CLI_BIN = os.path.join(BUILD, "cli/weir")
+GEN_CERTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "gen-certs.sh")
 
 
 def test_failed(testcase):
@@ -34,15 +35,19 @@ def wait_for(pred, timeout, what, interval=0.05):
 
 
 class Cluster:
-    def __init__(self, taskmanagers=2, slots=2, jm_args=(), tm_args=(), tm_env=None):
+    def __init__(self, taskmanagers=2, slots=2, jm_args=(), tm_args=(), tm_env=None, secure=False):
         self.dir = tempfile.mkdtemp(prefix="weir-it-")
         self.procs = {}
         self.tm_args = list(tm_args)
         self.slots = slots
         port_file = os.path.join(self.dir, "jm.port")
         self.jm_args = list(jm_args)
+        self.cli_args = []
+        self.rest_headers = {}
+        if secure:
+            self._secure()
         self._spawn("jm", [JM_BIN, "--rpc-address", "127.0.0.1:0", "--port-file", port_file,
-                           *self._rest_args(), *jm_args])
+                           *self._rest_args(), *self.jm_args])
         port = wait_for(lambda: self._read_file(port_file), 10, "the job manager's port")
         self.jm = f"127.0.0.1:{port}"
         self._read_rest_port()
@@ -114,8 +119,30 @@ class Cluster:
         with open(os.path.join(self.dir, f"{name}.log"), errors="replace") as f:
             return f.read()
 
+    def _secure(self):
+        """A secure cluster (docs/security.md): certificates and a token from deploy/gen-certs.sh,
+        mutual TLS between the servers, the CLI with the CA and the token, REST with the token."""
+        certs = os.path.join(self.dir, "certs")
+        subprocess.run([GEN_CERTS, certs], check=True, capture_output=True)
+        self.certs = certs
+
+        def config(name, role):
+            path = os.path.join(self.dir, name)
+            with open(path, "w") as f:
+                f.write("security:\n"
+                        f"  tls: {{cert: {certs}/{role}.pem, key: {certs}/{role}.key, ca: {certs}/ca.pem}}\n"
+                        f"  token_file: {certs}/token\n")
+            return path
+        self.jm_config = config("jm-secure.yaml", "jobmanager")
+        self.tm_config = config("tm-secure.yaml", "taskmanager")
+        self.jm_args += ["--config", self.jm_config]
+        self.tm_args += ["--config", self.tm_config]
+        self.cli_args = ["--tls-ca", f"{certs}/ca.pem", "--token-file", f"{certs}/token"]
+        with open(f"{certs}/token") as f:
+            self.rest_headers = {"Authorization": "Bearer " + f.read().strip()}
+
     def cli(self, *args, check=False, timeout=60):
-        r = subprocess.run([CLI_BIN, "-m", self.jm, *args], capture_output=True, text=True,
+        r = subprocess.run([CLI_BIN, "-m", self.jm, *self.cli_args, *args], capture_output=True, text=True,
                            timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError(f"weir {' '.join(args)} failed ({r.returncode}): {r.stderr}")
@@ -131,7 +158,7 @@ class Cluster:
             data = body if isinstance(body, bytes) else (
                 body.encode() if isinstance(body, str) else json.dumps(body).encode())
         req = urllib.request.Request(self.rest_url + path, data=data, method=method,
-                                     headers=headers or {})
+                                     headers={**self.rest_headers, **(headers or {})})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 status, raw, hdrs = r.status, r.read(), dict(r.headers)

@@ -111,6 +111,8 @@ TEST(NetworkTest, RemoteChannelIsOrderedLosslessAndCreditBounded) {
   ASSERT_TRUE(receiver.Start("127.0.0.1", 0).ok());
   ASSERT_TRUE(sender.Start("127.0.0.1", 0).ok());
   const std::string addr = "127.0.0.1:" + std::to_string(receiver.port());
+  receiver.SetAttemptSecret("job/0/", "secret");
+  sender.SetAttemptSecret("job/0/", "secret");
   std::atomic<bool> cancel{false};
   const int kN = 500;
   auto s1 = sender.ConnectRemote(addr, "job/0/c/0/p/0", &cancel);
@@ -152,11 +154,13 @@ TEST(NetworkTest, LostSenderFailsTheChannel) {
   const std::string addr = "127.0.0.1:" + std::to_string(receiver.port());
   std::atomic<bool> cancel{false};
   InputGate gate;
-  gate.AddChannel(receiver.GetOrCreateChannel("k"));
+  receiver.SetAttemptSecret("job/0/", "secret");
+  gate.AddChannel(receiver.GetOrCreateChannel("job/0/c/0/p/0"));
   {
     NetworkEnvironment sender;
     ASSERT_TRUE(sender.Start("127.0.0.1", 0).ok());
-    auto s = sender.ConnectRemote(addr, "k", &cancel);
+    sender.SetAttemptSecret("job/0/", "secret");
+    auto s = sender.ConnectRemote(addr, "job/0/c/0/p/0", &cancel);
     ASSERT_TRUE(s.ok());
     ASSERT_TRUE(s.value()->Send(Data(1)).ok());
     sender.Stop();  // the connection closes without an end of stream
@@ -172,10 +176,13 @@ TEST(NetworkTest, LostSenderFailsTheChannel) {
 TEST(NetworkTest, ConnectToNothingIsAnError) {
   NetworkEnvironment sender;
   std::atomic<bool> cancel{false};
-  auto s = sender.ConnectRemote("127.0.0.1:1", "k", &cancel);
+  auto none = sender.ConnectRemote("127.0.0.1:1", "job/0/c/0/p/0", &cancel);
+  EXPECT_EQ(none.status().code(), StatusCode::kFailedPrecondition) << "no channel secret";
+  sender.SetAttemptSecret("job/0/", "secret");
+  auto s = sender.ConnectRemote("127.0.0.1:1", "job/0/c/0/p/0", &cancel);
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), StatusCode::kUnavailable);
-  auto bad = sender.ConnectRemote("no-port", "k", &cancel);
+  auto bad = sender.ConnectRemote("no-port", "job/0/c/0/p/0", &cancel);
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
 }
 

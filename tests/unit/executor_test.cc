@@ -147,6 +147,8 @@ TEST(NetworkBoundsTest, PeersComingAndGoingLeaveNoThreadsOrConnectionObjects) {
       NetworkEnvironment sender;
       ASSERT_TRUE(sender.Start("127.0.0.1", 0).ok());
       const std::string key = "job/" + std::to_string(i) + "/c/0/p/0";
+      sender.SetAttemptSecret("job/" + std::to_string(i) + "/", "secret");
+      receiver.SetAttemptSecret("job/" + std::to_string(i) + "/", "secret");
       auto s = sender.ConnectRemote(addr, key, &cancel);
       ASSERT_TRUE(s.ok()) << s.status().ToString();
       ASSERT_TRUE(s.value()->Send(Eos()).ok());
@@ -158,6 +160,8 @@ TEST(NetworkBoundsTest, PeersComingAndGoingLeaveNoThreadsOrConnectionObjects) {
     // One more accept reaps the connections that ended.
     NetworkEnvironment last;
     ASSERT_TRUE(last.Start("127.0.0.1", 0).ok());
+    last.SetAttemptSecret("job/x/", "secret");
+    receiver.SetAttemptSecret("job/x/", "secret");
     ASSERT_TRUE(last.ConnectRemote(addr, "job/x/c/0/p/0", &cancel).ok());
     EXPECT_TRUE(Eventually([&] { return receiver.inbound_connections() <= 2; }))
         << receiver.inbound_connections() << " inbound connection objects after 50 peers left";

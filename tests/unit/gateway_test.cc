@@ -30,7 +30,7 @@ TEST(GrpcGatewayTest, AnErrorAnswerIsNotUnreachable) {
   auto server = builder.BuildAndStart();
   ASSERT_TRUE(server && port > 0);
   const std::string addr = "127.0.0.1:" + std::to_string(port);
-  auto gw = NewGrpcTaskManagerGateway();
+  auto gw = NewGrpcTaskManagerGateway(grpc::InsecureChannelCredentials());
   Status s = gw->DeployTask(addr, proto::DeployTaskRequest());
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
   EXPECT_NE(s.message().find("job graph rejected: no"), std::string::npos);

@@ -53,6 +53,9 @@ struct TaskSetup {
   int task_index = 0;
   int subtask = 0;
   NetworkEnvironment* network = nullptr;
+  // The job attempt's data-channel secret from the deployment (never logged): registered with
+  // the network before any channel of this subtask is opened.
+  std::string channel_secret;
   const OperatorRegistry* registry = nullptr;
   std::function<PeerLocation(const std::string& task_id, int subtask)> locate;
   // Called on the task thread at each state change (error is set for FAILED: its code tells a

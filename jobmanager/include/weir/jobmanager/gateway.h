@@ -9,6 +9,10 @@
 #include "weir.pb.h"
 #include "weir/status.h"
 
+namespace grpc {
+class ChannelCredentials;
+}
+
 namespace weir::jm {
 
 class TaskManagerGateway {
@@ -33,6 +37,8 @@ inline bool IsUnreachable(const Status& s) {
   return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
 }
 
-std::unique_ptr<TaskManagerGateway> NewGrpcTaskManagerGateway();
+// Channels to task managers use `credentials` (mutual TLS when the cluster has certificates).
+std::unique_ptr<TaskManagerGateway> NewGrpcTaskManagerGateway(
+    std::shared_ptr<grpc::ChannelCredentials> credentials);
 
 }  // namespace weir::jm

@@ -33,6 +33,11 @@ struct RestOptions {
   int num_threads = 4;
   // Prometheus text of the job manager for GET /metrics; unset: 404.
   std::function<std::string()> metrics_text;
+  // Set when the cluster has a bearer token: whether an Authorization header carries it. Every
+  // API call and /metrics must; unset: open (loopback development cluster). There is no HTTPS:
+  // Debian 12's civetweb cannot load OpenSSL 3, so the job manager keeps REST on loopback when
+  // security is on (docs/security.md).
+  std::function<bool(std::string_view authorization)> authorized;
   // Settings shown by GET /config.
   std::string rpc_address;
   JobManagerOptions jm;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "weir/jobmanager/job_manager.h"
+#include "weir/rpc_security.h"
 
 namespace weir::jm {
 
@@ -19,6 +20,10 @@ struct ServerOptions {
   // Prometheus text for GET /metrics; unset: JobManagerMetricsText (weir/jobmanager/metrics.h).
   std::function<std::string()> metrics_text;
   JobManagerOptions jm;
+  // TLS and the bearer token (docs/security.md). Without both, Start() refuses an address that
+  // is not loopback (gRPC or REST) unless `insecure`, and then warns.
+  RpcSecurity security;
+  bool insecure = false;
 };
 
 class JobManagerServer {

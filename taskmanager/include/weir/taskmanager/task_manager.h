@@ -10,6 +10,7 @@
 #include <string>
 
 #include "weir/status.h"
+#include "weir/rpc_security.h"
 #include "weir/task.h"
 
 namespace weir::tm {
@@ -32,6 +33,10 @@ struct TaskManagerOptions {
   // Prometheus /metrics (docs/metrics.md); port 0: ephemeral (the job manager lists the bound
   // address); empty or "off": none.
   std::string metrics_address = "127.0.0.1:0";
+  // TLS (docs/security.md): with certificates, the TaskManagerService accepts only callers
+  // presenting a certificate of the cluster's CA (the job manager), and this task manager
+  // presents its own to the job manager.
+  RpcSecurity security;
   // security.allowed_paths (weir/security.h), checked again on DeployTask (the job manager
   // checks at submission): file sink outputs and checkpointing.dir. Empty: any path.
   std::vector<std::string> allowed_paths;
