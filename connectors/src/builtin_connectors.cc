@@ -325,6 +325,7 @@ class FileSinkFactory : public OperatorFactory {
     }
     return Schema();
   }
+  std::vector<std::string> OutputPathKeys() const override { return {"path"}; }
   Result<std::unique_ptr<Operator>> Create(const Config& config,
                                            const Schema& input) const override {
     WEIR_ASSIGN_OR_RETURN(std::string path, config.GetString("path"));

@@ -1400,6 +1400,8 @@ class CommittingFileSinkFactory : public OperatorFactory {
     WEIR_RETURN_IF_ERROR(PlanFileSink(config, input).status());
     return Schema();
   }
+  // late_dir and dirty_dir are plain names below path; partitions are rendered below it too.
+  std::vector<std::string> OutputPathKeys() const override { return {"path"}; }
   Result<std::unique_ptr<Operator>> Create(const Config& config,
                                            const Schema& input) const override {
     WEIR_ASSIGN_OR_RETURN(FileSinkConfig c, PlanFileSink(config, input));
@@ -1414,6 +1416,10 @@ class CommittingFileSinkFactory : public OperatorFactory {
 
 std::unique_ptr<OperatorFactory> MakeCommittingFileSinkFactory() {
   return std::make_unique<CommittingFileSinkFactory>();
+}
+
+Status CheckCommittingFileRestoredState(const RestoredState& restored) {
+  return ReadRestoredLists(&restored).status();
 }
 
 }  // namespace weir

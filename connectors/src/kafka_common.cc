@@ -11,6 +11,11 @@ const ModuleLog Log("connectors");
 
 Status CheckProperties(const std::vector<std::pair<std::string, std::string>>& props,
                        const std::string& path) {
+  // The policy first (again: a plan may not come from ParseProperties), before librdkafka sees
+  // any name, since setting plugin.library.paths already loads the library.
+  for (const auto& [key, value] : props) {
+    WEIR_RETURN_IF_ERROR(CheckPropertyPolicy(key, value, path));
+  }
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   Status st;
   for (const auto& [key, value] : props) {
@@ -37,6 +42,9 @@ Result<std::string> ResolveBootstrap(const std::string& bootstrap, const std::st
 Result<rd_kafka_conf_t*> MakeConf(const std::vector<std::pair<std::string, std::string>>& props,
                                   const std::vector<std::pair<std::string, std::string>>& defaults,
                                   const std::vector<std::pair<std::string, std::string>>& forced) {
+  for (const auto& [k, v] : props) {
+    WEIR_RETURN_IF_ERROR(CheckPropertyPolicy(k, v, "kafka properties"));
+  }
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];
   auto set = [&](const std::string& k, const std::string& v) -> Status {

@@ -7,16 +7,176 @@
 
 namespace weir::kafka {
 
+namespace {
+
+// From librdkafka 2.0.2's CONFIGURATION.md (/usr/share/doc/librdkafka-dev/CONFIGURATION.md.gz,
+// the version Debian ships and Weir links); the reasons are what the property does there.
+struct Forbidden {
+  const char* name;
+  const char* why;
+};
+constexpr Forbidden kForbidden[] = {
+    // Load code into the process.
+    {"plugin.library.paths", "loads shared libraries (dlopen) into the process"},
+    {"ssl.engine.location", "loads an OpenSSL engine library into the process"},
+    {"ssl.engine.id", "selects an OpenSSL engine to load"},
+    {"ssl.providers", "loads OpenSSL 3 provider modules into the process"},
+    {"interceptors", "interceptor hooks run code in the process"},
+    // Run commands.
+    {"sasl.kerberos.kinit.cmd", "is a shell command librdkafka runs"},
+    // Fetch a URL the job chooses (OIDC token endpoint): requests from the cluster's hosts.
+    {"sasl.oauthbearer.token.endpoint.url", "makes the task managers fetch a URL (OIDC)"},
+    // Write local files.
+    {"offset.store.path", "writes offset files at a local path"},
+    {"offset.store.method", "file offset storage writes local files; offsets are Weir's"},
+    // Pointers and callbacks (set through the C API only; refused here so no name that means
+    // code can reach librdkafka from a job file).
+    {"opaque", "is a pointer set by the application"},
+    {"default_topic_conf", "is a pointer set by the application"},
+    {"ssl_engine_callback_data", "is a pointer set by the application"},
+    {"ssl_key", "is a pointer set by the application"},
+    {"ssl_certificate", "is a pointer set by the application"},
+    {"ssl_ca", "is a pointer set by the application"},
+    {"oauthbearer_token_refresh_cb", "is a callback set by the application"},
+    {"ssl.certificate.verify_cb", "is a callback set by the application"},
+};
+
+// sasl.kerberos.keytab and .principal are interpolated into the default kinit command line
+// (kinit -R -t "%{sasl.kerberos.keytab}" -k %{sasl.kerberos.principal} ...), run by a shell.
+bool PlainKerberosName(std::string_view v) {
+  if (v.empty()) return false;
+  for (char c : v) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-' || c == '/' || c == '@';
+    if (!ok) return false;
+  }
+  return v.front() != '-';
+}
+
+}  // namespace
+
+Status CheckPropertyPolicy(std::string_view key, std::string_view value,
+                           const std::string& where) {
+  std::string_view k = key;
+  if (k.starts_with("topic.")) k.remove_prefix(6);  // librdkafka's topic-level prefix
+  auto refuse = [&](std::string_view why) {
+    return Status::InvalidArgument(where + "." + std::string(key) +
+                                   ": not allowed in a job (it " + std::string(why) +
+                                   "; docs/security-policy.md)");
+  };
+  for (const Forbidden& f : kForbidden) {
+    if (k == f.name) return refuse(f.why);
+  }
+  if (k.ends_with("_cb")) return refuse("is a callback set by the application");
+  if (k == "sasl.oauthbearer.method" && value != "default") {
+    return refuse("with oidc makes the task managers fetch a URL");
+  }
+  if ((k == "sasl.kerberos.keytab" || k == "sasl.kerberos.principal") &&
+      !PlainKerberosName(value)) {
+    return refuse("is put into a shell command line; only letters, digits and . _ - / @ are "
+                  "allowed");
+  }
+  return Status::Ok();
+}
+
+OperatorListState<proto::KafkaSourceEntry> OffsetState() {
+  return OperatorListState<proto::KafkaSourceEntry>("kafka", 1, proto::NamedList::UNION);
+}
+
+namespace {
+
+constexpr std::string_view kLegacyList = "kafka_offsets";
+constexpr int64_t kOffsetBeginning = -2;  // RD_KAFKA_OFFSET_BEGINNING (librdkafka not linked)
+// Old parallelism: what a job can have (kMaxMaxParallelism), so sums and compares stay exact.
+constexpr int64_t kMaxOldParallelism = 32768;
+
+Status CorruptOffsets() { return Status::DataLoss("kafka: corrupt entry in restored state"); }
+
+struct OffsetDecoder {
+  RestoredOffsets* out;
+  int64_t old_parallelism = -1;
+  int64_t started = 0;
+
+  Status Partition(std::string topic, int64_t part, int64_t next) {
+    if (topic.empty() || part < 0 || part > INT32_MAX || (next < 0 && next != kOffsetBeginning)) {
+      return CorruptOffsets();
+    }
+    out->partitions.push_back({{std::move(topic), static_cast<int32_t>(part)}, next});
+    return Status::Ok();
+  }
+  Status Subtask(int64_t parallelism, int64_t started_count) {
+    if (parallelism < 1 || parallelism > kMaxOldParallelism || started_count < 0 ||
+        started_count > 1) {
+      return CorruptOffsets();
+    }
+    old_parallelism = parallelism;
+    started += started_count;
+    return Status::Ok();
+  }
+  Status Legacy(std::string_view e) {
+    std::vector<std::string_view> f;
+    size_t start = 0;
+    while (true) {
+      const size_t end = e.find('\0', start);
+      f.push_back(e.substr(start, end == std::string_view::npos ? end : end - start));
+      if (end == std::string_view::npos) break;
+      start = end + 1;
+    }
+    if (f.size() != 4) return CorruptOffsets();
+    int64_t a = 0, b = 0, c = 0;
+    if (!TryParseInt64(f[2], &b).ok() || !TryParseInt64(f[3], &c).ok()) return CorruptOffsets();
+    if (f[0] == "p1") return Partition(std::string(f[1]), b, c);
+    if (f[0] == "s1" && TryParseInt64(f[1], &a).ok()) return Subtask(b, c);
+    return CorruptOffsets();
+  }
+};
+
+}  // namespace
+
+Result<RestoredOffsets> DecodeOffsetState(const RestoredState* restored) {
+  RestoredOffsets out;
+  if (restored == nullptr) return out;
+  OffsetDecoder d{&out};
+  WEIR_ASSIGN_OR_RETURN(auto entries, OffsetState().Decode(restored, "kafka"));
+  if (entries) {
+    out.any = true;
+    for (const proto::KafkaSourceEntry& e : *entries) {
+      if (e.has_partition()) {
+        const auto& p = e.partition();
+        WEIR_RETURN_IF_ERROR(d.Partition(p.topic(), p.partition(), p.next_offset()));
+      } else if (e.has_subtask()) {
+        WEIR_RETURN_IF_ERROR(d.Subtask(e.subtask().parallelism(), e.subtask().started() ? 1 : 0));
+      } else {
+        return CorruptOffsets();
+      }
+    }
+  } else {
+    for (const proto::NamedList& list : restored->operator_state) {
+      if (list.name() != kLegacyList) continue;
+      out.any = true;
+      for (const std::string& e : list.entries()) WEIR_RETURN_IF_ERROR(d.Legacy(e));
+    }
+  }
+  out.all_started = d.started == d.old_parallelism;
+  return out;
+}
+
 Result<std::vector<std::pair<std::string, std::string>>> ParseProperties(
     const Config& config, const std::map<std::string, std::string>& reserved) {
   WEIR_ASSIGN_OR_RETURN(Config props, config.GetMap("properties"));
   std::vector<std::pair<std::string, std::string>> out;
   for (const std::string& key : props.Keys()) {
-    auto r = reserved.find(key);
+    // librdkafka's spellings of the same property: a "topic." prefix and aliases.
+    std::string_view canon = key;
+    if (canon.starts_with("topic.")) canon.remove_prefix(6);
+    if (canon == "metadata.broker.list") canon = "bootstrap.servers";
+    if (canon == "auto.commit.enable") canon = "enable.auto.commit";
+    auto r = reserved.find(std::string(canon));
     if (r != reserved.end()) {
       return Status::InvalidArgument(props.path() + "." + key + ": set by Weir; " + r->second);
     }
     WEIR_ASSIGN_OR_RETURN(std::string v, props.GetString(key));
+    WEIR_RETURN_IF_ERROR(CheckPropertyPolicy(key, v, props.path()));
     out.emplace_back(key, std::move(v));
   }
   return out;

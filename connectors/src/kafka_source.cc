@@ -64,16 +64,6 @@ using kafka::OutOfRange;
 using kafka::StartMode;
 using kafka::TopicPartition;
 
-// Positions in operator state (weir/operator_state.h): "kafka@v1", KafkaSourceEntry messages.
-OperatorListState<proto::KafkaSourceEntry> OffsetState() {
-  return OperatorListState<proto::KafkaSourceEntry>("kafka", 1, proto::NamedList::UNION);
-}
-// Savepoints made before versioned state (up to 2026-11-30): "kafka_offsets", NUL-joined text
-// entries tagged "p1" (topic, partition, next) and "s1" (subtask, parallelism, started).
-constexpr std::string_view kStateList = "kafka_offsets";
-constexpr std::string_view kPartEntryV1 = "p1";
-constexpr std::string_view kSubtaskEntryV1 = "s1";
-
 // A partition handed from the discovery thread to the task thread, with where to start.
 struct NewPartition {
   TopicPartition tp;
@@ -134,25 +124,11 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
     std::vector<NewPartition> restored;
     WEIR_RETURN_IF_ERROR(counters_.Restore(ctx.restored));
     if (ctx.restored) {
-      int64_t old_parallelism = -1, started = 0;
-      bool any = false;
-      WEIR_ASSIGN_OR_RETURN(auto entries, OffsetState().Decode(ctx.restored, "kafka"));
-      if (entries) {
-        any = true;
-        for (const proto::KafkaSourceEntry& e : *entries) {
-          WEIR_RETURN_IF_ERROR(DecodeEntry(e, &restored, &old_parallelism, &started));
-        }
-      }
-      for (const proto::NamedList& list : ctx.restored->operator_state) {
-        if (entries || list.name() != kStateList) continue;
-        any = true;
-        for (const std::string& e : list.entries()) {
-          WEIR_RETURN_IF_ERROR(DecodeLegacyEntry(e, &restored, &old_parallelism, &started));
-        }
-      }
-      if (any) {
+      WEIR_ASSIGN_OR_RETURN(kafka::RestoredOffsets r, kafka::DecodeOffsetState(ctx.restored));
+      for (auto& [tp, next] : r.partitions) restored.push_back({std::move(tp), next});
+      if (r.any) {
         restored_ = true;
-        all_started_before_ = started == old_parallelism;
+        all_started_before_ = r.all_started;
       }
       std::erase_if(restored, [&](const NewPartition& np) {
         return !Subscribed(np.tp.topic) ||
@@ -253,7 +229,7 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
     sub->set_subtask(subtask_);
     sub->set_parallelism(parallelism_);
     sub->set_started(started_);
-    out->operator_state.push_back(OffsetState().Encode(entries));
+    out->operator_state.push_back(kafka::OffsetState().Encode(entries));
     counters_.Snapshot(out);
     // Kept until the checkpoint completes or a later one does; bounded for checkpoints that
     // never complete (declined elsewhere, or the notification was lost).
@@ -343,60 +319,6 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
   bool Subscribed(const std::string& topic) const {
     if (!plan_.topic_pattern.empty()) return std::regex_match(topic, pattern_);
     return std::find(plan_.topics.begin(), plan_.topics.end(), topic) != plan_.topics.end();
-  }
-
-  static Status DecodeEntry(const proto::KafkaSourceEntry& e, std::vector<NewPartition>* parts,
-                            int64_t* old_parallelism, int64_t* started) {
-    const Status corrupt = Status::DataLoss("kafka: corrupt entry in restored state");
-    if (e.has_partition()) {
-      const auto& p = e.partition();
-      if (p.topic().empty() || p.partition() < 0 ||
-          (p.next_offset() < 0 && p.next_offset() != RD_KAFKA_OFFSET_BEGINNING)) {
-        return corrupt;
-      }
-      parts->push_back({{p.topic(), p.partition()}, p.next_offset()});
-      return Status::Ok();
-    }
-    if (e.has_subtask()) {
-      if (e.subtask().parallelism() < 1) return corrupt;
-      *old_parallelism = e.subtask().parallelism();
-      *started += e.subtask().started() ? 1 : 0;
-      return Status::Ok();
-    }
-    return corrupt;
-  }
-
-  static Status DecodeLegacyEntry(std::string_view e, std::vector<NewPartition>* parts,
-                                  int64_t* old_parallelism, int64_t* started) {
-    std::vector<std::string_view> f;
-    size_t start = 0;
-    while (true) {
-      size_t end = e.find('\0', start);
-      f.push_back(e.substr(start, end == std::string_view::npos ? end : end - start));
-      if (end == std::string_view::npos) break;
-      start = end + 1;
-    }
-    const Status corrupt = Status::DataLoss("kafka: corrupt entry in restored state");
-    if (f.size() == 4 && f[0] == kPartEntryV1) {
-      int64_t part, next;
-      if (f[1].empty() || !TryParseInt64(f[2], &part).ok() || part < 0 || part > INT32_MAX ||
-          !TryParseInt64(f[3], &next).ok() || (next < 0 && next != RD_KAFKA_OFFSET_BEGINNING)) {
-        return corrupt;
-      }
-      parts->push_back({{std::string(f[1]), static_cast<int32_t>(part)}, next});
-      return Status::Ok();
-    }
-    if (f.size() == 4 && f[0] == kSubtaskEntryV1) {
-      int64_t sub, par, st;
-      if (!TryParseInt64(f[1], &sub).ok() || !TryParseInt64(f[2], &par).ok() ||
-          !TryParseInt64(f[3], &st).ok() || par < 1) {
-        return corrupt;
-      }
-      *old_parallelism = par;
-      *started += st;
-      return Status::Ok();
-    }
-    return corrupt;
   }
 
   // Adds partitions to the consumer's assignment (task thread).

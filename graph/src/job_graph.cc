@@ -1,5 +1,7 @@
 #include "weir/job_graph.h"
 
+#include "weir/paths.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -30,16 +32,6 @@ Result<Partitioning> ParsePartitioning(const std::string& s, const std::string& 
   if (s == "broadcast") return Partitioning::kBroadcast;
   return Status::InvalidArgument(where + ": unknown partitioning '" + s +
                                  "' (expected forward, hash, rebalance or broadcast)");
-}
-
-bool ValidId(const std::string& id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
-      return false;
-    }
-  }
-  return true;
 }
 
 std::string VertexWhere(const VertexSpec& v) { return "vertex '" + v.id + "'"; }
@@ -646,9 +638,9 @@ Result<ExecutionPlan> BuildPlan(JobSpec spec, const OperatorRegistry& registry) 
   std::vector<const OperatorFactory*> factories(nv);
   for (size_t i = 0; i < nv; ++i) {
     const VertexSpec& v = spec.vertices[i];
-    if (!ValidId(v.id)) {
+    if (!IsValidId(v.id)) {
       return Status::InvalidArgument("vertex id '" + v.id +
-                                     "': must be 1-128 characters of letters, digits, _ - .");
+                                     "': must be 1-128 characters of A-Z a-z 0-9 _ -");
     }
     if (!plan.vertex_index.emplace(v.id, static_cast<int>(i)).second) {
       return Status::InvalidArgument("vertex '" + v.id + "': duplicate vertex id");
@@ -670,6 +662,35 @@ Result<ExecutionPlan> BuildPlan(JobSpec spec, const OperatorRegistry& registry) 
   WEIR_RETURN_IF_ERROR(CheckVertices(plan, adj, order, factories));
   WEIR_RETURN_IF_ERROR(BuildTasks(plan, adj, order));
   return plan;
+}
+
+bool IsValidId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status CheckJobPaths(const ExecutionPlan& plan, const OperatorRegistry& registry,
+                     const std::vector<std::string>& allowed) {
+  if (allowed.empty()) return Status::Ok();
+  for (const VertexSpec& v : plan.spec.vertices) {
+    const OperatorFactory* f = registry.Find(v.type);
+    if (f == nullptr) continue;  // BuildPlan refused it already
+    for (const std::string& key : f->OutputPathKeys()) {
+      if (!v.config.Has(key)) continue;
+      WEIR_ASSIGN_OR_RETURN(std::string path, v.config.GetString(key));
+      WEIR_RETURN_IF_ERROR(CheckAllowedPath(path, allowed, v.config.path() + "." + key));
+    }
+  }
+  if (!plan.spec.checkpointing.directory.empty()) {
+    WEIR_RETURN_IF_ERROR(
+        CheckAllowedPath(plan.spec.checkpointing.directory, allowed, "checkpointing.dir"));
+  }
+  return Status::Ok();
 }
 
 }  // namespace weir

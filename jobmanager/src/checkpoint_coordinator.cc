@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "weir/logging.h"
@@ -16,6 +17,11 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr uint32_t kMetadataVersion = 1;
+// Bounds on what an acknowledgement or a _metadata may claim (far beyond real checkpoints).
+constexpr int kMaxStateFiles = 1000000;
+constexpr uint64_t kMaxStateBytes = uint64_t{1} << 50;  // 1 PiB
+constexpr size_t kMaxStatePathBytes = 4096;
+constexpr int64_t kMaxRecordCount = int64_t{1} << 48;  // summed over <= 32768 subtasks: no overflow
 
 const ModuleLog Log("checkpoint");
 
@@ -33,23 +39,72 @@ Status FsyncDirectory(const std::string& dir) {
   return Status::Ok();
 }
 
+Status ValidateStateHandle(const proto::KeyedStateHandle& k, const std::string& own_prefix,
+                           int max_parallelism, const std::string& where) {
+  if (k.key_group_first() < 0 || k.key_group_last() < k.key_group_first() ||
+      k.key_group_last() >= max_parallelism) {
+    return Status::InvalidArgument(where + " has key groups [" +
+                                   std::to_string(k.key_group_first()) + ", " +
+                                   std::to_string(k.key_group_last()) + "] outside [0, " +
+                                   std::to_string(max_parallelism) + ")");
+  }
+  if (k.files_size() > kMaxStateFiles) {
+    return Status::InvalidArgument(where + " names " + std::to_string(k.files_size()) +
+                                   " files (at most " + std::to_string(kMaxStateFiles) + ")");
+  }
+  if (k.state_size() > kMaxStateBytes || k.incremental_size() > kMaxStateBytes) {
+    return Status::InvalidArgument(where + " reports an impossible state size");
+  }
+  for (const auto& f : k.files()) {
+    const std::string& p = f.path();
+    const bool placed = own_prefix.empty() || p.rfind("shared/", 0) == 0 ||
+                        p.rfind(own_prefix, 0) == 0;
+    if (p.size() > kMaxStatePathBytes || !IsSafeRelativePath(p) || !placed) {
+      return Status::InvalidArgument(where + " names file '" + p + "' outside " +
+                                     (own_prefix.empty() ? std::string("its own directory")
+                                                         : "shared/ and " + own_prefix));
+    }
+    if (!IsPlainName(f.local_name()) || f.local_name().size() > kMaxStatePathBytes) {
+      return Status::InvalidArgument(where + " gives file '" + p + "' the local name '" +
+                                     f.local_name() + "' (must be a plain file name)");
+    }
+    if (f.size() > kMaxStateBytes) {
+      return Status::InvalidArgument(where + " gives file '" + p + "' an impossible size " +
+                                     std::to_string(f.size()));
+    }
+  }
+  return Status::Ok();
+}
+
 Status ValidateAckFiles(const proto::AcknowledgeCheckpointRequest& ack,
-                        const std::string& own_prefix) {
+                        const std::string& own_prefix, const ExecutionPlan& plan) {
+  const std::string who = "acknowledgement of checkpoint " + std::to_string(ack.checkpoint_id()) +
+                          " from '" + ack.task_id() + "' subtask " + std::to_string(ack.subtask());
+  auto t = plan.task_index.find(ack.task_id());
+  if (t == plan.task_index.end() || ack.subtask() < 0 ||
+      ack.subtask() >= plan.tasks[t->second].parallelism) {
+    return Status::InvalidArgument(who + ": no such subtask in the job");
+  }
+  const TaskPlan& task = plan.tasks[t->second];
+  std::set<std::string> seen;
   for (const auto& os : ack.states()) {
-    if (!os.has_keyed()) continue;
-    for (const auto& f : os.keyed().files()) {
-      const std::string& p = f.path();
-      const bool placed = own_prefix.empty() || p.rfind("shared/", 0) == 0 ||
-                          p.rfind(own_prefix, 0) == 0;
-      if (!IsSafeRelativePath(p) || !placed) {
-        return Status::InvalidArgument(
-            "acknowledgement of checkpoint " + std::to_string(ack.checkpoint_id()) + " from '" +
-            ack.task_id() + "' subtask " + std::to_string(ack.subtask()) +
-            " names file '" + p + "' outside " +
-            (own_prefix.empty() ? std::string("its savepoint directory")
-                                : "shared/ and " + own_prefix));
+    // Only the vertices of the sender's own chain, each once, for its own subtask index.
+    bool in_chain = false;
+    for (int v : task.vertices) in_chain = in_chain || plan.spec.vertices[v].id == os.vertex_id();
+    if (!in_chain || os.subtask() != ack.subtask() || !seen.insert(os.vertex_id()).second) {
+      return Status::InvalidArgument(who + " carries state of vertex '" + os.vertex_id() +
+                                     "' subtask " + std::to_string(os.subtask()) +
+                                     ", which is not (once) its own");
+    }
+    for (const auto& [name, n] : os.counts()) {
+      if (n < 0 || n > kMaxRecordCount) {
+        return Status::InvalidArgument(who + " reports count " + name + " = " +
+                                       std::to_string(n));
       }
     }
+    if (!os.has_keyed()) continue;
+    WEIR_RETURN_IF_ERROR(ValidateStateHandle(os.keyed(), own_prefix, plan.spec.max_parallelism,
+                                             who + " for vertex '" + os.vertex_id() + "'"));
   }
   return Status::Ok();
 }
@@ -101,8 +156,12 @@ Result<proto::CheckpointMetadata> ReadMetadata(const std::string& dir) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
+  return ParseMetadata(ss.str(), path);
+}
+
+Result<proto::CheckpointMetadata> ParseMetadata(const std::string& bytes, const std::string& path) {
   proto::CheckpointMetadata md;
-  if (!md.ParseFromString(ss.str())) {
+  if (!md.ParseFromString(bytes)) {
     return Status::DataLoss("corrupt checkpoint metadata " + path + ": cannot be parsed");
   }
   if (md.format_version() != kMetadataVersion) {
@@ -240,7 +299,8 @@ std::optional<std::string> CheckpointCoordinator::Acknowledge(
   if (pending_->finalizing) return std::nullopt;
   if (!pending_->waiting.count({ack.task_id(), ack.subtask()})) return std::nullopt;
   Status valid = ValidateAckFiles(
-      ack, pending_->options.savepoint() ? "" : "chk-" + std::to_string(pending_->id) + "/");
+      ack, pending_->options.savepoint() ? "" : "chk-" + std::to_string(pending_->id) + "/",
+      *plan_);
   if (!valid.ok()) return Abort(valid.message());
   pending_->waiting.erase({ack.task_id(), ack.subtask()});
   pending_->acks.push_back(std::move(ack));
@@ -600,9 +660,13 @@ Result<std::map<std::pair<std::string, int>, proto::RestoreInfo>> PlanRestore(
     }
     const VertexSpec& v = plan.spec.vertices[vit->second];
     const TaskPlan& task = plan.tasks[plan.task_of_vertex[vit->second]];
-    // Missing files are found now, before anything starts on incomplete state.
+    // Missing files are found now, before anything starts on incomplete state. The handles
+    // are checked first: a _metadata is untrusted input, its paths must stay below `root`.
     for (const auto& os : vs.subtasks()) {
       if (!os.has_keyed()) continue;
+      WEIR_RETURN_IF_ERROR(ValidateStateHandle(
+          os.keyed(), "", md.max_parallelism(),
+          "the snapshot's state of vertex '" + v.id + "' subtask " + std::to_string(os.subtask())));
       for (const auto& f : os.keyed().files()) {
         if (!fs::exists(root + "/" + f.path())) {
           return Status::NotFound("state file " + root + "/" + f.path() + " of vertex '" +

@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "weir/logging.h"
+#include "weir/paths.h"
 
 namespace weir::jm {
 namespace {
@@ -218,6 +219,7 @@ Result<std::unique_ptr<JobManager::Job>> JobManager::PrepareJob(
     int64_t next_checkpoint_id) const {
   WEIR_ASSIGN_OR_RETURN(JobSpec spec, FromProto(graph));
   WEIR_ASSIGN_OR_RETURN(ExecutionPlan plan, BuildPlan(std::move(spec), *registry_));
+  WEIR_RETURN_IF_ERROR(CheckJobPaths(plan, *registry_, options_.allowed_paths));
   WEIR_ASSIGN_OR_RETURN(CheckpointSettings settings,
                         SettingsFor(graph.checkpointing(), options_.checkpoints));
   auto job = std::make_unique<Job>();
@@ -570,6 +572,14 @@ void JobManager::DeclineCheckpoint(const proto::DeclineCheckpointRequest& d) {
 
 void JobManager::TriggerSavepoint(const proto::SavepointRequest& req,
                                   CheckpointCoordinator::SavepointDone done) {
+  if (!req.directory().empty()) {  // security.allowed_paths; the configured default is trusted
+    Status allowed =
+        CheckAllowedPath(req.directory(), options_.allowed_paths, "savepoint directory");
+    if (!allowed.ok()) {
+      executor_("", [done, allowed] { done(allowed); });
+      return;
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(req.job_id());
   if (it == jobs_.end()) {
@@ -652,7 +662,8 @@ void JobManager::CancelTasksLocked(Job& job) {
     if (it != tms_.end()) tms.emplace_back(tm, it->second.info.rpc_address());
   }
   for (const auto& [tm, addr] : tms) {
-    Rpc(addr, [this, tm, addr, id = job.id, attempt = job.attempt] {
+    // Copies named in the capture: clang 14 (the fuzz build) cannot capture bindings.
+    Rpc(addr, [this, tm = tm, addr = addr, id = job.id, attempt = job.attempt] {
       Status s = gateway_->CancelJobTasks(addr, id, attempt);
       if (s.ok()) return;
       Log()->warn("job={} cancel at {} failed: {}", id, addr, s.ToString());

@@ -42,9 +42,10 @@ weir::Status ApplyConfig(const std::string& file, weir::jm::ServerOptions* opts)
                                          std::to_string(rj));
   }
   o.retained_jobs = static_cast<int>(rj);
-  // security: TLS, the bearer token (docs/security.md).
+  // security: TLS, the bearer token (docs/security.md), allowed_paths.
   WEIR_ASSIGN_OR_RETURN(weir::SecurityOptions sec, weir::ParseSecurityOptions(cfg));
   WEIR_ASSIGN_OR_RETURN(opts->security, weir::RpcSecurity::Create(sec));
+  o.allowed_paths = sec.allowed_paths;  // docs/security-policy.md
   return weir::Status::Ok();
 }
 

@@ -86,8 +86,9 @@ Status ValidateHandle(const proto::KeyedStateHandle& handle) {
     if (!IsSafeRelativePath(f.path())) {
       return Status::InvalidArgument("state handle has bad file path '" + f.path() + "'");
     }
-    if (f.local_name().empty() || f.local_name().find('/') != std::string::npos ||
-        f.local_name() == "." || f.local_name() == "..") {
+    // A plain name: no '/', not "." or "..", and no NUL (a NUL would cut the name short when
+    // the file is created, so two handles' files could land on one name).
+    if (!IsPlainName(f.local_name())) {
       return Status::InvalidArgument("state handle has bad local name '" + f.local_name() +
                                      "' for " + f.path());
     }

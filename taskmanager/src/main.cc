@@ -56,6 +56,8 @@ weir::Status ApplyConfig(const std::string& file, weir::tm::TaskManagerOptions* 
   WEIR_ASSIGN_OR_RETURN(opts->security, weir::RpcSecurity::Create(sec));
   // security.tls: mutual TLS on the data plane too (docs/data-plane.md).
   opts->network.tls = sec.tls;
+  // security.allowed_paths, checked again on DeployTask (docs/security-policy.md).
+  opts->allowed_paths = sec.allowed_paths;
   return Status::Ok();
 }
 

@@ -253,6 +253,12 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
   // ---------------------------------------------------------------- RPC handlers
   grpc::Status DeployTask(grpc::ServerContext*, const proto::DeployTaskRequest* req,
                           proto::DeployTaskResponse*) override {
+    // The job id and task id become parts of local paths (AttemptStateDir).
+    if (!IsValidId(req->job_id()) || req->attempt() < 0) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "job id '" + req->job_id() + "' / attempt " +
+                              std::to_string(req->attempt()) + ": not a valid job");
+    }
     Result<std::shared_ptr<const ExecutionPlan>> plan = Status::Internal("unset");
     try {
       plan = PlanFor(req->job_id(), req->attempt(), req->graph());
@@ -439,6 +445,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     if (it != plans_.end()) return it->second;
     WEIR_ASSIGN_OR_RETURN(JobSpec spec, FromProto(graph));
     WEIR_ASSIGN_OR_RETURN(ExecutionPlan plan, BuildPlan(std::move(spec), BuiltinOperators()));
+    WEIR_RETURN_IF_ERROR(CheckJobPaths(plan, BuiltinOperators(), options_.allowed_paths));
     auto p = std::make_shared<const ExecutionPlan>(std::move(plan));
     plans_[key] = p;
     return p;

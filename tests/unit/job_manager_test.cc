@@ -519,7 +519,11 @@ TEST_F(JobManagerTest, PruningKeepsRetainedAndSharedFilesTheyUse) {
           auto* k = os->mutable_keyed();
           k->set_key_group_first(0);
           k->set_key_group_last(63);
-          for (const auto& f : files) k->add_files()->set_path("shared/" + f);
+          for (const auto& f : files) {
+            auto* sf = k->add_files();
+            sf->set_path("shared/" + f);
+            sf->set_local_name(f);
+          }
         }
         jm_->AcknowledgeCheckpoint(a);
         Drain();
@@ -977,6 +981,160 @@ TEST_F(JobManagerTest, FinishedJobsBeyondRetainedJobsAreForgotten) {
   for (int j = 0; j < 3; ++j) EXPECT_FALSE(jm_->GetJob(ids[j]).ok()) << j;
   for (int j = 3; j < 5; ++j) EXPECT_EQ(State(ids[j]), "CANCELED");
   EXPECT_EQ(State(*running), "RUNNING");
+}
+
+}  // namespace
+}  // namespace weir::jm
+
+// ---------------------------------------------------------------- policy (issue #12, item 4)
+namespace weir::jm {
+namespace {
+
+TEST_F(JobManagerTest, SubmitRefusesOutputsOutsideAllowedPaths) {
+  JobManagerOptions o;
+  o.checkpoints.directory = (dir_ / "checkpoints").string();
+  const std::string allowed = (dir_ / "out").string();
+  o.allowed_paths = {allowed};
+  jm_ = std::make_unique<JobManager>(
+      o, std::make_unique<FakeGateway>(&calls_), [this] { return now_; },
+      [this](const std::string&, std::function<void()> fn) { pending_.push_back(std::move(fn)); },
+      &BuiltinOperators());
+  AddTm("a", 2);
+  auto job = [&](const std::string& sink_type, const std::string& path,
+                 const std::string& extra = "") {
+    return Graph("name: p\n" + extra +
+                 "vertices:\n"
+                 "  - {id: gen, type: datagen, config: {total: 1, fields: [{name: k, expr: \"id\"}]}}\n"
+                 "  - {id: out, type: " + sink_type + ", config: {path: \"" + path + "\"}}\n"
+                 "edges:\n  - {from: gen, to: out}\n");
+  };
+  for (const char* type : {"file", "committing_file"}) {
+    EXPECT_TRUE(Submit(job(type, allowed + "/x")).ok()) << type;
+    EXPECT_TRUE(Submit(job(type, allowed)).ok()) << type;
+    for (const std::string& bad : {(dir_ / "outside").string(), allowed + "/../elsewhere",
+                                   std::string("/etc"), std::string("relative/out")}) {
+      auto r = Submit(job(type, bad));
+      ASSERT_FALSE(r.ok()) << type << " " << bad;
+      EXPECT_NE(r.status().message().find("vertex 'out': config.path"), std::string::npos)
+          << r.status().message();
+      EXPECT_NE(r.status().message().find("security.allowed_paths"), std::string::npos);
+    }
+  }
+  // A job's own checkpoint directory.
+  auto ck = Submit(job("file", allowed + "/x", "checkpointing: {interval: 1s, dir: /tmp/elsewhere}\n"));
+  ASSERT_FALSE(ck.ok());
+  EXPECT_NE(ck.status().message().find("checkpointing.dir"), std::string::npos)
+      << ck.status().message();
+  // parse's dirty: {path} shorthand becomes a committing_file vertex: checked the same way.
+  auto dirty = Submit(Graph(
+      "name: d\nvertices:\n"
+      "  - {id: gen, type: datagen, config: {total: 1, fields: [{name: value, expr: \"string(id)\"}]}}\n"
+      "  - {id: p, type: parse, config: {format: json, fields: [{name: n, type: int64}], "
+      "dirty: {path: /tmp/dirty-out}}}\n"
+      "  - {id: out, type: blackhole}\n"
+      "edges:\n  - {from: gen, to: p}\n  - {from: p, to: out}\n"));
+  ASSERT_FALSE(dirty.ok());
+  EXPECT_NE(dirty.status().message().find("/tmp/dirty-out"), std::string::npos)
+      << dirty.status().message();
+  // A savepoint into a directory outside is refused; the job keeps running.
+  auto running = Submit(job("file", allowed + "/y"));
+  ASSERT_TRUE(running.ok());
+  Report(*running, "gen", 0, TaskState::kRunning);
+  proto::SavepointRequest req;
+  req.set_job_id(*running);
+  req.set_directory("/tmp/not-allowed");
+  std::optional<Status> answer;
+  jm_->TriggerSavepoint(req, [&](Result<proto::SavepointResponse> r) { answer = r.status(); });
+  Drain();
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_FALSE(answer->ok());
+  EXPECT_NE(answer->message().find("savepoint directory"), std::string::npos) << answer->message();
+}
+
+TEST_F(JobManagerTest, ForgedAcknowledgementsAreRefusedAndDeleteNothing) {
+  AddTm("a", 2);
+  auto id = Submit(CheckpointedGraph(100));
+  AllRunning(*id);
+  const fs::path precious = dir_ / "precious";
+  { std::ofstream(precious) << "keep me"; }
+  struct Forgery {
+    std::string what;
+    std::function<void(proto::AcknowledgeCheckpointRequest&)> apply;
+    std::string expect;
+  };
+  auto file = [](proto::AcknowledgeCheckpointRequest& a, const std::string& path,
+                 const std::string& local, uint64_t size = 10) {
+    auto* k = a.mutable_states(0)->mutable_keyed();
+    k->set_backend("rocksdb");
+    k->set_key_group_first(0);
+    k->set_key_group_last(63);
+    auto* f = k->add_files();
+    f->set_path(path);
+    f->set_local_name(local);
+    f->set_size(size);
+  };
+  const std::vector<Forgery> forgeries = {
+      {"../../etc/passwd", [&](auto& a) { file(a, "../../etc/passwd", "x.sst"); }, "outside"},
+      {"absolute", [&](auto& a) { file(a, precious.string(), "x.sst"); }, "outside"},
+      {"shared/../..", [&](auto& a) { file(a, "shared/../../precious", "x.sst"); }, "outside"},
+      {"local name ..", [&](auto& a) { file(a, "shared/x.sst", ".."); }, "local name"},
+      {"local name a/b", [&](auto& a) { file(a, "shared/x.sst", "../../x"); }, "local name"},
+      {"size", [&](auto& a) { file(a, "shared/x.sst", "x.sst", ~uint64_t{0}); }, "impossible size"},
+      {"key groups", [&](auto& a) {
+         file(a, "shared/x.sst", "x.sst");
+         a.mutable_states(0)->mutable_keyed()->set_key_group_last(100000);
+       }, "key groups"},
+      {"another vertex", [&](auto& a) { a.mutable_states(0)->set_vertex_id("gen"); }, "not (once) its own"},
+      {"another subtask", [&](auto& a) { a.mutable_states(0)->set_subtask(1); }, "not (once) its own"},
+      {"negative count", [&](auto& a) { (*a.mutable_states(0)->mutable_counts())["x"] = -5; }, "count"},
+  };
+  int failed = 0;
+  for (const Forgery& f : forgeries) {
+    now_ += 100;
+    Tick();
+    const int64_t cp = calls_.triggers.back().checkpoint_id();
+    auto a = Ack(*id, 0, "agg", 0, cp);
+    f.apply(a);
+    jm_->AcknowledgeCheckpoint(a);
+    Drain();
+    const auto info = *jm_->GetJob(*id);
+    EXPECT_EQ(info.checkpoints().failed(), ++failed) << f.what;
+    EXPECT_NE(info.checkpoints().recent_failures(0).failure().find(f.expect), std::string::npos)
+        << f.what << ": " << info.checkpoints().recent_failures(0).failure();
+  }
+  EXPECT_EQ(jm_->GetJob(*id)->checkpoints().completed(), 0);
+  EXPECT_TRUE(fs::exists(precious));
+}
+
+TEST_F(JobManagerTest, RestoreRefusesMetadataNamingFilesOutsideTheSnapshot) {
+  AddTm("a", 2);
+  auto id = Submit(CheckpointedGraph(100));
+  AllRunning(*id);
+  now_ += 100;
+  Tick();
+  const int64_t cp = calls_.triggers.back().checkpoint_id();
+  AckAll(*id, cp);
+  const std::string chk = (dir_ / "checkpoints" / *id / ("chk-" + std::to_string(cp))).string();
+  auto md = ReadMetadata(chk);
+  ASSERT_TRUE(md.ok());
+  auto plan = BuildPlan(ParseJobFile(kJob).value(), BuiltinOperators());
+  ASSERT_TRUE(plan.ok());
+  for (const std::string& bad : {std::string("../../../etc/passwd"), std::string("/etc/passwd")}) {
+    proto::CheckpointMetadata forged = *md;
+    for (auto& vs : *forged.mutable_vertices()) {
+      if (vs.vertex_id() != "agg") continue;
+      auto* k = vs.mutable_subtasks(0)->mutable_keyed();
+      k->set_backend("rocksdb");
+      k->set_key_group_last(10);
+      auto* f = k->add_files();
+      f->set_path(bad);
+      f->set_local_name("x.sst");
+    }
+    auto r = PlanRestore(forged, chk, *plan, false);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("names file '" + bad + "' outside"), std::string::npos)
+        << r.status().message();
+  }
 }
 
 }  // namespace

@@ -227,6 +227,11 @@ class OperatorFactory {
   virtual Result<std::vector<ImplicitSideSink>> ImplicitSideSinks(const Config& config) const {
     return std::vector<ImplicitSideSink>{};
   }
+  // The config keys whose (string) values are local paths this operator writes under, e.g. a
+  // file sink's "path": the security.allowed_paths policy (CheckJobPaths in weir/job_graph.h)
+  // checks them for every vertex, so a new writing operator only lists its keys here.
+  // Default: none.
+  virtual std::vector<std::string> OutputPathKeys() const { return {}; }
   // Creates a transform or sink (input schema as validated).
   virtual Result<std::unique_ptr<Operator>> Create(const Config& config,
                                                    const Schema& input) const {

@@ -33,7 +33,7 @@ class RecordCounters {
     return it == counts_.end() ? 0 : it->second;
   }
   // Adds up the restored entries (an absent list is fine: an older checkpoint or a new job).
-  // Corrupt entries are an error.
+  // Corrupt entries (bad text, a negative count, a sum past int64) are an error.
   Status Restore(const RestoredState* restored) {
     if (restored == nullptr) return Status::Ok();
     for (const proto::NamedList& l : restored->operator_state) {
@@ -54,10 +54,11 @@ class RecordCounters {
         while (start <= e.size() && next(&name)) {
           int64_t v = 0;
           if (!next(&value)) return Status::DataLoss("corrupt '_counts' entry");
-          if (!TryParseInt64(value, &v).ok()) {
+          // Counts are >= 0; restored ones are summed, so a sum past int64 is corrupt too.
+          int64_t& sum = counts_[std::string(name)];
+          if (!TryParseInt64(value, &v).ok() || v < 0 || __builtin_add_overflow(sum, v, &sum)) {
             return Status::DataLoss("corrupt '_counts' entry");
           }
-          counts_[std::string(name)] += v;
         }
       }
     }

@@ -38,8 +38,8 @@ struct VertexSpec {
 
 struct EdgeSpec {
   // The producing vertex and which of its outputs: "" is the main output, else a side output
-  // (job file: `from: <vertex>.<output>`; BuildPlan splits it, preferring a vertex whose id is
-  // the whole text).
+  // (job file: `from: <vertex>.<output>`; BuildPlan splits it at the '.', which vertex ids
+  // cannot contain).
   std::string from;
   std::string output;
   std::string to;
@@ -119,5 +119,17 @@ struct ExecutionPlan {
 };
 
 Result<ExecutionPlan> BuildPlan(JobSpec spec, const OperatorRegistry& registry);
+
+// Ids that become parts of local paths and of "vertex.output" references (vertex ids, and job
+// ids on a task manager): 1-128 characters of A-Z a-z 0-9 _ -, so "..", "a/b", "a.b" and
+// look-alike Unicode are not ids. BuildPlan refuses vertex ids that are not.
+bool IsValidId(std::string_view id);
+
+// security.allowed_paths (weir/paths.h CheckAllowedPath) on what a built plan writes: every
+// vertex's OutputPathKeys values (file sinks, parse's dirty output once expanded into its
+// committing_file vertex) and the job's checkpointing.dir. Empty `allowed`: nothing checked.
+// Errors name the vertex and config key.
+Status CheckJobPaths(const ExecutionPlan& plan, const OperatorRegistry& registry,
+                     const std::vector<std::string>& allowed);
 
 }  // namespace weir

@@ -189,11 +189,20 @@ class CheckpointCoordinator {
 Status WriteFileAtomically(const std::string& path, const std::string& bytes);
 // fsync of a directory (so that entries created in it are durable); errors name it.
 Status FsyncDirectory(const std::string& dir);
-// Checks the file handles of an acknowledgement: every path relative, without '..', and in
-// shared/ or in this checkpoint's own directory (`own_prefix`, e.g. "chk-7/"; empty for a
-// savepoint, whose paths are relative to its own directory). The job manager deletes such
-// files at prune, so a forged acknowledgement must never name anything else.
-Status ValidateAckFiles(const proto::AcknowledgeCheckpointRequest& ack, const std::string& own_prefix);
+// Checks an acknowledgement against the job's plan before anything of it is kept: the sender is
+// a subtask of the job; its states are for the vertices of its own chain, each once, with its
+// own subtask index; record counts are 0..2^48; and every keyed handle passes
+// ValidateStateHandle. The job manager deletes the named files at prune, so a forged
+// acknowledgement must never name anything outside the checkpoint. Errors name the sender.
+Status ValidateAckFiles(const proto::AcknowledgeCheckpointRequest& ack,
+                        const std::string& own_prefix, const ExecutionPlan& plan);
+// A keyed state handle from an acknowledgement or a _metadata: key groups inside
+// [0, max_parallelism); at most 10^6 files; every path relative (IsSafeRelativePath, at most
+// 4096 bytes) and in shared/ or `own_prefix` (e.g. "chk-7/"; empty: anywhere below the root,
+// as in a savepoint); every local name a plain file name; sizes at most 1 PiB. `where` starts
+// the error.
+Status ValidateStateHandle(const proto::KeyedStateHandle& handle, const std::string& own_prefix,
+                           int max_parallelism, const std::string& where);
 // Drops the oldest of `completed` beyond `keep`, removing their directories and the shared
 // files no remaining checkpoint references, on the I/O lane.
 void PruneCheckpoints(std::deque<CompletedCheckpoint>& completed, size_t keep,
@@ -201,6 +210,8 @@ void PruneCheckpoints(std::deque<CompletedCheckpoint>& completed, size_t keep,
                       const std::string& job_id);
 // Reads and checks <dir>/_metadata. Errors name the file and what is wrong.
 Result<proto::CheckpointMetadata> ReadMetadata(const std::string& dir);
+// The checks of ReadMetadata on the bytes of a _metadata file (`path` names it in errors).
+Result<proto::CheckpointMetadata> ParseMetadata(const std::string& bytes, const std::string& path);
 
 // For each subtask (task id, index) of `plan`, what it restores from `metadata` (found in
 // `dir`). Keyed state goes to the subtasks whose key groups overlap; SPLIT operator state is

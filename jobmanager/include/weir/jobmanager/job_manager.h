@@ -42,6 +42,10 @@ struct JobManagerOptions {
   // Terminal jobs (FINISHED, CANCELED, FAILED) kept for `list` and `status`; beyond this the
   // oldest are forgotten and their memory freed.
   int retained_jobs = 100;
+  // security.allowed_paths (weir/security.h): file sink outputs, a job's checkpointing.dir and
+  // a savepoint request's directory must lie under one of these (weir/paths.h). Restore paths
+  // are read, not written, and are not checked. Empty: any path.
+  std::vector<std::string> allowed_paths;
 };
 
 using Clock = std::function<int64_t()>;  // milliseconds

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "weir/status.h"
@@ -36,6 +37,9 @@ struct TaskManagerOptions {
   // presenting a certificate of the cluster's CA (the job manager), and this task manager
   // presents its own to the job manager.
   RpcSecurity security;
+  // security.allowed_paths (weir/security.h), checked again on DeployTask (the job manager
+  // checks at submission): file sink outputs and checkpointing.dir. Empty: any path.
+  std::vector<std::string> allowed_paths;
 };
 
 class TaskManager {
