@@ -43,8 +43,15 @@ class SubtaskSampler {
       auto per_second_ms = [&](int64_t delta_ns) {
         return std::clamp(static_cast<double>(delta_ns) / 1e6 / secs, 0.0, 1000.0);
       };
-      const double idle_ms = per_second_ms(idle - prev_idle_);
-      const double bp_ms = per_second_ms(bp - prev_bp_);
+      double idle_ms = per_second_ms(idle - prev_idle_);
+      double bp_ms = per_second_ms(bp - prev_bp_);
+      // A wait that straddles two samples is counted in the later one whole, so the two can
+      // add up to more than the interval: scale them to it (busy is then 0).
+      if (idle_ms + bp_ms > 1000.0) {
+        const double f = 1000.0 / (idle_ms + bp_ms);
+        idle_ms *= f;
+        bp_ms *= f;
+      }
       out.set_idle_ms_per_second(idle_ms);
       out.set_backpressured_ms_per_second(bp_ms);
       out.set_busy_ms_per_second(std::max(0.0, 1000.0 - idle_ms - bp_ms));

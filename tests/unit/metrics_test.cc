@@ -52,6 +52,18 @@ TEST(SubtaskSampler, TimesPerSecondStayWithinASecond) {
   EXPECT_DOUBLE_EQ(r.busy_ms_per_second(), 0);
 }
 
+TEST(SubtaskSampler, IdleAndBackPressureTogetherFillAtMostTheInterval) {
+  OperatorMetrics m;
+  tm::SubtaskSampler s;
+  s.Sample(m, 0, 0);
+  m.idle_ns = 900'000'000;
+  m.backpressured_ns = 300'000'000;  // 1.2 s of waits in a 1 s interval
+  proto::SubtaskMetrics r = s.Sample(m, 1'000'000'000, 1000);
+  EXPECT_DOUBLE_EQ(r.idle_ms_per_second() + r.backpressured_ms_per_second(), 1000);
+  EXPECT_DOUBLE_EQ(r.idle_ms_per_second(), 750);
+  EXPECT_DOUBLE_EQ(r.busy_ms_per_second(), 0);
+}
+
 TEST(FamilyBuilder, GroupsPointsByNameWithLabelsAndTypes) {
   FamilyBuilder b;
   b.Counter("weir_x_total", "x", {{"job", "j"}}, 3);
