@@ -107,6 +107,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
                              .count();
     std::vector<proto::SubtaskMetricsReport> reports;
     std::vector<std::vector<MetricPoint>> points;
+    std::vector<int64_t> lates;
     std::map<std::string, SubtaskSampler> live;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -122,6 +123,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
         *r.mutable_metrics() = sampler.Sample(rt->task->metrics(), mono, wall);
         live.emplace(id, sampler);
         points.push_back(rt->task->OperatorMetricPoints());
+        lates.push_back(rt->task->metrics().late_records_dropped.load(std::memory_order_relaxed));
         reports.push_back(std::move(r));
       }
     }
@@ -130,13 +132,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
       std::lock_guard<std::mutex> lock(scrape_mu_);
       scrape_reports_ = reports;
       scrape_points_ = std::move(points);
-      scrape_lates_.clear();
-      std::lock_guard<std::mutex> tlock(mu_);
-      for (const auto& r : scrape_reports_) {
-        auto it = tasks_.find(ExecutionId(r.job_id(), r.attempt(), r.task_id(), r.subtask()));
-        scrape_lates_.push_back(it == tasks_.end() ? 0
-                                                   : it->second->task->metrics().late_records_dropped.load());
-      }
+      scrape_lates_ = std::move(lates);
     }
     return reports;
   }
