@@ -24,8 +24,11 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo 
   -DWEIR_BUILD_FUZZ=ON -DWEIR_BUILD_TESTS=OFF -DWEIR_BUILD_BENCH=OFF \
   -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" >/dev/null
 if [ "${targets[*]}" = all ]; then
-  read -r -a targets < <(tr ';' ' ' < build-fuzz/fuzz_targets.txt)
+  # (the list has no trailing newline: read's EOF status is not a failure here)
+  read -r -a targets < <(tr ';' ' ' < build-fuzz/fuzz_targets.txt) || true
 fi
+# "serde" and "serde_fuzz" both name the target.
+for i in "${!targets[@]}"; do targets[$i]=${targets[$i]%_fuzz}_fuzz; done
 nice cmake --build build-fuzz -j "${WEIR_FUZZ_JOBS:-2}" --target "${targets[@]}"
 
 case "$budget" in
