@@ -630,7 +630,7 @@ class InConnection : public std::enable_shared_from_this<InConnection> {
   // Reads the body of an accepted frame. Up to 1 MiB is allocated at once; a larger body
   // grows with what actually arrived (at most doubling), so a header alone never makes
   // this allocate.
-  bool ReadBody(uint32_t length, std::vector<uint8_t>* out) {
+  bool ReadBody(uint32_t length, Bytes* out) {
     constexpr size_t kStep = 1 << 20;
     if (length <= kStep) {
       out->resize(length);
@@ -727,8 +727,10 @@ class InConnection : public std::enable_shared_from_this<InConnection> {
     if (error) {
       ++env_->refused_connections_;
       Log()->error("closing the data connection: {}", why);
-      link_.Shutdown();
     }
+    // Nothing reads this connection any more: the peer sees its end now, not when the
+    // connection object is reaped at the next accept.
+    link_.Shutdown();
     DrainAttached();
     // Channels that did not see their end of stream lost their producer.
     for (auto& [id, in] : channels_) {

@@ -9,11 +9,40 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "weir/types.h"
 
 namespace weir {
+
+// An allocator whose value-initialisation leaves elements uninitialised, so that resizing a
+// byte vector that is about to be overwritten (a serialization buffer, a frame body read from
+// a socket) does not memset it first: that memset cost ~10% of a TLS shuffle's instructions.
+template <typename T>
+class DefaultInitAllocator : public std::allocator<T> {
+ public:
+  template <typename U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  DefaultInitAllocator() noexcept = default;
+  template <typename U>
+  DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
+// Bytes whose resize() does not zero what it adds: write before you read.
+using Bytes = std::vector<uint8_t, DefaultInitAllocator<uint8_t>>;
 
 // A growable byte buffer that keeps its capacity across Clear(). Single owner.
 class ByteBuffer {
@@ -37,7 +66,7 @@ class ByteBuffer {
     len_ += n;
   }
   // Moves the bytes out as a vector of exactly size() bytes' worth (capacity may be larger).
-  std::vector<uint8_t> Release() {
+  Bytes Release() {
     bytes_.resize(len_);
     len_ = 0;
     return std::move(bytes_);
@@ -49,7 +78,7 @@ class ByteBuffer {
     while (cap < need) cap *= 2;
     bytes_.resize(cap);
   }
-  std::vector<uint8_t> bytes_;
+  Bytes bytes_;
   size_t len_ = 0;
 };
 

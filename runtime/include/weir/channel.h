@@ -1,8 +1,8 @@
 // Data-plane channels between subtasks.
 //
 // A channel carries NetBuffers (a buffer of serialized rows, or an in-band event: end of stream,
-// barriers, watermarks, watermark status) from one producer subtask to one consumer subtask, in order.
-// Every channel is bounded: a producer blocks when the consumer's channel holds `capacity`
+// barriers, watermarks, watermark status) from one producer subtask to one consumer subtask, in
+// order. Every channel is bounded: a producer blocks when the consumer's channel holds `capacity`
 // buffers (locally) or has no credit left (remotely, see network.h), so a slow consumer
 // back-pressures its producers and nothing is dropped or buffered without bound.
 //
@@ -20,6 +20,7 @@
 #include <mutex>
 #include <vector>
 
+#include "weir/serde.h"
 #include "weir/status.h"
 
 namespace weir {
@@ -34,9 +35,9 @@ enum class EventKind : uint8_t {
 
 struct NetBuffer {
   EventKind kind = EventKind::kData;
-  uint32_t records = 0;     // rows in `bytes` (data)
-  int64_t arg = 0;          // checkpoint id (barrier), timestamp (watermark)
-  std::vector<uint8_t> bytes;
+  uint32_t records = 0;  // rows in `bytes` (data)
+  int64_t arg = 0;       // checkpoint id (barrier), timestamp (watermark)
+  Bytes bytes;           // uninitialised on resize: filled before it is read
 };
 
 class InputGate;
