@@ -8,7 +8,8 @@ PKGS=(cmake g++ make pkg-config ccache zlib1g-dev
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
       librocksdb-dev librdkafka-dev libspdlog-dev libcli11-dev libyaml-cpp-dev
       libgtest-dev libgmock-dev libbenchmark-dev python3 curl procps libssl-dev openssl
-      prometheus-cpp-dev libcivetweb-dev libjs-d3 libjs-chart.js)
+      prometheus-cpp-dev libcivetweb-dev libjs-d3 libjs-chart.js
+      python3-yaml systemd)  # the last two: tests/unit/check_packaging.py
 # Test-only: never needed to build or run Weir.
 if [ "${1:-}" = "--browser" ]; then
   PKGS+=(chromium)
