@@ -88,11 +88,22 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
                              e.what());
     }
     exposer_->RegisterCollectable(scrape_);
+    if (options_.security.has_token()) {
+      // With a token, a scrape must present it: HTTP basic auth, any user name, the token as
+      // the password (Prometheus: basic_auth with password_file). prometheus-cpp's exposer
+      // offers basic auth only; the check is the constant-time one the REST API uses.
+      exposer_->RegisterAuth(
+          [this](const std::string&, const std::string& password) {
+            return options_.security.TokenMatches("Bearer " + password);
+          },
+          "weir task manager " + options_.tm_id);
+    }
     const std::vector<int> ports = exposer_->GetListeningPorts();
     if (ports.empty()) return Status::IoError("cannot serve metrics on " + options_.metrics_address);
     metrics_address_ = options_.metrics_address.substr(0, options_.metrics_address.rfind(':')) +
                        ":" + std::to_string(ports[0]);
-    Log()->info("task manager {}: metrics on http://{}/metrics", options_.tm_id, metrics_address_);
+    Log()->info("task manager {}: metrics on http://{}/metrics{}", options_.tm_id, metrics_address_,
+                options_.security.has_token() ? " (basic auth: the cluster token)" : "");
     return Status::Ok();
   }
 

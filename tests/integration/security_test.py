@@ -4,9 +4,13 @@ Refused: a CLI without TLS, without the token, with a wrong token or trusting an
 manager without a certificate or with one of another CA; a caller of the task manager service
 without a client certificate; REST calls without the token; a non-loopback address without
 security. A job runs end to end on the secure cluster."""
+import base64
+import json
 import os
 import subprocess
 import unittest
+import urllib.error
+import urllib.request
 
 from harness import CLI_BIN, GEN_CERTS, JM_BIN, TM_BIN, Cluster, test_failed, wait_for
 
@@ -116,6 +120,24 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(body["taskmanagers"], 2)
         status, _, _ = c.rest("GET", "/", headers={"Authorization": ""})  # the UI's page itself
         self.assertEqual(status, 200)
+
+    def test_task_manager_metrics_need_the_token(self):
+        c = self.cluster
+        tms = json.loads(c.cli("taskmanagers", "--json", check=True).stdout)["taskmanagers"]
+        token = c.rest_headers["Authorization"].split(" ", 1)[1]
+        for t in tms:
+            url = f"http://{t['metrics_address']}/metrics"
+            for auth in (None, "weir:wrong", "weir:"):
+                req = urllib.request.Request(url)
+                if auth is not None:
+                    req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+                with self.assertRaises(urllib.error.HTTPError, msg=f"{url} with {auth}") as cm:
+                    urllib.request.urlopen(req, timeout=10)
+                self.assertEqual(cm.exception.code, 401)
+            req = urllib.request.Request(url)
+            req.add_header("Authorization", "Basic " + base64.b64encode(f"prometheus:{token}".encode()).decode())
+            with urllib.request.urlopen(req, timeout=10) as r:
+                self.assertIn("weir_process_", r.read().decode())
 
     def test_a_job_runs_on_the_secure_cluster(self):
         c = self.cluster
