@@ -699,13 +699,28 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
         if (!rt->done) attempts.insert({rt->job_id, rt->attempt});
       }
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(silent).count();
-      Log()->error(
+      if (!attempts.empty()) Log()->error(
           "no answer from job manager {} for {} ms (its heartbeat timeout is {} ms): "
           "cancelling the tasks of {} job attempt(s) here (fencing)",
           options_.jobmanager_address, ms, heartbeat_timeout_ms_, attempts.size());
       for (const auto& [job, attempt] : attempts) {
         CancelAttemptLocked(job, attempt, "cut off from the job manager");
       }
+    }
+    for (const auto& [job, attempt] : attempts) {
+      network_.ReleaseChannels(ChannelKeyPrefix(job, attempt));
+    }
+  }
+
+  // Cancels every task here (heartbeat thread).
+  void CancelAll(const std::string& why) {
+    std::set<JobAttempt> attempts;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [id, rt] : tasks_) {
+        if (!rt->done) attempts.insert({rt->job_id, rt->attempt});
+      }
+      for (const auto& [job, attempt] : attempts) CancelAttemptLocked(job, attempt, why);
     }
     for (const auto& [job, attempt] : attempts) {
       network_.ReleaseChannels(ChannelKeyPrefix(job, attempt));
@@ -755,6 +770,9 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stopping_) {
       lock.unlock();
+      // Overdue (e.g. this process was stopped, or a call hung): fence before talking to the job
+      // manager again, so no task of a replaced attempt runs on after contact resumes.
+      if (std::chrono::steady_clock::now() - last_ok >= FenceAfter()) FenceIfCutOff(last_ok);
       if (!registered) {
         registered = Register();
         if (registered) last_ok = std::chrono::steady_clock::now();
@@ -774,7 +792,10 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
         proto::HeartbeatResponse resp;
         grpc::Status s = jm_->Heartbeat(&ctx, req, &resp);
         if (s.ok() && !resp.known()) {
+          // It declared this task manager lost, and failed over every job that ran here: the
+          // tasks here belong to replaced attempts.
           Log()->warn("job manager does not know this task manager; registering again");
+          CancelAll("the job manager declared this task manager lost");
           registered = Register();
           if (registered) last_ok = std::chrono::steady_clock::now();
         } else if (!s.ok()) {

@@ -15,7 +15,7 @@ Scenarios: smoke (one task manager kill, a short run), kills (task manager kill 
 kill -9 and restart), link (a task manager's link down for 2 s, then for 20 s), sigstop (a task
 manager stopped for 10 s, then continued), partition (the job manager and one task manager cannot
 reach each other for 15 s; the task managers still reach each other), bandwidth (tc tbf at
-256 kbit/s on a task manager's link for 15 s; netem delay and loss where the kernel has netem).
+64 kbit/s on a task manager's link for 15 s; netem delay and loss where the kernel has netem).
 Exits 77 (ctest: skipped) with the reason when namespaces cannot be made (not root, no ip)."""
 import argparse
 import json
@@ -59,9 +59,19 @@ class Scenario:
         wait_for(lambda: checkpoints(self.job() or {}) > base, 60, "a checkpoint to complete",
                  interval=0.1)
 
-    def measure(self, name, inject, end=None, hold_s=0.0, expect_failover=True, note=""):
-        """Injects a fault, ends it after hold_s (end()), and times detection and recovery."""
+    def committed(self):
+        return len(committed_rows(os.path.join(self.cluster.dir, "out", "ids")))
+
+    def measure(self, name, inject, end=None, hold_s=0.0, expect_failover=True, note="",
+                throughput=False):
+        """Injects a fault, ends it after hold_s (end()), and times detection and recovery.
+        throughput: also report the committed ids per second during the fault and before it."""
         self.wait_checkpoint()
+        if throughput:
+            c_before, t_before = self.committed(), time.time()
+            time.sleep(hold_s)
+            rate_before = (self.committed() - c_before) / (time.time() - t_before)
+            c0 = self.committed()
         before = self.job()
         restarts0, attempt0 = int(before.get("restarts", 0)), int(before.get("attempt", 0))
         t0 = time.time()
@@ -73,6 +83,9 @@ class Scenario:
         deadline = t0 + hold_s + 120
         while time.time() < deadline:
             if not ended and time.time() >= t_end:
+                if throughput:
+                    note += (f" committed {rate_before:.0f} ids/s before, "
+                             f"{(self.committed() - c0) / (time.time() - t0):.0f} ids/s during")
                 end()
                 ended = True
                 t_end = time.time()
@@ -161,10 +174,10 @@ def scenario_faults(name, sc, net, cluster):
     if name == "bandwidth":
         victim = sc.running_with("tm-3")
         host = cluster.host_of(victim)
-        sc.measure(f"{victim} link at 256 kbit/s (tc tbf) for 15 s",
-                   lambda: net.tbf(host, "256kbit"), end=lambda: net.tbf(host, None, on=False),
-                   hold_s=15, expect_failover=False,
-                   note="no failure expected: back-pressure")
+        sc.measure(f"{victim} link at 64 kbit/s (tc tbf) for 15 s",
+                   lambda: net.tbf(host, "64kbit"), end=lambda: net.tbf(host, None, on=False),
+                   hold_s=15, expect_failover=False, throughput=True,
+                   note="no failure expected (back-pressure):")
         ok, why = net.netem_available()
         if not ok:
             print(f"[fault] {json.dumps({'fault': 'netem delay 100ms and loss 5%', 'skipped': why})}",
@@ -185,7 +198,7 @@ def main():
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--json", help="append the fault rows (JSON lines) to this file")
     a = ap.parse_args()
-    durations = {"smoke": 8, "kills": 25, "link": 40, "sigstop": 25, "partition": 30, "bandwidth": 40}
+    durations = {"smoke": 8, "kills": 25, "link": 40, "sigstop": 25, "partition": 30, "bandwidth": 60}
     records = a.records or a.rate * durations[a.scenario]
     try:
         net = Net(["jm", "tm1", "tm2", "tm3"])
