@@ -615,7 +615,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
       proto::DescribeClusterResponse d;
       grpc::Status s = jm_->DescribeCluster(&ctx, dreq, &d);
       if (!s.ok()) {
-        Log()->warn("job manager {} cannot be asked about the cluster: {}",
+        Log()->warn("registration with job manager {} failed: DescribeCluster: {}",
                     options_.jobmanager_address, s.error_message());
         return false;
       }

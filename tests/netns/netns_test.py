@@ -77,6 +77,7 @@ class Scenario:
         t0 = time.time()
         inject()
         detected = running_again = None
+        cause = ""
         t_end = t0 + hold_s
         ended = end is None
         done = False
@@ -94,6 +95,7 @@ class Scenario:
                 moved = int(j.get("restarts", 0)) > restarts0 or int(j.get("attempt", 0)) > attempt0
                 if moved and detected is None:
                     detected = time.time() - t0
+                    cause = j.get("last_failure", "")
                 if moved and running_again is None and all_running(j):
                     running_again = time.time() - t0
                 # Done once the fault ended and the job runs: after a failover, or (none
@@ -116,6 +118,7 @@ class Scenario:
             "detection_s": round(detected, 2) if detected is not None else None,
             "recovery_s": round(running_again, 2) if running_again is not None else None,
             "restarts": int(after.get("restarts", 0)) - restarts0,
+            "cause": cause,
             "note": note,
         }
         print(f"[fault] {json.dumps(row)}", flush=True)
@@ -177,7 +180,7 @@ def scenario_faults(name, sc, net, cluster):
         sc.measure(f"{victim} link at 64 kbit/s (tc tbf) for 15 s",
                    lambda: net.tbf(host, "64kbit"), end=lambda: net.tbf(host, None, on=False),
                    hold_s=15, expect_failover=False, throughput=True,
-                   note="no failure expected (back-pressure):")
+                   note="")
         ok, why = net.netem_available()
         if not ok:
             print(f"[fault] {json.dumps({'fault': 'netem delay 100ms and loss 5%', 'skipped': why})}",
@@ -237,7 +240,8 @@ def main():
                 continue
             det = f"{r['detection_s']} s" if r["detection_s"] is not None else "no failover"
             rec = f"{r['recovery_s']} s" if r["recovery_s"] is not None else "-"
-            print(f"| {r['fault']} | {det} | {rec} | {r['lost']} | {r['duplicated']} | {r['note']} |")
+            print(f"| {r['fault']} | {det} | {rec} | {r['lost']} | {r['duplicated']} | {r['note']} "
+                  f"{('(failover: ' + r['cause'][:160] + ')') if r['cause'] else ''} |")
         if a.json:
             with open(a.json, "a") as f:
                 for r in sc.rows:

@@ -133,7 +133,7 @@ class JobManagerMetricsTest : public ::testing::Test {
     r.set_tm_id("tm1");
     r.set_slots(1);
     r.set_metrics_address("127.0.0.1:9999");
-    ASSERT_TRUE(jm_->RegisterTaskManager(r).ok());
+    EXPECT_TRUE(jm_->RegisterTaskManager(r).ok());
     auto spec = ParseJobFile(kJob);
     proto::JobGraph g;
     ToProto(spec.value(), &g);
