@@ -37,6 +37,7 @@ class InstantGateway : public jm::TaskManagerGateway {
     return Status::Ok();
   }
   Status CancelJobTasks(const std::string&, const std::string&, int) override { return Status::Ok(); }
+  weir::Result<std::string> Ping(const std::string&, int64_t) override { return std::string("tm"); }
   Status TriggerCheckpoint(const std::string&, const weir::proto::TriggerCheckpointRequest& r) override {
     last_trigger.store(r.checkpoint_id());
     return Status::Ok();
@@ -108,7 +109,7 @@ int main(int argc, char** argv) {
   r.set_rpc_address("tm:1");
   r.set_data_address("tm:2");
   r.set_slots(2);
-  m.RegisterTaskManager(r);
+  if (!m.RegisterTaskManager(r).ok()) return 1;
   auto spec = weir::ParseJobFile(R"(
 name: hb
 checkpointing: {interval: 10ms, retained: 1}

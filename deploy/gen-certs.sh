@@ -4,8 +4,11 @@
 #   deploy/gen-certs.sh OUTDIR [NAME ...]
 # Writes OUTDIR/ca.pem and ca.key, and for each NAME (default: jobmanager taskmanager client)
 # NAME.pem and NAME.key, valid for localhost, 127.0.0.1 and every host in $WEIR_CERT_HOSTS
-# (space-separated names or IPv4 addresses), plus OUTDIR/token (a random bearer token) if it
-# does not exist. Existing files are kept, so it can be run again to add names.
+# (space-separated host names and IP addresses: the names peers dial, i.e. the advertised
+# addresses of docs/deployment.md), plus OUTDIR/token (a random bearer token) if it does not
+# exist. Existing files are kept, so it can be run again to add names; a certificate that lacks
+# a host of WEIR_CERT_HOSTS is issued again (same key). (An IPv6 address is always re-issued:
+# openssl prints it in another form.)
 set -euo pipefail
 out="${1:?usage: $0 OUTDIR [NAME ...]}"
 shift
@@ -18,12 +21,37 @@ if [ ! -f "$out/ca.pem" ]; then
     -keyout "$out/ca.key" -out "$out/ca.pem" 2>/dev/null
 fi
 san="DNS:localhost,IP:127.0.0.1"
-for h in ${WEIR_CERT_HOSTS:-}; do
-  if [[ "$h" =~ ^[0-9.]+$ ]]; then san="$san,IP:$h"; else san="$san,DNS:$h"; fi
+for h in $(tr ' ' '\n' <<<"${WEIR_CERT_HOSTS:-}" | tr -d '[]' | sort -u); do
+  [ "$h" = localhost ] || [ "$h" = 127.0.0.1 ] && continue
+  if [[ "$h" =~ ^[0-9.]+$ || "$h" == *:* ]]; then
+    san="$san,IP:$h"
+  elif [[ "$h" =~ ^[A-Za-z0-9._*-]+$ ]]; then
+    san="$san,DNS:$h"
+  else
+    echo "gen-certs: '$h' (WEIR_CERT_HOSTS) is neither a host name nor an IP address" >&2
+    exit 2
+  fi
 done
+# The names a certificate holds, one per line, as openssl prints them (DNS:x, IP Address:y).
+cert_names() {
+  openssl x509 -in "$1" -noout -ext subjectAltName 2>/dev/null | tail -n +2 | tr ',' '\n' |
+    sed 's/^ *//' | sort
+}
+wanted=$(tr ',' '\n' <<<"$san" | sed 's/^IP:/IP Address:/' | sort)
 for n in "${names[@]}"; do
-  [ -f "$out/$n.pem" ] && continue
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=$n" -keyout "$out/$n.key" -out "$out/$n.csr" 2>/dev/null
+  if [ -f "$out/$n.pem" ]; then
+    # Kept if it names every wanted host (re-issued with the same key otherwise, e.g. after a
+    # host was added to WEIR_CERT_HOSTS).
+    missing=$(comm -13 <(cert_names "$out/$n.pem") <(echo "$wanted") | tr '\n' ' ')
+    [ -z "${missing// /}" ] && continue
+    echo "gen-certs: $n.pem lacks $missing; issuing it again" >&2
+    rm -f "$out/$n.pem"
+  fi
+  if [ -f "$out/$n.key" ]; then
+    openssl req -new -key "$out/$n.key" -subj "/CN=$n" -out "$out/$n.csr" 2>/dev/null
+  else
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$n" -keyout "$out/$n.key" -out "$out/$n.csr" 2>/dev/null
+  fi
   ext=$(mktemp)
   printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' "$san" >"$ext"
   openssl x509 -req -in "$out/$n.csr" -CA "$out/ca.pem" -CAkey "$out/ca.key" -CAcreateserial \

@@ -5,6 +5,9 @@
 #   deploy/taskmanager.sh kill ID              (kill -9: to watch failure handling)
 # With WEIR_KEEP_ALIVE=1, `start` runs the task manager under deploy/supervise.sh, which
 # starts it again whenever it dies (kill -9 included) until `stop`.
+# With WEIR_TM_HOST (start-cluster.sh sets it on other hosts), the task manager listens on
+# every interface and advertises that host name (--host), and dials the job manager at
+# $WEIR_JM_HOST:$WEIR_JM_PORT.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cmd="${1:-}"
@@ -26,6 +29,9 @@ case "$cmd" in
       tm-[0-9]*) args+=(--metrics-address "127.0.0.1:$(( ${WEIR_TM_METRICS_PORT_BASE:-9250} + ${id#tm-} ))") ;;
     esac
     [ -n "${3:-}" ] && args+=(--slots "$3")
+    if [ -n "${WEIR_TM_HOST:-}" ]; then
+      args+=(--host "$WEIR_TM_HOST" --rpc-bind 0.0.0.0:0 --data-bind 0.0.0.0:0)
+    fi
     if [ "${WEIR_KEEP_ALIVE:-0}" = 1 ]; then
       nohup "$DEPLOY_DIR/supervise.sh" "$WEIR_RUN_DIR/tm/$id.pid" "$WEIR_RUN_DIR/log/$id.log" -- \
         "$TM_BIN" "${args[@]}" >/dev/null 2>&1 </dev/null &

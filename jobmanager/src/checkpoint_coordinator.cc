@@ -276,10 +276,12 @@ void CheckpointCoordinator::Trigger(const proto::CheckpointOptions& options,
     req.set_checkpoint_id(p->id);
     req.set_timestamp_ms(p->trigger_ms);
     *req.mutable_options() = options;
+    req.set_jm_session(jm_session_);
     const std::string addr = locate_(task, sub);
     // Runs later on the executor: capture the gateway, never the coordinator (it may be gone
     // by then, e.g. when the job fails right after the trigger).
-    executor_(TaskManagerLane(addr), [gateway = gateway_, addr, req] {
+    executor_(TaskManagerLane(addr), [gateway = gateway_, addr, req, fenced = fenced_] {
+      if (fenced->load()) return;  // the attempt was replaced while this waited in the lane
       Status st = gateway->TriggerCheckpoint(addr, req);
       if (!st.ok()) {
         Log()->warn("job={} checkpoint={} trigger at {} failed: {}", req.job_id(),
@@ -523,7 +525,17 @@ void CheckpointCoordinator::Notify(int64_t id, bool completed,
     req.set_checkpoint_id(id);
     req.set_completed(completed);
     for (const auto& [v, wm] : commit_watermarks) (*req.mutable_commit_watermarks())[v] = wm;
-    executor_(TaskManagerLane(addr), [gateway = gateway_, addr, req] {  // not `this`: see Trigger
+    req.set_jm_session(jm_session_);
+    // not `this`: see Trigger
+    executor_(TaskManagerLane(addr), [gateway = gateway_, addr, req, fenced = fenced_] {
+      // Fencing: a notification still queued (e.g. behind calls to a hung task manager) when
+      // the attempt was replaced is dropped, never delivered late. The restored attempt
+      // commits the checkpoint's files itself.
+      if (fenced->load()) {
+        Log()->info("job={} attempt={} checkpoint={} notify at {} dropped: attempt replaced",
+                    req.job_id(), req.attempt(), req.checkpoint_id(), addr);
+        return;
+      }
       Status st = gateway->NotifyCheckpoint(addr, req);
       if (!st.ok()) {
         Log()->warn("job={} checkpoint={} notify at {} failed: {}", req.job_id(),

@@ -44,6 +44,19 @@ class GrpcGateway : public TaskManagerGateway {
     return Convert(Stub(addr)->CancelJobTasks(&ctx, req, &resp));
   }
 
+  Result<std::string> Ping(const std::string& addr, int64_t timeout_ms) override {
+    // A channel of its own, not the cached one: the address is not trusted yet (a registration
+    // that fails leaves nothing behind).
+    auto stub = proto::TaskManagerService::NewStub(grpc::CreateChannel(addr, credentials_));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+    proto::PingRequest req;
+    proto::PingResponse resp;
+    Status st = Convert(stub->Ping(&ctx, req, &resp));
+    if (!st.ok()) return st;
+    return resp.tm_id();
+  }
+
   void Forget(const std::string& addr) override {
     std::shared_ptr<proto::TaskManagerService::Stub> gone;  // released outside the lock
     std::lock_guard<std::mutex> lock(mu_);

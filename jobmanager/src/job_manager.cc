@@ -41,8 +41,30 @@ JobManager::JobManager(JobManagerOptions options, std::unique_ptr<TaskManagerGat
       registry_(registry),
       session_(RandomHex(8)) {}
 
-proto::RegisterTaskManagerResponse JobManager::RegisterTaskManager(
+Result<proto::RegisterTaskManagerResponse> JobManager::RegisterTaskManager(
     const proto::RegisterTaskManagerRequest& req) {
+  // The job manager dials the address the task manager advertises (it will deploy there):
+  // refused now with the reason, rather than accepted and failing every deployment later.
+  // Without the lock: it waits on the network.
+  Result<std::string> who =
+      gateway_->Ping(req.rpc_address(), options_.registration_probe_timeout_ms);
+  if (!who.ok()) {
+    Log()->warn("task manager {} refused: its advertised RPC address {} does not answer: {}",
+                req.tm_id(), req.rpc_address(), who.status().message());
+    return Status::FailedPrecondition("task manager " + req.tm_id() +
+                                      ": the job manager cannot reach its advertised RPC "
+                                      "address " +
+                                      req.rpc_address() + " within " +
+                                      std::to_string(options_.registration_probe_timeout_ms) +
+                                      " ms (" + who.status().message() +
+                                      "); set taskmanager.rpc_advertise (or --rpc-advertise, "
+                                      "--host) to an address the job manager can dial");
+  }
+  if (*who != req.tm_id()) {
+    return Status::FailedPrecondition(
+        "task manager " + req.tm_id() + ": its advertised RPC address " + req.rpc_address() +
+        " is answered by task manager '" + *who + "'; advertise this task manager's own address");
+  }
   std::lock_guard<std::mutex> lock(mu_);
   auto it = tms_.find(req.tm_id());
   if (it != tms_.end()) {
@@ -74,6 +96,7 @@ proto::RegisterTaskManagerResponse JobManager::RegisterTaskManager(
   }
   proto::RegisterTaskManagerResponse resp;
   resp.set_heartbeat_interval_ms(options_.heartbeat_interval_ms);
+  resp.set_heartbeat_timeout_ms(options_.heartbeat_timeout_ms);
   resp.set_jm_session(session_);
   return resp;
 }
@@ -89,6 +112,15 @@ proto::HeartbeatResponse JobManager::Heartbeat(const proto::HeartbeatRequest& re
   it->second.last_heartbeat_ms = clock_();
   ApplyMetricsLocked(req);
   resp.set_known(true);
+  // Fencing: attempts running there that are not this job manager's current ones. A task
+  // manager that was cut off (and not yet declared lost, or back after it was) cancels them.
+  for (const proto::AttemptRef& a : req.attempts()) {
+    auto jit = jobs_.find(a.job_id());
+    const bool current =
+        a.jm_session() == session_ && jit != jobs_.end() && jit->second->attempt == a.attempt() &&
+        (jit->second->state == JobState::kRunning || jit->second->state == JobState::kCancelling);
+    if (!current) *resp.add_stale() = a;
+  }
   return resp;
 }
 
@@ -491,6 +523,7 @@ void JobManager::StartCoordinatorLocked(Job& job) {
         return "";
       },
       job.ckpt.next_id);
+  job.ckpt.coordinator->SetSession(session_);
   job.ckpt.coordinator->Adopt(std::move(job.ckpt.retained), job.ckpt.last_stats);
   job.ckpt.coordinator->SetOnCompleted([this, jp](const std::string&) { NoteCheckpointLocked(*jp); });
   // Under mu_: the HA record naming the checkpoint, written on the I/O lane after _metadata.
@@ -544,8 +577,9 @@ void JobManager::OnFinalizedLocked(Job& job, int attempt, const std::shared_ptr<
   if (job.ckpt.finalizing == 0 && job.ckpt.persist_deferred) PersistLocked(job);
 }
 
-void JobManager::EndCheckpointingLocked(Job& job, const std::string& reason) {
+void JobManager::EndCheckpointingLocked(Job& job, const std::string& reason, bool fence) {
   if (!job.ckpt.coordinator) return;
+  if (fence) job.ckpt.coordinator->Fence();
   job.ckpt.coordinator->Shutdown(reason);
   job.ckpt.last_stats = job.ckpt.coordinator->Stats();
   job.ckpt.retained = job.ckpt.coordinator->TakeCompleted();
@@ -697,7 +731,7 @@ void JobManager::HandleFailureLocked(Job& job, const std::string& cause, bool ro
     return;
   }
   NoteExceptionLocked(job, cause, root_cause);
-  EndCheckpointingLocked(job, "job restarting");
+  EndCheckpointingLocked(job, "job restarting", /*fence=*/true);
   CancelTasksLocked(job);
   job.failover.old_pending.clear();
   for (Subtask& st : job.sched.subtasks) {
@@ -815,7 +849,7 @@ void JobManager::FailJobLocked(Job& job, const std::string& cause, bool root_cau
   NoteExceptionLocked(job, cause, root_cause);
   job.failover.last_failure = cause;
   if (job.failover.last_failure_ms == 0) job.failover.last_failure_ms = clock_();
-  EndCheckpointingLocked(job, "job failed");
+  EndCheckpointingLocked(job, "job failed", /*fence=*/true);
   job.failure = cause;
   job.failover.root_cause_known = root_cause;
   CancelTasksLocked(job);

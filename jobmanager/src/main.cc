@@ -1,13 +1,14 @@
 // weir-jobmanager: a thin main over weir::jm::JobManagerServer.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "weir/config.h"
+#include "weir/jobmanager/server.h"
+#include "weir/net_address.h"
 #include "weir/security.h"
 #include "weir/signals.h"
-#include "weir/jobmanager/server.h"
 
 namespace {
 
@@ -18,6 +19,7 @@ weir::Status ApplyConfig(const std::string& file, weir::jm::ServerOptions* opts)
   WEIR_ASSIGN_OR_RETURN(weir::Config jm, cfg.GetMap("jobmanager"));
   weir::jm::JobManagerOptions& o = opts->jm;
   WEIR_ASSIGN_OR_RETURN(opts->rpc_address, jm.GetString("rpc_address", opts->rpc_address));
+  WEIR_ASSIGN_OR_RETURN(opts->rpc_bind, jm.GetString("rpc_bind", opts->rpc_bind));
   WEIR_ASSIGN_OR_RETURN(opts->rest_address, jm.GetString("rest_address", opts->rest_address));
   WEIR_ASSIGN_OR_RETURN(opts->web_dir, jm.GetString("web_dir", opts->web_dir));
   WEIR_ASSIGN_OR_RETURN(o.heartbeat_timeout_ms,
@@ -74,7 +76,12 @@ int main(int argc, char** argv) {
   app.add_flag("--insecure", insecure,
                "serve on a non-loopback address without TLS and a token (warns; for trusted "
                "networks only)");
-  app.add_option("--rpc-address", rpc_address, "host:port for gRPC (default 127.0.0.1:6123)");
+  app.add_option("--rpc-address", rpc_address,
+                 "host:port task managers and the CLI dial; also bound unless --rpc-bind "
+                 "(default 127.0.0.1:6123)");
+  std::string rpc_bind;
+  app.add_option("--rpc-bind", rpc_bind,
+                 "host:port gRPC listens on, e.g. 0.0.0.0:6123 (default: --rpc-address)");
   app.add_option("--heartbeat-timeout-ms", hb_timeout, "task manager heartbeat timeout");
   app.add_option("--slot-wait-timeout-ms", slot_timeout, "how long a job waits for slots");
   std::string port_file, checkpoint_dir, savepoint_dir, ha_dir;
@@ -109,6 +116,18 @@ int main(int argc, char** argv) {
     }
   }
   if (!rpc_address.empty()) opts.rpc_address = rpc_address;
+  if (!rpc_bind.empty()) opts.rpc_bind = rpc_bind;
+  // Addresses are checked here, so a typo is named before anything starts.
+  for (const auto& [what, value] : {std::pair<std::string, std::string>{
+                                        "jobmanager.rpc_address (--rpc-address)", opts.rpc_address},
+                                    {"jobmanager.rpc_bind (--rpc-bind)", opts.rpc_bind}}) {
+    if (value.empty()) continue;
+    auto hp = weir::ParseHostPort(value, /*port_optional=*/false, what);
+    if (!hp.ok()) {
+      spdlog::error("{}", hp.status().message());
+      return 2;
+    }
+  }
   if (!rest_address.empty()) opts.rest_address = rest_address;
   if (!web_dir.empty()) opts.web_dir = web_dir;
   if (hb_timeout > 0) opts.jm.heartbeat_timeout_ms = hb_timeout;
@@ -128,7 +147,12 @@ int main(int argc, char** argv) {
     spdlog::error("{}", port.status().message());
     return 1;
   }
-  spdlog::info("weir-jobmanager listening on {} (port {})", opts.rpc_address, *port);
+  if (opts.rpc_bind.empty()) {
+    spdlog::info("weir-jobmanager listening on {} (port {})", opts.rpc_address, *port);
+  } else {
+    spdlog::info("weir-jobmanager listening on {} (port {}), advertised as {}", opts.rpc_bind,
+                 *port, opts.rpc_address);
+  }
   if (server.rest_port() > 0) {
     const std::string host = opts.rest_address.substr(0, opts.rest_address.rfind(':'));
     spdlog::info("web UI and REST API: http://{}:{}/", host, server.rest_port());

@@ -1,4 +1,3 @@
-#include "weir/builtins.h"
 #include "weir/jobmanager/server.h"
 
 #include <grpcpp/grpcpp.h>
@@ -7,14 +6,17 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <thread>
 
 #include "weir.grpc.pb.h"
+#include "weir/builtins.h"
 #include "weir/clock.h"
 #include "weir/executor.h"
 #include "weir/jobmanager/metrics.h"
 #include "weir/jobmanager/rest_server.h"
+#include "weir/net_address.h"
 
 namespace weir::jm {
 namespace {
@@ -49,9 +51,28 @@ class Service final : public proto::JobManagerService::Service {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "registration needs tm_id, rpc_address, data_address and slots >= 1");
     }
-    *resp = jm_->RegisterTaskManager(*req);
+    for (const std::string* a : {&req->rpc_address(), &req->data_address()}) {
+      auto hp = ParseHostPort(*a, /*port_optional=*/false, "registration of " + req->tm_id());
+      if (!hp.ok() || hp->port == 0 || IsWildcardHost(hp->host)) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "task manager " + req->tm_id() + " advertises '" + *a +
+                                "', which peers cannot dial (needs host:port, no wildcard "
+                                "host, no port 0)");
+      }
+    }
+    auto r = jm_->RegisterTaskManager(*req);
+    if (!r.ok()) return ToGrpc(r.status());
+    *resp = std::move(r).value();
     return grpc::Status::OK;
   }
+  grpc::Status DescribeCluster(grpc::ServerContext* ctx, const proto::DescribeClusterRequest*,
+                               proto::DescribeClusterResponse* resp) override {
+    if (auto st = sec_->CheckMember(*ctx, "DescribeCluster"); !st.ok()) return st;
+    *resp = describe_;
+    return grpc::Status::OK;
+  }
+  // What DescribeCluster answers (set before serving).
+  void SetDescription(proto::DescribeClusterResponse d) { describe_ = std::move(d); }
   grpc::Status Heartbeat(grpc::ServerContext* ctx, const proto::HeartbeatRequest* req,
                          proto::HeartbeatResponse* resp) override {
     if (auto st = sec_->CheckMember(*ctx, "Heartbeat"); !st.ok()) return st;
@@ -144,7 +165,45 @@ class Service final : public proto::JobManagerService::Service {
  private:
   JobManager* jm_;
   const RpcSecurity* sec_;
+  proto::DescribeClusterResponse describe_;
 };
+
+// The shared-directory probe (docs/deployment.md, "Several hosts"): the job manager writes its
+// session into <checkpoint_dir>/.weir-probe/jm-<session> at start (one file per job manager,
+// so clusters sharing a directory do not disturb each other; removed at Stop, and those of
+// job managers killed more than a day ago at the next start); each task manager reads it
+// back before registering, which proves it sees the same directory.
+Result<proto::DescribeClusterResponse> WriteSharedProbe(const std::string& checkpoint_dir,
+                                                        const std::string& session) {
+  proto::DescribeClusterResponse d;
+  d.set_checkpoint_dir(checkpoint_dir);
+  d.set_jm_session(session);
+  if (checkpoint_dir.empty()) return d;
+  const std::string dir = checkpoint_dir + "/.weir-probe";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return Status::IoError("checkpoint directory " + checkpoint_dir + ": cannot create " + dir +
+                           ": " + ec.message());
+  }
+  const auto day_ago = std::filesystem::file_time_type::clock::now() - std::chrono::hours(24);
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::error_code ec2;
+    if (e.path().filename().string().rfind("jm-", 0) == 0 && e.last_write_time(ec2) < day_ago &&
+        !ec2) {
+      std::filesystem::remove(e.path(), ec2);
+    }
+  }
+  const std::string file = dir + "/jm-" + session;
+  Status st = WriteFileAtomically(file, session);
+  if (!st.ok()) {
+    return Status::IoError("checkpoint directory " + checkpoint_dir +
+                           ": cannot write the shared-directory probe: " + st.message());
+  }
+  d.set_probe_file(file);
+  d.set_probe_token(session);
+  return d;
+}
 
 }  // namespace
 
@@ -156,7 +215,7 @@ class JobManagerServer::Impl {
   Status CheckExposure() {
     const RpcSecurity& sec = options_.security;
     std::vector<std::string> exposed;
-    if (!IsLoopbackAddress(options_.rpc_address)) exposed.push_back(options_.rpc_address);
+    if (!IsLoopbackAddress(BindAddress())) exposed.push_back(BindAddress());
     if (!options_.rest_address.empty() && options_.rest_address != "off" &&
         !IsLoopbackAddress(options_.rest_address)) {
       exposed.push_back(options_.rest_address);
@@ -199,18 +258,21 @@ class JobManagerServer::Impl {
       spdlog::info("resuming {} job(s) from the HA directory {}", *recovered, options_.jm.ha_dir);
     }
     service_ = std::make_unique<Service>(jm_.get(), &options_.security);
+    WEIR_ASSIGN_OR_RETURN(proto::DescribeClusterResponse description,
+                          WriteSharedProbe(options_.jm.checkpoints.directory, jm_->session()));
+    probe_file_ = description.probe_file();
+    service_->SetDescription(std::move(description));
     grpc::ServerBuilder builder;
     int port = 0;
     // Client certificates are verified when presented (members) but not required (the CLI
     // proves itself with the token); Service checks each call.
     builder.AddListeningPort(
-        options_.rpc_address,
+        BindAddress(),
         options_.security.ServerCredentials(RpcSecurity::ClientCerts::kVerifyIfPresent), &port);
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
     if (!server_ || port == 0) {
-      return Status::IoError("cannot listen on " + options_.rpc_address +
-                             " (address in use or invalid?)");
+      return Status::IoError("cannot listen on " + BindAddress() + " (address in use or invalid?)");
     }
     if (!options_.rest_address.empty() && options_.rest_address != "off") {
       RestOptions ro;
@@ -250,6 +312,11 @@ class JobManagerServer::Impl {
 
   int rest_port() const { return rest_port_; }
 
+  // Where gRPC listens: rpc_bind, else the advertised rpc_address.
+  const std::string& BindAddress() const {
+    return options_.rpc_bind.empty() ? options_.rpc_address : options_.rpc_bind;
+  }
+
   void Wait() {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return stop_; });
@@ -273,6 +340,10 @@ class JobManagerServer::Impl {
     if (rest_) rest_->Stop();  // joins its workers, which call jm_
     if (ticker_.joinable()) ticker_.join();
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    if (!probe_file_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove(probe_file_, ec);
+    }
   }
 
  private:
@@ -286,6 +357,7 @@ class JobManagerServer::Impl {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<RestServer> rest_;  // its worker threads are joined in Stop()
   int rest_port_ = 0;
+  std::string probe_file_;  // the shared-directory probe, removed at Stop()
   std::thread ticker_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -819,7 +819,21 @@ Status NetworkEnvironment::Start(const std::string& host, int port) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
-    return Status::InvalidArgument("data plane bind host '" + host + "' is not an IPv4 address");
+    // A host name: its first IPv4 address.
+    addrinfo hints{}, *res = nullptr;
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    if (rc != 0 || !res) {
+      ::close(listen_fd_);
+      listen_fd_ = -1;
+      return Status::InvalidArgument("data plane bind host '" + host +
+                                     "' is neither an IPv4 address nor a name that resolves to "
+                                     "one: " +
+                                     gai_strerror(rc));
+    }
+    addr.sin_addr = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr;
+    freeaddrinfo(res);
   }
   if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
     return Status::IoError("cannot bind data port " + host + ":" + std::to_string(port) + ": " +

@@ -1,9 +1,11 @@
 // weir-taskmanager: a thin main over weir::tm::TaskManager.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <CLI/CLI.hpp>
+
 #include "weir/config.h"
+#include "weir/net_address.h"
 #include "weir/security.h"
 #include "weir/signals.h"
 #include "weir/taskmanager/task_manager.h"
@@ -21,6 +23,19 @@ weir::Status ApplyConfig(const std::string& file, weir::tm::TaskManagerOptions* 
                         jm.GetString("rpc_address", opts->jobmanager_address));
   WEIR_ASSIGN_OR_RETURN(int64_t slots, tm.GetInt("slots", opts->slots));
   WEIR_ASSIGN_OR_RETURN(opts->data_host, tm.GetString("data_host", opts->data_host));
+  // Addresses (docs/deployment.md, "Several hosts"): bind and advertised, each checked here so
+  // that an error names the key.
+  WEIR_ASSIGN_OR_RETURN(opts->host, tm.GetString("host", opts->host));
+  WEIR_ASSIGN_OR_RETURN(opts->rpc_address, tm.GetString("rpc_bind", opts->rpc_address));
+  WEIR_ASSIGN_OR_RETURN(opts->rpc_advertise, tm.GetString("rpc_advertise", opts->rpc_advertise));
+  WEIR_ASSIGN_OR_RETURN(std::string data_bind, tm.GetString("data_bind", ""));
+  if (!data_bind.empty()) {
+    WEIR_ASSIGN_OR_RETURN(weir::HostPort hp,
+                          weir::ParseHostPort(data_bind, true, "taskmanager.data_bind"));
+    opts->data_host = hp.host;
+    if (hp.port >= 0) opts->data_port = hp.port;
+  }
+  WEIR_ASSIGN_OR_RETURN(opts->data_advertise, tm.GetString("data_advertise", opts->data_advertise));
   WEIR_ASSIGN_OR_RETURN(
       int64_t bpc,
       tm.GetInt("buffers_per_channel", static_cast<int64_t>(opts->network.buffers_per_channel)));
@@ -70,9 +85,23 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "cluster config file (YAML), see deploy/weir.yaml");
   app.add_option("--id", id, "task manager id (default: generated)");
   app.add_option("--jobmanager", jm, "job manager host:port (default 127.0.0.1:6123)");
-  app.add_option("--rpc-address", rpc, "host:port for gRPC (default 127.0.0.1:0, ephemeral)");
-  app.add_option("--data-host", data_host, "IPv4 address for the data plane (default 127.0.0.1)");
+  app.add_option("--rpc-bind,--rpc-address", rpc,
+                 "host:port gRPC listens on (default 127.0.0.1:0, ephemeral)");
+  std::string rpc_advertise, data_bind, data_advertise, host;
+  app.add_option("--rpc-advertise", rpc_advertise,
+                 "host[:port] the job manager dials (default: --host, else the bind host; "
+                 "the bound port)");
+  app.add_option("--data-bind", data_bind,
+                 "host[:port] the data plane listens on (default 127.0.0.1:0)");
+  app.add_option("--data-host", data_host,
+                 "host the data plane listens on (default 127.0.0.1; see --data-bind)");
   app.add_option("--data-port", data_port, "data plane port (default 0, ephemeral)");
+  app.add_option("--data-advertise", data_advertise,
+                 "host[:port] other task managers dial for data (default: --host, else the "
+                 "bind host; the bound port)");
+  app.add_option("--host", host,
+                 "this host's name or address as the others should dial it: the advertised "
+                 "host of RPC and data when not given separately");
   app.add_option("--slots", slots, "number of slots (default 2)");
   int64_t block_cache_mb = -1;
   app.add_option("--rocksdb-block-cache-mb", block_cache_mb,
@@ -104,6 +133,55 @@ int main(int argc, char** argv) {
   if (!rpc.empty()) opts.rpc_address = rpc;
   if (!data_host.empty()) opts.data_host = data_host;
   if (data_port >= 0) opts.data_port = data_port;
+  if (!data_bind.empty()) {
+    auto hp = weir::ParseHostPort(data_bind, true, "--data-bind");
+    if (!hp.ok()) {
+      spdlog::error("{}", hp.status().message());
+      return 2;
+    }
+    opts.data_host = hp->host;
+    if (hp->port >= 0) opts.data_port = hp->port;
+  }
+  if (!rpc_advertise.empty()) opts.rpc_advertise = rpc_advertise;
+  if (!data_advertise.empty()) opts.data_advertise = data_advertise;
+  if (!host.empty()) opts.host = host;
+  {
+    // Every address is checked before anything starts: the error names the setting.
+    std::vector<weir::Status> checks;
+    checks.push_back(
+        weir::ParseHostPort(opts.rpc_address, false, "taskmanager.rpc_bind (--rpc-bind)").status());
+    checks.push_back(
+        weir::ParseHostPort(opts.jobmanager_address, false, "jobmanager.rpc_address (--jobmanager)")
+            .status());
+    if (!opts.rpc_advertise.empty()) {
+      checks.push_back(weir::ParseHostPort(opts.rpc_advertise, true,
+                                           "taskmanager.rpc_advertise (--rpc-advertise)")
+                           .status());
+    }
+    if (!opts.data_advertise.empty()) {
+      checks.push_back(weir::ParseHostPort(opts.data_advertise, true,
+                                           "taskmanager.data_advertise (--data-advertise)")
+                           .status());
+    }
+    if (!opts.host.empty()) {
+      auto hp = weir::ParseHostPort(opts.host, true, "taskmanager.host (--host)");
+      weir::Status st = hp.status();
+      if (hp.ok() && hp->port >= 0) {
+        st = weir::Status::InvalidArgument("taskmanager.host (--host): '" + opts.host +
+                                           "' has a port; give a host only");
+      }
+      checks.push_back(st);
+    }
+    if (opts.data_port < 0 || opts.data_port > 65535) {
+      checks.push_back(weir::Status::InvalidArgument("--data-port: must be 0..65535"));
+    }
+    for (const weir::Status& st : checks) {
+      if (!st.ok()) {
+        spdlog::error("{}", st.message());
+        return 2;
+      }
+    }
+  }
   if (slots > 0) opts.slots = slots;
   if (!state_dir.empty()) opts.state_dir = state_dir;
   if (!metrics_address.empty()) opts.metrics_address = metrics_address;
@@ -127,7 +205,11 @@ int main(int argc, char** argv) {
     spdlog::info("signal {}: shutting down", s);
     tm.RequestStop();
   });
-  tm.Wait();
+  st = tm.Wait();
   tm.Stop();
+  if (!st.ok()) {
+    spdlog::error("task manager {} gave up: {}", tm.id(), st.message());
+    return 1;
+  }
   return 0;
 }

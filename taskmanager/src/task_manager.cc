@@ -1,24 +1,28 @@
-#include "weir/builtins.h"
 #include "weir/taskmanager/task_manager.h"
 
 #include <grpcpp/grpcpp.h>
-#include <prometheus/exposer.h>
 #include <malloc.h>
+#include <prometheus/exposer.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
 #include <thread>
 
-#include "weir.grpc.pb.h"
-#include "weir/job_graph.h"
-#include "weir/network.h"
-#include "weir/logging.h"
-#include "weir/prometheus_families.h"
 #include "subtask_sampler.h"
+#include "weir.grpc.pb.h"
+#include "weir/builtins.h"
+#include "weir/job_graph.h"
+#include "weir/logging.h"
+#include "weir/net_address.h"
+#include "weir/network.h"
+#include "weir/prometheus_families.h"
 
 namespace weir::tm {
 namespace {
@@ -55,6 +59,8 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     WEIR_RETURN_IF_ERROR(network_.Start(options_.data_host, options_.data_port));
     grpc::ServerBuilder builder;
     int port = 0;
+    WEIR_ASSIGN_OR_RETURN(HostPort rpc_bind,
+                          ParseHostPort(options_.rpc_address, false, "taskmanager.rpc_bind"));
     builder.AddListeningPort(
         options_.rpc_address,
         options_.security.ServerCredentials(RpcSecurity::ClientCerts::kRequire), &port);
@@ -63,14 +69,20 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     if (!server_ || port == 0) {
       return Status::IoError("cannot listen on " + options_.rpc_address);
     }
-    rpc_address_ = options_.rpc_address.substr(0, options_.rpc_address.rfind(':')) + ":" +
-                   std::to_string(port);
-    data_address_ = options_.data_host + ":" + std::to_string(network_.port());
+    WEIR_ASSIGN_OR_RETURN(rpc_address_,
+                          AdvertisedAddress(rpc_bind, port, options_.rpc_advertise, options_.host,
+                                            "taskmanager.rpc_advertise"));
+    HostPort data_bind{options_.data_host, options_.data_port};
+    WEIR_ASSIGN_OR_RETURN(data_address_,
+                          AdvertisedAddress(data_bind, network_.port(), options_.data_advertise,
+                                            options_.host, "taskmanager.data_advertise"));
     jm_ = proto::JobManagerService::NewStub(
         grpc::CreateChannel(options_.jobmanager_address,
                             options_.security.MemberChannelCredentials()));
-    Log()->info("task manager {}: rpc {} data {} slots {} job manager {}", options_.tm_id,
-                rpc_address_, data_address_, options_.slots, options_.jobmanager_address);
+    Log()->info(
+        "task manager {}: rpc {} (bound {}:{}) data {} (bound {}:{}) slots {} job manager {}",
+        options_.tm_id, rpc_address_, rpc_bind.host, port, data_address_, options_.data_host,
+        network_.port(), options_.slots, options_.jobmanager_address);
     WEIR_RETURN_IF_ERROR(StartMetrics());
     heartbeat_ = std::thread([this] { HeartbeatLoop(); });
     return Status::Ok();
@@ -213,9 +225,21 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     return b.Take();
   }
 
-  void Wait() {
+  Status Wait() {
     std::unique_lock<std::mutex> lock(mu_);
     stop_cv_.wait(lock, [&] { return stopping_; });
+    return fatal_;
+  }
+
+  // Gives up: Wait() returns `why` (heartbeat thread).
+  void Fail(const Status& why) {
+    Log()->error("{}", why.message());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (fatal_.ok()) fatal_ = why;
+      stopping_ = true;
+    }
+    stop_cv_.notify_all();
   }
 
   void RequestStop() {
@@ -381,6 +405,12 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status Ping(grpc::ServerContext*, const proto::PingRequest*,
+                    proto::PingResponse* resp) override {
+    resp->set_tm_id(options_.tm_id);
+    return grpc::Status::OK;
+  }
+
   grpc::Status TriggerCheckpoint(grpc::ServerContext*, const proto::TriggerCheckpointRequest* req,
                                  proto::Empty*) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -389,6 +419,12 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
       return grpc::Status(grpc::StatusCode::NOT_FOUND, "no running subtask " + req->task_id() +
                                                             "/" + std::to_string(req->subtask()));
     }
+    if (std::string why = FencedLocked(req->job_id(), req->attempt(), req->jm_session());
+        !why.empty()) {
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          "checkpoint " + std::to_string(req->checkpoint_id()) + " refused: " + why);
+    }
     it->second->task->TriggerCheckpoint(req->checkpoint_id(), req->timestamp_ms(), req->options());
     return grpc::Status::OK;
   }
@@ -396,6 +432,16 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
   grpc::Status NotifyCheckpoint(grpc::ServerContext*, const proto::NotifyCheckpointRequest* req,
                                 proto::Empty*) override {
     std::lock_guard<std::mutex> lock(mu_);
+    // Fencing (docs/recovery.md): nothing of a replaced attempt, or of another job manager's,
+    // is committed here.
+    if (std::string why = FencedLocked(req->job_id(), req->attempt(), req->jm_session());
+        !why.empty()) {
+      Log()->warn("job={} attempt={} checkpoint={}: notification refused: {}", req->job_id(),
+                  req->attempt(), req->checkpoint_id(), why);
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "checkpoint " + std::to_string(req->checkpoint_id()) +
+                              " notification refused, nothing committed: " + why);
+    }
     for (auto& [id, rt] : tasks_) {
       if (rt->job_id == req->job_id() && rt->attempt == req->attempt() && !rt->done) {
         std::map<std::string, int64_t> wms(req->commit_watermarks().begin(),
@@ -444,6 +490,51 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     std::atomic<bool> done{false};
   };
 
+  // Why a checkpoint call for (job, attempt) from the job manager of session `session` must
+  // be refused here, or "" if it may proceed. Refused: while this task manager is cut off
+  // from the job manager (it cancelled its tasks); a session other than the one that deployed
+  // the attempt's tasks here; an attempt older than one of the same job running here.
+  // Cancels the tasks of such a replaced attempt. Under mu_.
+  std::string FencedLocked(const std::string& job, int attempt, const std::string& session) {
+    if (cut_off_) {
+      return "this task manager was cut off from the job manager for longer than the heartbeat "
+             "timeout and cancelled its tasks";
+    }
+    int newest = attempt;
+    for (const auto& [id, rt] : tasks_) {
+      if (rt->job_id != job || rt->done) continue;
+      if (rt->attempt == attempt && !session.empty() && rt->jm_session != session) {
+        return "attempt " + std::to_string(attempt) + " was deployed here by job manager session " +
+               rt->jm_session + ", not " + session;
+      }
+      newest = std::max(newest, rt->attempt);
+    }
+    if (newest > attempt) {
+      CancelAttemptLocked(job, attempt, "attempt " + std::to_string(newest) + " runs here");
+      return "attempt " + std::to_string(attempt) + " was replaced by attempt " +
+             std::to_string(newest);
+    }
+    return "";
+  }
+
+  // Cancels every task of (job, attempt) here. Under mu_; the attempt's channels are released
+  // by the caller (off the lock) or by the tasks as they end.
+  int CancelAttemptLocked(const std::string& job, int attempt, const std::string& why) {
+    std::vector<Task*> matching;
+    for (auto& [id, rt] : tasks_) {
+      if (rt->job_id == job && rt->attempt == attempt && !rt->done) {
+        rt->task->MarkCancelled();
+        matching.push_back(rt->task.get());
+      }
+    }
+    if (!matching.empty()) {
+      Log()->warn("job={} attempt={}: cancelling {} task(s): {}", job, attempt, matching.size(),
+                  why);
+    }
+    for (Task* t : matching) t->Cancel();
+    return static_cast<int>(matching.size());
+  }
+
   Result<std::shared_ptr<const ExecutionPlan>> PlanFor(const std::string& job, int attempt,
                                                        const proto::JobGraph& graph) {
     const JobAttempt key{job, attempt};
@@ -481,9 +572,77 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
            });
   }
 
+  // The shared-directory check (docs/deployment.md, "Several hosts"): the job manager's probe
+  // file must hold its token as read from this host, and this host must be able to write and
+  // read back a file there.
+  Status CheckSharedDir(const proto::DescribeClusterResponse& d) {
+    if (d.probe_file().empty()) return Status::Ok();
+    const std::string hint = "; the checkpoint directory " + d.checkpoint_dir() +
+                             " must be the same shared directory (e.g. an NFS mount) on every "
+                             "host (docs/deployment.md)";
+    std::ifstream in(d.probe_file(), std::ios::binary);
+    if (!in) {
+      return Status::FailedPrecondition("cannot read the job manager's probe file " +
+                                        d.probe_file() + ": " + strerror(errno) + hint);
+    }
+    std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (token != d.probe_token()) {
+      return Status::FailedPrecondition("the job manager's probe file " + d.probe_file() +
+                                        " does not hold the job manager's token here" + hint);
+    }
+    std::mt19937_64 rng{std::random_device{}()};
+    const std::string mine = std::to_string(rng());
+    const std::string file =
+        d.checkpoint_dir() + "/.weir-probe/tm-" + options_.tm_id + "-" + std::to_string(getpid());
+    {
+      std::ofstream out(file, std::ios::binary | std::ios::trunc);
+      out << mine;
+      out.flush();
+      if (!out) {
+        return Status::FailedPrecondition("cannot write the probe file " + file + ": " +
+                                          strerror(errno) + hint);
+      }
+    }
+    std::ifstream back(file, std::ios::binary);
+    std::string read((std::istreambuf_iterator<char>(back)), std::istreambuf_iterator<char>());
+    std::error_code ec;
+    std::filesystem::remove(file, ec);
+    if (read != mine) {
+      return Status::FailedPrecondition("the probe file " + file +
+                                        " did not read back what was written" + hint);
+    }
+    return Status::Ok();
+  }
+
+  // Registers (after the shared-directory check). An answer that will not change by itself
+  // (the check fails, the job manager refuses the advertised address) ends the task manager
+  // when it has never registered yet: a configuration error, named in the log.
   bool Register() {
+    {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      proto::DescribeClusterRequest dreq;
+      dreq.set_tm_id(options_.tm_id);
+      proto::DescribeClusterResponse d;
+      grpc::Status s = jm_->DescribeCluster(&ctx, dreq, &d);
+      if (!s.ok()) {
+        Log()->warn("registration with job manager {} failed: DescribeCluster: {}",
+                    options_.jobmanager_address, s.error_message());
+        return false;
+      }
+      Status shared = CheckSharedDir(d);
+      if (!shared.ok()) {
+        if (ever_registered_) {
+          Log()->error("not registering again: {}", shared.message());
+        } else {
+          Fail(shared);
+        }
+        return false;
+      }
+    }
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    // Longer than the job manager's dial-back of the advertised address (2 s).
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     proto::RegisterTaskManagerRequest req;
     req.set_tm_id(options_.tm_id);
     req.set_rpc_address(rpc_address_);
@@ -493,11 +652,19 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     proto::RegisterTaskManagerResponse resp;
     grpc::Status s = jm_->RegisterTaskManager(&ctx, req, &resp);
     if (!s.ok()) {
+      if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION && !ever_registered_) {
+        Fail(Status::FailedPrecondition("registration with job manager " +
+                                        options_.jobmanager_address +
+                                        " refused: " + s.error_message()));
+        return false;
+      }
       Log()->warn("registration with job manager {} failed: {}", options_.jobmanager_address,
                   s.error_message());
       return false;
     }
+    ever_registered_ = true;
     if (resp.heartbeat_interval_ms() > 0) heartbeat_interval_ms_ = resp.heartbeat_interval_ms();
+    if (resp.heartbeat_timeout_ms() > 0) heartbeat_timeout_ms_ = resp.heartbeat_timeout_ms();
     if (!jm_session_.empty() && resp.jm_session() != jm_session_) {
       // A new job manager (restarted, or failed over): it redeploys what should run, so the
       // tasks of its predecessor are cancelled rather than left running as orphans.
@@ -518,27 +685,141 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     return true;
   }
 
+  // How long after its last successful contact with the job manager this task manager cancels
+  // its own tasks: a heartbeat interval before the job manager would declare it lost (the
+  // job manager's clock starts later, when it receives the heartbeat), so its tasks are gone
+  // before the job manager deploys their replacements.
+  std::chrono::milliseconds FenceAfter() const {
+    const int64_t t = heartbeat_timeout_ms_ > 2 * heartbeat_interval_ms_
+                          ? heartbeat_timeout_ms_ - heartbeat_interval_ms_
+                          : heartbeat_timeout_ms_ / 2;
+    return std::chrono::milliseconds(std::max<int64_t>(t, 1));
+  }
+
+  // Cut off from the job manager for FenceAfter(): cancels every task here, and refuses
+  // checkpoint calls until the job manager answers again (heartbeat thread).
+  void FenceIfCutOff(std::chrono::steady_clock::time_point last_ok) {
+    const auto silent = std::chrono::steady_clock::now() - last_ok;
+    if (silent < FenceAfter()) return;
+    std::set<JobAttempt> attempts;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cut_off_) return;
+      cut_off_ = true;
+      for (const auto& [id, rt] : tasks_) {
+        if (!rt->done) attempts.insert({rt->job_id, rt->attempt});
+      }
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(silent).count();
+      if (!attempts.empty()) Log()->error(
+          "no answer from job manager {} for {} ms (its heartbeat timeout is {} ms): "
+          "cancelling the tasks of {} job attempt(s) here (fencing)",
+          options_.jobmanager_address, ms, heartbeat_timeout_ms_, attempts.size());
+      for (const auto& [job, attempt] : attempts) {
+        CancelAttemptLocked(job, attempt, "cut off from the job manager");
+      }
+    }
+    for (const auto& [job, attempt] : attempts) {
+      network_.ReleaseChannels(ChannelKeyPrefix(job, attempt));
+    }
+  }
+
+  // Cancels every task here (heartbeat thread).
+  void CancelAll(const std::string& why) {
+    std::set<JobAttempt> attempts;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [id, rt] : tasks_) {
+        if (!rt->done) attempts.insert({rt->job_id, rt->attempt});
+      }
+      for (const auto& [job, attempt] : attempts) CancelAttemptLocked(job, attempt, why);
+    }
+    for (const auto& [job, attempt] : attempts) {
+      network_.ReleaseChannels(ChannelKeyPrefix(job, attempt));
+    }
+  }
+
+  // Contact with the job manager again (heartbeat thread).
+  void NoteContact() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cut_off_) Log()->info("job manager {} answers again", options_.jobmanager_address);
+    cut_off_ = false;
+  }
+
+  // Cancels the attempts the job manager says it replaced (heartbeat thread).
+  void CancelStale(const proto::HeartbeatResponse& resp) {
+    std::vector<JobAttempt> released;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const proto::AttemptRef& a : resp.stale()) {
+        if (CancelAttemptLocked(a.job_id(), a.attempt(), "the job manager replaced this attempt") >
+            0) {
+          released.push_back({a.job_id(), a.attempt()});
+        }
+      }
+    }
+    for (const auto& [job, attempt] : released) {
+      network_.ReleaseChannels(ChannelKeyPrefix(job, attempt));
+    }
+  }
+
+  // The attempts with a task running here, and who deployed them (for the heartbeat).
+  void AddAttempts(proto::HeartbeatRequest* req) {
+    std::set<std::tuple<std::string, int, std::string>> seen;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, rt] : tasks_) {
+      if (rt->done || !seen.insert({rt->job_id, rt->attempt, rt->jm_session}).second) continue;
+      proto::AttemptRef* a = req->add_attempts();
+      a->set_job_id(rt->job_id);
+      a->set_attempt(rt->attempt);
+      a->set_jm_session(rt->jm_session);
+    }
+  }
+
   void HeartbeatLoop() {
     bool registered = false;
+    auto last_ok = std::chrono::steady_clock::now();
     std::unique_lock<std::mutex> lock(mu_);
     while (!stopping_) {
       lock.unlock();
+      // Overdue (e.g. this process was stopped, or a call hung): fence before talking to the job
+      // manager again, so no task of a replaced attempt runs on after contact resumes.
+      if (std::chrono::steady_clock::now() - last_ok >= FenceAfter()) FenceIfCutOff(last_ok);
       if (!registered) {
         registered = Register();
+        if (registered) last_ok = std::chrono::steady_clock::now();
       } else {
+        // The call returns by the time this task manager must fence itself at the latest.
+        const auto sent = std::chrono::steady_clock::now();
+        const auto fence_in =
+            std::chrono::duration_cast<std::chrono::milliseconds>(last_ok + FenceAfter() - sent);
         grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+        ctx.set_deadline(
+            std::chrono::system_clock::now() +
+            std::clamp(fence_in, std::chrono::milliseconds(100), std::chrono::milliseconds(2000)));
         proto::HeartbeatRequest req;
         req.set_tm_id(options_.tm_id);
         for (auto& r : SampleSubtasks()) *req.add_metrics() = std::move(r);
+        AddAttempts(&req);
         proto::HeartbeatResponse resp;
         grpc::Status s = jm_->Heartbeat(&ctx, req, &resp);
         if (s.ok() && !resp.known()) {
+          // It declared this task manager lost, and failed over every job that ran here: the
+          // tasks here belong to replaced attempts.
           Log()->warn("job manager does not know this task manager; registering again");
+          CancelAll("the job manager declared this task manager lost");
           registered = Register();
+          if (registered) last_ok = std::chrono::steady_clock::now();
         } else if (!s.ok()) {
           Log()->warn("heartbeat failed: {}", s.error_message());
+        } else {
+          last_ok = sent;  // the job manager's clock for this task manager started after this
+          CancelStale(resp);
         }
+      }
+      if (std::chrono::steady_clock::now() - last_ok < FenceAfter()) {
+        NoteContact();
+      } else {
+        FenceIfCutOff(last_ok);
       }
       lock.lock();
       std::vector<std::string> gone = ReapLocked();
@@ -554,7 +835,13 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
         malloc_trim(0);
         lock.lock();
       }
-      stop_cv_.wait_for(lock, std::chrono::milliseconds(registered ? heartbeat_interval_ms_ : 500));
+      // Wake up in time to fence, should the job manager stay silent.
+      const auto fence_in = std::chrono::duration_cast<std::chrono::milliseconds>(
+          last_ok + FenceAfter() - std::chrono::steady_clock::now());
+      const auto wait = std::chrono::milliseconds(registered ? heartbeat_interval_ms_ : 500);
+      stop_cv_.wait_for(lock, cut_off_ || fence_in.count() <= 0
+                                  ? wait
+                                  : std::min(wait, fence_in + std::chrono::milliseconds(1)));
     }
   }
 
@@ -598,7 +885,9 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
   std::unique_ptr<proto::JobManagerService::Stub> jm_;
   std::string rpc_address_, data_address_, metrics_address_;
   int64_t heartbeat_interval_ms_ = 1000;
+  int64_t heartbeat_timeout_ms_ = 5000;  // the job manager's, from its registration answer
   std::string jm_session_;  // heartbeat thread only
+  bool ever_registered_ = false;  // heartbeat thread only
   std::thread heartbeat_;
   std::map<std::string, SubtaskSampler> samplers_;  // by execution id; heartbeat thread only
   // What /metrics shows: the heartbeat thread's last sample of every running subtask.
@@ -612,6 +901,8 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
   std::mutex mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false, stopped_ = false;
+  Status fatal_;          // why the task manager gave up (Wait() returns it)
+  bool cut_off_ = false;  // fenced: no contact with the job manager for FenceAfter()
   std::map<std::string, std::unique_ptr<Running>> tasks_;
 
   std::mutex plan_mu_;
@@ -628,7 +919,9 @@ TaskManager::TaskManager(TaskManagerOptions options)
     : impl_(std::make_unique<Impl>(std::move(options))) {}
 TaskManager::~TaskManager() { impl_->Stop(); }
 Status TaskManager::Start() { return impl_->Start(); }
-void TaskManager::Wait() { impl_->Wait(); }
+Status TaskManager::Wait() {
+  return impl_->Wait();
+}
 void TaskManager::Stop() { impl_->Stop(); }
 void TaskManager::RequestStop() { impl_->RequestStop(); }
 const std::string& TaskManager::id() const { return impl_->id(); }

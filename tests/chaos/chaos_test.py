@@ -82,6 +82,40 @@ def check_markers(path):
     return marked
 
 
+def check_exactly_once(base_dir, records):
+    """The committed output of JOB under `base_dir` holds every id in [0, records) exactly once,
+    each in its hour's partition, the success markers of every complete hour, and keyed running
+    counts exactly 1..n per key with the right sums. Raises AssertionError naming the first
+    difference (ids lost or duplicated, with examples). Call once all `records` are committed."""
+    ids_dir = os.path.join(base_dir, "out", "ids")
+    ids = [r["id"] for r in committed_rows(ids_dir)]
+    dup = [i for i, c in collections.Counter(ids).items() if c > 1]
+    missing = set(range(records)) - set(ids)
+    assert not dup, f"{len(dup)} ids committed twice, e.g. {dup[:5]}"
+    assert not missing, f"{len(missing)} ids missing, e.g. {sorted(missing)[:5]}"
+    assert len(ids) == records, f"{len(ids)} rows for {records} ids"
+    for part, rows in rows_by_partition(ids_dir).items():
+        hour = partition_hour(part)
+        wrong = [r["id"] for r in rows if r["id"] // PER_HOUR != hour]
+        assert not wrong, f"ids {wrong[:5]} in {part}"
+    # Every hour that ended before the last watermark gets its marker, once complete.
+    complete = set(range((records - 2) // PER_HOUR))
+    wait_for(lambda: check_markers(ids_dir) >= complete, 30, f"success files for hours {sorted(complete)}")
+    assert not os.path.exists(os.path.join(ids_dir, "_late")), "no id was late"
+    counts = committed_rows(os.path.join(base_dir, "out", "counts"))
+    by_key = collections.defaultdict(list)
+    for r in counts:
+        by_key[r["k"]].append((r["n"], r["s"]))
+    assert len(counts) == records, f"{len(counts)} running-count rows for {records} ids"
+    for k in range(KEYS):
+        expected_ids = list(range(k, records, KEYS))
+        ns = sorted(n for n, _ in by_key[k])
+        assert ns == list(range(1, len(expected_ids) + 1)), \
+            f"key {k}: running counts are not exactly 1..{len(expected_ids)}"
+        final_sum = max(by_key[k])[1]
+        assert final_sum == sum(expected_ids), f"key {k}: sum {final_sum} != {sum(expected_ids)}"
+
+
 def run(kills, mode, records, seed, rate, schedule=None, secure=False):
     """`schedule` (long mode): the kinds of the kills in order ("tm"/"jm"), instead of `kills`
     and `mode`; the job's recovery is then also timed between kills, and the markers are
@@ -175,32 +209,7 @@ def run(kills, mode, records, seed, rate, schedule=None, secure=False):
         t_committed = time.time()
         time.sleep(1.0)  # one more checkpoint: anything beyond would be a duplicate
         info = cluster.job(job_id)
-        ids = [r["id"] for r in committed_rows(os.path.join(cluster.dir, "out", "ids"))]
-        dup = [i for i, c in collections.Counter(ids).items() if c > 1]
-        missing = set(range(records)) - set(ids)
-        assert not dup, f"{len(dup)} ids committed twice, e.g. {dup[:5]}"
-        assert not missing, f"{len(missing)} ids missing, e.g. {sorted(missing)[:5]}"
-        assert len(ids) == records, f"{len(ids)} rows for {records} ids"
-        for part, rows in rows_by_partition(ids_dir).items():
-            hour = partition_hour(part)
-            wrong = [r["id"] for r in rows if r["id"] // PER_HOUR != hour]
-            assert not wrong, f"ids {wrong[:5]} in {part}"
-        # Every hour that ended before the last watermark gets its marker, once complete.
-        complete = set(range((records - 2) // PER_HOUR))
-        wait_for(lambda: check_markers(ids_dir) >= complete, 30, f"success files for hours {sorted(complete)}")
-        assert not os.path.exists(os.path.join(ids_dir, "_late")), "no id was late"
-        counts = committed_rows(os.path.join(cluster.dir, "out", "counts"))
-        by_key = collections.defaultdict(list)
-        for r in counts:
-            by_key[r["k"]].append((r["n"], r["s"]))
-        assert len(counts) == records, f"{len(counts)} running-count rows for {records} ids"
-        for k in range(KEYS):
-            expected_ids = list(range(k, records, KEYS))
-            ns = sorted(n for n, _ in by_key[k])
-            assert ns == list(range(1, len(expected_ids) + 1)), \
-                f"key {k}: running counts are not exactly 1..{len(expected_ids)}"
-            final_sum = max(by_key[k])[1]
-            assert final_sum == sum(expected_ids), f"key {k}: sum {final_sum} != {sum(expected_ids)}"
+        check_exactly_once(cluster.dir, records)
         if long_mode:
             n_tm, n_jm = schedule.count("tm"), schedule.count("jm")
             rec = sorted(recovered)

@@ -1,18 +1,18 @@
 // The job manager's logic with a fake task manager gateway and a manual clock.
-#include <gtest/gtest.h>
+#include "weir/jobmanager/job_manager.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
-
-#include <fstream>
+#include <set>
 #include <sstream>
 
 #include "weir/builtins.h"
 #include "weir/job_graph.h"
-#include "weir/jobmanager/job_manager.h"
 
 namespace weir::jm {
 namespace {
@@ -27,6 +27,11 @@ class FakeGateway : public TaskManagerGateway {
     std::vector<proto::TriggerCheckpointRequest> triggers;
     std::vector<proto::NotifyCheckpointRequest> notifies;
     bool fail_deploy = false;
+    // Ping: addresses where nobody answers, and who answers elsewhere (default: the address's
+    // host part, which AddTm makes the task manager's id).
+    std::set<std::string> unreachable;
+    std::map<std::string, std::string> answers_as;
+    std::vector<std::string> pings;
     Status deploy_error;  // returned by DeployTask when not ok: the task manager's own answer
     std::function<void(const proto::NotifyCheckpointRequest&)> on_notify;
   };
@@ -56,6 +61,16 @@ class FakeGateway : public TaskManagerGateway {
     std::lock_guard<std::mutex> lock(calls_->mu);
     calls_->cancels.push_back(addr + " " + job_id);
     return Status::Ok();
+  }
+  Result<std::string> Ping(const std::string& addr, int64_t timeout_ms) override {
+    std::lock_guard<std::mutex> lock(calls_->mu);
+    calls_->pings.push_back(addr);
+    if (calls_->unreachable.count(addr)) {
+      return Status::DeadlineExceeded("no answer in " + std::to_string(timeout_ms) + " ms");
+    }
+    auto it = calls_->answers_as.find(addr);
+    if (it != calls_->answers_as.end()) return it->second;
+    return addr.substr(0, addr.rfind(':'));
   }
 
  private:
@@ -99,7 +114,7 @@ class JobManagerTest : public ::testing::Test {
     r.set_rpc_address(id + ":1");
     r.set_data_address(id + ":2");
     r.set_slots(slots);
-    jm_->RegisterTaskManager(r);
+    ASSERT_TRUE(jm_->RegisterTaskManager(r).ok());
     Drain();
   }
 
@@ -695,6 +710,135 @@ TEST_F(JobManagerTest, FailoverRedeploysFromTheLatestCheckpointAfterOldTasksAreG
   Tick();
   EXPECT_GT(calls_.triggers.back().checkpoint_id(), cp);
   EXPECT_EQ(calls_.triggers.back().attempt(), 1);
+}
+
+TEST_F(JobManagerTest, RegistrationIsRefusedWhenTheAdvertisedAddressDoesNotAnswer) {
+  calls_.unreachable.insert("lost:1");
+  proto::RegisterTaskManagerRequest r;
+  r.set_tm_id("lost");
+  r.set_rpc_address("lost:1");
+  r.set_data_address("lost:2");
+  r.set_slots(2);
+  auto resp = jm_->RegisterTaskManager(r);
+  ASSERT_FALSE(resp.ok());
+  EXPECT_EQ(resp.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(resp.status().message().find("lost:1"), std::string::npos) << resp.status().message();
+  EXPECT_NE(resp.status().message().find("rpc_advertise"), std::string::npos);
+  EXPECT_TRUE(jm_->ListTaskManagers().empty());
+  // Another task manager answering there is refused too (it would get this one's deployments).
+  calls_.answers_as["shared:1"] = "other";
+  r.set_tm_id("mine");
+  r.set_rpc_address("shared:1");
+  resp = jm_->RegisterTaskManager(r);
+  ASSERT_FALSE(resp.ok());
+  EXPECT_NE(resp.status().message().find("'other'"), std::string::npos) << resp.status().message();
+  EXPECT_TRUE(jm_->ListTaskManagers().empty());
+  // Reachable: registered, and told the heartbeat timeout it fences itself by.
+  r.set_rpc_address("mine:1");
+  resp = jm_->RegisterTaskManager(r);
+  ASSERT_TRUE(resp.ok()) << resp.status().ToString();
+  EXPECT_EQ(resp->heartbeat_timeout_ms(), 5000);
+  EXPECT_EQ(resp->jm_session(), jm_->session());
+  EXPECT_EQ(jm_->ListTaskManagers().size(), 1u);
+}
+
+TEST_F(JobManagerTest, HeartbeatAnswerNamesAttemptsThatAreNotCurrent) {
+  AddTm("a", 2);
+  auto id = Submit(CheckpointedGraph(100));
+  AllRunning(*id);
+  auto beat = [&](std::vector<std::tuple<std::string, int, std::string>> attempts) {
+    proto::HeartbeatRequest r;
+    r.set_tm_id("a");
+    for (const auto& [job, attempt, session] : attempts) {
+      proto::AttemptRef* a = r.add_attempts();
+      a->set_job_id(job);
+      a->set_attempt(attempt);
+      a->set_jm_session(session);
+    }
+    std::set<std::pair<std::string, int>> stale;
+    const proto::HeartbeatResponse resp = jm_->Heartbeat(r);
+    for (const auto& a : resp.stale()) stale.insert({a.job_id(), a.attempt()});
+    return stale;
+  };
+  const std::string me = jm_->session();
+  EXPECT_TRUE(beat({{*id, 0, me}}).empty()) << "the current attempt is not stale";
+  // Deployed by another job manager, unknown job: stale.
+  EXPECT_EQ(beat({{*id, 0, "another-session"}}), (std::set<std::pair<std::string, int>>{{*id, 0}}));
+  EXPECT_EQ(beat({{"nosuchjob", 0, me}}),
+            (std::set<std::pair<std::string, int>>{{"nosuchjob", 0}}));
+  // Replaced: once the job restarts, attempt 0 is stale (also while it is RESTARTING).
+  Report(*id, "agg", 1, TaskState::kFailed, "IO_ERROR: boom");
+  EXPECT_EQ(State(*id), "RESTARTING");
+  EXPECT_EQ(beat({{*id, 0, me}}), (std::set<std::pair<std::string, int>>{{*id, 0}}));
+  for (const char* t : {"gen", "agg"}) {
+    for (int i = 0; i < 2; ++i) Report(*id, t, i, TaskState::kCanceled);
+  }
+  now_ += 200;
+  Beat("a");
+  Tick();
+  ASSERT_EQ(jm_->GetJob(*id)->attempt(), 1);
+  EXPECT_EQ(beat({{*id, 0, me}, {*id, 1, me}}), (std::set<std::pair<std::string, int>>{{*id, 0}}));
+}
+
+TEST_F(JobManagerTest, TriggersAndNotificationsCarryTheSessionAndQueuedOnesDieWithTheAttempt) {
+  AddTm("a", 2);
+  auto id = Submit(CheckpointedGraph(100));
+  AllRunning(*id);
+  now_ += 100;
+  Tick();
+  ASSERT_FALSE(calls_.triggers.empty());
+  EXPECT_EQ(calls_.triggers.back().jm_session(), jm_->session());
+  const int64_t cp = calls_.triggers.back().checkpoint_id();
+  AckAll(*id, cp);
+  ASSERT_EQ(calls_.notifies.size(), 1u);
+  EXPECT_EQ(calls_.notifies[0].jm_session(), jm_->session());
+  EXPECT_EQ(calls_.notifies[0].attempt(), 0);
+  // The next checkpoint completes, and its notification waits in the task manager's lane
+  // (behind a hung call, say) when the attempt fails: it must never be delivered. The next
+  // attempt restores from that checkpoint and commits it itself.
+  now_ += 200;
+  Tick();
+  const int64_t cp2 = calls_.triggers.back().checkpoint_id();
+  ASSERT_GT(cp2, cp);
+  for (const char* t : {"gen", "agg"}) {
+    for (int i = 0; i < 2; ++i) {
+      proto::AcknowledgeCheckpointRequest a;
+      a.set_job_id(*id);
+      a.set_task_id(t);
+      a.set_subtask(i);
+      a.set_checkpoint_id(cp2);
+      jm_->AcknowledgeCheckpoint(a);
+    }
+  }
+  // Run the finalization (the I/O lane), which queues the notification; not the notification.
+  size_t queued = pending_.size();
+  for (size_t n = 0; n < queued; ++n) {
+    auto fn = std::move(pending_.front());
+    pending_.erase(pending_.begin());
+    fn();
+  }
+  ASSERT_EQ(jm_->GetJob(*id)->checkpoints().completed(), 2);
+  ASSERT_FALSE(pending_.empty()) << "the notification is queued";
+  ASSERT_EQ(calls_.notifies.size(), 1u);
+  proto::TaskStateUpdate u;
+  u.set_job_id(*id);
+  u.set_task_id("agg");
+  u.set_subtask(1);
+  u.set_state(proto::SubtaskInfo::FAILED);
+  u.set_error("IO_ERROR: boom");
+  u.set_error_code(static_cast<int>(StatusCode::kIoError));
+  jm_->UpdateTaskState(u);
+  Drain();
+  EXPECT_EQ(State(*id), "RESTARTING");
+  EXPECT_EQ(calls_.notifies.size(), 1u) << "a queued notification of the replaced attempt was sent";
+  for (const char* t : {"gen", "agg"}) {
+    for (int i = 0; i < 2; ++i) Report(*id, t, i, TaskState::kCanceled);
+  }
+  now_ += 200;
+  Beat("a");
+  Tick();
+  ASSERT_EQ(calls_.deploys.back().attempt(), 1);
+  EXPECT_EQ(calls_.deploys.back().restore().checkpoint_id(), cp2);
 }
 
 TEST_F(JobManagerTest, LostTaskManagerRestartsOntoRemainingSlotsOrWaits) {

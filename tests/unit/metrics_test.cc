@@ -106,6 +106,7 @@ class NoGateway : public jm::TaskManagerGateway {
   Status NotifyCheckpoint(const std::string&, const proto::NotifyCheckpointRequest&) override {
     return Status::Ok();
   }
+  Result<std::string> Ping(const std::string&, int64_t) override { return std::string("tm1"); }
 };
 
 constexpr const char* kJob = R"(
@@ -132,7 +133,7 @@ class JobManagerMetricsTest : public ::testing::Test {
     r.set_tm_id("tm1");
     r.set_slots(1);
     r.set_metrics_address("127.0.0.1:9999");
-    jm_->RegisterTaskManager(r);
+    EXPECT_TRUE(jm_->RegisterTaskManager(r).ok());
     auto spec = ParseJobFile(kJob);
     proto::JobGraph g;
     ToProto(spec.value(), &g);

@@ -16,6 +16,7 @@
 // task manager, file work on the "io" lane; time comes from the injected clock.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <map>
@@ -92,6 +93,12 @@ class CheckpointCoordinator {
   std::optional<std::string> Decline(const proto::DeclineCheckpointRequest& decline);
   // The attempt is ending (failure, cancel): abort what is in flight, fail waiting savepoints.
   void Shutdown(const std::string& reason);
+  // The attempt is being replaced (failover) or failed: triggers and notifications still
+  // queued on the executor are dropped instead of sent. Any thread; stays set.
+  void Fence() { fenced_->store(true); }
+  // The session of the job manager (sent with triggers and notifications; task managers
+  // refuse those of another session). Set before the first Tick().
+  void SetSession(std::string session) { jm_session_ = std::move(session); }
 
   // Queues a savepoint into `parent_dir` (a directory savepoint-<job>-<n> is created there);
   // `done` runs on the executor when it completes or fails.
@@ -170,6 +177,9 @@ class CheckpointCoordinator {
   TaskManagerGateway* gateway_;
   Locate locate_;
   std::string root_;
+  std::string jm_session_;
+  // Shared with queued triggers and notifications, which outlive the coordinator.
+  std::shared_ptr<std::atomic<bool>> fenced_ = std::make_shared<std::atomic<bool>>(false);
 
   int64_t next_id_;
   int64_t last_trigger_ms_ = 0;

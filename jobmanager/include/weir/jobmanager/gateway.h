@@ -26,6 +26,10 @@ class TaskManagerGateway {
                                    const proto::TriggerCheckpointRequest& request) = 0;
   virtual Status NotifyCheckpoint(const std::string& tm_rpc_address,
                                   const proto::NotifyCheckpointRequest& request) = 0;
+  // The id of the task manager answering at this address, within `timeout_ms`: the job
+  // manager dials a registering task manager's advertised address before it accepts it.
+  // Errors as below (kUnavailable, kDeadlineExceeded: nobody answered there in time).
+  virtual Result<std::string> Ping(const std::string& tm_rpc_address, int64_t timeout_ms) = 0;
   // The task manager at this address is gone: release what the gateway holds for it.
   virtual void Forget(const std::string& tm_rpc_address) {}
 };

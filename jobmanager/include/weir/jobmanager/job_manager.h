@@ -34,6 +34,9 @@ struct JobManagerOptions {
   int64_t heartbeat_interval_ms = 1000;
   int64_t heartbeat_timeout_ms = 5000;  // a silent task manager is lost after this
   int64_t slot_wait_timeout_ms = 30000;  // a job waiting for slots fails after this
+  // A registering task manager's advertised RPC address must answer a Ping within this, or
+  // the registration is refused (FAILED_PRECONDITION naming the address).
+  int64_t registration_probe_timeout_ms = 2000;
   CheckpointSettings checkpoints;        // defaults for jobs (directory, interval, ...)
   std::string savepoint_dir;             // default parent directory of savepoints
   // High availability: jobs and their latest checkpoint are recorded here, so a restarted
@@ -57,8 +60,13 @@ class JobManager {
   JobManager(JobManagerOptions options, std::unique_ptr<TaskManagerGateway> gateway, Clock clock,
              Executor executor, const OperatorRegistry* registry);
 
-  proto::RegisterTaskManagerResponse RegisterTaskManager(
+  // Dials the task manager's advertised RPC address first (without the lock): if nobody
+  // answers there within registration_probe_timeout_ms, or another task manager does, the
+  // registration is refused with FAILED_PRECONDITION naming the address.
+  Result<proto::RegisterTaskManagerResponse> RegisterTaskManager(
       const proto::RegisterTaskManagerRequest& req);
+  // The heartbeat's answer also lists the attempts in `req.attempts` that are not current
+  // (fencing: the task manager cancels their tasks).
   proto::HeartbeatResponse Heartbeat(const proto::HeartbeatRequest& req);
   void UpdateTaskState(const proto::TaskStateUpdate& update);
 
@@ -90,6 +98,8 @@ class JobManager {
   // from its latest checkpoint as a new attempt when task managers offer slots. Returns how
   // many; a record that cannot be read is reported and left in place.
   Result<int> RecoverJobs();
+  // This job manager's session id (a new one at every start).
+  const std::string& session() const { return session_; }
 
  private:
   struct TaskManagerEntry {
@@ -199,7 +209,9 @@ class JobManager {
   void CancelTasksLocked(Job& job);
   void MaybeCompleteLocked(Job& job);
   // Checkpointing (Job::ckpt).
-  void EndCheckpointingLocked(Job& job, const std::string& reason);
+  // `fence`: the attempt is being replaced or failed; queued triggers and notifications of
+  // its coordinator are dropped (CheckpointCoordinator::Fence).
+  void EndCheckpointingLocked(Job& job, const std::string& reason, bool fence = false);
   void NoteCheckpointLocked(Job& job);
   // The outcome of a checkpoint's finalization (on the I/O lane), under the lock.
   void OnFinalizedLocked(Job& job, int attempt, const std::shared_ptr<Finalizing>& f,

@@ -13,7 +13,10 @@
 namespace weir::jm {
 
 struct ServerOptions {
+  // The address task managers and the CLI dial (jobmanager.rpc_address), and the one gRPC
+  // binds unless `rpc_bind` is set (jobmanager.rpc_bind, e.g. 0.0.0.0:6123 behind a name).
   std::string rpc_address = "127.0.0.1:6123";
+  std::string rpc_bind;
   // REST API and web UI (host:port; port 0: ephemeral). Empty or "off": no REST server.
   std::string rest_address = "127.0.0.1:8081";
   std::string web_dir;  // the UI's files; empty: the source tree's ui/ (compiled in)
@@ -31,7 +34,8 @@ class JobManagerServer {
   explicit JobManagerServer(ServerOptions options);
   ~JobManagerServer();
   // Binds and starts serving; returns the bound gRPC port (useful with port 0). Fails, naming
-  // the address, if the gRPC or the REST address cannot be bound.
+  // the address, if the gRPC or the REST address cannot be bound, or if the default
+  // checkpoint directory cannot be written (the shared-directory probe goes there).
   Result<int> Start();
   // The bound REST port after Start(); 0 if REST is off.
   int rest_port() const;

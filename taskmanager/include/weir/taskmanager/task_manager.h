@@ -18,9 +18,16 @@ namespace weir::tm {
 struct TaskManagerOptions {
   std::string tm_id;                            // default: tm-<pid>-<random>
   std::string jobmanager_address = "127.0.0.1:6123";
-  std::string rpc_address = "127.0.0.1:0";      // port 0: ephemeral
-  std::string data_host = "127.0.0.1";
+  // Addresses (docs/deployment.md, "Several hosts"): what the servers bind, and what the job
+  // manager and the other task managers are told to dial.
+  std::string rpc_address = "127.0.0.1:0";      // gRPC bind host:port; port 0: ephemeral
+  std::string data_host = "127.0.0.1";          // data plane bind host (name or IPv4)
   int data_port = 0;                            // 0: ephemeral
+  // Advertised: "host" (with the bound port) or "host:port". Empty: `host`, else the bind
+  // host (a wildcard bind host then is an error: nobody can dial 0.0.0.0).
+  std::string rpc_advertise;
+  std::string data_advertise;
+  std::string host;  // advertised host of both when they are not given (taskmanager.host)
   int slots = 2;
   // Local working directory for state backends (RocksDB instances of running subtasks).
   // Default: <tmp>/weir-<tm_id>.
@@ -47,8 +54,11 @@ class TaskManager {
   explicit TaskManager(TaskManagerOptions options);
   ~TaskManager();
   Status Start();
-  // Blocks until RequestStop() (e.g. from a signal thread).
-  void Wait();
+  // Blocks until RequestStop() (e.g. from a signal thread), or until the task manager gives
+  // up on its own: its first registration was refused (the job manager cannot reach its
+  // advertised address) or it does not see the job manager's checkpoint directory. Returns
+  // that error then, Ok otherwise.
+  Status Wait();
   void RequestStop();
   // Cancels tasks, joins threads, closes servers. Main thread only.
   void Stop();
