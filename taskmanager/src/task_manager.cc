@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "fencing.h"
 #include "subtask_sampler.h"
 #include "weir.grpc.pb.h"
 #include "weir/builtins.h"
@@ -496,25 +497,16 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
   // the attempt's tasks here; an attempt older than one of the same job running here.
   // Cancels the tasks of such a replaced attempt. Under mu_.
   std::string FencedLocked(const std::string& job, int attempt, const std::string& session) {
-    if (cut_off_) {
-      return "this task manager was cut off from the job manager for longer than the heartbeat "
-             "timeout and cancelled its tasks";
-    }
-    int newest = attempt;
+    std::vector<RunningTask> running;
+    running.reserve(tasks_.size());
     for (const auto& [id, rt] : tasks_) {
-      if (rt->job_id != job || rt->done) continue;
-      if (rt->attempt == attempt && !session.empty() && rt->jm_session != session) {
-        return "attempt " + std::to_string(attempt) + " was deployed here by job manager session " +
-               rt->jm_session + ", not " + session;
-      }
-      newest = std::max(newest, rt->attempt);
+      running.push_back({rt->job_id, rt->attempt, rt->jm_session, rt->done.load()});
     }
-    if (newest > attempt) {
-      CancelAttemptLocked(job, attempt, "attempt " + std::to_string(newest) + " runs here");
-      return "attempt " + std::to_string(attempt) + " was replaced by attempt " +
-             std::to_string(newest);
+    FenceDecision d = DecideFence(cut_off_, running, job, attempt, session);
+    if (d.replaced_by > 0) {
+      CancelAttemptLocked(job, attempt, "attempt " + std::to_string(d.replaced_by) + " runs here");
     }
-    return "";
+    return d.refused;
   }
 
   // Cancels every task of (job, attempt) here. Under mu_; the attempt's channels are released

@@ -166,27 +166,32 @@ for m in re.finditer(r"apt-get install ([^&]*)", runtime):
 base = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g", "libbz2-1.0", "liblzma5", "libzstd1"}
 
 
-def package_of(lib):
-    # usrmerge: /lib is /usr/lib, and dpkg knows a file by the path its package ships.
-    real = os.path.realpath(lib)
-    for p in (lib, real, real.replace("/usr/lib/", "/lib/", 1), lib.replace("/lib/", "/usr/lib/", 1)):
-        r = subprocess.run(["dpkg", "-S", p], capture_output=True, text=True)
-        if r.returncode == 0:
-            return r.stdout.split(":")[0]
-    return None
-
 
 needed = set()
+libs = {}  # linked library -> a binary that links it
 for path in BINARIES.values():
     for line in subprocess.run(["ldd", path], capture_output=True, text=True).stdout.splitlines():
         m = re.search(r"=> (/\S+)", line)
-        if not m:
-            continue
-        pkg = package_of(m.group(1))
-        if pkg:
-            needed.add(pkg)
-        else:
-            err(f"Dockerfile: {m.group(1)} (linked by {os.path.basename(path)}) is in no Debian package")
+        if m:
+            libs.setdefault(m.group(1), os.path.basename(path))
+# One dpkg -S for all (it reads every package's file list per call). usrmerge: /lib is
+# /usr/lib, and dpkg knows a file by the path its package ships, so ask for both spellings.
+candidates = {}
+for lib in libs:
+    real = os.path.realpath(lib)
+    for p in {lib, real, real.replace("/usr/lib/", "/lib/", 1), lib.replace("/lib/", "/usr/lib/", 1)}:
+        candidates.setdefault(p, lib)
+owner = {}
+out = subprocess.run(["dpkg", "-S", *sorted(candidates)], capture_output=True, text=True).stdout
+for line in out.splitlines():
+    pkg, _, path = line.partition(": ")
+    if path in candidates:
+        owner[candidates[path]] = pkg.split(":")[0]
+for lib, binary in sorted(libs.items()):
+    if lib in owner:
+        needed.add(owner[lib])
+    else:
+        err(f"Dockerfile: {lib} (linked by {binary}) is in no Debian package")
 for p in sorted(needed - base - installed):
     err(f"Dockerfile: the runtime stage does not install {p}, which the binaries link")
 cmd = re.search(r"^CMD\s+(\[.*\])", runtime, re.M)
