@@ -190,25 +190,38 @@ class Cluster:
         return path
 
     def stop(self):
-        for name, p in list(self.procs.items()):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for name, p in list(self.procs.items()):
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-        self.procs.clear()
+        stop_processes(self.procs)
 
     def cleanup(self, dump_logs=False):
         self.stop()
         if dump_logs:
-            import sys
-            for name in sorted(os.listdir(self.dir)):
-                if name.endswith(".log"):
-                    sys.stderr.write(f"----- {name} -----\n{self.log(name[:-4])}\n")
+            dump_logs_of(self.dir, self.log)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def stop_processes(procs):
+    """Stops every process of the dict (name -> Popen) and empties it: SIGCONT (a stopped
+    process cannot act on SIGTERM), SIGTERM, 10 s, then SIGKILL."""
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGCONT)
+            p.send_signal(signal.SIGTERM)
+    for p in procs.values():
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+    procs.clear()
+
+
+def dump_logs_of(directory, log, limit=None):
+    """Writes every <name>.log of `directory` (read with log(name)) to stderr."""
+    import sys
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".log"):
+            text = log(name[:-4])
+            sys.stderr.write(f"----- {name} -----\n{text[-limit:] if limit else text}\n")
 
 
 def committed_rows(path):

@@ -23,7 +23,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import CLI_BIN, GEN_CERTS, JM_BIN, TM_BIN, wait_for  # noqa: E402
+from harness import (CLI_BIN, GEN_CERTS, JM_BIN, TM_BIN, dump_logs_of, stop_processes,  # noqa: E402
+                     wait_for)
 
 DOMAIN = "weir-test"
 JM_PORT = 6123
@@ -290,22 +291,10 @@ class NetnsCluster:
         return path
 
     def stop(self):
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs.values():
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-        self.procs.clear()
+        stop_processes(self.procs)
 
     def cleanup(self, dump_logs=False):
         self.stop()
         if dump_logs:
-            for name in sorted(os.listdir(self.dir)):
-                if name.endswith(".log"):
-                    sys.stderr.write(f"----- {name} -----\n{self.log(name[:-4])[-20000:]}\n")
+            dump_logs_of(self.dir, self.log, limit=20000)
         shutil.rmtree(self.dir, ignore_errors=True)
