@@ -1,5 +1,7 @@
 // parse: turns raw messages (e.g. a Kafka source's `value`) into typed rows: JSON (fields by
-// path, nested allowed), CSV (fields by column) or raw text, with type conversions. Records that
+// path, nested allowed; read with simdjson On-Demand, see json_fields.h for what a document must
+// be: valid UTF-8, at most 64 levels deep and 16 MiB, no duplicate key on a wanted path), CSV
+// (fields by column) or raw text, with type conversions. Records that
 // fail are dirty: counted, sampled into the log (rate-limited), and emitted with the reason and
 // their origin (topic, partition, offset when the input has them) to the side output "dirty"
 // (an edge `from: <id>.dirty` to any sink), or the job fails, as configured.
@@ -31,9 +33,9 @@
 #include <cmath>
 #include <deque>
 
-#include "json_extract.h"
-#include "weir/operators.h"
+#include "json_fields.h"
 #include "weir/logging.h"
+#include "weir/operators.h"
 #include "weir/record_counters.h"
 #include "weir/text_formats.h"
 
@@ -424,7 +426,7 @@ class ParseOperator : public Operator {
     if (p_.format == Format::kJson) {
       std::vector<std::string> paths;
       for (const auto& f : p_.fields) paths.push_back(f.path);
-      json_ = std::make_unique<JsonExtractor>(paths);
+      json_ = std::make_unique<JsonFields>(paths);
     }
   }
 
@@ -500,26 +502,33 @@ class ParseOperator : public Operator {
         if (p_.fields[0].type == Type::kBytes) o[0].type = Type::kBytes;
         return true;
       case Format::kJson: {
-        if (!json_->Parse(text, &reason_)) return false;
+        if (!json_->Parse(text, &reason_)) {
+          // A duplicate key on a field's path names the field, like every field error.
+          if (json_->error_path() >= 0) {
+            reason_.insert(
+                0, "field '" + p_.fields[static_cast<size_t>(json_->error_path())].name + "': ");
+          }
+          return false;
+        }
         for (size_t i = 0; i < p_.fields.size(); ++i) {
           const FieldSpec& f = p_.fields[i];
-          const JsonExtractor::Value& v = json_->value(i);
+          const JsonFields::Value& v = json_->value(i);
           switch (v.kind) {
-            case JsonExtractor::Kind::kMissing:
-            case JsonExtractor::Kind::kNull:
+            case JsonFields::Kind::kMissing:
+            case JsonFields::Kind::kNull:
               if (!Missing(f, o[i])) return false;
               break;
-            case JsonExtractor::Kind::kBool:
+            case JsonFields::Kind::kBool:
               if (!Convert(f, v.b ? "true" : "false", false, &o[i], &reason_)) return false;
               break;
-            case JsonExtractor::Kind::kNumber:
+            case JsonFields::Kind::kNumber:
               if (!Convert(f, v.text, true, &o[i], &reason_)) return false;
               break;
-            case JsonExtractor::Kind::kString:
+            case JsonFields::Kind::kString:
               if (!Convert(f, v.text, false, &o[i], &reason_)) return false;
               break;
-            case JsonExtractor::Kind::kObject:
-            case JsonExtractor::Kind::kArray:
+            case JsonFields::Kind::kObject:
+            case JsonFields::Kind::kArray:
               if (f.type != Type::kString && f.type != Type::kBytes) {
                 reason_ = "field '" + f.name + "': an object or array is not a " + TypeName(f.type);
                 return false;
@@ -609,7 +618,7 @@ class ParseOperator : public Operator {
 
   ParsePlan p_;
   Output* dirty_out_ = nullptr;
-  std::unique_ptr<JsonExtractor> json_;
+  std::unique_ptr<JsonFields> json_;
   RecordCounters counters_;
   std::string log_prefix_;
   RowBatch out_, dirty_;

@@ -1,5 +1,5 @@
 // libFuzzer target for what reads untrusted message bytes: the `parse` operator (JSON with
-// nested paths and every conversion, CSV with quoting) and the JSON extractor under it. Besides
+// nested paths and every conversion, CSV with quoting) and the simdjson reader under it. Besides
 // crashes and sanitizer reports it checks the contract: every input row comes out either as a
 // typed row (each value of its field's type, or null where allowed) or as a dirty record
 // (counted), never both and never neither.

@@ -1,10 +1,13 @@
-// The `parse` operator (JSON / CSV / raw to typed rows, dirty data) and its JSON extractor.
+// The `parse` operator (JSON / CSV / raw to typed rows, dirty data) and its JSON reader
+// (JsonFields, on simdjson On-Demand).
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 
-#include "../../operators/src/json_extract.h"
+#include "../../operators/src/json_fields.h"
 #include "weir/builtins.h"
 #include "weir/job_graph.h"
 #include "weir/operator.h"
@@ -14,50 +17,154 @@ namespace {
 
 namespace fs = std::filesystem;
 
-TEST(JsonExtractor, NestedPathsArraysAndEscapes) {
-  JsonExtractor x({"a", "b.c", "items.1.sku", "s", "obj", "missing.x"});
+TEST(JsonFields, NestedPathsArraysAndEscapes) {
+  JsonFields x({"a", "b.c", "items.1.sku", "s", "obj", "missing.x"});
   std::string err;
   ASSERT_TRUE(x.Parse(R"({"a": 12, "skip": {"deep": [1, {"x": "y"}]}, "b": {"c": true},
       "items": [{"sku": "one"}, {"sku": "t\u00e9\"w\\o\ud83d\ude00"}], "s": "plain",
       "obj": {"k": [1, 2]}})", &err))
       << err;
-  EXPECT_EQ(x.value(0).kind, JsonExtractor::Kind::kNumber);
+  EXPECT_EQ(x.value(0).kind, JsonFields::Kind::kNumber);
   EXPECT_EQ(x.value(0).text, "12");
-  EXPECT_EQ(x.value(1).kind, JsonExtractor::Kind::kBool);
+  EXPECT_EQ(x.value(1).kind, JsonFields::Kind::kBool);
   EXPECT_TRUE(x.value(1).b);
   EXPECT_EQ(x.value(2).text, "t\xc3\xa9\"w\\o\xf0\x9f\x98\x80");
   EXPECT_EQ(x.value(3).text, "plain");
-  EXPECT_EQ(x.value(4).kind, JsonExtractor::Kind::kObject);
+  EXPECT_EQ(x.value(4).kind, JsonFields::Kind::kObject);
   EXPECT_EQ(x.value(4).text, R"({"k": [1, 2]})");
-  EXPECT_EQ(x.value(5).kind, JsonExtractor::Kind::kMissing);
+  EXPECT_EQ(x.value(5).kind, JsonFields::Kind::kMissing);
   // The next document resets everything.
   ASSERT_TRUE(x.Parse(R"({"a": null})", &err));
-  EXPECT_EQ(x.value(0).kind, JsonExtractor::Kind::kNull);
-  EXPECT_EQ(x.value(3).kind, JsonExtractor::Kind::kMissing);
+  EXPECT_EQ(x.value(0).kind, JsonFields::Kind::kNull);
+  EXPECT_EQ(x.value(3).kind, JsonFields::Kind::kMissing);
 }
 
-TEST(JsonExtractor, MalformedDocumentsNameTheOffset) {
-  JsonExtractor x({"a"});
+// A path can end at an object and go on into it; keys written with escapes match; a root
+// array is indexed like any array; whitespace anywhere is fine.
+TEST(JsonFields, PathsThroughValuesEscapedKeysAndRootArrays) {
+  JsonFields x({"o", "o.k", "o.k.1", "\u00e9t\u00e9"});
+  std::string err;
+  ASSERT_TRUE(x.Parse(
+      " {\"o\" : { \"k\" : [1, 2.5e1] , \"j\": 3 }  , \"\\u00e9t\\u00e9\": \"summer\"} ", &err))
+      << err;
+  EXPECT_EQ(x.value(0).kind, JsonFields::Kind::kObject);
+  EXPECT_EQ(x.value(0).text, R"({ "k" : [1, 2.5e1] , "j": 3 })");
+  EXPECT_EQ(x.value(1).kind, JsonFields::Kind::kArray);
+  EXPECT_EQ(x.value(1).text, "[1, 2.5e1]");
+  EXPECT_EQ(x.value(2).kind, JsonFields::Kind::kNumber);
+  EXPECT_EQ(x.value(2).text, "2.5e1");
+  EXPECT_EQ(x.value(3).text, "summer");
+  JsonFields arr({"1.sku", "0"});
+  ASSERT_TRUE(arr.Parse(R"([7, {"sku": "b"}])", &err)) << err;
+  EXPECT_EQ(arr.value(0).text, "b");
+  EXPECT_EQ(arr.value(1).text, "7");
+  // A scalar document is valid JSON with nothing at any path.
+  ASSERT_TRUE(arr.Parse(" 42 ", &err)) << err;
+  EXPECT_EQ(arr.value(1).kind, JsonFields::Kind::kMissing);
+}
+
+// The texts changed with simdjson (docs/time-and-numbers.md lists them): the offset is where
+// simdjson stopped, which for a document that does not close is its start.
+TEST(JsonFields, MalformedDocumentsSayWhatAndWhere) {
+  JsonFields x({"a"});
   std::string err;
   for (const auto& [doc, want] : std::vector<std::pair<std::string, std::string>>{
-           {"", "empty document"},
-           {"{\"a\": 1,}", "offset 8: expected a key"},
-           {"{\"a\" 1}", "expected ':'"},
-           {"{\"a\": 01}", "offset 7: expected ',' or '}'"},
-           {"{\"a\": \"x}", "unterminated string"},
-           {"{\"a\": tru}", "unexpected literal"},
-           {"{\"a\": 1} x", "unexpected text after the document"},
-           {"{\"a\": \"\\ud800\"}", "unpaired surrogate"},
-           {"{\"a\": \"\x01\"}", "control character"},
-           {"[1, 2", "expected ',' or ']'"},
-           {"-", "bad number"},
+           {"", "invalid JSON: empty document"},
+           {"  ", "invalid JSON: empty document"},
+           {"{\"a\": 1,}", "offset 8: malformed structure"},
+           {"{\"a\" 1}", "offset 5: malformed structure"},
+           {"{\"a\": 01}", "offset 6: bad number"},
+           {"{\"a\": 1.}", "offset 6: bad number"},
+           {"{\"a\": -}", "offset 6: bad number"},
+           {"{\"a\": .5}", "offset 6: unexpected character"},
+           {"{\"a\": \"x}", "invalid JSON: unterminated string"},
+           {"{\"a\": tru}", "offset 6: unexpected literal"},
+           {"{\"a\": nul}", "offset 6: unexpected literal"},
+           {"{\"a\": nullx}", "offset 6: unexpected literal"},
+           {"{\"a\": 1} x", "offset 0: an object or array is not closed where the document ends"},
+           {"{\"a\": 1}}", "offset 8: unexpected text after the document"},
+           {"\"s\" x", "offset 4: unexpected text after the document"},
+           {"{\"a\": \"\\ud800\"}", "bad escape or unpaired surrogate"},
+           {"{\"a\": \"\\udc00\"}", "bad escape or unpaired surrogate"},
+           {"{\"a\": \"\\x\"}", "bad escape or unpaired surrogate"},
+           {"{\"a\": \"\x01\"}", "invalid JSON: control character in a string"},
+           {"[1, 2", "offset 0: an object or array is not closed"},
+           {"-", "offset 0: bad number"},
        }) {
     EXPECT_FALSE(x.Parse(doc, &err)) << doc;
     EXPECT_NE(err.find(want), std::string::npos) << doc << ": " << err;
+    EXPECT_EQ(x.error_path(), -1) << doc;
   }
   std::string deep(200, '[');
   EXPECT_FALSE(x.Parse(deep, &err));
+  EXPECT_NE(err.find("invalid JSON at offset 0"), std::string::npos) << err;
+}
+
+// The bounds: 64 levels of objects and arrays anywhere (also in values no path wants), 16 MiB.
+TEST(JsonFields, DepthAndSizeAreBounded) {
+  JsonFields x({"a", "p.q"});
+  std::string err;
+  auto nest = [](int levels) { return std::string(levels, '[') + std::string(levels, ']'); };
+  // The document object is level 1: 63 more in a skipped member is 64, the limit.
+  EXPECT_TRUE(x.Parse("{\"a\": 1, \"z\": " + nest(63) + "}", &err)) << err;
+  EXPECT_FALSE(x.Parse("{\"a\": 1, \"z\": " + nest(64) + "}", &err));
+  EXPECT_NE(err.find("invalid JSON at offset 14: nested too deeply (more than 64 levels)"),
+            std::string::npos)
+      << err;
+  // Brackets in strings do not count.
+  EXPECT_TRUE(x.Parse("{\"z\": [\"" + std::string(100, '[') + "\"]}", &err)) << err;
+  // On a wanted path, and as the wanted value itself.
+  EXPECT_FALSE(x.Parse("{\"p\": {\"q\": 1, \"r\": " + nest(63) + "}}", &err));
   EXPECT_NE(err.find("nested too deeply"), std::string::npos) << err;
+  EXPECT_FALSE(x.Parse("{\"a\": " + nest(64) + "}", &err));
+  EXPECT_NE(err.find("nested too deeply"), std::string::npos) << err;
+  EXPECT_TRUE(x.Parse(nest(64), &err)) << err;
+  EXPECT_FALSE(x.Parse(nest(65), &err));
+  EXPECT_FALSE(x.Parse(nest(100000), &err));
+  EXPECT_NE(err.find("nested too deeply"), std::string::npos) << err;
+
+  // Big documents up to the limit parse, and a small one after a big one still does.
+  const std::string big_value(3 << 20, 'x');
+  ASSERT_TRUE(x.Parse("{\"a\": \"" + big_value + "\"}", &err)) << err;
+  EXPECT_EQ(x.value(0).text.size(), big_value.size());
+  ASSERT_TRUE(x.Parse("{\"a\": 5}", &err)) << err;
+  EXPECT_EQ(x.value(0).text, "5");
+  std::string huge = "{\"a\": \"" + std::string(JsonFields::kMaxBytes, 'x') + "\"}";
+  EXPECT_FALSE(x.Parse(huge, &err));
+  EXPECT_EQ(
+      err, "document too large: " + std::to_string(huge.size()) + " bytes (the limit is 16777216)");
+}
+
+// A key twice on a wanted path is ambiguous: refused, naming the path. Elsewhere: not looked at.
+TEST(JsonFields, DuplicateKeysOnWantedPathsAreRefused) {
+  JsonFields x({"a", "u.id"});
+  std::string err;
+  EXPECT_FALSE(x.Parse(R"({"a": 1, "a": 2})", &err));
+  EXPECT_EQ(err, "duplicate key 'a' (path a)");
+  EXPECT_EQ(x.error_path(), 0);
+  EXPECT_FALSE(x.Parse(R"({"u": {"id": 1}, "u": {"name": "x"}})", &err));
+  EXPECT_EQ(err, "duplicate key 'u' (path u.id)");
+  EXPECT_EQ(x.error_path(), 1);
+  EXPECT_FALSE(x.Parse(R"({"u": {"id": 1, "\u0069d": 2}})", &err)) << "the same key escaped";
+  EXPECT_EQ(err, "duplicate key 'id' (path u.id)");
+  EXPECT_TRUE(x.Parse(R"({"a": 1, "b": 2, "b": 3, "u": {"id": 4, "n": 1, "n": 2}})", &err)) << err;
+  EXPECT_EQ(x.value(1).text, "4");
+}
+
+// Invalid UTF-8 anywhere in the document is invalid JSON (simdjson checks every byte), also
+// where no path looks.
+TEST(JsonFields, InvalidUtf8IsRefusedEverywhere) {
+  JsonFields x({"a"});
+  std::string err;
+  for (const std::string& doc :
+       {std::string("{\"a\": \"\xff\"}"), std::string("{\"a\": 1, \"b\": \"caf\xc3\"}"),
+        std::string("{\"a\": 1, \"\xed\xa0\x80\": 2}"),  // a surrogate
+        std::string("{\"a\": 1, \"b\": \"\xf4\x90\x80\x80\"}")}) {
+    EXPECT_FALSE(x.Parse(doc, &err)) << doc;
+    EXPECT_EQ(err, "invalid JSON: invalid UTF-8") << doc;
+  }
+  ASSERT_TRUE(x.Parse("{\"a\": \"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}", &err)) << err;
+  EXPECT_EQ(x.value(0).text, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
 }
 
 // Drives a parse operator directly: rows in, typed rows out, and its "dirty" side output wired
@@ -237,6 +344,53 @@ TEST_F(ParseTest, DirtyRecordsGoToTheDirtyOutputWithReasonAndOrigin) {
       << lines[2];
   EXPECT_NE(lines[3].find("invalid JSON at offset"), std::string::npos) << lines[3];
   EXPECT_NE(lines[3].find(R"("raw":"{\"n\": 3,")"), std::string::npos) << lines[3];
+  ASSERT_TRUE(Close().ok());
+}
+
+// What simdjson changed, through the operator: each bad document is one dirty record whose
+// reason says why (naming the field where one is concerned); numbers keep the conversions of
+// weir/text_formats.h, including their range errors.
+TEST_F(ParseTest, JsonBoundsDuplicatesUtf8AndNumberRanges) {
+  ASSERT_TRUE(Make("{format: json, fields: [{name: n, type: int64}, {name: d, type: double, "
+                   "required: false}, {name: t, type: timestamp, required: false}], "
+                   "dirty: {path: \"" +
+                   (dir_ / "dirty").string() + "\"}}")
+                  .ok());
+  const std::string nest = std::string(80, '[') + std::string(80, ']');
+  ASSERT_TRUE(Feed({R"({"n": 9223372036854775807, "d": 12345678901234567890123, "t": -1})",
+                    R"({"n": 1e3, "d": -0.0})", R"({"n": 9223372036854775808})",
+                    R"({"n": -92233720368547758090})", R"({"n": 1, "d": 1e999})", R"({"n": 1.5})",
+                    R"({"n": 1, "t": 1e300})", R"({"n": 1, "n": 2})",
+                    "{\"n\": 1, \"x\": \"\xc3\x28\"}", "{\"n\": 1, \"x\": " + nest + "}",
+                    "{\"n\": \"" + std::string(JsonFields::kMaxBytes, '7') + "\"}"})
+                  .ok());
+  ASSERT_EQ(out_.rows.size(), 2u);
+  EXPECT_EQ(out_.rows[0][0].i, INT64_MAX);
+  EXPECT_EQ(out_.rows[0][1].d, 1.2345678901234568e22);
+  EXPECT_EQ(out_.rows[0][2].i, -1);
+  EXPECT_EQ(out_.rows[1][0].i, 1000) << "an integral JSON number is an int64";
+  EXPECT_TRUE(std::signbit(out_.rows[1][1].d));
+  ASSERT_TRUE(Finish().ok());
+  auto lines = DirtyLines();
+  ASSERT_EQ(lines.size(), 9u);
+  std::sort(lines.begin(), lines.end(), [](const std::string& a, const std::string& b) {
+    return std::stoll(a.substr(a.find("\"offset\":") + 9)) <
+           std::stoll(b.substr(b.find("\"offset\":") + 9));
+  });
+  const std::vector<std::string> want = {
+      "field 'n': cannot convert '9223372036854775808' to int64: out of range for int64",
+      "field 'n': cannot convert '-92233720368547758090' to int64: out of range for int64",
+      "field 'd': cannot convert '1e999' to double: out of range for double",
+      "field 'n': cannot convert '1.5' to int64",
+      "field 't': cannot convert '1e300' to timestamp (epoch_ms): out of range",
+      "field 'n': duplicate key 'n' (path n)",
+      "invalid JSON: invalid UTF-8",
+      "invalid JSON at offset 14: nested too deeply (more than 64 levels)",
+      "document too large: 16777225 bytes (the limit is 16777216)",
+  };
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_NE(lines[i].find("\"reason\":\"" + want[i]), std::string::npos) << lines[i];
+  }
   ASSERT_TRUE(Close().ok());
 }
 
