@@ -9,7 +9,8 @@
 // whose header pad[0] is 1 has its body rewritten to "<this input's attempt>/<body>" plus the
 // valid proof; other OPENs go as they are (forged). Each input is one connection of a fresh
 // job attempt; the attempt is released after it.
-// Contract besides sanitizers: the server ends every connection (reads from it end), and
+// Contract besides sanitizers: the server ends every connection (reads from it end; 30 s of
+// silence is a wedge, generous so that a starved machine does not report one), and
 // never holds more than its caps.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -115,7 +116,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   char sink[4096];
   while (off < stream.size()) {
     pollfd p{fd, POLLOUT | POLLIN, 0};
-    if (::poll(&p, 1, 5000) <= 0) std::abort();  // the server stopped reading: wedged
+    if (::poll(&p, 1, 30000) <= 0) std::abort();  // the server stopped reading: wedged
     if (p.revents & POLLIN) {
       const ssize_t r = ::recv(fd, sink, sizeof sink, 0);
       if (r <= 0) break;  // cut off
@@ -131,7 +132,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The server must end the connection once the stream has ended.
   for (;;) {
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 5000) <= 0) std::abort();
+    if (::poll(&p, 1, 30000) <= 0) std::abort();
     if (::recv(fd, sink, sizeof sink, 0) <= 0) break;
   }
   ::close(fd);
