@@ -20,7 +20,6 @@
 // The ratio Weir / raw is of records per second.
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
-#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -34,6 +33,7 @@
 #include "weir/builtins.h"
 #include "weir/config.h"
 #include "weir/operator.h"
+#include "weir/text_formats.h"
 
 namespace {
 
@@ -53,15 +53,11 @@ constexpr const char* kParseConfig = R"({format: json, on_error: skip, fields: [
     {name: ok, type: bool},
     {name: latency_ms, type: double}]})";
 
+// The seeds' event-time text, "2026-11-22T00:00:00.037Z", by the project's one time library.
 std::string IsoTime(int64_t ms) {
-  const time_t secs = static_cast<time_t>(ms / 1000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  const size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char frac[8];
-  snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(ms % 1000));
-  return std::string(buf, n) + frac;
+  std::string out;
+  if (!weir::FormatTime(ms, "%FT%T.%fZ", &out).ok()) std::abort();
+  return out;
 }
 
 std::string EventJson(int64_t id) {

@@ -302,6 +302,21 @@ struct JsonFields::Impl {
     return TrimRight(std::string_view(start, static_cast<size_t>(end - start)));
   }
 
+  // An object or array no path goes into, taken whole: its JSON text, refused if it nests
+  // deeper than the limit allows (`outer` containers are around it; `at` is where it starts).
+  template <typename Container>
+  bool Whole(Container& c, Value* out, int outer, const char* at) {
+    std::string_view json;
+    if (auto e = c.raw_json().get(json); e) return Fail(e);
+    out->text = TrimRight(json);
+    const int allowed = kMaxDepth - outer;
+    if (out->text.size() >= 2 * static_cast<size_t>(allowed + 1) &&
+        NestsDeeperThan(out->text, allowed)) {
+      return TooDeep(at);
+    }
+    return true;
+  }
+
   // A value at `node` (some path wants it or goes through it); `outer` as for Skip.
   bool Read(ondemand::value& v, int node, int outer) {
     const Node& n = nodes[static_cast<size_t>(node)];
@@ -315,17 +330,7 @@ struct JsonFields::Impl {
       ondemand::object o;
       if (auto e = v.get_object().get(o); e) return Fail(e);
       out->kind = Kind::kObject;
-      if (n.children.empty()) {
-        std::string_view json;
-        if (auto e = o.raw_json().get(json); e) return Fail(e);
-        out->text = TrimRight(json);
-        const int allowed = kMaxDepth - outer;
-        if (out->text.size() >= 2 * static_cast<size_t>(allowed + 1) &&
-            NestsDeeperThan(out->text, allowed)) {
-          return TooDeep(token.data());
-        }
-        return true;
-      }
+      if (n.children.empty()) return Whole(o, out, outer, token.data());
       if (!Object(o, node, outer + 1)) return false;
       if (n.path >= 0) out->text = Through(token.data());
       return true;
@@ -333,17 +338,7 @@ struct JsonFields::Impl {
     ondemand::array a;
     if (auto e = v.get_array().get(a); e) return Fail(e);
     out->kind = Kind::kArray;
-    if (n.children.empty()) {
-      std::string_view json;
-      if (auto e = a.raw_json().get(json); e) return Fail(e);
-      out->text = TrimRight(json);
-      const int allowed = kMaxDepth - outer;
-      if (out->text.size() >= 2 * static_cast<size_t>(allowed + 1) &&
-          NestsDeeperThan(out->text, allowed)) {
-        return TooDeep(token.data());
-      }
-      return true;
-    }
+    if (n.children.empty()) return Whole(a, out, outer, token.data());
     if (!Array(a, node, outer + 1)) return false;
     if (n.path >= 0) out->text = Through(token.data());
     return true;
