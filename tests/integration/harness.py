@@ -34,7 +34,67 @@ def wait_for(pred, timeout, what, interval=0.05):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-class Cluster:
+class ProcessCluster:
+    """What every test cluster of real processes offers: `procs` (name -> Popen), `dir` (its
+    logs and files), `jm` and `cli_args`; a subclass may wrap the CLI's command (cli_argv)."""
+
+    log_dump_limit = None  # characters of each log written by cleanup(dump_logs=True)
+
+    def cli_argv(self, argv):
+        return argv
+
+    def cli(self, *args, check=False, timeout=60):
+        r = subprocess.run(self.cli_argv([CLI_BIN, "-m", self.jm, *self.cli_args, *args]),
+                           capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"weir {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    def kill(self, name, sig=signal.SIGKILL):
+        p = self.procs.pop(name)
+        p.send_signal(sig)
+        p.wait(10)
+
+    def exited(self, name):
+        """True once the process `name` has ended on its own (e.g. at a crash point)."""
+        p = self.procs.get(name)
+        return p is not None and p.poll() is not None
+
+    def log(self, name):
+        with open(os.path.join(self.dir, f"{name}.log"), errors="replace") as f:
+            return f.read()
+
+    def taskmanagers(self):
+        r = self.cli("taskmanagers", "--json")
+        if r.returncode != 0:
+            return []
+        return json.loads(r.stdout).get("taskmanagers", [])
+
+    def job(self, job_id):
+        return json.loads(self.cli("status", job_id, "--json", check=True).stdout)
+
+    def wait_state(self, job_id, states, timeout=30):
+        states = {states} if isinstance(states, str) else set(states)
+        return wait_for(lambda: (lambda j: j if j["state"] in states else None)(self.job(job_id)),
+                        timeout, f"job {job_id} to reach {states}")
+
+    def write_job(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def stop(self):
+        stop_processes(self.procs)
+
+    def cleanup(self, dump_logs=False):
+        self.stop()
+        if dump_logs:
+            dump_logs_of(self.dir, self.log, limit=self.log_dump_limit)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Cluster(ProcessCluster):
     def __init__(self, taskmanagers=2, slots=2, jm_args=(), tm_args=(), tm_env=None, secure=False):
         self.dir = tempfile.mkdtemp(prefix="weir-it-")
         self.procs = {}
@@ -105,20 +165,6 @@ class Cluster:
         self._spawn(name, [TM_BIN, "--jobmanager", self.jm, "--id", name, "--slots",
                            str(slots or self.slots), *self.tm_args], env=env)
 
-    def kill(self, name, sig=signal.SIGKILL):
-        p = self.procs.pop(name)
-        p.send_signal(sig)
-        p.wait(10)
-
-    def exited(self, name):
-        """True once the process `name` has ended on its own (e.g. at a crash point)."""
-        p = self.procs.get(name)
-        return p is not None and p.poll() is not None
-
-    def log(self, name):
-        with open(os.path.join(self.dir, f"{name}.log"), errors="replace") as f:
-            return f.read()
-
     def _secure(self):
         """A secure cluster (docs/security.md): certificates and a token from deploy/gen-certs.sh,
         mutual TLS between the servers, the CLI with the CA and the token, REST with the token."""
@@ -141,13 +187,6 @@ class Cluster:
         with open(f"{certs}/token") as f:
             self.rest_headers = {"Authorization": "Bearer " + f.read().strip()}
 
-    def cli(self, *args, check=False, timeout=60):
-        r = subprocess.run([CLI_BIN, "-m", self.jm, *self.cli_args, *args], capture_output=True, text=True,
-                           timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"weir {' '.join(args)} failed ({r.returncode}): {r.stderr}")
-        return r
-
     def rest(self, method, path, body=None, headers=None, timeout=30):
         """One HTTP request to the REST API: (status, parsed JSON or text, response headers).
         `body`: str/bytes sent as is, anything else as JSON."""
@@ -168,36 +207,6 @@ class Cluster:
         if ctype.startswith("application/json"):
             return status, json.loads(raw), hdrs
         return status, raw.decode(errors="replace"), hdrs
-
-    def taskmanagers(self):
-        r = self.cli("taskmanagers", "--json")
-        if r.returncode != 0:
-            return []
-        return json.loads(r.stdout).get("taskmanagers", [])
-
-    def job(self, job_id):
-        return json.loads(self.cli("status", job_id, "--json", check=True).stdout)
-
-    def wait_state(self, job_id, states, timeout=30):
-        states = {states} if isinstance(states, str) else set(states)
-        return wait_for(lambda: (lambda j: j if j["state"] in states else None)(self.job(job_id)),
-                        timeout, f"job {job_id} to reach {states}")
-
-    def write_job(self, name, text):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
-    def stop(self):
-        stop_processes(self.procs)
-
-    def cleanup(self, dump_logs=False):
-        self.stop()
-        if dump_logs:
-            dump_logs_of(self.dir, self.log)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
 
 def stop_processes(procs):
     """Stops every process of the dict (name -> Popen) and empties it: SIGCONT (a stopped

@@ -23,8 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import (CLI_BIN, GEN_CERTS, JM_BIN, TM_BIN, dump_logs_of, stop_processes,  # noqa: E402
-                     wait_for)
+from harness import CLI_BIN, GEN_CERTS, JM_BIN, TM_BIN, ProcessCluster, wait_for  # noqa: E402
 
 DOMAIN = "weir-test"
 JM_PORT = 6123
@@ -183,11 +182,13 @@ class Net:
         self.created_ns, self.created_links = [], []
 
 
-class NetnsCluster:
+class NetnsCluster(ProcessCluster):
     """A job manager in host "jm" and task managers tm-1..tm-N in hosts tm1..tmN, over `net`, all
     advertising their host names; secure (mutual TLS, certificates naming the hosts) unless
     secure=False. The CLI runs in the job manager's namespace. The same methods as
     harness.Cluster that the chaos checks use (dir, cli, job, log, cleanup)."""
+
+    log_dump_limit = 20000
 
     def __init__(self, net, taskmanagers=3, slots=2, jm_args=(), secure=True):
         self.net = net
@@ -252,49 +253,8 @@ class NetnsCluster:
                                  "--rpc-bind", "0.0.0.0:0", "--data-bind", "0.0.0.0:0",
                                  *self.tm_args])
 
-    def kill(self, name, sig=signal.SIGKILL):
-        p = self.procs.pop(name)
-        p.send_signal(sig)
-        p.wait(10)
-
     def signal(self, name, sig):
         self.procs[name].send_signal(sig)
 
-    def exited(self, name):
-        p = self.procs.get(name)
-        return p is not None and p.poll() is not None
-
-    def log(self, name):
-        with open(os.path.join(self.dir, f"{name}.log"), errors="replace") as f:
-            return f.read()
-
-    def cli(self, *args, check=False, timeout=60):
-        r = subprocess.run(self.net.exec_argv("jm", [CLI_BIN, "-m", self.jm, *self.cli_args, *args]),
-                           capture_output=True, text=True, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"weir {' '.join(args)} failed ({r.returncode}): {r.stderr}")
-        return r
-
-    def taskmanagers(self):
-        r = self.cli("taskmanagers", "--json")
-        if r.returncode != 0:
-            return []
-        return json.loads(r.stdout).get("taskmanagers", [])
-
-    def job(self, job_id):
-        return json.loads(self.cli("status", job_id, "--json", check=True).stdout)
-
-    def write_job(self, name, text):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
-    def stop(self):
-        stop_processes(self.procs)
-
-    def cleanup(self, dump_logs=False):
-        self.stop()
-        if dump_logs:
-            dump_logs_of(self.dir, self.log, limit=20000)
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def cli_argv(self, argv):
+        return self.net.exec_argv("jm", argv)  # the CLI runs on the job manager's host
