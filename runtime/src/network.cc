@@ -104,57 +104,6 @@ std::string SslErrors() {
   return out.empty() ? "connection closed during the handshake" : out;
 }
 
-// A socket BIO that writes with MSG_NOSIGNAL (OpenSSL's own uses write(): a dead peer would
-// raise SIGPIPE in processes that do not ignore it, e.g. tests).
-int BioWrite(BIO* b, const char* data, size_t len, size_t* written) {
-  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b)));
-  BIO_clear_retry_flags(b);
-  for (;;) {
-    ssize_t n = ::send(fd, data, len, MSG_NOSIGNAL);
-    if (n >= 0) {
-      *written = static_cast<size_t>(n);
-      return 1;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
-    return 0;
-  }
-}
-
-int BioRead(BIO* b, char* data, size_t len, size_t* read) {
-  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b)));
-  BIO_clear_retry_flags(b);
-  for (;;) {
-    ssize_t n = ::recv(fd, data, len, 0);
-    if (n > 0) {
-      *read = static_cast<size_t>(n);
-      return 1;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(b);
-    return 0;
-  }
-}
-
-long BioCtrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
-
-int BioCreate(BIO* b) {
-  BIO_set_init(b, 1);
-  return 1;
-}
-
-BIO_METHOD* SocketBioMethod() {
-  static BIO_METHOD* method = [] {
-    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weir socket");
-    BIO_meth_set_write_ex(m, BioWrite);
-    BIO_meth_set_read_ex(m, BioRead);
-    BIO_meth_set_ctrl(m, BioCtrl);
-    BIO_meth_set_create(m, BioCreate);
-    return m;
-  }();
-  return method;
-}
-
 // Waits for `events` on fd; timeout_ms < 0: no timeout. False on timeout or error. A socket
 // that was shut down reports POLLHUP at once, so this never outlives Shutdown().
 bool WaitFd(int fd, short events, int timeout_ms) {
@@ -166,12 +115,28 @@ bool WaitFd(int fd, short events, int timeout_ms) {
   }
 }
 
+// Receives what is there (at most len), waiting up to timeout_ms (< 0: blocking). 0: the peer
+// closed; -1: an error or the timeout.
+ssize_t RecvSome(int fd, char* data, size_t len, int timeout_ms) {
+  if (timeout_ms >= 0 && !WaitFd(fd, POLLIN, timeout_ms)) return -1;
+  for (;;) {
+    ssize_t n = ::recv(fd, data, len, 0);
+    if (n < 0 && errno == EINTR) continue;
+    return n;
+  }
+}
+
 // One connection's socket, plaintext or TLS. Plaintext reads and writes go straight to the
-// socket as before TLS existed (blocking, no lock, no copy). With TLS the socket is
-// non-blocking and every SSL call runs under ssl_mu_ (an SSL object must not be used by two
-// threads at once); nobody holds it while waiting: a call that would block releases it and
-// polls the socket. So the connection's reader thread and the threads writing frames (under
-// the owner's write lock) share one SSL object without either blocking the other.
+// socket (blocking, no lock, no copy).
+//
+// With TLS, the SSL object never touches the socket: its BIO reads ciphertext from in_ and
+// appends ciphertext to out_, both in memory. The socket stays blocking and is used outside
+// ssl_mu_: the reader thread recvs into the free end of in_ (the BIO only reads the filled
+// part, under ssl_mu_), and a writer sends what SSL_write appended to out_ after releasing
+// ssl_mu_. So ssl_mu_ (an SSL object must not be used by two threads at once) covers only the
+// crypto, the reader and the writers never wait for each other's socket calls, and a 32 KiB
+// frame costs one send and, on the reader's side, about one recv per 128 KiB: fewer system
+// calls than plaintext, and no poll.
 class Link {
  public:
   explicit Link(int fd) : fd_(fd) {}
@@ -183,14 +148,13 @@ class Link {
   Link& operator=(const Link&) = delete;
 
   // Puts TLS on the socket and runs the handshake (as the server or the client) until
-  // `deadline`. Errors name `peer`.
+  // `deadline`, before any other thread uses the link. Errors name `peer`.
   Status StartTls(SSL_CTX* ctx, bool server, Clock::time_point deadline, const std::string& peer) {
-    int flags = fcntl(fd_, F_GETFL, 0);
-    fcntl(fd_, F_SETFL, flags | O_NONBLOCK);
     ssl_ = SSL_new(ctx);
     if (!ssl_) return Status::Internal("SSL_new: " + SslErrors());
-    BIO* bio = BIO_new(SocketBioMethod());
-    BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(fd_)));
+    in_.resize(kInBuffer);
+    BIO* bio = BIO_new(MemoryBioMethod());
+    BIO_set_data(bio, this);
     SSL_set_bio(ssl_, bio, bio);
     if (server) {
       SSL_set_accept_state(ssl_);
@@ -200,17 +164,28 @@ class Link {
     for (;;) {
       ERR_clear_error();
       int r = SSL_do_handshake(ssl_);
+      // Our flight (or the client's Finished) is in out_ either way.
+      if (!SendOut()) {
+        return Status::Unavailable("TLS handshake with " + peer + " failed: connection lost");
+      }
       if (r == 1) return Status::Ok();
       int err = SSL_get_error(ssl_, r);
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && left.count() > 0) {
-        if (!WaitFd(fd_, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT,
-                    static_cast<int>(left.count()))) {
-          continue;  // the deadline check above ends it
+      if (err == SSL_ERROR_WANT_READ && left.count() > 0) {
+        CompactIn();
+        ssize_t n = RecvSome(fd_, reinterpret_cast<char*>(in_.data()) + in_end_,
+                             in_.size() - in_end_, static_cast<int>(left.count()));
+        if (n > 0) {
+          in_end_ += static_cast<size_t>(n);
+          continue;
         }
-        continue;
+        if (n < 0 && Clock::now() >= deadline) {
+          return Status::DeadlineExceeded("TLS handshake with " + peer + " timed out");
+        }
+        return Status::Unavailable("TLS handshake with " + peer +
+                                   " failed: connection closed during the handshake");
       }
-      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      if (err == SSL_ERROR_WANT_READ) {
         return Status::DeadlineExceeded("TLS handshake with " + peer + " timed out");
       }
       std::string why = SslErrors();
@@ -242,14 +217,17 @@ class Link {
         off = 0;
       }
     }
-    if (!TlsWrite(scratch_.data(), used)) return false;
-    for (; i < n; ++i, off = 0) {
-      if (iov[i].iov_len > off &&
-          !TlsWrite(static_cast<const char*>(iov[i].iov_base) + off, iov[i].iov_len - off)) {
-        return false;
+    {
+      std::lock_guard<std::mutex> lock(ssl_mu_);
+      if (!Encrypt(scratch_.data(), used)) return false;
+      for (; i < n; ++i, off = 0) {
+        if (iov[i].iov_len > off &&
+            !Encrypt(static_cast<const char*>(iov[i].iov_base) + off, iov[i].iov_len - off)) {
+          return false;
+        }
       }
     }
-    return true;
+    return SendOut();
   }
 
   // The reader thread only.
@@ -257,23 +235,28 @@ class Link {
     if (!ssl_) return ReadAll(fd_, buf, len);
     char* p = static_cast<char*>(buf);
     while (len > 0) {
-      int r, err = 0;
+      size_t got = 0;
+      int err = 0;
       {
         std::lock_guard<std::mutex> lock(ssl_mu_);
         ERR_clear_error();
-        r = SSL_read(ssl_, p, static_cast<int>(std::min<size_t>(len, 1 << 30)));
-        if (r <= 0) err = SSL_get_error(ssl_, r);
+        if (SSL_read_ex(ssl_, p, len, &got) != 1) {
+          err = SSL_get_error(ssl_, 0);
+          if (err == SSL_ERROR_WANT_READ) CompactIn();
+        }
       }
-      if (r > 0) {
-        p += r;
-        len -= static_cast<size_t>(r);
-      } else if (err == SSL_ERROR_WANT_READ) {
-        if (!WaitFd(fd_, POLLIN, -1)) return false;
-      } else if (err == SSL_ERROR_WANT_WRITE) {
-        if (!WaitFd(fd_, POLLOUT, -1)) return false;
-      } else {
-        return false;
+      if (got > 0) {
+        p += got;
+        len -= got;
+        continue;
       }
+      if (err != SSL_ERROR_WANT_READ) return false;
+      // The free end of in_ is the reader's alone: the BIO reads only up to in_end_.
+      ssize_t n =
+          RecvSome(fd_, reinterpret_cast<char*>(in_.data()) + in_end_, in_.size() - in_end_, -1);
+      if (n <= 0) return false;
+      std::lock_guard<std::mutex> lock(ssl_mu_);
+      in_end_ += static_cast<size_t>(n);
     }
     return true;
   }
@@ -282,29 +265,94 @@ class Link {
   int fd() const { return fd_; }
 
  private:
-  bool TlsWrite(const char* p, size_t len) {
-    for (;;) {
-      int r, err = 0;
-      {
-        std::lock_guard<std::mutex> lock(ssl_mu_);
-        ERR_clear_error();
-        r = SSL_write(ssl_, p, static_cast<int>(len));
-        if (r <= 0) err = SSL_get_error(ssl_, r);
-      }
-      if (r > 0) return true;  // partial writes are off: all of it
-      if (err == SSL_ERROR_WANT_WRITE) {
-        if (!WaitFd(fd_, POLLOUT, -1)) return false;
-      } else if (err == SSL_ERROR_WANT_READ) {
-        WaitFd(fd_, POLLIN, 10);  // TLS 1.3 only: never expected after the handshake
-      } else {
-        return false;
-      }
+  // Large enough for a few full records (16 KiB + 256 each): CompactIn always leaves room.
+  static constexpr size_t kInBuffer = 128 * 1024;
+
+  // Under ssl_mu_. SSL_write into memory never needs to wait: all of it or an error.
+  bool Encrypt(const char* p, size_t len) {
+    ERR_clear_error();
+    size_t written = 0;
+    return SSL_write_ex(ssl_, p, len, &written) == 1 && written == len;
+  }
+
+  // Sends what SSL appended to out_. Writers only (the owner's write lock), or the handshake.
+  // out_ is swapped out under ssl_mu_ (the reader's SSL_read may append an alert), and sent
+  // outside it.
+  bool SendOut() {
+    {
+      std::lock_guard<std::mutex> lock(ssl_mu_);
+      if (out_.empty()) return true;
+      sending_.swap(out_);
     }
+    struct iovec iov {
+      sending_.data(), sending_.size()
+    };
+    const bool ok = WriteAll(fd_, &iov, 1);
+    sending_.clear();  // keeps its capacity for the next swap
+    return ok;
+  }
+
+  // Under ssl_mu_ (or before the link is shared): moves unread ciphertext to the front.
+  void CompactIn() {
+    if (in_pos_ == in_end_) {
+      in_pos_ = in_end_ = 0;
+    } else if (in_pos_ > 0 && in_.size() - in_end_ < kInBuffer / 2) {
+      std::memmove(in_.data(), in_.data() + in_pos_, in_end_ - in_pos_);
+      in_end_ -= in_pos_;
+      in_pos_ = 0;
+    }
+  }
+
+  static int BioRead(BIO* b, char* data, size_t len, size_t* read) {
+    auto* l = static_cast<Link*>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    const size_t have = l->in_end_ - l->in_pos_;
+    if (have == 0) {
+      BIO_set_retry_read(b);
+      return 0;
+    }
+    const size_t n = std::min(have, len);
+    std::memcpy(data, l->in_.data() + l->in_pos_, n);
+    l->in_pos_ += n;
+    *read = n;
+    return 1;
+  }
+
+  static int BioWrite(BIO* b, const char* data, size_t len, size_t* written) {
+    auto* l = static_cast<Link*>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    l->out_.insert(l->out_.end(), data, data + len);
+    *written = len;
+    return 1;
+  }
+
+  static long BioCtrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+  static int BioCreate(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+  }
+
+  static BIO_METHOD* MemoryBioMethod() {
+    static BIO_METHOD* method = [] {
+      BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weir link");
+      BIO_meth_set_write_ex(m, BioWrite);
+      BIO_meth_set_read_ex(m, BioRead);
+      BIO_meth_set_ctrl(m, BioCtrl);
+      BIO_meth_set_create(m, BioCreate);
+      return m;
+    }();
+    return method;
   }
 
   int fd_;
   SSL* ssl_ = nullptr;
   std::mutex ssl_mu_;
+  Bytes in_;                   // ciphertext received: [in_pos_, in_end_) under ssl_mu_
+  size_t in_pos_ = 0;          // under ssl_mu_
+  size_t in_end_ = 0;          // written by the reader (under ssl_mu_ once the link is shared)
+  Bytes out_;                  // ciphertext to send, under ssl_mu_
+  Bytes sending_;              // writers only
   std::vector<char> scratch_;  // writers only (serialized by the owner)
 };
 
@@ -464,8 +512,12 @@ class RemoteSender : public ChannelSender {
   RemoteSender(std::shared_ptr<OutConnection> conn, uint32_t id,
                std::shared_ptr<RemoteChannelState> st, const std::atomic<bool>* cancel,
                std::string peer, size_t max_frame)
-      : peer_(std::move(peer)), conn_(std::move(conn)), id_(id), st_(std::move(st)),
-        cancel_(cancel), max_frame_(max_frame) {}
+      : peer_(std::move(peer)),
+        conn_(std::move(conn)),
+        id_(id),
+        st_(std::move(st)),
+        cancel_(cancel),
+        max_frame_(max_frame) {}
 
   Status Send(NetBuffer&& b) override {
     if (b.bytes.size() > max_frame_) {
@@ -655,15 +707,15 @@ class InConnection : public std::enable_shared_from_this<InConnection> {
       const auto kind = static_cast<FrameKind>(h.kind);
       if (kind == FrameKind::kOpen) {
         if (h.length <= kOpenMacBytes || h.length > kMaxChannelKey + kOpenMacBytes) {
-          why = "protocol error from " + peer_ + ": OPEN of " + std::to_string(h.length) +
-                " bytes";
+          why = "protocol error from " + peer_ + ": OPEN of " + std::to_string(h.length) + " bytes";
           error = true;
           break;
         }
         if (seen_.count(h.channel) || seen_.size() >= opt.max_channels_per_connection) {
           why = "protocol error from " + peer_ + ": channel id " + std::to_string(h.channel) +
-                (seen_.count(h.channel) ? " opened twice" : " over the channel cap of " +
-                                          std::to_string(opt.max_channels_per_connection));
+                (seen_.count(h.channel) ? " opened twice"
+                                        : " over the channel cap of " +
+                                              std::to_string(opt.max_channels_per_connection));
           error = true;
           break;
         }
@@ -788,8 +840,8 @@ Result<void*> NetworkEnvironment::TlsContext() {
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
   SSL_CTX_set_num_tickets(ctx, 0);
   SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  // Read what the socket has (up to 64 KiB) in one recv instead of a record header and body
-  // apart: half the syscalls on the receiving side.
+  // Take what the link's buffer has (up to 64 KiB) in one BIO call instead of each record's
+  // header and body apart.
   SSL_CTX_set_read_ahead(ctx, 1);
   SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
   if (SSL_CTX_use_certificate_chain_file(ctx, f.cert.c_str()) != 1) {
@@ -839,7 +891,8 @@ Status NetworkEnvironment::Start(const std::string& host, int port) {
     return Status::IoError("cannot bind data port " + host + ":" + std::to_string(port) + ": " +
                            strerror(errno));
   }
-  if (::listen(listen_fd_, 128) < 0) return Status::IoError(std::string("listen: ") + strerror(errno));
+  if (::listen(listen_fd_, 128) < 0)
+    return Status::IoError(std::string("listen: ") + strerror(errno));
   socklen_t len = sizeof addr;
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
   port_ = ntohs(addr.sin_port);
@@ -901,10 +954,10 @@ void NetworkEnvironment::AcceptLoop() {
       // Logged at powers of two: a flood does not flood the log.
       const size_t n = ++refused_connections_;
       if ((n & (n - 1)) == 0) {
-        Log()->warn("data connection from {} refused: {} inbound connections ({} from that "
-                    "address; caps {} and {} per peer); {} refused so far",
-                    ip, total, from_peer, options_.max_connections,
-                    options_.max_connections_per_peer, n);
+        Log()->warn(
+            "data connection from {} refused: {} inbound connections ({} from that "
+            "address; caps {} and {} per peer); {} refused so far",
+            ip, total, from_peer, options_.max_connections, options_.max_connections_per_peer, n);
       }
       continue;
     }
@@ -943,8 +996,10 @@ void NetworkEnvironment::Sweep() {
     auto c = p->conn.lock();
     if (!c) continue;
     ++refused_opens_;
-    Log()->warn("refused OPEN of channel {} from {}: no deployment of job attempt {} arrived "
-                "within {} ms", p->key, p->peer, AttemptPrefixOf(p->key), options_.open_timeout_ms);
+    Log()->warn(
+        "refused OPEN of channel {} from {}: no deployment of job attempt {} arrived "
+        "within {} ms",
+        p->key, p->peer, AttemptPrefixOf(p->key), options_.open_timeout_ms);
     c->Refuse(p->id);
   }
 }
@@ -1194,8 +1249,8 @@ Result<std::unique_ptr<ChannelSender>> NetworkEnvironment::ConnectRemote(
     std::lock_guard<std::mutex> lock(mu_);
     auto s = secrets_.find(AttemptPrefixOf(key));
     if (s == secrets_.end()) {
-      return Status::FailedPrecondition("no channel secret for the job attempt of channel " +
-                                        key + " (to " + peer + ")");
+      return Status::FailedPrecondition("no channel secret for the job attempt of channel " + key +
+                                        " (to " + peer + ")");
     }
     secret = s->second;
     auto it = out_.find(address);
@@ -1208,7 +1263,8 @@ Result<std::unique_ptr<ChannelSender>> NetworkEnvironment::ConnectRemote(
     hints.ai_socktype = SOCK_STREAM;
     int rc = getaddrinfo(hp.first.c_str(), std::to_string(hp.second).c_str(), &hints, &res);
     if (rc != 0 || !res) {
-      return Status::Unavailable("cannot resolve data address " + address + ": " + gai_strerror(rc));
+      return Status::Unavailable("cannot resolve data address " + address + ": " +
+                                 gai_strerror(rc));
     }
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || ::connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
