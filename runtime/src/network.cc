@@ -607,6 +607,11 @@ class InConnection : public std::enable_shared_from_this<InConnection> {
       done_.store(true);
     });
   }
+  // Runs the connection on the calling thread instead (NetworkEnvironment::ServeInbound).
+  void RunHere(SSL_CTX* tls) {
+    Run(tls);
+    done_.store(true);
+  }
   void Shutdown() { link_.Shutdown(); }
   bool done() const { return done_.load(); }
   // True once a valid OPEN arrived (or one waits for its attempt's secret).
@@ -963,6 +968,16 @@ void NetworkEnvironment::AcceptLoop() {
     }
     conn->Start(tls);
   }
+}
+
+void NetworkEnvironment::ServeInbound(int fd, const std::string& peer) {
+  auto tls = TlsContext();
+  if (!tls.ok()) {  // never plaintext in place of TLS
+    ::close(fd);
+    return;
+  }
+  auto conn = std::make_shared<InConnection>(fd, peer, this);
+  conn->RunHere(static_cast<SSL_CTX*>(tls.value()));
 }
 
 // Accept thread: connections that did not open a channel in time are cut; OPENs that waited

@@ -1,23 +1,23 @@
 // libFuzzer target: the data plane's inbound read loop (InConnection in runtime/src/network.cc)
-// driven by a hostile peer over a real loopback connection to a NetworkEnvironment, the way a
-// task manager's data port is reached. Covers the 24-byte frame header checks (kind, length
-// bounds, OPEN sizes, channel ids opened twice or unopened, credits overspent), OPEN admission
-// (forged and valid proofs, duplicate keys) and body reads.
+// driven by a hostile peer: NetworkEnvironment::ServeInbound reads a socketpair on the fuzzer's
+// thread with the same InConnection, checks and admission as a connection from the task
+// manager's data port (no thread or TCP connection per input: thousands of inputs a second). Covers
+// the 24-byte frame header checks (kind, length bounds, OPEN sizes, channel ids opened twice or
+// unopened, credits overspent), OPEN admission (forged and valid proofs, duplicate keys) and body
+// reads.
 //
 // Input: frames, each a 24-byte FrameHeader then up to `length` body bytes as they come (a
 // short input is a truncated stream). So that the fuzzer gets past the HMAC proof, an OPEN
 // whose header pad[0] is 1 has its body rewritten to "<this input's attempt>/<body>" plus the
 // valid proof; other OPENs go as they are (forged). Each input is one connection of a fresh
 // job attempt; the attempt is released after it.
-// Contract besides sanitizers: the server ends every connection (reads from it end; 30 s of
-// silence is a wedge, generous so that a starved machine does not report one), and
-// never holds more than its caps.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
+// Contract besides sanitizers: the server ends every connection once the stream has ended
+// (ServeInbound returns, and the peer then reads the end; a wedge is libFuzzer's -timeout),
+// and never holds more than its caps.
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -104,38 +104,36 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   g_env->SetAttemptSecret(prefix, kSecret);
   const std::string stream = BuildStream(data, size, prefix);
 
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) std::abort();
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(g_env->port()));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::abort();
-  // Send what the server takes (it may cut the connection early), draining its credits.
+  // The stream goes into one end of a socketpair, which is then closed for writing; the server
+  // reads the other end on this thread, as a connection from its listener would be read.
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) std::abort();
+  const int big = 4 << 20;
+  for (int fd : sv) {
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  }
+  // Inputs are at most -max_len (a few KiB) plus proofs: the buffer holds them whole. A
+  // longer stream is cut, which is just a truncated stream.
   size_t off = 0;
-  char sink[4096];
   while (off < stream.size()) {
-    pollfd p{fd, POLLOUT | POLLIN, 0};
-    if (::poll(&p, 1, 30000) <= 0) std::abort();  // the server stopped reading: wedged
-    if (p.revents & POLLIN) {
-      const ssize_t r = ::recv(fd, sink, sizeof sink, 0);
-      if (r <= 0) break;  // cut off
-    }
-    if (p.revents & POLLOUT) {
-      const ssize_t w = ::send(fd, stream.data() + off, stream.size() - off, MSG_NOSIGNAL);
-      if (w <= 0) break;
-      off += static_cast<size_t>(w);
-    }
-    if (p.revents & (POLLERR | POLLHUP)) break;
+    const ssize_t w =
+        ::send(sv[0], stream.data() + off, stream.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w <= 0) break;
+    off += static_cast<size_t>(w);
   }
-  ::shutdown(fd, SHUT_WR);
-  // The server must end the connection once the stream has ended.
+  ::shutdown(sv[0], SHUT_WR);
+  g_env->ServeInbound(sv[1], "fuzz-peer");  // returns when the connection ended
+  // Contract: a connection the server is done with is shut down, so the peer sees its end
+  // at once (whatever the server wrote, credits or refusals, comes first).
+  char sink[4096];
   for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 30000) <= 0) std::abort();
-    if (::recv(fd, sink, sizeof sink, 0) <= 0) break;
+    const ssize_t r = ::recv(sv[0], sink, sizeof sink, MSG_DONTWAIT);
+    if (r > 0) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) std::abort();  // left open
+    break;  // the end, or ECONNRESET: the server closed with our bytes unread
   }
-  ::close(fd);
+  ::close(sv[0]);
   g_env->ReleaseChannels(prefix);
   if (g_env->inbound_connections() > 2 * g_env->options().max_connections_per_peer) std::abort();
   return 0;

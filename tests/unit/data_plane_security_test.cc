@@ -69,9 +69,11 @@ class Certs {
   Certs() {
     dir = fs::temp_directory_path() / ("weir-dp-certs-" + std::to_string(::getpid()));
     const std::string script = std::string(WEIR_SOURCE_DIR) + "/deploy/gen-certs.sh";
-    ok = std::system(("bash " + script + " " + dir.string() + " tm1 tm2 2>/dev/null").c_str()) == 0 &&
-         std::system(("bash " + script + " " + (dir / "other").string() + " rogue 2>/dev/null")
-                         .c_str()) == 0;
+    ok = std::system(("bash " + script + " " + dir.string() + " tm1 tm2 2>/dev/null").c_str()) ==
+             0 &&
+         std::system(
+             ("bash " + script + " " + (dir / "other").string() + " rogue 2>/dev/null").c_str()) ==
+             0;
   }
   ~Certs() {
     std::error_code ec;
@@ -329,6 +331,49 @@ TEST(DataPlaneAuthTest, ForgedOpenIsRefusedAndTheRealChannelUnaffected) {
   p.join();
 }
 
+// ServeInbound (what frame_fuzz drives) reads a connection on the caller's thread with the
+// same checks as one from the listener: a valid OPEN gets its credits and its data, a forged
+// one is refused, and the peer sees the end once the stream has ended.
+TEST(DataPlaneAuthTest, ServeInboundChecksAConnectionOnTheCallersThread) {
+  NetworkEnvironment receiver;
+  receiver.SetAttemptSecret(kAttempt, kSecret);
+  InputGate gate;
+  gate.AddChannel(receiver.GetOrCreateChannel(kKey));
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  SendOpen(sv[0], 1, kKey, kSecret);
+  FrameHeader d{};
+  d.kind = static_cast<uint8_t>(FrameKind::kData);
+  d.channel = 1;
+  d.records = 1;
+  d.arg = 7;
+  d.length = 3;
+  SendRaw(sv[0], d, "abc");
+  const std::string forged_key = "job/0/c/0/p/9";
+  FrameHeader o{};
+  o.kind = static_cast<uint8_t>(FrameKind::kOpen);
+  o.channel = 2;
+  o.length = static_cast<uint32_t>(forged_key.size() + kOpenMacBytes);
+  SendRaw(sv[0], o, forged_key + std::string(kOpenMacBytes, 'x'));
+  ::shutdown(sv[0], SHUT_WR);
+  receiver.ServeInbound(sv[1], "test-peer");  // returns: the stream ended
+  EXPECT_EQ(receiver.refused_opens(), 1u);
+  EXPECT_EQ(receiver.inbound_connections(), 0u);  // outside the listener's list
+  // What the server wrote: credits for channel 1, then the end (it closed its side).
+  FrameHeader h{};
+  ASSERT_EQ(::recv(sv[0], &h, sizeof h, MSG_WAITALL), static_cast<ssize_t>(sizeof h));
+  EXPECT_EQ(h.kind, static_cast<uint8_t>(FrameKind::kCredit));
+  EXPECT_EQ(h.channel, 1u);
+  EXPECT_TRUE(ClosedByPeer(sv[0]));
+  ::close(sv[0]);
+  int ch = 0;
+  NetBuffer got;
+  Status err;
+  ASSERT_EQ(gate.Poll(&ch, &got, std::chrono::seconds(5), &err), InputGate::Next::kBuffer);
+  EXPECT_EQ(got.arg, 7);
+  EXPECT_EQ(std::string(got.bytes.begin(), got.bytes.end()), "abc");
+}
+
 TEST(DataPlaneAuthTest, SecondOpenOfAKeyInUseIsRefused) {
   NetworkEnvironment receiver, real, second;
   ASSERT_TRUE(receiver.Start("127.0.0.1", 0).ok());
@@ -476,7 +521,8 @@ TEST(DataPlaneLimitsTest, SenderBeyondItsCreditsIsCutOff) {
   NetBuffer buf;
   Status err;
   int buffers = 0;
-  while (gate.Poll(&idx, &buf, std::chrono::seconds(5), &err) == InputGate::Next::kBuffer) ++buffers;
+  while (gate.Poll(&idx, &buf, std::chrono::seconds(5), &err) == InputGate::Next::kBuffer)
+    ++buffers;
   EXPECT_EQ(buffers, 2);
   EXPECT_NE(err.message().find("beyond its credits"), std::string::npos) << err.ToString();
 }

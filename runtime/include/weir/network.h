@@ -72,6 +72,11 @@ class NetworkEnvironment {
   // Closes the listener and every connection, joins every thread of the data plane, and
   // fails channels fed by them.
   void Stop();
+  // Serves one inbound connection, already accepted as `fd` (owned from now on), on the calling
+  // thread until it ends: the same handshake, checks and admission as a connection from the
+  // listener, without a thread of its own and outside the caps on connections. For fuzzing
+  // and tests, which feed it a socketpair.
+  void ServeInbound(int fd, const std::string& peer);
   // Tests and metrics: inbound connection objects held, and released prefixes remembered.
   size_t inbound_connections() const;
   size_t released_prefixes() const;
@@ -165,14 +170,14 @@ struct FrameHeader {
 static_assert(sizeof(FrameHeader) == 24);
 
 enum class FrameKind : uint8_t {
-  kData = 1,        // = EventKind values 1..5 for in-band buffers
+  kData = 1,  // = EventKind values 1..5 for in-band buffers
   kBarrier = 2,
   kWatermark = 3,
   kEndOfStream = 4,
   kWatermarkStatus = 5,
-  kOpen = 16,       // body: channel key; sender -> receiver
-  kCredit = 17,     // arg: credits granted; receiver -> sender
-  kRefuse = 18,     // the OPEN of this channel id was refused; receiver -> sender
+  kOpen = 16,    // body: channel key; sender -> receiver
+  kCredit = 17,  // arg: credits granted; receiver -> sender
+  kRefuse = 18,  // the OPEN of this channel id was refused; receiver -> sender
 };
 
 constexpr size_t kOpenMacBytes = 32;     // HMAC-SHA256 at the end of an OPEN body
