@@ -1,6 +1,7 @@
 #include "aggregation.h"
 
 #include "weir/state/backend.h"
+#include "weir/state/caching_backend.h"
 
 namespace weir {
 
@@ -19,6 +20,8 @@ Result<std::unique_ptr<state::KeyedStateStore>> OpenKeyedStateStore(const Operat
     WEIR_ASSIGN_OR_RETURN(backend, state::OpenHeapBackend(opts, handles, root));
   } else if (ctx.state_backend == "rocksdb") {
     WEIR_ASSIGN_OR_RETURN(backend, state::OpenRocksDbBackend(opts, handles, root));
+    // Hot keys in memory, written back in batches (never for the heap backend: it is memory).
+    backend = state::NewCachingBackend(std::move(backend), ctx.state_cache_bytes);
   } else {
     return Status::InvalidArgument("unknown state backend '" + ctx.state_backend + "'");
   }
@@ -35,6 +38,19 @@ void ReportStateMetrics(const state::KeyedStateStore* store, MetricWriter& out) 
   gauge("weir_rocksdb_live_data_bytes", "RocksDB estimate of live data size", s.live_data_bytes);
   gauge("weir_rocksdb_block_cache_bytes", "RocksDB block cache usage", s.block_cache_bytes);
   gauge("weir_rocksdb_memtable_bytes", "RocksDB size of all memtables", s.memtable_bytes);
+  state::CacheStats c;
+  if (state::GetCacheStats(store->backend(), &c)) {
+    gauge("weir_state_cache_bytes", "Keyed state write-back cache: memory held", c.bytes);
+    gauge("weir_state_cache_entries", "Keyed state write-back cache: entries", c.entries);
+    gauge("weir_state_cache_dirty", "Keyed state write-back cache: entries not yet written",
+          c.dirty);
+    out.Counter("weir_state_cache_hits_total", "Keyed state write-back cache: hits",
+                static_cast<double>(c.hits));
+    out.Counter("weir_state_cache_misses_total", "Keyed state write-back cache: misses",
+                static_cast<double>(c.misses));
+    out.Counter("weir_state_cache_evictions_total", "Keyed state write-back cache: evictions",
+                static_cast<double>(c.evictions));
+  }
 }
 
 namespace {

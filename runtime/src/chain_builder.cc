@@ -41,6 +41,7 @@ OperatorContext ChainBuilder::BaseContext() {
   ctx.key_groups = KeyGroupRangeFor(s_.subtask, plan.spec.max_parallelism, tp.parallelism);
   ctx.state_backend = s_.state_backend;
   ctx.rocksdb_block_cache_bytes = s_.options.rocksdb_block_cache_bytes;
+  ctx.state_cache_bytes = s_.options.state_cache_bytes;
   for (const auto& vr : s_.restore.vertices()) {
     RestoredState& r = c_.restored[vr.vertex_id()];
     r.root = s_.restore.root();

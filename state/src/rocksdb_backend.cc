@@ -41,9 +41,8 @@ class AppendOperator : public rocksdb::MergeOperator {
     for (const rocksdb::Slice& op : in.operand_list) out->new_value.append(op.data(), op.size());
     return true;
   }
-  bool PartialMerge(const rocksdb::Slice&, const rocksdb::Slice& left,
-                    const rocksdb::Slice& right, std::string* new_value,
-                    rocksdb::Logger*) const override {
+  bool PartialMerge(const rocksdb::Slice&, const rocksdb::Slice& left, const rocksdb::Slice& right,
+                    std::string* new_value, rocksdb::Logger*) const override {
     new_value->assign(left.data(), left.size());
     new_value->append(right.data(), right.size());
     return true;
@@ -333,6 +332,20 @@ class RocksDbBackend : public SnapshottableBackend {
     rocksdb::Status s = batch_.Delete(scratch_);
     if (s.ok()) s = db_->Write(write_options_, &batch_);
     return FromRocks(s, "RocksDB state delete failed");
+  }
+
+  Status Write(const std::vector<Change>& changes) override {
+    if (!error_.ok()) return error_;
+    batch_.Clear();
+    rocksdb::Status s;
+    for (const Change& c : changes) {
+      if (!s.ok()) break;
+      ComposeKey(c.key_group, c.key, &scratch_);
+      s = c.erase ? batch_.Delete(scratch_)
+                  : batch_.Put(scratch_, rocksdb::Slice(c.value.data(), c.value.size()));
+    }
+    if (s.ok() && batch_.Count() > 0) s = db_->Write(write_options_, &batch_);
+    return FromRocks(s, "RocksDB state write failed");
   }
 
   std::unique_ptr<StateIterator> Scan(KeyGroupRange groups, std::string_view prefix) override {

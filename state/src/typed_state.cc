@@ -70,7 +70,8 @@ bool SplitKey(std::string_view stored, size_t offset, std::string_view* key,
 }
 
 bool ValidKind(uint8_t k) {
-  return k >= static_cast<uint8_t>(StateKind::kValue) && k <= static_cast<uint8_t>(StateKind::kTimers);
+  return k >= static_cast<uint8_t>(StateKind::kValue) &&
+         k <= static_cast<uint8_t>(StateKind::kTimers);
 }
 
 std::string GroupsText(KeyGroupRange r) {
@@ -81,12 +82,18 @@ std::string GroupsText(KeyGroupRange r) {
 
 const char* StateKindName(StateKind kind) {
   switch (kind) {
-    case StateKind::kValue: return "value";
-    case StateKind::kList: return "list";
-    case StateKind::kMap: return "map";
-    case StateKind::kReducing: return "reducing";
-    case StateKind::kAggregating: return "aggregating";
-    case StateKind::kTimers: return "timers";
+    case StateKind::kValue:
+      return "value";
+    case StateKind::kList:
+      return "list";
+    case StateKind::kMap:
+      return "map";
+    case StateKind::kReducing:
+      return "reducing";
+    case StateKind::kAggregating:
+      return "aggregating";
+    case StateKind::kTimers:
+      return "timers";
   }
   return "unknown";
 }
@@ -118,10 +125,15 @@ void Codec<Value>::Encode(const Value& v, std::string* out) {
   out->clear();
   out->push_back(static_cast<char>(v.type));
   switch (v.type) {
-    case Type::kNull: break;
-    case Type::kBool: out->push_back(v.b ? 1 : 0); break;
+    case Type::kNull:
+      break;
+    case Type::kBool:
+      out->push_back(v.b ? 1 : 0);
+      break;
     case Type::kInt64:
-    case Type::kTimestamp: PutFixed64(static_cast<uint64_t>(v.i), out); break;
+    case Type::kTimestamp:
+      PutFixed64(static_cast<uint64_t>(v.i), out);
+      break;
     case Type::kDouble: {
       uint64_t bits;
       std::memcpy(&bits, &v.d, 8);
@@ -129,7 +141,9 @@ void Codec<Value>::Encode(const Value& v, std::string* out) {
       break;
     }
     case Type::kString:
-    case Type::kBytes: out->append(v.s); break;
+    case Type::kBytes:
+      out->append(v.s);
+      break;
   }
 }
 bool Codec<Value>::Decode(std::string_view in, Value* v) {
@@ -161,8 +175,12 @@ bool Codec<Value>::Decode(std::string_view in, Value* v) {
       }
       return true;
     }
-    case Type::kString: v->SetString(p); return true;
-    case Type::kBytes: v->SetBytes(p); return true;
+    case Type::kString:
+      v->SetString(p);
+      return true;
+    case Type::kBytes:
+      v->SetBytes(p);
+      return true;
   }
   return false;
 }
@@ -172,8 +190,12 @@ bool Codec<Value>::Decode(std::string_view in, Value* v) {
 std::string_view StateHandle::Key(std::string_view suffix) const {
   return store_->ComposeKey(id_, suffix);
 }
-int StateHandle::KeyGroup() const { return store_->current_group_; }
-SnapshottableBackend& StateHandle::Backend() const { return *store_->backend_; }
+int StateHandle::KeyGroup() const {
+  return store_->current_group_;
+}
+SnapshottableBackend& StateHandle::Backend() const {
+  return *store_->backend_;
+}
 
 Status StateHandle::ForEachKeyImpl(
     const std::function<Status(int, std::string_view, std::string_view)>& fn) const {
@@ -297,14 +319,15 @@ MapState::Iterator MapState::Iterate() const {
   out.it_ = Backend().Scan(KeyGroupRange{KeyGroup(), KeyGroup()}, prefix);
   return out;
 }
-bool MapState::IsEmpty() const { return !Iterate().Valid(); }
+bool MapState::IsEmpty() const {
+  return !Iterate().Valid();
+}
 Status MapState::Clear() {
   if (KeyGroup() < 0) return NoCurrentKey();
   return Backend().DeletePrefix(KeyGroup(), Key());
 }
-Status MapState::ForEachEntry(
-    const std::function<Status(int, std::string_view, std::string_view, std::string_view)>& fn)
-    const {
+Status MapState::ForEachEntry(const std::function<Status(int, std::string_view, std::string_view,
+                                                         std::string_view)>& fn) const {
   const char id = static_cast<char>(id_);
   auto it = store_->backend_->Scan(store_->key_groups_, std::string_view(&id, 1));
   for (; it->Valid(); it->Next()) {
@@ -459,11 +482,11 @@ Status KeyedStateStore::LoadNameTable() {
     const std::string_view v = it->value();
     const std::string where = "in key group " + std::to_string(it->key_group());
     if (v.size() < 3 || static_cast<uint8_t>(v[0]) != kFormatVersion) {
-      return Status::DataLoss("restored keyed state has an unknown name-table entry for '" +
-                              name + "' " + where + " (format version " +
-                              (v.empty() ? std::string("?")
-                                         : std::to_string(static_cast<uint8_t>(v[0]))) +
-                              "; this build reads " + std::to_string(kFormatVersion) + ")");
+      return Status::DataLoss(
+          "restored keyed state has an unknown name-table entry for '" + name + "' " + where +
+          " (format version " +
+          (v.empty() ? std::string("?") : std::to_string(static_cast<uint8_t>(v[0]))) +
+          "; this build reads " + std::to_string(kFormatVersion) + ")");
     }
     const auto id = static_cast<uint8_t>(v[1]);
     const auto kind = static_cast<uint8_t>(v[2]);
@@ -475,8 +498,8 @@ Status KeyedStateStore::LoadNameTable() {
       version = 0;
     }
     if (id == kNameTableId || id > kMaxStateId || !ValidKind(kind) || version == 0) {
-      return Status::DataLoss("restored keyed state has a malformed name-table entry for '" +
-                              name + "' " + where);
+      return Status::DataLoss("restored keyed state has a malformed name-table entry for '" + name +
+                              "' " + where);
     }
     const NameEntry entry{id, static_cast<StateKind>(kind), static_cast<uint32_t>(version)};
     auto [pos, inserted] = names_.try_emplace(name, entry);
@@ -573,6 +596,10 @@ Result<uint8_t> KeyedStateStore::Register(std::string_view name, StateKind kind,
     WEIR_RETURN_IF_ERROR(backend_->Put(kg, key, value));
   }
   registered_.insert(it->second.id);
+  if (kind == StateKind::kValue || kind == StateKind::kReducing ||
+      kind == StateKind::kAggregating) {
+    backend_->HintPointLookups(it->second.id);  // whole values by key: cacheable
+  }
   return it->second.id;
 }
 
@@ -612,7 +639,8 @@ Result<MapState> KeyedStateStore::GetMapState(std::string_view name, uint32_t ve
 }
 Result<ReducingState> KeyedStateStore::GetReducingState(std::string_view name, ReduceFunction fn,
                                                         uint32_t version) {
-  if (!fn) return Status::InvalidArgument("reducing state '" + std::string(name) + "' needs a function");
+  if (!fn)
+    return Status::InvalidArgument("reducing state '" + std::string(name) + "' needs a function");
   WEIR_ASSIGN_OR_RETURN(uint8_t id, Register(name, StateKind::kReducing, false, version));
   reduce_fns_.push_back(std::make_unique<ReduceFunction>(std::move(fn)));
   return ReducingState(this, id, reduce_fns_.back().get());

@@ -58,6 +58,13 @@ weir::Status ApplyConfig(const std::string& file, weir::tm::TaskManagerOptions* 
     return Status::InvalidArgument("taskmanager.rocksdb_block_cache: must be >= 1mb");
   }
   opts->task.rocksdb_block_cache_bytes = static_cast<size_t>(bc);
+  WEIR_ASSIGN_OR_RETURN(
+      int64_t sc, tm.GetBytes("state_cache", static_cast<int64_t>(opts->task.state_cache_bytes)));
+  if (sc < 0 || sc > (int64_t{64} << 30)) {
+    return Status::InvalidArgument("taskmanager.state_cache: must be 0 (off) to 64gb, got " +
+                                   std::to_string(sc) + " bytes");
+  }
+  opts->task.state_cache_bytes = static_cast<size_t>(sc);
   WEIR_ASSIGN_OR_RETURN(int64_t ut, tm.GetInt("upload_threads", opts->upload_threads));
   if (ut < 1 || ut > 64) {
     return Status::InvalidArgument("taskmanager.upload_threads: must be 1..64, got " +
@@ -109,7 +116,8 @@ int main(int argc, char** argv) {
   std::string state_dir, metrics_address;
   app.add_option("--metrics-address", metrics_address,
                  "host:port of Prometheus /metrics (default 127.0.0.1:0, ephemeral; off: none)");
-  app.add_option("--state-dir", state_dir, "local directory for state backends (default: a temp dir)");
+  app.add_option("--state-dir", state_dir,
+                 "local directory for state backends (default: a temp dir)");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%n] %v");

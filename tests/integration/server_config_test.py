@@ -36,6 +36,8 @@ class ServerConfigTest(unittest.TestCase):
             ("taskmanager: {upload_threads: many}\n", "upload_threads"),
             ("taskmanager: {rocksdb_block_cache: 1kb}\n", "taskmanager.rocksdb_block_cache: must be >= 1mb"),
             ("taskmanager: {rocksdb_block_cache: lots}\n", "rocksdb_block_cache"),
+            ("taskmanager: {state_cache: -1mb}\n", "state_cache"),
+            ("taskmanager: {state_cache: 100gb}\n", "taskmanager.state_cache: must be 0 (off) to 64gb"),
             ("taskmanager: {state_dir: [a, b]}\n", "state_dir"),
             ("taskmanager: {slots: 0}\n", "taskmanager.slots (1..4096)"),
         ]:

@@ -129,6 +129,7 @@ struct OperatorContext {
   std::string local_dir;
   std::string state_backend = "rocksdb";
   size_t rocksdb_block_cache_bytes = 64 << 20;  // per state DB
+  size_t state_cache_bytes = 32 << 20;  // write-back cache of hot keys per RocksDB state DB
   const RestoredState* restored = nullptr;
   // Event time: the source vertex's `watermarks:` strategy (null: none configured).
   const WatermarkStrategy* watermarks = nullptr;

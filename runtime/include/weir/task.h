@@ -44,6 +44,7 @@ struct TaskOptions {
   int64_t buffer_timeout_ms = 10;   // ... or when its oldest row waited this long
   size_t batch_rows = 1024;         // rows per batch handed through the chain
   size_t rocksdb_block_cache_bytes = 64 << 20;  // per RocksDB state DB
+  size_t state_cache_bytes = 32 << 20;          // write-back cache per RocksDB state DB (0: off)
 };
 
 struct TaskSetup {

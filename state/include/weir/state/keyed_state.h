@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "weir/key_groups.h"
 #include "weir/status.h"
@@ -35,7 +36,7 @@ class StateIterator {
 // What a backend holds, for the metrics (-1: not known to this backend).
 struct BackendStats {
   int64_t entries = -1;
-  int64_t live_data_bytes = -1;   // RocksDB: estimate-live-data-size
+  int64_t live_data_bytes = -1;    // RocksDB: estimate-live-data-size
   int64_t block_cache_bytes = -1;  // RocksDB: block-cache-usage
   int64_t memtable_bytes = -1;     // RocksDB: cur-size-all-mem-tables
 };
@@ -54,9 +55,8 @@ class KeyedStateBackend {
   virtual Status Put(int key_group, std::string_view key, std::string_view value) = 0;
   virtual Status Delete(int key_group, std::string_view key) = 0;
   // Visits every entry (order unspecified).
-  virtual Status ForEach(
-      const std::function<Status(int key_group, std::string_view key, std::string_view value)>&
-          fn) = 0;
+  virtual Status ForEach(const std::function<Status(int key_group, std::string_view key,
+                                                    std::string_view value)>& fn) = 0;
   virtual size_t ApproximateCount() const = 0;
 
   // Entries whose key group is in `groups` and whose key starts with `prefix`, in (key group,
@@ -69,6 +69,25 @@ class KeyedStateBackend {
   virtual Status Append(int key_group, std::string_view key, std::string_view bytes) = 0;
   // Deletes every entry of `key_group` whose key starts with `prefix`.
   virtual Status DeletePrefix(int key_group, std::string_view prefix) = 0;
+
+  // Several puts and deletes in one write (RocksDB: one WriteBatch).
+  struct Change {
+    int key_group;
+    std::string_view key;
+    std::string_view value;
+    bool erase;  // a delete (value unused)
+  };
+  virtual Status Write(const std::vector<Change>& changes) {
+    for (const Change& c : changes) {
+      Status s = c.erase ? Delete(c.key_group, c.key) : Put(c.key_group, c.key, c.value);
+      if (!s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+  // A hint from typed state: keys starting with `first_byte` are read and written whole, by
+  // key (value-like states), never appended to or scanned within one key. A caching backend
+  // (caching_backend.h) caches those.
+  virtual void HintPointLookups(uint8_t first_byte) { (void)first_byte; }
 };
 
 // An in-memory backend (a hash map). Fast; its contents do not survive the process.

@@ -395,6 +395,7 @@ class KeyedStateStore {
   void NotifyCheckpointAborted(int64_t id) { backend_->NotifyCheckpointAborted(id); }
 
   SnapshottableBackend& backend() { return *backend_; }
+  const SnapshottableBackend& backend() const { return *backend_; }
   BackendStats Stats() const { return backend_->Stats(); }
   KeyGroupRange key_groups() const { return key_groups_; }
   // The registered state names and ids (for tests and diagnostics).

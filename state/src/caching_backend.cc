@@ -1,0 +1,343 @@
+#include "weir/state/caching_backend.h"
+
+#include <array>
+#include <list>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace weir::state {
+namespace {
+
+// What an entry costs besides its key and value bytes: the hash node, its bucket and the LRU
+// list node, rounded up.
+constexpr size_t kEntryOverhead = 128;
+// Admission: lookups are counted in windows. A window that evicted and where fewer than 1 in
+// kMinHitRate lookups hit (keys spread far wider than the cache, e.g. uniformly random over
+// millions) turns admission off: new keys then go straight to the backend, as without a cache, and
+// the cache stops costing inserts, evictions and CPU-cache room for nothing; cached keys are still
+// served. Every kProbeEvery-th window admits again, to notice hot keys coming back.
+constexpr int64_t kWindow = 1 << 16;
+constexpr int64_t kMinHitRate = 8;
+constexpr int64_t kProbeEvery = 16;
+
+struct Entry {
+  std::string value;
+  bool present = false;  // false: known absent (deleted, or missing when read)
+  bool dirty = false;    // differs from the backend
+  std::list<const std::string*>::iterator lru;
+};
+
+struct KeyHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+};
+
+class CachingBackend : public SnapshottableBackend {
+ public:
+  CachingBackend(std::unique_ptr<SnapshottableBackend> inner, size_t capacity)
+      : inner_(std::move(inner)), capacity_(capacity), low_water_(capacity - capacity / 8) {
+    cacheable_.fill(false);
+  }
+
+  bool Get(int key_group, std::string_view key, std::string* value) override {
+    if (!Cacheable(key)) return inner_->Get(key_group, key, value);
+    Compose(key_group, key);
+    auto it = map_.find(std::string_view(scratch_));
+    if (it != map_.end()) {
+      Count(true);
+      Touch(it->second);
+      if (!it->second.present) return false;
+      value->assign(it->second.value);
+      return true;
+    }
+    Count(false);
+    const bool found = inner_->Get(key_group, key, value);
+    if (admitting_) {
+      Insert(found ? std::string_view(*value) : std::string_view(), found, /*dirty=*/false);
+    }
+    return found;
+  }
+
+  Status Put(int key_group, std::string_view key, std::string_view value) override {
+    if (!Cacheable(key)) return inner_->Put(key_group, key, value);
+    return Set(key_group, key, value, true);
+  }
+
+  Status Delete(int key_group, std::string_view key) override {
+    if (!Cacheable(key)) return inner_->Delete(key_group, key);
+    return Set(key_group, key, {}, false);
+  }
+
+  Status Append(int key_group, std::string_view key, std::string_view bytes) override {
+    if (Cacheable(key)) {
+      Compose(key_group, key);
+      auto it = map_.find(std::string_view(scratch_));
+      if (it != map_.end()) {
+        Entry& e = it->second;
+        const size_t before = e.value.capacity();
+        if (e.present) {
+          e.value.append(bytes);
+        } else {
+          e.value.assign(bytes);
+        }
+        e.present = true;
+        MarkDirty(e);
+        Touch(e);
+        bytes_ += e.value.capacity() - before;
+        return MaybeEvict();
+      }
+    }
+    return inner_->Append(key_group, key, bytes);  // the backend has the whole value
+  }
+
+  Status Write(const std::vector<Change>& changes) override {
+    for (const Change& c : changes) {
+      WEIR_RETURN_IF_ERROR(c.erase ? Delete(c.key_group, c.key) : Put(c.key_group, c.key, c.value));
+    }
+    return Status::Ok();
+  }
+
+  std::unique_ptr<StateIterator> Scan(KeyGroupRange groups, std::string_view prefix) override {
+    if (Overlaps(prefix)) {
+      Status s = FlushAll();
+      if (!s.ok()) return std::make_unique<FailedIterator>(std::move(s));
+    }
+    return inner_->Scan(groups, prefix);
+  }
+
+  Status DeletePrefix(int key_group, std::string_view prefix) override {
+    if (Overlaps(prefix)) {
+      // Rare (whole states): written through, and the cached entries of the range dropped.
+      WEIR_RETURN_IF_ERROR(FlushAll());
+      Compose(key_group, prefix);
+      for (auto it = map_.begin(); it != map_.end();) {
+        if (std::string_view(it->first).substr(0, scratch_.size()) == scratch_) {
+          it = Erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    return inner_->DeletePrefix(key_group, prefix);
+  }
+
+  Status ForEach(
+      const std::function<Status(int, std::string_view, std::string_view)>& fn) override {
+    WEIR_RETURN_IF_ERROR(FlushAll());
+    return inner_->ForEach(fn);
+  }
+
+  size_t ApproximateCount() const override { return inner_->ApproximateCount(); }
+  BackendStats Stats() const override { return inner_->Stats(); }
+
+  void HintPointLookups(uint8_t first_byte) override {
+    cacheable_[first_byte] = true;
+    inner_->HintPointLookups(first_byte);
+  }
+
+  Result<std::unique_ptr<SnapshotUpload>> Snapshot(int64_t checkpoint_id) override {
+    WEIR_RETURN_IF_ERROR(FlushAll());
+    return inner_->Snapshot(checkpoint_id);
+  }
+  void NotifyCheckpointComplete(int64_t id) override { inner_->NotifyCheckpointComplete(id); }
+  void NotifyCheckpointAborted(int64_t id) override { inner_->NotifyCheckpointAborted(id); }
+
+  CacheStats cache_stats() const {
+    CacheStats s = stats_;
+    s.bytes = static_cast<int64_t>(bytes_);
+    s.entries = static_cast<int64_t>(map_.size());
+    s.dirty = static_cast<int64_t>(dirty_);
+    s.admitting = admitting_;
+    return s;
+  }
+
+ private:
+  using Map = std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>>;
+
+  class FailedIterator : public StateIterator {
+   public:
+    explicit FailedIterator(Status s) : s_(std::move(s)) {}
+    bool Valid() const override { return false; }
+    void Next() override {}
+    int key_group() const override { return -1; }
+    std::string_view key() const override { return {}; }
+    std::string_view value() const override { return {}; }
+    Status status() const override { return s_; }
+
+   private:
+    Status s_;
+  };
+
+  bool Cacheable(std::string_view key) const {
+    return !key.empty() && cacheable_[static_cast<uint8_t>(key.front())];
+  }
+  // Whether a prefix operation may cover cached keys.
+  bool Overlaps(std::string_view prefix) const { return prefix.empty() || Cacheable(prefix); }
+
+  void Compose(int key_group, std::string_view key) { ComposeKey(key_group, key, &scratch_); }
+
+  void Touch(Entry& e) { lru_.splice(lru_.begin(), lru_, e.lru); }
+
+  void MarkDirty(Entry& e) {
+    if (!e.dirty) ++dirty_;
+    e.dirty = true;
+  }
+
+  // Inserts scratch_ (absent from the map).
+  void Insert(std::string_view value, bool present, bool dirty) {
+    auto [it, inserted] = map_.emplace(scratch_, Entry{});
+    Entry& e = it->second;
+    e.value.assign(value);
+    e.present = present;
+    if (dirty) MarkDirty(e);
+    lru_.push_front(&it->first);
+    e.lru = lru_.begin();
+    bytes_ += it->first.capacity() + e.value.capacity() + kEntryOverhead;
+  }
+
+  // One lookup, for the admission windows.
+  void Count(bool hit) {
+    if (hit) {
+      ++stats_.hits;
+      ++window_hits_;
+    } else {
+      ++stats_.misses;
+    }
+    if (++window_lookups_ < kWindow) return;
+    const bool good = window_hits_ * kMinHitRate >= window_lookups_;
+    window_hits_ = window_lookups_ = 0;
+    if (admitting_) {
+      // A cold cache misses while it fills: only a full one (evicting) can be thrashing.
+      admitting_ = good || stats_.evictions == evictions_at_window_;
+      evictions_at_window_ = stats_.evictions;
+      skipped_windows_ = 0;
+    } else if (++skipped_windows_ % kProbeEvery == 0) {
+      admitting_ = true;  // a probe window: stays on if it does better
+    }
+  }
+
+  Status Set(int key_group, std::string_view key, std::string_view value, bool present) {
+    if (!error_.ok()) return error_;
+    Compose(key_group, key);
+    auto it = map_.find(std::string_view(scratch_));
+    if (it == map_.end()) {
+      if (!admitting_) {
+        return present ? inner_->Put(key_group, key, value) : inner_->Delete(key_group, key);
+      }
+      Insert(value, present, /*dirty=*/true);
+    } else {
+      Entry& e = it->second;
+      const size_t before = e.value.capacity();
+      e.value.assign(value);
+      e.present = present;
+      MarkDirty(e);
+      Touch(e);
+      bytes_ += e.value.capacity();
+      bytes_ -= before;
+    }
+    return MaybeEvict();
+  }
+
+  Map::iterator Erase(Map::iterator it) {
+    Entry& e = it->second;
+    if (e.dirty) --dirty_;
+    bytes_ -= it->first.capacity() + e.value.capacity() + kEntryOverhead;
+    lru_.erase(e.lru);
+    return map_.erase(it);
+  }
+
+  static Change ChangeOf(const std::string& composed, const Entry& e) {
+    const int kg = (static_cast<uint8_t>(composed[0]) << 8) | static_cast<uint8_t>(composed[1]);
+    return Change{kg, std::string_view(composed).substr(2), e.value, !e.present};
+  }
+
+  // Over the bound: the least recently used entries go until the cache is at its low-water
+  // mark; the dirty ones among them are written first, in one batch.
+  Status MaybeEvict() {
+    if (bytes_ <= capacity_) return Status::Ok();
+    changes_.clear();
+    victims_.clear();
+    size_t freed = 0;
+    for (auto l = lru_.rbegin(); l != lru_.rend() && bytes_ - freed > low_water_; ++l) {
+      auto it = map_.find(std::string_view(**l));
+      freed += it->first.capacity() + it->second.value.capacity() + kEntryOverhead;
+      if (it->second.dirty) changes_.push_back(ChangeOf(it->first, it->second));
+      victims_.push_back(it);
+    }
+    if (!changes_.empty()) {
+      ++stats_.flushes;
+      Status s = inner_->Write(changes_);
+      changes_.clear();
+      if (!s.ok()) {
+        error_ = s;  // nothing is dropped: the task fails and restores its last checkpoint
+        return s;
+      }
+    }
+    for (auto it : victims_) Erase(it);
+    stats_.evictions += static_cast<int64_t>(victims_.size());
+    victims_.clear();
+    return Status::Ok();
+  }
+
+  // Writes every dirty entry in one batch; they stay cached, clean.
+  Status FlushAll() {
+    if (!error_.ok()) return error_;
+    if (dirty_ == 0) return Status::Ok();
+    changes_.clear();
+    std::vector<Entry*> flushed;
+    flushed.reserve(dirty_);
+    for (auto& [key, e] : map_) {
+      if (!e.dirty) continue;
+      changes_.push_back(ChangeOf(key, e));
+      flushed.push_back(&e);
+    }
+    ++stats_.flushes;
+    Status s = inner_->Write(changes_);
+    changes_.clear();
+    if (!s.ok()) {
+      error_ = s;
+      return s;
+    }
+    for (Entry* e : flushed) e->dirty = false;
+    dirty_ = 0;
+    return Status::Ok();
+  }
+
+  std::unique_ptr<SnapshottableBackend> inner_;
+  const size_t capacity_;
+  const size_t low_water_;
+  std::array<bool, 256> cacheable_;
+  Map map_;
+  std::list<const std::string*> lru_;  // most recently used first
+  size_t bytes_ = 0;
+  size_t dirty_ = 0;
+  std::string scratch_;
+  std::vector<Change> changes_;         // reused
+  std::vector<Map::iterator> victims_;  // reused
+  CacheStats stats_;
+  Status error_;
+  bool admitting_ = true;
+  int64_t window_lookups_ = 0;
+  int64_t window_hits_ = 0;
+  int64_t skipped_windows_ = 0;
+  int64_t evictions_at_window_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<SnapshottableBackend> NewCachingBackend(std::unique_ptr<SnapshottableBackend> inner,
+                                                        size_t capacity_bytes) {
+  if (capacity_bytes == 0 || inner == nullptr) return inner;
+  return std::make_unique<CachingBackend>(std::move(inner), capacity_bytes);
+}
+
+bool GetCacheStats(const KeyedStateBackend& backend, CacheStats* out) {
+  const auto* c = dynamic_cast<const CachingBackend*>(&backend);
+  if (c == nullptr) return false;
+  *out = c->cache_stats();
+  return true;
+}
+
+}  // namespace weir::state

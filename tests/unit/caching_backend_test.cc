@@ -1,0 +1,194 @@
+// The write-back cache in front of RocksDB (state/include/weir/state/caching_backend.h): hits
+// stay in memory, the bound holds, evictions and snapshots write dirty entries back in batches,
+// and scans, prefix deletes, appends and uncached keys see exactly what they would without it.
+#include "weir/state/caching_backend.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "weir/state/backend.h"
+
+namespace weir::state {
+namespace {
+
+namespace fs = std::filesystem;
+
+class CachingBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("weir-cache-test-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<SnapshottableBackend> Open(
+      size_t cache, const std::string& name,
+      const std::vector<proto::KeyedStateHandle>& restore = {}) {
+    BackendOptions o;
+    o.local_dir = (dir_ / name).string();
+    o.max_parallelism = 128;
+    o.key_groups = {0, 127};
+    auto b = OpenRocksDbBackend(o, restore, (dir_ / "chk").string());
+    EXPECT_TRUE(b.ok()) << b.status().ToString();
+    auto c = NewCachingBackend(std::move(b).value(), cache);
+    c->HintPointLookups('v');  // "v..." keys are cached; "m..." keys are not
+    return c;
+  }
+  static CacheStats Stats(const SnapshottableBackend& b) {
+    CacheStats s;
+    EXPECT_TRUE(GetCacheStats(b, &s));
+    return s;
+  }
+  static std::map<std::string, std::string> Dump(SnapshottableBackend& b) {
+    std::map<std::string, std::string> out;
+    EXPECT_TRUE(b.ForEach([&](int kg, std::string_view k, std::string_view v) {
+                   out[std::to_string(kg) + ":" + std::string(k)] = std::string(v);
+                   return Status::Ok();
+                 }).ok());
+    return out;
+  }
+  proto::KeyedStateHandle Checkpoint(SnapshottableBackend& b, int64_t id) {
+    auto up = b.Snapshot(id);
+    EXPECT_TRUE(up.ok()) << up.status().ToString();
+    auto h = (*up)->Upload({(dir_ / "chk").string(), "chk-" + std::to_string(id), true});
+    EXPECT_TRUE(h.ok()) << h.status().ToString();
+    return *h;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(CachingBackendTest, HotKeysAreServedFromMemory) {
+  auto b = Open(1 << 20, "a");
+  std::string v;
+  EXPECT_FALSE(b->Get(3, "v1", &v));  // a miss, remembered as absent
+  EXPECT_FALSE(b->Get(3, "v1", &v));  // a hit
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(b->Put(3, "v1", std::to_string(i)).ok());
+    ASSERT_TRUE(b->Get(3, "v1", &v));
+  }
+  EXPECT_EQ(v, "99");
+  CacheStats s = Stats(*b);
+  EXPECT_EQ(s.misses, 1);
+  EXPECT_EQ(s.hits, 101);
+  EXPECT_EQ(s.entries, 1);
+  EXPECT_EQ(s.dirty, 1);
+  EXPECT_EQ(s.flushes, 0);  // nothing written yet
+  ASSERT_TRUE(b->Delete(3, "v1").ok());
+  EXPECT_FALSE(b->Get(3, "v1", &v));
+}
+
+TEST_F(CachingBackendTest, TheBoundHoldsAndEvictedWritesSurvive) {
+  auto b = Open(64 << 10, "a");
+  for (int i = 0; i < 20000; ++i) {
+    ASSERT_TRUE(
+        b->Put(i % 128, "v" + std::to_string(i), std::string(20, 'x') + std::to_string(i)).ok());
+    ASSERT_LE(Stats(*b).bytes, 64 << 10);
+  }
+  CacheStats s = Stats(*b);
+  EXPECT_GT(s.evictions, 15000);
+  EXPECT_GT(s.flushes, 10);
+  EXPECT_LT(s.flushes, 2000);  // batches, not a write per key
+  std::string v;
+  for (int i = 0; i < 20000; i += 997) {
+    ASSERT_TRUE(b->Get(i % 128, "v" + std::to_string(i), &v)) << i;
+    EXPECT_EQ(v, std::string(20, 'x') + std::to_string(i));
+  }
+  EXPECT_EQ(Dump(*b).size(), 20000u);
+}
+
+TEST_F(CachingBackendTest, SnapshotHoldsDirtyEntriesAndRestores) {
+  std::vector<proto::KeyedStateHandle> handles;
+  {
+    auto b = Open(1 << 20, "a");
+    ASSERT_TRUE(b->Put(1, "v-a", "1").ok());
+    ASSERT_TRUE(b->Put(2, "v-b", "2").ok());
+    ASSERT_TRUE(b->Put(2, "m-uncached", "3").ok());
+    ASSERT_TRUE(b->Delete(1, "v-a").ok());
+    ASSERT_TRUE(b->Put(5, "v-c", "5").ok());
+    EXPECT_EQ(Stats(*b).dirty, 3);
+    handles.push_back(Checkpoint(*b, 1));
+    EXPECT_EQ(Stats(*b).dirty, 0);
+    // After the snapshot: not in it.
+    ASSERT_TRUE(b->Put(5, "v-c", "late").ok());
+  }
+  auto r = Open(1 << 20, "b", handles);
+  std::map<std::string, std::string> want = {{"2:v-b", "2"}, {"2:m-uncached", "3"}, {"5:v-c", "5"}};
+  EXPECT_EQ(Dump(*r), want);
+}
+
+TEST_F(CachingBackendTest, ScansPrefixDeletesAndAppendsSeeThroughTheCache) {
+  auto b = Open(1 << 20, "a");
+  ASSERT_TRUE(b->Put(7, "v/1", "a").ok());
+  ASSERT_TRUE(b->Put(7, "v/2", "b").ok());
+  ASSERT_TRUE(b->Put(7, "w/1", "c").ok());  // 'w' is not cacheable
+  // A scan sees the dirty entries.
+  int n = 0;
+  for (auto it = b->Scan({7, 7}, "v/"); it->Valid(); it->Next()) ++n;
+  EXPECT_EQ(n, 2);
+  // Append to a cached key extends the cached value; to an uncached one goes through.
+  ASSERT_TRUE(b->Append(7, "v/1", "+").ok());
+  ASSERT_TRUE(b->Append(7, "m/1", "x").ok());
+  ASSERT_TRUE(b->Append(7, "m/1", "y").ok());
+  std::string v;
+  ASSERT_TRUE(b->Get(7, "v/1", &v));
+  EXPECT_EQ(v, "a+");
+  ASSERT_TRUE(b->Get(7, "m/1", &v));
+  EXPECT_EQ(v, "xy");
+  // A prefix delete drops cached and stored entries alike.
+  ASSERT_TRUE(b->Put(7, "v/3", "d").ok());
+  ASSERT_TRUE(b->DeletePrefix(7, "v/").ok());
+  EXPECT_FALSE(b->Get(7, "v/1", &v));
+  EXPECT_FALSE(b->Get(7, "v/3", &v));
+  ASSERT_TRUE(b->Get(7, "w/1", &v));
+  std::map<std::string, std::string> want = {{"7:w/1", "c"}, {"7:m/1", "xy"}};
+  EXPECT_EQ(Dump(*b), want);
+}
+
+// Keys spread far wider than the cache stop being admitted once the full cache hits almost
+// nothing; hot keys bring admission back at a probe window; values are right throughout.
+TEST_F(CachingBackendTest, ThrashingTurnsAdmissionOffAndHotKeysTurnItOn) {
+  auto b = Open(64 << 10, "a");
+  std::string v;
+  auto rmw = [&](const std::string& key) {
+    int64_t n = 0;
+    if (b->Get(1, key, &v)) n = std::stoll(v);
+    ASSERT_TRUE(b->Put(1, key, std::to_string(n + 1)).ok());
+  };
+  for (int i = 0; i < 3 * 65536; ++i) rmw("v" + std::to_string(i));  // never seen twice
+  CacheStats s = Stats(*b);
+  EXPECT_FALSE(s.admitting);
+  EXPECT_LE(s.bytes, 64 << 10);
+  for (int i = 0; i < 18 * 65536; ++i) rmw("v-hot-" + std::to_string(i % 10));
+  s = Stats(*b);
+  EXPECT_TRUE(s.admitting);
+  for (int k = 0; k < 10; ++k) {
+    ASSERT_TRUE(b->Get(1, "v-hot-" + std::to_string(k), &v));
+    EXPECT_EQ(v, std::to_string(18 * 65536 / 10 + (k < 18 * 65536 % 10 ? 1 : 0)));
+  }
+  ASSERT_TRUE(b->Get(1, "v12345", &v));
+  EXPECT_EQ(v, "1");
+}
+
+TEST_F(CachingBackendTest, ZeroCapacityIsNoCache) {
+  BackendOptions o;
+  o.local_dir = (dir_ / "z").string();
+  o.key_groups = {0, 127};
+  auto b = OpenRocksDbBackend(o, {}, (dir_ / "chk").string());
+  ASSERT_TRUE(b.ok());
+  auto* raw = b.value().get();
+  auto c = NewCachingBackend(std::move(b).value(), 0);
+  EXPECT_EQ(c.get(), raw);
+  CacheStats s;
+  EXPECT_FALSE(GetCacheStats(*c, &s));
+}
+
+}  // namespace
+}  // namespace weir::state
