@@ -585,7 +585,7 @@ TEST_F(ExprTest, RegexpExtract) {
   EXPECT_THAT(Error("regexp_extract(s, 'a(b', 1)"),
               HasSubstr("invalid regular expression 'a(b' in regexp_extract(): missing )"));
   EXPECT_THAT(Error("regexp_extract(s, 'a(b)', 2)"),
-              HasSubstr("group 2 of regexp_extract() does not exist at column 29 (the pattern "
+              HasSubstr("group 2 of regexp_extract() does not exist at column 27 (the pattern "
                         "has 1 group(s)"));
   EXPECT_THAT(Error("regexp_extract(i, 'a')"), HasSubstr("argument 1 of regexp_extract() must be string"));
 }
