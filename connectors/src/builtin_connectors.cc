@@ -1,11 +1,11 @@
 // datagen, print, blackhole and the plain file sink (committing_file, nexmark and Kafka have
 // their own files), and the registration of every connector.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <unistd.h>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -14,10 +14,10 @@
 #include "committing_file_sink.h"
 #include "generator_splits.h"
 #include "nexmark_source.h"
-#include "weir/operator_state.h"
 #include "weir/connectors.h"
-#include "weir/record_counters.h"
 #include "weir/expr.h"
+#include "weir/operator_state.h"
+#include "weir/record_counters.h"
 
 namespace weir {
 namespace {
@@ -74,52 +74,34 @@ Result<DatagenPlan> PlanDatagen(const Config& config) {
   return plan;
 }
 
-// The generator's position is a list of splits (GeneratorSplits): every id is emitted exactly
-// once whatever the parallelism, also after a restore at another one.
-class Datagen : public SourceOperator {
+// The generator's position is a list of splits (GeneratorSource): every id is emitted exactly
+// once whatever the parallelism, also after a restore at another one. Bounded and not held:
+// exhausted splits end the source.
+class Datagen : public GeneratorSource {
  public:
-  explicit Datagen(DatagenPlan plan) : plan_(std::move(plan)), id_row_(1), splits_(plan_.total) {}
-
-  Status Open(const OperatorContext& ctx) override {
-    throttle_.Start(plan_.rows_per_second, ctx.parallelism);
-    WEIR_RETURN_IF_ERROR(splits_.Open(ctx, "datagen"));
-    return counters_.Restore(ctx.restored);
-  }
-
-  Result<PollResult> Poll(RowBatch& batch, size_t max_rows) override {
-    GeneratorSplits::Split* sp = splits_.Take();
-    if (!sp) return Ends() ? PollResult::kEnd : PollResult::kIdle;
-    size_t n = throttle_.Allowed(max_rows);
-    if (n == 0) return PollResult::kIdle;
-    const size_t width = plan_.schema.size();
-    for (size_t i = 0; i < n && splits_.Wants(sp->next); ++i) {
-      Row& r = batch.Append(width);
-      r[0].SetInt64(sp->next);
-      id_row_[0].SetInt64(sp->next);
-      for (size_t k = 0; k < plan_.exprs.size(); ++k) plan_.exprs[k]->Eval(id_row_, r[k + 1]);
-      sp->next += sp->stride;
-    }
-    throttle_.Done(static_cast<int64_t>(batch.size()));
-    counters_.Add("read", static_cast<int64_t>(batch.size()));
-    if (splits_.empty() && Ends()) return PollResult::kEnd;
-    return PollResult::kMore;
-  }
-
-  Status Snapshot(int64_t, OperatorSnapshot* out) override {
-    splits_.Snapshot(out);
-    counters_.Snapshot(out);
-    return Status::Ok();
-  }
+  explicit Datagen(DatagenPlan plan)
+      : GeneratorSource("datagen", plan.total, plan.total >= 0 && !plan.hold, plan.rows_per_second,
+                        1),
+        plan_(std::move(plan)),
+        id_row_(1) {}
 
  private:
-  // Bounded and not held: exhausted splits end the source.
-  bool Ends() const { return plan_.total >= 0 && !plan_.hold; }
+  int64_t Fill(GeneratorSplits::Split& sp, RowBatch& batch, size_t max_rows,
+               int64_t budget) override {
+    const size_t width = plan_.schema.size();
+    const size_t n = std::min(max_rows, static_cast<size_t>(budget));
+    for (size_t i = 0; i < n && Wants(sp.next); ++i) {
+      Row& r = batch.Append(width);
+      r[0].SetInt64(sp.next);
+      id_row_[0].SetInt64(sp.next);
+      for (size_t k = 0; k < plan_.exprs.size(); ++k) plan_.exprs[k]->Eval(id_row_, r[k + 1]);
+      sp.next += sp.stride;
+    }
+    return static_cast<int64_t>(batch.size());
+  }
 
   DatagenPlan plan_;
   Row id_row_;
-  GeneratorSplits splits_;
-  Throttle throttle_;
-  RecordCounters counters_;
 };
 
 class DatagenFactory : public OperatorFactory {

@@ -62,4 +62,27 @@ void GeneratorSplits::Snapshot(OperatorSnapshot* out) const {
   out->operator_state.push_back(SplitState().Encode(entries));
 }
 
+Status GeneratorSource::Open(const OperatorContext& ctx) {
+  throttle_.Start(rows_per_second_, ctx.parallelism);
+  WEIR_RETURN_IF_ERROR(splits_.Open(ctx, owner_));
+  return counters_.Restore(ctx.restored);
+}
+
+Result<PollResult> GeneratorSource::Poll(RowBatch& batch, size_t max_rows) {
+  GeneratorSplits::Split* sp = splits_.Take();
+  if (!sp) return ends_ ? PollResult::kEnd : PollResult::kIdle;
+  const auto budget = static_cast<int64_t>(throttle_.Allowed(max_rows * per_row_));
+  if (budget == 0) return PollResult::kIdle;
+  throttle_.Done(Fill(*sp, batch, max_rows, budget));
+  counters_.Add("read", static_cast<int64_t>(batch.size()));
+  if (ends_ && splits_.empty()) return PollResult::kEnd;
+  return PollResult::kMore;
+}
+
+Status GeneratorSource::Snapshot(int64_t, OperatorSnapshot* out) {
+  splits_.Snapshot(out);
+  counters_.Snapshot(out);
+  return Status::Ok();
+}
+
 }  // namespace weir

@@ -15,6 +15,7 @@
 
 #include "weir/operator.h"
 #include "weir/operator_state.h"
+#include "weir/record_counters.h"
 
 namespace weir {
 
@@ -72,6 +73,42 @@ class Throttle {
   double rate_ = 0;
   int64_t done_ = 0;
   std::chrono::steady_clock::time_point start_;
+};
+
+// A source generating numbered items (datagen's ids, Nexmark's events) from GeneratorSplits
+// under a Throttle, one split per poll, with a "read" counter. A subclass fills a batch from a
+// split. Used by one subtask thread.
+class GeneratorSource : public SourceOperator {
+ public:
+  // `total` < 0: unbounded; `ends`: end once every number is out (else stay idle); at most
+  // `per_row` numbers are consumed per row produced (the throttle's budget per batch).
+  GeneratorSource(std::string owner, int64_t total, bool ends, double rows_per_second,
+                  int64_t per_row)
+      : owner_(std::move(owner)),
+        ends_(ends),
+        rows_per_second_(rows_per_second),
+        per_row_(per_row),
+        splits_(total) {}
+
+  Status Open(const OperatorContext& ctx) override;
+  Result<PollResult> Poll(RowBatch& batch, size_t max_rows) override;
+  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override;
+
+ protected:
+  // Appends at most `max_rows` rows to `batch` from the numbers of `split` (advancing it),
+  // consuming at most `budget` numbers and none past the total; returns how many it consumed.
+  virtual int64_t Fill(GeneratorSplits::Split& split, RowBatch& batch, size_t max_rows,
+                       int64_t budget) = 0;
+  bool Wants(int64_t n) const { return splits_.Wants(n); }
+
+ private:
+  const std::string owner_;
+  const bool ends_;
+  const double rows_per_second_;
+  const int64_t per_row_;
+  GeneratorSplits splits_;
+  Throttle throttle_;
+  RecordCounters counters_;
 };
 
 }  // namespace weir

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 namespace weir::nexmark {
 namespace {
@@ -138,42 +139,61 @@ void AppendChannelUrl(int32_t k, std::string* out) {
 }
 
 Schema SchemaFor(EventSet set) {
+  // Each kind's columns in Flink's order; `all` takes them prefixed, without their dateTime.
+  struct Kind {
+    EventSet set;
+    const char* prefix;
+    std::vector<Field> fields;
+  };
+  const Type kI = Type::kInt64, kS = Type::kString, kT = Type::kTimestamp;
+  static const Kind kKinds[] = {
+      {EventSet::kPerson,
+       "person_",
+       {{"id", kI},
+        {"name", kS},
+        {"emailAddress", kS},
+        {"creditCard", kS},
+        {"city", kS},
+        {"state", kS},
+        {"dateTime", kT},
+        {"extra", kS}}},
+      {EventSet::kAuction,
+       "auction_",
+       {{"id", kI},
+        {"itemName", kS},
+        {"description", kS},
+        {"initialBid", kI},
+        {"reserve", kI},
+        {"dateTime", kT},
+        {"expires", kT},
+        {"seller", kI},
+        {"category", kI},
+        {"extra", kS}}},
+      {EventSet::kBid,
+       "bid_",
+       {{"auction", kI},
+        {"bidder", kI},
+        {"price", kI},
+        {"channel", kS},
+        {"url", kS},
+        {"dateTime", kT},
+        {"extra", kS}}},
+  };
   Schema s;
-  const std::string p = set == EventSet::kAll ? "person_" : "";
-  const std::string a = set == EventSet::kAll ? "auction_" : "";
-  const std::string b = set == EventSet::kAll ? "bid_" : "";
   const bool all = set == EventSet::kAll;
   if (all) {
-    s.Add("event_type", Type::kInt64);
-    s.Add("dateTime", Type::kTimestamp);
+    s.Add("event_type", kI);
+    s.Add("dateTime", kT);
   }
-  if (all || set == EventSet::kPerson) {
-    for (const char* f : {"id", "name", "emailAddress", "creditCard", "city", "state"}) {
-      s.Add(p + f, f == std::string("id") ? Type::kInt64 : Type::kString);
+  for (const Kind& k : kKinds) {
+    if (!all && k.set != set) continue;
+    for (const Field& f : k.fields) {
+      if (!all) {
+        s.Add(f.name, f.type);
+      } else if (f.name != "dateTime") {
+        s.Add(k.prefix + f.name, f.type);
+      }
     }
-    if (!all) s.Add("dateTime", Type::kTimestamp);
-    s.Add(p + "extra", Type::kString);
-  }
-  if (all || set == EventSet::kAuction) {
-    s.Add(a + "id", Type::kInt64);
-    s.Add(a + "itemName", Type::kString);
-    s.Add(a + "description", Type::kString);
-    s.Add(a + "initialBid", Type::kInt64);
-    s.Add(a + "reserve", Type::kInt64);
-    if (!all) s.Add("dateTime", Type::kTimestamp);
-    s.Add(a + "expires", Type::kTimestamp);
-    s.Add(a + "seller", Type::kInt64);
-    s.Add(a + "category", Type::kInt64);
-    s.Add(a + "extra", Type::kString);
-  }
-  if (all || set == EventSet::kBid) {
-    s.Add(b + "auction", Type::kInt64);
-    s.Add(b + "bidder", Type::kInt64);
-    s.Add(b + "price", Type::kInt64);
-    s.Add(b + "channel", Type::kString);
-    s.Add(b + "url", Type::kString);
-    if (!all) s.Add("dateTime", Type::kTimestamp);
-    s.Add(b + "extra", Type::kString);
   }
   return s;
 }

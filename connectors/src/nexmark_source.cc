@@ -5,7 +5,6 @@
 
 #include "generator_splits.h"
 #include "nexmark_generator.h"
-#include "weir/record_counters.h"
 #include "weir/text_formats.h"
 
 namespace weir {
@@ -83,52 +82,31 @@ Result<NexmarkPlan> PlanNexmark(const Config& config) {
   return plan;
 }
 
-class NexmarkSource : public SourceOperator {
+// Event numbers are the generator's numbers; one kind alone may take up to 50 events per row.
+class NexmarkSource : public GeneratorSource {
  public:
   explicit NexmarkSource(const NexmarkPlan& plan)
-      : plan_(plan), gen_(plan.gen, plan.set), splits_(plan.total) {}
-
-  Status Open(const OperatorContext& ctx) override {
-    throttle_.Start(plan_.rows_per_second, ctx.parallelism);
-    WEIR_RETURN_IF_ERROR(splits_.Open(ctx, "nexmark"));
-    return counters_.Restore(ctx.restored);
-  }
-
-  Result<PollResult> Poll(RowBatch& batch, size_t max_rows) override {
-    GeneratorSplits::Split* sp = splits_.Take();
-    if (!sp) return plan_.total >= 0 ? PollResult::kEnd : PollResult::kIdle;
-    // Events of every kind count against the throttle; one kind alone may need up to 50
-    // events per row.
-    const int64_t allowed = static_cast<int64_t>(
-        throttle_.Allowed(max_rows * static_cast<size_t>(nexmark::kProportionDenominator)));
-    if (allowed == 0) return PollResult::kIdle;
-    const size_t width = gen_.schema().size();
-    int64_t consumed = 0;
-    while (consumed < allowed && batch.size() < max_rows && splits_.Wants(sp->next)) {
-      const int64_t n = sp->next;
-      sp->next += sp->stride;
-      ++consumed;
-      if (!nexmark::InSet(plan_.set, nexmark::KindOf(n))) continue;
-      gen_.Generate(n, batch.Append(width));
-    }
-    throttle_.Done(consumed);
-    counters_.Add("read", static_cast<int64_t>(batch.size()));
-    if (plan_.total >= 0 && splits_.empty()) return PollResult::kEnd;
-    return PollResult::kMore;
-  }
-
-  Status Snapshot(int64_t, OperatorSnapshot* out) override {
-    splits_.Snapshot(out);
-    counters_.Snapshot(out);
-    return Status::Ok();
-  }
+      : GeneratorSource("nexmark", plan.total, plan.total >= 0, plan.rows_per_second,
+                        nexmark::kProportionDenominator),
+        set_(plan.set),
+        gen_(plan.gen, plan.set) {}
 
  private:
-  NexmarkPlan plan_;
+  int64_t Fill(GeneratorSplits::Split& sp, RowBatch& batch, size_t max_rows,
+               int64_t budget) override {
+    const size_t width = gen_.schema().size();
+    int64_t consumed = 0;
+    while (consumed < budget && batch.size() < max_rows && Wants(sp.next)) {
+      const int64_t n = sp.next;
+      sp.next += sp.stride;
+      ++consumed;
+      if (nexmark::InSet(set_, nexmark::KindOf(n))) gen_.Generate(n, batch.Append(width));
+    }
+    return consumed;
+  }
+
+  const EventSet set_;
   nexmark::Generator gen_;
-  GeneratorSplits splits_;
-  Throttle throttle_;
-  RecordCounters counters_;
 };
 
 class NexmarkFactory : public OperatorFactory {
