@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 #include <vector>
 
 namespace weir::nexmark {
@@ -204,37 +205,37 @@ Generator::Generator(GeneratorConfig config, EventSet set)
   const bool all = set == EventSet::kAll;
   col_.date_time = at("dateTime");
   if (all) col_.event_type = at("event_type");
-  if (all || set == EventSet::kPerson) {
-    const std::string p = all ? "person_" : "";
-    col_.p_id = at((p + "id").c_str());
-    col_.p_name = col_.p_id + 1;
-    col_.p_email = col_.p_id + 2;
-    col_.p_card = col_.p_id + 3;
-    col_.p_city = col_.p_id + 4;
-    col_.p_state = col_.p_id + 5;
-    col_.p_extra = at((p + "extra").c_str());
-  }
-  if (all || set == EventSet::kAuction) {
-    const std::string a = all ? "auction_" : "";
-    col_.a_id = at((a + "id").c_str());
-    col_.a_item = col_.a_id + 1;
-    col_.a_desc = col_.a_id + 2;
-    col_.a_initial = col_.a_id + 3;
-    col_.a_reserve = col_.a_id + 4;
-    col_.a_expires = at((a + "expires").c_str());
-    col_.a_seller = col_.a_expires + 1;
-    col_.a_category = col_.a_expires + 2;
-    col_.a_extra = col_.a_expires + 3;
-  }
-  if (all || set == EventSet::kBid) {
-    const std::string b = all ? "bid_" : "";
-    col_.b_auction = at((b + "auction").c_str());
-    col_.b_bidder = col_.b_auction + 1;
-    col_.b_price = col_.b_auction + 2;
-    col_.b_channel = col_.b_auction + 3;
-    col_.b_url = col_.b_auction + 4;
-    col_.b_extra = at((b + "extra").c_str());
-  }
+  // The kinds this set has: their columns by name (prefixed in `all`).
+  auto find = [&](EventSet kind, const char* prefix,
+                  std::initializer_list<std::pair<int*, const char*>> cols) {
+    if (!all && set != kind) return;
+    for (auto [index, name] : cols) *index = at((std::string(all ? prefix : "") + name).c_str());
+  };
+  find(EventSet::kPerson, "person_",
+       {{&col_.p_id, "id"},
+        {&col_.p_name, "name"},
+        {&col_.p_email, "emailAddress"},
+        {&col_.p_card, "creditCard"},
+        {&col_.p_city, "city"},
+        {&col_.p_state, "state"},
+        {&col_.p_extra, "extra"}});
+  find(EventSet::kAuction, "auction_",
+       {{&col_.a_id, "id"},
+        {&col_.a_item, "itemName"},
+        {&col_.a_desc, "description"},
+        {&col_.a_initial, "initialBid"},
+        {&col_.a_reserve, "reserve"},
+        {&col_.a_expires, "expires"},
+        {&col_.a_seller, "seller"},
+        {&col_.a_category, "category"},
+        {&col_.a_extra, "extra"}});
+  find(EventSet::kBid, "bid_",
+       {{&col_.b_auction, "auction"},
+        {&col_.b_bidder, "bidder"},
+        {&col_.b_price, "price"},
+        {&col_.b_channel, "channel"},
+        {&col_.b_url, "url"},
+        {&col_.b_extra, "extra"}});
   for (int i = 0; i < 4; ++i) {
     JavaRandom rnd(kChannels + i);
     AppendBaseUrl(rnd, &hot_urls_[i]);

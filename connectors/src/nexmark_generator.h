@@ -120,9 +120,10 @@ class Generator {
   // Column indexes of each kind's fields in the output row (-1: not in this set's schema).
   struct Columns {
     int event_type = -1, date_time = -1;
-    int p_id = -1, p_name, p_email, p_card, p_city, p_state, p_extra;
-    int a_id = -1, a_item, a_desc, a_initial, a_reserve, a_expires, a_seller, a_category, a_extra;
-    int b_auction = -1, b_bidder, b_price, b_channel, b_url, b_extra;
+    int p_id = -1, p_name = -1, p_email = -1, p_card = -1, p_city = -1, p_state = -1, p_extra = -1;
+    int a_id = -1, a_item = -1, a_desc = -1, a_initial = -1, a_reserve = -1, a_expires = -1,
+        a_seller = -1, a_category = -1, a_extra = -1;
+    int b_auction = -1, b_bidder = -1, b_price = -1, b_channel = -1, b_url = -1, b_extra = -1;
   };
 
   void Person(int64_t id, JavaRandom& rnd, Row& row);
