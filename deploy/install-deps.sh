@@ -9,7 +9,7 @@ PKGS=(cmake g++ make pkg-config ccache zlib1g-dev
       librocksdb-dev librdkafka-dev libspdlog-dev libcli11-dev libyaml-cpp-dev
       libgtest-dev libgmock-dev libbenchmark-dev python3 curl procps libssl-dev openssl
       prometheus-cpp-dev libcivetweb-dev libjs-d3 libjs-chart.js
-      libsimdjson-dev
+      libsimdjson-dev libre2-dev
       python3-yaml systemd)  # the last two: tests/unit/check_packaging.py
 # Test-only: never needed to build or run Weir.
 if [ "${1:-}" = "--browser" ]; then

@@ -1,21 +1,23 @@
-// datagen, print, blackhole and the plain file sink (committing_file and Kafka have their own
-// files), and the registration of every connector.
+// datagen, print, blackhole and the plain file sink (committing_file, nexmark and Kafka have
+// their own files), and the registration of every connector.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <unistd.h>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "committing_file_sink.h"
-#include "weir/operator_state.h"
+#include "generator_splits.h"
+#include "nexmark_source.h"
 #include "weir/connectors.h"
-#include "weir/record_counters.h"
 #include "weir/expr.h"
+#include "weir/operator_state.h"
+#include "weir/record_counters.h"
 
 namespace weir {
 namespace {
@@ -72,115 +74,34 @@ Result<DatagenPlan> PlanDatagen(const Config& config) {
   return plan;
 }
 
-// The generator's position is a list of splits (next id, stride), kept in operator state: a
-// fresh subtask i of p owns the split (i, p); on restore, splits are redistributed round-robin
-// over the new subtasks (a subtask may then own several, or none), so every id is still emitted
-// exactly once whatever the parallelism.
-class Datagen : public SourceOperator {
+// The generator's position is a list of splits (GeneratorSource): every id is emitted exactly
+// once whatever the parallelism, also after a restore at another one. Bounded and not held:
+// exhausted splits end the source.
+class Datagen : public GeneratorSource {
  public:
-  struct Split {
-    int64_t next;
-    int64_t stride;
-  };
+  explicit Datagen(DatagenPlan plan)
+      : GeneratorSource("datagen", plan.total, plan.total >= 0 && !plan.hold, plan.rows_per_second,
+                        1),
+        plan_(std::move(plan)),
+        id_row_(1) {}
 
-  explicit Datagen(DatagenPlan plan) : plan_(std::move(plan)), id_row_(1) {}
-
-  // Its position in operator state (weir/operator_state.h).
-  static OperatorListState<proto::DatagenSplit> SplitState() {
-    return OperatorListState<proto::DatagenSplit>("splits", 1, proto::NamedList::SPLIT);
-  }
-
-  Status Open(const OperatorContext& ctx) override {
-    prefix_ = ctx.log_prefix;
-    rate_ = plan_.rows_per_second / ctx.parallelism;
-    start_ = std::chrono::steady_clock::now();
-    bool restored = false;
-    WEIR_ASSIGN_OR_RETURN(auto entries, SplitState().Decode(ctx.restored, "datagen"));
-    if (entries) {
-      restored = true;
-      for (const proto::DatagenSplit& e : *entries) {
-        if (e.stride() <= 0 || e.next() < 0) return Status::DataLoss("datagen: invalid split");
-        splits_.push_back({e.next(), e.stride()});
-      }
-    } else if (ctx.restored) {
-      // Savepoints made before versioned state (up to 2026-11-30): "splits", each entry the
-      // 16 raw bytes of {int64 next; int64 stride} in this machine's byte order.
-      for (const auto& list : ctx.restored->operator_state) {
-        if (list.name() != "splits") continue;
-        restored = true;
-        for (const std::string& e : list.entries()) {
-          Split sp;
-          if (e.size() != sizeof sp) {
-            return Status::DataLoss("datagen: corrupt split in restored state (" +
-                                    std::to_string(e.size()) + " bytes)");
-          }
-          std::memcpy(&sp, e.data(), sizeof sp);
-          if (sp.stride <= 0 || sp.next < 0) return Status::DataLoss("datagen: invalid split");
-          splits_.push_back(sp);
-        }
-      }
-    }
-    if (!restored) splits_.push_back({ctx.subtask, ctx.parallelism});
-    return counters_.Restore(ctx.restored);
-  }
-
-  Result<PollResult> Poll(RowBatch& batch, size_t max_rows) override {
-    DropFinishedSplits();
-    if (splits_.empty()) return Ends() ? PollResult::kEnd : PollResult::kIdle;
-    size_t n = max_rows;
-    if (rate_ > 0) {
-      double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-      int64_t allowed = static_cast<int64_t>(elapsed * rate_) + 1 - emitted_;
-      if (allowed <= 0) return PollResult::kIdle;
-      n = std::min<size_t>(n, static_cast<size_t>(allowed));
-    }
+ private:
+  int64_t Fill(GeneratorSplits::Split& sp, RowBatch& batch, size_t max_rows,
+               int64_t budget) override {
     const size_t width = plan_.schema.size();
-    // One split per poll, taking turns, so several splits progress evenly.
-    Split& sp = splits_[cursor_++ % splits_.size()];
-    for (size_t i = 0; i < n; ++i) {
-      if (plan_.total >= 0 && sp.next >= plan_.total) break;
+    const size_t n = std::min(max_rows, static_cast<size_t>(budget));
+    for (size_t i = 0; i < n && Wants(sp.next); ++i) {
       Row& r = batch.Append(width);
       r[0].SetInt64(sp.next);
       id_row_[0].SetInt64(sp.next);
       for (size_t k = 0; k < plan_.exprs.size(); ++k) plan_.exprs[k]->Eval(id_row_, r[k + 1]);
       sp.next += sp.stride;
-      ++emitted_;
     }
-    DropFinishedSplits();
-    counters_.Add("read", static_cast<int64_t>(batch.size()));
-    if (splits_.empty() && Ends()) return PollResult::kEnd;
-    return PollResult::kMore;
-  }
-
-  Status Snapshot(int64_t, OperatorSnapshot* out) override {
-    std::vector<proto::DatagenSplit> entries(splits_.size());
-    for (size_t i = 0; i < splits_.size(); ++i) {
-      entries[i].set_next(splits_[i].next);
-      entries[i].set_stride(splits_[i].stride);
-    }
-    out->operator_state.push_back(SplitState().Encode(entries));
-    counters_.Snapshot(out);
-    return Status::Ok();
-  }
-
- private:
-  RecordCounters counters_;
-  // Bounded and not held: exhausted splits end the source.
-  bool Ends() const { return plan_.total >= 0 && !plan_.hold; }
-
-  void DropFinishedSplits() {
-    if (plan_.total < 0) return;
-    std::erase_if(splits_, [&](const Split& sp) { return sp.next >= plan_.total; });
+    return static_cast<int64_t>(batch.size());
   }
 
   DatagenPlan plan_;
   Row id_row_;
-  std::string prefix_;
-  std::vector<Split> splits_;
-  size_t cursor_ = 0;
-  int64_t emitted_ = 0;
-  double rate_ = 0;
-  std::chrono::steady_clock::time_point start_;
 };
 
 class DatagenFactory : public OperatorFactory {
@@ -337,6 +258,7 @@ class FileSinkFactory : public OperatorFactory {
 
 void RegisterConnectors(OperatorRegistry& r) {
   r.Register("datagen", std::make_unique<DatagenFactory>());
+  r.Register("nexmark", MakeNexmarkSourceFactory());
   r.Register("print", std::make_unique<PrintFactory>());
   r.Register("blackhole", std::make_unique<BlackholeFactory>());
   r.Register("file", std::make_unique<FileSinkFactory>());

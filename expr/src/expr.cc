@@ -31,6 +31,8 @@
 #include <utility>
 #include <vector>
 
+#include <re2/re2.h>
+
 #include "weir/int_math.h"
 #include "weir/text_formats.h"
 
@@ -902,6 +904,106 @@ class If final : public Node {
   const NodePtr cond_, then_, else_;
 };
 
+// regexp_extract(s, pattern[, group]): the group of the first (leftmost) match, RE2 syntax. The
+// pattern is a constant compiled once; `group` is checked at compile time when constant.
+constexpr int kMaxRegexpGroup = 32;
+
+class RegexpExtract final : public ComputedNode<RegexpExtract> {
+ public:
+  RegexpExtract(std::unique_ptr<RE2> re, NodePtr s, NodePtr group)
+      : ComputedNode(Type::kString, HeightOf({s.get(), group.get()})),
+        re_(std::move(re)),
+        s_(std::move(s)),
+        group_(std::move(group)) {}
+  void Compute(const Row& row, Value& out) const {
+    const Value& s = s_->EvalRef(row, out);
+    if (s.is_null()) return out.SetNull();
+    Value scratch;
+    const Value& g = group_->EvalRef(row, scratch);
+    if (g.is_null() || g.i < 0 || g.i > std::min(kMaxRegexpGroup, re_->NumberOfCapturingGroups())) {
+      return out.SetNull();
+    }
+    const int n = static_cast<int>(g.i) + 1;
+    re2::StringPiece groups[kMaxRegexpGroup + 1];
+    if (!re_->Match(s.s, 0, s.s.size(), RE2::UNANCHORED, groups, n) ||
+        groups[n - 1].data() == nullptr) {
+      return out.SetNull();
+    }
+    const re2::StringPiece m = groups[n - 1];
+    if (&s == &out) {
+      const size_t off = static_cast<size_t>(m.data() - out.s.data());
+      out.s.erase(off + m.size());
+      out.s.erase(0, off);
+    } else {
+      out.s.assign(m.data(), m.size());
+    }
+    out.type = Type::kString;
+  }
+
+ private:
+  const std::unique_ptr<RE2> re_;
+  const NodePtr s_, group_;
+};
+
+// split_index(s, delim, n): the n-th (0-based) piece of s split at every delim.
+class SplitIndex final : public ComputedNode<SplitIndex> {
+ public:
+  SplitIndex(NodePtr s, NodePtr delim, NodePtr n)
+      : ComputedNode(Type::kString, HeightOf({s.get(), delim.get(), n.get()})),
+        s_(std::move(s)),
+        delim_(std::move(delim)),
+        n_(std::move(n)) {}
+  void Compute(const Row& row, Value& out) const {
+    const Value& s = s_->EvalRef(row, out);
+    if (s.is_null()) return out.SetNull();
+    Value d_scratch, n_scratch;
+    const Value& d = delim_->EvalRef(row, d_scratch);
+    const Value& nv = n_->EvalRef(row, n_scratch);
+    if (d.is_null() || nv.is_null() || nv.i < 0) return out.SetNull();
+    const std::string_view text = s.s;
+    size_t begin = 0, end = text.size();
+    if (!d.s.empty()) {
+      for (int64_t k = 0;; ++k) {
+        size_t hit = text.find(d.s, begin);
+        end = hit == std::string_view::npos ? text.size() : hit;
+        if (k == nv.i) break;
+        if (hit == std::string_view::npos) return out.SetNull();
+        begin = hit + d.s.size();
+      }
+    } else if (nv.i > 0) {
+      return out.SetNull();
+    }
+    if (&s == &out) {
+      out.s.erase(end);
+      out.s.erase(0, begin);
+    } else {
+      out.s.assign(text.data() + begin, end - begin);
+    }
+    out.type = Type::kString;
+  }
+
+ private:
+  const NodePtr s_, delim_, n_;
+};
+
+// count_char(s, c): how many bytes of s equal the one byte of c.
+class CountChar final : public ComputedNode<CountChar> {
+ public:
+  CountChar(NodePtr s, NodePtr c)
+      : ComputedNode(Type::kInt64, HeightOf({s.get(), c.get()})), s_(std::move(s)), c_(std::move(c)) {}
+  void Compute(const Row& row, Value& out) const {
+    const Value& s = s_->EvalRef(row, out);
+    if (s.is_null()) return out.SetNull();
+    Value scratch;
+    const Value& c = c_->EvalRef(row, scratch);
+    if (c.is_null() || c.s.size() != 1) return out.SetNull();
+    out.SetInt64(static_cast<int64_t>(std::count(s.s.begin(), s.s.end(), c.s[0])));
+  }
+
+ private:
+  const NodePtr s_, c_;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Lexer.
 
@@ -1295,6 +1397,19 @@ constexpr FuncDef kFunctions[] = {
        if (c.AnyNullArg()) return NullConst(Type::kString);
        return NodePtr(std::make_unique<ConcatN>(c.TakeArgs()));
      }},
+    {"count_char", 2, 2,
+     [](Call& c) -> Result<NodePtr> {
+       WEIR_RETURN_IF_ERROR(CheckArg(c, 0, {Type::kString}));
+       WEIR_RETURN_IF_ERROR(CheckArg(c, 1, {Type::kString}));
+       const Value* ch = c.args[1].node->ConstValue();
+       if (ch && !ch->is_null() && ch->s.size() != 1) {
+         return ErrorAt(c.args[1].col, "argument 2 of count_char() must be one character (one "
+                                       "byte) but is " + Quoted(ch->s));
+       }
+       if (c.AnyNullArg()) return NullConst(Type::kInt64);
+       return NodePtr(
+           std::make_unique<CountChar>(std::move(c.args[0].node), std::move(c.args[1].node)));
+     }},
     {"date_format", 2, 2,
      [](Call& c) -> Result<NodePtr> {
        WEIR_RETURN_IF_ERROR(CheckArg(c, 0, {Type::kTimestamp}));
@@ -1347,7 +1462,50 @@ constexpr FuncDef kFunctions[] = {
     {"lower", 1, 1, [](Call& c) { return BuildUnary<LowerF>(c, {Type::kString}, Type::kString); }},
     {"minute", 1, 1, BuildTimePart<TimePart::kMinute>},
     {"month", 1, 1, BuildTimePart<TimePart::kMonth>},
+    {"regexp_extract", 2, 3,
+     [](Call& c) -> Result<NodePtr> {
+       WEIR_RETURN_IF_ERROR(CheckArg(c, 0, {Type::kString}));
+       WEIR_RETURN_IF_ERROR(CheckArg(c, 1, {Type::kString}));
+       if (c.args.size() == 3) WEIR_RETURN_IF_ERROR(CheckArg(c, 2, {Type::kInt64}));
+       const Value* pattern = c.args[1].node->ConstValue();
+       if (!pattern) {
+         return ErrorAt(c.args[1].col,
+                        "the pattern of regexp_extract() must be a constant string (it is "
+                        "compiled once, with the expression)");
+       }
+       if (c.AnyNullArg()) return NullConst(Type::kString);
+       RE2::Options options;
+       options.set_log_errors(false);
+       auto re = std::make_unique<RE2>(pattern->s, options);
+       if (!re->ok()) {
+         return ErrorAt(c.args[1].col, "invalid regular expression " + Quoted(pattern->s) +
+                                           " in regexp_extract(): " + re->error());
+       }
+       NodePtr group = c.args.size() == 3
+                           ? std::move(c.args[2].node)
+                           : NodePtr(std::make_unique<Const>(Type::kInt64, Value::Int64(0)));
+       if (const Value* g = group->ConstValue()) {
+         const int groups = re->NumberOfCapturingGroups();
+         if (g->i < 0 || g->i > groups || g->i > kMaxRegexpGroup) {
+           return ErrorAt(c.args.size() == 3 ? c.args[2].col : c.col,
+                          "group " + std::to_string(g->i) + " of regexp_extract() does not exist",
+                          " (the pattern has " + std::to_string(groups) +
+                              " group(s); 0 is the whole match)");
+         }
+       }
+       return NodePtr(std::make_unique<RegexpExtract>(std::move(re), std::move(c.args[0].node),
+                                                      std::move(group)));
+     }},
     {"second", 1, 1, BuildTimePart<TimePart::kSecond>},
+    {"split_index", 3, 3,
+     [](Call& c) -> Result<NodePtr> {
+       WEIR_RETURN_IF_ERROR(CheckArg(c, 0, {Type::kString}));
+       WEIR_RETURN_IF_ERROR(CheckArg(c, 1, {Type::kString}));
+       WEIR_RETURN_IF_ERROR(CheckArg(c, 2, {Type::kInt64}));
+       if (c.AnyNullArg()) return NullConst(Type::kString);
+       return NodePtr(std::make_unique<SplitIndex>(
+           std::move(c.args[0].node), std::move(c.args[1].node), std::move(c.args[2].node)));
+     }},
     {"string", 1, 1,
      [](Call& c) {
        return BuildCast<ToStringF>(c,
@@ -1747,7 +1905,10 @@ class Parser {
           Next();
           return NullConst(Type::kNull);
         }
-        if (IsKeyword(t, "and") || IsKeyword(t, "or") || IsKeyword(t, "not")) {
+        if (IsKeyword(t, "case")) return ParseCase();
+        if (IsKeyword(t, "and") || IsKeyword(t, "or") || IsKeyword(t, "not") ||
+            IsKeyword(t, "when") || IsKeyword(t, "then") || IsKeyword(t, "else") ||
+            IsKeyword(t, "end")) {
           return Unexpected(t, "expected an expression; quote a field with this name as `" +
                                    std::string(t.text) + "`");
         }
@@ -1769,6 +1930,90 @@ class Parser {
       default:
         return Unexpected(t, "expected an expression");
     }
+  }
+
+  // case := "case" [operand] ("when" expr "then" expr)+ ["else" expr] "end". With an operand,
+  // "when v" means "operand = v"; the operand's tokens are parsed again for each WHEN (nodes
+  // are not shared), so it is evaluated once per WHEN tried. Built as a chain of If nodes.
+  Result<NodePtr> ParseCase() {
+    const Token& kw = Next();
+    DepthGuard guard(&depth_);
+    if (depth_ > kMaxDepth) return TooDeep(kw.col);
+    const std::string where = "in the CASE " + ColText(kw.col);
+    std::optional<size_t> operand_pos;
+    if (!IsKeyword(Peek(), "when")) {
+      operand_pos = pos_;
+      WEIR_ASSIGN_OR_RETURN(NodePtr operand, ParseExpr());
+      if (!IsKeyword(Peek(), "when")) return Unexpected(Peek(), "expected WHEN " + where);
+    }
+    struct Branch {
+      NodePtr cond, value;
+      size_t col;  // of the value
+    };
+    std::vector<Branch> branches;
+    bool all_const = true;
+    while (IsKeyword(Peek(), "when")) {
+      const Token& when = Next();
+      const size_t cond_col = Peek().col;
+      WEIR_ASSIGN_OR_RETURN(NodePtr cond, ParseExpr());
+      if (operand_pos) {
+        const size_t resume = pos_;
+        pos_ = *operand_pos;
+        WEIR_ASSIGN_OR_RETURN(NodePtr operand, ParseExpr());
+        pos_ = resume;
+        static const Token kEqTok{Tok::kEq, 0, "=", {}};
+        Token eq = kEqTok;
+        eq.col = when.col;
+        WEIR_ASSIGN_OR_RETURN(cond, BuildCompare(CmpOp::kEq, eq, std::move(operand), std::move(cond)));
+      } else if (cond->type() != Type::kBool && cond->type() != Type::kNull) {
+        return ErrorAt(cond_col, "the condition of WHEN must be bool, but is " +
+                                     std::string(TypeName(cond->type())));
+      }
+      if (!IsKeyword(Peek(), "then")) return Unexpected(Peek(), "expected THEN " + where);
+      Next();
+      const size_t value_col = Peek().col;
+      WEIR_ASSIGN_OR_RETURN(NodePtr value, ParseExpr());
+      all_const = all_const && cond->IsConst() && value->IsConst();
+      branches.push_back({std::move(cond), std::move(value), value_col});
+    }
+    NodePtr otherwise;
+    size_t else_col = 0;
+    if (IsKeyword(Peek(), "else")) {
+      Next();
+      else_col = Peek().col;
+      WEIR_ASSIGN_OR_RETURN(otherwise, ParseExpr());
+      all_const = all_const && otherwise->IsConst();
+    }
+    if (!IsKeyword(Peek(), "end")) return Unexpected(Peek(), "expected WHEN, ELSE or END " + where);
+    Next();
+    // The results' common type, as for coalesce and if.
+    Type t = Type::kNull;
+    size_t first_col = 0;
+    auto unify = [&](const NodePtr& n, size_t col) -> Status {
+      Type nt = n->type();
+      if (nt == Type::kNull || nt == t) return Status::Ok();
+      if (t == Type::kNull) {
+        t = nt;
+        first_col = col;
+      } else if (IsNumeric(t) && IsNumeric(nt)) {
+        t = Type::kDouble;
+      } else {
+        return ErrorAt(col, "the results of a CASE must have the same type: this one is " +
+                                std::string(TypeName(nt)) + " but the one " + ColText(first_col) +
+                                " is " + TypeName(t));
+      }
+      return Status::Ok();
+    };
+    for (const Branch& b : branches) WEIR_RETURN_IF_ERROR(unify(b.value, b.col));
+    if (otherwise) WEIR_RETURN_IF_ERROR(unify(otherwise, else_col));
+    NodePtr n = otherwise ? Promote(std::move(otherwise), t) : NullConst(t);
+    for (size_t i = branches.size(); i-- > 0;) {
+      Branch& b = branches[i];
+      if (b.cond->type() == Type::kNull) continue;  // never taken
+      n = std::make_unique<If>(t, std::move(b.cond), Promote(std::move(b.value), t), std::move(n));
+      WEIR_RETURN_IF_ERROR(CheckHeight(*n, kw.col));
+    }
+    return all_const ? Fold(std::move(n)) : std::move(n);
   }
 
   Result<NodePtr> FieldNode(std::string_view name, size_t col) {

@@ -20,6 +20,9 @@
 // time (null, or so small that its window has no representable start) are dropped and logged
 // likewise.
 //
+// Per batch, the rows of windows that have not fired are grouped by key and window, so that a
+// hot key costs one state read and write per batch.
+//
 // The current watermark is checkpointed (a UNION list; a restore takes the minimum over the
 // old subtasks) so that a restored operator drops the same late records as before.
 #include <algorithm>
@@ -59,8 +62,8 @@ bool DecodeEnd(std::string_view in, int64_t* end) {
 
 int64_t SaturatingAdd(int64_t a, int64_t b) {
   int64_t r;
-  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? std::numeric_limits<int64_t>::max()
-                                                     : std::numeric_limits<int64_t>::min();
+  if (__builtin_add_overflow(a, b, &r))
+    return b > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
   return r;
 }
 
@@ -100,9 +103,15 @@ class WindowAggregate : public Operator {
     return Status::Ok();
   }
 
+  // Rows of windows that have not fired yet are grouped by key and window first (a sort of the
+  // batch's row indexes), so each (key, window) of the batch reads and writes its accumulator
+  // once: hot keys cost one state access per batch, not per row. Rows of windows that already
+  // fired (allowed lateness) update and emit one by one, in order, as before.
   Status Process(RowBatch& in, Output& out) override {
     out_.Clear();
     late_rows_.Clear();
+    pending_.clear();
+    key_arena_.clear();
     for (size_t r = 0; r < in.size(); ++r) {
       const Row& row = in[r];
       const Value& tv = row[plan_.time_idx];
@@ -125,40 +134,28 @@ class WindowAggregate : public Operator {
       const int64_t cleanup = SaturatingAdd(max_ts, plan_.lateness_ms);
       if (cleanup <= watermark_) {
         ++late_;
-        if (metrics_ != nullptr) metrics_->late_records_dropped.fetch_add(1, std::memory_order_relaxed);
+        if (metrics_ != nullptr)
+          metrics_->late_records_dropped.fetch_add(1, std::memory_order_relaxed);
         LogDropped("late", t);
         if (late_out_ != nullptr) late_rows_.Append(row.fields.size()).CopyFrom(row);
         continue;
       }
       keys_.Extract(row, max_parallelism_);
-      WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(keys_.key_group(), keys_.key()));
-      EncodeEnd(end, &window_key_);
-      const bool present = windows_.Get(window_key_, &acc_bytes_);
-      if (present) {
-        WEIR_RETURN_IF_ERROR(DecodeAcc(acc_bytes_));
-      } else {
-        for (auto& v : acc_.fields) v.SetNull();
+      if (max_ts <= watermark_) {
+        // The window already fired (allowed lateness): its updated result goes out now.
+        const Row* one = &row;
+        WEIR_RETURN_IF_ERROR(Update(keys_.key_group(), keys_.key(), end, &one, 1));
+        WriteRow(keys_.key_row(), end, out_.Append(plan_.output.size()));
+        WEIR_RETURN_IF_ERROR(FlushIfFull(out));
+        continue;
       }
-      UpdateAccumulators(plan_.aggs, row, acc_);
-      acc_buf_.Clear();
-      SerializeRow(acc_, plan_.aggs.acc_schema, acc_buf_);
-      WEIR_RETURN_IF_ERROR(windows_.Put(
-          window_key_,
-          std::string_view(reinterpret_cast<const char*>(acc_buf_.data()), acc_buf_.size())));
-      if (!present) {
-        // As Flink's event-time trigger: no timer for a window the watermark has passed (its
-        // row goes out below); it would fire a second time at the next watermark.
-        if (max_ts > watermark_) {
-          WEIR_RETURN_IF_ERROR(timers_->RegisterEventTimeTimer(max_ts, window_key_));
-        }
-        if (cleanup != max_ts) {
-          WEIR_RETURN_IF_ERROR(timers_->RegisterEventTimeTimer(cleanup, window_key_));
-        }
-      }
-      // The window already fired (allowed lateness): its updated result goes out now.
-      if (max_ts <= watermark_) WriteRow(keys_.key_row(), end, out_.Append(plan_.output.size()));
-      WEIR_RETURN_IF_ERROR(FlushIfFull(out));
+      const std::string_view key = keys_.key();
+      pending_.push_back({end, static_cast<uint32_t>(key_arena_.size()),
+                          static_cast<uint32_t>(key.size()), static_cast<uint32_t>(r),
+                          keys_.key_group()});
+      key_arena_.append(key);
     }
+    if (!pending_.empty()) WEIR_RETURN_IF_ERROR(UpdatePending(in));
     if (!late_rows_.empty()) WEIR_RETURN_IF_ERROR(late_out_->Emit(late_rows_));
     if (out_.empty()) return Status::Ok();
     return out.Emit(out_);
@@ -168,7 +165,8 @@ class WindowAggregate : public Operator {
     if (watermark > watermark_) watermark_ = watermark;
     out_.Clear();
     WEIR_RETURN_IF_ERROR(timers_->AdvanceWatermark(
-        watermark_, [&](const state::InternalTimerService::Timer& timer) { return Fire(timer, out); }));
+        watermark_,
+        [&](const state::InternalTimerService::Timer& timer) { return Fire(timer, out); }));
     if (out_.empty()) return Status::Ok();
     return out.Emit(out_);
   }
@@ -215,6 +213,71 @@ class WindowAggregate : public Operator {
       WEIR_RETURN_IF_ERROR(FlushIfFull(out));
     }
     if (timer.timestamp == cleanup) WEIR_RETURN_IF_ERROR(windows_.Remove(timer.ns));
+    return Status::Ok();
+  }
+
+  // A row of the batch for a window that has not fired: its window end, its key (bytes in
+  // key_arena_) and key group, its index in the batch.
+  struct Pending {
+    int64_t end;
+    uint32_t key_off, key_len, row;
+    int key_group;
+  };
+  std::string_view KeyOf(const Pending& p) const {
+    return std::string_view(key_arena_).substr(p.key_off, p.key_len);
+  }
+
+  Status UpdatePending(const RowBatch& in) {
+    std::sort(pending_.begin(), pending_.end(), [&](const Pending& a, const Pending& b) {
+      if (int c = KeyOf(a).compare(KeyOf(b)); c != 0) return c < 0;
+      if (a.end != b.end) return a.end < b.end;
+      return a.row < b.row;  // rows of one window in arrival order
+    });
+    for (size_t i = 0; i < pending_.size();) {
+      size_t j = i;
+      group_rows_.clear();
+      while (j < pending_.size() && pending_[j].end == pending_[i].end &&
+             KeyOf(pending_[j]) == KeyOf(pending_[i])) {
+        group_rows_.push_back(&in[pending_[j].row]);
+        ++j;
+      }
+      WEIR_RETURN_IF_ERROR(Update(pending_[i].key_group, KeyOf(pending_[i]), pending_[i].end,
+                                  group_rows_.data(), group_rows_.size()));
+      i = j;
+    }
+    return Status::Ok();
+  }
+
+  // Adds `n` rows of one key to its window ending at `end`: one read and one write of the
+  // accumulator, and the window's timers when it is new.
+  Status Update(int key_group, std::string_view key, int64_t end, const Row* const* rows,
+                size_t n) {
+    WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(key_group, key));
+    EncodeEnd(end, &window_key_);
+    const bool present = windows_.Get(window_key_, &acc_bytes_);
+    if (present) {
+      WEIR_RETURN_IF_ERROR(DecodeAcc(acc_bytes_));
+    } else {
+      for (auto& v : acc_.fields) v.SetNull();
+    }
+    for (size_t k = 0; k < n; ++k) UpdateAccumulators(plan_.aggs, *rows[k], acc_);
+    acc_buf_.Clear();
+    SerializeRow(acc_, plan_.aggs.acc_schema, acc_buf_);
+    WEIR_RETURN_IF_ERROR(windows_.Put(
+        window_key_,
+        std::string_view(reinterpret_cast<const char*>(acc_buf_.data()), acc_buf_.size())));
+    if (!present) {
+      const int64_t max_ts = end - 1;
+      const int64_t cleanup = SaturatingAdd(max_ts, plan_.lateness_ms);
+      // As Flink's event-time trigger: no timer for a window the watermark has passed (its
+      // row goes out at once); it would fire a second time at the next watermark.
+      if (max_ts > watermark_) {
+        WEIR_RETURN_IF_ERROR(timers_->RegisterEventTimeTimer(max_ts, window_key_));
+      }
+      if (cleanup != max_ts) {
+        WEIR_RETURN_IF_ERROR(timers_->RegisterEventTimeTimer(cleanup, window_key_));
+      }
+    }
     return Status::Ok();
   }
 
@@ -273,13 +336,18 @@ class WindowAggregate : public Operator {
   Row key_row_;
   ByteBuffer acc_buf_;
   RowBatch out_;
+  // Process's grouping of a batch (capacity kept between batches).
+  std::vector<Pending> pending_;
+  std::string key_arena_;
+  std::vector<const Row*> group_rows_;
 };
 
 }  // namespace
 
 void RegisterWindowAggregate(OperatorRegistry& r) {
-  r.Register("window_aggregate",
-             std::make_unique<KeyedOperatorFactory<WindowAggregateSpec, WindowAggregate, PlanWindow>>());
+  r.Register(
+      "window_aggregate",
+      std::make_unique<KeyedOperatorFactory<WindowAggregateSpec, WindowAggregate, PlanWindow>>());
 }
 
 }  // namespace weir

@@ -532,6 +532,92 @@ TEST_F(ExprTest, AbsCoalesceIf) {
   EXPECT_EQ(Eval("is_null(i / 0)"), B(true));
 }
 
+TEST_F(ExprTest, CaseWhen) {
+  EXPECT_EQ(Eval("case when i > 5 then 'big' else 'small' end"), S("big"));
+  EXPECT_EQ(Eval("CASE WHEN i > 50 THEN 'big' WHEN i > 5 THEN 'mid' ELSE 'small' END"), S("mid"));
+  EXPECT_EQ(Eval("case when i > 50 then 'big' end"), Null());  // no ELSE: null
+  EXPECT_EQ(Eval("case when nb then 1 else 2 end"), I(2));      // a null condition is not true
+  EXPECT_EQ(Eval("case when null then 1 when b then 3 end"), I(3));
+  EXPECT_EQ(Eval("case when f then 1 else 2.5 end"), D(2.5));  // int64 and double -> double
+  EXPECT_EQ(TypeOf("case when b then 1 else 2.5 end"), Type::kDouble);
+  EXPECT_EQ(TypeOf("case when b then null else 's' end"), Type::kString);
+  EXPECT_EQ(Eval("case when b then null else 's' end"), Null());
+  // Simple form: CASE operand WHEN value ...
+  EXPECT_EQ(Eval("case lower(s) when 'x' then 0 when 'hello' then 1 else 2 end"), I(1));
+  EXPECT_EQ(Eval("case i when 1 then 'one' when 7 then 'seven' end"), S("seven"));
+  EXPECT_EQ(Eval("case ni when 1 then 'one' else 'other' end"), S("other"));  // null = 1 is null
+  EXPECT_EQ(Eval("case (i + 1) when 8 then 'eight' end"), S("eight"));
+  // Nested, only the chosen branch evaluated, constant folded, in larger expressions.
+  EXPECT_EQ(Eval("case when b then case when f then 1 else 2 end else 3 end * 10"), I(20));
+  EXPECT_EQ(Eval("case when true then 'k' else 'l' end"), S("k"));
+  EXPECT_EQ(Eval("concat(case when b then upper(long) end, '!')"), S(Eval("upper(long)").s + "!"));
+  // Keywords: a field named like one is backquoted.
+  Schema kw({{"end", Type::kInt64}});
+  EXPECT_FALSE(CompileExpr("end + 1", kw).ok());
+  EXPECT_TRUE(CompileExpr("`end` + 1", kw).ok());
+  EXPECT_THAT(Error("case when i then 1 end"),
+              HasSubstr("the condition of WHEN must be bool, but is int64 at column 11"));
+  EXPECT_THAT(Error("case when b then 1 else 'x' end"),
+              HasSubstr("the results of a CASE must have the same type: this one is string but "
+                        "the one at column 18 is int64"));
+  EXPECT_THAT(Error("case when b then 1"), HasSubstr("expected WHEN, ELSE or END in the CASE at column 1"));
+  EXPECT_THAT(Error("case when b 1 end"), HasSubstr("expected THEN in the CASE at column 1"));
+  EXPECT_THAT(Error("case else 1 end"), HasSubstr("at column 6"));
+  EXPECT_THAT(Error("case i when 'x' then 1 end"), HasSubstr("cannot compare int64 with string"));
+  EXPECT_THAT(Error("case when b then end"), HasSubstr("expected an expression"));
+}
+
+TEST_F(ExprTest, RegexpExtract) {
+  const char* re = "'(&|^)channel_id=([^&]*)'";
+  row_[3] = S("https://x.com/a/item.htm?query=1&channel_id=42&z=1");
+  EXPECT_EQ(Eval(std::string("regexp_extract(s, ") + re + ", 2)"), S("42"));
+  EXPECT_EQ(Eval(std::string("regexp_extract(s, ") + re + ", 1)"), S("&"));
+  EXPECT_EQ(Eval(std::string("regexp_extract(s, ") + re + ")"), S("&channel_id=42"));
+  EXPECT_EQ(Eval(std::string("regexp_extract('channel_id=7', ") + re + ", 2)"), S("7"));
+  EXPECT_EQ(Eval(std::string("regexp_extract(long, ") + re + ", 2)"), Null());  // no match
+  EXPECT_EQ(Eval(std::string("regexp_extract(ns, ") + re + ", 2)"), Null());
+  EXPECT_EQ(Eval("regexp_extract(s, 'a(x)?', 1)"), Null());  // group did not take part
+  EXPECT_EQ(Eval("regexp_extract(s, '[0-9]+', i - 7)"), S("1"));
+  EXPECT_EQ(Eval("regexp_extract(s, '[0-9]+', i)"), Null());  // group 7 of 0, at run time
+  EXPECT_EQ(Eval("regexp_extract(lower(long), 'q(u)(i)', 2)"), S("i"));  // in place
+  EXPECT_THAT(Error("regexp_extract(s, s, 1)"),
+              HasSubstr("the pattern of regexp_extract() must be a constant string"));
+  EXPECT_THAT(Error("regexp_extract(s, 'a(b', 1)"),
+              HasSubstr("invalid regular expression 'a(b' in regexp_extract(): missing )"));
+  EXPECT_THAT(Error("regexp_extract(s, 'a(b)', 2)"),
+              HasSubstr("group 2 of regexp_extract() does not exist at column 27 (the pattern "
+                        "has 1 group(s)"));
+  EXPECT_THAT(Error("regexp_extract(i, 'a')"), HasSubstr("argument 1 of regexp_extract() must be string"));
+}
+
+TEST_F(ExprTest, SplitIndex) {
+  row_[3] = S("https://www.nexmark.com/abc/de/item.htm?query=1");
+  EXPECT_EQ(Eval("split_index(s, '/', 0)"), S("https:"));
+  EXPECT_EQ(Eval("split_index(s, '/', 1)"), S(""));
+  EXPECT_EQ(Eval("split_index(s, '/', 3)"), S("abc"));
+  EXPECT_EQ(Eval("split_index(s, '/', 5)"), S("item.htm?query=1"));
+  EXPECT_EQ(Eval("split_index(s, '/', 6)"), Null());
+  EXPECT_EQ(Eval("split_index(s, '/', -1)"), Null());
+  EXPECT_EQ(Eval("split_index(s, '://', 1)"), S("www.nexmark.com/abc/de/item.htm?query=1"));
+  EXPECT_EQ(Eval("split_index(s, '', 0)"), S(Eval("s").s));  // no delimiter: one piece
+  EXPECT_EQ(Eval("split_index(s, '', 1)"), Null());
+  EXPECT_EQ(Eval("split_index(s, '#', 0)"), S(Eval("s").s));
+  EXPECT_EQ(Eval("split_index(lower(long), ' ', 2)"), S("brown"));  // in place
+  EXPECT_EQ(Eval("split_index(ns, '/', 0)"), Null());
+  EXPECT_EQ(Eval("split_index(s, ns, 0)"), Null());
+  EXPECT_THAT(Error("split_index(s, '/', '1')"), HasSubstr("argument 3 of split_index() must be int64"));
+}
+
+TEST_F(ExprTest, CountChar) {
+  EXPECT_EQ(Eval("count_char(long, 'e')"), I(7));
+  EXPECT_EQ(Eval("count_char(e, 'e')"), I(0));
+  EXPECT_EQ(Eval("count_char(ns, 'e')"), Null());
+  EXPECT_EQ(Eval("count_char(long, substr(s, 2, 1))"), I(7));
+  EXPECT_EQ(Eval("count_char(long, s)"), Null());  // not one character, at run time
+  EXPECT_THAT(Error("count_char(long, 'ab')"),
+              HasSubstr("argument 2 of count_char() must be one character (one byte) but is 'ab'"));
+}
+
 TEST_F(ExprTest, Casts) {
   EXPECT_EQ(Eval("int64('42')"), I(42));
   EXPECT_EQ(Eval("int64(' -7 ')"), I(-7));
@@ -903,6 +989,10 @@ TEST_F(ExprTest, SteadyStateEvaluationDoesNotAllocate) {
       "to_timestamp(date_format(t, '%Y-%m-%d %H:%M:%S')) > t - 86400000",
       "string(t)",
       "long",
+      "case when i > 50 then long when i > 5 then upper(long) else 'x' end",
+      "regexp_extract(long, 'J(um)ps (O[a-z]+)', 2)",
+      "split_index(long, ' ', 4)",
+      "count_char(long, 'e')",
   };
   for (const char* text : exprs) {
     auto e = CompileExpr(text, schema_);

@@ -9,7 +9,8 @@
 //   add     := mul ( ("+" | "-") mul )*          ("+" on two strings concatenates)
 //   mul     := unary ( ("*" | "/" | "%") unary )*
 //   unary   := "-" unary | primary
-//   primary := literal | field | func "(" args ")" | "(" expr ")"
+//   primary := literal | field | func "(" args ")" | "(" expr ")" | case
+//   case    := "case" [expr] ("when" expr "then" expr)+ ["else" expr] "end"
 //   literal := integer | decimal | 'string' (with '' for a quote) | true | false | null
 //   field   := identifier | `quoted identifier`
 // Functions are listed in docs/expressions.md.
