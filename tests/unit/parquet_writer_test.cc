@@ -14,50 +14,14 @@
 #include <random>
 #include <sstream>
 
+#include "duckdb_reader.h"
 #include "weir/text_formats.h"
 
 namespace weir {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string ShellQuote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      q += "'\\''";
-    } else {
-      q += c;
-    }
-  }
-  return q + "'";
-}
-
-// DuckDB's answer to `sql`, one JSON object per line.
-std::vector<std::string> DuckDb(const std::string& sql) {
-  const std::string script = std::string(WEIR_SOURCE_DIR) + "/tests/parquet/read_parquet.mjs";
-  if (!fs::exists(std::string(WEIR_SOURCE_DIR) + "/tests/parquet/node_modules/@duckdb")) {
-    ADD_FAILURE() << "DuckDB is not installed: npm ci --prefix tests/parquet (deploy/test.sh "
-                     "does it)";
-    return {};
-  }
-  const std::string cmd = "node " + ShellQuote(script) + " " + ShellQuote(sql) + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) {
-    ADD_FAILURE() << "cannot run " << cmd;
-    return {};
-  }
-  std::string out;
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int rc = ::pclose(p);
-  EXPECT_EQ(rc, 0) << "DuckDB failed on " << sql << ":\n" << out.substr(0, 4000);
-  std::vector<std::string> lines;
-  std::istringstream in(out);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
+using testing::DuckDb;
 
 std::string Hex(std::string_view s) {
   static const char* k = "0123456789ABCDEF";
