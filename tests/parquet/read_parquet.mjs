@@ -1,9 +1,11 @@
 // Runs SQL in an in-memory DuckDB (an independent Parquet reader, @duckdb/node-api pinned by
 // package-lock.json) and prints each result row as one JSON line, for Weir's tests and bench.
 //   node read_parquet.mjs "SELECT * FROM read_parquet('/tmp/x/*.parquet') ORDER BY id"
+//   node read_parquet.mjs - < query.sql      (the SQL from stdin: long file lists)
 // Values: numbers that fit a double exactly print as JSON numbers, other integers as strings;
 // BLOBs as lowercase hex; timestamps as epoch milliseconds; strings as they are.
 // Exit 1 with DuckDB's message on stderr if the query (or a file) fails.
+import { readFileSync } from 'node:fs';
 import { DuckDBInstance } from '@duckdb/node-api';
 
 function plain(v) {
@@ -18,7 +20,7 @@ function plain(v) {
   return String(v);
 }
 
-const sql = process.argv[2];
+const sql = process.argv[2] === '-' ? readFileSync(0, 'utf8') : process.argv[2];
 if (!sql) {
   console.error('usage: node read_parquet.mjs "<sql>"');
   process.exit(2);
