@@ -3,7 +3,11 @@
 // Baselines in the same run: the same JSON bytes written with plain buffered writes to one file
 // (fwrite, 256 KiB buffer, one fsync at the end), and the same with JSON serialization included.
 //
-//   build/bench/file_sink_bench [ROWS] [CHECKPOINT_EVERY_ROWS]
+//   build/bench/file_sink_bench [ROWS] [CHECKPOINT_EVERY_ROWS] [KEEP_DIR]
+//
+// With KEEP_DIR, the seeds' events are also written as examples/kafka-to-hive.yaml partitions
+// them (dt/hour/app) to KEEP_DIR/json and KEEP_DIR/parquet and kept, for
+// tests/parquet/query_bench.mjs (DuckDB query times over both).
 //
 // Cases: one directory; 24 hourly partitions by event time (dt/hour); 1000 partitions by a key
 // (k=0..999, every batch touching all of them: the worst case for open files); the same with
@@ -279,6 +283,15 @@ int main(int argc, char** argv) {
                 static_cast<double>(rows) / secs / 1e6, static_cast<double>(r.bytes) / secs / 1e6,
                 static_cast<double>(r.bytes) / static_cast<double>(rows), jsecs / secs,
                 static_cast<double>(r.bytes) / static_cast<double>(json.bytes));
+  }
+  if (argc > 3) {
+    const fs::path keep = argv[3];
+    const std::string demo =
+        ", partition: \"dt={event_time:%Y-%m-%d}/hour={event_time:%H}/app={app}\"";
+    Sink(keep / "json", rows, interval, demo, true);
+    Sink(keep / "parquet", rows, interval, demo + ", format: parquet", true);
+    std::printf("\nkept the seeds' events, partitioned as the demo does, in %s/{json,parquet}\n",
+                keep.c_str());
   }
   fs::remove_all(root);
   return 0;

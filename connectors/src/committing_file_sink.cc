@@ -1108,7 +1108,13 @@ class CommittingFileSink : public Operator {
       }
     }
     if (cfg_.format == Format::kParquet && kind != Kind::kDirty) {
-      w->pq = std::make_unique<ParquetFileWriter>(schema_, cfg_.parquet);
+      if (spare_pq_.empty()) {
+        w->pq = std::make_unique<ParquetFileWriter>(schema_, cfg_.parquet);
+      } else {
+        w->pq = std::move(spare_pq_.back());
+        spare_pq_.pop_back();
+        w->pq->Reset();
+      }
     }
     if (cfg_.format == Format::kCsv && cfg_.csv_header && kind != Kind::kDirty) {
       for (size_t i = 0; i < schema_.size(); ++i) {
@@ -1181,6 +1187,10 @@ class CommittingFileSink : public Operator {
       return Fail(st);
     }
     st = FlushBuffer(owned.get(), true);
+    // Its buffers serve the next file (a few kept: their memory is bounded by row_group_size).
+    if (owned->pq && spare_pq_.size() < kSpareParquetWriters) {
+      spare_pq_.push_back(std::move(owned->pq));
+    }
     if (owned->z) deflateEnd(owned->z.get());
     owned->z.reset();
     if (!st.ok()) {
@@ -1524,7 +1534,9 @@ class CommittingFileSink : public Operator {
   int64_t dirty_logged_ = 0, last_dirty_log_ms_ = 0;
   int64_t last_roll_check_ms_ = 0, last_report_ms_ = 0;
 
-  int64_t buffered_pq_ = 0;         // plain bytes buffered by all open Parquet files
+  int64_t buffered_pq_ = 0;  // plain bytes buffered by all open Parquet files
+  static constexpr size_t kSpareParquetWriters = 2;
+  std::vector<std::unique_ptr<ParquetFileWriter>> spare_pq_;  // finished, for the next files
   std::vector<size_t> unwritable_;  // Process: rows of the batch Parquet cannot hold
   Status io_error_;                 // sticky: a data file could not be written
   Status lost_;                     // sticky: a pending file vanished

@@ -274,8 +274,7 @@ struct ParquetFileWriter::Impl {
     compressed.clear();
     switch (options.compression) {
       case ParquetCompression::kNone:
-        compressed = body;
-        break;
+        break;  // EmitPage writes `body` itself
       case ParquetCompression::kSnappy:
         snappy::Compress(body.data(), body.size(), &compressed);
         break;
@@ -303,14 +302,16 @@ struct ParquetFileWriter::Impl {
                                        " bytes is over 2 GiB");
     }
     WEIR_RETURN_IF_ERROR(Compress());
+    const std::string& payload =
+        options.compression == ParquetCompression::kNone ? body : compressed;
     header.__set_uncompressed_page_size(static_cast<int32_t>(body.size()));
-    header.__set_compressed_page_size(static_cast<int32_t>(compressed.size()));
+    header.__set_compressed_page_size(static_cast<int32_t>(payload.size()));
     const size_t before = out->size();
     Serialize(header, out);
     const int64_t header_bytes = static_cast<int64_t>(out->size() - before);
-    out->append(compressed);
+    out->append(payload);
     *uncompressed += header_bytes + static_cast<int64_t>(body.size());
-    *compressed_total += header_bytes + static_cast<int64_t>(compressed.size());
+    *compressed_total += header_bytes + static_cast<int64_t>(payload.size());
     return Status::Ok();
   }
 
@@ -636,6 +637,17 @@ Status ParquetFileWriter::FlushRowGroup(std::string* out) {
   }
   m.written += static_cast<int64_t>(out->size() - out_start);
   return Status::Ok();
+}
+
+void ParquetFileWriter::Reset() {
+  Impl& m = *impl_;
+  for (Column& c : m.columns) c.Clear();
+  m.buffered_rows = 0;
+  m.buffered_bytes = 0;
+  m.rows = 0;
+  m.written = 0;
+  m.finished = false;
+  m.row_groups.clear();
 }
 
 Status ParquetFileWriter::Finish(std::string* out) {

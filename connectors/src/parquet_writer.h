@@ -62,8 +62,11 @@ class ParquetFileWriter {
   // also appends the leading magic). Nothing buffered: nothing appended.
   Status FlushRowGroup(std::string* out);
   // Flushes the last row group and appends the footer: *out then ends the file. The writer
-  // takes no rows afterwards.
+  // takes no rows afterwards, until Reset.
   Status Finish(std::string* out);
+  // Starts a new file with the same schema and options, keeping the buffers' memory (a new
+  // writer per file would grow them, and fault their pages in, again for every file).
+  void Reset();
 
  private:
   struct Impl;
