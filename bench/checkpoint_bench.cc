@@ -10,11 +10,11 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstring>
-#include <map>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -30,9 +30,11 @@ using Clock = std::chrono::steady_clock;
 
 std::string JobYaml(int64_t records, int64_t keys) {
   return "max_parallelism: 128\nvertices:\n"
-         "  - {id: gen, type: datagen, config: {total: " + std::to_string(records) +
-         ", fields: [{name: k, expr: \"id % " + std::to_string(keys) + "\"}]}}\n"
-         "  - {id: agg, type: keyed_aggregate, config: {key: [k], aggregations: [{fn: count, as: n}, "
+         "  - {id: gen, type: datagen, config: {total: " +
+         std::to_string(records) + ", fields: [{name: k, expr: \"id % " + std::to_string(keys) +
+         "\"}]}}\n"
+         "  - {id: agg, type: keyed_aggregate, config: {key: [k], aggregations: [{fn: count, as: "
+         "n}, "
          "{fn: sum, field: id, as: s}]}}\n"
          "  - {id: out, type: blackhole}\n"
          "edges:\n  - {from: gen, to: agg, partition: hash, key: [k]}\n  - {from: agg, to: out}\n";
@@ -44,8 +46,8 @@ struct RunResult {
 };
 
 RunResult RunJob(int64_t records, int64_t keys, int64_t checkpoint_every_ms, const fs::path& dir) {
-  auto plan = weir::BuildPlan(weir::ParseJobFile(JobYaml(records, keys)).value(),
-                              weir::BuiltinOperators());
+  auto plan =
+      weir::BuildPlan(weir::ParseJobFile(JobYaml(records, keys)).value(), weir::BuiltinOperators());
   if (!plan.ok()) {
     fprintf(stderr, "%s\n", plan.status().ToString().c_str());
     exit(1);
@@ -149,7 +151,8 @@ int main(int argc, char** argv) {
   const int64_t records = argc > 1 ? std::atoll(argv[1]) : 5000000;
   const int64_t keys = argc > 2 ? std::atoll(argv[2]) : 100000;
   spdlog::set_level(spdlog::level::warn);
-  const fs::path dir = fs::temp_directory_path() / ("weir-checkpoint-bench-" + std::to_string(getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("weir-checkpoint-bench-" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   printf("keyed aggregation (count + sum per key) on RocksDB: %lld records, %lld keys, 1 subtask\n",

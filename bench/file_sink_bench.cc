@@ -25,6 +25,7 @@
 #include <memory>
 #include <string>
 
+#include "seed_events.h"
 #include "weir/builtins.h"
 #include "weir/config.h"
 #include "weir/connectors.h"
@@ -36,45 +37,11 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 weir::Schema BenchSchema() {
-  weir::Schema s;
-  s.Add("id", weir::Type::kInt64);
-  s.Add("ts", weir::Type::kTimestamp);
-  s.Add("k", weir::Type::kInt64);
-  s.Add("user", weir::Type::kString);
-  s.Add("amount", weir::Type::kDouble);
-  return s;
-}
-
-// The seeds' events after parse (deploy/dev_broker's sample events: one every 500 ms, five
-// apps, amounts with two decimals) with parse's keep: [partition, offset] and record_id.
-weir::Schema EventSchema() {
-  weir::Schema s;
-  s.Add("id", weir::Type::kInt64);
-  s.Add("event_time", weir::Type::kTimestamp);
-  s.Add("app", weir::Type::kString);
-  s.Add("user", weir::Type::kInt64);
-  s.Add("amount", weir::Type::kDouble);
-  s.Add("partition", weir::Type::kInt64);
-  s.Add("offset", weir::Type::kInt64);
-  s.Add("record_id", weir::Type::kString);
-  return s;
-}
-
-void FillEvents(weir::RowBatch& b, int64_t first, size_t n) {
-  static const char* kApps[] = {"app0", "app1", "app2", "app3", "app4"};
-  b.Clear();
-  for (size_t i = 0; i < n; ++i) {
-    const int64_t id = first + static_cast<int64_t>(i);
-    weir::Row& r = b.Append(8);
-    r[0].SetInt64(id);
-    r[1].SetTimestamp(1795305600000 + id * 500);
-    r[2].SetString(kApps[id % 5]);
-    r[3].SetInt64(1000 + (id * 7919) % 50000);
-    r[4].SetDouble(static_cast<double>(id % 100) + static_cast<double>(id % 10) / 10 + 0.05);
-    r[5].SetInt64(id % 4);
-    r[6].SetInt64(id / 4);
-    r[7].SetString("events/" + std::to_string(id % 4) + "/" + std::to_string(id / 4));
-  }
+  return weir::Schema({{"id", weir::Type::kInt64},
+                       {"ts", weir::Type::kTimestamp},
+                       {"k", weir::Type::kInt64},
+                       {"user", weir::Type::kString},
+                       {"amount", weir::Type::kDouble}});
 }
 
 void Fill(weir::RowBatch& b, int64_t first, size_t n) {
@@ -155,7 +122,7 @@ struct Discard : weir::Output {
 Result Sink(const fs::path& dir, int64_t rows, int64_t interval, const std::string& extra,
             bool events = false) {
   fs::remove_all(dir);
-  const weir::Schema schema = events ? EventSchema() : BenchSchema();
+  const weir::Schema schema = events ? weir::bench::SeedEventSchema() : BenchSchema();
   auto cfg = weir::Config::Parse("{path: \"" + dir.string() + "\"" + extra + "}", "bench");
   if (!cfg.ok()) {
     std::fprintf(stderr, "%s\n", cfg.status().ToString().c_str());
@@ -178,7 +145,7 @@ Result Sink(const fs::path& dir, int64_t rows, int64_t interval, const std::stri
   for (int64_t first = 0; first < rows && st.ok(); first += 1024) {
     const size_t n = static_cast<size_t>(std::min<int64_t>(1024, rows - first));
     if (events) {
-      FillEvents(b, first, n);
+      weir::bench::FillSeedEvents(b, first, n);
     } else {
       Fill(b, first, n);
     }
@@ -210,7 +177,7 @@ double FillSecs(int64_t rows, bool events = false) {
   for (int64_t first = 0; first < rows; first += 1024) {
     const size_t n = static_cast<size_t>(std::min<int64_t>(1024, rows - first));
     if (events) {
-      FillEvents(b, first, n);
+      weir::bench::FillSeedEvents(b, first, n);
     } else {
       Fill(b, first, n);
     }
@@ -265,7 +232,7 @@ int main(int argc, char** argv) {
   // The seeds' event shape, one directory: every figure as a ratio to JSON lines.
   const double efill = FillSecs(rows, true);
   std::printf("\nthe seeds' event shape (%s), one directory; batch building (%.2f s) subtracted\n",
-              EventSchema().ToString().c_str(), efill);
+              weir::bench::SeedEventSchema().ToString().c_str(), efill);
   std::printf("%-28s %10s %9s %12s %9s %9s\n", "", "M rows/s", "MB/s", "bytes/row", "speed",
               "size");
   const Result json = Sink(root / "ev-json", rows, interval, "", true);

@@ -1,7 +1,7 @@
 // Weir's hand-written JSON lines writer (AppendJson, connectors/src/json_format.cc) against
 // RapidJSON's Writer (Debian's rapidjson-dev, the fastest JSON writer Debian packages) on the
-// same rows: the seeds' event shape (id, event_time, app, user, amount), then the same with a
-// text field of which two rows in three need escapes (quotes, a tab) and one in three is null.
+// same rows: the seeds' event shape (bench/seed_events.h), then the same with a text field of
+// which two rows in three need escapes (quotes, tabs) and one in three is null.
 // Base64 and the timestamp text are Weir's in both (RapidJSON has neither). Five rounds, each
 // serialising every row with both; the median of the per-round speed ratios is reported. The
 // outputs differ only in number text: RapidJSON writes 12.0 and 1e21 where std::to_chars (and
@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "seed_events.h"
 #include "weir/connectors.h"
 #include "weir/text_formats.h"
 
@@ -26,32 +27,24 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-weir::Schema EventSchema() {
-  weir::Schema s;
-  s.Add("id", weir::Type::kInt64);
-  s.Add("event_time", weir::Type::kTimestamp);
-  s.Add("app", weir::Type::kString);
-  s.Add("user", weir::Type::kInt64);
-  s.Add("amount", weir::Type::kDouble);
+// The seeds' events plus a text field that needs escapes in two rows of three (null in the
+// third).
+weir::Schema WithNote() {
+  weir::Schema s = weir::bench::SeedEventSchema();
   s.Add("note", weir::Type::kString);
   return s;
 }
 
 void FillEvents(weir::RowBatch& b, int64_t first, size_t n) {
-  static const char* kApps[] = {"app0", "app1", "app2", "app3", "app4"};
-  b.Clear();
-  for (size_t i = 0; i < n; ++i) {
+  weir::bench::FillSeedEvents(b, first, n);
+  for (size_t i = 0; i < b.size(); ++i) {
+    weir::Row& r = b[i];
+    r.fields.resize(9);
     const int64_t id = first + static_cast<int64_t>(i);
-    weir::Row& r = b.Append(6);
-    r[0].SetInt64(id);
-    r[1].SetTimestamp(1795305600000 + id * 500);
-    r[2].SetString(kApps[id % 5]);
-    r[3].SetInt64(1000 + (id * 7919) % 50000);
-    r[4].SetDouble(static_cast<double>(id % 100) + static_cast<double>(id % 10) / 10 + 0.05);
     if (id % 3 == 0) {
-      r[5].SetNull();
+      r[8].SetNull();
     } else {
-      r[5].SetString(id % 3 == 1 ? "plain text note" : "a \"quoted\"\tnote");
+      r[8].SetString(id % 3 == 1 ? "a \"quoted\" note" : "a\ttabbed\tnote");
     }
   }
 }
@@ -139,11 +132,8 @@ void Measure(const weir::Schema& schema, int64_t rows) {
 
 int main(int argc, char** argv) {
   const int64_t rows = argc > 1 ? std::atoll(argv[1]) : 2'000'000;
-  const weir::Schema with_note = EventSchema();
-  // The rows have the note field too; a schema without it writes the first five only.
-  const weir::Schema events(
-      std::vector<weir::Field>(with_note.fields().begin(), with_note.fields().end() - 1));
-  Measure(events, rows);
-  Measure(with_note, rows);
+  // The rows have the note field too; the seeds' schema writes the first eight only.
+  Measure(weir::bench::SeedEventSchema(), rows);
+  Measure(WithNote(), rows);
   return 0;
 }

@@ -1682,8 +1682,9 @@ edges: [{from: gen, to: out}]
     EXPECT_NE(plan.status().message().find(want), std::string::npos)
         << config << ": " << plan.status().message();
   };
-  check("{path: /tmp/x, format: parquet}", "vertex 'out': config.format: expected json or csv");
-  check("{path: /tmp/x, compression: zstd}", "config.compression: expected none or gzip");
+  check("{path: /tmp/x, format: orc}",
+        "vertex 'out': config.format: expected json, csv or parquet, got 'orc'");
+  check("{path: /tmp/x, compression: zstd}", "config.compression: format json takes none or gzip");
   check("{path: /tmp/x, csv: {delimiter: ab}}", "config.csv.delimiter");
   check("{path: /tmp/x, partition: \"m={m:%Y}\"}", "coarser than a day");
   check("{path: /tmp/x, partition: \"m={m}\", partition_commit: {enabled: true}}",
