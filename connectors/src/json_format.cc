@@ -75,12 +75,8 @@ void AppendJson(const Row& row, const Schema& schema, std::string* out) {
     out->push_back(':');
     const Value& v = row[i];
     switch (v.type) {
-      case Type::kNull:
-        out->append("null");
-        break;
-      case Type::kBool:
-        out->append(v.b ? "true" : "false");
-        break;
+      case Type::kNull: out->append("null"); break;
+      case Type::kBool: out->append(v.b ? "true" : "false"); break;
       case Type::kInt64: {
         char buf[24];
         auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v.i);
@@ -98,12 +94,8 @@ void AppendJson(const Row& row, const Schema& schema, std::string* out) {
         }
         break;
       }
-      case Type::kString:
-        AppendEscaped(v.s, out);
-        break;
-      case Type::kBytes:
-        AppendBase64(v.s, out);
-        break;
+      case Type::kString: AppendEscaped(v.s, out); break;
+      case Type::kBytes: AppendBase64(v.s, out); break;
       case Type::kTimestamp: {
         // The canonical text (weir/text_formats.h) needs no escaping.
         char buf[kTimestampTextMax + 2];
