@@ -8,6 +8,7 @@
 // checkpoint is taken. Prints p50 / p99 / max of both and the ratio.
 //
 //   build/bench/jm_heartbeat_bench [--state-mb 32] [--checkpoints 20] [--dir /tmp]
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,8 +19,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "weir/builtins.h"
 #include "weir/executor.h"
@@ -36,13 +35,17 @@ class InstantGateway : public jm::TaskManagerGateway {
   Status DeployTask(const std::string&, const weir::proto::DeployTaskRequest&) override {
     return Status::Ok();
   }
-  Status CancelJobTasks(const std::string&, const std::string&, int) override { return Status::Ok(); }
+  Status CancelJobTasks(const std::string&, const std::string&, int) override {
+    return Status::Ok();
+  }
   weir::Result<std::string> Ping(const std::string&, int64_t) override { return std::string("tm"); }
-  Status TriggerCheckpoint(const std::string&, const weir::proto::TriggerCheckpointRequest& r) override {
+  Status TriggerCheckpoint(const std::string&,
+                           const weir::proto::TriggerCheckpointRequest& r) override {
     last_trigger.store(r.checkpoint_id());
     return Status::Ok();
   }
-  Status NotifyCheckpoint(const std::string&, const weir::proto::NotifyCheckpointRequest& r) override {
+  Status NotifyCheckpoint(const std::string&,
+                          const weir::proto::NotifyCheckpointRequest& r) override {
     if (r.completed()) last_notified.store(r.checkpoint_id());
     return Status::Ok();
   }
@@ -72,8 +75,8 @@ Latencies Heartbeats(jm::JobManager& m, std::atomic<bool>& stop) {
   while (!stop.load()) {
     const auto t0 = std::chrono::steady_clock::now();
     m.Heartbeat(req);
-    l.us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
-                       .count());
+    l.us.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return l;
@@ -86,9 +89,12 @@ int main(int argc, char** argv) {
   std::string base = "/tmp";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--state-mb") state_mb = std::atoi(argv[i + 1]);
-    else if (a == "--checkpoints") checkpoints = std::atoi(argv[i + 1]);
-    else if (a == "--dir") base = argv[i + 1];
+    if (a == "--state-mb")
+      state_mb = std::atoi(argv[i + 1]);
+    else if (a == "--checkpoints")
+      checkpoints = std::atoi(argv[i + 1]);
+    else if (a == "--dir")
+      base = argv[i + 1];
   }
   const std::string dir = base + "/weir-jm-hb-bench-" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
@@ -102,7 +108,9 @@ int main(int argc, char** argv) {
   o.ha_dir = dir + "/ha";
   jm::JobManager m(
       o, std::move(gateway_owned), NowMs,
-      [&](const std::string& lane, std::function<void()> fn) { (void)executor.Submit(lane, std::move(fn)); },
+      [&](const std::string& lane, std::function<void()> fn) {
+        (void)executor.Submit(lane, std::move(fn));
+      },
       &weir::BuiltinOperators());
   weir::proto::RegisterTaskManagerRequest r;
   r.set_tm_id("tm");
@@ -177,7 +185,8 @@ edges:
       for (int mb = 0; mb < state_mb / 2; ++mb) l->add_entries(chunk);
       m.AcknowledgeCheckpoint(std::move(a));
     }
-    while (gateway->last_notified.load() < id) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    while (gateway->last_notified.load() < id)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
     ++done;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -185,13 +194,18 @@ edges:
   hb.join();
   executor.Shutdown();
   std::filesystem::remove_all(dir);
-  std::printf("jm_heartbeat_bench: %d checkpoints of %d MB metadata in %.1f s (%.0f MB/s written)\n",
-              checkpoints, state_mb, secs, checkpoints * state_mb / secs);
-  std::printf("  heartbeat latency, idle (baseline): p50 %.0f us  p99 %.0f us  max %.0f us  (%zu calls)\n",
-              idle.Pct(0.5), idle.Pct(0.99), idle.Pct(1.0), idle.us.size());
-  std::printf("  heartbeat latency, during checkpoints: p50 %.0f us  p99 %.0f us  max %.0f us  (%zu calls)\n",
-              busy.Pct(0.5), busy.Pct(0.99), busy.Pct(1.0), busy.us.size());
-  std::printf("  ratio during/idle: p50 %.2f  p99 %.2f\n", busy.Pct(0.5) / std::max(1.0, idle.Pct(0.5)),
+  std::printf(
+      "jm_heartbeat_bench: %d checkpoints of %d MB metadata in %.1f s (%.0f MB/s written)\n",
+      checkpoints, state_mb, secs, checkpoints * state_mb / secs);
+  std::printf(
+      "  heartbeat latency, idle (baseline): p50 %.0f us  p99 %.0f us  max %.0f us  (%zu calls)\n",
+      idle.Pct(0.5), idle.Pct(0.99), idle.Pct(1.0), idle.us.size());
+  std::printf(
+      "  heartbeat latency, during checkpoints: p50 %.0f us  p99 %.0f us  max %.0f us  (%zu "
+      "calls)\n",
+      busy.Pct(0.5), busy.Pct(0.99), busy.Pct(1.0), busy.us.size());
+  std::printf("  ratio during/idle: p50 %.2f  p99 %.2f\n",
+              busy.Pct(0.5) / std::max(1.0, idle.Pct(0.5)),
               busy.Pct(0.99) / std::max(1.0, idle.Pct(0.99)));
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -18,7 +19,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <time.h>
 #include <vector>
 
 #include "weir/builtins.h"
@@ -127,7 +127,8 @@ Run RawConsumer(const std::string& bootstrap, int partitions, int64_t total, int
   }
   const auto last = Clock::now();
   const double cpu_s = ThreadCpuSeconds(CLOCK_THREAD_CPUTIME_ID) - cpu0;
-  if (got != total) Die("raw consumer read " + std::to_string(got) + " of " + std::to_string(total));
+  if (got != total)
+    Die("raw consumer read " + std::to_string(got) + " of " + std::to_string(total));
   if (bytes == 0) Die("no payload");
   rd_kafka_queue_destroy(q);
   rd_kafka_consumer_close(c);
@@ -140,8 +141,9 @@ std::string Job(const std::string& bootstrap, int round) {
          "vertices:\n"
          "  - id: src\n"
          "    type: kafka\n"
-         "    config: {bootstrap: '" + bootstrap + "', topics: [bench], group_id: weir-" +
-         std::to_string(round) + ", start: earliest}\n"
+         "    config: {bootstrap: '" +
+         bootstrap + "', topics: [bench], group_id: weir-" + std::to_string(round) +
+         ", start: earliest}\n"
          "  - id: sink\n"
          "    type: blackhole\n"
          "edges:\n"
@@ -185,7 +187,8 @@ Run WeirSource(const std::string& bootstrap, int64_t total, int round) {
   const int64_t got = task->metrics().records_in.load();
   task->Cancel();
   runner.join();
-  if (got != total) Die("the Weir source read " + std::to_string(got) + " of " + std::to_string(total));
+  if (got != total)
+    Die("the Weir source read " + std::to_string(got) + " of " + std::to_string(total));
   return Measure(t0, last, cpu_s, total);
 }
 
@@ -199,8 +202,9 @@ int main(int argc, char** argv) {
     Die("usage: kafka_bench [RECORDS_PER_PARTITION] [PARTITIONS] [ROUNDS]");
   }
   if (per_partition * 110 > 4 * 1024 * 1024) {
-    std::fprintf(stderr, "warning: over ~4 MiB per partition; the mock broker keeps ~5 MiB and "
-                         "drops older records\n");
+    std::fprintf(stderr,
+                 "warning: over ~4 MiB per partition; the mock broker keeps ~5 MiB and "
+                 "drops older records\n");
   }
   spdlog::set_level(spdlog::level::warn);
   const int64_t total = per_partition * partitions;
@@ -226,11 +230,12 @@ int main(int argc, char** argv) {
   for (int r = 0; r < rounds; ++r) {
     const Run raw = RawConsumer(bootstrap, partitions, total, r);
     const Run weir = WeirSource(bootstrap, total, r);
-    std::printf("round %d: per consumer-thread CPU second: raw librdkafka %.0f rec/s, Weir "
-                "kafka -> blackhole %.0f rec/s (%.1f%%); wall clock: raw %.0f rec/s, Weir %.0f "
-                "rec/s\n",
-                r + 1, raw.cpu_rate, weir.cpu_rate, 100.0 * weir.cpu_rate / raw.cpu_rate,
-                raw.wall_rate, weir.wall_rate);
+    std::printf(
+        "round %d: per consumer-thread CPU second: raw librdkafka %.0f rec/s, Weir "
+        "kafka -> blackhole %.0f rec/s (%.1f%%); wall clock: raw %.0f rec/s, Weir %.0f "
+        "rec/s\n",
+        r + 1, raw.cpu_rate, weir.cpu_rate, 100.0 * weir.cpu_rate / raw.cpu_rate, raw.wall_rate,
+        weir.wall_rate);
     std::fflush(stdout);
     raw_cpu.push_back(raw.cpu_rate);
     weir_cpu.push_back(weir.cpu_rate);
@@ -244,11 +249,12 @@ int main(int argc, char** argv) {
     return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
   };
   const double ratio = median(weir_cpu) / median(raw_cpu);
-  std::printf("median of %d rounds: per consumer-thread CPU second: raw %.0f rec/s, Weir %.0f "
-              "rec/s, Weir/raw = %.1f%% (target >= 90%%: %s); wall clock (bounded by the mock "
-              "broker): raw %.0f rec/s, Weir %.0f rec/s\n",
-              rounds, median(raw_cpu), median(weir_cpu), 100.0 * ratio,
-              ratio >= 0.9 ? "met" : "NOT met", median(raw_wall), median(weir_wall));
+  std::printf(
+      "median of %d rounds: per consumer-thread CPU second: raw %.0f rec/s, Weir %.0f "
+      "rec/s, Weir/raw = %.1f%% (target >= 90%%: %s); wall clock (bounded by the mock "
+      "broker): raw %.0f rec/s, Weir %.0f rec/s\n",
+      rounds, median(raw_cpu), median(weir_cpu), 100.0 * ratio, ratio >= 0.9 ? "met" : "NOT met",
+      median(raw_wall), median(weir_wall));
   rd_kafka_mock_cluster_destroy(mc);
   rd_kafka_destroy(owner);
   return 0;

@@ -3,6 +3,7 @@
 # Skips apt entirely when every package is already present, so repeated runs are quick.
 #   deploy/install-deps.sh            the product's build and test dependencies
 #   deploy/install-deps.sh --browser  also the real-browser test's (tests/browser): chromium, nodejs, npm
+#   deploy/install-deps.sh --node     also nodejs and npm (tests/parquet reads Parquet with DuckDB)
 set -euo pipefail
 PKGS=(cmake g++ make pkg-config ccache zlib1g-dev
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
@@ -10,10 +11,12 @@ PKGS=(cmake g++ make pkg-config ccache zlib1g-dev
       libgtest-dev libgmock-dev libbenchmark-dev python3 curl procps libssl-dev openssl
       prometheus-cpp-dev libcivetweb-dev libjs-d3 libjs-chart.js
       libsimdjson-dev libre2-dev
+      thrift-compiler libthrift-dev libboost-dev libsnappy-dev libzstd-dev  # format: parquet
+      rapidjson-dev  # bench/json_format_bench only (the library AppendJson is measured against)
       python3-yaml systemd)  # the last two: tests/unit/check_packaging.py
 # Test-only: never needed to build or run Weir.
-if [ "${1:-}" = "--browser" ]; then
-  PKGS+=(chromium)
+if [ "${1:-}" = "--browser" ] || [ "${1:-}" = "--node" ]; then
+  if [ "${1:-}" = "--browser" ]; then PKGS+=(chromium); fi
   # Node.js and npm from Debian unless some node is already there (e.g. with its own npm).
   command -v node >/dev/null || PKGS+=(nodejs)
   command -v npm >/dev/null || PKGS+=(npm)

@@ -1,10 +1,16 @@
 // committing_file: the exactly-once file sink, committed by checkpoints (two-phase commit:
 // pre-commit at the snapshot, commit when the checkpoint is complete), with Hive-style dynamic
-// partitions, partition commit by event time, JSON lines or CSV, optional gzip, and rolling.
+// partitions, partition commit by event time, JSON lines, CSV or Parquet, compression, and
+// rolling.
 //
 // config:
-//   path (required); prefix (default "part"); suffix (default ".jsonl" / ".csv", plus ".gz")
-//   format: json | csv; csv: {delimiter: ",", header: false}; compression: none | gzip
+//   path (required); prefix (default "part"); suffix (default ".jsonl" / ".csv" (plus ".gz")
+//     / ".parquet")
+//   format: json | csv | parquet; csv: {delimiter: ",", header: false}
+//   compression: json, csv: none (default) | gzip; parquet: snappy (default) | zstd | none
+//   parquet: {row_group_size: 64mb, page_size: 1mb, dictionary: true, buffer_memory: 256mb}
+//     (parquet_writer.h; a Parquet file is written row group by row group and closed with its
+//     footer at every roll; rows it cannot hold (a string that is not UTF-8) are dirty)
 //   partition: a template, e.g. "dt={ts:%Y-%m-%d}/hour={ts:%H}/app={app}" (partition_template.h)
 //   rolling: {max_size: 128mb, max_open_time: 10m, inactivity: 1m}; files always roll at
 //     every checkpoint (exactly-once needs it)
@@ -91,6 +97,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "parquet_writer.h"
 #include "weir/clock.h"
 #include "weir/connectors.h"
 #include "weir/logging.h"
@@ -336,7 +343,6 @@ Status SyncDir(const std::string& dir) {
   return Status::Ok();
 }
 
-
 // Creates <root>/<rel> and any missing parents, making each new directory entry durable (a
 // committed file must not vanish with its directory after a crash).
 Status EnsureDir(const std::string& root, std::string_view rel) {
@@ -408,8 +414,11 @@ void AppendCsv(const Row& row, const Schema& schema, char delim, std::string* ou
     if (i > 0) out->push_back(delim);
     const Value& v = row[i];
     switch (v.type) {
-      case Type::kNull: break;
-      case Type::kBool: out->append(v.b ? "true" : "false"); break;
+      case Type::kNull:
+        break;
+      case Type::kBool:
+        out->append(v.b ? "true" : "false");
+        break;
       case Type::kInt64: {
         char buf[24];
         auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), v.i);
@@ -423,7 +432,9 @@ void AppendCsv(const Row& row, const Schema& schema, char delim, std::string* ou
         break;
       }
       case Type::kString:
-      case Type::kBytes: AppendCsvField(v.s, delim, out); break;
+      case Type::kBytes:
+        AppendCsvField(v.s, delim, out);
+        break;
       case Type::kTimestamp:
         AppendTimestamp(v.i, out);
         break;
@@ -432,7 +443,7 @@ void AppendCsv(const Row& row, const Schema& schema, char delim, std::string* ou
 }
 
 // ---------------------------------------------------------------- config
-enum class Format { kJson, kCsv };
+enum class Format { kJson, kCsv, kParquet };
 
 struct FileSinkConfig {
   std::string path;
@@ -442,8 +453,11 @@ struct FileSinkConfig {
   char csv_delimiter = ',';
   bool csv_header = false;
   bool gzip = false;
-  std::string partition;  // template text
-  int64_t max_size = 0;   // 0: no limit
+  ParquetOptions parquet;
+  int64_t row_group_size = 64 << 20;  // plain bytes buffered per file before a row group
+  int64_t buffer_memory = 256 << 20;  // plain bytes buffered by all Parquet files together
+  std::string partition;              // template text
+  int64_t max_size = 0;               // 0: no limit
   int64_t max_open_ms = 0;
   int64_t inactivity_ms = 0;
   int64_t max_open_files = 1000;
@@ -462,7 +476,7 @@ bool IsPlainDirName(const std::string& s) {
 
 Result<FileSinkConfig> PlanFileSink(const Config& config, const Schema& input) {
   WEIR_RETURN_IF_ERROR(config.CheckKeys({"path", "prefix", "suffix", "format", "csv", "compression",
-                                         "partition", "rolling", "max_open_files",
+                                         "parquet", "partition", "rolling", "max_open_files",
                                          "partition_commit", "late_dir", "dirty_dir"}));
   FileSinkConfig c;
   WEIR_ASSIGN_OR_RETURN(c.path, config.GetString("path"));
@@ -473,28 +487,68 @@ Result<FileSinkConfig> PlanFileSink(const Config& config, const Schema& input) {
     c.format = Format::kJson;
   } else if (format == "csv") {
     c.format = Format::kCsv;
+  } else if (format == "parquet") {
+    c.format = Format::kParquet;
+    WEIR_RETURN_IF_ERROR(CheckParquetSchema(input, config.path() + ".format"));
   } else {
-    return Status::InvalidArgument(config.path() + ".format: expected json or csv, got '" +
+    return Status::InvalidArgument(config.path() + ".format: expected json, csv or parquet, got '" +
                                    format + "'");
   }
   WEIR_ASSIGN_OR_RETURN(Config csv, config.GetMap("csv"));
   WEIR_RETURN_IF_ERROR(csv.CheckKeys({"delimiter", "header"}));
   WEIR_ASSIGN_OR_RETURN(std::string delim, csv.GetString("delimiter", std::string(",")));
   if (delim.size() != 1 || delim[0] == '"' || delim[0] == '\n' || delim[0] == '\r') {
-    return Status::InvalidArgument(csv.path() + ".delimiter: must be one character other than "
-                                                "a quote or a line break");
+    return Status::InvalidArgument(csv.path() +
+                                   ".delimiter: must be one character other than "
+                                   "a quote or a line break");
   }
   c.csv_delimiter = delim[0];
   WEIR_ASSIGN_OR_RETURN(c.csv_header, csv.GetBool("header", false));
-  WEIR_ASSIGN_OR_RETURN(std::string comp, config.GetString("compression", std::string("none")));
-  if (comp == "gzip") {
+  const bool parquet = c.format == Format::kParquet;
+  WEIR_ASSIGN_OR_RETURN(std::string comp,
+                        config.GetString("compression", std::string(parquet ? "snappy" : "none")));
+  if (parquet) {
+    if (comp == "snappy") {
+      c.parquet.compression = ParquetCompression::kSnappy;
+    } else if (comp == "zstd") {
+      c.parquet.compression = ParquetCompression::kZstd;
+    } else if (comp == "none") {
+      c.parquet.compression = ParquetCompression::kNone;
+    } else {
+      return Status::InvalidArgument(config.path() +
+                                     ".compression: format parquet takes snappy, "
+                                     "zstd or none, got '" +
+                                     comp + "'");
+    }
+  } else if (comp == "gzip") {
     c.gzip = true;
   } else if (comp != "none") {
-    return Status::InvalidArgument(config.path() + ".compression: expected none or gzip, got '" +
-                                   comp + "'");
+    return Status::InvalidArgument(config.path() + ".compression: format " + format +
+                                   " takes none or gzip, got '" + comp + "'");
+  }
+  WEIR_ASSIGN_OR_RETURN(Config pq, config.GetMap("parquet"));
+  WEIR_RETURN_IF_ERROR(
+      pq.CheckKeys({"row_group_size", "page_size", "dictionary", "buffer_memory"}));
+  if (!parquet && config.Has("parquet")) {
+    return Status::InvalidArgument(pq.path() + ": only for format parquet");
+  }
+  WEIR_ASSIGN_OR_RETURN(c.row_group_size, pq.GetBytes("row_group_size", 64 << 20));
+  WEIR_ASSIGN_OR_RETURN(c.parquet.page_size, pq.GetBytes("page_size", 1 << 20));
+  WEIR_ASSIGN_OR_RETURN(c.parquet.dictionary, pq.GetBool("dictionary", true));
+  WEIR_ASSIGN_OR_RETURN(c.buffer_memory, pq.GetBytes("buffer_memory", 256 << 20));
+  // Row groups stay far below the writer's 2 GiB per column chunk.
+  if (c.row_group_size < (1 << 20) || c.row_group_size > (int64_t{1} << 30)) {
+    return Status::InvalidArgument(pq.path() + ".row_group_size: must be 1mb..1gb");
+  }
+  if (c.parquet.page_size < (4 << 10) || c.parquet.page_size > c.row_group_size) {
+    return Status::InvalidArgument(pq.path() + ".page_size: must be 4kb..row_group_size");
+  }
+  if (c.buffer_memory < c.row_group_size || c.buffer_memory > (int64_t{16} << 30)) {
+    return Status::InvalidArgument(pq.path() + ".buffer_memory: must be row_group_size..16gb");
   }
   const std::string def_suffix =
-      std::string(c.format == Format::kJson ? ".jsonl" : ".csv") + (c.gzip ? ".gz" : "");
+      parquet ? std::string(".parquet")
+              : std::string(c.format == Format::kJson ? ".jsonl" : ".csv") + (c.gzip ? ".gz" : "");
   WEIR_ASSIGN_OR_RETURN(c.suffix, config.GetString("suffix", def_suffix));
   // Both become part of file names, which must stay plain names (IsPlainFileName).
   if (c.prefix.empty() || c.prefix.find_first_of(std::string("/\0", 2)) != std::string::npos) {
@@ -533,23 +587,26 @@ Result<FileSinkConfig> PlanFileSink(const Config& config, const Schema& input) {
   }
   if (c.commit) {
     if (!tmpl.has_time()) {
-      return Status::InvalidArgument(pc.path() + ".enabled: partition commit needs a time "
-                                                 "placeholder in config.partition, e.g. "
-                                                 "{event_time:%Y-%m-%d}");
+      return Status::InvalidArgument(pc.path() +
+                                     ".enabled: partition commit needs a time "
+                                     "placeholder in config.partition, e.g. "
+                                     "{event_time:%Y-%m-%d}");
     }
     if (tmpl.granularity_ms() == 0) {
       return Status::InvalidArgument(
-          pc.path() + ": partitions coarser than a day (months, years) cannot be committed by "
-                      "watermark; add a finer unit or set enabled: false");
+          pc.path() +
+          ": partitions coarser than a day (months, years) cannot be committed by "
+          "watermark; add a finer unit or set enabled: false");
     }
     if (c.commit_delay_ms < 0) return Status::InvalidArgument(pc.path() + ".delay: must be >= 0");
     if (!IsPlainFileName(c.success_file)) {
       return Status::InvalidArgument(pc.path() + ".success_file: must be a plain file name");
     }
     if (c.commit_empty && !tmpl.time_only()) {
-      return Status::InvalidArgument(pc.path() + ".empty_partitions: only for templates whose "
-                                                 "placeholders are all times (others cannot be "
-                                                 "enumerated)");
+      return Status::InvalidArgument(pc.path() +
+                                     ".empty_partitions: only for templates whose "
+                                     "placeholders are all times (others cannot be "
+                                     "enumerated)");
     }
   }
   WEIR_ASSIGN_OR_RETURN(c.late_dir, config.GetString("late_dir", std::string("_late")));
@@ -559,7 +616,8 @@ Result<FileSinkConfig> PlanFileSink(const Config& config, const Schema& input) {
     if (!IsPlainDirName(*v) || (*v)[0] == '.') {
       return Status::InvalidArgument(config.path() + "." + key +
                                      ": must be a plain directory name inside path (not "
-                                     "starting with '.'), got '" + *v + "'");
+                                     "starting with '.'), got '" +
+                                     *v + "'");
     }
   }
   return c;
@@ -643,16 +701,29 @@ class CommittingFileSink : public Operator {
     if (tmpl_.empty()) {
       // One directory: every row goes to the same file.
       WEIR_ASSIGN_OR_RETURN(Writer * w, GetWriter(std::string(), Kind::kData, 0, now));
-      for (size_t i = 0; i < batch.size(); ++i) AppendRow(w, batch[i]);
-      w->rows += static_cast<int64_t>(batch.size());
-      rows_written_ += static_cast<int64_t>(batch.size());
-      return AfterAppend(w, now);
+      unwritable_.clear();
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (!Writable(batch[i])) {
+          unwritable_.push_back(i);
+          continue;
+        }
+        AppendRow(w, batch[i]);
+      }
+      const int64_t n = static_cast<int64_t>(batch.size() - unwritable_.size());
+      w->rows += n;
+      rows_written_ += n;
+      WEIR_RETURN_IF_ERROR(AfterAppend(w, now));
+      for (size_t i : unwritable_) {
+        Writable(batch[i]);  // the reason again
+        WEIR_RETURN_IF_ERROR(WriteDirty(batch[i], reason_, now));
+      }
+      return Status::Ok();
     }
     const int64_t late_wm = std::max(current_wm_, late_floor_);
     for (size_t i = 0; i < batch.size(); ++i) {
       const Row& row = batch[i];
       int64_t start = 0;
-      if (!tmpl_.Render(row, &scratch_dir_, &start, &reason_)) {
+      if (!tmpl_.Render(row, &scratch_dir_, &start, &reason_) || !Writable(row)) {
         WEIR_RETURN_IF_ERROR(WriteDirty(row, reason_, now));
         continue;
       }
@@ -834,8 +905,8 @@ class CommittingFileSink : public Operator {
     if (!st.ok()) {
       // Retried with the next completion (the partitions stay open); the next snapshot is
       // declined so the failure is seen.
-      Log()->error("{} committing_file: partition commit at checkpoint {} failed: {}",
-                   log_prefix_, checkpoint_id, st.ToString());
+      Log()->error("{} committing_file: partition commit at checkpoint {} failed: {}", log_prefix_,
+                   checkpoint_id, st.ToString());
       if (commit_error_.ok()) commit_error_ = st;
     }
   }
@@ -873,6 +944,11 @@ class CommittingFileSink : public Operator {
     int64_t opened_ms = 0;
     int64_t last_write_ms = 0;
     std::unique_ptr<z_stream> z;  // gzip
+    // format parquet (data and late files): rows are buffered in columns and reach `buf` a row
+    // group at a time; `pq_buffered` is what buffered_pq_ holds of this file's buffered rows.
+    std::unique_ptr<ParquetFileWriter> pq;
+    int64_t pq_buffered = 0;
+    int64_t plain_written = 0;  // plain size of the rows in the row groups written
   };
   static constexpr size_t kFlushBytes = 256 * 1024;
 
@@ -900,9 +976,20 @@ class CommittingFileSink : public Operator {
     }
     writers_.clear();
     last_ = nullptr;
+    buffered_pq_ = 0;
+  }
+
+  // Whether the data files can hold `row` (else reason_ says why and the row is dirty): only
+  // Parquet refuses rows, those with a string that is not UTF-8.
+  bool Writable(const Row& row) {
+    return cfg_.format != Format::kParquet || ParquetRowWritable(schema_, row, &reason_);
   }
 
   void AppendRow(Writer* w, const Row& row) {
+    if (w->pq) {
+      w->pq->Append(row);
+      return;
+    }
     if (cfg_.format == Format::kJson || w->kind == Kind::kDirty) {
       AppendJson(row, schema_, &w->buf);
     } else {
@@ -913,11 +1000,50 @@ class CommittingFileSink : public Operator {
 
   Status AfterAppend(Writer* w, int64_t now) {
     w->last_write_ms = now;
+    if (w->pq) return AfterParquetAppend(w);
     if (w->buf.size() >= kFlushBytes) WEIR_RETURN_IF_ERROR(FlushBuffer(w, false));
     if (cfg_.max_size > 0 && w->bytes + static_cast<int64_t>(w->buf.size()) >= cfg_.max_size) {
       WEIR_RETURN_IF_ERROR(Seal(w));
     }
     return Status::Ok();
+  }
+
+  // Parquet: a row group is written when the file's buffered rows reach row_group_size, or
+  // when all files' buffered rows together reach buffer_memory (then the biggest one's).
+  // Rolling by size counts encoded bytes: the row groups written, plus the buffered rows at
+  // the compression ratio of the file's earlier row groups (1 before the first).
+  Status AfterParquetAppend(Writer* w) {
+    ParquetFileWriter& pq = *w->pq;
+    buffered_pq_ += pq.buffered_bytes() - w->pq_buffered;
+    w->pq_buffered = pq.buffered_bytes();
+    if (pq.buffered_bytes() >= cfg_.row_group_size) WEIR_RETURN_IF_ERROR(FlushRowGroup(w));
+    if (cfg_.max_size > 0) {
+      const double ratio = w->plain_written > 0 ? static_cast<double>(pq.written_bytes()) /
+                                                      static_cast<double>(w->plain_written)
+                                                : 1.0;
+      const double size = static_cast<double>(pq.written_bytes()) +
+                          ratio * static_cast<double>(pq.buffered_bytes());
+      if (size >= static_cast<double>(cfg_.max_size)) return Seal(w);
+    }
+    while (buffered_pq_ >= cfg_.buffer_memory) {
+      Writer* biggest = w;
+      for (auto& [dir, o] : writers_) {
+        if (o->pq_buffered > biggest->pq_buffered) biggest = o.get();
+      }
+      if (biggest->pq_buffered == 0) break;
+      WEIR_RETURN_IF_ERROR(FlushRowGroup(biggest));
+    }
+    return Status::Ok();
+  }
+
+  // Encodes a Parquet file's buffered rows as a row group and writes it.
+  Status FlushRowGroup(Writer* w) {
+    w->plain_written += w->pq->buffered_bytes();
+    buffered_pq_ -= w->pq_buffered;
+    w->pq_buffered = 0;
+    Status st = w->pq->FlushRowGroup(&w->buf);
+    if (!st.ok()) return Fail(st);
+    return FlushBuffer(w, false);
   }
 
   Status WriteDirty(const Row& row, const std::string& reason, int64_t now) {
@@ -941,8 +1067,8 @@ class CommittingFileSink : public Operator {
     if (dirty_logged_ < 5 || now - last_dirty_log_ms_ >= 10000) {
       ++dirty_logged_;
       last_dirty_log_ms_ = now;
-      Log()->warn("{} committing_file: dirty row ({} so far) to {}/: {}", log_prefix_,
-                  dirty_rows_, cfg_.dirty_dir, reason);
+      Log()->warn("{} committing_file: dirty row ({} so far) to {}/: {}", log_prefix_, dirty_rows_,
+                  cfg_.dirty_dir, reason);
     }
     return AfterAppend(w, now);
   }
@@ -981,6 +1107,15 @@ class CommittingFileSink : public Operator {
         return Fail(Status::Internal("zlib: deflateInit2 failed"));
       }
     }
+    if (cfg_.format == Format::kParquet && kind != Kind::kDirty) {
+      if (spare_pq_.empty()) {
+        w->pq = std::make_unique<ParquetFileWriter>(schema_, cfg_.parquet);
+      } else {
+        w->pq = std::move(spare_pq_.back());
+        spare_pq_.pop_back();
+        w->pq->Reset();
+      }
+    }
     if (cfg_.format == Format::kCsv && cfg_.csv_header && kind != Kind::kDirty) {
       for (size_t i = 0; i < schema_.size(); ++i) {
         if (i > 0) w->buf.push_back(cfg_.csv_delimiter);
@@ -999,7 +1134,8 @@ class CommittingFileSink : public Operator {
       const ssize_t k = ::write(w->fd, data, n);
       if (k < 0) {
         if (errno == EINTR) continue;
-        return Fail(Status::IoError("write to " + InProgressPath(*w) + " failed: " + strerror(errno)));
+        return Fail(
+            Status::IoError("write to " + InProgressPath(*w) + " failed: " + strerror(errno)));
       }
       data += k;
       n -= static_cast<size_t>(k);
@@ -1036,6 +1172,7 @@ class CommittingFileSink : public Operator {
     const std::string from = InProgressPath(*w);
     auto node = writers_.extract(w->dir);
     std::unique_ptr<Writer> owned = std::move(node.mapped());
+    buffered_pq_ -= owned->pq_buffered;
     if (owned->rows == 0) {
       if (owned->z) deflateEnd(owned->z.get());
       ::close(owned->fd);
@@ -1043,7 +1180,17 @@ class CommittingFileSink : public Operator {
       fs::remove(from, ec);
       return Status::Ok();
     }
-    Status st = FlushBuffer(owned.get(), true);
+    // Parquet: the last row group and the footer.
+    Status st = owned->pq ? owned->pq->Finish(&owned->buf) : Status::Ok();
+    if (!st.ok()) {
+      ::close(owned->fd);
+      return Fail(st);
+    }
+    st = FlushBuffer(owned.get(), true);
+    // Its buffers serve the next file (a few kept: their memory is bounded by row_group_size).
+    if (owned->pq && spare_pq_.size() < kSpareParquetWriters) {
+      spare_pq_.push_back(std::move(owned->pq));
+    }
     if (owned->z) deflateEnd(owned->z.get());
     owned->z.reset();
     if (!st.ok()) {
@@ -1341,7 +1488,6 @@ class CommittingFileSink : public Operator {
     return Status::Ok();
   }
 
-
   Schema schema_;
   const FileSinkConfig cfg_;
   const std::string dir_;
@@ -1364,17 +1510,17 @@ class CommittingFileSink : public Operator {
   std::string zbuf_;
 
   // Event time and partition commit.
-  int64_t current_wm_ = kMinWatermark;    // input watermark
-  int64_t late_floor_ = kMinWatermark;    // restored: rows at or before it stay late
-  int64_t committed_wm_ = kMinWatermark;  // covered by committed files
+  int64_t current_wm_ = kMinWatermark;              // input watermark
+  int64_t late_floor_ = kMinWatermark;              // restored: rows at or before it stay late
+  int64_t committed_wm_ = kMinWatermark;            // covered by committed files
   std::map<int64_t, int64_t> wm_at_barrier_;        // checkpoint -> input watermark
   std::map<std::string, int64_t> open_partitions_;  // written, not yet marked: dir -> end
   int64_t committed_files_ = 0, committed_bytes_ = 0, partitions_committed_ = 0;  // metrics
-  bool empty_started_ = false;                      // empty_partitions (subtask 0):
-  int64_t next_empty_start_ = 0;                    //   the next one to mark
-  int64_t empty_deferred_ = 0;                      //   commits that hit the limit
-  int64_t min_start_seen_ = kMaxWatermark;          // earliest partition written on time
-  int64_t last_completed_ = 0;                      // the newest completed checkpoint
+  bool empty_started_ = false;              // empty_partitions (subtask 0):
+  int64_t next_empty_start_ = 0;            //   the next one to mark
+  int64_t empty_deferred_ = 0;              //   commits that hit the limit
+  int64_t min_start_seen_ = kMaxWatermark;  // earliest partition written on time
+  int64_t last_completed_ = 0;              // the newest completed checkpoint
 
   int64_t rows_written_ = 0, late_rows_ = 0, dirty_rows_ = 0;
   // Reconciliation: what the counters already hold of the three above.
@@ -1388,9 +1534,13 @@ class CommittingFileSink : public Operator {
   int64_t dirty_logged_ = 0, last_dirty_log_ms_ = 0;
   int64_t last_roll_check_ms_ = 0, last_report_ms_ = 0;
 
-  Status io_error_;      // sticky: a data file could not be written
-  Status lost_;          // sticky: a pending file vanished
-  Status commit_error_;  // the last failed commit, reported by the next snapshot
+  int64_t buffered_pq_ = 0;  // plain bytes buffered by all open Parquet files
+  static constexpr size_t kSpareParquetWriters = 2;
+  std::vector<std::unique_ptr<ParquetFileWriter>> spare_pq_;  // finished, for the next files
+  std::vector<size_t> unwritable_;  // Process: rows of the batch Parquet cannot hold
+  Status io_error_;                 // sticky: a data file could not be written
+  Status lost_;                     // sticky: a pending file vanished
+  Status commit_error_;             // the last failed commit, reported by the next snapshot
 };
 
 class CommittingFileSinkFactory : public OperatorFactory {
@@ -1405,8 +1555,9 @@ class CommittingFileSinkFactory : public OperatorFactory {
   Result<std::unique_ptr<Operator>> Create(const Config& config,
                                            const Schema& input) const override {
     WEIR_ASSIGN_OR_RETURN(FileSinkConfig c, PlanFileSink(config, input));
-    WEIR_ASSIGN_OR_RETURN(PartitionTemplate t,
-                          PartitionTemplate::Parse(c.partition, input, config.path() + ".partition"));
+    WEIR_ASSIGN_OR_RETURN(
+        PartitionTemplate t,
+        PartitionTemplate::Parse(c.partition, input, config.path() + ".partition"));
     return std::unique_ptr<Operator>(
         std::make_unique<CommittingFileSink>(input, std::move(c), std::move(t)));
   }

@@ -1,3 +1,4 @@
+#include <array>
 #include <charconv>
 #include <cmath>
 
@@ -7,27 +8,38 @@
 namespace weir {
 namespace {
 
+// What follows the backslash for each byte that JSON needs escaped ('u': \u00XX), 0 for the
+// rest.
+constexpr auto kEscape = [] {
+  std::array<char, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = 'u';
+  t['"'] = '"';
+  t['\\'] = '\\';
+  t['\n'] = 'n';
+  t['\r'] = 'r';
+  t['\t'] = 't';
+  return t;
+}();
+
 // Appends `s` as a JSON string. Runs of plain characters are appended in one go: the common
-// case (no quote, backslash or control character) costs one scan and one copy.
+// case (no quote, backslash or control character) costs one table scan and one copy; each
+// escape is one more append.
 void AppendEscaped(std::string_view s, std::string* out) {
   static const char* kHex = "0123456789abcdef";
   out->push_back('"');
   size_t run = 0;
   for (size_t i = 0; i < s.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    const char e = kEscape[static_cast<unsigned char>(s[i])];
+    if (e == 0) continue;
     out->append(s.data() + run, i - run);
     run = i + 1;
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      default:
-        out->append("\\u00");
-        out->push_back(kHex[c >> 4]);
-        out->push_back(kHex[c & 15]);
+    if (e != 'u') {
+      const char esc[2] = {'\\', e};
+      out->append(esc, 2);
+    } else {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+      out->append(esc, 6);
     }
   }
   out->append(s.data() + run, s.size() - run);

@@ -40,33 +40,6 @@ void AppendPercent(unsigned char c, std::string* out) {
   out->append(buf, 3);
 }
 
-// The length of the valid UTF-8 sequence at s[i] (RFC 3629: no overlong forms, surrogates or
-// code points past U+10FFFF), 0 if there is none.
-size_t Utf8Length(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const unsigned char c = b(0);
-  size_t n;
-  unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size() || b(1) < lo || b(1) > hi) return 0;
-  for (size_t k = 2; k < n; ++k) {
-    if (b(k) < 0x80 || b(k) > 0xBF) return 0;
-  }
-  return n;
-}
-
 }  // namespace
 
 void AppendEscapedPartitionValue(std::string_view value, bool segment_start, std::string* out) {
@@ -98,7 +71,7 @@ void AppendEscapedPartitionValue(std::string_view value, bool segment_start, std
       ++i;
       continue;
     }
-    const size_t n = Utf8Length(value, i);
+    const size_t n = Utf8SequenceLength(value, i);
     if (n == 0) {
       AppendPercent(c, out);  // not UTF-8: escaped byte by byte, never lost or mangled
       ++i;
@@ -113,7 +86,8 @@ bool PartitionComplete(int64_t end, int64_t delay_ms, int64_t watermark) {
   return static_cast<__int128>(end) - 1 + delay_ms <= watermark;
 }
 
-bool LastCompleteStart(int64_t watermark, int64_t delay_ms, int64_t granularity_ms, int64_t* start) {
+bool LastCompleteStart(int64_t watermark, int64_t delay_ms, int64_t granularity_ms,
+                       int64_t* start) {
   // start + g - 1 + delay <= watermark, start a multiple of g; 128 bits hold every step.
   const __int128 g = granularity_ms;
   __int128 bound = static_cast<__int128>(watermark) + 1 - delay_ms - g;
@@ -130,8 +104,10 @@ Result<PartitionTemplate> PartitionTemplate::Parse(std::string_view text, const 
   PartitionTemplate t;
   if (text.empty()) return t;
   if (text.front() == '/' || text.back() == '/') {
-    return Status::InvalidArgument(where + ": must be a relative path without a leading or "
-                                           "trailing '/', got '" + std::string(text) + "'");
+    return Status::InvalidArgument(where +
+                                   ": must be a relative path without a leading or "
+                                   "trailing '/', got '" +
+                                   std::string(text) + "'");
   }
   size_t i = 0;
   std::string literal;
@@ -227,7 +203,8 @@ Result<PartitionTemplate> PartitionTemplate::Parse(std::string_view text, const 
   t.granularity_ms_ = finest < 0 ? 0 : finest;
   if (t.time_field_ < 0) t.time_only_ = false;
   for (const Part& p : t.parts_) {
-    t.types_.push_back(p.field >= 0 ? schema.field(static_cast<size_t>(p.field)).type : Type::kNull);
+    t.types_.push_back(p.field >= 0 ? schema.field(static_cast<size_t>(p.field)).type
+                                    : Type::kNull);
   }
   t.cache_.resize(t.parts_.size());
   t.spans_.resize(t.parts_.size());
@@ -325,7 +302,8 @@ bool PartitionTemplate::Render(const Row& row, std::string* dir, int64_t* start_
         case Type::kBool:
           dir->append(v.b ? "true" : "false");
           break;
-        default: break;
+        default:
+          break;
       }
     }
     spans_[k] = {before, dir->size()};

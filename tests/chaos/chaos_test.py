@@ -6,6 +6,7 @@ and the keyed running counts must be exactly what the ids imply.
 
   tests/chaos/chaos_test.py [--kills N] [--mode tm|jm|both] [--records N] [--seed S]
   tests/chaos/chaos_test.py --long [--records N] [--rate R] [--seed S]
+  ... --format parquet: both sinks write Parquet (the checks read it with DuckDB)
 
 Without arguments (and under ctest chaos.fast) it runs the fast mode: a few kills of each kind.
 --long (ctest chaos.long, label slow) runs 100 task manager kills and 10 job manager kills,
@@ -49,6 +50,7 @@ vertices:
     config:
       path: {dir}/out/ids
       partition: "dt={{ts:%Y-%m-%d}}/hour={{ts:%H}}"
+      format: {format}
   - id: agg
     type: keyed_aggregate
     parallelism: 2
@@ -58,7 +60,7 @@ vertices:
   - id: counts
     type: committing_file
     parallelism: 2
-    config: {{path: {dir}/out/counts}}
+    config: {{path: {dir}/out/counts, format: {format}}}
 edges:
   - {{from: gen, to: ids, partition: rebalance}}
   - {{from: gen, to: agg, partition: hash, key: [k]}}
@@ -116,7 +118,7 @@ def check_exactly_once(base_dir, records):
         assert final_sum == sum(expected_ids), f"key {k}: sum {final_sum} != {sum(expected_ids)}"
 
 
-def run(kills, mode, records, seed, rate, schedule=None, secure=False):
+def run(kills, mode, records, seed, rate, schedule=None, secure=False, fmt="json"):
     """`schedule` (long mode): the kinds of the kills in order ("tm"/"jm"), instead of `kills`
     and `mode`; the job's recovery is then also timed between kills, and the markers are
     checked every 10th kill (they are checked at every kill otherwise)."""
@@ -140,7 +142,7 @@ def run(kills, mode, records, seed, rate, schedule=None, secure=False):
         raise
     ok = False
     try:
-        text = JOB.format(dir=cluster.dir, records=records, rate=rate, keys=KEYS)
+        text = JOB.format(dir=cluster.dir, records=records, rate=rate, keys=KEYS, format=fmt)
         job_id = cluster.cli("run", cluster.write_job("chaos.yaml", text), check=True).stdout.strip()
         wait_for(lambda: cluster.job(job_id)["state"] == "RUNNING", 20, "the job to run")
         log = []
@@ -247,6 +249,8 @@ def main():
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--secure", action="store_true",
                     help="a secure cluster: mutual TLS, bearer token (docs/security.md)")
+    ap.add_argument("--format", choices=["json", "parquet"], default="json",
+                    help="the sinks' output format (parquet: read back with DuckDB)")
     a = ap.parse_args()
     print(f"seed {a.seed}")
     if a.long:
@@ -254,15 +258,16 @@ def main():
             ap.error("--long takes --tm-kills/--jm-kills, not --kills/--mode")
         schedule = ["tm"] * a.tm_kills + ["jm"] * a.jm_kills
         random.Random(a.seed).shuffle(schedule)
-        run(0, None, a.records or 400000, a.seed, a.rate or 4000, schedule=schedule, secure=a.secure)
+        run(0, None, a.records or 400000, a.seed, a.rate or 4000, schedule=schedule, secure=a.secure,
+            fmt=a.format)
         return
     a.records = a.records or 60000
     a.rate = a.rate or 20000
     if a.mode is None and a.kills == 0:
-        run(3, "tm", a.records, a.seed, a.rate, secure=a.secure)
-        run(2, "jm", a.records, a.seed + 1, a.rate, secure=a.secure)
+        run(3, "tm", a.records, a.seed, a.rate, secure=a.secure, fmt=a.format)
+        run(2, "jm", a.records, a.seed + 1, a.rate, secure=a.secure, fmt=a.format)
     else:
-        run(a.kills or 3, a.mode or "both", a.records, a.seed, a.rate, secure=a.secure)
+        run(a.kills or 3, a.mode or "both", a.records, a.seed, a.rate, secure=a.secure, fmt=a.format)
 
 
 if __name__ == "__main__":

@@ -251,17 +251,50 @@ def marked_partitions(path, marker="_SUCCESS"):
     return marked
 
 
+PARQUET_READER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parquet",
+                              "read_parquet.mjs")
+
+
+def duckdb(sql):
+    """DuckDB's rows for `sql` (tests/parquet/read_parquet.mjs, an independent Parquet reader,
+    pinned by its package-lock.json; deploy/test.sh installs it), as dicts."""
+    if not os.path.isdir(os.path.join(os.path.dirname(PARQUET_READER), "node_modules", "@duckdb")):
+        raise AssertionError("DuckDB is not installed: npm ci --prefix tests/parquet")
+    p = subprocess.run(["node", PARQUET_READER, "-"], input=sql, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise AssertionError(f"DuckDB failed: {p.stderr.strip()}")
+    return [json.loads(line) for line in p.stdout.splitlines()]
+
+
+def parquet_rows(files):
+    """{file: [rows]} of Parquet files, read by DuckDB in one query."""
+    if not files:
+        return {}
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    out = {f: [] for f in files}
+    for r in duckdb(f"SELECT * FROM read_parquet([{listed}], filename = true)"):
+        out[r.pop("filename")].append(r)
+    return out
+
+
 def rows_by_partition(path):
-    """{relative partition dir: [rows]} for committed files below `path`."""
+    """{relative partition dir: [rows]} for committed files below `path`: JSON lines, or Parquet
+    (*.parquet, read by DuckDB)."""
     out = {}
+    parquet = {}
     for root, dirs, files in os.walk(path):
         dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
         for name in files:
             if name.startswith((".", "_")):
                 continue
+            part = os.path.relpath(root, path)
+            if name.endswith(".parquet"):
+                parquet[os.path.join(root, name)] = part
+                continue
             with open(os.path.join(root, name)) as fh:
-                out.setdefault(os.path.relpath(root, path), []).extend(
-                    json.loads(line) for line in fh if line.strip())
+                out.setdefault(part, []).extend(json.loads(line) for line in fh if line.strip())
+    for f, rows in parquet_rows(sorted(parquet)).items():
+        out.setdefault(parquet[f], []).extend(rows)
     return out
 
 

@@ -214,7 +214,7 @@ def main():
         cluster = NetnsCluster(net)
         print(f"cluster: job manager {cluster.jm} ({net.ip['jm']}), task managers on "
               + ", ".join(f"{net.name(h)} ({net.ip[h]})" for h in net.hosts[1:]), flush=True)
-        text = JOB.format(dir=cluster.dir, records=records, rate=a.rate, keys=KEYS)
+        text = JOB.format(dir=cluster.dir, records=records, rate=a.rate, keys=KEYS, format="json")
         job_id = cluster.cli("run", cluster.write_job("chaos.yaml", text), check=True).stdout.strip()
         sc = Scenario(net, cluster, job_id)
         t_start = time.time()

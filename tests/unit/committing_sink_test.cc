@@ -17,6 +17,7 @@
 #include <thread>
 #include <tuple>
 
+#include "duckdb_reader.h"
 #include "weir/builtins.h"
 #include "weir/job_graph.h"
 #include "weir/jobmanager/checkpoint_coordinator.h"
@@ -401,7 +402,8 @@ TEST_F(CommittingSinkTest, OnlyCompletedCheckpointsAreCommitted) {
   // Rows after checkpoint 3 may still sit in the writer's buffer (never needed: a restore
   // replays them); every row before it is on disk.
   for (int64_t id : EmittedAt(job.Acks(3), kTotal, 2)) {
-    EXPECT_TRUE(staged.count(id) || committed.count(id)) << "id " << id << " neither staged nor committed";
+    EXPECT_TRUE(staged.count(id) || committed.count(id))
+        << "id " << id << " neither staged nor committed";
   }
   for (const Pending& p : PendingIn(job.Acks(3), "out")) {
     if (p.checkpoint == 3) {
@@ -748,9 +750,10 @@ class PartitionedSinkTest : public CommittingSinkTest {
     return R"Y(
 vertices:
   - {id: gen, type: datagen, parallelism: )Y" +
-           std::to_string(gen_p) + ", config: {" + gen_extra +
-           ", fields: [{name: ts, expr: \"" + ts_expr + R"Y("}, {name: app, expr: "if(id % 2 = 0, 'a', 'b')"}]},
-     watermarks: {event_time_field: ts, interval: 10ms, max_out_of_orderness: )Y" + bound + R"Y(}}
+           std::to_string(gen_p) + ", config: {" + gen_extra + ", fields: [{name: ts, expr: \"" +
+           ts_expr + R"Y("}, {name: app, expr: "if(id % 2 = 0, 'a', 'b')"}]},
+     watermarks: {event_time_field: ts, interval: 10ms, max_out_of_orderness: )Y" +
+           bound + R"Y(}}
   - {id: out, type: committing_file, parallelism: )Y" +
            std::to_string(sink_p) + ", config: {path: \"" + out_.string() + "\", " + sink_extra +
            R"Y(}}
@@ -809,8 +812,9 @@ edges:
 
 TEST_F(PartitionedSinkTest, PartitionsByEventTimeAndMarksThemOnlyAfterTheWatermark) {
   constexpr int64_t kTotal = 36000;  // ten hours of event time
-  Attempt job(PYaml(2, 2, "total: 36000, hold: true", "partition: \"dt={ts:%Y-%m-%d}/hour={ts:%H}\""),
-              "job1", 0, dir_ / ".state");
+  Attempt job(
+      PYaml(2, 2, "total: 36000, hold: true", "partition: \"dt={ts:%Y-%m-%d}/hour={ts:%H}\""),
+      "job1", 0, dir_ / ".state");
   ASSERT_TRUE(job.AwaitSourceRows(kTotal));
   // Let the last watermark reach the sinks (sources emit every 10 ms).
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -853,10 +857,10 @@ TEST_F(PartitionedSinkTest, LateRowsGoToTheLateDirectoryNeverIntoAPossiblyCommit
   // Every 1000th id carries event time 0 (hour 0). Once the watermark passed hour 0, those
   // rows are late.
   constexpr int64_t kTotal = 10000;
-  Attempt job(PYaml(1, 1, "total: 10000, rows_per_second: 5000",
-                    "partition: \"dt={ts:%Y-%m-%d}/hour={ts:%H}\"",
-                    "if(id % 1000 = 999, 0, id * 1000)"),
-              "job1", 0, dir_ / ".state");
+  Attempt job(
+      PYaml(1, 1, "total: 10000, rows_per_second: 5000",
+            "partition: \"dt={ts:%Y-%m-%d}/hour={ts:%H}\"", "if(id % 1000 = 999, 0, id * 1000)"),
+      "job1", 0, dir_ / ".state");
   for (auto s : job.Join()) EXPECT_EQ(s, TaskState::kFinished);
   const auto data = DataFiles(out_);
   const auto late = DataFiles(out_ / "_late");
@@ -883,7 +887,8 @@ TEST_F(PartitionedSinkTest, RowsWithBadPartitionValuesGoToDirtyOutputWithTheReas
   const std::string yaml = R"Y(
 vertices:
   - {id: gen, type: datagen, config: {total: 1000, fields: [{name: app, expr: "if(id % 10 = 0, null, if(id % 10 = 1, 'x/y', 'ok'))"}]}}
-  - {id: out, type: committing_file, config: {path: ")Y" + out_.string() + R"Y(", partition: "app={app}"}}
+  - {id: out, type: committing_file, config: {path: ")Y" +
+                           out_.string() + R"Y(", partition: "app={app}"}}
 edges:
   - {from: gen, to: out}
 )Y";
@@ -911,10 +916,13 @@ edges:
 }
 
 TEST_F(PartitionedSinkTest, CsvGzipWithHeaderAndSizeRollingKeepEveryRowOnce) {
-  const std::string yaml = R"Y(
+  const std::string yaml =
+      R"Y(
 vertices:
   - {id: gen, type: datagen, config: {total: 50000, fields: [{name: s, expr: "concat('v,', id % 7)"}]}}
-  - {id: out, type: committing_file, config: {path: ")Y" + out_.string() + R"Y(", format: csv, csv: {header: true}, compression: gzip, rolling: {max_size: 20kb}}}
+  - {id: out, type: committing_file, config: {path: ")Y" +
+      out_.string() +
+      R"Y(", format: csv, csv: {header: true}, compression: gzip, rolling: {max_size: 20kb}}}
 edges:
   - {from: gen, to: out}
 )Y";
@@ -953,7 +961,8 @@ TEST_F(PartitionedSinkTest, ThousandPartitionsWithFewOpenFiles) {
   const std::string yaml = R"Y(
 vertices:
   - {id: gen, type: datagen, config: {total: 5000, fields: [{name: k, expr: "id % 1000"}]}}
-  - {id: out, type: committing_file, config: {path: ")Y" + out_.string() + R"Y(", partition: "k={k}", max_open_files: 50}}
+  - {id: out, type: committing_file, config: {path: ")Y" +
+                           out_.string() + R"Y(", partition: "k={k}", max_open_files: 50}}
 edges:
   - {from: gen, to: out}
 )Y";
@@ -977,8 +986,8 @@ TEST_F(PartitionedSinkTest, RestoreCommitsPartitionedFilesAndMarksLater) {
   std::vector<proto::AcknowledgeCheckpointRequest> acks1;
   int max_parallelism = 0;
   {
-    Attempt first(PYaml(2, 2, "total: 36000, hold: true, rows_per_second: 72000", sink), "job1",
-                  0, dir_ / ".state");
+    Attempt first(PYaml(2, 2, "total: 36000, hold: true, rows_per_second: 72000", sink), "job1", 0,
+                  dir_ / ".state");
     max_parallelism = first.plan().spec.max_parallelism;
     ASSERT_TRUE(first.AwaitSourceRows(kTotal / 2));
     ASSERT_TRUE(first.Checkpoint(1));
@@ -1413,6 +1422,137 @@ TEST_F(SinkValuesTest, ValuesWithSeparatorsAndInvalidUtf8LandEscapedExactlyOnce)
   ExpectEachOnce(seen, 21);
 }
 
+// format: parquet. Files per partition and checkpoint, read back by DuckDB (an independent
+// reader) with every row exactly once; rows with a string that is not UTF-8 go to dirty with
+// the field named; a checkpoint without rows writes no file.
+TEST_F(SinkValuesTest, ParquetFilesReadBackInDuckDbAndInvalidUtf8GoesToDirty) {
+  schema_.Add("id", Type::kInt64);
+  schema_.Add("app", Type::kString);
+  schema_.Add("note", Type::kString);
+  schema_.Add("ts", Type::kTimestamp);
+  schema_.Add("v", Type::kDouble);
+  auto sink = Sink("format: parquet, partition: \"app={app}\"");
+  DiscardOutput out;
+  int64_t id = 0, dirty = 0, web = 0;
+  for (int64_t cp = 1; cp <= 3; ++cp) {
+    RowBatch batch;
+    for (int i = 0; i < 5000; ++i, ++id) {
+      Row& row = batch.Append(5);
+      row[0].SetInt64(id);
+      row[1].SetString(id % 3 == 0 ? "web" : "ios");
+      const bool bad = id % 500 == 7;
+      dirty += bad;
+      web += !bad && id % 3 == 0;
+      if (bad) {
+        row[2].SetString("caf\xC3");  // cut in the middle of a character
+      } else if (id % 4 == 0) {
+        row[2].SetNull();
+      } else {
+        row[2].SetString("naïve ☕ " + std::to_string(id));
+      }
+      row[3].SetTimestamp(1700000000000 + id);
+      row[4].SetDouble(id * 0.5);
+    }
+    ASSERT_TRUE(sink->Process(batch, out).ok());
+    OperatorSnapshot snap = Checkpoint(*sink, cp);
+    EXPECT_EQ(snap.counts["committed"] + snap.counts["dirty"], id);
+    EXPECT_EQ(snap.counts["dirty"], dirty);
+  }
+  // A checkpoint with no rows: no new file.
+  Checkpoint(*sink, 4);
+  ASSERT_TRUE(sink->Close().ok());
+  EXPECT_TRUE(Names(staging_).empty()) << "every file committed";
+  size_t files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(out_)) {
+    if (!e.is_regular_file() || e.path().parent_path().filename() == "_dirty") continue;
+    EXPECT_EQ(e.path().extension(), ".parquet") << e.path();
+    ++files;
+  }
+  EXPECT_EQ(files, 6u) << "one file per partition and checkpoint with rows";
+  const std::string glob = out_.string() + "/app=*/*.parquet";
+  char want[256];
+  std::snprintf(want, sizeof want,
+                R"({"n":%lld,"ids":%lld,"web":%lld,"nulls":%lld,"t0":1700000000000,"vs":"%.1f"})",
+                static_cast<long long>(id - dirty), static_cast<long long>(id - dirty),
+                static_cast<long long>(web), static_cast<long long>((id + 3) / 4), [&] {
+                  double v = 0;
+                  for (int64_t k = 0; k < id; ++k) v += (k % 500 == 7) ? 0 : k * 0.5;
+                  return v;
+                }());
+  EXPECT_EQ(testing::DuckDb("SELECT count(*) AS n, count(DISTINCT id) AS ids, count(*) FILTER "
+                            "(WHERE app = 'web') AS web, count(*) - count(note) AS nulls, "
+                            "epoch_ms(min(ts)) AS t0, printf('%.1f', sum(v)) AS vs FROM "
+                            "read_parquet('" +
+                            glob + "', hive_partitioning = true)"),
+            std::vector<std::string>{want});
+  EXPECT_EQ(testing::DuckDb("SELECT note FROM read_parquet('" + glob + "') WHERE id = 9"),
+            std::vector<std::string>{R"({"note":"naïve ☕ 9"})"});
+  const auto lines = Lines(out_ / "_dirty");
+  ASSERT_EQ(lines.at(".").size(), static_cast<size_t>(dirty));
+  for (const std::string& l : lines.at(".")) {
+    EXPECT_NE(l.find("\"reason\":\"field 'note' is not valid UTF-8 (byte 0xC3 at offset 3), "
+                     "which a Parquet string must be\""),
+              std::string::npos)
+        << l;
+  }
+}
+
+// Rolling by size counts encoded bytes: with max_size, files close near it (row groups are
+// written when the buffer fills up), each a valid file, every row once.
+TEST_F(SinkValuesTest, ParquetRollsBySizeIntoValidFiles) {
+  schema_.Add("id", Type::kInt64);
+  schema_.Add("payload", Type::kString);
+  auto sink = Sink(
+      "format: parquet, compression: none, rolling: {max_size: 2mb}, "
+      "parquet: {row_group_size: 1mb, page_size: 64kb, dictionary: false}");
+  DiscardOutput out;
+  int64_t id = 0;
+  for (int b = 0; b < 100; ++b) {
+    RowBatch batch;
+    for (int i = 0; i < 1000; ++i, ++id) {
+      Row& row = batch.Append(2);
+      row[0].SetInt64(id);
+      row[1].SetString(std::string(100, static_cast<char>('a' + id % 26)));
+    }
+    ASSERT_TRUE(sink->Process(batch, out).ok());
+  }
+  Checkpoint(*sink, 1);
+  ASSERT_TRUE(sink->Close().ok());
+  std::vector<uintmax_t> sizes;
+  for (const auto& e : fs::directory_iterator(out_)) {
+    if (e.is_regular_file()) sizes.push_back(e.file_size());
+  }
+  // 100,000 rows of ~112 plain bytes: about 11 MB, so at least five files of at most 2 MB (plus
+  // the last batch's rows and the footer).
+  EXPECT_GE(sizes.size(), 5u);
+  for (uintmax_t s : sizes) EXPECT_LT(s, 2u * 1024 * 1024 + 200 * 1024) << s;
+  EXPECT_EQ(testing::DuckDb("SELECT count(*) AS n, count(DISTINCT id) AS d FROM read_parquet('" +
+                            out_.string() + "/*.parquet')"),
+            std::vector<std::string>{R"({"n":100000,"d":100000})"});
+}
+
+TEST_F(SinkValuesTest, ParquetConfigErrorsNameTheKey) {
+  schema_.Add("id", Type::kInt64);
+  auto check = [&](const std::string& extra) {
+    auto config = Config::Parse("{path: \"" + out_.string() + "\", " + extra + "}", "config");
+    EXPECT_TRUE(config.ok());
+    return BuiltinOperators().Find("committing_file")->Validate(config.value(), schema_).status();
+  };
+  EXPECT_TRUE(check("format: parquet").ok());
+  EXPECT_TRUE(check("format: parquet, compression: zstd, parquet: {row_group_size: 8mb}").ok());
+  EXPECT_EQ(check("format: parquet, compression: gzip").ToString(),
+            "INVALID_ARGUMENT: config.compression: format parquet takes snappy, zstd or none, "
+            "got 'gzip'");
+  EXPECT_EQ(check("format: json, compression: snappy").ToString(),
+            "INVALID_ARGUMENT: config.compression: format json takes none or gzip, got 'snappy'");
+  EXPECT_EQ(check("format: json, parquet: {dictionary: false}").ToString(),
+            "INVALID_ARGUMENT: config.parquet: only for format parquet");
+  EXPECT_NE(check("format: parquet, parquet: {row_groups: 1}").ToString().find("row_groups"),
+            std::string::npos);
+  EXPECT_EQ(check("format: parquet, parquet: {row_group_size: 10kb}").ToString(),
+            "INVALID_ARGUMENT: config.parquet.row_group_size: must be 1mb..1gb");
+}
+
 // A row from year 1 that is on time (the first row, no watermark yet) makes the earliest
 // partition written year 1: the empty partitions back-fill at most the limit, and each commit
 // marks at most the limit.
@@ -1531,7 +1671,8 @@ TEST(PartitionedSinkConfigTest, ErrorsNameTheField) {
     const std::string yaml = R"Y(
 vertices:
   - {id: gen, type: datagen, config: {total: 1, fields: [{name: ts, expr: "id"}, {name: m, expr: "id"}]}}
-  - {id: out, type: committing_file, config: )Y" + config + R"Y(}
+  - {id: out, type: committing_file, config: )Y" +
+                             config + R"Y(}
 edges: [{from: gen, to: out}]
 )Y";
     auto spec = ParseJobFile(yaml);
@@ -1541,14 +1682,16 @@ edges: [{from: gen, to: out}]
     EXPECT_NE(plan.status().message().find(want), std::string::npos)
         << config << ": " << plan.status().message();
   };
-  check("{path: /tmp/x, format: parquet}", "vertex 'out': config.format: expected json or csv");
-  check("{path: /tmp/x, compression: zstd}", "config.compression: expected none or gzip");
+  check("{path: /tmp/x, format: orc}",
+        "vertex 'out': config.format: expected json, csv or parquet, got 'orc'");
+  check("{path: /tmp/x, compression: zstd}", "config.compression: format json takes none or gzip");
   check("{path: /tmp/x, csv: {delimiter: ab}}", "config.csv.delimiter");
   check("{path: /tmp/x, partition: \"m={m:%Y}\"}", "coarser than a day");
   check("{path: /tmp/x, partition: \"m={m}\", partition_commit: {enabled: true}}",
         "needs a time placeholder");
-  check("{path: /tmp/x, partition: \"h={ts:%H}/m={m}\", partition_commit: {empty_partitions: true}}",
-        "empty_partitions: only for templates");
+  check(
+      "{path: /tmp/x, partition: \"h={ts:%H}/m={m}\", partition_commit: {empty_partitions: true}}",
+      "empty_partitions: only for templates");
   check("{path: /tmp/x, late_dir: ../x}", "config.late_dir");
   check("{path: /tmp/x, rolling: {max_sise: 1}}", "max_sise");
   check("{path: /tmp/x, max_open_files: 0}", "config.max_open_files");
@@ -1579,14 +1722,20 @@ Status OpenWithRestoredList(const Config& cfg, const Schema& schema, const std::
 }
 
 TEST(CorruptRestoredStateTest, SinkPartitionAndEventTimeEntriesAreRefusedByName) {
-  const fs::path dir = fs::temp_directory_path() / ("weir-corrupt-state-" + std::to_string(getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("weir-corrupt-state-" + std::to_string(getpid()));
   fs::remove_all(dir);
   Schema schema;
   schema.Add("ts", Type::kTimestamp);
   auto cfg = Config::Parse("{path: \"" + dir.string() + "\", partition: \"h={ts:%H}\"}", "c");
   ASSERT_TRUE(cfg.ok());
-  for (const auto& [list, entry, want] : std::vector<std::tuple<std::string, std::string, std::string>>{
-           {"partitions", std::string("t1\0../x\0" "5", 9), "corrupt 'partitions' entry"},
+  for (const auto& [list, entry, want] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"partitions",
+            std::string("t1\0../x\0"
+                        "5",
+                        9),
+            "corrupt 'partitions' entry"},
            {"partitions", std::string("t1\0h=01\0five", 12), "corrupt 'partitions' entry"},
            {"event_time", std::string("e1\0soon", 7), "corrupt 'event_time' entry"},
            {"event_time", "e2", "corrupt 'event_time' entry"},
@@ -1705,15 +1854,24 @@ TEST(CorruptRestoredStateTest, RecordCountersRefuseCorruptEntriesAndAddUpGoodOne
   RestoredState restored;
   proto::NamedList l;
   l.set_name("_counts");
-  l.add_entries(std::string("c1\0read\0" "10\0dirty\0" "2", 18));
-  l.add_entries(std::string("c1\0read\0" "5", 9));
+  l.add_entries(
+      std::string("c1\0read\0"
+                  "10\0dirty\0"
+                  "2",
+                  18));
+  l.add_entries(
+      std::string("c1\0read\0"
+                  "5",
+                  9));
   restored.operator_state.push_back(l);
   RecordCounters c;
   ASSERT_TRUE(c.Restore(&restored).ok());
   EXPECT_EQ(c.Get("read"), 15);
   EXPECT_EQ(c.Get("dirty"), 2);
-  for (const std::string& bad : {std::string("c2\0read\0" "1", 9), std::string("c1\0read", 7),
-                                 std::string("c1\0read\0x", 9)}) {
+  for (const std::string& bad : {std::string("c2\0read\0"
+                                             "1",
+                                             9),
+                                 std::string("c1\0read", 7), std::string("c1\0read\0x", 9)}) {
     RestoredState r;
     proto::NamedList b;
     b.set_name("_counts");

@@ -140,4 +140,13 @@ bool DoubleToInt64(double d, int64_t* out);
 // `d` if it is an integer within int64 (7.0, 1e3); false for 7.5, NaN, 1e19.
 bool ExactDoubleToInt64(double d, int64_t* out);
 
+// ---------------------------------------------------------------------------------------------
+// UTF-8 as RFC 3629 defines it: no overlong forms, no surrogates, nothing past U+10FFFF.
+
+// The length (1-4) of the valid UTF-8 sequence that starts at s[i] (i < s.size()), 0 if none.
+size_t Utf8SequenceLength(std::string_view s, size_t i);
+// The offset of the first byte of `s` that is not part of valid UTF-8; s.size() if all is.
+// Runs of ASCII are checked 8 bytes at a time.
+size_t FirstInvalidUtf8(std::string_view s);
+
 }  // namespace weir
