@@ -12,12 +12,14 @@ BUILD="${WEIR_BUILD_DIR:-build}"
 JOBS="${WEIR_JOBS:-$(nproc)}"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$BUILD" -j "$JOBS"
-# Test-only npm packages, pinned by their package-lock.json; npm ci is skipped when that exact
-# tree is already installed, so reruns work offline.
+# Test-only npm packages, pinned by their package-lock.json; skipped when that exact tree is
+# already installed, so reruns work offline. `npm install --no-save` installs the locked
+# versions and never rewrites the lock. Not `npm ci`: npm 11 writes only this platform's
+# optional binaries (DuckDB's) into a lock, then `npm ci` refuses that same lock as out of sync.
 npm_ci() {
   local stamp="$1/node_modules/.weir-installed-lock"
   if ! cmp -s "$1/package-lock.json" "$stamp"; then
-    npm ci --prefix "$1" --no-audit --no-fund
+    npm install --prefix "$1" --no-save --no-audit --no-fund
     cp "$1/package-lock.json" "$stamp"
   fi
 }
