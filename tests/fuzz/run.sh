@@ -47,13 +47,14 @@ for f in "${targets[@]}"; do
   mkdir -p "$kept" "$work" "$findings"
   WEIR_FUZZ_SEEDS="$work" build-fuzz/tests/fuzz/$f >/dev/null 2>&1 || true
   echo "== $f (${limit[*]})"
-  # -timeout: an input that runs 30 s is a wedge, reported as a finding.
+  # -timeout: an input that runs 120 s is a wedge, reported as a finding (generous: on a starved
+  # 2-core machine ASan's own memory release once took 39 s of an input that replays in 0.1 s).
   extra=()
   # frame_fuzz's server keeps state across inputs (released attempts, bounded), so libFuzzer's
   # per-input leak check would scan the heap at most inputs (5x slower); leaks are still
   # checked when the process exits.
   [ "$f" = frame_fuzz ] && extra=(-detect_leaks=0)
-  if ! nice build-fuzz/tests/fuzz/$f "${limit[@]}" "${extra[@]}" -timeout=30 -artifact_prefix="$findings/" \
+  if ! nice build-fuzz/tests/fuzz/$f "${limit[@]}" "${extra[@]}" -timeout=120 -artifact_prefix="$findings/" \
          -print_final_stats=1 "$work" "$kept" 2>&1 | tee "build-fuzz/$name.log" |
        grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)'; then
     :
