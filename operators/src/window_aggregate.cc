@@ -169,35 +169,20 @@ class WindowAggregate : public Operator {
     // Processing-time windows ignore event time (nothing is late for them).
     if (plan_.processing_time) return Status::Ok();
     if (watermark > watermark_) watermark_ = watermark;
-    out_.Clear();
-    WEIR_RETURN_IF_ERROR(timers_->AdvanceWatermark(
-        watermark_,
-        [&](const state::InternalTimerService::Timer& timer) { return Fire(timer, out); }));
-    if (out_.empty()) return Status::Ok();
-    return out.Emit(out_);
+    return FireTimers(/*processing=*/false, watermark_, out);
   }
 
   Status OnProcessingTime(int64_t now_ms, Output& out) override {
     if (!plan_.processing_time) return Status::Ok();
     if (now_ms > processing_time_) processing_time_ = now_ms;
-    out_.Clear();
-    WEIR_RETURN_IF_ERROR(timers_->AdvanceProcessingTime(
-        processing_time_,
-        [&](const state::InternalTimerService::Timer& timer) { return Fire(timer, out); }));
-    if (out_.empty()) return Status::Ok();
-    return out.Emit(out_);
+    return FireTimers(/*processing=*/true, processing_time_, out);
   }
 
   // End of input: every window fires (the task also sends kMaxWatermark first; then this
   // finds nothing left). Processing-time windows fire too, with what they hold.
   Status Finish(Output& out) override {
     if (!plan_.processing_time) return OnWatermark(kMaxWatermark, out);
-    out_.Clear();
-    WEIR_RETURN_IF_ERROR(timers_->AdvanceProcessingTime(
-        std::numeric_limits<int64_t>::max(),
-        [&](const state::InternalTimerService::Timer& timer) { return Fire(timer, out); }));
-    if (out_.empty()) return Status::Ok();
-    return out.Emit(out_);
+    return FireTimers(/*processing=*/true, std::numeric_limits<int64_t>::max(), out);
   }
 
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
@@ -229,6 +214,16 @@ class WindowAggregate : public Operator {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
+  }
+
+  // Fires the event-time (processing-time) timers up to `until` and emits their rows.
+  Status FireTimers(bool processing, int64_t until, Output& out) {
+    out_.Clear();
+    auto fire = [&](const state::InternalTimerService::Timer& timer) { return Fire(timer, out); };
+    WEIR_RETURN_IF_ERROR(processing ? timers_->AdvanceProcessingTime(until, fire)
+                                    : timers_->AdvanceWatermark(until, fire));
+    if (out_.empty()) return Status::Ok();
+    return out.Emit(out_);
   }
 
   void CountLate(const Row& row, int64_t t) {

@@ -504,28 +504,25 @@ TEST_P(WindowAggregateTest, WindowKindConfigErrorsNameTheField) {
     return r.ok() ? std::string() : r.status().message();
   };
   const std::string aggs = ", aggregations: [{fn: count}]}";
-  EXPECT_THAT(err("{key: [k], time_field: ts, session_gap: 0s" + aggs),
-              HasSubstr("config.session_gap: must be positive"));
-  EXPECT_THAT(err("{key: [k], time_field: ts, session_gap: -3s" + aggs),
-              HasSubstr("config.session_gap"));
-  EXPECT_THAT(err("{key: [k], time_field: ts, size: 10s, slide: 0s" + aggs),
-              HasSubstr("config.slide: must be positive"));
-  EXPECT_THAT(err("{key: [k], time_field: ts, size: 10s, slide: 11s" + aggs),
-              HasSubstr("config.slide: 11000 ms is more than size (10000 ms)"));
-  EXPECT_THAT(err("{key: [k], time_field: ts, slide: 1s" + aggs),
-              HasSubstr("config.size: required"));
-  EXPECT_THAT(err("{key: [k], time_field: ts, session_gap: 1s, slide: 1s" + aggs),
-              HasSubstr("config.slide: not with session_gap"));
-  EXPECT_THAT(err("{key: [k], time_field: ts, session_gap: 1s, size: 1s" + aggs),
-              HasSubstr("config.size: not with session_gap"));
-  EXPECT_THAT(err("{key: [k], time: processing, time_field: ts, size: 1s" + aggs),
-              HasSubstr("config.time_field: not with time: processing"));
-  EXPECT_THAT(err("{key: [k], time: processing, size: 1s, allowed_lateness: 1s" + aggs),
-              HasSubstr("config.allowed_lateness: not with time: processing"));
-  EXPECT_THAT(err("{key: [k], time: processing, session_gap: 1s" + aggs),
-              HasSubstr("config.session_gap: not with time: processing"));
-  EXPECT_THAT(err("{key: [k], time: wall, size: 1s" + aggs),
-              HasSubstr("config.time: expected event or processing, got 'wall'"));
+  const std::pair<const char*, const char*> cases[] = {
+      {"{key: [k], time_field: ts, session_gap: 0s", "config.session_gap: must be positive"},
+      {"{key: [k], time_field: ts, session_gap: -3s", "config.session_gap"},
+      {"{key: [k], time_field: ts, size: 10s, slide: 0s", "config.slide: must be positive"},
+      {"{key: [k], time_field: ts, size: 10s, slide: 11s",
+       "config.slide: 11000 ms is more than size (10000 ms)"},
+      {"{key: [k], time_field: ts, slide: 1s", "config.size: required"},
+      {"{key: [k], time_field: ts, session_gap: 1s, slide: 1s",
+       "config.slide: not with session_gap"},
+      {"{key: [k], time_field: ts, session_gap: 1s, size: 1s", "config.size: not with session_gap"},
+      {"{key: [k], time: processing, time_field: ts, size: 1s",
+       "config.time_field: not with time: processing"},
+      {"{key: [k], time: processing, size: 1s, allowed_lateness: 1s",
+       "config.allowed_lateness: not with time: processing"},
+      {"{key: [k], time: processing, session_gap: 1s",
+       "config.session_gap: not with time: processing"},
+      {"{key: [k], time: wall, size: 1s", "config.time: expected event or processing, got 'wall'"},
+  };
+  for (const auto& [yaml, want] : cases) EXPECT_THAT(err(yaml + aggs), HasSubstr(want));
   // Accepted: slide == size (tumbling), processing time without time_field.
   for (const char* ok :
        {"{key: [k], time_field: ts, size: 10s, slide: 10s, aggregations: [{fn: count}]}",
