@@ -410,18 +410,19 @@ TEST_P(WindowAggregateTest, SessionWindowsMergeAcrossBatches) {
   Feed(*op, {Wm(14999)}, out);
   EXPECT_THAT(out.rows, ElementsAre(Out("a", 1000, 15000, 2, 6, 1, 5)));
   out.rows.clear();
-  // Two stored sessions [50000, 60000) and [70000, 80000), then a row that touches both: one
-  // session [50000, 80000) with the accumulators of all three rows; the merged-away windows'
+  // Two stored sessions [50000, 60000) and [70000, 82000), then a row that touches both: one
+  // session [50000, 82000) with the accumulators of all four rows; the merged-away windows'
   // timers are gone (nothing fires at 59999).
-  Feed(*op, {Rec("a", 50000, 3), Rec("a", 70000, 8)}, out);
+  // (The min and max of the merged session come from the window merged into the first.)
+  Feed(*op, {Rec("a", 50000, 3), Rec("a", 70000, 1), Rec("a", 72000, 9)}, out);
   Feed(*op, {Rec("a", 60000, 2)}, out);
   Feed(*op, {Wm(59999)}, out);
   EXPECT_THAT(out.rows, ElementsAre(Out("a", 30000, 40000, 1, 7, 7, 7)));
   out.rows.clear();
-  Feed(*op, {Wm(79998)}, out);
+  Feed(*op, {Wm(81998)}, out);
   EXPECT_TRUE(out.rows.empty());
-  Feed(*op, {Wm(79999)}, out);
-  EXPECT_THAT(out.rows, ElementsAre(Out("a", 50000, 80000, 3, 13, 2, 8)));
+  Feed(*op, {Wm(81999)}, out);
+  EXPECT_THAT(out.rows, ElementsAre(Out("a", 50000, 82000, 4, 15, 1, 9)));
   out.rows.clear();
   // A row before a stored session's start, within the gap: the session starts earlier.
   Feed(*op, {Rec("c", 100000, 1), Rec("c", 95000, 2)}, out);
