@@ -1,20 +1,22 @@
 #include "aggregate_plan.h"
 
-#include "weir/operators.h"
-
 #include <initializer_list>
 #include <string_view>
 
 #include "weir/key_groups.h"
+#include "weir/operators.h"
 
 namespace weir {
 namespace {
 
 bool Less(const Value& a, const Value& b) {
   switch (a.type) {
-    case Type::kDouble: return a.d < b.d;
-    case Type::kString: return a.s < b.s;
-    default: return a.i < b.i;
+    case Type::kDouble:
+      return a.d < b.d;
+    case Type::kString:
+      return a.s < b.s;
+    default:
+      return a.i < b.i;
   }
 }
 
@@ -56,11 +58,16 @@ Result<Aggregations> ParseAggregations(const Config& config, const Schema& input
     WEIR_RETURN_IF_ERROR(a.CheckKeys({"fn", "field", "as"}));
     Agg agg;
     WEIR_ASSIGN_OR_RETURN(std::string fn, a.GetString("fn"));
-    if (fn == "count") agg.fn = AggFn::kCount;
-    else if (fn == "sum") agg.fn = AggFn::kSum;
-    else if (fn == "min") agg.fn = AggFn::kMin;
-    else if (fn == "max") agg.fn = AggFn::kMax;
-    else if (fn == "avg") agg.fn = AggFn::kAvg;
+    if (fn == "count")
+      agg.fn = AggFn::kCount;
+    else if (fn == "sum")
+      agg.fn = AggFn::kSum;
+    else if (fn == "min")
+      agg.fn = AggFn::kMin;
+    else if (fn == "max")
+      agg.fn = AggFn::kMax;
+    else if (fn == "avg")
+      agg.fn = AggFn::kAvg;
     else {
       return Status::InvalidArgument(a.path() + ".fn: unknown aggregate '" + fn +
                                      "' (expected count, sum, min, max, avg)");
@@ -80,9 +87,10 @@ Result<Aggregations> ParseAggregations(const Config& config, const Schema& input
       }
       if ((agg.fn == AggFn::kMin || agg.fn == AggFn::kMax) && !numeric &&
           agg.in_type != Type::kTimestamp && agg.in_type != Type::kString) {
-        return Status::InvalidArgument(a.path() + ".field: " + fn + " needs a numeric, string or "
-                                       "timestamp field; '" + field + "' is " +
-                                       TypeName(agg.in_type));
+        return Status::InvalidArgument(a.path() + ".field: " + fn +
+                                       " needs a numeric, string or "
+                                       "timestamp field; '" +
+                                       field + "' is " + TypeName(agg.in_type));
       }
       agg.out_type = agg.fn == AggFn::kAvg ? Type::kDouble : agg.in_type;
     }
@@ -93,10 +101,14 @@ Result<Aggregations> ParseAggregations(const Config& config, const Schema& input
     }
     output->Add(agg.as, agg.out_type);
     switch (agg.fn) {
-      case AggFn::kCount: plan.acc_schema.Add(agg.as, Type::kInt64); break;
+      case AggFn::kCount:
+        plan.acc_schema.Add(agg.as, Type::kInt64);
+        break;
       case AggFn::kSum:
       case AggFn::kMin:
-      case AggFn::kMax: plan.acc_schema.Add(agg.as, agg.in_type); break;
+      case AggFn::kMax:
+        plan.acc_schema.Add(agg.as, agg.in_type);
+        break;
       case AggFn::kAvg:
         plan.acc_schema.Add(agg.as + ".sum", Type::kDouble);
         plan.acc_schema.Add(agg.as + ".n", Type::kInt64);
@@ -148,6 +160,38 @@ void UpdateAccumulators(const Aggregations& plan, const Row& row, Row& acc_row) 
       }
     }
     ++a;
+  }
+}
+
+void MergeAccumulators(const Aggregations& plan, const Row& from, Row& into) {
+  size_t a = 0;
+  for (const Agg& agg : plan.aggs) {
+    const size_t slots = agg.fn == AggFn::kAvg ? 2 : 1;
+    for (size_t k = a; k < a + slots; ++k) {
+      const Value& v = from[k];
+      Value& acc = into[k];
+      if (v.is_null()) continue;
+      if (acc.is_null()) {
+        acc.CopyFrom(v);
+        continue;
+      }
+      switch (agg.fn) {
+        case AggFn::kMin:
+          if (Less(v, acc)) acc.CopyFrom(v);
+          break;
+        case AggFn::kMax:
+          if (Less(acc, v)) acc.CopyFrom(v);
+          break;
+        default:  // count, sum, avg's sum (double) and count: add
+          if (v.type == Type::kDouble) {
+            acc.d += v.d;
+          } else {
+            acc.i += v.i;
+          }
+          break;
+      }
+    }
+    a += slots;
   }
 }
 
@@ -211,31 +255,83 @@ Result<AggPlan> PlanAggregate(const Config& config, const Schema& input) {
 }
 
 Result<WindowPlan> PlanWindow(const Config& config, const Schema& input) {
-  WEIR_RETURN_IF_ERROR(
-      config.CheckKeys({"key", "time_field", "size", "aggregations", "allowed_lateness"}));
+  WEIR_RETURN_IF_ERROR(config.CheckKeys({"key", "time", "time_field", "size", "slide",
+                                         "session_gap", "aggregations", "allowed_lateness"}));
   WindowPlan plan;
+  const std::string& at = config.path();
   WEIR_RETURN_IF_ERROR(ParseKey(config, input, {"window_start", "window_end"}, &plan.key_idx,
-                               &plan.key_schema, &plan.output));
-  WEIR_ASSIGN_OR_RETURN(std::string time_field, config.GetString("time_field"));
-  plan.time_idx = input.IndexOf(time_field);
-  if (plan.time_idx < 0) {
-    return Status::InvalidArgument(config.path() + ".time_field: unknown field '" + time_field +
-                                   "' (input fields: " + input.FieldNames() + ")");
+                                &plan.key_schema, &plan.output));
+  WEIR_ASSIGN_OR_RETURN(std::string time, config.GetString("time", std::string("event")));
+  if (time != "event" && time != "processing") {
+    return Status::InvalidArgument(at + ".time: expected event or processing, got '" + time + "'");
   }
-  const Type tt = input.field(plan.time_idx).type;
-  if (tt != Type::kTimestamp && tt != Type::kInt64) {
-    return Status::InvalidArgument(config.path() + ".time_field: '" + time_field +
-                                   "' must be a timestamp or int64 (ms) field; it is " +
-                                   TypeName(tt));
+  plan.processing_time = time == "processing";
+  if (plan.processing_time) {
+    for (const char* field : {"time_field", "slide", "session_gap", "allowed_lateness"}) {
+      if (config.Has(field)) {
+        return Status::InvalidArgument(at + "." + field +
+                                       ": not with time: processing (processing-time windows are " +
+                                       "tumbling windows of the task manager's clock: only size)");
+      }
+    }
+  } else {
+    WEIR_ASSIGN_OR_RETURN(std::string time_field, config.GetString("time_field"));
+    plan.time_idx = input.IndexOf(time_field);
+    if (plan.time_idx < 0) {
+      return Status::InvalidArgument(at + ".time_field: unknown field '" + time_field +
+                                     "' (input fields: " + input.FieldNames() + ")");
+    }
+    const Type tt = input.field(plan.time_idx).type;
+    if (tt != Type::kTimestamp && tt != Type::kInt64) {
+      return Status::InvalidArgument(at + ".time_field: '" + time_field +
+                                     "' must be a timestamp or int64 (ms) field; it is " +
+                                     TypeName(tt));
+    }
   }
-  WEIR_ASSIGN_OR_RETURN(plan.size_ms, config.GetDurationMs("size"));
-  if (plan.size_ms <= 0) {
-    return Status::InvalidArgument(config.path() + ".size: must be positive, got " +
-                                   std::to_string(plan.size_ms) + " ms");
+  if (config.Has("session_gap")) {
+    for (const char* field : {"size", "slide"}) {
+      if (config.Has(field)) {
+        return Status::InvalidArgument(at + "." + field +
+                                       ": not with session_gap (a session window has no fixed "
+                                       "size; give either session_gap, or size and maybe slide)");
+      }
+    }
+    plan.kind = WindowKind::kSession;
+    WEIR_ASSIGN_OR_RETURN(plan.gap_ms, config.GetDurationMs("session_gap"));
+    if (plan.gap_ms <= 0) {
+      return Status::InvalidArgument(at + ".session_gap: must be positive, got " +
+                                     std::to_string(plan.gap_ms) + " ms");
+    }
+  } else {
+    if (!config.Has("size")) {
+      return Status::InvalidArgument(at + ".size: required (or session_gap for session windows)");
+    }
+    WEIR_ASSIGN_OR_RETURN(plan.size_ms, config.GetDurationMs("size"));
+    if (plan.size_ms <= 0) {
+      return Status::InvalidArgument(at + ".size: must be positive, got " +
+                                     std::to_string(plan.size_ms) + " ms");
+    }
+    plan.slide_ms = plan.size_ms;
+    if (config.Has("slide")) {
+      plan.kind = WindowKind::kSliding;
+      WEIR_ASSIGN_OR_RETURN(plan.slide_ms, config.GetDurationMs("slide"));
+      if (plan.slide_ms <= 0) {
+        return Status::InvalidArgument(at + ".slide: must be positive, got " +
+                                       std::to_string(plan.slide_ms) + " ms");
+      }
+      if (plan.slide_ms > plan.size_ms) {
+        // Flink's SlidingEventTimeWindows accepts it and silently skips the records that fall
+        // between two windows; here a record never vanishes unseen.
+        return Status::InvalidArgument(
+            at + ".slide: " + std::to_string(plan.slide_ms) + " ms is more than size (" +
+            std::to_string(plan.size_ms) + " ms): records between windows would belong to no " +
+            "window (Flink accepts it and drops them silently; refused here)");
+      }
+    }
   }
   WEIR_ASSIGN_OR_RETURN(plan.lateness_ms, config.GetDurationMs("allowed_lateness", 0));
   if (plan.lateness_ms < 0) {
-    return Status::InvalidArgument(config.path() + ".allowed_lateness: must not be negative");
+    return Status::InvalidArgument(at + ".allowed_lateness: must not be negative");
   }
   plan.output.Add("window_start", Type::kTimestamp);
   plan.output.Add("window_end", Type::kTimestamp);

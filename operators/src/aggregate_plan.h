@@ -38,6 +38,10 @@ Result<Aggregations> ParseAggregations(const Config& config, const Schema& input
 
 // Folds `row` into `acc` (acc_schema; all null = nothing seen yet).
 void UpdateAccumulators(const Aggregations& a, const Row& row, Row& acc);
+// Merges accumulator `from` into `into` (both acc_schema; all null = nothing seen), as if
+// `into` had also seen every row `from` saw: counts and sums add, min/min, max/max, avg adds
+// its sum and count. Session windows merge with it.
+void MergeAccumulators(const Aggregations& a, const Row& from, Row& into);
 // Writes the results of `acc` into out[first], out[first + 1], ...
 void WriteAggregates(const Aggregations& a, const Row& acc, Row& out, size_t first);
 
@@ -79,11 +83,20 @@ struct AggPlan {
 Result<AggPlan> PlanAggregate(const Config& config, const Schema& input);
 
 // window_aggregate's plan (see window_aggregate.cc for the config).
+enum class WindowKind {
+  kTumbling,  // size
+  kSliding,   // size and slide (slide <= size)
+  kSession,   // session_gap
+};
 struct WindowPlan {
   std::vector<int> key_idx;
   Schema key_schema;
-  int time_idx = -1;
-  int64_t size_ms = 0;
+  WindowKind kind = WindowKind::kTumbling;
+  bool processing_time = false;  // time: processing (tumbling only; no time_field)
+  int time_idx = -1;             // -1 with processing time
+  int64_t size_ms = 0;           // tumbling, sliding
+  int64_t slide_ms = 0;          // sliding; size_ms for tumbling
+  int64_t gap_ms = 0;            // session
   int64_t lateness_ms = 0;
   Aggregations aggs;
   Schema output;

@@ -332,6 +332,33 @@ def q17(bids):
                "min_price": g[4], "max_price": g[5], "avg_price": g[6] / g[0], "sum_price": g[6]}
 
 
+def q11(bids):
+    """Per bidder, sessions of bids at most 10 s apart (Flink's SESSION windows: a bid at t
+    makes [t, t + 10 s); windows that overlap or touch merge)."""
+    gap = 10000
+    times = {}
+    for b in bids:
+        times.setdefault(b["bidder"], []).append(b["dateTime"])
+    for bidder, ts in times.items():
+        ts.sort()
+        start, end, n = ts[0], ts[0] + gap, 0
+        for t in ts:
+            if t > end:
+                yield {"bidder": bidder, "bid_count": n, "starttime": fmt_time(start),
+                       "endtime": fmt_time(end)}
+                start, end, n = t, t + gap, 0
+            end = max(end, t + gap)
+            n += 1
+        yield {"bidder": bidder, "bid_count": n, "starttime": fmt_time(start),
+               "endtime": fmt_time(end)}
+
+
+def q12(bids):
+    """Processing-time windows: which window a bid lands in depends on the clock; only the
+    total of bid_count is fixed. One row holding the number of bids."""
+    yield {"bids": sum(1 for _ in bids)}
+
+
 CHANNEL_ID = re.compile(r"(&|^)channel_id=([^&]*)")
 
 
@@ -355,8 +382,8 @@ def q22(bids):
                "dir3": parts[5] if len(parts) > 5 else None}
 
 
-QUERIES = {"q0": q0, "q1": q1, "q2": q2, "q10": q10, "q14": q14, "q17": q17, "q21": q21,
-           "q22": q22}
+QUERIES = {"q0": q0, "q1": q1, "q2": q2, "q10": q10, "q11": q11, "q12": q12, "q14": q14,
+           "q17": q17, "q21": q21, "q22": q22}
 
 
 def source_config(job):

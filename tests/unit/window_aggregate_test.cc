@@ -4,14 +4,13 @@
 // Also keyed_aggregate's restore through the same path.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <tuple>
 #include <unistd.h>
 
 #include <filesystem>
 #include <limits>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "weir/builtins.h"
@@ -46,8 +45,12 @@ struct Event {
   int64_t ts = 0;
   int64_t v = 0;
 };
-Event Rec(std::string key, int64_t ts, int64_t v = 1) { return {false, std::move(key), ts, v}; }
-Event Wm(int64_t ts) { return {true, "", ts, 0}; }
+Event Rec(std::string key, int64_t ts, int64_t v = 1) {
+  return {false, std::move(key), ts, v};
+}
+Event Wm(int64_t ts) {
+  return {true, "", ts, 0};
+}
 
 Schema InputSchema() {
   Schema s;
@@ -77,8 +80,7 @@ class WindowAggregateTest : public ::testing::TestWithParam<std::string> {
 
   std::unique_ptr<Operator> Make(const std::string& type, const std::string& yaml,
                                  KeyGroupRange range = {0, kMaxParallelism - 1},
-                                 const RestoredState* restored = nullptr,
-                                 Output* late = nullptr) {
+                                 const RestoredState* restored = nullptr, Output* late = nullptr) {
     auto config = Config::Parse(yaml, "vertex 'w': config");
     EXPECT_TRUE(config.ok()) << config.status().ToString();
     const OperatorFactory* f = BuiltinOperators().Find(type);
@@ -143,14 +145,17 @@ class WindowAggregateTest : public ::testing::TestWithParam<std::string> {
     proto::CheckpointOptions options;
     options.set_root(r.root);
     options.set_incremental(true);
-    auto handle = snap.keyed->Upload(options, "chk-" + std::to_string(id) + "/w-" +
-                                                  std::to_string(next_++));
+    auto handle =
+        snap.keyed->Upload(options, "chk-" + std::to_string(id) + "/w-" + std::to_string(next_++));
     EXPECT_TRUE(handle.ok()) << handle.status().ToString();
     r.keyed.push_back(*handle);
     for (auto& l : snap.operator_state) r.operator_state.push_back(l);
     op.NotifyCheckpointComplete(id);
     return r;
   }
+
+  void SnapshotAndRestore(const char* config);
+  void RestoreRescaled(const char* config);
 
   fs::path dir_;
   int next_ = 0;
@@ -162,18 +167,33 @@ const char kConfig[] =
     "{fn: sum, field: v, as: s}, {fn: min, field: v, as: lo}, {fn: max, field: v, as: hi}, "
     "{fn: avg, field: v, as: mean}]}";
 
+// Sliding windows of 10 s every 5 s, and sessions with a gap of 10 s, with kConfig's aggregates.
+const char kSliding[] =
+    "{key: [k], time_field: ts, size: 10s, slide: 5s, aggregations: [{fn: count, as: n}, "
+    "{fn: sum, field: v, as: s}, {fn: min, field: v, as: lo}, {fn: max, field: v, as: hi}, "
+    "{fn: avg, field: v, as: mean}]}";
+const char kSession[] =
+    "{key: [k], time_field: ts, session_gap: 10s, aggregations: [{fn: count, as: n}, "
+    "{fn: sum, field: v, as: s}, {fn: min, field: v, as: lo}, {fn: max, field: v, as: hi}, "
+    "{fn: avg, field: v, as: mean}]}";
+
 // Row::ToString of an output row: k, window_start, window_end, n, s, lo, hi, mean.
-std::string Out(const std::string& k, int64_t start, int64_t n, int64_t s, int64_t lo, int64_t hi) {
+std::string Out(const std::string& k, int64_t start, int64_t end, int64_t n, int64_t s, int64_t lo,
+                int64_t hi) {
   Row r(8);
   r[0].SetString(k);
   r[1].SetTimestamp(start);
-  r[2].SetTimestamp(start + 10000);
+  r[2].SetTimestamp(end);
   r[3].SetInt64(n);
   r[4].SetInt64(s);
   r[5].SetInt64(lo);
   r[6].SetInt64(hi);
   r[7].SetDouble(static_cast<double>(s) / static_cast<double>(n));
   return r.ToString();
+}
+// A 10 s window starting at `start`.
+std::string Out(const std::string& k, int64_t start, int64_t n, int64_t s, int64_t lo, int64_t hi) {
+  return Out(k, start, start + 10000, n, s, lo, hi);
 }
 
 TEST_P(WindowAggregateTest, SchemaAndConfigErrors) {
@@ -198,7 +218,8 @@ TEST_P(WindowAggregateTest, SchemaAndConfigErrors) {
   EXPECT_THAT(err("{key: [k], time_field: ts, aggregations: [{fn: count}]}"), HasSubstr("size"));
   EXPECT_THAT(err("{key: [k], time_field: ts, size: 0s, aggregations: [{fn: count}]}"),
               HasSubstr("config.size: must be positive"));
-  EXPECT_THAT(err("{key: [k], time_field: ts, size: 1s, allowed_lateness: -5, aggregations: [{fn: count}]}"),
+  EXPECT_THAT(err("{key: [k], time_field: ts, size: 1s, allowed_lateness: -5, aggregations: [{fn: "
+                  "count}]}"),
               HasSubstr("config.allowed_lateness"));
   EXPECT_THAT(err("{key: [], time_field: ts, size: 1s, aggregations: [{fn: count}]}"),
               HasSubstr("config.key"));
@@ -226,9 +247,10 @@ edges:
 TEST_P(WindowAggregateTest, EmitsEachWindowOnceWhenTheWatermarkPassesItsEnd) {
   auto op = Make("window_aggregate", kConfig);
   Collect out;
-  Feed(*op, {Rec("a", 1000, 5), Rec("b", 2000, 7), Rec("a", 9999, 1), Rec("a", 10000, 100),
-             // Out of order, but not late: the watermark is still before the window's end.
-             Rec("a", 3000, 3), Rec("b", -1, 4)},
+  Feed(*op,
+       {Rec("a", 1000, 5), Rec("b", 2000, 7), Rec("a", 9999, 1), Rec("a", 10000, 100),
+        // Out of order, but not late: the watermark is still before the window's end.
+        Rec("a", 3000, 3), Rec("b", -1, 4)},
        out);
   EXPECT_TRUE(out.rows.empty());
   Feed(*op, {Wm(9998)}, out);
@@ -236,7 +258,8 @@ TEST_P(WindowAggregateTest, EmitsEachWindowOnceWhenTheWatermarkPassesItsEnd) {
   EXPECT_THAT(out.rows, ElementsAre(Out("b", -10000, 1, 4, 4, 4)));
   out.rows.clear();
   Feed(*op, {Wm(9999)}, out);
-  EXPECT_THAT(out.rows, UnorderedElementsAreArray({Out("a", 0, 3, 9, 1, 5), Out("b", 0, 1, 7, 7, 7)}));
+  EXPECT_THAT(out.rows,
+              UnorderedElementsAreArray({Out("a", 0, 3, 9, 1, 5), Out("b", 0, 1, 7, 7, 7)}));
   out.rows.clear();
   Feed(*op, {Wm(9999), Wm(15000), Rec("a", 19999, 1)}, out);
   EXPECT_TRUE(out.rows.empty());  // fired windows do not fire again
@@ -339,11 +362,187 @@ TEST_P(WindowAggregateTest, AllowedLatenessUpdatesAFiredWindowUntilCleanup) {
   EXPECT_TRUE(out.rows.empty());
 }
 
+TEST_P(WindowAggregateTest, SlidingWindowsTakeEachRowInEveryWindowHoldingIt) {
+  Collect late;
+  auto op = Make("window_aggregate", kSliding, {0, kMaxParallelism - 1}, nullptr, &late);
+  Collect out;
+  // 1000 is in [-5000, 5000) and [0, 10000); 7000 in [0, 10000) and [5000, 15000).
+  Feed(*op, {Rec("a", 1000, 5), Rec("a", 7000, 1), Rec("b", 5000, 2)}, out);
+  Feed(*op, {Wm(4999)}, out);
+  EXPECT_THAT(out.rows, ElementsAre(Out("a", -5000, 1, 5, 5, 5)));
+  out.rows.clear();
+  Feed(*op, {Wm(9999)}, out);
+  EXPECT_THAT(out.rows,
+              UnorderedElementsAreArray({Out("a", 0, 2, 6, 1, 5), Out("b", 0, 1, 2, 2, 2)}));
+  out.rows.clear();
+  // 8000: [0, 10000) has fired (late for it), [5000, 15000) not: the row counts there only.
+  // 4000: both its windows have fired: a late record.
+  Feed(*op, {Rec("a", 8000, 3), Rec("a", 4000, 9)}, out);
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 1);
+  ASSERT_EQ(late.rows.size(), 1u);
+  EXPECT_THAT(late.rows[0], HasSubstr("9)"));
+  ASSERT_TRUE(op->Finish(out).ok());
+  EXPECT_THAT(out.rows,
+              UnorderedElementsAreArray({Out("a", 5000, 2, 4, 1, 3), Out("b", 5000, 1, 2, 2, 2)}));
+}
+
+TEST_P(WindowAggregateTest, SlidingWindowsNeedNotDivideTheSize) {
+  // size 10 s, slide 3 s: windows start at multiples of 3 s; 0 is in the 4 windows starting
+  // at -9000, -6000, -3000 and 0; 1000 in 3 of them (not the one starting at -9000).
+  auto op = Make("window_aggregate",
+                 "{key: [k], time_field: ts, size: 10s, slide: 3s, aggregations: [{fn: count, "
+                 "as: n}, {fn: sum, field: v, as: s}, {fn: min, field: v, as: lo}, {fn: max, "
+                 "field: v, as: hi}, {fn: avg, field: v, as: mean}]}");
+  Collect out;
+  Feed(*op, {Rec("a", 0, 1), Rec("a", 1000, 2)}, out);
+  ASSERT_TRUE(op->Finish(out).ok());
+  EXPECT_THAT(out.rows, ElementsAre(Out("a", -9000, 1000, 1, 1, 1, 1), Out("a", -6000, 2, 3, 1, 2),
+                                    Out("a", -3000, 2, 3, 1, 2), Out("a", 0, 2, 3, 1, 2)));
+}
+
+TEST_P(WindowAggregateTest, SessionWindowsMergeAcrossBatches) {
+  auto op = Make("window_aggregate", kSession);
+  Collect out;
+  Feed(*op, {Rec("a", 1000, 5), Rec("b", 0, 4), Rec("a", 5000, 1), Rec("a", 30000, 7)}, out);
+  Feed(*op, {Wm(14998)}, out);
+  EXPECT_THAT(out.rows, ElementsAre(Out("b", 0, 10000, 1, 4, 4, 4)));
+  out.rows.clear();
+  Feed(*op, {Wm(14999)}, out);
+  EXPECT_THAT(out.rows, ElementsAre(Out("a", 1000, 15000, 2, 6, 1, 5)));
+  out.rows.clear();
+  // Two stored sessions [50000, 60000) and [70000, 82000), then a row that touches both: one
+  // session [50000, 82000) with the accumulators of all four rows; the merged-away windows'
+  // timers are gone (nothing fires at 59999).
+  // (The min and max of the merged session come from the window merged into the first.)
+  Feed(*op, {Rec("a", 50000, 3), Rec("a", 70000, 1), Rec("a", 72000, 9)}, out);
+  Feed(*op, {Rec("a", 60000, 2)}, out);
+  Feed(*op, {Wm(59999)}, out);
+  EXPECT_THAT(out.rows, ElementsAre(Out("a", 30000, 40000, 1, 7, 7, 7)));
+  out.rows.clear();
+  Feed(*op, {Wm(81998)}, out);
+  EXPECT_TRUE(out.rows.empty());
+  Feed(*op, {Wm(81999)}, out);
+  EXPECT_THAT(out.rows, ElementsAre(Out("a", 50000, 82000, 4, 15, 1, 9)));
+  out.rows.clear();
+  // A row before a stored session's start, within the gap: the session starts earlier.
+  Feed(*op, {Rec("c", 100000, 1), Rec("c", 95000, 2)}, out);
+  Feed(*op, {Rec("c", 91000, 4)}, out);
+  ASSERT_TRUE(op->Finish(out).ok());
+  EXPECT_THAT(out.rows, ElementsAre(Out("c", 91000, 110000, 3, 7, 1, 4)));
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 0);
+}
+
+TEST_P(WindowAggregateTest, SessionWindowsAllowedLatenessAndLateRecords) {
+  Collect late;
+  auto op = Make("window_aggregate",
+                 "{key: [k], time_field: ts, session_gap: 10s, allowed_lateness: 5s, "
+                 "aggregations: [{fn: count, as: n}, {fn: sum, field: v, as: s}, {fn: min, "
+                 "field: v, as: lo}, {fn: max, field: v, as: hi}, {fn: avg, field: v, as: mean}]}",
+                 {0, kMaxParallelism - 1}, nullptr, &late);
+  Collect out;
+  Feed(*op, {Rec("a", 1000, 5), Wm(11000)}, out);
+  EXPECT_THAT(out.rows, ElementsAre(Out("a", 1000, 11000, 1, 5, 5, 5)));
+  out.rows.clear();
+  // Extends the fired session to [1000, 12000): not passed yet, so it fires at 11999.
+  Feed(*op, {Rec("a", 2000, 1)}, out);
+  EXPECT_TRUE(out.rows.empty());
+  Feed(*op, {Wm(11999)}, out);
+  EXPECT_THAT(out.rows, ElementsAre(Out("a", 1000, 12000, 2, 6, 1, 5)));
+  out.rows.clear();
+  // Merges into the fired session without moving its end: a late firing at once.
+  Feed(*op, {Rec("a", 500, 2)}, out, /*allow_output_on_records=*/true);
+  EXPECT_THAT(out.rows, ElementsAre(Out("a", 500, 12000, 3, 8, 1, 5)));
+  out.rows.clear();
+  // Past the session's cleanup (11999 + 5000): late, to the side output.
+  Feed(*op, {Wm(20000), Rec("a", 3000, 9)}, out);
+  EXPECT_TRUE(out.rows.empty());
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 1);
+  EXPECT_EQ(late.rows.size(), 1u);
+  ASSERT_TRUE(op->Finish(out).ok());
+  EXPECT_TRUE(out.rows.empty());
+}
+
+TEST_P(WindowAggregateTest, ProcessingTimeWindowsFireByTheClockAndSurviveARestore) {
+  const char cfg[] =
+      "{key: [k], time: processing, size: 10s, aggregations: [{fn: count, as: n}, {fn: sum, "
+      "field: v, as: s}, {fn: min, field: v, as: lo}, {fn: max, field: v, as: hi}, {fn: avg, "
+      "field: v, as: mean}]}";
+  Collect out;
+  RestoredState restored;
+  {
+    auto op = Make("window_aggregate", cfg);
+    ASSERT_TRUE(op->OnProcessingTime(1000, out).ok());
+    // Event times and watermarks do not matter.
+    Feed(*op, {Rec("a", 99999999, 1), Rec("a", 0, 2), Wm(kMaxWatermark - 1), Rec("b", 5, 3)}, out);
+    ASSERT_TRUE(op->OnProcessingTime(9998, out).ok());
+    EXPECT_TRUE(out.rows.empty());
+    ASSERT_TRUE(op->OnProcessingTime(9999, out).ok());
+    EXPECT_THAT(out.rows,
+                UnorderedElementsAreArray({Out("a", 0, 2, 3, 1, 2), Out("b", 0, 1, 3, 3, 3)}));
+    out.rows.clear();
+    ASSERT_TRUE(op->OnProcessingTime(12000, out).ok());
+    Feed(*op, {Rec("a", 0, 4)}, out);
+    restored = TakeSnapshot(*op, 1);
+  }
+  auto op = Make("window_aggregate", cfg, {0, kMaxParallelism - 1}, &restored);
+  ASSERT_TRUE(op->OnProcessingTime(15000, out).ok());
+  Feed(*op, {Rec("a", 0, 6)}, out);
+  ASSERT_TRUE(op->OnProcessingTime(20000, out).ok());
+  EXPECT_THAT(out.rows, ElementsAre(Out("a", 10000, 2, 10, 4, 6)));
+  out.rows.clear();
+  ASSERT_TRUE(op->OnProcessingTime(21000, out).ok());
+  Feed(*op, {Rec("b", 0, 1)}, out);
+  ASSERT_TRUE(op->Finish(out).ok());  // the open window fires at the end of input
+  EXPECT_THAT(out.rows, ElementsAre(Out("b", 20000, 1, 1, 1, 1)));
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 0);
+}
+
+TEST_P(WindowAggregateTest, WindowKindConfigErrorsNameTheField) {
+  const OperatorFactory* f = BuiltinOperators().Find("window_aggregate");
+  auto err = [&](const std::string& yaml) {
+    auto r = f->Validate(*Config::Parse(yaml, "vertex 'w': config"), InputSchema());
+    EXPECT_FALSE(r.ok()) << yaml;
+    return r.ok() ? std::string() : r.status().message();
+  };
+  const std::string aggs = ", aggregations: [{fn: count}]}";
+  const std::pair<const char*, const char*> cases[] = {
+      {"{key: [k], time_field: ts, session_gap: 0s", "config.session_gap: must be positive"},
+      {"{key: [k], time_field: ts, session_gap: -3s", "config.session_gap"},
+      {"{key: [k], time_field: ts, size: 10s, slide: 0s", "config.slide: must be positive"},
+      {"{key: [k], time_field: ts, size: 10s, slide: 11s",
+       "config.slide: 11000 ms is more than size (10000 ms)"},
+      {"{key: [k], time_field: ts, slide: 1s", "config.size: required"},
+      {"{key: [k], time_field: ts, session_gap: 1s, slide: 1s",
+       "config.slide: not with session_gap"},
+      {"{key: [k], time_field: ts, session_gap: 1s, size: 1s", "config.size: not with session_gap"},
+      {"{key: [k], time: processing, time_field: ts, size: 1s",
+       "config.time_field: not with time: processing"},
+      {"{key: [k], time: processing, size: 1s, allowed_lateness: 1s",
+       "config.allowed_lateness: not with time: processing"},
+      {"{key: [k], time: processing, session_gap: 1s",
+       "config.session_gap: not with time: processing"},
+      {"{key: [k], time: wall, size: 1s", "config.time: expected event or processing, got 'wall'"},
+  };
+  for (const auto& [yaml, want] : cases) EXPECT_THAT(err(yaml + aggs), HasSubstr(want));
+  // Accepted: slide == size (tumbling), processing time without time_field.
+  for (const char* ok :
+       {"{key: [k], time_field: ts, size: 10s, slide: 10s, aggregations: [{fn: count}]}",
+        "{key: [k], time: processing, size: 10s, aggregations: [{fn: count}]}"}) {
+    auto r = f->Validate(*Config::Parse(ok, "c"), InputSchema());
+    EXPECT_TRUE(r.ok()) << ok << ": " << r.status().ToString();
+  }
+}
+
 // A stream of records and watermarks over several keys and windows, out of order within 3 s.
 std::vector<Event> Stream() {
   std::vector<Event> events;
   for (int i = 0; i < 600; ++i) {
     const int64_t ts = i * 200 - (i % 7) * 400;  // up to 2.4 s out of order
+    // A pause of 16 s in every 64 s, so that sessions (gap 10 s) end and fire mid-stream.
+    if ((i / 80) % 4 == 3) {
+      if (i % 25 == 24) events.push_back(Wm(i * 200 - 3000));
+      continue;
+    }
     events.push_back(Rec("key-" + std::to_string(i % 13), ts, i));
     if (i % 25 == 24) events.push_back(Wm(i * 200 - 3000));
     if (i % 97 == 0) events.push_back(Rec("late", i * 200 - 20000, 1));  // late after the start
@@ -352,6 +551,15 @@ std::vector<Event> Stream() {
 }
 
 TEST_P(WindowAggregateTest, SnapshotAndRestoreMidWindowGivesTheSameOutput) {
+  for (const char* config : {kConfig, kSliding, kSession}) SnapshotAndRestore(config);
+}
+
+TEST_P(WindowAggregateTest, RestoreIntoTwoSubtasksSplitsWindowsByKeyGroup) {
+  for (const char* config : {kConfig, kSliding, kSession}) RestoreRescaled(config);
+}
+
+void WindowAggregateTest::SnapshotAndRestore(const char* kConfig) {
+  SCOPED_TRACE(kConfig);
   const std::vector<Event> events = Stream();
   Collect expected;
   {
@@ -359,7 +567,7 @@ TEST_P(WindowAggregateTest, SnapshotAndRestoreMidWindowGivesTheSameOutput) {
     Feed(*op, events, expected);
     ASSERT_TRUE(op->Finish(expected).ok());
   }
-  ASSERT_GT(expected.rows.size(), 100u);
+  ASSERT_GT(expected.rows.size(), 20u);
   const int64_t late = metrics_.late_records_dropped.exchange(0);
   EXPECT_GT(late, 0);
 
@@ -383,7 +591,8 @@ TEST_P(WindowAggregateTest, SnapshotAndRestoreMidWindowGivesTheSameOutput) {
   (void)late;
 }
 
-TEST_P(WindowAggregateTest, RestoreIntoTwoSubtasksSplitsWindowsByKeyGroup) {
+void WindowAggregateTest::RestoreRescaled(const char* kConfig) {
+  SCOPED_TRACE(kConfig);
   const std::vector<Event> events = Stream();
   Collect expected;
   {
@@ -414,7 +623,8 @@ TEST_P(WindowAggregateTest, RestoreIntoTwoSubtasksSplitsWindowsByKeyGroup) {
 }
 
 TEST_P(WindowAggregateTest, KeyedAggregateRestoresItsTypedState) {
-  const char cfg[] = "{key: [k], emit: final, aggregations: [{fn: count, as: n}, {fn: sum, field: v, as: s}]}";
+  const char cfg[] =
+      "{key: [k], emit: final, aggregations: [{fn: count, as: n}, {fn: sum, field: v, as: s}]}";
   RestoredState restored;
   {
     auto op = Make("keyed_aggregate", cfg);
@@ -470,7 +680,8 @@ TEST_P(WindowAggregateTest, KeyedAggregateStateTtlForgetsIdleKeys) {
                                         "vertex 'agg': config"),
                          InputSchema());
   ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(bad.status().message(), HasSubstr("vertex 'agg': config.state_ttl: must be positive"));
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("vertex 'agg': config.state_ttl: must be positive"));
 }
 
 TEST_P(WindowAggregateTest, KeyedAggregateStateTtlEmitFinalSkipsExpiredKeys) {
