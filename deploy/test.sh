@@ -16,7 +16,7 @@ cmake --build "$BUILD" -j "$JOBS"
 # already installed, so reruns work offline. `npm install --no-save` installs the locked
 # versions and never rewrites the lock. Not `npm ci`: npm 11 writes only this platform's
 # optional binaries (DuckDB's) into a lock, then `npm ci` refuses that same lock as out of sync.
-npm_ci() {
+npm_install_locked() {
   local stamp="$1/node_modules/.weir-installed-lock"
   if ! cmp -s "$1/package-lock.json" "$stamp"; then
     npm install --prefix "$1" --no-save --no-audit --no-fund
@@ -25,14 +25,14 @@ npm_ci() {
 }
 # DuckDB (@duckdb/node-api), the independent reader of the Parquet tests (default tier).
 bash deploy/install-deps.sh --node
-npm_ci tests/parquet
+npm_install_locked tests/parquet
 labels=(-LE slow)
 if [ "${1:-}" = "--all" ]; then
   labels=()
   # Test-only: Debian's chromium, and puppeteer-core pinned by tests/browser/package-lock.json
   # (npm ci is skipped when that exact tree is already installed, so reruns work offline).
   bash deploy/install-deps.sh --browser
-  npm_ci tests/browser
+  npm_install_locked tests/browser
 fi
 cd "$BUILD"
 ctest --output-on-failure -j "$JOBS" "${labels[@]}"

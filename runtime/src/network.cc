@@ -173,12 +173,8 @@ class Link {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (err == SSL_ERROR_WANT_READ && left.count() > 0) {
         CompactIn();
-        ssize_t n = RecvSome(fd_, reinterpret_cast<char*>(in_.data()) + in_end_,
-                             in_.size() - in_end_, static_cast<int>(left.count()));
-        if (n > 0) {
-          in_end_ += static_cast<size_t>(n);
-          continue;
-        }
+        const ssize_t n = ReceiveCiphertext(static_cast<int>(left.count()));
+        if (n > 0) continue;
         if (n < 0 && Clock::now() >= deadline) {
           return Status::DeadlineExceeded("TLS handshake with " + peer + " timed out");
         }
@@ -250,13 +246,7 @@ class Link {
         len -= got;
         continue;
       }
-      if (err != SSL_ERROR_WANT_READ) return false;
-      // The free end of in_ is the reader's alone: the BIO reads only up to in_end_.
-      ssize_t n =
-          RecvSome(fd_, reinterpret_cast<char*>(in_.data()) + in_end_, in_.size() - in_end_, -1);
-      if (n <= 0) return false;
-      std::lock_guard<std::mutex> lock(ssl_mu_);
-      in_end_ += static_cast<size_t>(n);
+      if (err != SSL_ERROR_WANT_READ || ReceiveCiphertext(-1) <= 0) return false;
     }
     return true;
   }
@@ -290,6 +280,18 @@ class Link {
     const bool ok = WriteAll(fd_, &iov, 1);
     sending_.clear();  // keeps its capacity for the next swap
     return ok;
+  }
+
+  // Receives into the free end of in_, which is the reader's alone (the BIO reads only up to
+  // in_end_), then publishes it under ssl_mu_. The reader (or the handshake) only.
+  ssize_t ReceiveCiphertext(int timeout_ms) {
+    const ssize_t n = RecvSome(fd_, reinterpret_cast<char*>(in_.data()) + in_end_,
+                               in_.size() - in_end_, timeout_ms);
+    if (n > 0) {
+      std::lock_guard<std::mutex> lock(ssl_mu_);
+      in_end_ += static_cast<size_t>(n);
+    }
+    return n;
   }
 
   // Under ssl_mu_ (or before the link is shared): moves unread ciphertext to the front.

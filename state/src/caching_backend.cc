@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "restore.h"  // KeyGroupOf
+
 namespace weir::state {
 namespace {
 
@@ -83,21 +85,14 @@ class CachingBackend : public SnapshottableBackend {
           e.value.assign(bytes);
         }
         e.present = true;
-        MarkDirty(e);
-        Touch(e);
-        bytes_ += e.value.capacity() - before;
+        Changed(e, before);
         return MaybeEvict();
       }
     }
     return inner_->Append(key_group, key, bytes);  // the backend has the whole value
   }
 
-  Status Write(const std::vector<Change>& changes) override {
-    for (const Change& c : changes) {
-      WEIR_RETURN_IF_ERROR(c.erase ? Delete(c.key_group, c.key) : Put(c.key_group, c.key, c.value));
-    }
-    return Status::Ok();
-  }
+  // Write: the base class's, one Put or Delete each, through the cache.
 
   std::unique_ptr<StateIterator> Scan(KeyGroupRange groups, std::string_view prefix) override {
     if (Overlaps(prefix)) {
@@ -185,6 +180,19 @@ class CachingBackend : public SnapshottableBackend {
     e.dirty = true;
   }
 
+  // What an entry is counted as against the bound.
+  static size_t Cost(const std::string& key, const Entry& e) {
+    return key.capacity() + e.value.capacity() + kEntryOverhead;
+  }
+
+  // A cached entry's value changed (its capacity was `old_capacity`): dirty, recently used.
+  void Changed(Entry& e, size_t old_capacity) {
+    MarkDirty(e);
+    Touch(e);
+    bytes_ += e.value.capacity();  // capacities never shrink: this never wraps
+    bytes_ -= old_capacity;
+  }
+
   // Inserts scratch_ (absent from the map).
   void Insert(std::string_view value, bool present, bool dirty) {
     auto [it, inserted] = map_.emplace(scratch_, Entry{});
@@ -194,7 +202,7 @@ class CachingBackend : public SnapshottableBackend {
     if (dirty) MarkDirty(e);
     lru_.push_front(&it->first);
     e.lru = lru_.begin();
-    bytes_ += it->first.capacity() + e.value.capacity() + kEntryOverhead;
+    bytes_ += Cost(it->first, e);
   }
 
   // One lookup, for the admission windows.
@@ -232,10 +240,7 @@ class CachingBackend : public SnapshottableBackend {
       const size_t before = e.value.capacity();
       e.value.assign(value);
       e.present = present;
-      MarkDirty(e);
-      Touch(e);
-      bytes_ += e.value.capacity();
-      bytes_ -= before;
+      Changed(e, before);
     }
     return MaybeEvict();
   }
@@ -243,14 +248,13 @@ class CachingBackend : public SnapshottableBackend {
   Map::iterator Erase(Map::iterator it) {
     Entry& e = it->second;
     if (e.dirty) --dirty_;
-    bytes_ -= it->first.capacity() + e.value.capacity() + kEntryOverhead;
+    bytes_ -= Cost(it->first, e);
     lru_.erase(e.lru);
     return map_.erase(it);
   }
 
   static Change ChangeOf(const std::string& composed, const Entry& e) {
-    const int kg = (static_cast<uint8_t>(composed[0]) << 8) | static_cast<uint8_t>(composed[1]);
-    return Change{kg, std::string_view(composed).substr(2), e.value, !e.present};
+    return Change{KeyGroupOf(composed), std::string_view(composed).substr(2), e.value, !e.present};
   }
 
   // Over the bound: the least recently used entries go until the cache is at its low-water
@@ -262,7 +266,7 @@ class CachingBackend : public SnapshottableBackend {
     size_t freed = 0;
     for (auto l = lru_.rbegin(); l != lru_.rend() && bytes_ - freed > low_water_; ++l) {
       auto it = map_.find(std::string_view(**l));
-      freed += it->first.capacity() + it->second.value.capacity() + kEntryOverhead;
+      freed += Cost(it->first, it->second);
       if (it->second.dirty) changes_.push_back(ChangeOf(it->first, it->second));
       victims_.push_back(it);
     }
