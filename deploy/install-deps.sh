@@ -12,7 +12,7 @@ PKGS=(cmake g++ make pkg-config ccache zlib1g-dev
       prometheus-cpp-dev libcivetweb-dev libjs-d3 libjs-chart.js
       libsimdjson-dev libre2-dev
       thrift-compiler libthrift-dev libboost-dev libsnappy-dev libzstd-dev  # format: parquet
-      rapidjson-dev  # bench/json_format_bench only (the library AppendJson is measured against)
+      rapidjson-dev  # header-only: the JSON lines writer (connectors/src/json_format.cc)
       python3-yaml systemd)  # the last two: tests/unit/check_packaging.py
 # Test-only: never needed to build or run Weir.
 if [ "${1:-}" = "--browser" ] || [ "${1:-}" = "--node" ]; then

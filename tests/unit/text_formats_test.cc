@@ -2,7 +2,6 @@
 // user of it: expressions (to_timestamp, date_format, string, casts), the parse operator's
 // conversions, JSON output and partition templates. Each user must give the library's answer
 // (the same value, or a failure), so they provably agree.
-#include "weir/builtins.h"
 #include "weir/text_formats.h"
 
 #include <gtest/gtest.h>
@@ -563,6 +562,58 @@ TEST(TextFormats, JsonNumbersWithIntegralValuesAreInt64) {
   ASSERT_TRUE((*op)->Process(b, out).ok());
   EXPECT_EQ(out.n, (std::vector<int64_t>{7, 1000, 7}));
   (void)(*op)->Close();
+}
+
+TEST(JsonLines, EveryTypeAppendedToWhatIsThere) {
+  Schema schema({{"n", Type::kNull},
+                 {"b", Type::kBool},
+                 {"i", Type::kInt64},
+                 {"d", Type::kDouble},
+                 {"s", Type::kString},
+                 {"y", Type::kBytes},
+                 {"t", Type::kTimestamp}});
+  struct Case {
+    double d;
+    const char* text;
+  };
+  // Doubles: the shortest text that reads back, always with a '.' or an exponent, so a whole
+  // double reads back as a double; JSON has no NaN or infinity.
+  const Case doubles[] = {{12, "12.0"},   {0.1, "0.1"}, {-2.5, "-2.5"}, {1e21, "1e21"},
+                          {1e-7, "1e-7"}, {0, "0.0"},   {NAN, "null"},  {INFINITY, "null"}};
+  for (const Case& c : doubles) {
+    SCOPED_TRACE(c.text);
+    Row row(7);
+    row[1].SetBool(true);
+    row[2].SetInt64(INT64_MIN);
+    row[3].SetDouble(c.d);
+    row[4].SetString(std::string("q\"b\\n\nt\tc\x01") + "\xc3\xa9");
+    row[5].SetBytes(std::string("\x00\xff\x10\x20", 4));
+    row[6].SetTimestamp(0);
+    std::string out = "prefix|";
+    AppendJson(row, schema, &out);
+    EXPECT_EQ(out, std::string("prefix|{\"n\":null,\"b\":true,\"i\":-9223372036854775808,\"d\":") +
+                       c.text +
+                       ",\"s\":\"q\\\"b\\\\n\\nt\\tc\\u0001\xc3\xa9\",\"y\":\"AP8QIA==\","
+                       "\"t\":\"1970-01-01 00:00:00.000\"}");
+  }
+}
+
+TEST(JsonLines, LongValuesAndBase64Padding) {
+  Schema schema({{"s", Type::kString}, {"y1", Type::kBytes}, {"y2", Type::kBytes}});
+  Row row(3);
+  // Longer than the writer's first reservation, and all escapes: six output bytes per input.
+  row[0].SetString(std::string(5000, '\x02'));
+  row[1].SetBytes("a");
+  row[2].SetBytes("ab");
+  std::string out;
+  for (int k = 0; k < 3; ++k) {
+    AppendJson(row, schema, &out);
+    out.push_back('\n');
+  }
+  std::string s;
+  for (int i = 0; i < 5000; ++i) s += "\\u0002";
+  const std::string line = "{\"s\":\"" + s + "\",\"y1\":\"YQ==\",\"y2\":\"YWI=\"}\n";
+  EXPECT_EQ(out, line + line + line);
 }
 
 }  // namespace
