@@ -2,6 +2,7 @@
 
 #include <array>
 #include <list>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -12,9 +13,9 @@
 namespace weir::state {
 namespace {
 
-// What an entry costs besides its key and value bytes: the hash node, its bucket and the LRU
-// list node, rounded up.
-constexpr size_t kEntryOverhead = 128;
+// What an entry costs besides its key and value bytes: the hash node, its bucket, the LRU list
+// node, the ordered index's node and a dirty-list slot, rounded up.
+constexpr size_t kEntryOverhead = 192;
 // Admission: lookups are counted in windows. A window that evicted and where fewer than 1 in
 // kMinHitRate lookups hit (keys spread far wider than the cache, e.g. uniformly random over
 // millions) turns admission off: new keys then go straight to the backend, as without a cache, and
@@ -28,6 +29,7 @@ struct Entry {
   std::string value;
   bool present = false;  // false: known absent (deleted, or missing when read)
   bool dirty = false;    // differs from the backend
+  size_t dirty_pos = 0;  // while dirty: its index in the dirty list
   std::list<const std::string*>::iterator lru;
 };
 
@@ -104,15 +106,14 @@ class CachingBackend : public SnapshottableBackend {
 
   Status DeletePrefix(int key_group, std::string_view prefix) override {
     if (Overlaps(prefix)) {
-      // Rare (whole states): written through, and the cached entries of the range dropped.
+      // Written through, and the cached entries of the range dropped (found in key order, so a
+      // map state's Clear of one key costs what that key has cached).
       WEIR_RETURN_IF_ERROR(FlushAll());
       Compose(key_group, prefix);
-      for (auto it = map_.begin(); it != map_.end();) {
-        if (std::string_view(it->first).substr(0, scratch_.size()) == scratch_) {
-          it = Erase(it);
-        } else {
-          ++it;
-        }
+      const std::string_view p(scratch_);
+      for (auto o = ordered_.lower_bound(p); o != ordered_.end() && o->substr(0, p.size()) == p;) {
+        const std::string_view key = *o++;  // Erase removes it from ordered_
+        Erase(map_.find(key));
       }
     }
     return inner_->DeletePrefix(key_group, prefix);
@@ -143,7 +144,7 @@ class CachingBackend : public SnapshottableBackend {
     CacheStats s = stats_;
     s.bytes = static_cast<int64_t>(bytes_);
     s.entries = static_cast<int64_t>(map_.size());
-    s.dirty = static_cast<int64_t>(dirty_);
+    s.dirty = static_cast<int64_t>(dirty_list_.size());
     s.admitting = admitting_;
     return s;
   }
@@ -175,9 +176,21 @@ class CachingBackend : public SnapshottableBackend {
 
   void Touch(Entry& e) { lru_.splice(lru_.begin(), lru_, e.lru); }
 
+  // The dirty list makes a flush cost the dirty entries, not the whole cache: map states flush
+  // before every scan of a key.
   void MarkDirty(Entry& e) {
-    if (!e.dirty) ++dirty_;
+    if (e.dirty) return;
     e.dirty = true;
+    e.dirty_pos = dirty_list_.size();
+    dirty_list_.push_back({*e.lru, &e});
+  }
+  void MarkClean(Entry& e) {
+    if (!e.dirty) return;
+    e.dirty = false;
+    const size_t pos = e.dirty_pos;
+    dirty_list_[pos] = dirty_list_.back();
+    dirty_list_[pos].second->dirty_pos = pos;
+    dirty_list_.pop_back();
   }
 
   // What an entry is counted as against the bound.
@@ -199,9 +212,10 @@ class CachingBackend : public SnapshottableBackend {
     Entry& e = it->second;
     e.value.assign(value);
     e.present = present;
-    if (dirty) MarkDirty(e);
     lru_.push_front(&it->first);
     e.lru = lru_.begin();
+    ordered_.insert(std::string_view(it->first));
+    if (dirty) MarkDirty(e);
     bytes_ += Cost(it->first, e);
   }
 
@@ -247,9 +261,10 @@ class CachingBackend : public SnapshottableBackend {
 
   Map::iterator Erase(Map::iterator it) {
     Entry& e = it->second;
-    if (e.dirty) --dirty_;
+    MarkClean(e);
     bytes_ -= Cost(it->first, e);
     lru_.erase(e.lru);
+    ordered_.erase(std::string_view(it->first));
     return map_.erase(it);
   }
 
@@ -288,15 +303,9 @@ class CachingBackend : public SnapshottableBackend {
   // Writes every dirty entry in one batch; they stay cached, clean.
   Status FlushAll() {
     if (!error_.ok()) return error_;
-    if (dirty_ == 0) return Status::Ok();
+    if (dirty_list_.empty()) return Status::Ok();
     changes_.clear();
-    std::vector<Entry*> flushed;
-    flushed.reserve(dirty_);
-    for (auto& [key, e] : map_) {
-      if (!e.dirty) continue;
-      changes_.push_back(ChangeOf(key, e));
-      flushed.push_back(&e);
-    }
+    for (const auto& [key, e] : dirty_list_) changes_.push_back(ChangeOf(*key, *e));
     ++stats_.flushes;
     Status s = inner_->Write(changes_);
     changes_.clear();
@@ -304,8 +313,8 @@ class CachingBackend : public SnapshottableBackend {
       error_ = s;
       return s;
     }
-    for (Entry* e : flushed) e->dirty = false;
-    dirty_ = 0;
+    for (const auto& d : dirty_list_) d.second->dirty = false;
+    dirty_list_.clear();
     return Status::Ok();
   }
 
@@ -314,9 +323,11 @@ class CachingBackend : public SnapshottableBackend {
   const size_t low_water_;
   std::array<bool, 256> cacheable_;
   Map map_;
-  std::list<const std::string*> lru_;  // most recently used first
+  std::list<const std::string*> lru_;   // most recently used first
+  std::set<std::string_view> ordered_;  // the keys of map_, in order, for prefix deletes
+  // The dirty entries (Entry::dirty_pos indexes this), with their keys.
+  std::vector<std::pair<const std::string*, Entry*>> dirty_list_;
   size_t bytes_ = 0;
-  size_t dirty_ = 0;
   std::string scratch_;
   std::vector<Change> changes_;         // reused
   std::vector<Map::iterator> victims_;  // reused

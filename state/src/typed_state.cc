@@ -596,9 +596,11 @@ Result<uint8_t> KeyedStateStore::Register(std::string_view name, StateKind kind,
     WEIR_RETURN_IF_ERROR(backend_->Put(kg, key, value));
   }
   registered_.insert(it->second.id);
+  // Whole values, or map entries, read and written by key: cacheable. (A map's iteration is a
+  // scan, which the cache writes through before.)
   if (kind == StateKind::kValue || kind == StateKind::kReducing ||
-      kind == StateKind::kAggregating) {
-    backend_->HintPointLookups(it->second.id);  // whole values by key: cacheable
+      kind == StateKind::kAggregating || kind == StateKind::kMap) {
+    backend_->HintPointLookups(it->second.id);
   }
   return it->second.id;
 }

@@ -152,6 +152,50 @@ TEST_F(CachingBackendTest, ScansPrefixDeletesAndAppendsSeeThroughTheCache) {
   EXPECT_EQ(Dump(*b), want);
 }
 
+// Map states: entries per key ("v/<key>/<map key>"), a scan of one key after writes, and a
+// clear of one key (a prefix delete) that drops that key's cached entries, in any key group,
+// and leaves every other key's cached and dirty entries as they were.
+TEST_F(CachingBackendTest, PerKeyScansAndClearsLeaveOtherKeysCached) {
+  auto b = Open(1 << 20, "a");
+  for (int k = 0; k < 50; ++k) {
+    for (int m = 0; m < 4; ++m) {
+      const std::string key = "v/" + std::to_string(k) + "/" + std::to_string(m);
+      ASSERT_TRUE(b->Put(k % 3, key, std::to_string(k * 10 + m)).ok());
+    }
+  }
+  EXPECT_EQ(Stats(*b).dirty, 200);
+  // A scan of one key writes the dirty entries through first, and sees them.
+  int n = 0;
+  for (auto it = b->Scan({1, 1}, "v/7/"); it->Valid(); it->Next()) ++n;
+  EXPECT_EQ(n, 4);
+  EXPECT_EQ(Stats(*b).dirty, 0);
+  EXPECT_EQ(Stats(*b).flushes, 1);
+  // Only key 7 is cleared: not "v/70/0", which sorts right after it in the same key group.
+  ASSERT_TRUE(b->Put(1, "v/70/0", "new").ok());
+  ASSERT_TRUE(b->Put(1, "v/7/9", "dirty before the clear").ok());
+  const int64_t entries = Stats(*b).entries;
+  ASSERT_TRUE(b->DeletePrefix(1, "v/7/").ok());
+  EXPECT_EQ(Stats(*b).entries, entries - 5);
+  std::string v;
+  for (int m : {0, 1, 2, 3, 9}) EXPECT_FALSE(b->Get(1, "v/7/" + std::to_string(m), &v)) << m;
+  ASSERT_TRUE(b->Get(1, "v/70/0", &v));
+  EXPECT_EQ(v, "new");
+  ASSERT_TRUE(b->Get(1, "v/1/3", &v));
+  EXPECT_EQ(v, "13");
+  const CacheStats s = Stats(*b);
+  EXPECT_EQ(s.misses, 5);  // the cleared key's entries only; the rest were served from memory
+  // The clear wrote the dirty entries first; later ones are written at the next snapshot.
+  ASSERT_TRUE(b->Put(0, "v/3/0", "changed").ok());
+  EXPECT_EQ(Stats(*b).dirty, 1);
+  auto r = Open(1 << 20, "b", {Checkpoint(*b, 1)});
+  const auto dump = Dump(*r);
+  EXPECT_EQ(dump.size(), 197u);  // 200, less key 7's four, plus v/70/0
+  EXPECT_EQ(dump.at("0:v/3/0"), "changed");
+  EXPECT_EQ(dump.at("1:v/70/0"), "new");
+  EXPECT_EQ(dump.count("1:v/7/0"), 0u);
+  EXPECT_EQ(dump.count("1:v/7/9"), 0u);
+}
+
 // Keys spread far wider than the cache stop being admitted once the full cache hits almost
 // nothing; hot keys bring admission back at a probe window; values are right throughout.
 TEST_F(CachingBackendTest, ThrashingTurnsAdmissionOffAndHotKeysTurnItOn) {

@@ -1,14 +1,16 @@
 // A write-back cache of hot keys in front of a snapshottable backend (RocksDB).
 //
 // Promise: reads and writes of keys whose first byte was declared a point-lookup prefix
-// (KeyedStateBackend::HintPointLookups: value, reducing and aggregating states) are served from
-// memory; the changed ones reach the backend in one WriteBatch when the cache is over its
+// (KeyedStateBackend::HintPointLookups: value, reducing, aggregating and map states) are served
+// from memory; the changed ones reach the backend in one WriteBatch when the cache is over its
 // memory bound (the least recently used entries are evicted) and at every snapshot, before the
 // backend's own snapshot, so a snapshot holds every write made before it. Every other
 // operation (scans, prefix deletes, appends of uncached keys, iteration) first writes the dirty
 // entries it could see through, then goes to the backend, so its results are as without the
-// cache. Restoring and rescaling are the backend's: the cache starts empty. When few lookups
-// hit (keys spread far wider than the cache), new keys bypass it until hot keys come back.
+// cache; a flush costs the dirty entries, and a prefix delete the cached entries under the
+// prefix (a key-ordered index), not the whole cache. Restoring and rescaling are the backend's: the
+// cache starts empty. When few lookups hit (keys spread far wider than the cache), new keys bypass
+// it until hot keys come back.
 //
 // Threads: as the backend it wraps, the owning task thread only.
 #pragma once

@@ -85,8 +85,8 @@ class KeyedStateBackend {
     return Status::Ok();
   }
   // A hint from typed state: keys starting with `first_byte` are read and written whole, by
-  // key (value-like states), never appended to or scanned within one key. A caching backend
-  // (caching_backend.h) caches those.
+  // key (value-like states and map entries), never appended to; map states are also scanned by
+  // key and cleared by prefix. A caching backend (caching_backend.h) caches those.
   virtual void HintPointLookups(uint8_t first_byte) { (void)first_byte; }
 };
 
