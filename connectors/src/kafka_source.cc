@@ -51,6 +51,7 @@
 #include "weir/operator_state.h"
 #include "weir/record_counters.h"
 #include "weir/text_formats.h"
+#include "weir/thread_name.h"
 
 namespace weir {
 
@@ -142,6 +143,7 @@ class KafkaSource : public SourceOperator, public kafka::OpaqueBase {
                                             : "pattern " + plan_.topic_pattern,
                 plan_.group_id, restored.size(), restored_ ? "" : " (fresh start)");
     discovery_ = std::thread([this] { DiscoveryLoop(); });
+    NameThread(discovery_, "kafka-discovery");
     return Status::Ok();
   }
 

@@ -1,8 +1,7 @@
 #include "weir/executor.h"
 
-#include <pthread.h>
-
 #include "weir/logging.h"
+#include "weir/thread_name.h"
 
 namespace weir {
 
@@ -12,8 +11,7 @@ Executor::Executor(std::string name, int threads, size_t max_queued_per_lane)
   threads_.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
     threads_.emplace_back([this] { Loop(); });
-    const std::string tname = (name_ + "-" + std::to_string(i)).substr(0, 15);
-    pthread_setname_np(threads_.back().native_handle(), tname.c_str());
+    NameThread(threads_.back(), name_ + "-" + std::to_string(i));
   }
 }
 

@@ -17,6 +17,7 @@
 #include "weir/jobmanager/metrics.h"
 #include "weir/jobmanager/rest_server.h"
 #include "weir/net_address.h"
+#include "weir/thread_name.h"
 
 namespace weir::jm {
 namespace {
@@ -307,6 +308,7 @@ class JobManagerServer::Impl {
         lock.lock();
       }
     });
+    NameThread(ticker_, "jm-ticker");
     return port;
   }
 

@@ -23,6 +23,7 @@
 
 #include "weir/logging.h"
 #include "weir/text_formats.h"
+#include "weir/thread_name.h"
 
 namespace weir {
 namespace {
@@ -400,6 +401,7 @@ class OutConnection {
   }
   void StartReader() {
     reader_ = std::thread([this] { ReadLoop(); });
+    NameThread(reader_, "net-out-reader");
   }
   bool alive() const { return !broken_.load(); }
   const std::string& address() const { return address_; }
@@ -608,6 +610,7 @@ class InConnection : public std::enable_shared_from_this<InConnection> {
       Run(tls);
       done_.store(true);
     });
+    NameThread(thread_, "net-in");
   }
   // Runs the connection on the calling thread instead (NetworkEnvironment::ServeInbound).
   void RunHere(SSL_CTX* tls) {
@@ -904,6 +907,7 @@ Status NetworkEnvironment::Start(const std::string& host, int port) {
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
   port_ = ntohs(addr.sin_port);
   accept_thread_ = std::thread([this] { AcceptLoop(); });
+  NameThread(accept_thread_, "net-accept");
   return Status::Ok();
 }
 

@@ -24,6 +24,7 @@
 #include "weir/net_address.h"
 #include "weir/network.h"
 #include "weir/prometheus_families.h"
+#include "weir/thread_name.h"
 
 namespace weir::tm {
 namespace {
@@ -86,6 +87,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
         network_.port(), options_.slots, options_.jobmanager_address);
     WEIR_RETURN_IF_ERROR(StartMetrics());
     heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+    NameThread(heartbeat_, "tm-heartbeat");
     return Status::Ok();
   }
 
@@ -401,6 +403,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
       rt->subtask = req->subtask();
       rt->jm_session = req->jm_session();
       rt->thread = std::thread([raw] { raw->task->Run(); });
+      NameThread(rt->thread, req->task_id() + "-" + std::to_string(req->subtask()));
       tasks_[exec_id] = std::move(rt);
     }
     return grpc::Status::OK;

@@ -1,18 +1,23 @@
 // The executor's contract (lanes, bounds, shutdown) and the data plane's resource bounds:
 // threads joined, inbound connections reaped, released prefixes bounded.
-#include <gtest/gtest.h>
+#include "weir/executor.h"
 
 #include <dirent.h>
+#include <gtest/gtest.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <future>
 #include <mutex>
+#include <string>
 #include <thread>
 
-#include "weir/executor.h"
 #include "weir/network.h"
+#include "weir/thread_name.h"
 
 namespace weir {
 namespace {
@@ -35,6 +40,30 @@ bool Eventually(Pred pred) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return pred();
+}
+
+// Threads are named as top -H and perf show them: cut to Linux's 15 bytes; the executor's
+// threads are "<name>-<i>".
+TEST(ThreadNameTest, NamesAreCutToFifteenBytes) {
+  std::promise<long> tid;
+  std::promise<void> named;
+  std::thread t([&] {
+    tid.set_value(syscall(SYS_gettid));
+    named.get_future().wait();
+  });
+  const long id = tid.get_future().get();
+  NameThread(t, "a-rather-long-thread-name");
+  std::string comm;
+  std::ifstream("/proc/self/task/" + std::to_string(id) + "/comm") >> comm;
+  named.set_value();
+  t.join();
+  EXPECT_EQ(comm, "a-rather-long-t");
+
+  Executor ex("uploads", 1, 4);
+  std::promise<long> etid;
+  ASSERT_TRUE(ex.Submit("l", [&] { etid.set_value(syscall(SYS_gettid)); }).ok());
+  std::ifstream("/proc/self/task/" + std::to_string(etid.get_future().get()) + "/comm") >> comm;
+  EXPECT_EQ(comm, "uploads-0");
 }
 
 TEST(ExecutorTest, LaneRunsInOrderOneAtATime) {
