@@ -1,9 +1,12 @@
-// What keyed_aggregate and window_aggregate share at run time: the glue from operator
-// contexts to keyed state stores (their plans are in aggregate_plan.h). The task thread only.
+// What the keyed operators (keyed_aggregate, window_aggregate, dedup, top_n) share at run time:
+// the glue from operator contexts to keyed state stores, window ends as state keys, and the
+// checkpointed watermark (their plans are in aggregate_plan.h). The task thread only.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "aggregate_plan.h"
 #include "weir/operator.h"
@@ -22,6 +25,80 @@ void ReportStateMetrics(const state::KeyedStateStore* store, MetricWriter& out);
 
 // Adapts the state module's snapshot upload to the runtime's async keyed snapshot.
 std::unique_ptr<AsyncKeyedSnapshot> AdaptKeyedSnapshot(std::unique_ptr<state::SnapshotUpload> u);
+
+// Window ends as map keys and timer namespaces: 8 bytes big-endian with the sign bit flipped,
+// so that the windows of a key iterate in time order.
+void EncodeWindowEnd(int64_t end, std::string* out);
+bool DecodeWindowEnd(std::string_view in, int64_t* end);
+
+// a + b, clamped to the int64 range.
+int64_t SaturatingAdd(int64_t a, int64_t b);
+
+// The current watermark of an event-time operator as operator state: a UNION list `name` of
+// one entry; a restore takes the minimum over the old subtasks (so that a restored operator
+// drops the same late records as before). RestoreWatermark leaves *watermark unchanged when
+// the restored state has none.
+proto::NamedList SnapshotWatermark(const char* name, int64_t watermark);
+Status RestoreWatermark(const OperatorContext& ctx, const char* name, const char* op,
+                        int64_t* watermark);
+
+// The rows of one input batch grouped by key and window (or any int64 `end`), so that a keyed
+// operator reads and writes each (key, window) of the batch once: hot keys cost one state
+// access per batch, not per row. Keeps its buffers between batches (no allocation once warm).
+class KeyWindowGroups {
+ public:
+  struct Entry {
+    int64_t end;
+    uint32_t key_off, key_len, row;
+    int key_group;
+  };
+  void Clear() {
+    entries_.clear();
+    arena_.clear();
+  }
+  // Row `row` (of key `key`) goes to window `end`; consecutive adds of one row share its key.
+  void Add(int64_t end, std::string_view key, int key_group, size_t row);
+  bool empty() const { return entries_.empty(); }
+  size_t size() const { return entries_.size(); }
+  const Entry& operator[](size_t i) const { return entries_[i]; }
+  std::string_view KeyOf(const Entry& e) const {
+    return std::string_view(arena_).substr(e.key_off, e.key_len);
+  }
+  // By key, then end, then row (the rows of a group in arrival order).
+  void Sort();
+  // One past the last entry of the group that starts at entry i: same key and end
+  // (SameKeyEnd), or same key only (SameKeyEnd with by_end false).
+  size_t GroupEnd(size_t i, bool by_end = true) const;
+
+ private:
+  std::vector<Entry> entries_;
+  std::string arena_;
+};
+
+// The records an event-time operator on rows (dedup, top_n) cannot use: late ones (counted in
+// OperatorMetrics::late_records_dropped and sent unchanged to the side output "late", which
+// drops and counts them when no edge takes it) and those without a time (dropped); both
+// logged at most every 10 s with the totals so far.
+class DroppedRecords {
+ public:
+  void Open(const OperatorContext& ctx, std::string op);
+  // Per batch: Begin, then Late/NoTime per record, then End (which emits the late rows).
+  void Begin() { late_rows_.Clear(); }
+  void Late(const Row& row, int64_t t, int64_t watermark);
+  void NoTime(int64_t watermark);
+  Status End();
+
+ private:
+  void Log(const char* why, int64_t t, int64_t watermark);
+  std::string op_;
+  std::string log_prefix_;
+  OperatorMetrics* metrics_ = nullptr;
+  Output* late_out_ = nullptr;
+  RowBatch late_rows_;
+  int64_t late_ = 0;
+  int64_t no_time_ = 0;
+  int64_t last_log_ms_ = 0;
+};
 
 // The runnable factory of a keyed operator: its validation-only spec (aggregate_plan.h) plus
 // Create, which plans with `Plan` and builds an `Op` from the plan.

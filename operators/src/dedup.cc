@@ -1,0 +1,213 @@
+// dedup: one row per key within a TTL of event time (Meituan's dedup; Flink's deduplication
+// `ROW_NUMBER() OVER (PARTITION BY key ORDER BY rowtime ASC|DESC) = 1`, here append-only). Its
+// input must arrive on a hash edge keyed by the same fields.
+//
+// config: key: [fields]; time_field: a timestamp (or int64 ms) field; ttl: a duration;
+//         keep: first (default) | last; time: event (the only one; see below).
+//
+// Scopes: a key's rows are deduplicated within the aligned windows of event time
+// [k * ttl, (k + 1) * ttl) (as window_aggregate's tumbling `size`, and Flink's window
+// deduplication), so what is kept depends on the rows' times, not on their arrival order, the
+// parallelism or a restore. Processing time is refused: its scopes would depend on the clock.
+//   keep: first   the first row of a key in a scope is emitted at once, unchanged; the key's
+//                 later rows in that scope are dropped and counted (weir_dedup_duplicates_total).
+//                 "First" is the first to arrive: in event-time order when the input is (one
+//                 source subtask per key's rows, as Nexmark's generator).
+//   keep: last    the row with the latest time of a key in a scope (equal times: the one that
+//                 arrived last, as Flink's keep-last-row) is emitted once, when the watermark
+//                 passes the scope's end; the others are counted as duplicates. Append-only:
+//                 no retraction of an earlier row (Flink's keep-last updates its result).
+// Output: the input's rows as they are (same schema).
+//
+// State: per key a map state "scopes" from the scope's end (window_aggregate's encoding) to
+// nothing (keep first) or the kept row (keep last), and an event-time timer per (key, scope)
+// at end - 1 that removes the entry (keep last: after emitting its row). So the state holds
+// one entry per key and open scope, and is checkpointed and rescaled with its key groups.
+// Rows whose scope the watermark has passed (end - 1 <= watermark) are late: counted in
+// OperatorMetrics::late_records_dropped, sent unchanged to the side output `late` (dropped and
+// counted when no edge takes it), and logged at most every 10 s, as window_aggregate's. Rows
+// with a null time are dropped and logged likewise.
+//
+// Per batch the rows are grouped by key and scope: one state read (and at most one write) per
+// key and scope per batch. The watermark is checkpointed as window_aggregate's.
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aggregation.h"
+#include "weir/operator.h"
+#include "weir/operators.h"
+
+namespace weir {
+namespace {
+
+constexpr char kWatermarkList[] = "watermark";
+
+class Dedup : public Operator {
+ public:
+  explicit Dedup(DedupPlan plan) : plan_(std::move(plan)), keys_(plan_.key_idx, plan_.key_schema) {}
+
+  Status Open(const OperatorContext& ctx) override {
+    max_parallelism_ = ctx.max_parallelism;
+    dropped_.Open(ctx, "dedup");
+    WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
+    // Version of the entries (scope end; the kept row in the input's row serde).
+    WEIR_ASSIGN_OR_RETURN(scopes_, store_->GetMapState("scopes", /*version=*/1));
+    WEIR_ASSIGN_OR_RETURN(timers_, store_->GetTimerService("scopes"));
+    return RestoreWatermark(ctx, kWatermarkList, "dedup", &watermark_);
+  }
+
+  Status Process(RowBatch& in, Output& out) override {
+    dropped_.Begin();
+    groups_.Clear();
+    emit_.clear();
+    for (size_t r = 0; r < in.size(); ++r) {
+      const Row& row = in[r];
+      const Value& tv = row[plan_.time_idx];
+      if (tv.is_null()) {
+        dropped_.NoTime(watermark_);
+        continue;
+      }
+      const int64_t t = tv.i;
+      // floor(t / ttl) * ttl, also for negative times; saturated at the int64 range.
+      int64_t start = t - t % plan_.ttl_ms;
+      if (t % plan_.ttl_ms < 0) start = SaturatingAdd(start, -plan_.ttl_ms);
+      const int64_t end = SaturatingAdd(start, plan_.ttl_ms);
+      if (end - 1 <= watermark_) {
+        dropped_.Late(row, t, watermark_);
+        continue;
+      }
+      keys_.Extract(row, max_parallelism_);
+      groups_.Add(end, keys_.key(), keys_.key_group(), r);
+    }
+    if (!groups_.empty()) WEIR_RETURN_IF_ERROR(Update(in));
+    WEIR_RETURN_IF_ERROR(dropped_.End());
+    if (emit_.empty()) return Status::Ok();
+    // The rows kept first, in arrival order.
+    std::sort(emit_.begin(), emit_.end());
+    out_.Clear();
+    for (uint32_t r : emit_) out_.Append(in[r].size()).CopyFrom(in[r]);
+    return out.Emit(out_);
+  }
+
+  Status OnWatermark(int64_t watermark, Output& out) override {
+    if (watermark > watermark_) watermark_ = watermark;
+    out_.Clear();
+    WEIR_RETURN_IF_ERROR(timers_->AdvanceWatermark(
+        watermark_, [&](const state::InternalTimerService::Timer& timer) -> Status {
+          if (plan_.keep_last && scopes_.Get(timer.ns, &bytes_)) {
+            WEIR_RETURN_IF_ERROR(DecodeRow(bytes_, out_.Append(plan_.output.size())));
+            if (out_.size() >= RowBatch::kDefaultCapacity) {
+              WEIR_RETURN_IF_ERROR(out.Emit(out_));
+              out_.Clear();
+            }
+          }
+          return scopes_.Remove(timer.ns);
+        }));
+    if (out_.empty()) return Status::Ok();
+    return out.Emit(out_);
+  }
+
+  Status Finish(Output& out) override { return OnWatermark(kMaxWatermark, out); }
+
+  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
+    WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
+    out->keyed = AdaptKeyedSnapshot(std::move(upload));
+    out->operator_state.push_back(SnapshotWatermark(kWatermarkList, watermark_));
+    return Status::Ok();
+  }
+  void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
+  void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
+  void ReportMetrics(MetricWriter& out) const override {
+    ReportStateMetrics(store_.get(), out);
+    out.Counter("weir_dedup_duplicates_total",
+                "Rows dedup dropped as duplicates of the row it kept for their key and scope",
+                static_cast<double>(duplicates_));
+  }
+  Status Close() override {
+    store_.reset();
+    return Status::Ok();
+  }
+
+ private:
+  // Per (key, scope) of the batch: keep first emits its first row if the scope is new; keep
+  // last keeps the latest row (one read, one write).
+  Status Update(const RowBatch& in) {
+    groups_.Sort();
+    for (size_t i = 0; i < groups_.size();) {
+      const size_t j = groups_.GroupEnd(i);
+      const auto& g = groups_[i];
+      WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(g.key_group, groups_.KeyOf(g)));
+      EncodeWindowEnd(g.end, &scope_key_);
+      bool present;
+      if (!plan_.keep_last) {
+        present = scopes_.Contains(scope_key_);
+        if (!present) {
+          emit_.push_back(g.row);
+          WEIR_RETURN_IF_ERROR(scopes_.Put(scope_key_, {}));
+        }
+      } else {
+        present = scopes_.Get(scope_key_, &bytes_);
+        int64_t best_t = 0;
+        if (present) {
+          WEIR_RETURN_IF_ERROR(DecodeRow(bytes_, stored_));
+          best_t = stored_[plan_.time_idx].i;
+        }
+        size_t best = j;  // none of the batch
+        for (size_t k = i; k < j; ++k) {
+          const int64_t t = in[groups_[k].row][plan_.time_idx].i;
+          if ((!present && best == j) || t >= best_t) {
+            best = k;
+            best_t = t;
+          }
+        }
+        if (best != j) {
+          buf_.Clear();
+          SerializeRow(in[groups_[best].row], plan_.output, buf_);
+          WEIR_RETURN_IF_ERROR(scopes_.Put(
+              scope_key_,
+              std::string_view(reinterpret_cast<const char*>(buf_.data()), buf_.size())));
+        }
+      }
+      duplicates_ += static_cast<int64_t>(j - i) - (present ? 0 : 1);
+      if (!present) WEIR_RETURN_IF_ERROR(timers_->RegisterEventTimeTimer(g.end - 1, scope_key_));
+      i = j;
+    }
+    return Status::Ok();
+  }
+
+  Status DecodeRow(std::string_view bytes, Row& row) {
+    const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+    if (!DeserializeRow(&p, p + bytes.size(), plan_.output, row)) {
+      return Status::DataLoss("dedup: corrupt row in state");
+    }
+    return Status::Ok();
+  }
+
+  DedupPlan plan_;
+  KeyExtractor keys_;
+  std::unique_ptr<state::KeyedStateStore> store_;
+  state::MapState scopes_;
+  state::InternalTimerService* timers_ = nullptr;
+  int max_parallelism_ = 128;
+  int64_t watermark_ = kMinWatermark;
+  DroppedRecords dropped_;
+  int64_t duplicates_ = 0;
+  // Per batch (capacity kept between batches).
+  KeyWindowGroups groups_;
+  std::vector<uint32_t> emit_;
+  RowBatch out_;
+  std::string scope_key_;
+  std::string bytes_;
+  Row stored_;
+  ByteBuffer buf_;
+};
+
+}  // namespace
+
+void RegisterDedup(OperatorRegistry& r) {
+  r.Register("dedup", std::make_unique<KeyedOperatorFactory<DedupSpec, Dedup, PlanDedup>>());
+}
+
+}  // namespace weir
