@@ -52,6 +52,24 @@ Status ParseKey(const Config& config, const Schema& input,
   return Status::Ok();
 }
 
+// An event-time field of `input` named by `key` (default `def`): timestamp or int64 ms.
+Result<int> TimeField(const Config& config, const Schema& input, const std::string& key,
+                      std::optional<std::string> def = std::nullopt) {
+  WEIR_ASSIGN_OR_RETURN(std::string name, config.GetString(key, def));
+  const int i = input.IndexOf(name);
+  if (i < 0) {
+    return Status::InvalidArgument(config.path() + "." + key + ": unknown field '" + name +
+                                   "' (input fields: " + input.FieldNames() + ")");
+  }
+  const Type t = input.field(i).type;
+  if (t != Type::kTimestamp && t != Type::kInt64) {
+    return Status::InvalidArgument(config.path() + "." + key + ": '" + name +
+                                   "' must be a timestamp or int64 (ms) field; it is " +
+                                   TypeName(t));
+  }
+  return i;
+}
+
 }  // namespace
 
 Result<Aggregations> ParseAggregations(const Config& config, const Schema& input, Schema* output) {
@@ -304,18 +322,7 @@ Result<WindowPlan> PlanWindow(const Config& config, const Schema& input) {
       }
     }
   } else {
-    WEIR_ASSIGN_OR_RETURN(std::string time_field, config.GetString("time_field"));
-    plan.time_idx = input.IndexOf(time_field);
-    if (plan.time_idx < 0) {
-      return Status::InvalidArgument(at + ".time_field: unknown field '" + time_field +
-                                     "' (input fields: " + input.FieldNames() + ")");
-    }
-    const Type tt = input.field(plan.time_idx).type;
-    if (tt != Type::kTimestamp && tt != Type::kInt64) {
-      return Status::InvalidArgument(at + ".time_field: '" + time_field +
-                                     "' must be a timestamp or int64 (ms) field; it is " +
-                                     TypeName(tt));
-    }
+    WEIR_ASSIGN_OR_RETURN(plan.time_idx, TimeField(config, input, "time_field"));
   }
   if (config.Has("session_gap")) {
     for (const char* field : {"size", "slide"}) {
@@ -373,28 +380,6 @@ Result<WindowPlan> PlanWindow(const Config& config, const Schema& input) {
   }
   return plan;
 }
-
-namespace {
-
-// An event-time field of `input` named by `key` (default `def`): timestamp or int64 ms.
-Result<int> TimeField(const Config& config, const Schema& input, const std::string& key,
-                      std::optional<std::string> def = std::nullopt) {
-  WEIR_ASSIGN_OR_RETURN(std::string name, config.GetString(key, def));
-  const int i = input.IndexOf(name);
-  if (i < 0) {
-    return Status::InvalidArgument(config.path() + "." + key + ": unknown field '" + name +
-                                   "' (input fields: " + input.FieldNames() + ")");
-  }
-  const Type t = input.field(i).type;
-  if (t != Type::kTimestamp && t != Type::kInt64) {
-    return Status::InvalidArgument(config.path() + "." + key + ": '" + name +
-                                   "' must be a timestamp or int64 (ms) field; it is " +
-                                   TypeName(t));
-  }
-  return i;
-}
-
-}  // namespace
 
 Result<DedupPlan> PlanDedup(const Config& config, const Schema& input) {
   WEIR_RETURN_IF_ERROR(config.CheckKeys({"key", "keep", "ttl", "time", "time_field"}));

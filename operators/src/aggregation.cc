@@ -167,6 +167,19 @@ Status RestoreWatermark(const OperatorContext& ctx, const char* name, const char
   return Status::Ok();
 }
 
+Status KeyedEventTimeOperator::OpenStore(const OperatorContext& ctx, const char* op) {
+  max_parallelism_ = ctx.max_parallelism;
+  WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
+  return RestoreWatermark(ctx, "watermark", op, &watermark_);
+}
+
+Status KeyedEventTimeOperator::Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) {
+  WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
+  out->keyed = AdaptKeyedSnapshot(std::move(upload));
+  out->operator_state.push_back(SnapshotWatermark("watermark", watermark_));
+  return Status::Ok();
+}
+
 namespace {
 
 class UploadAdapter : public AsyncKeyedSnapshot {

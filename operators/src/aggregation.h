@@ -100,6 +100,75 @@ class DroppedRecords {
   int64_t last_log_ms_ = 0;
 };
 
+// What the event-time keyed operators (window_aggregate, dedup, top_n) share: a keyed state
+// store in <local dir>/keyed, the watermark reached (checkpointed with SnapshotWatermark, so
+// that a restored operator drops the same late records as before), and their checkpoint and
+// metrics hooks. Subclasses call OpenStore first in Open.
+class KeyedEventTimeOperator : public Operator {
+ public:
+  // End of input: the final watermark.
+  Status Finish(Output& out) override { return OnWatermark(kMaxWatermark, out); }
+  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override;
+  void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
+  void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
+  void ReportMetrics(MetricWriter& out) const override { ReportStateMetrics(store_.get(), out); }
+  Status Close() override {
+    store_.reset();
+    return Status::Ok();
+  }
+
+ protected:
+  // Opens the store and restores the watermark; `op` names the operator in errors.
+  Status OpenStore(const OperatorContext& ctx, const char* op);
+
+  std::unique_ptr<state::KeyedStateStore> store_;
+  int max_parallelism_ = 128;
+  int64_t watermark_ = kMinWatermark;
+};
+
+// dedup and top_n: the rows of a batch grouped by key and an event-time end that each row's time
+// gives; rows without a time are dropped, rows whose end the watermark has passed (end - 1 <=
+// watermark) are late (DroppedRecords).
+class KeyedRowOperator : public KeyedEventTimeOperator {
+ protected:
+  KeyedRowOperator(const std::vector<int>& key_idx, const Schema& key_schema, int time_idx)
+      : keys_(key_idx, key_schema), time_idx_(time_idx) {}
+  // Opens the store and the dropped-record accounting of operator `op`.
+  Status OpenRows(const OperatorContext& ctx, const char* op) {
+    dropped_.Open(ctx, op);
+    return OpenStore(ctx, op);
+  }
+  // Fills groups_ (sorted) with the usable rows of `in`, each under end_of(its time), and emits
+  // the late ones to the side output.
+  template <typename EndOf>
+  Status GroupRows(const RowBatch& in, EndOf end_of) {
+    dropped_.Begin();
+    groups_.Clear();
+    for (size_t r = 0; r < in.size(); ++r) {
+      const Row& row = in[r];
+      const Value& tv = row[time_idx_];
+      if (tv.is_null()) {
+        dropped_.NoTime(watermark_);
+        continue;
+      }
+      const int64_t end = end_of(tv.i);
+      if (SaturatingAdd(end, -1) <= watermark_) {
+        dropped_.Late(row, tv.i, watermark_);
+        continue;
+      }
+      keys_.Extract(row, max_parallelism_);
+      groups_.Add(end, keys_.key(), keys_.key_group(), r);
+    }
+    groups_.Sort();
+    return dropped_.End();
+  }
+
+  KeyExtractor keys_;
+  KeyWindowGroups groups_;
+  DroppedRecords dropped_;
+  const int time_idx_;
+};
+
 // The runnable factory of a keyed operator: its validation-only spec (aggregate_plan.h) plus
 // Create, which plans with `Plan` and builds an `Op` from the plan.
 template <typename Spec, typename Op, auto Plan>

@@ -42,47 +42,28 @@
 namespace weir {
 namespace {
 
-constexpr char kWatermarkList[] = "watermark";
-
-class Dedup : public Operator {
+class Dedup : public KeyedRowOperator {
  public:
-  explicit Dedup(DedupPlan plan) : plan_(std::move(plan)), keys_(plan_.key_idx, plan_.key_schema) {}
+  explicit Dedup(DedupPlan plan)
+      : KeyedRowOperator(plan.key_idx, plan.key_schema, plan.time_idx), plan_(std::move(plan)) {}
 
   Status Open(const OperatorContext& ctx) override {
-    max_parallelism_ = ctx.max_parallelism;
-    dropped_.Open(ctx, "dedup");
-    WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
+    WEIR_RETURN_IF_ERROR(OpenRows(ctx, "dedup"));
     // Version of the entries (scope end; the kept row in the input's row serde).
     WEIR_ASSIGN_OR_RETURN(scopes_, store_->GetMapState("scopes", /*version=*/1));
     WEIR_ASSIGN_OR_RETURN(timers_, store_->GetTimerService("scopes"));
-    return RestoreWatermark(ctx, kWatermarkList, "dedup", &watermark_);
+    return Status::Ok();
   }
 
   Status Process(RowBatch& in, Output& out) override {
-    dropped_.Begin();
-    groups_.Clear();
     emit_.clear();
-    for (size_t r = 0; r < in.size(); ++r) {
-      const Row& row = in[r];
-      const Value& tv = row[plan_.time_idx];
-      if (tv.is_null()) {
-        dropped_.NoTime(watermark_);
-        continue;
-      }
-      const int64_t t = tv.i;
-      // floor(t / ttl) * ttl, also for negative times; saturated at the int64 range.
-      int64_t start = t - t % plan_.ttl_ms;
-      if (t % plan_.ttl_ms < 0) start = SaturatingAdd(start, -plan_.ttl_ms);
-      const int64_t end = SaturatingAdd(start, plan_.ttl_ms);
-      if (end - 1 <= watermark_) {
-        dropped_.Late(row, t, watermark_);
-        continue;
-      }
-      keys_.Extract(row, max_parallelism_);
-      groups_.Add(end, keys_.key(), keys_.key_group(), r);
-    }
+    // Scope: floor(t / ttl) * ttl, also for negative times; saturated at the int64 range.
+    WEIR_RETURN_IF_ERROR(GroupRows(in, [ttl = plan_.ttl_ms](int64_t t) {
+      int64_t start = t - t % ttl;
+      if (t % ttl < 0) start = SaturatingAdd(start, -ttl);
+      return SaturatingAdd(start, ttl);
+    }));
     if (!groups_.empty()) WEIR_RETURN_IF_ERROR(Update(in));
-    WEIR_RETURN_IF_ERROR(dropped_.End());
     if (emit_.empty()) return Status::Ok();
     // The rows kept first, in arrival order.
     std::sort(emit_.begin(), emit_.end());
@@ -109,32 +90,17 @@ class Dedup : public Operator {
     return out.Emit(out_);
   }
 
-  Status Finish(Output& out) override { return OnWatermark(kMaxWatermark, out); }
-
-  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
-    WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
-    out->keyed = AdaptKeyedSnapshot(std::move(upload));
-    out->operator_state.push_back(SnapshotWatermark(kWatermarkList, watermark_));
-    return Status::Ok();
-  }
-  void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
-  void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
   void ReportMetrics(MetricWriter& out) const override {
     ReportStateMetrics(store_.get(), out);
     out.Counter("weir_dedup_duplicates_total",
                 "Rows dedup dropped as duplicates of the row it kept for their key and scope",
                 static_cast<double>(duplicates_));
   }
-  Status Close() override {
-    store_.reset();
-    return Status::Ok();
-  }
 
  private:
   // Per (key, scope) of the batch: keep first emits its first row if the scope is new; keep
   // last keeps the latest row (one read, one write).
   Status Update(const RowBatch& in) {
-    groups_.Sort();
     for (size_t i = 0; i < groups_.size();) {
       const size_t j = groups_.GroupEnd(i);
       const auto& g = groups_[i];
@@ -186,16 +152,10 @@ class Dedup : public Operator {
   }
 
   DedupPlan plan_;
-  KeyExtractor keys_;
-  std::unique_ptr<state::KeyedStateStore> store_;
   state::MapState scopes_;
   state::InternalTimerService* timers_ = nullptr;
-  int max_parallelism_ = 128;
-  int64_t watermark_ = kMinWatermark;
-  DroppedRecords dropped_;
   int64_t duplicates_ = 0;
   // Per batch (capacity kept between batches).
-  KeyWindowGroups groups_;
   std::vector<uint32_t> emit_;
   RowBatch out_;
   std::string scope_key_;

@@ -37,8 +37,6 @@
 namespace weir {
 namespace {
 
-constexpr char kWatermarkList[] = "watermark";
-
 // Nulls first; values of one field have one type.
 int CompareValues(const Value& a, const Value& b) {
   if (a.is_null() || b.is_null()) return static_cast<int>(!a.is_null()) - !b.is_null();
@@ -55,40 +53,24 @@ int CompareValues(const Value& a, const Value& b) {
   }
 }
 
-class TopN : public Operator {
+class TopN : public KeyedRowOperator {
  public:
-  explicit TopN(TopNPlan plan) : plan_(std::move(plan)), keys_(plan_.key_idx, plan_.key_schema) {}
+  explicit TopN(TopNPlan plan)
+      : KeyedRowOperator(plan.key_idx, plan.key_schema, plan.time_idx), plan_(std::move(plan)) {}
 
   Status Open(const OperatorContext& ctx) override {
-    max_parallelism_ = ctx.max_parallelism;
-    dropped_.Open(ctx, "top_n");
-    WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
+    WEIR_RETURN_IF_ERROR(OpenRows(ctx, "top_n"));
     // Version of the stored rows (the input's row serde, concatenated).
     WEIR_ASSIGN_OR_RETURN(top_, store_->GetValueState("top", /*version=*/1));
     WEIR_ASSIGN_OR_RETURN(timers_, store_->GetTimerService("partitions"));
-    return RestoreWatermark(ctx, kWatermarkList, "top_n", &watermark_);
+    return Status::Ok();
   }
 
   Status Process(RowBatch& in, Output& out) override {
-    dropped_.Begin();
-    groups_.Clear();
-    for (size_t r = 0; r < in.size(); ++r) {
-      const Row& row = in[r];
-      const Value& tv = row[plan_.time_idx];
-      if (tv.is_null()) {
-        dropped_.NoTime(watermark_);
-        continue;
-      }
-      if (tv.i <= SaturatingAdd(watermark_, 1)) {  // time - 1 <= watermark
-        dropped_.Late(row, tv.i, watermark_);
-        continue;
-      }
-      keys_.Extract(row, max_parallelism_);
-      groups_.Add(tv.i, keys_.key(), keys_.key_group(), r);
-    }
-    if (!groups_.empty()) WEIR_RETURN_IF_ERROR(Update(in));
-    WEIR_RETURN_IF_ERROR(dropped_.End());
-    return Status::Ok();
+    // A partition ends at its time.
+    WEIR_RETURN_IF_ERROR(GroupRows(in, [](int64_t t) { return t; }));
+    if (groups_.empty()) return Status::Ok();
+    return Update(in);
   }
 
   Status OnWatermark(int64_t watermark, Output& out) override {
@@ -112,22 +94,6 @@ class TopN : public Operator {
         }));
     if (out_.empty()) return Status::Ok();
     return out.Emit(out_);
-  }
-
-  Status Finish(Output& out) override { return OnWatermark(kMaxWatermark, out); }
-
-  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
-    WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
-    out->keyed = AdaptKeyedSnapshot(std::move(upload));
-    out->operator_state.push_back(SnapshotWatermark(kWatermarkList, watermark_));
-    return Status::Ok();
-  }
-  void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
-  void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
-  void ReportMetrics(MetricWriter& out) const override { ReportStateMetrics(store_.get(), out); }
-  Status Close() override {
-    store_.reset();
-    return Status::Ok();
   }
 
  private:
@@ -174,7 +140,6 @@ class TopN : public Operator {
   // Per partition of the batch: its stored rows and the batch's, sorted, cut to n (and ties),
   // written back.
   Status Update(const RowBatch& in) {
-    groups_.Sort();
     for (size_t i = 0; i < groups_.size();) {
       const size_t j = groups_.GroupEnd(i);
       const auto& g = groups_[i];
@@ -216,16 +181,10 @@ class TopN : public Operator {
   }
 
   TopNPlan plan_;
-  KeyExtractor keys_;
-  std::unique_ptr<state::KeyedStateStore> store_;
   state::ValueState top_;
   state::InternalTimerService* timers_ = nullptr;
-  int max_parallelism_ = 128;
-  int64_t watermark_ = kMinWatermark;
-  DroppedRecords dropped_;
   int64_t rank_ = 1;
   // Per batch and partition (capacity kept between batches).
-  KeyWindowGroups groups_;
   std::vector<Row> pool_;
   size_t used_ = 0;
   std::vector<uint32_t> order_;

@@ -73,11 +73,10 @@
 namespace weir {
 namespace {
 
-constexpr char kWatermarkList[] = "watermark";
 constexpr char kLateOutput[] = "late";
 constexpr int64_t kLogEveryMs = 10'000;
 
-class WindowAggregate : public Operator {
+class WindowAggregate : public KeyedEventTimeOperator {
  public:
   explicit WindowAggregate(WindowPlan plan)
       : plan_(std::move(plan)),
@@ -86,11 +85,10 @@ class WindowAggregate : public Operator {
         acc_(plan_.aggs.acc_schema.size()) {}
 
   Status Open(const OperatorContext& ctx) override {
-    max_parallelism_ = ctx.max_parallelism;
     metrics_ = ctx.metrics;
     log_prefix_ = ctx.log_prefix;
     late_out_ = ctx.SideOutput(kLateOutput);
-    WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
+    WEIR_RETURN_IF_ERROR(OpenStore(ctx, "window_aggregate"));
     // Version of the window entries (user key and accumulator row layout): bump it when they
     // change, so that old savepoints are refused rather than misread.
     WEIR_ASSIGN_OR_RETURN(windows_,
@@ -105,7 +103,7 @@ class WindowAggregate : public Operator {
         slot += agg.fn == AggFn::kAvg ? 2 : 1;
       }
     }
-    return RestoreWatermark(ctx, kWatermarkList, "window_aggregate", &watermark_);
+    return Status::Ok();
   }
 
   // Rows of windows that have not fired yet are grouped by key and window first (a sort of the
@@ -162,21 +160,6 @@ class WindowAggregate : public Operator {
   Status Finish(Output& out) override {
     if (!plan_.processing_time) return OnWatermark(kMaxWatermark, out);
     return FireTimers(/*processing=*/true, std::numeric_limits<int64_t>::max(), out);
-  }
-
-  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
-    WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
-    out->keyed = AdaptKeyedSnapshot(std::move(upload));
-    out->operator_state.push_back(SnapshotWatermark(kWatermarkList, watermark_));
-    return Status::Ok();
-  }
-  void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
-  void ReportMetrics(MetricWriter& out) const override { ReportStateMetrics(store_.get(), out); }
-  void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
-
-  Status Close() override {
-    store_.reset();
-    return Status::Ok();
   }
 
  private:
@@ -539,7 +522,6 @@ class WindowAggregate : public Operator {
   WindowPlan plan_;
   const bool session_;
   KeyExtractor keys_;
-  std::unique_ptr<state::KeyedStateStore> store_;
   state::MapState windows_;
   state::MapState distinct_;                            // count_distinct's values (AddDistinct)
   std::vector<std::pair<int, size_t>> distinct_slots_;  // (input field, accumulator slot)
@@ -560,8 +542,6 @@ class WindowAggregate : public Operator {
   state::InternalTimerService* timers_ = nullptr;
   OperatorMetrics* metrics_ = nullptr;
   std::string log_prefix_;
-  int max_parallelism_ = 128;
-  int64_t watermark_ = kMinWatermark;
   int64_t processing_time_ = 0;  // the latest OnProcessingTime
   int64_t late_ = 0;
   Output* late_out_ = nullptr;  // the side output "late" (Open)
