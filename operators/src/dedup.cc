@@ -19,10 +19,11 @@
 //                 no retraction of an earlier row (Flink's keep-last updates its result).
 // Output: the input's rows as they are (same schema).
 //
-// State: per key a map state "scopes" from the scope's end (window_aggregate's encoding) to
-// nothing (keep first) or the kept row (keep last), and an event-time timer per (key, scope)
-// at end - 1 that removes the entry (keep last: after emitting its row). So the state holds
-// one entry per key and open scope, and is checkpointed and rescaled with its key groups.
+// State: per key and scope a value state "scope" (its state key: the key's bytes, then the
+// scope's end as window_aggregate encodes it; in the key's key group, so it is checkpointed and
+// rescaled with it, and the write-back state cache covers it) holding nothing (keep first) or
+// the kept row (keep last), and an event-time timer at end - 1 that clears it (keep last: after
+// emitting its row). So the state holds one entry per key and open scope.
 // Rows whose scope the watermark has passed (end - 1 <= watermark) are late: counted in
 // OperatorMetrics::late_records_dropped, sent unchanged to the side output `late` (dropped and
 // counted when no edge takes it), and logged at most every 10 s, as window_aggregate's. Rows
@@ -50,7 +51,7 @@ class Dedup : public KeyedRowOperator {
   Status Open(const OperatorContext& ctx) override {
     WEIR_RETURN_IF_ERROR(OpenRows(ctx, "dedup"));
     // Version of the entries (scope end; the kept row in the input's row serde).
-    WEIR_ASSIGN_OR_RETURN(scopes_, store_->GetMapState("scopes", /*version=*/1));
+    WEIR_ASSIGN_OR_RETURN(scopes_, store_->GetValueState("scope", /*version=*/1));
     WEIR_ASSIGN_OR_RETURN(timers_, store_->GetTimerService("scopes"));
     return Status::Ok();
   }
@@ -77,14 +78,14 @@ class Dedup : public KeyedRowOperator {
     out_.Clear();
     WEIR_RETURN_IF_ERROR(timers_->AdvanceWatermark(
         watermark_, [&](const state::InternalTimerService::Timer& timer) -> Status {
-          if (plan_.keep_last && scopes_.Get(timer.ns, &bytes_)) {
+          if (plan_.keep_last && scopes_.Get(&bytes_)) {
             WEIR_RETURN_IF_ERROR(DecodeRow(bytes_, out_.Append(plan_.output.size())));
             if (out_.size() >= RowBatch::kDefaultCapacity) {
               WEIR_RETURN_IF_ERROR(out.Emit(out_));
               out_.Clear();
             }
           }
-          return scopes_.Remove(timer.ns);
+          return scopes_.Clear();
         }));
     if (out_.empty()) return Status::Ok();
     return out.Emit(out_);
@@ -104,17 +105,20 @@ class Dedup : public KeyedRowOperator {
     for (size_t i = 0; i < groups_.size();) {
       const size_t j = groups_.GroupEnd(i);
       const auto& g = groups_[i];
-      WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(g.key_group, groups_.KeyOf(g)));
-      EncodeWindowEnd(g.end, &scope_key_);
+      // The state key: the key's bytes and the scope's end (in the key's group).
+      scope_key_.assign(groups_.KeyOf(g));
+      EncodeWindowEnd(g.end, &end_bytes_);
+      scope_key_.append(end_bytes_);
+      WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(g.key_group, scope_key_));
       bool present;
       if (!plan_.keep_last) {
-        present = scopes_.Contains(scope_key_);
+        present = scopes_.Get(&bytes_);
         if (!present) {
           emit_.push_back(g.row);
-          WEIR_RETURN_IF_ERROR(scopes_.Put(scope_key_, {}));
+          WEIR_RETURN_IF_ERROR(scopes_.Put({}));
         }
       } else {
-        present = scopes_.Get(scope_key_, &bytes_);
+        present = scopes_.Get(&bytes_);
         int64_t best_t = 0;
         if (present) {
           WEIR_RETURN_IF_ERROR(DecodeRow(bytes_, stored_));
@@ -132,12 +136,11 @@ class Dedup : public KeyedRowOperator {
           buf_.Clear();
           SerializeRow(in[groups_[best].row], plan_.output, buf_);
           WEIR_RETURN_IF_ERROR(scopes_.Put(
-              scope_key_,
               std::string_view(reinterpret_cast<const char*>(buf_.data()), buf_.size())));
         }
       }
       duplicates_ += static_cast<int64_t>(j - i) - (present ? 0 : 1);
-      if (!present) WEIR_RETURN_IF_ERROR(timers_->RegisterEventTimeTimer(g.end - 1, scope_key_));
+      if (!present) WEIR_RETURN_IF_ERROR(timers_->RegisterEventTimeTimer(g.end - 1));
       i = j;
     }
     return Status::Ok();
@@ -152,13 +155,14 @@ class Dedup : public KeyedRowOperator {
   }
 
   DedupPlan plan_;
-  state::MapState scopes_;
+  state::ValueState scopes_;
   state::InternalTimerService* timers_ = nullptr;
   int64_t duplicates_ = 0;
   // Per batch (capacity kept between batches).
   std::vector<uint32_t> emit_;
   RowBatch out_;
   std::string scope_key_;
+  std::string end_bytes_;
   std::string bytes_;
   Row stored_;
   ByteBuffer buf_;
