@@ -22,8 +22,11 @@
 // State: per key and scope a value state "scope" (its state key: the key's bytes, then the
 // scope's end as window_aggregate encodes it; in the key's key group, so it is checkpointed and
 // rescaled with it, and the write-back state cache covers it) holding nothing (keep first) or
-// the kept row (keep last), and an event-time timer at end - 1 that clears it (keep last: after
-// emitting its row). So the state holds one entry per key and open scope.
+// the kept row (keep last). No timer per entry (that would cost two more state writes per key
+// and scope): the operator keeps the ends of the open scopes (in memory, and checkpointed as
+// the UNION list "scope_ends"), and when the watermark passes one, one scan of the entries
+// (at most those of the open scopes) emits the ended ones' rows (keep last) and clears them.
+// So the state holds one entry per key and open scope.
 // Rows whose scope the watermark has passed (end - 1 <= watermark) are late: counted in
 // OperatorMetrics::late_records_dropped, sent unchanged to the side output `late` (dropped and
 // counted when no edge takes it), and logged at most every 10 s, as window_aggregate's. Rows
@@ -33,6 +36,7 @@
 // key and scope per batch. The watermark is checkpointed as window_aggregate's.
 #include <algorithm>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,6 +47,8 @@
 namespace weir {
 namespace {
 
+constexpr char kScopeEnds[] = "scope_ends";
+
 class Dedup : public KeyedRowOperator {
  public:
   explicit Dedup(DedupPlan plan)
@@ -52,7 +58,29 @@ class Dedup : public KeyedRowOperator {
     WEIR_RETURN_IF_ERROR(OpenRows(ctx, "dedup"));
     // Version of the entries (scope end; the kept row in the input's row serde).
     WEIR_ASSIGN_OR_RETURN(scopes_, store_->GetValueState("scope", /*version=*/1));
-    WEIR_ASSIGN_OR_RETURN(timers_, store_->GetTimerService("scopes"));
+    // The open scopes' ends (a UNION list: after a rescale any subtask may hold any of them).
+    if (ctx.restored != nullptr) {
+      for (const proto::NamedList& list : ctx.restored->operator_state) {
+        if (list.name() != kScopeEnds) continue;
+        for (const std::string& e : list.entries()) {
+          int64_t end = 0;
+          if (!state::Codec<int64_t>::Decode(e, &end)) {
+            return Status::DataLoss("dedup: malformed restored scope end");
+          }
+          open_ends_.insert(end);
+        }
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
+    WEIR_RETURN_IF_ERROR(KeyedRowOperator::Snapshot(checkpoint_id, out));
+    proto::NamedList list;
+    list.set_name(kScopeEnds);
+    list.set_mode(proto::NamedList::UNION);
+    for (int64_t end : open_ends_) state::Codec<int64_t>::Encode(end, list.add_entries());
+    out->operator_state.push_back(std::move(list));
     return Status::Ok();
   }
 
@@ -75,18 +103,35 @@ class Dedup : public KeyedRowOperator {
 
   Status OnWatermark(int64_t watermark, Output& out) override {
     if (watermark > watermark_) watermark_ = watermark;
+    if (open_ends_.empty() || *open_ends_.begin() - 1 > watermark_) return Status::Ok();
+    // One scan of the entries (those of the open scopes) finds the ended ones: keep last emits
+    // their rows; then they are cleared.
     out_.Clear();
-    WEIR_RETURN_IF_ERROR(timers_->AdvanceWatermark(
-        watermark_, [&](const state::InternalTimerService::Timer& timer) -> Status {
-          if (plan_.keep_last && scopes_.Get(&bytes_)) {
-            WEIR_RETURN_IF_ERROR(DecodeRow(bytes_, out_.Append(plan_.output.size())));
-            if (out_.size() >= RowBatch::kDefaultCapacity) {
-              WEIR_RETURN_IF_ERROR(out.Emit(out_));
-              out_.Clear();
-            }
+    expired_.clear();
+    expired_keys_.clear();
+    WEIR_RETURN_IF_ERROR(
+        scopes_.ForEachKey([&](int key_group, std::string_view key, std::string_view value) {
+          int64_t end = 0;
+          if (key.size() < 8 || !DecodeWindowEnd(key.substr(key.size() - 8), &end)) {
+            return Status::DataLoss("dedup: malformed scope key in state");
           }
-          return scopes_.Clear();
+          if (end - 1 > watermark_) return Status::Ok();
+          expired_.push_back({key_group, static_cast<uint32_t>(expired_keys_.size()),
+                              static_cast<uint32_t>(key.size())});
+          expired_keys_.append(key);
+          if (!plan_.keep_last) return Status::Ok();
+          WEIR_RETURN_IF_ERROR(DecodeRow(value, out_.Append(plan_.output.size())));
+          if (out_.size() < RowBatch::kDefaultCapacity) return Status::Ok();
+          Status s = out.Emit(out_);
+          out_.Clear();
+          return s;
         }));
+    for (const Expired& e : expired_) {
+      WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(
+          e.key_group, std::string_view(expired_keys_).substr(e.key_off, e.key_len)));
+      WEIR_RETURN_IF_ERROR(scopes_.Clear());
+    }
+    open_ends_.erase(open_ends_.begin(), open_ends_.upper_bound(SaturatingAdd(watermark_, 1)));
     if (out_.empty()) return Status::Ok();
     return out.Emit(out_);
   }
@@ -140,7 +185,7 @@ class Dedup : public KeyedRowOperator {
         }
       }
       duplicates_ += static_cast<int64_t>(j - i) - (present ? 0 : 1);
-      if (!present) WEIR_RETURN_IF_ERROR(timers_->RegisterEventTimeTimer(g.end - 1));
+      if (!present) open_ends_.insert(g.end);
       i = j;
     }
     return Status::Ok();
@@ -156,7 +201,15 @@ class Dedup : public KeyedRowOperator {
 
   DedupPlan plan_;
   state::ValueState scopes_;
-  state::InternalTimerService* timers_ = nullptr;
+  // The ends of the scopes that may have entries (a scan at the watermark finds them).
+  std::set<int64_t> open_ends_;
+  // OnWatermark's ended entries: key group and key (bytes in expired_keys_).
+  struct Expired {
+    int key_group;
+    uint32_t key_off, key_len;
+  };
+  std::vector<Expired> expired_;
+  std::string expired_keys_;
   int64_t duplicates_ = 0;
   // Per batch (capacity kept between batches).
   std::vector<uint32_t> emit_;
