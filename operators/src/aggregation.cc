@@ -147,22 +147,31 @@ proto::NamedList SnapshotWatermark(const char* name, int64_t watermark) {
   return list;
 }
 
-Status RestoreWatermark(const OperatorContext& ctx, const char* name, const char* op,
-                        int64_t* watermark) {
+Status ForEachRestoredInt64(const OperatorContext& ctx, const char* name, const char* what,
+                            const std::function<void(int64_t)>& fn) {
   if (ctx.restored == nullptr) return Status::Ok();
-  bool any = false;
-  int64_t min = kMaxWatermark;
   for (const proto::NamedList& list : ctx.restored->operator_state) {
     if (list.name() != name) continue;
     for (const std::string& e : list.entries()) {
-      int64_t wm = 0;
-      if (!state::Codec<int64_t>::Decode(e, &wm)) {
-        return Status::DataLoss(std::string(op) + ": malformed restored watermark");
+      int64_t v = 0;
+      if (!state::Codec<int64_t>::Decode(e, &v)) {
+        return Status::DataLoss(std::string(what) + ": malformed restored entry");
       }
-      min = std::min(min, wm);
-      any = true;
+      fn(v);
     }
   }
+  return Status::Ok();
+}
+
+Status RestoreWatermark(const OperatorContext& ctx, const char* name, const char* op,
+                        int64_t* watermark) {
+  bool any = false;
+  int64_t min = kMaxWatermark;
+  WEIR_RETURN_IF_ERROR(
+      ForEachRestoredInt64(ctx, name, (std::string(op) + " watermark").c_str(), [&](int64_t wm) {
+        min = std::min(min, wm);
+        any = true;
+      }));
   if (any) *watermark = min;
   return Status::Ok();
 }

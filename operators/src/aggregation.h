@@ -3,6 +3,7 @@
 // checkpointed watermark (their plans are in aggregate_plan.h). The task thread only.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -41,6 +42,10 @@ int64_t SaturatingAdd(int64_t a, int64_t b);
 proto::NamedList SnapshotWatermark(const char* name, int64_t watermark);
 Status RestoreWatermark(const OperatorContext& ctx, const char* name, const char* op,
                         int64_t* watermark);
+// The int64 entries (Codec<int64_t>) of the restored operator-state lists named `name`, each
+// passed to fn; a malformed one is a DataLoss naming `what`.
+Status ForEachRestoredInt64(const OperatorContext& ctx, const char* name, const char* what,
+                            const std::function<void(int64_t)>& fn);
 
 // The rows of one input batch grouped by key and window (or any int64 `end`), so that a keyed
 // operator reads and writes each (key, window) of the batch once: hot keys cost one state

@@ -59,19 +59,8 @@ class Dedup : public KeyedRowOperator {
     // Version of the entries (scope end; the kept row in the input's row serde).
     WEIR_ASSIGN_OR_RETURN(scopes_, store_->GetValueState("scope", /*version=*/1));
     // The open scopes' ends (a UNION list: after a rescale any subtask may hold any of them).
-    if (ctx.restored != nullptr) {
-      for (const proto::NamedList& list : ctx.restored->operator_state) {
-        if (list.name() != kScopeEnds) continue;
-        for (const std::string& e : list.entries()) {
-          int64_t end = 0;
-          if (!state::Codec<int64_t>::Decode(e, &end)) {
-            return Status::DataLoss("dedup: malformed restored scope end");
-          }
-          open_ends_.insert(end);
-        }
-      }
-    }
-    return Status::Ok();
+    return ForEachRestoredInt64(ctx, kScopeEnds, "dedup scope end",
+                                [this](int64_t end) { open_ends_.insert(end); });
   }
 
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
