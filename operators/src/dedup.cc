@@ -7,8 +7,8 @@
 //
 // Scopes: a key's rows are deduplicated within the aligned windows of event time
 // [k * ttl, (k + 1) * ttl) (as window_aggregate's tumbling `size`, and Flink's window
-// deduplication), so what is kept depends on the rows' times, not on their arrival order, the
-// parallelism or a restore. Processing time is refused: its scopes would depend on the clock.
+// deduplication), so a row's scope depends on its time only, not on the clock, the parallelism
+// or a restore. Processing time is refused: its scopes would depend on the clock.
 //   keep: first   the first row of a key in a scope is emitted at once, unchanged; the key's
 //                 later rows in that scope are dropped and counted (weir_dedup_duplicates_total).
 //                 "First" is the first to arrive: in event-time order when the input is (one
