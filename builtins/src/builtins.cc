@@ -1,5 +1,6 @@
-#include "light_operators.h"
 #include "weir/builtins.h"
+
+#include "light_operators.h"
 #include "weir/kafka.h"
 #include "weir/operators.h"
 
@@ -11,6 +12,8 @@ const OperatorRegistry& BuiltinOperators() {
     RegisterLightOperators(*r);
     RegisterKeyedAggregate(*r);
     RegisterWindowAggregate(*r);
+    RegisterDedup(*r);
+    RegisterTopN(*r);
     r->Register("kafka", MakeKafkaSourceFactory());
     r->Register("kafka_sink", MakeKafkaSinkFactory());
     return r;

@@ -18,6 +18,8 @@ const OperatorRegistry& BuiltinCatalog() {
     RegisterLightOperators(*r);
     r->Register("keyed_aggregate", MakeKeyedAggregateSpec());
     r->Register("window_aggregate", MakeWindowAggregateSpec());
+    r->Register("dedup", MakeDedupSpec());
+    r->Register("top_n", MakeTopNSpec());
     r->Register("kafka", MakeKafkaSourceSpec());
     r->Register("kafka_sink", MakeKafkaSinkSpec());
     return r;

@@ -1,6 +1,8 @@
 #include "aggregate_plan.h"
 
+#include <algorithm>
 #include <initializer_list>
+#include <optional>
 #include <string_view>
 
 #include "weir/key_groups.h"
@@ -20,22 +22,26 @@ bool Less(const Value& a, const Value& b) {
   }
 }
 
-// `key:` (required, non-empty, fields of `input`, none named in `reserved`): their indices,
-// and each field appended to `key_schema` and `output`.
+// `key:` (or `name`; required, non-empty, fields of `input`, none named in `reserved`): their
+// indices, and each field appended to `key_schema` and `output`.
 Status ParseKey(const Config& config, const Schema& input,
                 std::initializer_list<std::string_view> reserved, std::vector<int>* key_idx,
-                Schema* key_schema, Schema* output) {
-  WEIR_ASSIGN_OR_RETURN(auto keys, config.GetStringList("key"));
-  if (keys.empty()) return Status::InvalidArgument(config.path() + ".key: required, non-empty");
+                Schema* key_schema, Schema* output, const std::string& name = "key") {
+  const std::string at = config.path() + "." + name;
+  WEIR_ASSIGN_OR_RETURN(auto keys, config.GetStringList(name));
+  if (keys.empty()) return Status::InvalidArgument(at + ": required, non-empty");
   for (const auto& k : keys) {
     const int i = input.IndexOf(k);
     if (i < 0) {
-      return Status::InvalidArgument(config.path() + ".key: unknown field '" + k +
+      return Status::InvalidArgument(at + ": unknown field '" + k +
                                      "' (input fields: " + input.FieldNames() + ")");
+    }
+    if (key_schema->IndexOf(k) >= 0) {
+      return Status::InvalidArgument(at + ": field '" + k + "' named twice");
     }
     for (std::string_view r : reserved) {
       if (k == r) {
-        return Status::InvalidArgument(config.path() + ".key: field '" + k +
+        return Status::InvalidArgument(at + ": field '" + k +
                                        "' clashes with the output field of the same name");
       }
     }
@@ -44,6 +50,24 @@ Status ParseKey(const Config& config, const Schema& input,
     output->Add(k, input.field(i).type);
   }
   return Status::Ok();
+}
+
+// An event-time field of `input` named by `key` (default `def`): timestamp or int64 ms.
+Result<int> TimeField(const Config& config, const Schema& input, const std::string& key,
+                      std::optional<std::string> def = std::nullopt) {
+  WEIR_ASSIGN_OR_RETURN(std::string name, config.GetString(key, def));
+  const int i = input.IndexOf(name);
+  if (i < 0) {
+    return Status::InvalidArgument(config.path() + "." + key + ": unknown field '" + name +
+                                   "' (input fields: " + input.FieldNames() + ")");
+  }
+  const Type t = input.field(i).type;
+  if (t != Type::kTimestamp && t != Type::kInt64) {
+    return Status::InvalidArgument(config.path() + "." + key + ": '" + name +
+                                   "' must be a timestamp or int64 (ms) field; it is " +
+                                   TypeName(t));
+  }
+  return i;
 }
 
 }  // namespace
@@ -68,9 +92,11 @@ Result<Aggregations> ParseAggregations(const Config& config, const Schema& input
       agg.fn = AggFn::kMax;
     else if (fn == "avg")
       agg.fn = AggFn::kAvg;
+    else if (fn == "count_distinct")
+      agg.fn = AggFn::kCountDistinct;
     else {
       return Status::InvalidArgument(a.path() + ".fn: unknown aggregate '" + fn +
-                                     "' (expected count, sum, min, max, avg)");
+                                     "' (expected count, sum, min, max, avg, count_distinct)");
     }
     if (agg.fn != AggFn::kCount) {
       WEIR_ASSIGN_OR_RETURN(std::string field, a.GetString("field"));
@@ -92,7 +118,17 @@ Result<Aggregations> ParseAggregations(const Config& config, const Schema& input
                                        "timestamp field; '" +
                                        field + "' is " + TypeName(agg.in_type));
       }
-      agg.out_type = agg.fn == AggFn::kAvg ? Type::kDouble : agg.in_type;
+      if (agg.fn == AggFn::kCountDistinct && agg.in_type == Type::kDouble) {
+        // Equal doubles can differ in their bits (0.0 and -0.0, NaNs): not counted reliably.
+        return Status::InvalidArgument(a.path() +
+                                       ".field: count_distinct needs a bool, int64, "
+                                       "string, bytes or timestamp field; '" +
+                                       field + "' is double");
+      }
+      agg.out_type = agg.fn == AggFn::kAvg             ? Type::kDouble
+                     : agg.fn == AggFn::kCountDistinct ? Type::kInt64
+                                                       : agg.in_type;
+      if (agg.fn == AggFn::kCountDistinct) plan.distinct = true;
     }
     WEIR_ASSIGN_OR_RETURN(
         agg.as, a.GetString("as", fn + (agg.field >= 0 ? "_" + input.field(agg.field).name : "")));
@@ -102,6 +138,7 @@ Result<Aggregations> ParseAggregations(const Config& config, const Schema& input
     output->Add(agg.as, agg.out_type);
     switch (agg.fn) {
       case AggFn::kCount:
+      case AggFn::kCountDistinct:
         plan.acc_schema.Add(agg.as, Type::kInt64);
         break;
       case AggFn::kSum:
@@ -158,6 +195,8 @@ void UpdateAccumulators(const Aggregations& plan, const Row& row, Row& acc_row) 
         n.SetInt64(n.is_null() ? 1 : n.i + 1);
         break;
       }
+      case AggFn::kCountDistinct:  // the window operator counts values new to its state
+        break;
     }
     ++a;
   }
@@ -207,6 +246,9 @@ void WriteAggregates(const Aggregations& plan, const Row& acc, Row& out, size_t 
         out[i].SetDouble(sum.d / static_cast<double>(n.i));
       }
       a += 2;
+    } else if (agg.fn == AggFn::kCountDistinct && acc[a].is_null()) {
+      out[i].SetInt64(0);  // no non-null value seen
+      ++a;
     } else {
       out[i].CopyFrom(acc[a]);
       ++a;
@@ -251,6 +293,11 @@ Result<AggPlan> PlanAggregate(const Config& config, const Schema& input) {
     }
   }
   WEIR_ASSIGN_OR_RETURN(plan.aggs, ParseAggregations(config, input, &plan.output));
+  if (plan.aggs.distinct) {
+    return Status::InvalidArgument(config.path() +
+                                   ".aggregations: count_distinct only in window_aggregate (its "
+                                   "set of values is kept per window and dropped with it)");
+  }
   return plan;
 }
 
@@ -275,18 +322,7 @@ Result<WindowPlan> PlanWindow(const Config& config, const Schema& input) {
       }
     }
   } else {
-    WEIR_ASSIGN_OR_RETURN(std::string time_field, config.GetString("time_field"));
-    plan.time_idx = input.IndexOf(time_field);
-    if (plan.time_idx < 0) {
-      return Status::InvalidArgument(at + ".time_field: unknown field '" + time_field +
-                                     "' (input fields: " + input.FieldNames() + ")");
-    }
-    const Type tt = input.field(plan.time_idx).type;
-    if (tt != Type::kTimestamp && tt != Type::kInt64) {
-      return Status::InvalidArgument(at + ".time_field: '" + time_field +
-                                     "' must be a timestamp or int64 (ms) field; it is " +
-                                     TypeName(tt));
-    }
+    WEIR_ASSIGN_OR_RETURN(plan.time_idx, TimeField(config, input, "time_field"));
   }
   if (config.Has("session_gap")) {
     for (const char* field : {"size", "slide"}) {
@@ -336,6 +372,95 @@ Result<WindowPlan> PlanWindow(const Config& config, const Schema& input) {
   plan.output.Add("window_start", Type::kTimestamp);
   plan.output.Add("window_end", Type::kTimestamp);
   WEIR_ASSIGN_OR_RETURN(plan.aggs, ParseAggregations(config, input, &plan.output));
+  if (plan.aggs.distinct && (plan.kind == WindowKind::kSession || plan.processing_time)) {
+    return Status::InvalidArgument(
+        at +
+        ".aggregations: count_distinct only with event-time tumbling or sliding windows "
+        "(not session_gap or time: processing)");
+  }
+  return plan;
+}
+
+Result<DedupPlan> PlanDedup(const Config& config, const Schema& input) {
+  WEIR_RETURN_IF_ERROR(config.CheckKeys({"key", "keep", "ttl", "time", "time_field"}));
+  DedupPlan plan;
+  const std::string& at = config.path();
+  Schema unused;
+  WEIR_RETURN_IF_ERROR(ParseKey(config, input, {}, &plan.key_idx, &plan.key_schema, &unused));
+  WEIR_ASSIGN_OR_RETURN(std::string keep, config.GetString("keep", std::string("first")));
+  if (keep != "first" && keep != "last") {
+    return Status::InvalidArgument(at + ".keep: expected first or last, got '" + keep + "'");
+  }
+  plan.keep_last = keep == "last";
+  WEIR_ASSIGN_OR_RETURN(std::string time, config.GetString("time", std::string("event")));
+  if (time != "event") {
+    return Status::InvalidArgument(
+        at +
+        ".time: only event (dedup scopes are windows of event time, so that the rows "
+        "kept do not depend on arrival order or parallelism), got '" +
+        time + "'");
+  }
+  WEIR_ASSIGN_OR_RETURN(plan.time_idx, TimeField(config, input, "time_field"));
+  if (!config.Has("ttl")) return Status::InvalidArgument(at + ".ttl: required (a duration)");
+  WEIR_ASSIGN_OR_RETURN(plan.ttl_ms, config.GetDurationMs("ttl"));
+  if (plan.ttl_ms <= 0) {
+    return Status::InvalidArgument(at + ".ttl: must be positive, got " +
+                                   std::to_string(plan.ttl_ms) + " ms");
+  }
+  plan.output = input;
+  return plan;
+}
+
+Result<TopNPlan> PlanTopN(const Config& config, const Schema& input) {
+  WEIR_RETURN_IF_ERROR(config.CheckKeys(
+      {"partition_by", "time_field", "order_by", "order", "n", "with_ties", "rank_field"}));
+  TopNPlan plan;
+  const std::string& at = config.path();
+  Schema unused;
+  WEIR_RETURN_IF_ERROR(
+      ParseKey(config, input, {}, &plan.key_idx, &plan.key_schema, &unused, "partition_by"));
+  WEIR_ASSIGN_OR_RETURN(plan.time_idx,
+                        TimeField(config, input, "time_field", std::string("window_end")));
+  if (std::find(plan.key_idx.begin(), plan.key_idx.end(), plan.time_idx) == plan.key_idx.end()) {
+    return Status::InvalidArgument(at + ".time_field: '" + input.field(plan.time_idx).name +
+                                   "' must be one of partition_by (a partition is complete when "
+                                   "the watermark passes it)");
+  }
+  WEIR_ASSIGN_OR_RETURN(std::string order_by, config.GetString("order_by"));
+  plan.order_idx = input.IndexOf(order_by);
+  if (plan.order_idx < 0) {
+    return Status::InvalidArgument(at + ".order_by: unknown field '" + order_by +
+                                   "' (input fields: " + input.FieldNames() + ")");
+  }
+  const Type ot = input.field(plan.order_idx).type;
+  if (ot != Type::kInt64 && ot != Type::kDouble && ot != Type::kTimestamp && ot != Type::kString) {
+    return Status::InvalidArgument(at + ".order_by: '" + order_by +
+                                   "' must be an int64, double, timestamp or string field; it "
+                                   "is " +
+                                   TypeName(ot));
+  }
+  WEIR_ASSIGN_OR_RETURN(std::string order, config.GetString("order", std::string("desc")));
+  if (order != "asc" && order != "desc") {
+    return Status::InvalidArgument(at + ".order: expected asc or desc, got '" + order + "'");
+  }
+  plan.desc = order == "desc";
+  WEIR_ASSIGN_OR_RETURN(plan.n, config.GetInt("n"));
+  if (plan.n <= 0 || plan.n > 10000) {
+    return Status::InvalidArgument(at + ".n: must be from 1 to 10000, got " +
+                                   std::to_string(plan.n));
+  }
+  WEIR_ASSIGN_OR_RETURN(plan.with_ties, config.GetBool("with_ties", false));
+  plan.input = input;
+  plan.output = input;
+  if (config.Has("rank_field")) {
+    WEIR_ASSIGN_OR_RETURN(std::string rank, config.GetString("rank_field"));
+    if (rank.empty() || input.IndexOf(rank) >= 0) {
+      return Status::InvalidArgument(at + ".rank_field: '" + rank +
+                                     "' must be a new, non-empty field name");
+    }
+    plan.rank = true;
+    plan.output.Add(rank, Type::kInt64);
+  }
   return plan;
 }
 
@@ -365,6 +490,12 @@ std::unique_ptr<OperatorFactory> MakeKeyedAggregateSpec() {
 }
 std::unique_ptr<OperatorFactory> MakeWindowAggregateSpec() {
   return std::make_unique<WindowAggregateSpec>();
+}
+std::unique_ptr<OperatorFactory> MakeDedupSpec() {
+  return std::make_unique<DedupSpec>();
+}
+std::unique_ptr<OperatorFactory> MakeTopNSpec() {
+  return std::make_unique<TopNSpec>();
 }
 
 }  // namespace weir

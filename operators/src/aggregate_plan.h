@@ -1,5 +1,6 @@
-// Plans of the keyed operators (keyed_aggregate, window_aggregate), checked without any state
-// backend: the `key:` and `aggregations:` config (count, sum, min, max, avg), the accumulator
+// Plans of the keyed operators (keyed_aggregate, window_aggregate, dedup, top_n), checked
+// without any state backend: the `key:` and `aggregations:` config (count, sum, min, max, avg,
+// count_distinct), the accumulator
 // row each keeps, key extraction, and validation-only factories for processes that check job
 // files but never run state (the CLI). Library weir_operators; the operators themselves are in
 // weir_keyed_operators. Pure functions and per-operator objects; the task thread only.
@@ -17,7 +18,7 @@
 
 namespace weir {
 
-enum class AggFn { kCount, kSum, kMin, kMax, kAvg };
+enum class AggFn { kCount, kSum, kMin, kMax, kAvg, kCountDistinct };
 
 struct Agg {
   AggFn fn;
@@ -29,7 +30,10 @@ struct Agg {
 
 struct Aggregations {
   std::vector<Agg> aggs;
-  Schema acc_schema;  // per agg: count -> [n]; sum/min/max -> [v]; avg -> [sum double, n]
+  // Per agg: count -> [n]; sum/min/max -> [v]; avg -> [sum double, n]; count_distinct -> [n]
+  // (the values seen are the window operator's, in its state: UpdateAccumulators skips it).
+  Schema acc_schema;
+  bool distinct = false;  // has a count_distinct
 };
 
 // Parses `config.aggregations` for rows of `input`; appends each result field to `output`
@@ -103,6 +107,32 @@ struct WindowPlan {
 };
 Result<WindowPlan> PlanWindow(const Config& config, const Schema& input);
 
+// dedup's plan (see dedup.cc for the config).
+struct DedupPlan {
+  std::vector<int> key_idx;
+  Schema key_schema;
+  bool keep_last = false;
+  int time_idx = -1;
+  int64_t ttl_ms = 0;
+  Schema output;  // the input's
+};
+Result<DedupPlan> PlanDedup(const Config& config, const Schema& input);
+
+// top_n's plan (see top_n.cc for the config).
+struct TopNPlan {
+  std::vector<int> key_idx;  // partition_by
+  Schema key_schema;
+  int time_idx = -1;   // the partition's end (a timestamp among partition_by)
+  int order_idx = -1;  // order_by
+  bool desc = true;
+  int64_t n = 0;
+  bool with_ties = false;
+  bool rank = false;  // output has a rank field (rank_field) after the input's
+  Schema input;
+  Schema output;
+};
+Result<TopNPlan> PlanTopN(const Config& config, const Schema& input);
+
 // What a keyed operator's factory declares before it can run: a transform whose input is
 // hash-partitioned by `key:`, with the output schema of its plan. The full factories derive
 // from these and add Create.
@@ -119,6 +149,32 @@ class WindowAggregateSpec : public KeyedAggregateSpec {
   Result<std::vector<SideOutputSpec>> SideOutputs(const Config& config,
                                                   const Schema& input) const override;
 };
+
+// An event-time operator on the input's rows as they are (dedup, top_n): a transform hash
+// partitioned by `KeyField` whose output and "late" side output are planned by `Plan`.
+template <typename PlanT, Result<PlanT> (*Plan)(const Config&, const Schema&), const char* KeyField>
+class RowOperatorSpec : public OperatorFactory {
+ public:
+  OperatorKind kind() const override { return OperatorKind::kTransform; }
+  Result<Schema> Validate(const Config& config, const Schema& input) const override {
+    WEIR_ASSIGN_OR_RETURN(PlanT plan, Plan(config, input));
+    return plan.output;
+  }
+  std::vector<std::string> RequiredInputKey(const Config& config) const override {
+    auto keys = config.GetStringList(KeyField);
+    return keys.ok() ? keys.value() : std::vector<std::string>{};
+  }
+  // "late": records too late for their window (partition), unchanged.
+  Result<std::vector<SideOutputSpec>> SideOutputs(const Config& config,
+                                                  const Schema& input) const override {
+    WEIR_RETURN_IF_ERROR(Plan(config, input).status());
+    return std::vector<SideOutputSpec>{{"late", input, ""}};
+  }
+};
+inline constexpr char kDedupKey[] = "key";
+inline constexpr char kTopNKey[] = "partition_by";
+using DedupSpec = RowOperatorSpec<DedupPlan, PlanDedup, kDedupKey>;
+using TopNSpec = RowOperatorSpec<TopNPlan, PlanTopN, kTopNKey>;
 
 // Validation only: Create fails.
 std::unique_ptr<OperatorFactory> MakeKeyedAggregateSpec();

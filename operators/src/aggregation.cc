@@ -1,5 +1,10 @@
 #include "aggregation.h"
 
+#include <algorithm>
+#include <limits>
+
+#include "weir/clock.h"
+#include "weir/logging.h"
 #include "weir/state/backend.h"
 #include "weir/state/caching_backend.h"
 
@@ -51,6 +56,137 @@ void ReportStateMetrics(const state::KeyedStateStore* store, MetricWriter& out) 
     out.Counter("weir_state_cache_evictions_total", "Keyed state write-back cache: evictions",
                 static_cast<double>(c.evictions));
   }
+}
+
+void EncodeWindowEnd(int64_t end, std::string* out) {
+  const uint64_t u = static_cast<uint64_t>(end) ^ (uint64_t{1} << 63);
+  out->resize(8);
+  for (int i = 0; i < 8; ++i) (*out)[i] = static_cast<char>((u >> (8 * (7 - i))) & 0xff);
+}
+
+bool DecodeWindowEnd(std::string_view in, int64_t* end) {
+  if (in.size() != 8) return false;
+  uint64_t u = 0;
+  for (int i = 0; i < 8; ++i) u = (u << 8) | static_cast<uint8_t>(in[i]);
+  *end = static_cast<int64_t>(u ^ (uint64_t{1} << 63));
+  return true;
+}
+
+int64_t SaturatingAdd(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r))
+    return b > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
+  return r;
+}
+
+void KeyWindowGroups::Add(int64_t end, std::string_view key, int key_group, size_t row) {
+  if (entries_.empty() || entries_.back().row != row) arena_.append(key);
+  entries_.push_back({end, static_cast<uint32_t>(arena_.size() - key.size()),
+                      static_cast<uint32_t>(key.size()), static_cast<uint32_t>(row), key_group});
+}
+
+void KeyWindowGroups::Sort() {
+  std::sort(entries_.begin(), entries_.end(), [&](const Entry& a, const Entry& b) {
+    if (int c = KeyOf(a).compare(KeyOf(b)); c != 0) return c < 0;
+    if (a.end != b.end) return a.end < b.end;
+    return a.row < b.row;
+  });
+}
+
+size_t KeyWindowGroups::GroupEnd(size_t i, bool by_end) const {
+  size_t j = i + 1;
+  while (j < entries_.size() && (!by_end || entries_[j].end == entries_[i].end) &&
+         KeyOf(entries_[j]) == KeyOf(entries_[i])) {
+    ++j;
+  }
+  return j;
+}
+
+void DroppedRecords::Open(const OperatorContext& ctx, std::string op) {
+  op_ = std::move(op);
+  log_prefix_ = ctx.log_prefix;
+  metrics_ = ctx.metrics;
+  late_out_ = ctx.SideOutput("late");
+}
+
+void DroppedRecords::Late(const Row& row, int64_t t, int64_t watermark) {
+  ++late_;
+  if (metrics_ != nullptr) metrics_->late_records_dropped.fetch_add(1, std::memory_order_relaxed);
+  if (late_out_ != nullptr) late_rows_.Append(row.size()).CopyFrom(row);
+  Log("late", t, watermark);
+}
+
+void DroppedRecords::NoTime(int64_t watermark) {
+  ++no_time_;
+  Log("without a time", 0, watermark);
+}
+
+Status DroppedRecords::End() {
+  if (late_rows_.empty()) return Status::Ok();
+  return late_out_->Emit(late_rows_);
+}
+
+void DroppedRecords::Log(const char* why, int64_t t, int64_t watermark) {
+  const int64_t now = MonotonicMs();
+  if (last_log_ms_ != 0 && now - last_log_ms_ < 10'000) return;
+  last_log_ms_ = now;
+  ModuleLogger("task")->warn(
+      "{} {}: a record {} (time {}, watermark {}); late records go to the side output 'late' "
+      "(dropped if no edge takes it), the others are dropped; {} late and {} without a time so "
+      "far",
+      log_prefix_, op_, why, t, watermark, late_, no_time_);
+}
+
+proto::NamedList SnapshotWatermark(const char* name, int64_t watermark) {
+  proto::NamedList list;
+  list.set_name(name);
+  list.set_mode(proto::NamedList::UNION);
+  std::string wm;
+  state::Codec<int64_t>::Encode(watermark, &wm);
+  list.add_entries(std::move(wm));
+  return list;
+}
+
+Status ForEachRestoredInt64(const OperatorContext& ctx, const char* name, const char* what,
+                            const std::function<void(int64_t)>& fn) {
+  if (ctx.restored == nullptr) return Status::Ok();
+  for (const proto::NamedList& list : ctx.restored->operator_state) {
+    if (list.name() != name) continue;
+    for (const std::string& e : list.entries()) {
+      int64_t v = 0;
+      if (!state::Codec<int64_t>::Decode(e, &v)) {
+        return Status::DataLoss(std::string(what) + ": malformed restored entry");
+      }
+      fn(v);
+    }
+  }
+  return Status::Ok();
+}
+
+Status RestoreWatermark(const OperatorContext& ctx, const char* name, const char* op,
+                        int64_t* watermark) {
+  bool any = false;
+  int64_t min = kMaxWatermark;
+  WEIR_RETURN_IF_ERROR(
+      ForEachRestoredInt64(ctx, name, (std::string(op) + " watermark").c_str(), [&](int64_t wm) {
+        min = std::min(min, wm);
+        any = true;
+      }));
+  if (any) *watermark = min;
+  return Status::Ok();
+}
+
+Status KeyedEventTimeOperator::OpenStore(const OperatorContext& ctx, const char* op) {
+  max_parallelism_ = ctx.max_parallelism;
+  WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
+  return RestoreWatermark(ctx, "watermark", op, &watermark_);
+}
+
+Status KeyedEventTimeOperator::Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) {
+  WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
+  out->keyed = AdaptKeyedSnapshot(std::move(upload));
+  out->operator_state.push_back(SnapshotWatermark("watermark", watermark_));
+  return Status::Ok();
 }
 
 namespace {

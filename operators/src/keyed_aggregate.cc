@@ -165,9 +165,9 @@ class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
   std::unique_ptr<state::KeyedStateStore> store_;
   state::AggregatingState<Row> accs_;
   state::InternalTimerService* ttl_timers_ = nullptr;  // with a TTL only
-  int64_t processing_time_ = 0;  // the latest OnProcessingTime
-  int64_t now_ = 0;              // processing time of the batch being processed
-  bool needs_timer_ = false;     // set by Add: the key needs a TTL timer
+  int64_t processing_time_ = 0;                        // the latest OnProcessingTime
+  int64_t now_ = 0;           // processing time of the batch being processed
+  bool needs_timer_ = false;  // set by Add: the key needs a TTL timer
   std::string value_;
   std::string time_buf_;
   int max_parallelism_ = 128;
@@ -179,8 +179,9 @@ class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
 }  // namespace
 
 void RegisterKeyedAggregate(OperatorRegistry& r) {
-  r.Register("keyed_aggregate",
-             std::make_unique<KeyedOperatorFactory<KeyedAggregateSpec, KeyedAggregate, PlanAggregate>>());
+  r.Register(
+      "keyed_aggregate",
+      std::make_unique<KeyedOperatorFactory<KeyedAggregateSpec, KeyedAggregate, PlanAggregate>>());
 }
 
 }  // namespace weir

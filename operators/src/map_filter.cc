@@ -3,10 +3,10 @@
 #include <string>
 #include <vector>
 
-#include "weir/record_counters.h"
 #include "weir/expr.h"
 #include "weir/operator.h"
 #include "weir/operators.h"
+#include "weir/record_counters.h"
 
 namespace weir {
 namespace {
@@ -44,8 +44,8 @@ Result<MapSpec> ParseMapSpec(const Config& config) {
 // input field to copy or an expression.
 struct MapPlan {
   Schema output;
-  std::vector<int> copy_from;                  // input index, or -1
-  std::vector<std::unique_ptr<Expr>> exprs;    // set where copy_from is -1
+  std::vector<int> copy_from;                // input index, or -1
+  std::vector<std::unique_ptr<Expr>> exprs;  // set where copy_from is -1
 };
 
 Result<MapPlan> PlanMap(const Config& config, const Schema& input) {
@@ -65,7 +65,8 @@ Result<MapPlan> PlanMap(const Config& config, const Schema& input) {
     if (!compiled.ok()) return compiled.status().WithContext(where + ".expr");
     Type t = compiled.value()->type();
     if (t == Type::kNull) {
-      return Status::InvalidArgument(where + ".expr: the expression is always null; its type "
+      return Status::InvalidArgument(where +
+                                     ".expr: the expression is always null; its type "
                                      "cannot be known (cast it, e.g. string(null))");
     }
     int existing = plan.output.IndexOf(f.name);

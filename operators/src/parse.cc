@@ -82,7 +82,7 @@ struct ParsePlan {
   double max_ratio = 0;
   int64_t window = 10000;
   Schema output;
-  Schema dirty_schema;  // reason, raw, then the origin fields the input has
+  Schema dirty_schema;            // reason, raw, then the origin fields the input has
   std::vector<int> dirty_origin;  // input indices of the origin fields
 };
 
@@ -171,7 +171,8 @@ bool Convert(const FieldSpec& f, std::string_view text, bool is_number, Value* o
       out->SetTimestamp(ms);
       return true;
     }
-    case Type::kNull: break;
+    case Type::kNull:
+      break;
   }
   *reason = "field '" + f.name + "': cannot convert to " + TypeName(f.type);
   return false;
@@ -306,8 +307,7 @@ Status PlanOutputs(const Config& config, const Schema& input, ParsePlan& p) {
                                      "' (input fields: " + input.FieldNames() + ")");
     }
     if (p.output.IndexOf(k) >= 0) {
-      return Status::InvalidArgument(config.path() + ".keep: '" + k +
-                                     "' is also a parsed field");
+      return Status::InvalidArgument(config.path() + ".keep: '" + k + "' is also a parsed field");
     }
     p.keep_index.push_back(i);
     p.output.Add(k, input.field(static_cast<size_t>(i)).type);
@@ -318,11 +318,13 @@ Status PlanOutputs(const Config& config, const Schema& input, ParsePlan& p) {
   WEIR_ASSIGN_OR_RETURN(p.record_id, config.GetBool("record_id", false));
   if (p.record_id) {
     if (p.topic_index < 0 || p.partition_index < 0 || p.offset_index < 0) {
-      return Status::InvalidArgument(config.path() + ".record_id: needs input fields topic, "
-                                                     "partition and offset (a kafka source)");
+      return Status::InvalidArgument(config.path() +
+                                     ".record_id: needs input fields topic, "
+                                     "partition and offset (a kafka source)");
     }
     if (p.output.IndexOf("record_id") >= 0) {
-      return Status::InvalidArgument(config.path() + ".record_id: a field is already named record_id");
+      return Status::InvalidArgument(config.path() +
+                                     ".record_id: a field is already named record_id");
     }
     p.output.Add("record_id", Type::kString);
   }
@@ -334,8 +336,8 @@ Status PlanOutputs(const Config& config, const Schema& input, ParsePlan& p) {
   } else if (on_error == "skip") {
     p.on_error = OnError::kSkip;
   } else {
-    return Status::InvalidArgument(config.path() + ".on_error: expected dirty, fail or skip, got '" +
-                                   on_error + "'");
+    return Status::InvalidArgument(
+        config.path() + ".on_error: expected dirty, fail or skip, got '" + on_error + "'");
   }
   WEIR_ASSIGN_OR_RETURN(Config dirty, config.GetMap("dirty"));
   WEIR_RETURN_IF_ERROR(dirty.CheckKeys({"path", "max_ratio", "window"}));
@@ -485,7 +487,8 @@ class ParseOperator : public Operator {
       v.SetNull();
       return true;
     }
-    reason_ = "missing field '" + f.name + "'" + (p_.format == Format::kJson ? " (path " + f.path + ")" : "");
+    reason_ = "missing field '" + f.name + "'" +
+              (p_.format == Format::kJson ? " (path " + f.path + ")" : "");
     return false;
   }
 
@@ -608,10 +611,10 @@ class ParseOperator : public Operator {
     }
     if (static_cast<int64_t>(recent_.size()) == p_.window &&
         static_cast<double>(recent_dirty_) > p_.max_ratio * static_cast<double>(p_.window)) {
-      return Status::FailedPrecondition(
-          "parse: " + std::to_string(recent_dirty_) + " of the last " + std::to_string(p_.window) +
-          " records were dirty, more than dirty.max_ratio " + std::to_string(p_.max_ratio) +
-          "; last reason: " + reason_);
+      return Status::FailedPrecondition("parse: " + std::to_string(recent_dirty_) +
+                                        " of the last " + std::to_string(p_.window) +
+                                        " records were dirty, more than dirty.max_ratio " +
+                                        std::to_string(p_.max_ratio) + "; last reason: " + reason_);
     }
     return Status::Ok();
   }
@@ -674,6 +677,8 @@ class ParseFactory : public OperatorFactory {
 
 }  // namespace
 
-std::unique_ptr<OperatorFactory> MakeParseFactory() { return std::make_unique<ParseFactory>(); }
+std::unique_ptr<OperatorFactory> MakeParseFactory() {
+  return std::make_unique<ParseFactory>();
+}
 
 }  // namespace weir

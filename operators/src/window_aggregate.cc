@@ -36,6 +36,13 @@
 // likewise. Processing-time windows have no late records: a row always goes to the window of
 // the current time.
 //
+// count_distinct (tumbling and sliding event-time windows only): the values of a window are
+// kept in the map state "distinct" under [window end][accumulator slot][value] (Codec<Value>),
+// so one lookup per row and count_distinct tells whether a value is new (none for a value in
+// the in-memory set of values known to be stored, bounded by the state cache budget); its
+// count is in the accumulator row. They are removed with the window's entry (at end - 1 + allowed
+// lateness).
+//
 // Sessions: when windows merge, the merged window's entry is written under its (new) end, the
 // entries of the windows merged away are removed and their timers deleted, and the merged
 // window's timers registered. Unlike Flink, a late record whose own window would merge into a
@@ -53,6 +60,8 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "aggregation.h"
@@ -64,33 +73,10 @@
 namespace weir {
 namespace {
 
-constexpr char kWatermarkList[] = "watermark";
 constexpr char kLateOutput[] = "late";
 constexpr int64_t kLogEveryMs = 10'000;
 
-// Window ends as map keys and timer namespaces: big-endian with the sign bit flipped, so the
-// windows of a key iterate in time order.
-void EncodeEnd(int64_t end, std::string* out) {
-  const uint64_t u = static_cast<uint64_t>(end) ^ (uint64_t{1} << 63);
-  out->resize(8);
-  for (int i = 0; i < 8; ++i) (*out)[i] = static_cast<char>((u >> (8 * (7 - i))) & 0xff);
-}
-bool DecodeEnd(std::string_view in, int64_t* end) {
-  if (in.size() != 8) return false;
-  uint64_t u = 0;
-  for (int i = 0; i < 8; ++i) u = (u << 8) | static_cast<uint8_t>(in[i]);
-  *end = static_cast<int64_t>(u ^ (uint64_t{1} << 63));
-  return true;
-}
-
-int64_t SaturatingAdd(int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_add_overflow(a, b, &r))
-    return b > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
-  return r;
-}
-
-class WindowAggregate : public Operator {
+class WindowAggregate : public KeyedEventTimeOperator {
  public:
   explicit WindowAggregate(WindowPlan plan)
       : plan_(std::move(plan)),
@@ -99,31 +85,23 @@ class WindowAggregate : public Operator {
         acc_(plan_.aggs.acc_schema.size()) {}
 
   Status Open(const OperatorContext& ctx) override {
-    max_parallelism_ = ctx.max_parallelism;
     metrics_ = ctx.metrics;
     log_prefix_ = ctx.log_prefix;
     late_out_ = ctx.SideOutput(kLateOutput);
-    WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
+    WEIR_RETURN_IF_ERROR(OpenStore(ctx, "window_aggregate"));
     // Version of the window entries (user key and accumulator row layout): bump it when they
     // change, so that old savepoints are refused rather than misread.
     WEIR_ASSIGN_OR_RETURN(windows_,
                           store_->GetMapState(session_ ? "sessions" : "windows", /*version=*/1));
     WEIR_ASSIGN_OR_RETURN(timers_, store_->GetTimerService("windows"));
-    if (ctx.restored != nullptr) {
-      bool any = false;
-      int64_t min = kMaxWatermark;
-      for (const proto::NamedList& list : ctx.restored->operator_state) {
-        if (list.name() != kWatermarkList) continue;
-        for (const std::string& e : list.entries()) {
-          int64_t wm = 0;
-          if (!state::Codec<int64_t>::Decode(e, &wm)) {
-            return Status::DataLoss("window_aggregate: malformed restored watermark");
-          }
-          min = std::min(min, wm);
-          any = true;
-        }
+    if (plan_.aggs.distinct) {
+      known_limit_ = ctx.state_cache_bytes;
+      WEIR_ASSIGN_OR_RETURN(distinct_, store_->GetMapState("distinct", /*version=*/1));
+      size_t slot = 0;
+      for (const Agg& agg : plan_.aggs.aggs) {
+        if (agg.fn == AggFn::kCountDistinct) distinct_slots_.push_back({agg.field, slot});
+        slot += agg.fn == AggFn::kAvg ? 2 : 1;
       }
-      if (any) watermark_ = min;
     }
     return Status::Ok();
   }
@@ -136,8 +114,7 @@ class WindowAggregate : public Operator {
   Status Process(RowBatch& in, Output& out) override {
     out_.Clear();
     late_rows_.Clear();
-    pending_.clear();
-    key_arena_.clear();
+    pending_.Clear();
     const int64_t now = plan_.processing_time ? ProcessingTime() : 0;
     for (size_t r = 0; r < in.size(); ++r) {
       const Row& row = in[r];
@@ -183,27 +160,6 @@ class WindowAggregate : public Operator {
   Status Finish(Output& out) override {
     if (!plan_.processing_time) return OnWatermark(kMaxWatermark, out);
     return FireTimers(/*processing=*/true, std::numeric_limits<int64_t>::max(), out);
-  }
-
-  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
-    WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
-    out->keyed = AdaptKeyedSnapshot(std::move(upload));
-    proto::NamedList list;
-    list.set_name(kWatermarkList);
-    list.set_mode(proto::NamedList::UNION);
-    std::string wm;
-    state::Codec<int64_t>::Encode(watermark_, &wm);
-    list.add_entries(std::move(wm));
-    out->operator_state.push_back(std::move(list));
-    return Status::Ok();
-  }
-  void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
-  void ReportMetrics(MetricWriter& out) const override { ReportStateMetrics(store_.get(), out); }
-  void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
-
-  Status Close() override {
-    store_.reset();
-    return Status::Ok();
   }
 
  private:
@@ -263,11 +219,7 @@ class WindowAggregate : public Operator {
           WriteRow(keys_.key_row(), end - plan_.size_ms, end, out_.Append(plan_.output.size()));
           WEIR_RETURN_IF_ERROR(FlushIfFull(out));
         } else {
-          const std::string_view key = keys_.key();
-          if (pending_.empty() || pending_.back().row != r) key_arena_.append(key);
-          pending_.push_back({end, static_cast<uint32_t>(key_arena_.size() - key.size()),
-                              static_cast<uint32_t>(key.size()), static_cast<uint32_t>(r),
-                              keys_.key_group()});
+          pending_.Add(end, keys_.key(), keys_.key_group(), r);
         }
       }
       // The next earlier window, while it still holds t.
@@ -292,18 +244,13 @@ class WindowAggregate : public Operator {
       return Status::Ok();
     }
     keys_.Extract(row, max_parallelism_);
-    const std::string_view key = keys_.key();
-    // `end` holds the row's time for sessions.
-    pending_.push_back({t, static_cast<uint32_t>(key_arena_.size()),
-                        static_cast<uint32_t>(key.size()), static_cast<uint32_t>(r),
-                        keys_.key_group()});
-    key_arena_.append(key);
+    pending_.Add(t, keys_.key(), keys_.key_group(), r);  // `end` holds the row's time
     return Status::Ok();
   }
 
   Status Fire(const state::InternalTimerService::Timer& timer, Output& out) {
     int64_t end = 0;
-    if (!DecodeEnd(timer.ns, &end)) {
+    if (!DecodeWindowEnd(timer.ns, &end)) {
       return Status::DataLoss("window_aggregate: malformed window timer in state");
     }
     const int64_t max_ts = end - 1;
@@ -318,40 +265,25 @@ class WindowAggregate : public Operator {
       WriteRow(key_row_, start, end, out_.Append(plan_.output.size()));
       WEIR_RETURN_IF_ERROR(FlushIfFull(out));
     }
-    if (timer.timestamp == cleanup) WEIR_RETURN_IF_ERROR(windows_.Remove(timer.ns));
+    if (timer.timestamp == cleanup) {
+      WEIR_RETURN_IF_ERROR(windows_.Remove(timer.ns));
+      if (!distinct_slots_.empty()) {
+        WEIR_RETURN_IF_ERROR(ClearDistinct(timer.ns));
+        known_.clear();
+        known_bytes_ = 0;
+      }
+    }
     return Status::Ok();
   }
 
-  // A row of the batch for a window that has not fired: its window end (sessions: its time),
-  // its key (bytes in key_arena_) and key group, its index in the batch.
-  struct Pending {
-    int64_t end;
-    uint32_t key_off, key_len, row;
-    int key_group;
-  };
-  std::string_view KeyOf(const Pending& p) const {
-    return std::string_view(key_arena_).substr(p.key_off, p.key_len);
-  }
-  void SortPending() {
-    std::sort(pending_.begin(), pending_.end(), [&](const Pending& a, const Pending& b) {
-      if (int c = KeyOf(a).compare(KeyOf(b)); c != 0) return c < 0;
-      if (a.end != b.end) return a.end < b.end;
-      return a.row < b.row;  // rows of one window in arrival order
-    });
-  }
-
   Status UpdatePending(const RowBatch& in) {
-    SortPending();
+    pending_.Sort();
     for (size_t i = 0; i < pending_.size();) {
-      size_t j = i;
+      const size_t j = pending_.GroupEnd(i);
       group_rows_.clear();
-      while (j < pending_.size() && pending_[j].end == pending_[i].end &&
-             KeyOf(pending_[j]) == KeyOf(pending_[i])) {
-        group_rows_.push_back(&in[pending_[j].row]);
-        ++j;
-      }
-      WEIR_RETURN_IF_ERROR(Update(pending_[i].key_group, KeyOf(pending_[i]), pending_[i].end,
-                                  group_rows_.data(), group_rows_.size()));
+      for (size_t k = i; k < j; ++k) group_rows_.push_back(&in[pending_[k].row]);
+      WEIR_RETURN_IF_ERROR(Update(pending_[i].key_group, pending_.KeyOf(pending_[i]),
+                                  pending_[i].end, group_rows_.data(), group_rows_.size()));
       i = j;
     }
     return Status::Ok();
@@ -362,7 +294,7 @@ class WindowAggregate : public Operator {
   Status Update(int key_group, std::string_view key, int64_t end, const Row* const* rows,
                 size_t n) {
     WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(key_group, key));
-    EncodeEnd(end, &window_key_);
+    EncodeWindowEnd(end, &window_key_);
     const bool present = windows_.Get(window_key_, &acc_bytes_);
     if (present) {
       WEIR_RETURN_IF_ERROR(DecodeAcc(acc_bytes_, acc_));
@@ -370,12 +302,53 @@ class WindowAggregate : public Operator {
       for (auto& v : acc_.fields) v.SetNull();
     }
     for (size_t k = 0; k < n; ++k) UpdateAccumulators(plan_.aggs, *rows[k], acc_);
+    if (!distinct_slots_.empty()) WEIR_RETURN_IF_ERROR(AddDistinct(rows, n));
     acc_buf_.Clear();
     SerializeRow(acc_, plan_.aggs.acc_schema, acc_buf_);
     WEIR_RETURN_IF_ERROR(windows_.Put(
         window_key_,
         std::string_view(reinterpret_cast<const char*>(acc_buf_.data()), acc_buf_.size())));
     if (!present) WEIR_RETURN_IF_ERROR(RegisterTimers(end));
+    return Status::Ok();
+  }
+
+  // count_distinct: each non-null value new to the window (current key, window_key_) is added
+  // to the map state "distinct" under [window end][accumulator slot][value] and counted.
+  Status AddDistinct(const Row* const* rows, size_t n) {
+    for (const auto& [field, slot] : distinct_slots_) {
+      for (size_t k = 0; k < n; ++k) {
+        const Value& v = (*rows[k])[field];
+        if (v.is_null()) continue;
+        state::Codec<Value>::Encode(v, &value_bytes_);
+        distinct_key_.assign(window_key_);
+        distinct_key_.push_back(static_cast<char>(slot));
+        distinct_key_.append(value_bytes_);
+        known_key_.assign(store_->current_key());
+        known_key_.append(distinct_key_);
+        if (known_.find(std::string_view(known_key_)) != known_.end()) continue;
+        if (known_bytes_ > known_limit_) {
+          known_.clear();
+          known_bytes_ = 0;
+        }
+        known_bytes_ += known_key_.size() + 64;  // with the node and bucket, roughly
+        known_.insert(known_key_);               // present from here on, whether new or not
+        if (distinct_.Contains(distinct_key_)) continue;
+        WEIR_RETURN_IF_ERROR(distinct_.Put(distinct_key_, {}));
+        Value& count = acc_[slot];
+        count.SetInt64(count.is_null() ? 1 : count.i + 1);
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Drops the count_distinct values of the current key's window `ns` (an encoded end): its
+  // entries are the first of the key's map, in window order.
+  Status ClearDistinct(std::string_view ns) {
+    for (auto it = distinct_.Iterate(); it.Valid(); it.Next()) {
+      const std::string_view uk = it.user_key();
+      if (uk.substr(0, ns.size()) > ns) break;
+      WEIR_RETURN_IF_ERROR(distinct_.Remove(uk));
+    }
     return Status::Ok();
   }
 
@@ -413,16 +386,16 @@ class WindowAggregate : public Operator {
   // sessions merged away or moved to a new end removed, changed sessions written, new ends'
   // timers registered, and sessions the watermark has passed emitted at once (late firing).
   Status UpdateSessions(const RowBatch& in, Output& out) {
-    SortPending();
+    pending_.Sort();
     for (size_t i = 0; i < pending_.size();) {
-      const std::string_view key = KeyOf(pending_[i]);
+      const std::string_view key = pending_.KeyOf(pending_[i]);
       WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(pending_[i].key_group, key));
       sessions_.clear();
       removed_.clear();
       next_acc_ = 0;
       for (auto it = windows_.Iterate(); it.Valid(); it.Next()) {
         Session s{};
-        if (!DecodeEnd(it.user_key(), &s.end)) {
+        if (!DecodeWindowEnd(it.user_key(), &s.end)) {
           return Status::DataLoss("window_aggregate: malformed session key in state");
         }
         WEIR_RETURN_IF_ERROR(DecodeSession(it.value(), &s.start, NewAcc(&s.acc)));
@@ -430,12 +403,10 @@ class WindowAggregate : public Operator {
         s.stored = true;
         sessions_.push_back(s);  // in end order, which for disjoint sessions is start order
       }
-      size_t j = i;
-      for (; j < pending_.size() && KeyOf(pending_[j]) == key; ++j) {
-        AddToSession(pending_[j].end, in[pending_[j].row]);
-      }
+      const size_t j = pending_.GroupEnd(i, /*by_end=*/false);
+      for (size_t k = i; k < j; ++k) AddToSession(pending_[k].end, in[pending_[k].row]);
       for (int64_t end : removed_) {
-        EncodeEnd(end, &window_key_);
+        EncodeWindowEnd(end, &window_key_);
         WEIR_RETURN_IF_ERROR(windows_.Remove(window_key_));
         if (!plan_.processing_time) {
           WEIR_RETURN_IF_ERROR(timers_->DeleteEventTimeTimer(end - 1, window_key_));
@@ -445,9 +416,9 @@ class WindowAggregate : public Operator {
       }
       for (const Session& s : sessions_) {
         if (!s.dirty) continue;
-        EncodeEnd(s.end, &window_key_);
+        EncodeWindowEnd(s.end, &window_key_);
         acc_buf_.Clear();
-        EncodeEnd(s.start, &start_bytes_);
+        EncodeWindowEnd(s.start, &start_bytes_);
         std::memcpy(acc_buf_.Reserve(8), start_bytes_.data(), 8);
         acc_buf_.Commit(8);
         const Row& acc = acc_pool_[s.acc];
@@ -530,7 +501,7 @@ class WindowAggregate : public Operator {
   }
   // A session entry: [start, 8 bytes as a window end][accumulator row].
   Status DecodeSession(std::string_view bytes, int64_t* start, Row& acc) {
-    if (bytes.size() < 8 || !DecodeEnd(bytes.substr(0, 8), start)) {
+    if (bytes.size() < 8 || !DecodeWindowEnd(bytes.substr(0, 8), start)) {
       return Status::DataLoss("window_aggregate: corrupt session in state");
     }
     return DecodeAcc(bytes.substr(8), acc);
@@ -551,13 +522,26 @@ class WindowAggregate : public Operator {
   WindowPlan plan_;
   const bool session_;
   KeyExtractor keys_;
-  std::unique_ptr<state::KeyedStateStore> store_;
   state::MapState windows_;
+  state::MapState distinct_;                            // count_distinct's values (AddDistinct)
+  std::vector<std::pair<int, size_t>> distinct_slots_;  // (input field, accumulator slot)
+  std::string distinct_key_;
+  std::string value_bytes_;
+  // count_distinct values known to be in "distinct" ([state key][distinct key]), so that a value
+  // seen before costs no state lookup. Values are only added to the state until their window is
+  // cleaned up, which clears this set; bounded by the operator's state cache budget (cleared
+  // when over it).
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_set<std::string, Hash, std::equal_to<>> known_;
+  std::string known_key_;
+  size_t known_bytes_ = 0;
+  size_t known_limit_ = 0;
   state::InternalTimerService* timers_ = nullptr;
   OperatorMetrics* metrics_ = nullptr;
   std::string log_prefix_;
-  int max_parallelism_ = 128;
-  int64_t watermark_ = kMinWatermark;
   int64_t processing_time_ = 0;  // the latest OnProcessingTime
   int64_t late_ = 0;
   Output* late_out_ = nullptr;  // the side output "late" (Open)
@@ -572,8 +556,7 @@ class WindowAggregate : public Operator {
   ByteBuffer acc_buf_;
   RowBatch out_;
   // Process's grouping of a batch (capacity kept between batches).
-  std::vector<Pending> pending_;
-  std::string key_arena_;
+  KeyWindowGroups pending_;
   std::vector<const Row*> group_rows_;
   // UpdateSessions' sessions of one key, the ends of entries to remove, and the accumulators
   // (a pool reused for every key; next_acc_ is the first free one).

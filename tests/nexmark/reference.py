@@ -359,6 +359,93 @@ def q12(bids):
     yield {"bids": sum(1 for _ in bids)}
 
 
+def q18(bids):
+    """The last bid (latest dateTime; of equal times the later event) per bidder and auction
+    within each hour of event time (dedup keep: last, ttl: 1h)."""
+    last = {}
+    for b in bids:
+        k = (b["bidder"], b["auction"], b["dateTime"] // 3600000)
+        if k not in last or b["dateTime"] >= last[k]["dateTime"]:
+            last[k] = b
+    for b in last.values():
+        yield dict(b)
+
+
+def q19(bids):
+    """Per auction and 10 s tumbling window, the 10 highest prices; equal prices ordered by the
+    other fields ascending, in the row's field order (top_n's tie-break)."""
+    order = ["auction", "bidder", "price", "channel", "url", "dateTime", "extra", "window_end"]
+    parts = {}
+    for b in bids:
+        r = dict(b)
+        r["window_end"] = b["dateTime"] - b["dateTime"] % 10000 + 10000
+        parts.setdefault((r["auction"], r["window_end"]), []).append(r)
+    for rows in parts.values():
+        rows.sort(key=lambda r: (-r["price"], [r[f] for f in order]))
+        for i, r in enumerate(rows[:10]):
+            r["rank_number"] = i + 1
+            r["window_end"] = fmt_time(r["window_end"])
+            yield r
+
+
+def q5(bids):
+    """Per sliding window (10 s every 2 s), every auction whose bid count is the window's
+    maximum."""
+    counts = {}
+    for b in bids:
+        t = b["dateTime"]
+        start = t - t % 2000
+        while start > t - 10000:
+            w = counts.setdefault(start, {})
+            w[b["auction"]] = w.get(b["auction"], 0) + 1
+            start -= 2000
+    for start, w in counts.items():
+        top = max(w.values())
+        for auction, n in w.items():
+            if n == top:
+                yield {"auction": auction, "num": n, "starttime": fmt_time(start),
+                       "endtime": fmt_time(start + 10000)}
+
+
+RANKS = (lambda p: p < 10000, lambda p: 10000 <= p < 1000000, lambda p: p >= 1000000)
+
+
+def bid_statistics(bids, group):
+    """q15's figures per group(bid): counts of bids, distinct bidders and auctions, overall
+    and per price rank."""
+    stats = {}
+    for b in bids:
+        g = stats.setdefault(group(b), {"bids": [0] * 4, "bidders": [set() for _ in range(4)],
+                                         "auctions": [set() for _ in range(4)], "minute": ""})
+        g["minute"] = max(g["minute"], fmt_time(b["dateTime"], "%H:%M"))
+        for i, in_rank in enumerate((lambda p: True,) + RANKS):
+            if in_rank(b["price"]):
+                g["bids"][i] += 1
+                g["bidders"][i].add(b["bidder"])
+                g["auctions"][i].add(b["auction"])
+    for key, g in stats.items():
+        row = {}
+        for what in ("bids", "bidders", "auctions"):
+            for i, name in enumerate(("total", "rank1", "rank2", "rank3")):
+                v = g[what][i]
+                row[f"{name}_{what}"] = v if isinstance(v, int) else len(v)
+        yield key, g["minute"], row
+
+
+def day_of(b):
+    return fmt_time(b["dateTime"], "%Y-%m-%d")
+
+
+def q15(bids):
+    for day, _, row in bid_statistics(bids, day_of):
+        yield {"day": day, **row}
+
+
+def q16(bids):
+    for (channel, day), minute, row in bid_statistics(bids, lambda b: (b["channel"], day_of(b))):
+        yield {"channel": channel, "day": day, "minute": minute, **row}
+
+
 CHANNEL_ID = re.compile(r"(&|^)channel_id=([^&]*)")
 
 
@@ -383,7 +470,8 @@ def q22(bids):
 
 
 QUERIES = {"q0": q0, "q1": q1, "q2": q2, "q10": q10, "q11": q11, "q12": q12, "q14": q14,
-           "q17": q17, "q21": q21, "q22": q22}
+           "q17": q17, "q21": q21, "q22": q22,
+           "q5": q5, "q15": q15, "q16": q16, "q18": q18, "q19": q19}
 
 
 def source_config(job):

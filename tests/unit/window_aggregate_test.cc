@@ -1,7 +1,8 @@
 // window_aggregate driven directly through the Operator API (Process, OnWatermark, Snapshot,
 // Finish) on both state backends: window contents, out-of-order and late records, allowed
-// lateness, and snapshot/restore (also rescaled) mid-window against an uninterrupted run.
-// Also keyed_aggregate's restore through the same path.
+// lateness, count_distinct, and snapshot/restore (also rescaled) mid-window against an
+// uninterrupted run. Also keyed_aggregate's restore, and the other event-time keyed operators
+// (dedup, top_n), through the same path.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -25,6 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
 using ::testing::UnorderedElementsAreArray;
 
 constexpr int kMaxParallelism = 128;
@@ -154,8 +157,10 @@ class WindowAggregateTest : public ::testing::TestWithParam<std::string> {
     return r;
   }
 
-  void SnapshotAndRestore(const char* config);
-  void RestoreRescaled(const char* config);
+  void SnapshotAndRestore(const char* config, const char* type = "window_aggregate",
+                          bool windowed = false);
+  void RestoreRescaled(const char* config, const char* type = "window_aggregate",
+                       bool windowed = false);
 
   fs::path dir_;
   int next_ = 0;
@@ -550,6 +555,15 @@ std::vector<Event> Stream() {
   return events;
 }
 
+// Stream() with each record's time moved up to the end of its 10 s window, as top_n's input
+// (rows of one key and window share a partition).
+std::vector<Event> Windowed(std::vector<Event> events) {
+  for (Event& e : events) {
+    if (!e.watermark) e.ts = e.ts - ((e.ts % 10000) + 10000) % 10000 + 10000;
+  }
+  return events;
+}
+
 TEST_P(WindowAggregateTest, SnapshotAndRestoreMidWindowGivesTheSameOutput) {
   for (const char* config : {kConfig, kSliding, kSession}) SnapshotAndRestore(config);
 }
@@ -558,13 +572,14 @@ TEST_P(WindowAggregateTest, RestoreIntoTwoSubtasksSplitsWindowsByKeyGroup) {
   for (const char* config : {kConfig, kSliding, kSession}) RestoreRescaled(config);
 }
 
-void WindowAggregateTest::SnapshotAndRestore(const char* kConfig) {
+void WindowAggregateTest::SnapshotAndRestore(const char* kConfig, const char* type, bool windowed) {
   SCOPED_TRACE(kConfig);
-  const std::vector<Event> events = Stream();
+  const std::vector<Event> events = windowed ? Windowed(Stream()) : Stream();
+  const bool eager = std::string(type) == "dedup";  // keep first emits on records
   Collect expected;
   {
-    auto op = Make("window_aggregate", kConfig);
-    Feed(*op, events, expected);
+    auto op = Make(type, kConfig);
+    Feed(*op, events, expected, eager);
     ASSERT_TRUE(op->Finish(expected).ok());
   }
   ASSERT_GT(expected.rows.size(), 20u);
@@ -575,48 +590,55 @@ void WindowAggregateTest::SnapshotAndRestore(const char* kConfig) {
     Collect got;
     RestoredState restored;
     {
-      auto op = Make("window_aggregate", kConfig);
-      Feed(*op, std::vector<Event>(events.begin(), events.begin() + cut), got);
+      auto op = Make(type, kConfig);
+      Feed(*op, std::vector<Event>(events.begin(), events.begin() + cut), got, eager);
       restored = TakeSnapshot(*op, 1);
       // Work after the snapshot is lost with the failure.
       Collect lost;
-      Feed(*op, std::vector<Event>(events.begin() + cut, events.end()), lost);
+      Feed(*op, std::vector<Event>(events.begin() + cut, events.end()), lost, eager);
       ASSERT_TRUE(op->Close().ok());
     }
-    auto op = Make("window_aggregate", kConfig, {0, kMaxParallelism - 1}, &restored);
-    Feed(*op, std::vector<Event>(events.begin() + cut, events.end()), got);
+    auto op = Make(type, kConfig, {0, kMaxParallelism - 1}, &restored);
+    Feed(*op, std::vector<Event>(events.begin() + cut, events.end()), got, eager);
     ASSERT_TRUE(op->Finish(got).ok());
     EXPECT_EQ(got.rows, expected.rows) << "cut at " << cut;
   }
   (void)late;
 }
 
-void WindowAggregateTest::RestoreRescaled(const char* kConfig) {
+void WindowAggregateTest::RestoreRescaled(const char* kConfig, const char* type, bool windowed) {
   SCOPED_TRACE(kConfig);
-  const std::vector<Event> events = Stream();
+  const std::vector<Event> events = windowed ? Windowed(Stream()) : Stream();
+  const bool eager = std::string(type) == "dedup";
   Collect expected;
   {
-    auto op = Make("window_aggregate", kConfig);
-    Feed(*op, events, expected);
+    auto op = Make(type, kConfig);
+    Feed(*op, events, expected, eager);
     ASSERT_TRUE(op->Finish(expected).ok());
   }
   const size_t cut = 280;
   Collect got;
   RestoredState restored;
   {
-    auto op = Make("window_aggregate", kConfig);
-    Feed(*op, std::vector<Event>(events.begin(), events.begin() + cut), got);
+    auto op = Make(type, kConfig);
+    Feed(*op, std::vector<Event>(events.begin(), events.begin() + cut), got, eager);
     restored = TakeSnapshot(*op, 1);
   }
   for (int sub = 0; sub < 2; ++sub) {
     const KeyGroupRange r = KeyGroupRangeFor(sub, kMaxParallelism, 2);
-    auto op = Make("window_aggregate", kConfig, r, &restored);
+    auto op = Make(type, kConfig, r, &restored);
     // As a hash edge would: this subtask's keys, and every watermark.
     std::vector<Event> mine;
     for (size_t i = cut; i < events.size(); ++i) {
-      if (events[i].watermark || r.Contains(GroupOfKey(events[i].key))) mine.push_back(events[i]);
+      const Event& e = events[i];
+      // top_n's partition is (k, ts).
+      const int group = windowed ? KeyGroupForHash(HashValue(Value::Timestamp(e.ts),
+                                                             HashValue(Value::String(e.key), 0)),
+                                                   kMaxParallelism)
+                                 : GroupOfKey(e.key);
+      if (e.watermark || r.Contains(group)) mine.push_back(e);
     }
-    Feed(*op, mine, got);
+    Feed(*op, mine, got, eager);
     ASSERT_TRUE(op->Finish(got).ok());
   }
   EXPECT_THAT(got.rows, UnorderedElementsAreArray(expected.rows));
@@ -719,6 +741,232 @@ TEST_P(WindowAggregateTest, KeyedAggregateAvgOverNullKeepsLaterAggregatesInPlace
   }
   ASSERT_TRUE(op->Process(batch, out).ok());
   EXPECT_THAT(out.rows, ElementsAre("(a, 4, 1, 4)", "(a, 4, 2, 4)", "(a, 6, 3, 12)"));
+}
+
+// ---- count_distinct
+
+TEST_P(WindowAggregateTest, CountDistinctCountsNonNullValuesPerWindow) {
+  auto op = Make("window_aggregate",
+                 "{key: [k], time_field: ts, size: 10s, aggregations: [{fn: count, as: n}, "
+                 "{fn: count_distinct, field: v, as: d}]}");
+  Collect out;
+  RowBatch batch;
+  auto row = [&](const char* k, int64_t ts, std::optional<int64_t> v) {
+    Row& r = batch.Append(3);
+    r[0].SetString(k);
+    r[1].SetTimestamp(ts);
+    if (v) {
+      r[2].SetInt64(*v);
+    } else {
+      r[2].SetNull();
+    }
+  };
+  row("a", 1000, 5);
+  row("a", 2000, 5);
+  row("a", 3000, std::nullopt);  // not counted, as SQL's COUNT(DISTINCT v)
+  row("a", 4000, 6);
+  row("b", 4000, 5);
+  row("b", 5000, std::nullopt);
+  ASSERT_TRUE(op->Process(batch, out).ok());
+  batch.Clear();
+  row("a", 5000, 6);  // a later batch: seen in state
+  row("a", 6000, 7);
+  row("a", 12000, 5);  // the next window counts 5 again
+  ASSERT_TRUE(op->Process(batch, out).ok());
+  ASSERT_TRUE(op->OnWatermark(9999, out).ok());
+  auto want = [](const char* k, int64_t start, int64_t n, int64_t d) {
+    Row r(5);
+    r[0].SetString(k);
+    r[1].SetTimestamp(start);
+    r[2].SetTimestamp(start + 10000);
+    r[3].SetInt64(n);
+    r[4].SetInt64(d);
+    return r.ToString();
+  };
+  EXPECT_THAT(out.rows, UnorderedElementsAre(want("a", 0, 6, 3), want("b", 0, 2, 1)));
+  out.rows.clear();
+  ASSERT_TRUE(op->Finish(out).ok());
+  EXPECT_THAT(out.rows, ElementsAre(want("a", 10000, 1, 1)));
+}
+
+const char kDistinct[] =
+    "{key: [k], time_field: ts, size: 10s, slide: 5s, allowed_lateness: 2s, aggregations: "
+    "[{fn: count, as: n}, {fn: count_distinct, field: v, as: d}, {fn: avg, field: v, as: m}]}";
+
+TEST_P(WindowAggregateTest, CountDistinctSurvivesRestoreAndRescale) {
+  SnapshotAndRestore(kDistinct);
+  RestoreRescaled(kDistinct);
+}
+
+TEST_P(WindowAggregateTest, CountDistinctConfigErrorsNameTheField) {
+  Schema in = InputSchema();
+  in.Add("x", Type::kDouble);
+  auto err = [&](const char* type, const std::string& yaml) {
+    const OperatorFactory* f = BuiltinOperators().Find(type);
+    auto r = f->Validate(*Config::Parse(yaml, "vertex 'w': config"), in);
+    EXPECT_FALSE(r.ok()) << yaml;
+    return r.ok() ? std::string() : r.status().message();
+  };
+  EXPECT_THAT(err("window_aggregate",
+                  "{key: [k], time_field: ts, size: 1s, aggregations: "
+                  "[{fn: count_distinct, field: x}]}"),
+              HasSubstr("config.aggregations[0].field: count_distinct needs"));
+  EXPECT_THAT(err("window_aggregate",
+                  "{key: [k], time_field: ts, session_gap: 1s, "
+                  "aggregations: [{fn: count_distinct, field: v}]}"),
+              HasSubstr("config.aggregations: count_distinct only with event-time tumbling"));
+  EXPECT_THAT(err("keyed_aggregate", "{key: [k], aggregations: [{fn: count_distinct, field: v}]}"),
+              HasSubstr("config.aggregations: count_distinct only in window_aggregate"));
+  EXPECT_THAT(err("window_aggregate",
+                  "{key: [k], time_field: ts, size: 1s, aggregations: "
+                  "[{fn: count_distinct}]}"),
+              HasSubstr("field"));
+}
+
+// ---- dedup
+
+std::string In(const std::string& k, int64_t ts, int64_t v) {
+  Row r(3);
+  r[0].SetString(k);
+  r[1].SetTimestamp(ts);
+  r[2].SetInt64(v);
+  return r.ToString();
+}
+
+TEST_P(WindowAggregateTest, DedupKeepFirstEmitsAtOnceAndDropsTheRestOfTheScope) {
+  Collect late;
+  auto op = Make("dedup", "{key: [k], time_field: ts, ttl: 10s}", {0, kMaxParallelism - 1}, nullptr,
+                 &late);
+  Collect out;
+  Feed(*op, {Rec("a", 1000, 1), Rec("a", 500, 2), Rec("b", 3000, 3), Rec("a", 12000, 4)}, out,
+       true);
+  EXPECT_THAT(out.rows, ElementsAre(In("a", 1000, 1), In("b", 3000, 3), In("a", 12000, 4)));
+  out.rows.clear();
+  Feed(*op, {Wm(9000), Rec("a", 9500, 5), Rec("b", 19000, 6)}, out, true);
+  EXPECT_THAT(out.rows, ElementsAre(In("b", 19000, 6)));  // a's scope [0, 10 s) is still open
+  out.rows.clear();
+  Feed(*op, {Wm(9999), Rec("a", 9999, 7), Rec("a", 15000, 8), Rec("c", 20000, 9)}, out, true);
+  EXPECT_THAT(out.rows, ElementsAre(In("c", 20000, 9)));
+  EXPECT_THAT(late.rows, ElementsAre(In("a", 9999, 7)));  // its scope ended
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 1);
+  out.rows.clear();
+  ASSERT_TRUE(op->Finish(out).ok());
+  EXPECT_TRUE(out.rows.empty());
+}
+
+TEST_P(WindowAggregateTest, DedupKeepLastEmitsTheLatestRowWhenTheScopeEnds) {
+  auto op = Make("dedup", "{key: [k], time_field: ts, ttl: 10s, keep: last}");
+  Collect out;
+  Feed(*op, {Rec("a", 1000, 1), Rec("a", 3000, 2), Rec("a", 2000, 3), Rec("b", 1000, 4)}, out);
+  // A later batch: an equal time replaces (the last to arrive), an earlier one does not.
+  Feed(*op, {Rec("a", 3000, 5), Rec("a", 2500, 6), Rec("a", 10000, 7)}, out);
+  EXPECT_TRUE(out.rows.empty());
+  Feed(*op, {Wm(9999)}, out);
+  EXPECT_THAT(out.rows, UnorderedElementsAre(In("a", 3000, 5), In("b", 1000, 4)));
+  out.rows.clear();
+  ASSERT_TRUE(op->Finish(out).ok());
+  EXPECT_THAT(out.rows, ElementsAre(In("a", 10000, 7)));
+}
+
+TEST_P(WindowAggregateTest, DedupAndTopNConfigErrorsNameTheField) {
+  Schema in = InputSchema();
+  in.Add("flag", Type::kBool);
+  auto err = [&](const char* type, const std::string& yaml) {
+    const OperatorFactory* f = BuiltinOperators().Find(type);
+    EXPECT_NE(f, nullptr);
+    auto r = f->Validate(*Config::Parse(yaml, "vertex 'w': config"), in);
+    EXPECT_FALSE(r.ok()) << yaml;
+    return r.ok() ? std::string() : r.status().message();
+  };
+  EXPECT_THAT(err("dedup", "{key: [k], time_field: ts, ttl: 0s}"),
+              HasSubstr("config.ttl: must be positive"));
+  EXPECT_THAT(err("dedup", "{key: [k], time_field: ts}"), HasSubstr("config.ttl: required"));
+  EXPECT_THAT(err("dedup", "{key: [k], time_field: ts, ttl: 1s, keep: middle}"),
+              HasSubstr("config.keep: expected first or last"));
+  EXPECT_THAT(err("dedup", "{key: [k], time_field: ts, ttl: 1s, time: processing}"),
+              HasSubstr("config.time: only event"));
+  EXPECT_THAT(err("dedup", "{key: [nope], time_field: ts, ttl: 1s}"),
+              HasSubstr("config.key: unknown field 'nope'"));
+  EXPECT_THAT(err("dedup", "{key: [k], time_field: k, ttl: 1s}"),
+              HasSubstr("config.time_field: 'k' must be a timestamp"));
+  EXPECT_THAT(err("dedup", "{key: [k], time_field: ts, ttl: 1s, size: 3}"), HasSubstr("size"));
+  const char* ok = "{partition_by: [k, ts], time_field: ts, order_by: v, n: 3";
+  EXPECT_THAT(err("top_n", "{partition_by: [k, ts], time_field: ts, order_by: v, n: 0}"),
+              HasSubstr("config.n: must be from 1"));
+  EXPECT_THAT(err("top_n", "{partition_by: [k, ts], time_field: ts, order_by: flag, n: 1}"),
+              HasSubstr("config.order_by: 'flag' must be an int64, double, timestamp or string"));
+  EXPECT_THAT(err("top_n", "{partition_by: [k], time_field: ts, order_by: v, n: 1}"),
+              HasSubstr("config.time_field: 'ts' must be one of partition_by"));
+  EXPECT_THAT(err("top_n", "{partition_by: [k, ts], order_by: v, n: 1}"),
+              HasSubstr("config.time_field: unknown field 'window_end'"));
+  EXPECT_THAT(err("top_n",
+                  "{partition_by: [k, ts], time_field: ts, order_by: v, n: 1, "
+                  "order: up}"),
+              HasSubstr("config.order: expected asc or desc"));
+  EXPECT_THAT(err("top_n",
+                  "{partition_by: [k, ts], time_field: ts, order_by: v, n: 1, "
+                  "rank_field: v}"),
+              HasSubstr("config.rank_field: 'v' must be a new"));
+  EXPECT_THAT(err("top_n", "{partition_by: [k, ts], time_field: ts, order_by: v, n: 1, top: 2}"),
+              HasSubstr("top"));
+  const OperatorFactory* f = BuiltinOperators().Find("top_n");
+  auto schema = f->Validate(*Config::Parse(std::string(ok) + ", rank_field: r}", "c"), in);
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  EXPECT_EQ(schema->ToString(), "k:string, ts:timestamp, v:int64, flag:bool, r:int64");
+  EXPECT_EQ(f->RequiredInputKey(*Config::Parse(std::string(ok) + "}", "c")),
+            (std::vector<std::string>{"k", "ts"}));
+}
+
+// ---- top_n
+
+const char kTopN[] = "{partition_by: [k, ts], time_field: ts, order_by: v, n: 2, rank_field: r}";
+
+std::string Ranked(const std::string& k, int64_t ts, int64_t v, int64_t rank) {
+  Row r(4);
+  r[0].SetString(k);
+  r[1].SetTimestamp(ts);
+  r[2].SetInt64(v);
+  r[3].SetInt64(rank);
+  return r.ToString();
+}
+
+TEST_P(WindowAggregateTest, TopNEmitsTheBestRowsOfAPartitionWhenItEnds) {
+  Collect late;
+  auto op = Make("top_n", kTopN, {0, kMaxParallelism - 1}, nullptr, &late);
+  Collect out;
+  Feed(*op, {Rec("a", 10000, 5), Rec("a", 10000, 9), Rec("b", 10000, 1), Rec("a", 20000, 4)}, out);
+  Feed(*op, {Rec("a", 10000, 7), Rec("a", 10000, 8), Rec("a", 10000, 2)}, out);
+  Feed(*op, {Wm(9999)}, out);
+  EXPECT_THAT(out.rows, UnorderedElementsAre(Ranked("a", 10000, 9, 1), Ranked("a", 10000, 8, 2),
+                                             Ranked("b", 10000, 1, 1)));
+  out.rows.clear();
+  Feed(*op, {Rec("a", 10000, 100)}, out);  // its partition has ended: late
+  EXPECT_THAT(late.rows, ElementsAre(In("a", 10000, 100)));
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 1);
+  ASSERT_TRUE(op->Finish(out).ok());
+  EXPECT_THAT(out.rows, ElementsAre(Ranked("a", 20000, 4, 1)));
+}
+
+TEST_P(WindowAggregateTest, TopNWithTiesKeepsEveryRowEqualToTheLast) {
+  auto op = Make("top_n",
+                 "{partition_by: [ts], time_field: ts, order_by: v, order: asc, n: 1, "
+                 "with_ties: true, rank_field: r}");
+  Collect out;
+  Feed(*op, {Rec("c", 10000, 3), Rec("a", 10000, 3), Rec("b", 10000, 5)}, out);
+  Feed(*op, {Rec("d", 10000, 3), Rec("e", 10000, 4), Wm(9999)}, out);
+  // Tied rows in the order of their other fields (k), all of rank 1.
+  EXPECT_THAT(out.rows, ElementsAre(Ranked("a", 10000, 3, 1), Ranked("c", 10000, 3, 1),
+                                    Ranked("d", 10000, 3, 1)));
+}
+
+TEST_P(WindowAggregateTest, DedupAndTopNSurviveRestoreAndRescale) {
+  for (const char* config : {"{key: [k], time_field: ts, ttl: 10s}",
+                             "{key: [k], time_field: ts, ttl: 7s, keep: last}"}) {
+    SnapshotAndRestore(config, "dedup");
+    RestoreRescaled(config, "dedup");
+  }
+  SnapshotAndRestore(kTopN, "top_n", /*windowed=*/true);
+  RestoreRescaled(kTopN, "top_n", /*windowed=*/true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, WindowAggregateTest, ::testing::Values("rocksdb", "heap"),

@@ -20,9 +20,15 @@ std::unique_ptr<OperatorFactory> MakeParseFactory();
 void RegisterKeyedAggregate(OperatorRegistry& registry);
 void RegisterWindowAggregate(OperatorRegistry& registry);
 
-// Validation-only factories of keyed_aggregate and window_aggregate (library weir_operators:
-// no state backend); Create fails.
+// dedup and top_n (library weir_keyed_operators, on keyed state).
+void RegisterDedup(OperatorRegistry& registry);
+void RegisterTopN(OperatorRegistry& registry);
+
+// Validation-only factories of keyed_aggregate, window_aggregate, dedup and top_n (library
+// weir_operators: no state backend); Create fails.
 std::unique_ptr<OperatorFactory> MakeKeyedAggregateSpec();
 std::unique_ptr<OperatorFactory> MakeWindowAggregateSpec();
+std::unique_ptr<OperatorFactory> MakeDedupSpec();
+std::unique_ptr<OperatorFactory> MakeTopNSpec();
 
 }  // namespace weir
