@@ -96,7 +96,9 @@ class WindowAggregate : public KeyedEventTimeOperator {
     WEIR_ASSIGN_OR_RETURN(timers_, store_->GetTimerService("windows"));
     if (plan_.aggs.distinct) {
       known_limit_ = ctx.state_cache_bytes;
-      WEIR_ASSIGN_OR_RETURN(distinct_, store_->GetMapState("distinct", /*version=*/1));
+      // Values are mostly added once; known_ (below) keeps the ones seen again.
+      WEIR_ASSIGN_OR_RETURN(distinct_, store_->GetMapState("distinct", /*version=*/1,
+                                                           state::KeyedStateStore::Caching::kUncached));
       size_t slot = 0;
       for (const Agg& agg : plan_.aggs.aggs) {
         if (agg.fn == AggFn::kCountDistinct) distinct_slots_.push_back({agg.field, slot});

@@ -596,10 +596,9 @@ Result<uint8_t> KeyedStateStore::Register(std::string_view name, StateKind kind,
     WEIR_RETURN_IF_ERROR(backend_->Put(kg, key, value));
   }
   registered_.insert(it->second.id);
-  // Whole values, or map entries, read and written by key: cacheable. (A map's iteration is a
-  // scan, which the cache writes through before.)
+  // Whole values read and written by key: cacheable. (Map states: GetMapState decides.)
   if (kind == StateKind::kValue || kind == StateKind::kReducing ||
-      kind == StateKind::kAggregating || kind == StateKind::kMap) {
+      kind == StateKind::kAggregating) {
     backend_->HintPointLookups(it->second.id);
   }
   return it->second.id;
@@ -635,8 +634,12 @@ Result<ListState> KeyedStateStore::GetListState(std::string_view name, uint32_t 
   WEIR_ASSIGN_OR_RETURN(uint8_t id, Register(name, StateKind::kList, false, version));
   return ListState(this, id);
 }
-Result<MapState> KeyedStateStore::GetMapState(std::string_view name, uint32_t version) {
+Result<MapState> KeyedStateStore::GetMapState(std::string_view name, uint32_t version,
+                                              Caching caching) {
   WEIR_ASSIGN_OR_RETURN(uint8_t id, Register(name, StateKind::kMap, false, version));
+  // Entries read and written by key (a map's iteration is a scan, which the cache writes
+  // through before).
+  if (caching == Caching::kCached) backend_->HintPointLookups(id);
   return MapState(this, id);
 }
 Result<ReducingState> KeyedStateStore::GetReducingState(std::string_view name, ReduceFunction fn,

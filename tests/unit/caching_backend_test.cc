@@ -10,7 +10,9 @@
 #include <map>
 #include <string>
 
+#include "weir/key_groups.h"
 #include "weir/state/backend.h"
+#include "weir/state/typed_state.h"
 
 namespace weir::state {
 namespace {
@@ -194,6 +196,32 @@ TEST_F(CachingBackendTest, PerKeyScansAndClearsLeaveOtherKeysCached) {
   EXPECT_EQ(dump.at("1:v/70/0"), "new");
   EXPECT_EQ(dump.count("1:v/7/0"), 0u);
   EXPECT_EQ(dump.count("1:v/7/9"), 0u);
+}
+
+// Typed map states are cached unless registered kUncached (count_distinct's value sets).
+TEST_F(CachingBackendTest, UncachedMapStatesGoStraightToTheBackend) {
+  auto c = Open(1 << 20, "a");
+  SnapshottableBackend* cache = c.get();
+  auto store = KeyedStateStore::Create(std::move(c), {0, 127});
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto cached = (*store)->GetMapState("windows");
+  auto uncached = (*store)->GetMapState("distinct", 1, KeyedStateStore::Caching::kUncached);
+  ASSERT_TRUE(cached.ok() && uncached.ok());
+  const std::string key = "auction-7";
+  ASSERT_TRUE((*store)->SetCurrentKey(KeyGroupForHash(StableHash(key), 128), key).ok());
+  const int64_t before = Stats(*cache).entries;
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(uncached->Put("v" + std::to_string(i), "").ok());
+  EXPECT_EQ(Stats(*cache).entries, before);
+  EXPECT_TRUE(uncached->Contains("v3"));
+  EXPECT_EQ(Stats(*cache).entries, before);
+  ASSERT_TRUE(cached->Put("w1", "acc").ok());
+  EXPECT_EQ(Stats(*cache).entries, before + 1);
+  std::string v;
+  EXPECT_TRUE(cached->Get("w1", &v));
+  EXPECT_EQ(v, "acc");
+  int n = 0;
+  for (auto it = uncached->Iterate(); it.Valid(); it.Next()) ++n;
+  EXPECT_EQ(n, 10);
 }
 
 // Keys spread far wider than the cache stop being admitted once the full cache hits almost

@@ -376,7 +376,12 @@ class KeyedStateStore {
   // with another kind or version is an error, and so is a restored state of another version.
   Result<ValueState> GetValueState(std::string_view name, uint32_t version = 1);
   Result<ListState> GetListState(std::string_view name, uint32_t version = 1);
-  Result<MapState> GetMapState(std::string_view name, uint32_t version = 1);
+  // Whether a caching backend (caching_backend.h) keeps a map state's entries in memory: worth
+  // it for entries read and written again soon (a window's accumulator); not for entries mostly
+  // written once and rarely read (count_distinct's values: caching them measured 0.6-0.8x).
+  enum class Caching { kCached, kUncached };
+  Result<MapState> GetMapState(std::string_view name, uint32_t version = 1,
+                               Caching caching = Caching::kCached);
   Result<ReducingState> GetReducingState(std::string_view name, ReduceFunction fn,
                                          uint32_t version = 1);
   template <typename In>
