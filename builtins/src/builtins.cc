@@ -11,6 +11,7 @@ const OperatorRegistry& BuiltinOperators() {
     RegisterLightOperators(*r);
     RegisterKeyedAggregate(*r);
     RegisterWindowAggregate(*r);
+    RegisterJoins(*r);
     r->Register("kafka", MakeKafkaSourceFactory());
     r->Register("kafka_sink", MakeKafkaSinkFactory());
     return r;

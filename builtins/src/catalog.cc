@@ -18,6 +18,7 @@ const OperatorRegistry& BuiltinCatalog() {
     RegisterLightOperators(*r);
     r->Register("keyed_aggregate", MakeKeyedAggregateSpec());
     r->Register("window_aggregate", MakeWindowAggregateSpec());
+    RegisterJoinSpecs(*r);
     r->Register("kafka", MakeKafkaSourceSpec());
     r->Register("kafka_sink", MakeKafkaSinkSpec());
     return r;

@@ -1,5 +1,7 @@
 #include "aggregation.h"
 
+#include <limits>
+
 #include "weir/state/backend.h"
 #include "weir/state/caching_backend.h"
 
@@ -72,6 +74,53 @@ class UploadAdapter : public AsyncKeyedSnapshot {
 };
 
 }  // namespace
+
+void EncodeOrderedTime(int64_t t, std::string* out) {
+  const uint64_t u = static_cast<uint64_t>(t) ^ (uint64_t{1} << 63);
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((u >> (8 * (7 - i))) & 0xff));
+}
+
+bool DecodeOrderedTime(std::string_view in, int64_t* t) {
+  if (in.size() != 8) return false;
+  uint64_t u = 0;
+  for (int i = 0; i < 8; ++i) u = (u << 8) | static_cast<uint8_t>(in[i]);
+  *t = static_cast<int64_t>(u ^ (uint64_t{1} << 63));
+  return true;
+}
+
+int64_t SaturatingAdd(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) {
+    return b > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
+  }
+  return r;
+}
+
+proto::NamedList UnionInt64List(const std::string& name, int64_t value) {
+  proto::NamedList list;
+  list.set_name(name);
+  list.set_mode(proto::NamedList::UNION);
+  std::string bytes;
+  state::Codec<int64_t>::Encode(value, &bytes);
+  list.add_entries(std::move(bytes));
+  return list;
+}
+
+Result<std::vector<int64_t>> RestoredInt64s(const OperatorContext& ctx, const std::string& name) {
+  std::vector<int64_t> out;
+  if (ctx.restored == nullptr) return out;
+  for (const proto::NamedList& list : ctx.restored->operator_state) {
+    if (list.name() != name) continue;
+    for (const std::string& e : list.entries()) {
+      int64_t v = 0;
+      if (!state::Codec<int64_t>::Decode(e, &v)) {
+        return Status::DataLoss("malformed restored operator state '" + name + "'");
+      }
+      out.push_back(v);
+    }
+  }
+  return out;
+}
 
 std::unique_ptr<AsyncKeyedSnapshot> AdaptKeyedSnapshot(std::unique_ptr<state::SnapshotUpload> u) {
   return std::make_unique<UploadAdapter>(std::move(u));

@@ -2,8 +2,11 @@
 // contexts to keyed state stores (their plans are in aggregate_plan.h). The task thread only.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "aggregate_plan.h"
 #include "weir/operator.h"
@@ -22,6 +25,18 @@ void ReportStateMetrics(const state::KeyedStateStore* store, MetricWriter& out);
 
 // Adapts the state module's snapshot upload to the runtime's async keyed snapshot.
 std::unique_ptr<AsyncKeyedSnapshot> AdaptKeyedSnapshot(std::unique_ptr<state::SnapshotUpload> u);
+
+// Times as state keys (map user keys, timer namespaces): 8 bytes big-endian with the sign bit
+// flipped, so they sort bytewise in numeric order. Encode appends to `out`.
+void EncodeOrderedTime(int64_t t, std::string* out);
+bool DecodeOrderedTime(std::string_view in, int64_t* t);  // false unless 8 bytes
+
+int64_t SaturatingAdd(int64_t a, int64_t b);
+
+// An operator-state UNION list of int64 values (each subtask gets every subtask's entries at
+// restore), e.g. the current watermark, and the values restored under `name`.
+proto::NamedList UnionInt64List(const std::string& name, int64_t value);
+Result<std::vector<int64_t>> RestoredInt64s(const OperatorContext& ctx, const std::string& name);
 
 // The runnable factory of a keyed operator: its validation-only spec (aggregate_plan.h) plus
 // Create, which plans with `Plan` and builds an `Op` from the plan.

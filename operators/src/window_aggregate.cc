@@ -68,27 +68,13 @@ constexpr char kWatermarkList[] = "watermark";
 constexpr char kLateOutput[] = "late";
 constexpr int64_t kLogEveryMs = 10'000;
 
-// Window ends as map keys and timer namespaces: big-endian with the sign bit flipped, so the
+// Window ends as map keys and timer namespaces (aggregation.h's ordered times), so the
 // windows of a key iterate in time order.
 void EncodeEnd(int64_t end, std::string* out) {
-  const uint64_t u = static_cast<uint64_t>(end) ^ (uint64_t{1} << 63);
-  out->resize(8);
-  for (int i = 0; i < 8; ++i) (*out)[i] = static_cast<char>((u >> (8 * (7 - i))) & 0xff);
+  out->clear();
+  EncodeOrderedTime(end, out);
 }
-bool DecodeEnd(std::string_view in, int64_t* end) {
-  if (in.size() != 8) return false;
-  uint64_t u = 0;
-  for (int i = 0; i < 8; ++i) u = (u << 8) | static_cast<uint8_t>(in[i]);
-  *end = static_cast<int64_t>(u ^ (uint64_t{1} << 63));
-  return true;
-}
-
-int64_t SaturatingAdd(int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_add_overflow(a, b, &r))
-    return b > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
-  return r;
-}
+bool DecodeEnd(std::string_view in, int64_t* end) { return DecodeOrderedTime(in, end); }
 
 class WindowAggregate : public Operator {
  public:
@@ -109,22 +95,8 @@ class WindowAggregate : public Operator {
     WEIR_ASSIGN_OR_RETURN(windows_,
                           store_->GetMapState(session_ ? "sessions" : "windows", /*version=*/1));
     WEIR_ASSIGN_OR_RETURN(timers_, store_->GetTimerService("windows"));
-    if (ctx.restored != nullptr) {
-      bool any = false;
-      int64_t min = kMaxWatermark;
-      for (const proto::NamedList& list : ctx.restored->operator_state) {
-        if (list.name() != kWatermarkList) continue;
-        for (const std::string& e : list.entries()) {
-          int64_t wm = 0;
-          if (!state::Codec<int64_t>::Decode(e, &wm)) {
-            return Status::DataLoss("window_aggregate: malformed restored watermark");
-          }
-          min = std::min(min, wm);
-          any = true;
-        }
-      }
-      if (any) watermark_ = min;
-    }
+    WEIR_ASSIGN_OR_RETURN(std::vector<int64_t> restored, RestoredInt64s(ctx, kWatermarkList));
+    if (!restored.empty()) watermark_ = *std::min_element(restored.begin(), restored.end());
     return Status::Ok();
   }
 
@@ -188,13 +160,7 @@ class WindowAggregate : public Operator {
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
     WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
     out->keyed = AdaptKeyedSnapshot(std::move(upload));
-    proto::NamedList list;
-    list.set_name(kWatermarkList);
-    list.set_mode(proto::NamedList::UNION);
-    std::string wm;
-    state::Codec<int64_t>::Encode(watermark_, &wm);
-    list.add_entries(std::move(wm));
-    out->operator_state.push_back(std::move(list));
+    out->operator_state.push_back(UnionInt64List(kWatermarkList, watermark_));
     return Status::Ok();
   }
   void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }

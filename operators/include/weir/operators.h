@@ -25,4 +25,9 @@ void RegisterWindowAggregate(OperatorRegistry& registry);
 std::unique_ptr<OperatorFactory> MakeKeyedAggregateSpec();
 std::unique_ptr<OperatorFactory> MakeWindowAggregateSpec();
 
+// The two-input joins join, interval_join and window_join (docs/joins.md): runnable (library
+// weir_keyed_operators) and validation-only (weir_operators).
+void RegisterJoins(OperatorRegistry& registry);
+void RegisterJoinSpecs(OperatorRegistry& registry);
+
 }  // namespace weir
