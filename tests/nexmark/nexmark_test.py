@@ -20,8 +20,8 @@ import reference  # noqa: E402
 from harness import Cluster, committed_rows, jsonl_rows, test_failed  # noqa: E402
 
 EXAMPLES = os.path.join(HERE, "..", "..", "examples", "nexmark")
-FAST = ["q11", "q14", "q17", "q21", "q22"]
-ALL = ["q0", "q1", "q2", "q10", "q11", "q12", "q14", "q17", "q21", "q22"]
+FAST = ["q3", "q8", "q11", "q14", "q17", "q21", "q22"]
+ALL = ["q0", "q1", "q2", "q3", "q8", "q10", "q11", "q12", "q14", "q17", "q20", "q21", "q22"]
 OPTS = {"total": 100000, "queries": FAST}
 
 
