@@ -21,7 +21,7 @@ from harness import Cluster, committed_rows, jsonl_rows, test_failed  # noqa: E4
 
 EXAMPLES = os.path.join(HERE, "..", "..", "examples", "nexmark")
 FAST = ["q3", "q8", "q11", "q14", "q17", "q21", "q22"]
-ALL = ["q0", "q1", "q2", "q3", "q8", "q10", "q11", "q12", "q14", "q17", "q20", "q21", "q22"]
+ALL = ["q0", "q1", "q2", "q3", "q7", "q8", "q10", "q11", "q12", "q14", "q17", "q20", "q21", "q22"]
 OPTS = {"total": 100000, "queries": FAST}
 
 

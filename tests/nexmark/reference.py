@@ -398,6 +398,23 @@ def q3(events):
             yield {"name": p["name"], "city": p["city"], "state": p["state"], "id": a["id"]}
 
 
+def q7(events):
+    """Bids whose price is the maximum of a 10 s window whose rowtime (end - 1) r has
+    r - 10 s <= dateTime <= r (so also the last millisecond of the window before)."""
+    size = 10000
+    bids = [e for kind, e in events if kind == BID]
+    top = {}
+    for b in bids:
+        w = b["dateTime"] // size
+        top[w] = max(top.get(w, b["price"]), b["price"])
+    for b in bids:
+        for w in {b["dateTime"] // size, (b["dateTime"] + 1) // size}:
+            r = w * size + size - 1
+            if w in top and b["price"] == top[w] and r - size <= b["dateTime"] <= r:
+                yield {"auction": b["auction"], "price": b["price"], "bidder": b["bidder"],
+                       "dateTime": b["dateTime"], "extra": b["extra"]}
+
+
 def q8(events):
     """People whose id sold an auction in the 10 s tumbling window they registered in."""
     size = 10000
@@ -436,7 +453,7 @@ def q20(events):
 QUERIES = {"q0": q0, "q1": q1, "q2": q2, "q10": q10, "q11": q11, "q12": q12, "q14": q14,
            "q17": q17, "q21": q21, "q22": q22}
 # Queries over events of every kind, (kind, columns) in event order.
-EVENT_QUERIES = {"q3": q3, "q8": q8, "q20": q20}
+EVENT_QUERIES = {"q3": q3, "q7": q7, "q8": q8, "q20": q20}
 
 
 def source_config(job):
