@@ -211,11 +211,11 @@ Result<int64_t> Config::GetSignedDurationMs(std::string_view key,
   if (!Has(key)) return GetDurationMs(key, def);
   WEIR_ASSIGN_OR_RETURN(std::string s, GetString(key));
   if (s.empty() || s[0] != '-') return GetDurationMs(key, def);
-  auto v = ParseWithUnit(s.substr(1), {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000},
-                                       {"min", 60000}, {"h", 3600000}});
+  auto v = ParseWithUnit(
+      s.substr(1), {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"min", 60000}, {"h", 3600000}});
   if (!v || *v < 0) {
-    return Status::InvalidArgument(KeyPath(key) + ": expected a duration like -2s, 500ms, 1m, got '" +
-                                   s + "'");
+    return Status::InvalidArgument(KeyPath(key) +
+                                   ": expected a duration like -2s, 500ms, 1m, got '" + s + "'");
   }
   return -*v;
 }

@@ -477,9 +477,9 @@ Result<std::vector<Schema>> CheckKindAndInput(ExecutionPlan& plan, const Adjacen
       auto it = std::find(names.begin(), names.end(), e.input);
       if (it == names.end()) {
         return Status::InvalidArgument(
-            EdgeWhere(e) + ": input: " +
-            (e.input.empty() ? "required" : "unknown input '" + e.input + "'") + " (vertex '" +
-            v.id + "' (" + v.type + ") has inputs " + known + ")");
+            EdgeWhere(e) +
+            ": input: " + (e.input.empty() ? "required" : "unknown input '" + e.input + "'") +
+            " (vertex '" + v.id + "' (" + v.type + ") has inputs " + known + ")");
       }
       k = static_cast<int>(it - names.begin());
     }
@@ -503,8 +503,7 @@ Result<std::vector<Schema>> CheckKindAndInput(ExecutionPlan& plan, const Adjacen
   for (size_t k = 0; k < names.size(); ++k) {
     if (!fed[k]) {
       return Status::InvalidArgument(VertexWhere(v) + ": input '" + names[k] +
-                                     "' has no edge (add an edge with 'input: " + names[k] +
-                                     "')");
+                                     "' has no edge (add an edge with 'input: " + names[k] + "')");
     }
   }
   return inputs;
@@ -584,8 +583,7 @@ Status CheckVertices(ExecutionPlan& plan, const Adjacency& adj, const std::vecto
     const VertexSpec& v = spec.vertices[vi];
     const OperatorKind kind = factories[vi]->kind();
     has_source = has_source || kind == OperatorKind::kSource;
-    WEIR_ASSIGN_OR_RETURN(plan.vertex_inputs[vi],
-                          CheckKindAndInput(plan, adj, vi, *factories[vi]));
+    WEIR_ASSIGN_OR_RETURN(plan.vertex_inputs[vi], CheckKindAndInput(plan, adj, vi, *factories[vi]));
     if (!plan.vertex_inputs[vi].empty()) plan.input_schemas[vi] = plan.vertex_inputs[vi][0];
     WEIR_ASSIGN_OR_RETURN(plan.output_schemas[vi],
                           factories[vi]->ValidateInputs(v.config, plan.vertex_inputs[vi]));

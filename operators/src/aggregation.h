@@ -38,6 +38,30 @@ int64_t SaturatingAdd(int64_t a, int64_t b);
 proto::NamedList UnionInt64List(const std::string& name, int64_t value);
 Result<std::vector<int64_t>> RestoredInt64s(const OperatorContext& ctx, const std::string& name);
 
+// The checkpoint plumbing every keyed operator shares: the keyed part of its snapshot, the
+// notifications, the state metrics and closing, all on its store (opened by the operator's
+// Open with OpenKeyedStateStore).
+class KeyedStateOperator : public Operator {
+ public:
+  void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
+  void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
+  void ReportMetrics(MetricWriter& out) const override { ReportStateMetrics(store_.get(), out); }
+  Status Close() override {
+    store_.reset();
+    return Status::Ok();
+  }
+
+ protected:
+  // The store's snapshot as out->keyed.
+  Status SnapshotStore(int64_t checkpoint_id, OperatorSnapshot* out) {
+    WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
+    out->keyed = AdaptKeyedSnapshot(std::move(upload));
+    return Status::Ok();
+  }
+
+  std::unique_ptr<state::KeyedStateStore> store_;
+};
+
 // The runnable factory of a keyed operator: its validation-only spec (aggregate_plan.h) plus
 // Create, which plans with `Plan` and builds an `Op` from the plan.
 template <typename Spec, typename Op, auto Plan>

@@ -56,7 +56,7 @@ constexpr char kSequenceList[] = "sequence";
 constexpr char kMatched = 1;  // flags: a left row that has joined (kind: left)
 constexpr int64_t kLogEveryMs = 10'000;
 
-class JoinOperator : public Operator {
+class JoinOperator : public KeyedStateOperator {
  public:
   explicit JoinOperator(JoinPlan plan)
       : p_(std::move(plan)),
@@ -130,17 +130,9 @@ class JoinOperator : public Operator {
   }
 
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
-    WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
-    out->keyed = AdaptKeyedSnapshot(std::move(upload));
+    WEIR_RETURN_IF_ERROR(SnapshotStore(checkpoint_id, out));
     out->operator_state.push_back(UnionInt64List(kWatermarkList, watermark_));
     out->operator_state.push_back(UnionInt64List(kSequenceList, static_cast<int64_t>(seq_)));
-    return Status::Ok();
-  }
-  void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
-  void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
-  void ReportMetrics(MetricWriter& out) const override { ReportStateMetrics(store_.get(), out); }
-  Status Close() override {
-    store_.reset();
     return Status::Ok();
   }
 
@@ -402,7 +394,6 @@ class JoinOperator : public Operator {
 
   JoinPlan p_;
   KeyExtractor keys_[2];
-  std::unique_ptr<state::KeyedStateStore> store_;
   state::MapState rows_[2];  // left, right
   state::ValueState ttl_;    // join: the key's TTL timer
   state::InternalTimerService* timers_ = nullptr;

@@ -26,7 +26,7 @@
 namespace weir {
 namespace {
 
-class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
+class KeyedAggregate : public KeyedStateOperator, private state::AggregateFunction<Row> {
  public:
   explicit KeyedAggregate(AggPlan plan)
       : plan_(std::move(plan)),
@@ -59,18 +59,9 @@ class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
   }
 
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
-    WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
-    out->keyed = AdaptKeyedSnapshot(std::move(upload));
-    return Status::Ok();
+    return SnapshotStore(checkpoint_id, out);
   }
-  void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
-  void ReportMetrics(MetricWriter& out) const override { ReportStateMetrics(store_.get(), out); }
-  void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
 
-  Status Close() override {
-    store_.reset();
-    return Status::Ok();
-  }
 
   Status Process(RowBatch& in, Output& out) override {
     out_.Clear();
@@ -162,7 +153,6 @@ class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
 
   AggPlan plan_;
   KeyExtractor keys_;
-  std::unique_ptr<state::KeyedStateStore> store_;
   state::AggregatingState<Row> accs_;
   state::InternalTimerService* ttl_timers_ = nullptr;  // with a TTL only
   int64_t processing_time_ = 0;  // the latest OnProcessingTime

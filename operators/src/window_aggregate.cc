@@ -74,9 +74,11 @@ void EncodeEnd(int64_t end, std::string* out) {
   out->clear();
   EncodeOrderedTime(end, out);
 }
-bool DecodeEnd(std::string_view in, int64_t* end) { return DecodeOrderedTime(in, end); }
+bool DecodeEnd(std::string_view in, int64_t* end) {
+  return DecodeOrderedTime(in, end);
+}
 
-class WindowAggregate : public Operator {
+class WindowAggregate : public KeyedStateOperator {
  public:
   explicit WindowAggregate(WindowPlan plan)
       : plan_(std::move(plan)),
@@ -158,19 +160,11 @@ class WindowAggregate : public Operator {
   }
 
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
-    WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
-    out->keyed = AdaptKeyedSnapshot(std::move(upload));
+    WEIR_RETURN_IF_ERROR(SnapshotStore(checkpoint_id, out));
     out->operator_state.push_back(UnionInt64List(kWatermarkList, watermark_));
     return Status::Ok();
   }
-  void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
-  void ReportMetrics(MetricWriter& out) const override { ReportStateMetrics(store_.get(), out); }
-  void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
 
-  Status Close() override {
-    store_.reset();
-    return Status::Ok();
-  }
 
  private:
   // The time a processing-time window row belongs to: the latest OnProcessingTime (so that no
@@ -517,7 +511,6 @@ class WindowAggregate : public Operator {
   WindowPlan plan_;
   const bool session_;
   KeyExtractor keys_;
-  std::unique_ptr<state::KeyedStateStore> store_;
   state::MapState windows_;
   state::InternalTimerService* timers_ = nullptr;
   OperatorMetrics* metrics_ = nullptr;

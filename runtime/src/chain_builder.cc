@@ -90,7 +90,8 @@ Status ChainBuilder::CreateOperators() {
   for (size_t k = first_op; k < tp.vertices.size(); ++k) {
     const VertexSpec& v = spec.vertices[tp.vertices[k]];
     const OperatorFactory* f = s_.registry->Find(v.type);
-    WEIR_ASSIGN_OR_RETURN(auto op, f->CreateWithInputs(v.config, plan.vertex_inputs[tp.vertices[k]]));
+    WEIR_ASSIGN_OR_RETURN(auto op,
+                          f->CreateWithInputs(v.config, plan.vertex_inputs[tp.vertices[k]]));
     WEIR_RETURN_IF_ERROR(PrepareContext(v, &ctx));
     ctx.log_prefix = prefix_ + " op=" + v.id;
     ctx.watermarks = nullptr;

@@ -14,25 +14,18 @@
 #include "weir/builtins.h"
 #include "weir/config.h"
 #include "weir/key_groups.h"
+#include "keyed_operator_test.h"
 #include "weir/operator.h"
 
 namespace weir {
 namespace {
 
-namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAreArray;
 
-constexpr int kMaxParallelism = 128;
-
-class Collect : public Output {
- public:
-  Status Emit(RowBatch& batch) override {
-    for (size_t i = 0; i < batch.size(); ++i) rows.push_back(batch[i].ToString());
-    return Status::Ok();
-  }
-  std::vector<std::string> rows;
-};
+using testing_keyed::Collect;
+using testing_keyed::GroupOfKey;
+using testing_keyed::kMaxParallelism;
 
 // Both inputs: (k string, ts timestamp, v int64); the output renames the right side's
 // colliding fields right_k, right_ts, right_v.
@@ -99,23 +92,9 @@ std::vector<std::string> Sorted(std::vector<std::string> v) {
   return v;
 }
 
-int GroupOfKey(const std::string& k) {
-  return KeyGroupForHash(HashValue(Value::String(k), 0), kMaxParallelism);
-}
-
-class JoinTest : public ::testing::TestWithParam<std::string> {
+class JoinTest : public testing_keyed::KeyedOperatorTest {
  protected:
-  void SetUp() override {
-    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    for (char& c : name) {
-      if (c == '/') c = '_';
-    }
-    dir_ = fs::temp_directory_path() /
-           ("weir-join-test-" + std::to_string(getpid()) + "-" + name + "-" + GetParam());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  JoinTest() : KeyedOperatorTest("weir-join-test-") {}
 
   std::unique_ptr<Operator> Make(const std::string& type, const std::string& yaml,
                                  KeyGroupRange range = {0, kMaxParallelism - 1},
@@ -126,16 +105,7 @@ class JoinTest : public ::testing::TestWithParam<std::string> {
     EXPECT_NE(f, nullptr);
     auto op = f->CreateWithInputs(*config, {Side(), Side()});
     EXPECT_TRUE(op.ok()) << op.status().ToString();
-    OperatorContext ctx;
-    ctx.vertex_id = "j";
-    ctx.max_parallelism = kMaxParallelism;
-    ctx.key_groups = range;
-    ctx.local_dir = (dir_ / ("local-" + std::to_string(next_++))).string();
-    fs::create_directories(ctx.local_dir);
-    ctx.state_backend = GetParam();
-    ctx.metrics = &metrics_;
-    ctx.restored = restored;
-    Status st = (*op)->Open(ctx);
+    Status st = (*op)->Open(Context("j", range, restored));
     EXPECT_TRUE(st.ok()) << st.ToString();
     return std::move(op).value();
   }
@@ -164,24 +134,6 @@ class JoinTest : public ::testing::TestWithParam<std::string> {
       r[2].SetInt64(e.v);
     }
     flush();
-  }
-
-  RestoredState TakeSnapshot(Operator& op, int64_t id) {
-    OperatorSnapshot snap;
-    Status st = op.Snapshot(id, &snap);
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    RestoredState r;
-    r.root = (dir_ / "checkpoints").string();
-    proto::CheckpointOptions options;
-    options.set_root(r.root);
-    options.set_incremental(true);
-    auto handle =
-        snap.keyed->Upload(options, "chk-" + std::to_string(id) + "/j-" + std::to_string(next_++));
-    EXPECT_TRUE(handle.ok()) << handle.status().ToString();
-    r.keyed.push_back(*handle);
-    for (auto& l : snap.operator_state) r.operator_state.push_back(l);
-    op.NotifyCheckpointComplete(id);
-    return r;
   }
 
   std::vector<std::string> Run(const std::string& type, const std::string& config,
@@ -230,9 +182,6 @@ class JoinTest : public ::testing::TestWithParam<std::string> {
     }
   }
 
-  fs::path dir_;
-  int next_ = 0;
-  OperatorMetrics metrics_;
 };
 
 const char kInner[] = "{left_key: [k], right_key: [k], state_ttl: 1h}";

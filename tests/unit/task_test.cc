@@ -180,7 +180,8 @@ vertices:
   - {id: a, type: datagen, parallelism: 2, config: {total: 3000, fields: [{name: k, expr: "id % 5"}]}}
   - {id: b, type: datagen, parallelism: 1, config: {total: 2000, fields: [{name: k, expr: "id % 7"}]}}
   - {id: agg, type: keyed_aggregate, parallelism: 2, config: {key: [k], emit: final, aggregations: [{fn: count, as: n}]}}
-  - {id: out, type: file, parallelism: 2, config: {path: ")Y" + dir_.string() + R"Y("}}
+  - {id: out, type: file, parallelism: 2, config: {path: ")Y" +
+                           dir_.string() + R"Y("}}
 edges:
   - {from: a, to: agg, partition: hash, key: [k]}
   - {from: b, to: agg, partition: hash, key: [k]}
@@ -210,7 +211,8 @@ vertices:
   - {id: r, type: datagen, parallelism: 1, config: {total: 50, fields: [{name: rk, expr: "id % 17"}]}}
   - {id: j, type: join, parallelism: 3, config: {left_key: [k], right_key: [rk], state_ttl: 1h}}
   - {id: p, type: project, parallelism: 3, config: {fields: [tag, right_id]}}
-  - {id: out, type: file, parallelism: 3, config: {path: ")Y" + dir_.string() + R"Y("}}
+  - {id: out, type: file, parallelism: 3, config: {path: ")Y" +
+                           dir_.string() + R"Y("}}
 edges:
   - {from: l1, to: j, input: left, partition: hash, key: [k]}
   - {from: l2, to: j, input: left, partition: hash, key: [k]}
