@@ -2,6 +2,7 @@
 // contexts to keyed state stores (their plans are in aggregate_plan.h). The task thread only.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -59,7 +60,17 @@ class KeyedStateOperator : public Operator {
     return Status::Ok();
   }
 
+  // Processing time: the latest time the task passed to OnProcessingTime (which the operator
+  // records in processing_time_), the wall clock before the first call.
+  int64_t ProcessingTime() const {
+    if (processing_time_ > 0) return processing_time_;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
   std::unique_ptr<state::KeyedStateStore> store_;
+  int64_t processing_time_ = 0;  // the latest OnProcessingTime
 };
 
 // The runnable factory of a keyed operator: its validation-only spec (aggregate_plan.h) plus

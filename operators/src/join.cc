@@ -137,13 +137,6 @@ class JoinOperator : public KeyedStateOperator {
   }
 
  private:
-  int64_t ProcessingTime() const {
-    if (processing_time_ > 0) return processing_time_;
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
-
   const Schema& SchemaOf(int side) const { return side == 0 ? p_.left : p_.right; }
 
   Status ProcessRow(int side, const Row& row, Output& out) {
@@ -401,7 +394,6 @@ class JoinOperator : public KeyedStateOperator {
   std::string log_prefix_;
   int max_parallelism_ = 128;
   int64_t watermark_ = kMinWatermark;
-  int64_t processing_time_ = 0;  // the latest OnProcessingTime
   int64_t now_ = 0;              // processing time of the batch being processed
   uint64_t seq_ = 0;
   int64_t dropped_ = 0;

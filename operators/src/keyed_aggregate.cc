@@ -139,13 +139,6 @@ class KeyedAggregate : public KeyedStateOperator, private state::AggregateFuncti
     return last;
   }
 
-  int64_t ProcessingTime() const {
-    if (processing_time_ > 0) return processing_time_;
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
-
   void WriteResult(const Row& key, Row& out) {
     for (size_t i = 0; i < key.size(); ++i) out[i].CopyFrom(key[i]);
     WriteAggregates(plan_.aggs, acc_, out, key.size());
@@ -155,7 +148,6 @@ class KeyedAggregate : public KeyedStateOperator, private state::AggregateFuncti
   KeyExtractor keys_;
   state::AggregatingState<Row> accs_;
   state::InternalTimerService* ttl_timers_ = nullptr;  // with a TTL only
-  int64_t processing_time_ = 0;  // the latest OnProcessingTime
   int64_t now_ = 0;              // processing time of the batch being processed
   bool needs_timer_ = false;     // set by Add: the key needs a TTL timer
   std::string value_;
