@@ -14,6 +14,7 @@ const OperatorRegistry& BuiltinOperators() {
     RegisterWindowAggregate(*r);
     RegisterDedup(*r);
     RegisterTopN(*r);
+    RegisterJoins(*r);
     r->Register("kafka", MakeKafkaSourceFactory());
     r->Register("kafka_sink", MakeKafkaSinkFactory());
     return r;

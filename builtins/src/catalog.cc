@@ -20,6 +20,7 @@ const OperatorRegistry& BuiltinCatalog() {
     r->Register("window_aggregate", MakeWindowAggregateSpec());
     r->Register("dedup", MakeDedupSpec());
     r->Register("top_n", MakeTopNSpec());
+    RegisterJoinSpecs(*r);
     r->Register("kafka", MakeKafkaSourceSpec());
     r->Register("kafka_sink", MakeKafkaSinkSpec());
     return r;

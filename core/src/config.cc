@@ -206,6 +206,20 @@ Result<int64_t> Config::GetDurationMs(std::string_view key, std::optional<int64_
   return *v;
 }
 
+Result<int64_t> Config::GetSignedDurationMs(std::string_view key,
+                                            std::optional<int64_t> def) const {
+  if (!Has(key)) return GetDurationMs(key, def);
+  WEIR_ASSIGN_OR_RETURN(std::string s, GetString(key));
+  if (s.empty() || s[0] != '-') return GetDurationMs(key, def);
+  auto v = ParseWithUnit(
+      s.substr(1), {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"min", 60000}, {"h", 3600000}});
+  if (!v || *v < 0) {
+    return Status::InvalidArgument(KeyPath(key) +
+                                   ": expected a duration like -2s, 500ms, 1m, got '" + s + "'");
+  }
+  return -*v;
+}
+
 Result<int64_t> Config::GetBytes(std::string_view key, std::optional<int64_t> def) const {
   if (!Has(key)) {
     if (def) return *def;

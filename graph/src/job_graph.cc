@@ -152,10 +152,11 @@ Status ParseEdges(const Config& root, JobSpec& spec) {
     WEIR_ASSIGN_OR_RETURN(e.from, raw.GetString("from"));
     WEIR_ASSIGN_OR_RETURN(e.to, raw.GetString("to"));
     const Config ec(raw.node(), EdgeWhere(e) + ":");
-    WEIR_RETURN_IF_ERROR(ec.CheckKeys({"from", "to", "partition", "key"}));
+    WEIR_RETURN_IF_ERROR(ec.CheckKeys({"from", "to", "partition", "key", "input"}));
     WEIR_ASSIGN_OR_RETURN(std::string part, ec.GetString("partition", std::string("forward")));
     WEIR_ASSIGN_OR_RETURN(e.partition, ParsePartitioning(part, EdgeWhere(e) + ": partition"));
     WEIR_ASSIGN_OR_RETURN(e.key, ec.GetStringList("key"));
+    WEIR_ASSIGN_OR_RETURN(e.input, ec.GetString("input", std::string()));
     spec.edges.push_back(std::move(e));
   }
   return Status::Ok();
@@ -243,6 +244,7 @@ Result<JobSpec> FromProto(const proto::JobGraph& g) {
     e.to = pe.to();
     WEIR_ASSIGN_OR_RETURN(e.partition, ParsePartitioning(pe.partition(), EdgeWhere(e)));
     e.key.assign(pe.key().begin(), pe.key().end());
+    e.input = pe.input();
     spec.edges.push_back(std::move(e));
   }
   return spec;
@@ -284,6 +286,7 @@ void ToProto(const JobSpec& spec, proto::JobGraph* out) {
     pe->set_to(e.to);
     pe->set_partition(PartitioningName(e.partition));
     for (const auto& k : e.key) pe->add_key(k);
+    if (!e.input.empty()) pe->set_input(e.input);
   }
 }
 
@@ -433,10 +436,12 @@ Result<std::vector<int>> TopologicalOrder(const JobSpec& spec, const Adjacency& 
   return order;
 }
 
-// Vertex vi's kind against its edges, and its input schema (several inputs are a union: their
-// schemas must agree).
-Result<Schema> CheckKindAndInput(const ExecutionPlan& plan, const Adjacency& adj, int vi,
-                                 OperatorKind kind) {
+// Vertex vi's kind against its edges, and one schema per logical input: edges into a vertex
+// with named inputs (InputNames) each name one, every input has an edge; several edges into
+// one input are a union (their schemas must agree). Sets plan.edge_input for vi's edges.
+Result<std::vector<Schema>> CheckKindAndInput(ExecutionPlan& plan, const Adjacency& adj, int vi,
+                                              const OperatorFactory& factory) {
+  const OperatorKind kind = factory.kind();
   const VertexSpec& v = plan.spec.vertices[vi];
   if (kind == OperatorKind::kSource && !adj.ins[vi].empty()) {
     return Status::InvalidArgument(VertexWhere(v) + ": a source (" + v.type +
@@ -455,15 +460,37 @@ Result<Schema> CheckKindAndInput(const ExecutionPlan& plan, const Adjacency& adj
                                    ": its output goes nowhere; add an edge to "
                                    "a sink (e.g. blackhole or print)");
   }
-  Schema input;
-  for (size_t k = 0; k < adj.ins[vi].size(); ++k) {
-    const EdgeSpec& e = plan.spec.edges[adj.ins[vi][k]];
-    const Schema& s = plan.edge_schemas[adj.ins[vi][k]];
-    if (k == 0) {
-      input = s;
-    } else if (!(s == input)) {
-      return Status::InvalidArgument(VertexWhere(v) + ": inputs have different schemas (" +
-                                     input.ToString() + ") vs (" + s.ToString() + ")");
+  const std::vector<std::string> names = factory.InputNames(v.config);
+  std::string known;
+  for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+  std::vector<Schema> inputs(kind == OperatorKind::kSource ? 0 : std::max<size_t>(1, names.size()));
+  std::vector<bool> fed(inputs.size(), false);
+  for (int ei : adj.ins[vi]) {
+    const EdgeSpec& e = plan.spec.edges[ei];
+    const Schema& s = plan.edge_schemas[ei];
+    int k = 0;
+    if (names.empty() && !e.input.empty()) {
+      return Status::InvalidArgument(EdgeWhere(e) + ": input: vertex '" + v.id + "' (" + v.type +
+                                     ") has a single input; remove 'input: " + e.input + "'");
+    }
+    if (!names.empty()) {
+      auto it = std::find(names.begin(), names.end(), e.input);
+      if (it == names.end()) {
+        return Status::InvalidArgument(
+            EdgeWhere(e) +
+            ": input: " + (e.input.empty() ? "required" : "unknown input '" + e.input + "'") +
+            " (vertex '" + v.id + "' (" + v.type + ") has inputs " + known + ")");
+      }
+      k = static_cast<int>(it - names.begin());
+    }
+    plan.edge_input[ei] = k;
+    if (!fed[k]) {
+      inputs[k] = s;
+      fed[k] = true;
+    } else if (!(s == inputs[k])) {
+      return Status::InvalidArgument(
+          VertexWhere(v) + ": inputs" + (names.empty() ? "" : " of '" + names[k] + "'") +
+          " have different schemas (" + inputs[k].ToString() + ") vs (" + s.ToString() + ")");
     }
     for (const std::string& key : e.key) {
       if (s.IndexOf(key) < 0) {
@@ -473,7 +500,13 @@ Result<Schema> CheckKindAndInput(const ExecutionPlan& plan, const Adjacency& adj
       }
     }
   }
-  return input;
+  for (size_t k = 0; k < names.size(); ++k) {
+    if (!fed[k]) {
+      return Status::InvalidArgument(VertexWhere(v) + ": input '" + names[k] +
+                                     "' has no edge (add an edge with 'input: " + names[k] + "')");
+    }
+  }
+  return inputs;
 }
 
 Status CheckWatermarks(const VertexSpec& v, OperatorKind kind, const Schema& out) {
@@ -539,6 +572,8 @@ Status CheckVertices(ExecutionPlan& plan, const Adjacency& adj, const std::vecto
   const size_t nv = spec.vertices.size();
   plan.output_schemas.assign(nv, Schema());
   plan.input_schemas.assign(nv, Schema());
+  plan.vertex_inputs.assign(nv, {});
+  plan.edge_input.assign(spec.edges.size(), 0);
   plan.side_outputs.assign(nv, {});
   plan.edge_schemas.assign(spec.edges.size(), Schema());
   plan.edge_side_output.assign(spec.edges.size(), -1);
@@ -548,9 +583,10 @@ Status CheckVertices(ExecutionPlan& plan, const Adjacency& adj, const std::vecto
     const VertexSpec& v = spec.vertices[vi];
     const OperatorKind kind = factories[vi]->kind();
     has_source = has_source || kind == OperatorKind::kSource;
-    WEIR_ASSIGN_OR_RETURN(plan.input_schemas[vi], CheckKindAndInput(plan, adj, vi, kind));
+    WEIR_ASSIGN_OR_RETURN(plan.vertex_inputs[vi], CheckKindAndInput(plan, adj, vi, *factories[vi]));
+    if (!plan.vertex_inputs[vi].empty()) plan.input_schemas[vi] = plan.vertex_inputs[vi][0];
     WEIR_ASSIGN_OR_RETURN(plan.output_schemas[vi],
-                          factories[vi]->Validate(v.config, plan.input_schemas[vi]));
+                          factories[vi]->ValidateInputs(v.config, plan.vertex_inputs[vi]));
     WEIR_RETURN_IF_ERROR(CheckWatermarks(v, kind, plan.output_schemas[vi]));
     WEIR_RETURN_IF_ERROR(ResolveSideOutputs(plan, adj, vi, *factories[vi]));
     for (int ei : adj.ins[vi]) {
@@ -560,15 +596,18 @@ Status CheckVertices(ExecutionPlan& plan, const Adjacency& adj, const std::vecto
         plan.count_suffix[vi] = e.output.empty() ? up : "_" + e.output;
       }
     }
-    const std::vector<std::string> need_key = factories[vi]->RequiredInputKey(v.config);
-    if (need_key.empty()) continue;
+    const auto need_keys = factories[vi]->RequiredInputKeys(v.config);
     for (int ei : adj.ins[vi]) {
       const EdgeSpec& e = spec.edges[ei];
+      const size_t k = static_cast<size_t>(plan.edge_input[ei]);
+      if (k >= need_keys.size() || need_keys[k].empty()) continue;
+      const std::vector<std::string>& need_key = need_keys[k];
       if (e.partition != Partitioning::kHash || e.key != need_key) {
         std::string keys;
-        for (const auto& k : need_key) keys += (keys.empty() ? "" : ", ") + k;
-        return Status::InvalidArgument(EdgeWhere(e) + ": " + v.type + " '" + v.id +
-                                       "' needs its input hash-partitioned by its key [" + keys +
+        for (const auto& key : need_key) keys += (keys.empty() ? "" : ", ") + key;
+        return Status::InvalidArgument(EdgeWhere(e) + ": " + v.type + " '" + v.id + "' needs " +
+                                       (e.input.empty() ? "its input" : "input '" + e.input + "'") +
+                                       " hash-partitioned by its key [" + keys +
                                        "] (partition: hash, key: [" + keys + "])");
       }
     }
@@ -578,7 +617,8 @@ Status CheckVertices(ExecutionPlan& plan, const Adjacency& adj, const std::vecto
 }
 
 // Chaining: A -> B join one task iff the edge is forward from A's main output, A has one main
-// output edge and B one input edge (equal parallelism is implied by forward). Side-output
+// output edge and B one input edge and one logical input (equal parallelism is implied by
+// forward). Side-output
 // edges are never chained: they always go through channels.
 Status BuildTasks(ExecutionPlan& plan, const Adjacency& adj, const std::vector<int>& order) {
   const JobSpec& spec = plan.spec;
@@ -587,8 +627,10 @@ Status BuildTasks(ExecutionPlan& plan, const Adjacency& adj, const std::vector<i
   for (size_t ei = 0; ei < spec.edges.size(); ++ei) {
     const EdgeSpec& e = spec.edges[ei];
     int f = plan.vertex_index[e.from], t = plan.vertex_index[e.to];
+    // A vertex with several logical inputs heads its task: the task hands it each channel's
+    // batches with the channel's input.
     if (e.output.empty() && e.partition == Partitioning::kForward && adj.outs[f].size() == 1 &&
-        adj.ins[t].size() == 1) {
+        adj.ins[t].size() == 1 && plan.vertex_inputs[t].size() <= 1) {
       chained_next[f] = t;
       chained_prev[t] = f;
     }

@@ -58,17 +58,16 @@ void ReportStateMetrics(const state::KeyedStateStore* store, MetricWriter& out) 
   }
 }
 
-void EncodeWindowEnd(int64_t end, std::string* out) {
-  const uint64_t u = static_cast<uint64_t>(end) ^ (uint64_t{1} << 63);
-  out->resize(8);
-  for (int i = 0; i < 8; ++i) (*out)[i] = static_cast<char>((u >> (8 * (7 - i))) & 0xff);
+void EncodeOrderedTime(int64_t t, std::string* out) {
+  const uint64_t u = static_cast<uint64_t>(t) ^ (uint64_t{1} << 63);
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((u >> (8 * (7 - i))) & 0xff));
 }
 
-bool DecodeWindowEnd(std::string_view in, int64_t* end) {
+bool DecodeOrderedTime(std::string_view in, int64_t* t) {
   if (in.size() != 8) return false;
   uint64_t u = 0;
   for (int i = 0; i < 8; ++i) u = (u << 8) | static_cast<uint8_t>(in[i]);
-  *end = static_cast<int64_t>(u ^ (uint64_t{1} << 63));
+  *t = static_cast<int64_t>(u ^ (uint64_t{1} << 63));
   return true;
 }
 
@@ -137,13 +136,13 @@ void DroppedRecords::Log(const char* why, int64_t t, int64_t watermark) {
       log_prefix_, op_, why, t, watermark, late_, no_time_);
 }
 
-proto::NamedList SnapshotWatermark(const char* name, int64_t watermark) {
+proto::NamedList UnionInt64List(const std::string& name, int64_t value) {
   proto::NamedList list;
   list.set_name(name);
   list.set_mode(proto::NamedList::UNION);
-  std::string wm;
-  state::Codec<int64_t>::Encode(watermark, &wm);
-  list.add_entries(std::move(wm));
+  std::string bytes;
+  state::Codec<int64_t>::Encode(value, &bytes);
+  list.add_entries(std::move(bytes));
   return list;
 }
 
@@ -183,9 +182,8 @@ Status KeyedEventTimeOperator::OpenStore(const OperatorContext& ctx, const char*
 }
 
 Status KeyedEventTimeOperator::Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) {
-  WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
-  out->keyed = AdaptKeyedSnapshot(std::move(upload));
-  out->operator_state.push_back(SnapshotWatermark("watermark", watermark_));
+  WEIR_RETURN_IF_ERROR(SnapshotStore(checkpoint_id, out));
+  out->operator_state.push_back(UnionInt64List("watermark", watermark_));
   return Status::Ok();
 }
 

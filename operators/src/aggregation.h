@@ -3,6 +3,8 @@
 // checkpointed watermark (their plans are in aggregate_plan.h). The task thread only.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,10 +29,19 @@ void ReportStateMetrics(const state::KeyedStateStore* store, MetricWriter& out);
 // Adapts the state module's snapshot upload to the runtime's async keyed snapshot.
 std::unique_ptr<AsyncKeyedSnapshot> AdaptKeyedSnapshot(std::unique_ptr<state::SnapshotUpload> u);
 
-// Window ends as map keys and timer namespaces: 8 bytes big-endian with the sign bit flipped,
-// so that the windows of a key iterate in time order.
-void EncodeWindowEnd(int64_t end, std::string* out);
-bool DecodeWindowEnd(std::string_view in, int64_t* end);
+// Times as state keys (map user keys, timer namespaces; a window's end, a join row's time):
+// 8 bytes big-endian with the sign bit flipped, so they sort bytewise in numeric order (the
+// windows of a key iterate in time order). Encode appends to `out`; Decode needs 8 bytes.
+void EncodeOrderedTime(int64_t t, std::string* out);
+bool DecodeOrderedTime(std::string_view in, int64_t* t);
+// A window end alone as a key: `out` is replaced.
+inline void EncodeWindowEnd(int64_t end, std::string* out) {
+  out->clear();
+  EncodeOrderedTime(end, out);
+}
+inline bool DecodeWindowEnd(std::string_view in, int64_t* end) {
+  return DecodeOrderedTime(in, end);
+}
 
 // a + b, clamped to the int64 range.
 int64_t SaturatingAdd(int64_t a, int64_t b);
@@ -39,7 +50,7 @@ int64_t SaturatingAdd(int64_t a, int64_t b);
 // one entry; a restore takes the minimum over the old subtasks (so that a restored operator
 // drops the same late records as before). RestoreWatermark leaves *watermark unchanged when
 // the restored state has none.
-proto::NamedList SnapshotWatermark(const char* name, int64_t watermark);
+proto::NamedList UnionInt64List(const std::string& name, int64_t value);
 Status RestoreWatermark(const OperatorContext& ctx, const char* name, const char* op,
                         int64_t* watermark);
 // The int64 entries (Codec<int64_t>) of the restored operator-state lists named `name`, each
@@ -105,15 +116,12 @@ class DroppedRecords {
   int64_t last_log_ms_ = 0;
 };
 
-// What the event-time keyed operators (window_aggregate, dedup, top_n) share: a keyed state
-// store in <local dir>/keyed, the watermark reached (checkpointed with SnapshotWatermark, so
-// that a restored operator drops the same late records as before), and their checkpoint and
-// metrics hooks. Subclasses call OpenStore first in Open.
-class KeyedEventTimeOperator : public Operator {
+// The checkpoint plumbing every keyed operator shares (keyed_aggregate, the joins, and through
+// KeyedEventTimeOperator the event-time ones): the keyed part of its snapshot, the
+// notifications, the state metrics and closing, all on its store (opened by the operator's
+// Open with OpenKeyedStateStore), and processing time as the task last passed it.
+class KeyedStateOperator : public Operator {
  public:
-  // End of input: the final watermark.
-  Status Finish(Output& out) override { return OnWatermark(kMaxWatermark, out); }
-  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override;
   void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
   void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
   void ReportMetrics(MetricWriter& out) const override { ReportStateMetrics(store_.get(), out); }
@@ -123,10 +131,40 @@ class KeyedEventTimeOperator : public Operator {
   }
 
  protected:
+  // The store's snapshot as out->keyed.
+  Status SnapshotStore(int64_t checkpoint_id, OperatorSnapshot* out) {
+    WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
+    out->keyed = AdaptKeyedSnapshot(std::move(upload));
+    return Status::Ok();
+  }
+
+  // Processing time: the latest time the task passed to OnProcessingTime (which the operator
+  // records in processing_time_), the wall clock before the first call.
+  int64_t ProcessingTime() const {
+    if (processing_time_ > 0) return processing_time_;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  std::unique_ptr<state::KeyedStateStore> store_;
+  int64_t processing_time_ = 0;  // the latest OnProcessingTime
+};
+
+// What the event-time keyed operators (window_aggregate, dedup, top_n) share: a keyed state
+// store in <local dir>/keyed, the watermark reached (checkpointed with UnionInt64List, so
+// that a restored operator drops the same late records as before), and their checkpoint and
+// metrics hooks. Subclasses call OpenStore first in Open.
+class KeyedEventTimeOperator : public KeyedStateOperator {
+ public:
+  // End of input: the final watermark.
+  Status Finish(Output& out) override { return OnWatermark(kMaxWatermark, out); }
+  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override;
+
+ protected:
   // Opens the store and restores the watermark; `op` names the operator in errors.
   Status OpenStore(const OperatorContext& ctx, const char* op);
 
-  std::unique_ptr<state::KeyedStateStore> store_;
   int max_parallelism_ = 128;
   int64_t watermark_ = kMinWatermark;
 };

@@ -26,7 +26,7 @@
 namespace weir {
 namespace {
 
-class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
+class KeyedAggregate : public KeyedStateOperator, private state::AggregateFunction<Row> {
  public:
   explicit KeyedAggregate(AggPlan plan)
       : plan_(std::move(plan)),
@@ -59,18 +59,9 @@ class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
   }
 
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
-    WEIR_ASSIGN_OR_RETURN(auto upload, store_->Snapshot(checkpoint_id));
-    out->keyed = AdaptKeyedSnapshot(std::move(upload));
-    return Status::Ok();
+    return SnapshotStore(checkpoint_id, out);
   }
-  void NotifyCheckpointComplete(int64_t id) override { store_->NotifyCheckpointComplete(id); }
-  void ReportMetrics(MetricWriter& out) const override { ReportStateMetrics(store_.get(), out); }
-  void NotifyCheckpointAborted(int64_t id) override { store_->NotifyCheckpointAborted(id); }
 
-  Status Close() override {
-    store_.reset();
-    return Status::Ok();
-  }
 
   Status Process(RowBatch& in, Output& out) override {
     out_.Clear();
@@ -148,13 +139,6 @@ class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
     return last;
   }
 
-  int64_t ProcessingTime() const {
-    if (processing_time_ > 0) return processing_time_;
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
-
   void WriteResult(const Row& key, Row& out) {
     for (size_t i = 0; i < key.size(); ++i) out[i].CopyFrom(key[i]);
     WriteAggregates(plan_.aggs, acc_, out, key.size());
@@ -162,12 +146,10 @@ class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
 
   AggPlan plan_;
   KeyExtractor keys_;
-  std::unique_ptr<state::KeyedStateStore> store_;
   state::AggregatingState<Row> accs_;
   state::InternalTimerService* ttl_timers_ = nullptr;  // with a TTL only
-  int64_t processing_time_ = 0;                        // the latest OnProcessingTime
-  int64_t now_ = 0;           // processing time of the batch being processed
-  bool needs_timer_ = false;  // set by Add: the key needs a TTL timer
+  int64_t now_ = 0;              // processing time of the batch being processed
+  bool needs_timer_ = false;     // set by Add: the key needs a TTL timer
   std::string value_;
   std::string time_buf_;
   int max_parallelism_ = 128;
@@ -179,9 +161,8 @@ class KeyedAggregate : public Operator, private state::AggregateFunction<Row> {
 }  // namespace
 
 void RegisterKeyedAggregate(OperatorRegistry& r) {
-  r.Register(
-      "keyed_aggregate",
-      std::make_unique<KeyedOperatorFactory<KeyedAggregateSpec, KeyedAggregate, PlanAggregate>>());
+  r.Register("keyed_aggregate",
+             std::make_unique<KeyedOperatorFactory<KeyedAggregateSpec, KeyedAggregate, PlanAggregate>>());
 }
 
 }  // namespace weir

@@ -165,14 +165,8 @@ class WindowAggregate : public KeyedEventTimeOperator {
   }
 
  private:
-  // The time a processing-time window row belongs to: the latest OnProcessingTime (so that no
-  // row goes to a window whose timer has fired), the wall clock before the first.
-  int64_t ProcessingTime() const {
-    if (processing_time_ > 0) return processing_time_;
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
+  // (A processing-time window row belongs to ProcessingTime(): the latest OnProcessingTime, so
+  // that no row goes to a window whose timer has fired.)
 
   // Fires the event-time (processing-time) timers up to `until` and emits their rows.
   Status FireTimers(bool processing, int64_t until, Output& out) {
@@ -544,7 +538,6 @@ class WindowAggregate : public KeyedEventTimeOperator {
   state::InternalTimerService* timers_ = nullptr;
   OperatorMetrics* metrics_ = nullptr;
   std::string log_prefix_;
-  int64_t processing_time_ = 0;  // the latest OnProcessingTime
   int64_t late_ = 0;
   Output* late_out_ = nullptr;  // the side output "late" (Open)
   RowBatch late_rows_;          // late rows of the batch being processed

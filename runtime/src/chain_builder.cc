@@ -90,7 +90,8 @@ Status ChainBuilder::CreateOperators() {
   for (size_t k = first_op; k < tp.vertices.size(); ++k) {
     const VertexSpec& v = spec.vertices[tp.vertices[k]];
     const OperatorFactory* f = s_.registry->Find(v.type);
-    WEIR_ASSIGN_OR_RETURN(auto op, f->Create(v.config, plan.input_schemas[tp.vertices[k]]));
+    WEIR_ASSIGN_OR_RETURN(auto op,
+                          f->CreateWithInputs(v.config, plan.vertex_inputs[tp.vertices[k]]));
     WEIR_RETURN_IF_ERROR(PrepareContext(v, &ctx));
     ctx.log_prefix = prefix_ + " op=" + v.id;
     ctx.watermarks = nullptr;
@@ -217,11 +218,12 @@ void ChainBuilder::LinkOperators(int observed_op) {
   c_.head_out = c_.ops.empty() ? out : nullptr;
 }
 
-// A gate channel per upstream producer subtask of every input edge.
+// A gate channel per upstream producer subtask of every input edge, each mapped to the logical
+// input its edge feeds (decided here, at deploy time: the wire carries no input index).
 void ChainBuilder::ConnectInputs() {
   const ExecutionPlan& plan = *s_.plan;
   const TaskPlan& tp = plan.tasks[s_.task_index];
-  c_.input_schema = &plan.input_schemas[tp.vertices[0]];
+  for (const Schema& s : plan.vertex_inputs[tp.vertices[0]]) c_.input_schemas.push_back(&s);
   for (int ei : tp.in_edges) {
     const EdgeSpec& e = plan.spec.edges[ei];
     const TaskPlan& producer = plan.tasks[plan.task_of_vertex[plan.vertex_index.at(e.from)]];
@@ -236,6 +238,7 @@ void ChainBuilder::ConnectInputs() {
       c_.input_names.push_back("'" + (e.output.empty() ? producer.id : e.from + "." + e.output) +
                                "' subtask " + std::to_string(j) +
                                (from.tm_id.empty() ? "" : " on " + from.tm_id));
+      c_.channel_input.push_back(plan.edge_input[ei]);
       c_.gate.AddChannel(s_.network->GetOrCreateChannel(
           ChannelKey(s_.job_id, s_.attempt, tp.id, s_.subtask, ProducerKey(plan, e), j)));
     }

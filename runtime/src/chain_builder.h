@@ -269,7 +269,10 @@ struct Chain {
   InputGate gate;
   // What operators restore from (OperatorContext::restored points in here).
   std::map<std::string, RestoredState> restored;
-  const Schema* input_schema = nullptr;
+  // Per logical input of the chain's head (one unless it has named inputs), and per gate
+  // channel the logical input it feeds.
+  std::vector<const Schema*> input_schemas;
+  std::vector<int> channel_input;
   std::vector<std::string> input_names;  // per gate channel, for error messages
   // Event time: at most one assigner per chain; observing wraps the output it watches.
   std::unique_ptr<Assigner> assigner;

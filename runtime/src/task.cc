@@ -73,10 +73,10 @@ class Task::Impl {
     return Status::Ok();
   }
 
-  // Hands a batch to the head of the chain (after the source, if any).
-  Status Push(RowBatch& batch) {
+  // Hands a batch of logical input `input` to the head of the chain (after the source, if any).
+  Status Push(RowBatch& batch, int input = 0) {
     if (c_.ops.empty()) return c_.head_out->Emit(batch);
-    return c_.ops[0]->Process(batch, *c_.outs[0]);
+    return c_.ops[0]->ProcessInput(input, batch, *c_.outs[0]);
   }
 
   Status MaybeFlushOnTimeout() {
@@ -221,7 +221,7 @@ class Task::Impl {
       }
       switch (buf.kind) {
         case EventKind::kData:
-          WEIR_RETURN_IF_ERROR(ProcessBuffer(buf, batch));
+          WEIR_RETURN_IF_ERROR(ProcessBuffer(buf, c_.channel_input[ch], batch));
           WEIR_RETURN_IF_ERROR(MaybeFlushOnTimeout());
           break;
         case EventKind::kEndOfStream:
@@ -295,11 +295,12 @@ class Task::Impl {
     return Status::Ok();
   }
 
-  Status ProcessBuffer(const NetBuffer& buf, RowBatch& batch) {
+  // A data buffer of a channel feeding logical input `input`.
+  Status ProcessBuffer(const NetBuffer& buf, int input, RowBatch& batch) {
     const uint8_t* p = buf.bytes.data();
     const uint8_t* end = p + buf.bytes.size();
     metrics_->bytes_in.fetch_add(static_cast<int64_t>(buf.bytes.size()), std::memory_order_relaxed);
-    const Schema& schema = *c_.input_schema;
+    const Schema& schema = *c_.input_schemas[input];
     const size_t width = schema.size();
     uint32_t left = buf.records;
     while (left > 0) {
@@ -314,7 +315,7 @@ class Task::Impl {
       }
       left -= static_cast<uint32_t>(n);
       metrics_->records_in.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
-      WEIR_RETURN_IF_ERROR(Push(batch));
+      WEIR_RETURN_IF_ERROR(Push(batch, input));
     }
     if (p != end) return Status::DataLoss("corrupt data buffer: trailing bytes");
     return Status::Ok();

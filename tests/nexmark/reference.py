@@ -469,9 +469,79 @@ def q22(bids):
                "dir3": parts[5] if len(parts) > 5 else None}
 
 
+# ---------------------------------------------------------------- joins (over all events)
+
+def q3(events):
+    people = {}
+    auctions = []
+    for kind, e in events:
+        if kind == PERSON and e["state"] in ("OR", "ID", "CA"):
+            people[e["id"]] = e
+        elif kind == AUCTION and e["category"] == 10:
+            auctions.append(e)
+    for a in auctions:
+        p = people.get(a["seller"])
+        if p is not None:
+            yield {"name": p["name"], "city": p["city"], "state": p["state"], "id": a["id"]}
+
+
+def q7(events):
+    """Bids whose price is the maximum of a 10 s window whose rowtime (end - 1) r has
+    r - 10 s <= dateTime <= r (so also the last millisecond of the window before)."""
+    size = 10000
+    bids = [e for kind, e in events if kind == BID]
+    top = {}
+    for b in bids:
+        w = b["dateTime"] // size
+        top[w] = max(top.get(w, b["price"]), b["price"])
+    for b in bids:
+        for w in {b["dateTime"] // size, (b["dateTime"] + 1) // size}:
+            r = w * size + size - 1
+            if w in top and b["price"] == top[w] and r - size <= b["dateTime"] <= r:
+                yield {"auction": b["auction"], "price": b["price"], "bidder": b["bidder"],
+                       "dateTime": b["dateTime"], "extra": b["extra"]}
+
+
+def q8(events):
+    """People whose id sold an auction in the 10 s tumbling window they registered in."""
+    size = 10000
+    people, sold = [], set()
+    for kind, e in events:
+        if kind == PERSON:
+            people.append(e)
+        elif kind == AUCTION:
+            sold.add((e["seller"], e["dateTime"] // size))
+    for p in people:
+        w = p["dateTime"] // size
+        if (p["id"], w) in sold:
+            yield {"id": p["id"], "name": p["name"], "starttime": fmt_time(w * size)}
+
+
+def q20(events):
+    auctions, bids = {}, []
+    for kind, e in events:
+        if kind == AUCTION and e["category"] == 10:
+            auctions[e["id"]] = e
+        elif kind == BID:
+            bids.append(e)
+    for b in bids:
+        a = auctions.get(b["auction"])
+        if a is None:
+            continue
+        yield {"auction": b["auction"], "bidder": b["bidder"], "price": b["price"],
+               "channel": b["channel"], "url": b["url"], "bid_dateTime": fmt_time(b["dateTime"]),
+               "bid_extra": b["extra"], "itemName": a["itemName"],
+               "description": a["description"], "initialBid": a["initialBid"],
+               "reserve": a["reserve"], "auction_dateTime": fmt_time(a["dateTime"]),
+               "expires": fmt_time(a["expires"]), "seller": a["seller"],
+               "category": a["category"], "auction_extra": a["extra"]}
+
+
 QUERIES = {"q0": q0, "q1": q1, "q2": q2, "q10": q10, "q11": q11, "q12": q12, "q14": q14,
            "q17": q17, "q21": q21, "q22": q22,
            "q5": q5, "q15": q15, "q16": q16, "q18": q18, "q19": q19}
+# Queries over events of every kind, (kind, columns) in event order.
+EVENT_QUERIES = {"q3": q3, "q7": q7, "q8": q8, "q20": q20}
 
 
 def source_config(job):
@@ -497,10 +567,15 @@ def bids_of(job, total):
 
 
 def expected(query, job, total):
-    """The rows of `query` (a name in QUERIES) over the first `total` events of the job's
+    """The rows of `query` (a name in QUERIES or EVENT_QUERIES) over the first `total` events of the job's
     nexmark source, timestamps as Weir writes them."""
     out = []
-    for row in QUERIES[query](iter(bids_of(job, total))):
+    if query in EVENT_QUERIES:
+        gen = Generator(source_config(job))
+        rows = EVENT_QUERIES[query](gen.event(n) for n in range(total))
+    else:
+        rows = QUERIES[query](iter(bids_of(job, total)))
+    for row in rows:
         for k in ("dateTime",):
             if k in row:
                 row[k] = fmt_time(row[k])

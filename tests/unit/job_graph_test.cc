@@ -254,6 +254,83 @@ TEST(JobGraphTest, BadSideOutputsGetErrorsNamingEdgeAndKnownOutputs) {
   }
 }
 
+constexpr const char* kJoin = R"Y(
+max_parallelism: 64
+vertices:
+  - {id: people, type: datagen, parallelism: 2, config: {total: 10, fields: [{name: pid, expr: "id % 7"}, {name: name, expr: "concat('p', id)"}]}}
+  - {id: more, type: datagen, parallelism: 1, config: {total: 10, fields: [{name: pid, expr: "id % 5"}, {name: name, expr: "concat('q', id)"}]}}
+  - {id: orders, type: datagen, parallelism: 1, config: {total: 10, fields: [{name: buyer, expr: "id % 7"}]}}
+  - {id: j, type: join, parallelism: 2, config: {left_key: [pid], right_key: [buyer], state_ttl: 1h}}
+  - {id: p, type: project, parallelism: 2, config: {fields: [name, id, right_id]}}
+  - {id: out, type: blackhole, parallelism: 2}
+edges:
+  - {from: people, to: j, input: left, partition: hash, key: [pid]}
+  - {from: more, to: j, input: left, partition: hash, key: [pid]}
+  - {from: orders, to: j, input: right, partition: hash, key: [buyer]}
+  - {from: j, to: p}
+  - {from: p, to: out}
+)Y";
+
+TEST(JobGraphTest, TwoInputVerticesTakeNamedInputsAndHeadTheirTask) {
+  auto plan = Plan(kJoin);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  const int j = plan->vertex_index.at("j");
+  ASSERT_EQ(plan->vertex_inputs[j].size(), 2u);
+  EXPECT_EQ(plan->vertex_inputs[j][0].FieldNames(), plan->output_schemas[0].FieldNames());
+  EXPECT_EQ(plan->vertex_inputs[j][1].size(), 2u);  // id, buyer
+  EXPECT_EQ(plan->output_schemas[j].FieldNames(), "id, pid, name, right_id, buyer");
+  // The join heads its task (chained to its downstream project only) with all three edges in.
+  const TaskPlan& t = plan->tasks[plan->task_of_vertex[j]];
+  EXPECT_EQ(t.id, "j");
+  EXPECT_EQ(plan->ChainDescription(t), "j(join) -> p(project) -> out(blackhole) x2");
+  EXPECT_EQ(t.in_edges.size(), 3u);
+  EXPECT_EQ(plan->edge_input, (std::vector<int>{0, 0, 1, 0, 0}));
+  // The input names survive the proto round trip.
+  proto::JobGraph g;
+  ToProto(plan->spec, &g);
+  auto back = FromProto(g);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->edges[2].input, "right");
+}
+
+TEST(JobGraphTest, BadTwoInputJobsGetErrorsNamingTheEdgeOrField) {
+  const std::string g = kJoin;
+  std::vector<BadCase> cases = {
+      {"no input on an edge into a join", Replace(g, "to: j, input: right, ", "to: j, "),
+       "edge 'orders' -> 'j': input: required (vertex 'j' (join) has inputs left, right)"},
+      {"unknown input", Replace(g, "input: right", "input: rigth"),
+       "edge 'orders' -> 'j': input: unknown input 'rigth'"},
+      {"input into a single-input vertex",
+       Replace(g, "{from: j, to: p}", "{from: j, to: p, input: left}"),
+       "edge 'j' -> 'p': input: vertex 'p' (project) has a single input; remove 'input: left'"},
+      {"an input without an edge",
+       Replace(Replace(g,
+                       "  - {id: orders, type: datagen, parallelism: 1, config: {total: 10, "
+                       "fields: [{name: buyer, expr: \"id % 7\"}]}}\n",
+                       ""),
+               "  - {from: orders, to: j, input: right, partition: hash, key: [buyer]}\n", ""),
+       "vertex 'j': input 'right' has no edge"},
+      {"union of different schemas into one input",
+       Replace(g, "{name: name, expr: \"concat('q', id)\"}", "{name: name, expr: \"id\"}"),
+       "vertex 'j': inputs of 'left' have different schemas"},
+      {"input not partitioned by its key",
+       Replace(g, "input: right, partition: hash, key: [buyer]",
+               "input: right, partition: rebalance"),
+       "edge 'orders' -> 'j': join 'j' needs input 'right' hash-partitioned by its key [buyer]"},
+      {"join keys of different types",
+       Replace(g, "{name: buyer, expr: \"id % 7\"}", "{name: buyer, expr: \"concat('b', id)\"}"),
+       "vertex 'j': config.right_key: field 'buyer' is string but left_key field 'pid' is int64"},
+      {"unknown join config key", Replace(g, "state_ttl: 1h", "state_ttl: 1h, emit: final"),
+       "vertex 'j': config.emit: unknown key"},
+  };
+  for (const auto& c : cases) {
+    auto plan = Plan(c.yaml);
+    ASSERT_FALSE(plan.ok()) << c.name;
+    EXPECT_NE(plan.status().message().find(c.expect), std::string::npos)
+        << c.name << ": got '" << plan.status().message() << "', expected '" << c.expect << "'";
+  }
+}
+
 TEST(JobGraphTest, JsonJobFilesWork) {
   auto plan = Plan(R"({"name": "j", "vertices": [
       {"id": "g", "type": "datagen", "config": {"total": 5}},

@@ -172,6 +172,74 @@ edges:
   EXPECT_EQ(count(dir_ / "b"), 200u);  // every row to both subtasks
 }
 
+TEST_F(TaskTest, UnionOfTwoSourcesIntoAKeyedAggregateCountsEveryRow) {
+  // Two edges into one input: a union (equal schemas), aligned and ended as one input.
+  const std::string yaml = R"Y(
+max_parallelism: 32
+vertices:
+  - {id: a, type: datagen, parallelism: 2, config: {total: 3000, fields: [{name: k, expr: "id % 5"}]}}
+  - {id: b, type: datagen, parallelism: 1, config: {total: 2000, fields: [{name: k, expr: "id % 7"}]}}
+  - {id: agg, type: keyed_aggregate, parallelism: 2, config: {key: [k], emit: final, aggregations: [{fn: count, as: n}]}}
+  - {id: out, type: file, parallelism: 2, config: {path: ")Y" +
+                           dir_.string() + R"Y("}}
+edges:
+  - {from: a, to: agg, partition: hash, key: [k]}
+  - {from: b, to: agg, partition: hash, key: [k]}
+  - {from: agg, to: out}
+)Y";
+  auto states = RunJob(yaml);
+  for (auto s : states) EXPECT_EQ(s, TaskState::kFinished);
+  std::map<int64_t, int64_t> expected, got;
+  for (int64_t id = 0; id < 3000; ++id) ++expected[id % 5];
+  for (int64_t id = 0; id < 2000; ++id) ++expected[id % 7];
+  for (const auto& line : ReadLines()) {
+    long long k, n;
+    ASSERT_EQ(sscanf(line.c_str(), R"Y({"k":%lld,"n":%lld})Y", &k, &n), 2) << line;
+    got[k] = n;
+  }
+  EXPECT_EQ(got, expected);
+}
+
+TEST_F(TaskTest, TwoInputJoinGetsEachChannelsRowsAsItsInput) {
+  // Left: two sources unioned into input left (different parallelism); right: one source with
+  // another schema. Every (left, right) pair with equal keys comes out once, left fields first.
+  const std::string yaml = R"Y(
+max_parallelism: 32
+vertices:
+  - {id: l1, type: datagen, parallelism: 2, config: {total: 300, fields: [{name: k, expr: "id % 11"}, {name: tag, expr: "concat('x', id)"}]}}
+  - {id: l2, type: datagen, parallelism: 1, config: {total: 100, fields: [{name: k, expr: "id % 13"}, {name: tag, expr: "concat('y', id)"}]}}
+  - {id: r, type: datagen, parallelism: 1, config: {total: 50, fields: [{name: rk, expr: "id % 17"}]}}
+  - {id: j, type: join, parallelism: 3, config: {left_key: [k], right_key: [rk], state_ttl: 1h}}
+  - {id: p, type: project, parallelism: 3, config: {fields: [tag, right_id]}}
+  - {id: out, type: file, parallelism: 3, config: {path: ")Y" +
+                           dir_.string() + R"Y("}}
+edges:
+  - {from: l1, to: j, input: left, partition: hash, key: [k]}
+  - {from: l2, to: j, input: left, partition: hash, key: [k]}
+  - {from: r, to: j, input: right, partition: hash, key: [rk]}
+  - {from: j, to: p}
+  - {from: p, to: out}
+)Y";
+  auto states = RunJob(yaml);
+  for (auto s : states) EXPECT_EQ(s, TaskState::kFinished);
+  std::multiset<std::string> expected, got;
+  for (int64_t r = 0; r < 50; ++r) {
+    for (int64_t l = 0; l < 300; ++l) {
+      if (l % 11 == r % 17) expected.insert("x" + std::to_string(l) + "/" + std::to_string(r));
+    }
+    for (int64_t l = 0; l < 100; ++l) {
+      if (l % 13 == r % 17) expected.insert("y" + std::to_string(l) + "/" + std::to_string(r));
+    }
+  }
+  for (const auto& line : ReadLines()) {
+    char tag[32];
+    long long rid;
+    ASSERT_EQ(sscanf(line.c_str(), R"Y({"tag":"%31[^"]","right_id":%lld})Y", tag, &rid), 2) << line;
+    got.insert(std::string(tag) + "/" + std::to_string(rid));
+  }
+  EXPECT_EQ(got, expected);
+}
+
 TEST_F(TaskTest, CancelStopsAnUnboundedJob) {
   const std::string yaml = R"Y(
 vertices:

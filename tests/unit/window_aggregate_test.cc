@@ -19,6 +19,7 @@
 #include "weir/config.h"
 #include "weir/job_graph.h"
 #include "weir/key_groups.h"
+#include "keyed_operator_test.h"
 #include "weir/operator.h"
 
 namespace weir {
@@ -30,16 +31,9 @@ using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
 using ::testing::UnorderedElementsAreArray;
 
-constexpr int kMaxParallelism = 128;
-
-class Collect : public Output {
- public:
-  Status Emit(RowBatch& batch) override {
-    for (size_t i = 0; i < batch.size(); ++i) rows.push_back(batch[i].ToString());
-    return Status::Ok();
-  }
-  std::vector<std::string> rows;
-};
+using testing_keyed::Collect;
+using testing_keyed::GroupOfKey;
+using testing_keyed::kMaxParallelism;
 
 // One input event: a row (key, ts, v) or a watermark.
 struct Event {
@@ -63,23 +57,9 @@ Schema InputSchema() {
   return s;
 }
 
-int GroupOfKey(const std::string& k) {
-  return KeyGroupForHash(HashValue(Value::String(k), 0), kMaxParallelism);
-}
-
-class WindowAggregateTest : public ::testing::TestWithParam<std::string> {
+class WindowAggregateTest : public testing_keyed::KeyedOperatorTest {
  protected:
-  void SetUp() override {
-    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    for (char& c : name) {
-      if (c == '/') c = '_';
-    }
-    dir_ = fs::temp_directory_path() /
-           ("weir-window-test-" + std::to_string(getpid()) + "-" + name + "-" + GetParam());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  WindowAggregateTest() : KeyedOperatorTest("weir-window-test-") {}
 
   std::unique_ptr<Operator> Make(const std::string& type, const std::string& yaml,
                                  KeyGroupRange range = {0, kMaxParallelism - 1},
@@ -90,15 +70,7 @@ class WindowAggregateTest : public ::testing::TestWithParam<std::string> {
     EXPECT_NE(f, nullptr);
     auto op = f->Create(*config, InputSchema());
     EXPECT_TRUE(op.ok()) << op.status().ToString();
-    OperatorContext ctx;
-    ctx.vertex_id = "w";
-    ctx.max_parallelism = kMaxParallelism;
-    ctx.key_groups = range;
-    ctx.local_dir = (dir_ / ("local-" + std::to_string(next_++))).string();
-    fs::create_directories(ctx.local_dir);
-    ctx.state_backend = GetParam();
-    ctx.metrics = &metrics_;
-    ctx.restored = restored;
+    OperatorContext ctx = Context("w", range, restored);
     if (late != nullptr) {  // as the task wires a side output an edge takes
       ctx.side_outputs = {late};
       ctx.side_output_names = {"late"};
@@ -138,33 +110,10 @@ class WindowAggregateTest : public ::testing::TestWithParam<std::string> {
     flush();
   }
 
-  // Snapshot -> upload -> what a restore gets.
-  RestoredState TakeSnapshot(Operator& op, int64_t id, RestoredState* merge_into = nullptr) {
-    OperatorSnapshot snap;
-    Status st = op.Snapshot(id, &snap);
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    RestoredState r = merge_into != nullptr ? *merge_into : RestoredState{};
-    r.root = (dir_ / "checkpoints").string();
-    proto::CheckpointOptions options;
-    options.set_root(r.root);
-    options.set_incremental(true);
-    auto handle =
-        snap.keyed->Upload(options, "chk-" + std::to_string(id) + "/w-" + std::to_string(next_++));
-    EXPECT_TRUE(handle.ok()) << handle.status().ToString();
-    r.keyed.push_back(*handle);
-    for (auto& l : snap.operator_state) r.operator_state.push_back(l);
-    op.NotifyCheckpointComplete(id);
-    return r;
-  }
-
   void SnapshotAndRestore(const char* config, const char* type = "window_aggregate",
                           bool windowed = false);
   void RestoreRescaled(const char* config, const char* type = "window_aggregate",
                        bool windowed = false);
-
-  fs::path dir_;
-  int next_ = 0;
-  OperatorMetrics metrics_;
 };
 
 const char kConfig[] =

@@ -153,6 +153,12 @@ class Operator {
   virtual Status Open(const OperatorContext& ctx) { return Status::Ok(); }
   // Processes `batch` (which the operator may modify or reuse) and emits results to `out`.
   virtual Status Process(RowBatch& batch, Output& out) = 0;
+  // Operators with named inputs (OperatorFactory::InputNames, e.g. a join's left and right):
+  // a batch of input `input` (the index into those names). The task calls this for the head of
+  // a chain fed by channels, with input 0 for operators that have one input. Default: Process.
+  virtual Status ProcessInput(int input, RowBatch& batch, Output& out) {
+    return Process(batch, out);
+  }
   // All input has ended: emit whatever is left (final aggregates, buffered rows).
   virtual Status Finish(Output& out) { return Status::Ok(); }
   // Releases resources; called once, also after a failure or cancel.
@@ -217,6 +223,28 @@ class OperatorFactory {
   // For keyed operators: the key fields its input must be hash-partitioned by (so each key
   // lives in one subtask). Empty: any partitioning.
   virtual std::vector<std::string> RequiredInputKey(const Config& config) const { return {}; }
+  // Several logical inputs (a two-input operator such as a join): their names, e.g. {"left",
+  // "right"}. Every edge into such a vertex names one (`input: left`); several edges may feed
+  // one input (a union into it, equal schemas). Empty (the default): one input, and edges
+  // name none. A vertex with named inputs always heads its task (never chained).
+  virtual std::vector<std::string> InputNames(const Config& config) const { return {}; }
+  // Validates `config` against one schema per input (InputNames' order; one schema for an
+  // operator with one input, none for a source) and returns the output schema. Default:
+  // Validate with the single input.
+  virtual Result<Schema> ValidateInputs(const Config& config,
+                                        const std::vector<Schema>& inputs) const {
+    return Validate(config, inputs.empty() ? Schema() : inputs[0]);
+  }
+  // Per input (InputNames' order), the key fields its edges must hash-partition by (empty: any
+  // partitioning). Default: RequiredInputKey for the single input.
+  virtual std::vector<std::vector<std::string>> RequiredInputKeys(const Config& config) const {
+    return {RequiredInputKey(config)};
+  }
+  // Creates a transform or sink from its inputs' schemas (as validated). Default: Create.
+  virtual Result<std::unique_ptr<Operator>> CreateWithInputs(
+      const Config& config, const std::vector<Schema>& inputs) const {
+    return Create(config, inputs.empty() ? Schema() : inputs[0]);
+  }
   // The side outputs of a vertex with this (validated) config and input schema, each with its
   // schema. Default: none.
   virtual Result<std::vector<SideOutputSpec>> SideOutputs(const Config& config,

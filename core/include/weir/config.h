@@ -54,6 +54,10 @@ class Config {
   Result<std::vector<Config>> GetMapList(std::string_view key) const;
   // Durations: an integer (milliseconds) or a string like "500ms", "2s", "1m", "1h".
   Result<int64_t> GetDurationMs(std::string_view key, std::optional<int64_t> def = std::nullopt) const;
+  // The same, also negative with a leading '-' ("-5s"): offsets such as an interval join's
+  // bounds.
+  Result<int64_t> GetSignedDurationMs(std::string_view key,
+                                      std::optional<int64_t> def = std::nullopt) const;
   // Sizes: an integer (bytes) or "64kb", "128mb", "1gb".
   Result<int64_t> GetBytes(std::string_view key, std::optional<int64_t> def = std::nullopt) const;
 

@@ -45,6 +45,9 @@ struct EdgeSpec {
   std::string to;
   Partitioning partition = Partitioning::kForward;
   std::vector<std::string> key;  // hash only
+  // Into a vertex with named inputs (OperatorFactory::InputNames): which one this edge feeds
+  // (job file: `input: left`). Empty for ordinary vertices.
+  std::string input;
 };
 
 struct CheckpointSpec {
@@ -97,7 +100,11 @@ struct StateMigration {
 struct ExecutionPlan {
   JobSpec spec;
   std::vector<Schema> output_schemas;  // per vertex (empty for sinks)
-  std::vector<Schema> input_schemas;   // per vertex (empty for sources)
+  std::vector<Schema> input_schemas;   // per vertex (empty for sources); its first input's
+  // Per vertex, one schema per logical input (InputNames' order; one for ordinary vertices,
+  // none for sources).
+  std::vector<std::vector<Schema>> vertex_inputs;
+  std::vector<int> edge_input;  // per edge: the index of the input of `to` it feeds
   std::vector<std::vector<SideOutputSpec>> side_outputs;  // per vertex, declared ones
   std::vector<Schema> edge_schemas;                       // per edge: the rows it carries
   std::vector<int> edge_side_output;  // per edge: index into side_outputs[from], -1: main

@@ -31,4 +31,9 @@ std::unique_ptr<OperatorFactory> MakeWindowAggregateSpec();
 std::unique_ptr<OperatorFactory> MakeDedupSpec();
 std::unique_ptr<OperatorFactory> MakeTopNSpec();
 
+// The two-input joins join, interval_join and window_join (docs/joins.md): runnable (library
+// weir_keyed_operators) and validation-only (weir_operators).
+void RegisterJoins(OperatorRegistry& registry);
+void RegisterJoinSpecs(OperatorRegistry& registry);
+
 }  // namespace weir

@@ -1,0 +1,336 @@
+// join, interval_join and window_join driven directly through the Operator API (ProcessInput,
+// OnWatermark, OnProcessingTime, Snapshot, Finish) on both state backends, against a
+// brute-force join of the same stream: output, null padding of left joins, TTL expiry, late
+// rows, config errors, and snapshot/restore (also rescaled to two subtasks) mid-stream.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "weir/builtins.h"
+#include "weir/config.h"
+#include "weir/key_groups.h"
+#include "keyed_operator_test.h"
+#include "weir/operator.h"
+
+namespace weir {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAreArray;
+
+using testing_keyed::Collect;
+using testing_keyed::GroupOfKey;
+using testing_keyed::kMaxParallelism;
+
+// Both inputs: (k string, ts timestamp, v int64); the output renames the right side's
+// colliding fields right_k, right_ts, right_v.
+Schema Side() {
+  Schema s;
+  s.Add("k", Type::kString);
+  s.Add("ts", Type::kTimestamp);
+  s.Add("v", Type::kInt64);
+  return s;
+}
+
+struct Event {
+  int side = 0;  // 0 left, 1 right, -1 watermark
+  std::string key;
+  int64_t ts = 0;
+  int64_t v = 0;
+};
+
+// Rows of keys a..e, both sides, times rising with up to 2 s of disorder, a watermark every 25
+// events 3 s behind the largest time (so no row is late).
+std::vector<Event> Stream(size_t n = 600) {
+  std::vector<Event> out;
+  uint64_t x = 12345;
+  auto next = [&x] {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return x >> 33;
+  };
+  int64_t max_ts = 0;
+  for (size_t i = 0; i < n; ++i) {
+    Event e;
+    e.side = static_cast<int>(next() % 2);
+    e.key = std::string(1, static_cast<char>('a' + next() % 5));
+    e.ts = static_cast<int64_t>(i) * 100 + static_cast<int64_t>(next() % 2000);
+    e.v = static_cast<int64_t>(i);
+    max_ts = std::max(max_ts, e.ts);
+    out.push_back(e);
+    if (i % 25 == 24) out.push_back({-1, "", max_ts - 3000, 0});
+  }
+  return out;
+}
+
+std::string Joined(const Event& l, const Event& r, bool window = false, int64_t start = 0,
+                   int64_t size = 0) {
+  Row row(window ? 8 : 6);
+  row[0].SetString(l.key);
+  row[1].SetTimestamp(l.ts);
+  row[2].SetInt64(l.v);
+  if (r.side >= 0) {
+    row[3].SetString(r.key);
+    row[4].SetTimestamp(r.ts);
+    row[5].SetInt64(r.v);
+  }
+  if (window) {
+    row[6].SetTimestamp(start);
+    row[7].SetTimestamp(start + size);
+  }
+  return row.ToString();
+}
+
+// Compares as multisets (gmock's UnorderedElementsAreArray is quadratic: too slow for the
+// tens of thousands of rows a regular join of this stream gives).
+std::vector<std::string> Sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+class JoinTest : public testing_keyed::KeyedOperatorTest {
+ protected:
+  JoinTest() : KeyedOperatorTest("weir-join-test-") {}
+
+  std::unique_ptr<Operator> Make(const std::string& type, const std::string& yaml,
+                                 KeyGroupRange range = {0, kMaxParallelism - 1},
+                                 const RestoredState* restored = nullptr) {
+    auto config = Config::Parse(yaml, "vertex 'j': config");
+    EXPECT_TRUE(config.ok()) << config.status().ToString();
+    const OperatorFactory* f = BuiltinOperators().Find(type);
+    EXPECT_NE(f, nullptr);
+    auto op = f->CreateWithInputs(*config, {Side(), Side()});
+    EXPECT_TRUE(op.ok()) << op.status().ToString();
+    Status st = (*op)->Open(Context("j", range, restored));
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return std::move(op).value();
+  }
+
+  // Records go in one batch per run of the same side; watermarks between.
+  void Feed(Operator& op, const std::vector<Event>& events, Collect& out) {
+    RowBatch batch;
+    int side = -1;
+    auto flush = [&] {
+      if (batch.empty()) return;
+      Status st = op.ProcessInput(side, batch, out);
+      ASSERT_TRUE(st.ok()) << st.ToString();
+      batch.Clear();
+    };
+    for (const Event& e : events) {
+      if (e.side != side) flush();
+      side = e.side;
+      if (e.side < 0) {
+        Status st = op.OnWatermark(e.ts, out);
+        ASSERT_TRUE(st.ok()) << st.ToString();
+        continue;
+      }
+      Row& r = batch.Append(3);
+      r[0].SetString(e.key);
+      r[1].SetTimestamp(e.ts);
+      r[2].SetInt64(e.v);
+    }
+    flush();
+  }
+
+  std::vector<std::string> Run(const std::string& type, const std::string& config,
+                               const std::vector<Event>& events) {
+    Collect out;
+    auto op = Make(type, config);
+    Feed(*op, events, out);
+    EXPECT_TRUE(op->OnWatermark(kMaxWatermark, out).ok());
+    EXPECT_TRUE(op->Finish(out).ok());
+    return out.rows;
+  }
+
+  // A snapshot after `cut` events, then a restore (into one subtask, or split over two by key
+  // group) fed the rest, gives what an uninterrupted run gives.
+  void CheckRestore(const std::string& type, const std::string& config) {
+    SCOPED_TRACE(type + " " + config);
+    const std::vector<Event> events = Stream();
+    const std::vector<std::string> expected = Run(type, config, events);
+    ASSERT_GT(expected.size(), 50u);
+    for (size_t cut : {size_t{151}, size_t{400}}) {
+      for (int parts : {1, 2}) {
+        Collect got;
+        RestoredState restored;
+        {
+          auto op = Make(type, config);
+          Feed(*op, std::vector<Event>(events.begin(), events.begin() + cut), got);
+          restored = TakeSnapshot(*op, 1);
+          ASSERT_TRUE(op->Close().ok());
+        }
+        for (int sub = 0; sub < parts; ++sub) {
+          const KeyGroupRange r = KeyGroupRangeFor(sub, kMaxParallelism, parts);
+          auto op = Make(type, config, r, &restored);
+          std::vector<Event> mine;
+          for (size_t i = cut; i < events.size(); ++i) {
+            if (events[i].side < 0 || r.Contains(GroupOfKey(events[i].key))) {
+              mine.push_back(events[i]);
+            }
+          }
+          Feed(*op, mine, got);
+          ASSERT_TRUE(op->OnWatermark(kMaxWatermark, got).ok());
+          ASSERT_TRUE(op->Finish(got).ok());
+        }
+        EXPECT_EQ(Sorted(got.rows), Sorted(expected))
+            << "cut at " << cut << ", " << parts << " subtask(s)";
+      }
+    }
+  }
+
+};
+
+const char kInner[] = "{left_key: [k], right_key: [k], state_ttl: 1h}";
+const char kLeft[] = "{left_key: [k], right_key: [k], kind: left, state_ttl: 1h}";
+const char kInterval[] =
+    "{left_key: [k], right_key: [k], left_time: ts, right_time: ts, lower: -1s, upper: 2s}";
+const char kTumbling[] = "{left_key: [k], right_key: [k], left_time: ts, right_time: ts, size: 5s}";
+const char kSliding[] =
+    "{left_key: [k], right_key: [k], left_time: ts, right_time: ts, size: 5s, slide: 2s}";
+
+TEST_P(JoinTest, RegularInnerJoinEmitsEveryMatchingPairOnce) {
+  const auto events = Stream();
+  std::vector<std::string> expected;
+  for (const Event& l : events) {
+    for (const Event& r : events) {
+      if (l.side == 0 && r.side == 1 && l.key == r.key) expected.push_back(Joined(l, r));
+    }
+  }
+  EXPECT_EQ(Sorted(Run("join", kInner, events)), Sorted(expected));
+}
+
+TEST_P(JoinTest, LeftJoinPadsLeftRowsThatNeverMatchedAtTheEnd) {
+  const std::vector<Event> events = {
+      {0, "a", 1, 1}, {0, "b", 2, 2}, {1, "a", 3, 3}, {0, "a", 4, 4}, {1, "c", 5, 5}};
+  const Event none{-1, "", 0, 0};
+  EXPECT_THAT(Run("join", kLeft, events),
+              UnorderedElementsAreArray({Joined(events[0], events[2]), Joined(events[3], events[2]),
+                                         Joined(events[1], none)}));
+}
+
+TEST_P(JoinTest, StateTtlExpiresRowsAndPadsUnmatchedLeftRowsThen) {
+  Collect out;
+  auto op = Make("join", "{left_key: [k], right_key: [k], kind: left, state_ttl: 10s}");
+  ASSERT_TRUE(op->OnProcessingTime(1'000'000, out).ok());
+  Feed(*op, {{0, "a", 1, 1}, {0, "b", 2, 2}, {1, "b", 3, 3}}, out);
+  ASSERT_EQ(out.rows.size(), 1u);  // (b, b)
+  ASSERT_TRUE(op->OnProcessingTime(1'009'999, out).ok());
+  EXPECT_EQ(out.rows.size(), 1u) << "nothing expires before the TTL";
+  ASSERT_TRUE(op->OnProcessingTime(1'010'000, out).ok());
+  ASSERT_EQ(out.rows.size(), 2u);
+  EXPECT_EQ(out.rows[1], Joined({0, "a", 1, 1}, {-1, "", 0, 0}));
+  // Expired rows match nothing and are not padded twice.
+  Feed(*op, {{1, "a", 5, 5}, {1, "b", 6, 6}}, out);
+  ASSERT_TRUE(op->Finish(out).ok());
+  EXPECT_EQ(out.rows.size(), 2u);
+}
+
+TEST_P(JoinTest, IntervalJoinMatchesTheBruteForceJoin) {
+  const auto events = Stream();
+  std::vector<std::string> expected;
+  for (const Event& l : events) {
+    for (const Event& r : events) {
+      if (l.side == 0 && r.side == 1 && l.key == r.key && r.ts - 1000 <= l.ts &&
+          l.ts <= r.ts + 2000) {
+        expected.push_back(Joined(l, r));
+      }
+    }
+  }
+  ASSERT_GT(expected.size(), 50u);
+  EXPECT_EQ(Sorted(Run("interval_join", kInterval, events)), Sorted(expected));
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 0);
+}
+
+TEST_P(JoinTest, IntervalJoinDropsAndCountsLateRowsAndCleansState) {
+  Collect out;
+  auto op = Make("interval_join", kInterval);
+  Feed(*op, {{0, "a", 10'000, 1}, {-1, "", 9'000, 0}, {1, "a", 8'500, 2}, {1, "a", 9'000, 3}}, out);
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 1);  // 8500 < watermark 9000
+  ASSERT_EQ(out.rows.size(), 1u);                      // 9000 - 1000 <= 10000 <= 9000 + 2000
+  // Watermark past 10000 + 1000: the left row is gone, a right row at 11000 (which would
+  // match it) is not late and finds nothing.
+  Feed(*op, {{-1, "", 11'001, 0}, {1, "a", 11'001, 4}}, out);
+  EXPECT_EQ(out.rows.size(), 1u);
+}
+
+TEST_P(JoinTest, WindowJoinMatchesTheBruteForceJoin) {
+  const auto events = Stream();
+  for (const auto& [config, slide] :
+       std::vector<std::pair<const char*, int64_t>>{{kTumbling, 5000}, {kSliding, 2000}}) {
+    std::vector<std::string> expected;
+    for (const Event& l : events) {
+      for (const Event& r : events) {
+        if (l.side != 0 || r.side != 1 || l.key != r.key) continue;
+        for (int64_t start = (std::min(l.ts, r.ts) / slide - 3) * slide;
+             start <= std::max(l.ts, r.ts); start += slide) {
+          if (start <= l.ts && l.ts < start + 5000 && start <= r.ts && r.ts < start + 5000) {
+            expected.push_back(Joined(l, r, true, start, 5000));
+          }
+        }
+      }
+    }
+    EXPECT_EQ(Sorted(Run("window_join", config, events)), Sorted(expected)) << config;
+  }
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 0);
+}
+
+TEST_P(JoinTest, WindowJoinDropsRowsOfFiredWindows) {
+  Collect out;
+  auto op = Make("window_join", kTumbling);
+  Feed(*op, {{0, "a", 1000, 1}, {1, "a", 2000, 2}, {-1, "", 4999, 0}, {1, "a", 3000, 3}}, out);
+  EXPECT_EQ(out.rows.size(), 1u);
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 1);
+}
+
+TEST_P(JoinTest, SnapshotAndRestoreGiveTheUninterruptedOutput) {
+  CheckRestore("join", kInner);
+  CheckRestore("join", kLeft);
+  CheckRestore("interval_join", kInterval);
+  CheckRestore("window_join", kSliding);
+}
+
+TEST_P(JoinTest, ConfigErrorsNameTheField) {
+  auto error = [](const std::string& type, const std::string& yaml, Schema right = Side()) {
+    auto config = Config::Parse(yaml, "vertex 'j': config");
+    EXPECT_TRUE(config.ok());
+    auto r = BuiltinOperators().Find(type)->ValidateInputs(*config, {Side(), right});
+    return r.ok() ? std::string("ok") : r.status().message();
+  };
+  Schema ints;
+  ints.Add("k", Type::kInt64);
+  EXPECT_THAT(error("join", kInner, ints),
+              HasSubstr("right_key: field 'k' is int64 but left_key field 'k' is string"));
+  EXPECT_THAT(error("join", "{left_key: [k, v], right_key: [k], state_ttl: 1h}"),
+              HasSubstr("right_key: 1 field(s), but left_key has 2"));
+  EXPECT_THAT(error("join", "{left_key: [x], right_key: [k], state_ttl: 1h}"),
+              HasSubstr("left_key: unknown field 'x'"));
+  EXPECT_THAT(error("join", "{left_key: [k], right_key: [k]}"), HasSubstr("state_ttl: required"));
+  EXPECT_THAT(error("join", "{left_key: [k], right_key: [k], kind: full, state_ttl: 1h}"),
+              HasSubstr("kind: expected inner or left"));
+  EXPECT_THAT(error("interval_join",
+                    "{left_key: [k], right_key: [k], left_time: ts, right_time: ts, lower: 2s, "
+                    "upper: -1s}"),
+              HasSubstr("lower: must not exceed upper"));
+  EXPECT_THAT(error("interval_join",
+                    "{left_key: [k], right_key: [k], left_time: k, right_time: ts, lower: 0, "
+                    "upper: 1s}"),
+              HasSubstr("left_time: field 'k' must be a timestamp"));
+  EXPECT_THAT(error("window_join",
+                    "{left_key: [k], right_key: [k], left_time: ts, right_time: ts, "
+                    "size: 5s, slide: 6s}"),
+              HasSubstr("slide: must be positive and at most size"));
+  EXPECT_THAT(
+      error("window_join", "{left_key: [k], right_key: [k], left_time: ts, right_time: ts}"),
+      HasSubstr("size: required"));
+  EXPECT_EQ(error("window_join", kTumbling), "ok");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, JoinTest, ::testing::Values("rocksdb", "heap"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace weir
