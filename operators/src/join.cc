@@ -69,8 +69,11 @@ class JoinOperator : public KeyedStateOperator {
     log_prefix_ = ctx.log_prefix;
     WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
     // Version of the stored rows' layout ([flags][row serde]): bump it when it changes.
-    WEIR_ASSIGN_OR_RETURN(rows_[0], store_->GetMapState("left", /*version=*/1));
-    WEIR_ASSIGN_OR_RETURN(rows_[1], store_->GetMapState("right", /*version=*/1));
+    // Uncached: every row scans the other side's rows of its key, and a scan writes the cache's
+    // dirty entries through first (caching them measured 0.8x on q20).
+    constexpr auto kUncached = state::KeyedStateStore::Caching::kUncached;
+    WEIR_ASSIGN_OR_RETURN(rows_[0], store_->GetMapState("left", /*version=*/1, kUncached));
+    WEIR_ASSIGN_OR_RETURN(rows_[1], store_->GetMapState("right", /*version=*/1, kUncached));
     WEIR_ASSIGN_OR_RETURN(timers_, store_->GetTimerService("join"));
     if (p_.type == JoinType::kRegular) {
       WEIR_ASSIGN_OR_RETURN(ttl_, store_->GetValueState("ttl"));
