@@ -178,12 +178,12 @@ Status RestoreWatermark(const OperatorContext& ctx, const char* name, const char
 Status KeyedEventTimeOperator::OpenStore(const OperatorContext& ctx, const char* op) {
   max_parallelism_ = ctx.max_parallelism;
   WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
-  return RestoreWatermark(ctx, "watermark", op, &watermark_);
+  return RestoreWatermark(ctx, kWatermarkList, op, &watermark_);
 }
 
 Status KeyedEventTimeOperator::Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) {
   WEIR_RETURN_IF_ERROR(SnapshotStore(checkpoint_id, out));
-  out->operator_state.push_back(UnionInt64List("watermark", watermark_));
+  out->operator_state.push_back(UnionInt64List(kWatermarkList, watermark_));
   return Status::Ok();
 }
 

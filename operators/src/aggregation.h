@@ -46,6 +46,10 @@ inline bool DecodeWindowEnd(std::string_view in, int64_t* end) {
 // a + b, clamped to the int64 range.
 int64_t SaturatingAdd(int64_t a, int64_t b);
 
+// The operator-state list that holds an event-time operator's watermark (the same name in every
+// operator, as savepoints have it).
+inline constexpr char kWatermarkList[] = "watermark";
+
 // The current watermark of an event-time operator as operator state: a UNION list `name` of
 // one entry; a restore takes the minimum over the old subtasks (so that a restored operator
 // drops the same late records as before). RestoreWatermark leaves *watermark unchanged when
@@ -138,8 +142,12 @@ class KeyedStateOperator : public Operator {
     return Status::Ok();
   }
 
-  // Processing time: the latest time the task passed to OnProcessingTime (which the operator
-  // records in processing_time_), the wall clock before the first call.
+  // OnProcessingTime(now_ms) records the task's clock here first (it never goes back).
+  void AdvanceProcessingTime(int64_t now_ms) {
+    if (now_ms > processing_time_) processing_time_ = now_ms;
+  }
+  // Processing time: the latest time the task passed to OnProcessingTime, the wall clock before
+  // the first call.
   int64_t ProcessingTime() const {
     if (processing_time_ > 0) return processing_time_;
     return std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -51,7 +51,6 @@
 namespace weir {
 namespace {
 
-constexpr char kWatermarkList[] = "watermark";
 constexpr char kSequenceList[] = "sequence";
 constexpr char kMatched = 1;  // flags: a left row that has joined (kind: left)
 constexpr int64_t kLogEveryMs = 10'000;
@@ -108,7 +107,7 @@ class JoinOperator : public KeyedStateOperator {
   }
 
   Status OnProcessingTime(int64_t now_ms, Output& out) override {
-    if (now_ms > processing_time_) processing_time_ = now_ms;
+    AdvanceProcessingTime(now_ms);
     if (p_.type != JoinType::kRegular) return Status::Ok();
     out_.Clear();
     WEIR_RETURN_IF_ERROR(timers_->AdvanceProcessingTime(

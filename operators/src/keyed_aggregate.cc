@@ -46,7 +46,7 @@ class KeyedAggregate : public KeyedStateOperator, private state::AggregateFuncti
   }
 
   Status OnProcessingTime(int64_t now_ms, Output&) override {
-    if (now_ms > processing_time_) processing_time_ = now_ms;
+    AdvanceProcessingTime(now_ms);
     if (ttl_timers_ == nullptr) return Status::Ok();
     return ttl_timers_->AdvanceProcessingTime(
         now_ms, [this, now_ms](const state::InternalTimerService::Timer&) -> Status {

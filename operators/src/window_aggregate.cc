@@ -153,7 +153,7 @@ class WindowAggregate : public KeyedEventTimeOperator {
 
   Status OnProcessingTime(int64_t now_ms, Output& out) override {
     if (!plan_.processing_time) return Status::Ok();
-    if (now_ms > processing_time_) processing_time_ = now_ms;
+    AdvanceProcessingTime(now_ms);
     return FireTimers(/*processing=*/true, processing_time_, out);
   }
 
