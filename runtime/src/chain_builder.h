@@ -127,8 +127,10 @@ class EdgeWriter {
     b.records = c.records;
     b.bytes = c.buf.Release();
     c.records = 0;
-    c.buf = ByteBuffer(buffer_bytes_ + 4096);
-    return Send(c, std::move(b));
+    Status st = Send(c, std::move(b));
+    // The next buffer: the one just sent when it is reusable, else a new one.
+    c.buf = ByteBuffer(c.sender->TakeSpare(), buffer_bytes_ + 4096);
+    return st;
   }
 
   // Per buffer: bytes out, and the time the sender waited for room (credit, a full channel).

@@ -4,8 +4,17 @@
 
 namespace weir {
 
+namespace {
+void TakeSpare(std::vector<Bytes>& spares, Bytes* spare) {
+  if (spare && spare->capacity() == 0 && !spares.empty()) {
+    *spare = std::move(spares.back());
+    spares.pop_back();
+  }
+}
+}  // namespace
+
 Status InputChannel::PushBlocking(NetBuffer&& b, const std::atomic<bool>* cancel,
-                                  int64_t* blocked_ns) {
+                                  int64_t* blocked_ns, Bytes* spare) {
   InputGate* gate;
   int index;
   {
@@ -30,6 +39,7 @@ Status InputChannel::PushBlocking(NetBuffer&& b, const std::atomic<bool>* cancel
     // consumer's own failure (if any) is the root cause the job manager should report.
     if (closed_) return Status::Cancelled("the consuming subtask stopped");
     queue_.push_back(std::move(b));
+    TakeSpare(spares_, spare);
     gate = gate_;
     index = index_;
   }
@@ -37,13 +47,14 @@ Status InputChannel::PushBlocking(NetBuffer&& b, const std::atomic<bool>* cancel
   return Status::Ok();
 }
 
-void InputChannel::PushNoWait(NetBuffer&& b) {
+void InputChannel::PushNoWait(NetBuffer&& b, Bytes* spare) {
   InputGate* gate;
   int index;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return;
     queue_.push_back(std::move(b));
+    TakeSpare(spares_, spare);
     gate = gate_;
     index = index_;
   }
@@ -68,6 +79,10 @@ bool InputChannel::Pop(NetBuffer* out) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (queue_.empty()) return false;
+    const size_t cap = out->bytes.capacity();
+    if (cap >= kMinSpareBytes && cap <= kMaxSpareBytes && spares_.size() < kMaxSpares) {
+      spares_.push_back(std::move(out->bytes));
+    }
     *out = std::move(queue_.front());
     queue_.pop_front();
     cb = on_consumed_;
@@ -82,6 +97,7 @@ void InputChannel::Close() {
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = true;
     queue_.clear();
+    spares_.clear();
     gate_ = nullptr;
   }
   space_cv_.notify_all();

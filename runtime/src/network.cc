@@ -561,6 +561,7 @@ class RemoteSender : public ChannelSender {
     if (!conn_->WriteFrame(h, b.bytes.data())) {
       return Status::Unavailable("data connection to " + peer_ + " lost");
     }
+    if (b.bytes.capacity() > 0) spare_ = std::move(b.bytes);  // written: reusable
     return Status::Ok();
   }
 
@@ -779,12 +780,13 @@ class InConnection : public std::enable_shared_from_this<InConnection> {
         break;
       }
       NetBuffer b;
+      if (h.length > 0) b.bytes = std::move(spare_);  // a consumed buffer, when there is one
       if (!ReadBody(h.length, &b.bytes)) break;
       b.kind = static_cast<EventKind>(h.kind);
       b.records = h.records;
       b.arg = h.arg;
       if (b.kind == EventKind::kEndOfStream) finished_.push_back(h.channel);
-      it->second.ch->PushNoWait(std::move(b));
+      it->second.ch->PushNoWait(std::move(b), &spare_);
     }
     if (error) {
       ++env_->refused_connections_;
@@ -815,6 +817,7 @@ class InConnection : public std::enable_shared_from_this<InConnection> {
   std::map<uint32_t, In> channels_;  // reader thread only
   std::set<uint32_t> seen_;          // channel ids OPENed; reader thread only
   std::vector<uint32_t> finished_;
+  Bytes spare_;  // the next frame's body buffer, from a channel's spares; reader thread only
   // Channels attached by other threads (an OPEN whose secret arrived later), taken over by
   // the reader when it meets an id it does not know.
   std::mutex attach_mu_;

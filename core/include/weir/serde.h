@@ -7,6 +7,7 @@
 // rows built by type-checked operators). Stateless functions; any thread.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -49,6 +50,10 @@ class ByteBuffer {
  public:
   ByteBuffer() = default;
   explicit ByteBuffer(size_t capacity) { bytes_.resize(capacity); }
+  // Reuses `storage` (its contents are dropped); allocates only if it holds less than `capacity`.
+  ByteBuffer(Bytes&& storage, size_t capacity) : bytes_(std::move(storage)) {
+    bytes_.resize(std::max(capacity, bytes_.capacity()));
+  }
 
   uint8_t* data() { return bytes_.data(); }
   const uint8_t* data() const { return bytes_.data(); }

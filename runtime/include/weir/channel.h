@@ -8,6 +8,12 @@
 //
 // InputChannel and InputGate are thread-safe: producers (task threads or network reader threads)
 // push, the consuming task thread pops.
+//
+// Buffers are recycled: Pop keeps the consumer's finished buffer (the one `out` held) as a
+// spare of its channel, and a push hands a spare back to the producer for its next buffer. So
+// steady streaming allocates no buffers, and glibc never trims the freed ones from a thread's
+// arena only to page-fault them back in on the next frame (which cost TLS half its speed).
+// A channel keeps at most kMaxSpares, so spares add at most two buffers per channel.
 #pragma once
 
 #include <atomic>
@@ -49,14 +55,22 @@ class InputChannel {
   // Producer side, local: waits while the channel is full. Fails if the channel was closed by
   // its consumer, or `cancel` becomes true.
   // Time spent waiting for space is added to `*blocked_ns` when given.
+  // A spare buffer, when the channel has one and `spare` is given and has no capacity, is moved
+  // into `*spare` (a push never frees what the producer holds).
   Status PushBlocking(NetBuffer&& b, const std::atomic<bool>* cancel,
-                      int64_t* blocked_ns = nullptr);
+                      int64_t* blocked_ns = nullptr, Bytes* spare = nullptr);
   // Producer side, remote: the sender's credit guarantees room, so this never waits.
-  void PushNoWait(NetBuffer&& b);
+  void PushNoWait(NetBuffer&& b, Bytes* spare = nullptr);
   // The producer is gone without an end of stream (connection lost).
   void Fail(Status why);
-  // Consumer side: pops the oldest buffer; returns false if empty.
+  // Consumer side: pops the oldest buffer; returns false if empty. The bytes `*out` held are
+  // kept as a spare (or freed), so the consumer must be done with them.
   bool Pop(NetBuffer* out);
+  // Spares kept per channel, and the buffer sizes worth keeping (not event bodies, not the rare
+  // huge frame).
+  static constexpr size_t kMaxSpares = 2;
+  static constexpr size_t kMinSpareBytes = 4096;
+  static constexpr size_t kMaxSpareBytes = 1 << 20;
   // Consumer side: the consumer is gone; producers blocked on it fail.
   void Close();
   // Called (outside locks) after each Pop, by the consumer's thread: remote channels return a
@@ -72,6 +86,7 @@ class InputChannel {
   mutable std::mutex mu_;
   std::condition_variable space_cv_;
   std::deque<NetBuffer> queue_;
+  std::vector<Bytes> spares_;  // at most kMaxSpares, each with capacity
   bool closed_ = false;
   Status error_;
   InputGate* gate_ = nullptr;
@@ -131,9 +146,14 @@ class ChannelSender {
   // Nanoseconds Send spent waiting for space or credit (back-pressure), cumulative. Read by the
   // sending thread only.
   int64_t blocked_ns() const { return blocked_ns_; }
+  // A buffer the caller may fill next (Send leaves one when it can: the sent buffer once it is
+  // on the wire, or a spare of the local channel); empty with no capacity if none. Sending
+  // thread only.
+  Bytes TakeSpare() { return std::move(spare_); }
 
  protected:
   int64_t blocked_ns_ = 0;
+  Bytes spare_;
 };
 
 // A sender into a channel of the same process.
@@ -142,7 +162,7 @@ class LocalSender : public ChannelSender {
   LocalSender(std::shared_ptr<InputChannel> ch, const std::atomic<bool>* cancel)
       : ch_(std::move(ch)), cancel_(cancel) {}
   Status Send(NetBuffer&& b) override {
-    return ch_->PushBlocking(std::move(b), cancel_, &blocked_ns_);
+    return ch_->PushBlocking(std::move(b), cancel_, &blocked_ns_, &spare_);
   }
 
  private:
