@@ -106,9 +106,11 @@ done
 "$CLI_BIN" -m "$WEIR_JM" taskmanagers
 [ "$registered" -ge "$count" ] ||
   echo "weir: only $registered of $count task managers registered within 30 s; see their logs" >&2
-echo "web UI and REST API: http://$WEIR_REST/ (docs/rest-api.md)"
 if [ "$secure" = 1 ]; then
+  echo "web UI and REST API: https://$WEIR_REST/ (docs/rest-api.md; the browser must trust $WEIR_TLS_CA)"
   echo "secure cluster: mutual TLS, bearer token. For the CLI and curl in your shell:"
   echo "  export WEIR_TLS_CA=$WEIR_TLS_CA WEIR_TOKEN_FILE=$WEIR_TOKEN_FILE"
-  echo "  curl -H \"Authorization: Bearer \$(cat $WEIR_TOKEN_FILE)\" http://$WEIR_REST/overview"
+  echo "  curl --cacert $WEIR_TLS_CA -H \"Authorization: Bearer \$(cat $WEIR_TOKEN_FILE)\" https://$WEIR_REST/overview"
+else
+  echo "web UI and REST API: http://$WEIR_REST/ (docs/rest-api.md)"
 fi

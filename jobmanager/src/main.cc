@@ -155,7 +155,8 @@ int main(int argc, char** argv) {
   }
   if (server.rest_port() > 0) {
     const std::string host = opts.rest_address.substr(0, opts.rest_address.rfind(':'));
-    spdlog::info("web UI and REST API: http://{}:{}/", host, server.rest_port());
+    spdlog::info("web UI and REST API: {}://{}:{}/", opts.security.tls() ? "https" : "http", host,
+                 server.rest_port());
   }
   // The REST port file first: a test that waits for the gRPC port file then finds both.
   if (!rest_port_file.empty()) WritePortFile(rest_port_file, server.rest_port());

@@ -1307,9 +1307,11 @@ RestServer::~RestServer() {
 Result<int> RestServer::Start() {
   std::call_once(g_civetweb_init, [] { mg_init_library(0); });
   const RestOptions& o = impl_->options();
+  const bool https = !o.tls_cert_pem.empty() && !o.tls_key_pem.empty();
+  const std::string listen = https ? "127.0.0.1:0" : o.address;  // behind the TlsFront
   const std::string threads = std::to_string(std::max(1, o.num_threads));
   const char* opts[] = {
-      "listening_ports", o.address.c_str(),   "num_threads", threads.c_str(), "request_timeout_ms",
+      "listening_ports", listen.c_str(),      "num_threads", threads.c_str(), "request_timeout_ms",
       "10000",           "enable_keep_alive", "no",          nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = LogMessage;
@@ -1336,12 +1338,32 @@ Result<int> RestServer::Start() {
     Stop();
     return Status::IoError("cannot serve REST on " + o.address + ": no bound port");
   }
-  Log()->info("REST API and web UI on http://{} (port {}), UI files from {}", o.address,
-              ports[0].port, o.web_dir.empty() ? std::string(WEIR_DEFAULT_WEB_DIR) : o.web_dir);
-  return ports[0].port;
+  int port = ports[0].port;
+  if (https) {
+    TlsFrontOptions fo;
+    fo.address = o.address;
+    fo.backend_port = port;
+    fo.cert_pem = o.tls_cert_pem;
+    fo.key_pem = o.tls_key_pem;
+    auto front = TlsFront::Start(std::move(fo));
+    if (!front.ok()) {
+      Stop();
+      return front.status();
+    }
+    https_ = std::move(front).value();
+    port = https_->port();
+  }
+  Log()->info("REST API and web UI on {}://{} (port {}), UI files from {}",
+              https ? "https" : "http", o.address, port,
+              o.web_dir.empty() ? std::string(WEIR_DEFAULT_WEB_DIR) : o.web_dir);
+  return port;
 }
 
 void RestServer::Stop() {
+  if (https_) {
+    https_->Stop();  // no new requests reach civetweb
+    https_.reset();
+  }
   if (ctx_ != nullptr) {
     mg_stop(ctx_);  // joins civetweb's threads
     ctx_ = nullptr;

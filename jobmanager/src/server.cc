@@ -221,14 +221,6 @@ class JobManagerServer::Impl {
         !IsLoopbackAddress(options_.rest_address)) {
       exposed.push_back(options_.rest_address);
     }
-    // REST has no TLS (see RestOptions): a token must not cross a network in the clear.
-    if (sec.tls() && sec.has_token() && !options_.insecure && !options_.rest_address.empty() &&
-        options_.rest_address != "off" && !IsLoopbackAddress(options_.rest_address)) {
-      return Status::FailedPrecondition(
-          "refusing to serve REST on " + options_.rest_address +
-          ": the REST API has no TLS, so its bearer token would cross the network in the clear; "
-          "keep it on loopback behind a TLS proxy (docs/security.md), or pass --insecure");
-    }
     if (exposed.empty() || (sec.tls() && sec.has_token())) return Status::Ok();
     std::string list;
     for (const auto& a : exposed) list += (list.empty() ? "" : ", ") + a;
@@ -290,6 +282,8 @@ class JobManagerServer::Impl {
         };
       }
       ro.jm = options_.jm;
+      ro.tls_cert_pem = options_.security.cert_pem();  // HTTPS with security.tls
+      ro.tls_key_pem = options_.security.key_pem();
       rest_ = std::make_unique<RestServer>(std::move(ro), jm_.get());
       auto rp = rest_->Start();
       if (!rp.ok()) {

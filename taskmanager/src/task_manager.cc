@@ -25,6 +25,7 @@
 #include "weir/network.h"
 #include "weir/prometheus_families.h"
 #include "weir/thread_name.h"
+#include "weir/tls_front.h"
 
 namespace weir::tm {
 namespace {
@@ -96,8 +97,12 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
   Status StartMetrics() {
     if (options_.metrics_address.empty() || options_.metrics_address == "off") return Status::Ok();
     scrape_ = std::make_shared<ScrapeCollectable>([this] { return ScrapeFamilies(); });
+    // With security.tls, HTTPS only: the exposer (civetweb, no OpenSSL 3) on loopback behind a
+    // TlsFront on the metrics address, so the token never crosses a network in the clear.
+    const bool https = options_.security.tls();
     try {
-      exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_address, 2);
+      exposer_ = std::make_unique<prometheus::Exposer>(
+          https ? std::string("127.0.0.1:0") : options_.metrics_address, 2);
     } catch (const std::exception& e) {
       return Status::IoError("cannot serve metrics on " + options_.metrics_address + ": " +
                              e.what());
@@ -115,9 +120,23 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     }
     const std::vector<int> ports = exposer_->GetListeningPorts();
     if (ports.empty()) return Status::IoError("cannot serve metrics on " + options_.metrics_address);
+    int port = ports[0];
+    if (https) {
+      TlsFrontOptions fo;
+      fo.address = options_.metrics_address;
+      fo.backend_port = port;
+      fo.cert_pem = options_.security.cert_pem();
+      fo.key_pem = options_.security.key_pem();
+      fo.max_connections = 16;
+      auto front = TlsFront::Start(std::move(fo));
+      if (!front.ok()) return front.status();
+      metrics_https_ = std::move(front).value();
+      port = metrics_https_->port();
+    }
     metrics_address_ = options_.metrics_address.substr(0, options_.metrics_address.rfind(':')) +
-                       ":" + std::to_string(ports[0]);
-    Log()->info("task manager {}: metrics on http://{}/metrics{}", options_.tm_id, metrics_address_,
+                       ":" + std::to_string(port);
+    Log()->info("task manager {}: metrics on {}://{}/metrics{}", options_.tm_id,
+                https ? "https" : "http", metrics_address_,
                 options_.security.has_token() ? " (basic auth: the cluster token)" : "");
     return Status::Ok();
   }
@@ -263,7 +282,8 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
     }
     stop_cv_.notify_all();
     if (heartbeat_.joinable()) heartbeat_.join();
-    exposer_.reset();  // joins its threads: no scrape runs past here
+    metrics_https_.reset();  // joins its threads first: none relays to a stopped exposer
+    exposer_.reset();        // joins its threads: no scrape runs past here
     std::map<std::string, std::unique_ptr<Running>> tasks;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -892,6 +912,7 @@ class TaskManager::Impl final : public proto::TaskManagerService::Service {
   std::vector<int64_t> scrape_lates_;
   std::shared_ptr<ScrapeCollectable> scrape_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<TlsFront> metrics_https_;  // with TLS, in front of exposer_; reset in Stop
 
   std::mutex mu_;
   std::condition_variable stop_cv_;

@@ -141,10 +141,11 @@ class Cluster(ProcessCluster):
         return args
 
     def _read_rest_port(self):
-        """Sets rest_url (http://127.0.0.1:PORT) once the job manager wrote its REST port; None
-        when REST is off."""
+        """Sets rest_url (http://127.0.0.1:PORT, https on a secure cluster) once the job manager
+        wrote its REST port; None when REST is off."""
         port = wait_for(lambda: self._read_file(self.rest_port_file), 10, "the REST port")
-        self.rest_url = f"http://127.0.0.1:{port}" if port != "0" else None
+        scheme = "https" if getattr(self, "certs", None) else "http"
+        self.rest_url = f"{scheme}://127.0.0.1:{port}" if port != "0" else None
 
     def _spawn(self, name, argv, env=None):
         full_env = None
@@ -198,8 +199,12 @@ class Cluster(ProcessCluster):
                 body.encode() if isinstance(body, str) else json.dumps(body).encode())
         req = urllib.request.Request(self.rest_url + path, data=data, method=method,
                                      headers={**self.rest_headers, **(headers or {})})
+        context = None
+        if self.rest_url.startswith("https:"):  # trust the cluster's CA only
+            import ssl
+            context = ssl.create_default_context(cafile=os.path.join(self.certs, "ca.pem"))
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
                 status, raw, hdrs = r.status, r.read(), dict(r.headers)
         except urllib.error.HTTPError as e:
             status, raw, hdrs = e.code, e.read(), dict(e.headers)

@@ -2,11 +2,12 @@
 and the task managers, the CLI with the CA and a bearer token, the REST API with the token.
 Refused: a CLI without TLS, without the token, with a wrong token or trusting another CA; a task
 manager without a certificate or with one of another CA; a caller of the task manager service
-without a client certificate; REST calls without the token; a non-loopback address without
-security. A job runs end to end on the secure cluster."""
+without a client certificate; REST calls without the token, in plaintext or from a client
+that trusts another CA (REST is HTTPS); a non-loopback address without security. A job runs end to end on the secure cluster."""
 import base64
 import json
 import os
+import ssl
 import subprocess
 import unittest
 import urllib.error
@@ -125,19 +126,24 @@ class SecurityTest(unittest.TestCase):
         c = self.cluster
         tms = json.loads(c.cli("taskmanagers", "--json", check=True).stdout)["taskmanagers"]
         token = c.rest_headers["Authorization"].split(" ", 1)[1]
+        ca = ssl.create_default_context(cafile=os.path.join(c.certs, "ca.pem"))
         for t in tms:
-            url = f"http://{t['metrics_address']}/metrics"
+            url = f"https://{t['metrics_address']}/metrics"  # HTTPS with security.tls
             for auth in (None, "weir:wrong", "weir:"):
                 req = urllib.request.Request(url)
                 if auth is not None:
                     req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
                 with self.assertRaises(urllib.error.HTTPError, msg=f"{url} with {auth}") as cm:
-                    urllib.request.urlopen(req, timeout=10)
+                    urllib.request.urlopen(req, timeout=10, context=ca)
                 self.assertEqual(cm.exception.code, 401)
             req = urllib.request.Request(url)
             req.add_header("Authorization", "Basic " + base64.b64encode(f"prometheus:{token}".encode()).decode())
-            with urllib.request.urlopen(req, timeout=10) as r:
+            with urllib.request.urlopen(req, timeout=10, context=ca) as r:
                 self.assertIn("weir_process_", r.read().decode())
+            # Not in plaintext: the token would cross the network in the clear.
+            with self.assertRaises(Exception) as cm:
+                urllib.request.urlopen(url.replace("https:", "http:"), timeout=10)
+            self.assertNotIsInstance(cm.exception, urllib.error.HTTPError)
 
     def test_a_job_runs_on_the_secure_cluster(self):
         c = self.cluster
@@ -164,12 +170,39 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("WITHOUT TLS or a token", r.stdout + r.stderr)
         self.assertIn("cannot listen on 10.255.255.1:0", r.stdout + r.stderr)
-        # Secure, but REST off loopback: refused (REST has no TLS).
+        # Secure, REST off loopback: allowed (it is HTTPS); here the bind fails.
         r = subprocess.run([JM_BIN, "--config", self.cluster.jm_config, "--rpc-address",
                             "127.0.0.1:0", "--rest-address", "10.255.255.1:0"],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("the REST API has no TLS", r.stdout + r.stderr)
+        self.assertNotIn("refusing", r.stdout + r.stderr)
+        self.assertIn("cannot serve HTTPS on 10.255.255.1:0", r.stdout + r.stderr)
+
+    def test_rest_is_https_only_with_the_clusters_certificate(self):
+        c = self.cluster
+        self.assertTrue(c.rest_url.startswith("https://"), c.rest_url)
+        port = int(c.rest_url.rsplit(":", 1)[1])
+        # Plain HTTP on the HTTPS port gets no answer: the handshake fails, the connection closes.
+        with self.assertRaises(Exception) as cm:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/overview", timeout=10)
+        self.assertNotIsInstance(cm.exception, urllib.error.HTTPError)
+        # A client that trusts another CA refuses the job manager's certificate.
+        other = ssl.create_default_context(cafile=os.path.join(self.other, "ca.pem"))
+        with self.assertRaises(urllib.error.URLError) as cm:
+            urllib.request.urlopen(f"https://127.0.0.1:{port}/overview", timeout=10, context=other)
+        self.assertIsInstance(cm.exception.reason, ssl.SSLCertVerificationError)
+        # The right CA, no token: TLS works, the API says 401; with the token, 200 (the harness).
+        good = ssl.create_default_context(cafile=os.path.join(c.certs, "ca.pem"))
+        req = urllib.request.Request(f"https://localhost:{port}/jobs")
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(req, timeout=10, context=good)
+        self.assertEqual(cm.exception.code, 401)
+        status, body, _ = c.rest("GET", "/jobs")
+        self.assertEqual(status, 200, body)
+        # A large answer arrives whole through the TLS front (the UI's script).
+        status, text, _ = c.rest("GET", "/app.js")
+        self.assertEqual(status, 200)
+        self.assertGreater(len(text), 16384)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ class RpcSecurity {
   RpcSecurity() = default;
 
   bool tls() const { return !cert_.empty(); }
+  // This process's certificate chain and key (PEM), for servers that do their own TLS.
+  const std::string& cert_pem() const { return cert_; }
+  const std::string& key_pem() const { return key_; }
   bool has_token() const { return !token_.empty(); }
 
   enum class ClientCerts { kRequire, kVerifyIfPresent };

@@ -9,10 +9,10 @@
 // savepoint requests is bounded (kMaxSavepointRequests, oldest forgotten first); static files
 // are served only from below their roots (no path traversal).
 //
-// Threads: civetweb's worker threads (`num_threads`) are owned here: started by Start(),
-// joined by Stop() (or the destructor). Start() and Stop() from one (the main) thread; the
-// JobManager must outlive Stop(). Savepoint callbacks run on the JobManager's executor and
-// touch only the shared request table, which may outlive this object.
+// Threads: civetweb's worker threads (`num_threads`), and with TLS the TlsFront's, are owned
+// here: started by Start(), joined by Stop() (or the destructor). Start() and Stop() from one (the
+// main) thread; the JobManager must outlive Stop(). Savepoint callbacks run on the JobManager's
+// executor and touch only the shared request table, which may outlive this object.
 #pragma once
 
 #include <functional>
@@ -21,6 +21,7 @@
 
 #include "weir/jobmanager/job_manager.h"
 #include "weir/status.h"
+#include "weir/tls_front.h"
 
 struct mg_context;
 
@@ -34,10 +35,12 @@ struct RestOptions {
   // Prometheus text of the job manager for GET /metrics; unset: 404.
   std::function<std::string()> metrics_text;
   // Set when the cluster has a bearer token: whether an Authorization header carries it. Every
-  // API call and /metrics must; unset: open (loopback development cluster). There is no HTTPS:
-  // Debian 12's civetweb cannot load OpenSSL 3, so the job manager keeps REST on loopback when
-  // security is on (docs/security.md).
+  // API call and /metrics must; unset: open (loopback development cluster).
   std::function<bool(std::string_view authorization)> authorized;
+  // With both set (security.tls), `address` serves HTTPS only: Debian 12's civetweb cannot load
+  // OpenSSL 3, so civetweb listens on 127.0.0.1 at an ephemeral port behind a TlsFront
+  // (weir/tls_front.h) on `address`.
+  std::string tls_cert_pem, tls_key_pem;
   // Settings shown by GET /config.
   std::string rpc_address;
   JobManagerOptions jm;
@@ -63,6 +66,7 @@ class RestServer {
  private:
   std::unique_ptr<Impl> impl_;
   mg_context* ctx_ = nullptr;
+  std::unique_ptr<TlsFront> https_;  // with TLS: its threads are joined by Stop()
 };
 
 }  // namespace weir::jm
