@@ -5,6 +5,10 @@
 //
 // Environment: WEIR_UI_URL (http://127.0.0.1:PORT), WEIR_JOB_ID (a running job),
 // WEIR_TEST_OUT (screenshot directory), CHROMIUM (default /usr/bin/chromium).
+// A secure cluster (https URL): WEIR_TOKEN (the bearer token, typed into the UI's prompt) and
+// WEIR_SPKI (the base64 SHA-256 of the job manager's public key, which chromium is told to
+// trust: its certificate comes from a development CA). 401s for calls sent without the token
+// are expected (the UI asks for it then); the prompt must have been answered.
 // Run by ui_test.py, which starts the cluster and the job.
 'use strict';
 const fs = require('fs');
@@ -26,17 +30,23 @@ async function main() {
   fs.mkdirSync(out, {recursive: true});
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-chromium-'));
   const problems = [];
+  const token = process.env.WEIR_TOKEN;
+  const extra = process.env.WEIR_SPKI ?
+      [`--ignore-certificate-errors-spki-list=${process.env.WEIR_SPKI}`] : [];
+  let prompts = 0;
   const browser = await puppeteer.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,  // puppeteer adds --headless itself
     userDataDir,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
            '--disable-background-networking', '--disable-component-update', '--disable-sync',
-           '--disable-dev-shm-usage'],
+           '--disable-dev-shm-usage', ...extra],
   });
   try {
     const page = await browser.newPage();
     page.on('console', (m) => {
+      // Chromium logs every 401; the responses themselves are checked below.
+      if (token && /status of 401/.test(m.text())) return;
       if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
     });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
@@ -44,7 +54,19 @@ async function main() {
       problems.push(`request failed: ${r.url()} (${r.failure() && r.failure().errorText})`);
     });
     page.on('response', (r) => {
+      // Calls made before the UI had the token get 401 (the first one makes it ask); a call
+      // that carried the token must not.
+      if (r.status() === 401 && token && !r.request().headers()['authorization']) return;
       if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.url()}`);
+    });
+    page.on('dialog', async (d) => {
+      if (d.type() === 'prompt' && token) {
+        ++prompts;
+        await d.accept(token);
+      } else {
+        problems.push(`unexpected ${d.type()} dialog: ${d.message()}`);
+        await d.dismiss();
+      }
     });
     await page.setViewport({width: 1440, height: 1000});
 
@@ -58,7 +80,9 @@ async function main() {
     await page.screenshot({path: path.join(out, 'ui-overview.png'), fullPage: true});
 
     step(`job page of ${jobId}`);
-    await page.click(jobLink);
+    // Clicked in the page: the overview re-renders on each refresh, so a handle taken before
+    // the click may be detached by then.
+    await page.$eval(jobLink, (a) => a.click());
     await page.waitForSelector('svg .task-node', {timeout: 20000});
     const nodes = await page.$$eval('svg .task-node', (n) => n.length);
     if (nodes < 1) throw new Error('no task nodes in the job graph');
@@ -106,10 +130,11 @@ async function main() {
     await browser.close();
     fs.rmSync(userDataDir, {recursive: true, force: true});
   }
+  if (token && prompts === 0) problems.push('the UI never asked for the bearer token');
   if (problems.length > 0) {
     throw new Error(`the UI reported problems:\n  ${problems.join('\n  ')}`);
   }
-  step(`ok; screenshots in ${out}`);
+  step(`ok${token ? ` (secure: ${prompts} token prompt(s))` : ''}; screenshots in ${out}`);
 }
 
 main().catch((e) => {
