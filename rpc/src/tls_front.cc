@@ -19,6 +19,7 @@
 
 #include "weir/logging.h"
 #include "weir/net_address.h"
+#include "weir/ssl_errors.h"
 #include "weir/thread_name.h"
 
 namespace weir {
@@ -26,16 +27,7 @@ namespace {
 
 const ModuleLog Log("tls-front");
 
-std::string SslErrors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown TLS error" : out;
-}
+std::string SslErrors() { return weir::SslErrors("the peer closed the connection"); }
 
 void SetTimeouts(int fd, int ms) {
   timeval tv{ms / 1000, (ms % 1000) * 1000};

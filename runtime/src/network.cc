@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "weir/logging.h"
+#include "weir/ssl_errors.h"
 #include "weir/text_formats.h"
 #include "weir/thread_name.h"
 
@@ -94,16 +95,7 @@ Result<std::pair<std::string, int>> SplitAddress(const std::string& address) {
 
 // ------------------------------------------------------------------ TLS plumbing
 
-std::string SslErrors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "connection closed during the handshake" : out;
-}
+std::string SslErrors() { return weir::SslErrors("connection closed during the handshake"); }
 
 // Waits for `events` on fd; timeout_ms < 0: no timeout. False on timeout or error. A socket
 // that was shut down reports POLLHUP at once, so this never outlives Shutdown().

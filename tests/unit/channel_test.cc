@@ -104,15 +104,26 @@ TEST(ChannelTest, FailedChannelIsReportedAfterItsBuffers) {
   EXPECT_NE(err.message().find("connection from x lost"), std::string::npos);
 }
 
+// Two started environments on 127.0.0.1 that share the attempt secret of "job/0/".
+struct NetworkPair {
+  explicit NetworkPair(const NetworkOptions& opts) : receiver(opts), sender(opts) {
+    ok = receiver.Start("127.0.0.1", 0).ok() && sender.Start("127.0.0.1", 0).ok();
+    addr = "127.0.0.1:" + std::to_string(receiver.port());
+    receiver.SetAttemptSecret("job/0/", "secret");
+    sender.SetAttemptSecret("job/0/", "secret");
+  }
+  NetworkEnvironment receiver, sender;
+  std::string addr;
+  bool ok = false;
+};
+
 TEST(NetworkTest, RemoteChannelIsOrderedLosslessAndCreditBounded) {
   NetworkOptions opts;
   opts.buffers_per_channel = 3;
-  NetworkEnvironment receiver(opts), sender(opts);
-  ASSERT_TRUE(receiver.Start("127.0.0.1", 0).ok());
-  ASSERT_TRUE(sender.Start("127.0.0.1", 0).ok());
-  const std::string addr = "127.0.0.1:" + std::to_string(receiver.port());
-  receiver.SetAttemptSecret("job/0/", "secret");
-  sender.SetAttemptSecret("job/0/", "secret");
+  NetworkPair net(opts);
+  ASSERT_TRUE(net.ok);
+  NetworkEnvironment &receiver = net.receiver, &sender = net.sender;
+  const std::string& addr = net.addr;
   std::atomic<bool> cancel{false};
   const int kN = 500;
   auto s1 = sender.ConnectRemote(addr, "job/0/c/0/p/0", &cancel);
@@ -200,12 +211,10 @@ TEST(ChannelTest, ConsumedBuffersComeBackToTheProducerAsSpares) {
 TEST(NetworkTest, RecycledBuffersCarryEveryByte) {
   NetworkOptions opts;
   opts.buffers_per_channel = 2;
-  NetworkEnvironment receiver(opts), sender(opts);
-  ASSERT_TRUE(receiver.Start("127.0.0.1", 0).ok());
-  ASSERT_TRUE(sender.Start("127.0.0.1", 0).ok());
-  const std::string addr = "127.0.0.1:" + std::to_string(receiver.port());
-  receiver.SetAttemptSecret("job/0/", "secret");
-  sender.SetAttemptSecret("job/0/", "secret");
+  NetworkPair net(opts);
+  ASSERT_TRUE(net.ok);
+  NetworkEnvironment &receiver = net.receiver, &sender = net.sender;
+  const std::string& addr = net.addr;
   std::atomic<bool> cancel{false};
   auto s = sender.ConnectRemote(addr, "job/0/c/0/p/0", &cancel);
   ASSERT_TRUE(s.ok());
