@@ -23,7 +23,9 @@
 // left join would emit at once and retract later, which append-only output cannot).
 //
 // interval_join: left row l and right row r join iff r.time + lower <= l.time <= r.time + upper
-// (Flink's SQL interval join `l.time BETWEEN r.time + lower AND r.time + upper`). A row whose
+// (Flink's SQL interval join `l.time BETWEEN r.time + lower AND r.time + upper`), or with
+// upper_field iff r.time + lower <= l.time <= r.<upper_field> (a per-row bound, e.g. an
+// auction's expires: the right row is kept until the watermark passes it). A row whose
 // time is before the watermark is late: dropped and counted (OperatorMetrics::
 // late_records_dropped). A left row is kept until the watermark passes l.time - lower, a right
 // row until it passes r.time + upper (an event-time timer per side and time).
@@ -229,27 +231,51 @@ class JoinOperator : public KeyedStateOperator {
   }
 
   // ---------------------------------------------------------------- interval_join
-  // Left l matches right r iff r.t + lower <= l.t <= r.t + upper.
+  // Left l matches right r iff r.t + lower <= l.t <= r.t + upper, or with upper_field
+  // r.t + lower <= l.t <= r.upper. A right row is stored under its last matching time (r.t +
+  // upper's constant offset is applied by the cleanup; with upper_field, under r.upper itself),
+  // so cleanup removes rows in key order either way.
   Status IntervalRow(int side, const Row& row, int64_t t, Output& out) {
     if (t < watermark_) return Drop("late", t);
     const int other = 1 - side;
-    // The other side's times that match t, and when this row can match nothing more.
-    const int64_t lo = side == 0 ? SaturatingAdd(t, -p_.upper_ms) : SaturatingAdd(t, p_.lower_ms);
-    const int64_t hi = side == 0 ? SaturatingAdd(t, -p_.lower_ms) : SaturatingAdd(t, p_.upper_ms);
-    for (auto it = rows_[other].Iterate(); it.Valid(); it.Next()) {
+    const bool per_row = p_.right_upper >= 0;
+    // The other side's stored times that may match t, and the last watermark at which this
+    // row can still match a row to come.
+    int64_t lo, hi, keep, stored = t;
+    if (side == 0) {
+      lo = per_row ? t : SaturatingAdd(t, -p_.upper_ms);
+      keep = SaturatingAdd(t, -p_.lower_ms);
+      hi = per_row ? kMaxWatermark : keep;
+    } else {
+      lo = SaturatingAdd(t, p_.lower_ms);
+      if (per_row) {
+        const Value& u = row[static_cast<size_t>(p_.right_upper)];
+        if (u.is_null()) return Drop("without an upper bound", t);
+        stored = u.i;
+      }
+      hi = keep = per_row ? stored : SaturatingAdd(t, p_.upper_ms);
+    }
+    auto it = rows_[other].Iterate();
+    for (; it.Valid(); it.Next()) {
       int64_t ot = 0;
       if (!DecodeOrderedTime(it.user_key().substr(0, 8), &ot)) return Corrupt();
       if (ot < lo) continue;
       if (ot > hi) break;
       WEIR_RETURN_IF_ERROR(DecodeRow(other, it.value(), other_[other]));
+      // A right row stored under its upper bound: its own time must be early enough.
+      if (per_row && side == 0 &&
+          SaturatingAdd(other_[1][static_cast<size_t>(p_.right_time)].i, p_.lower_ms) > t) {
+        continue;
+      }
       WEIR_RETURN_IF_ERROR(
           EmitJoined(side == 0 ? row : other_[other], side == 0 ? other_[other] : row, out));
     }
+    WEIR_RETURN_IF_ERROR(it.status());
     // Rows of the other side still to come have times >= the watermark: this row can match
-    // them while the watermark is at most `hi`.
-    if (hi == kMaxWatermark || hi < watermark_) return Status::Ok();
-    WEIR_RETURN_IF_ERROR(Store(side, t, row, 0));
-    return timers_->RegisterEventTimeTimer(hi + 1, side == 0 ? "L" : "R");
+    // them while the watermark is at most `keep`.
+    if (keep == kMaxWatermark || keep < watermark_) return Status::Ok();
+    WEIR_RETURN_IF_ERROR(Store(side, stored, row, 0));
+    return timers_->RegisterEventTimeTimer(keep + 1, side == 0 ? "L" : "R");
   }
 
   // ---------------------------------------------------------------- window_join
@@ -275,7 +301,8 @@ class JoinOperator : public KeyedStateOperator {
 
   Status FireEventTime(const state::InternalTimerService::Timer& timer, Output& out) {
     if (p_.type == JoinType::kInterval) {
-      // Side L's rows with l.t - lower < timer, side R's with r.t + upper < timer, are done.
+      // Side L's rows with l.t - lower < timer, side R's with r.t + upper < timer (r.upper <
+      // timer with upper_field: upper_ms is 0 then), are done.
       const int side = timer.ns == "L" ? 0 : 1;
       const int64_t bound = side == 0 ? SaturatingAdd(timer.timestamp - 1, p_.lower_ms)
                                       : SaturatingAdd(timer.timestamp - 1, -p_.upper_ms);

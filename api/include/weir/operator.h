@@ -261,6 +261,10 @@ class OperatorFactory {
   // checks them for every vertex, so a new writing operator only lists its keys here.
   // Default: none.
   virtual std::vector<std::string> OutputPathKeys() const { return {}; }
+  // The config keys whose (string) values are local files this operator reads, e.g.
+  // lookup_join's side input "path": a job may read only below security.allowed_paths too
+  // (when set), checked by CheckJobPaths as OutputPathKeys are. Default: none.
+  virtual std::vector<std::string> InputPathKeys() const { return {}; }
   // Creates a transform or sink (input schema as validated).
   virtual Result<std::unique_ptr<Operator>> Create(const Config& config,
                                                    const Schema& input) const {
