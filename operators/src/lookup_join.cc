@@ -167,7 +167,6 @@ class SideTable {
     width_ = p.carried.size();
     std::vector<std::string_view> cells;
     std::string scratch, reason;
-    Value key;
     Row row(p.side.size());
     int64_t line_no = 0;
     size_t pos = 0;
@@ -183,7 +182,6 @@ class SideTable {
       auto bad = [&](const std::string& why) {
         return Status::InvalidArgument(what + " line " + std::to_string(line_no) + ": " + why);
       };
-      if (FirstInvalidUtf8(line) != line.size()) return bad("not valid UTF-8");
       if (!SplitCsv(line, p.csv.delimiter, p.csv.quote, &cells, &scratch, &reason)) {
         return bad(reason);
       }
@@ -192,6 +190,9 @@ class SideTable {
                    std::to_string(p.side.size()));
       }
       for (size_t i = 0; i < p.side.size(); ++i) {
+        if (p.side[i].type == Type::kString && FirstInvalidUtf8(cells[i]) != cells[i].size()) {
+          return bad("field '" + p.side[i].name + "': not valid UTF-8");
+        }
         if (cells[i].empty() && p.side[i].type != Type::kString && p.side[i].type != Type::kBytes) {
           row[i].SetNull();
         } else if (!ConvertText(p.side[i], cells[i], false, &row[i], &reason)) {

@@ -126,7 +126,7 @@ TEST_F(LookupJoinTest, BadFilesAreClearErrorsAtOpen) {
       {"0,a,1\n\n0,b,2\n", "line 3: duplicate key '0'"},
       {",a,1\n", "line 1: the key 'key' is empty"},
       {"0,\"a,1\n", "line 1: CSV: unterminated quoted field"},
-      {"0,\xff,1\n", "line 1: not valid UTF-8"},
+      {"0,\xff,1\n", "line 1: field 'value': not valid UTF-8"},
   };
   for (const Case& c : cases) {
     const std::string path = WriteSide(c.text);
@@ -136,10 +136,16 @@ TEST_F(LookupJoinTest, BadFilesAreClearErrorsAtOpen) {
               std::string::npos)
         << st.message();
   }
-  // Missing, and larger than max_bytes.
+  // Missing, not a file, and larger than max_bytes.
   Status st = Make(Config_(kInner, (dir_ / "nope.csv").string()));
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("nope.csv"), std::string::npos) << st.message();
+  for (const std::string& not_a_file : {dir_.string(), std::string("/dev/zero")}) {
+    st = Make(Config_(kInner, not_a_file));
+    ASSERT_FALSE(st.ok()) << not_a_file;
+    EXPECT_NE(st.message().find("side input '" + not_a_file + "'"), std::string::npos)
+        << st.message();
+  }
   const std::string path = WriteSide("0,a,1\n1,b,2\n");
   std::string yaml = Config_(kInner, path);
   yaml.insert(yaml.size() - 1, ", max_bytes: 5");
