@@ -28,7 +28,10 @@
 // auction's expires: the right row is kept until the watermark passes it). A row whose
 // time is before the watermark is late: dropped and counted (OperatorMetrics::
 // late_records_dropped). A left row is kept until the watermark passes l.time - lower, a right
-// row until it passes r.time + upper (an event-time timer per side and time).
+// row until it passes r.time + upper (an event-time timer per side and time). Each input's own
+// watermark (Operator::OnInputWatermark) also counts: a row before its input's watermark is
+// late, and a row is not stored at all when the other input's watermark has passed the last
+// time at which it could match (q9: auctions, generated far faster, run ahead of their bids).
 //
 // window_join: both sides go into tumbling (size) or sliding (size, slide) event-time windows;
 // when the watermark reaches a window's end - 1, its left and right rows of each key are joined
@@ -106,6 +109,12 @@ class JoinOperator : public KeyedStateOperator {
         watermark_,
         [&](const state::InternalTimerService::Timer& t) { return FireEventTime(t, out); }));
     return EmitOut(out);
+  }
+
+  // Each input's own watermark: rows still to come on it are at or after it.
+  void OnInputWatermark(int input, int64_t watermark) override {
+    if (input != 0 && input != 1) return;
+    input_wm_[input] = std::max(input_wm_[input], watermark);
   }
 
   Status OnProcessingTime(int64_t now_ms, Output& out) override {
@@ -236,8 +245,9 @@ class JoinOperator : public KeyedStateOperator {
   // upper's constant offset is applied by the cleanup; with upper_field, under r.upper itself),
   // so cleanup removes rows in key order either way.
   Status IntervalRow(int side, const Row& row, int64_t t, Output& out) {
-    if (t < watermark_) return Drop("late", t);
     const int other = 1 - side;
+    // Late: before the watermark, or before its own input's (which may be ahead).
+    if (t < std::max(watermark_, input_wm_[side])) return Drop("late", t);
     const bool per_row = p_.right_upper >= 0;
     // The other side's stored times that may match t, and the last watermark at which this
     // row can still match a row to come.
@@ -271,9 +281,13 @@ class JoinOperator : public KeyedStateOperator {
           EmitJoined(side == 0 ? row : other_[other], side == 0 ? other_[other] : row, out));
     }
     WEIR_RETURN_IF_ERROR(it.status());
-    // Rows of the other side still to come have times >= the watermark: this row can match
-    // them while the watermark is at most `keep`.
-    if (keep == kMaxWatermark || keep < watermark_) return Status::Ok();
+    // Rows of the other side still to come have times >= the watermark and >= that side's
+    // own watermark (or are dropped as late): this row can match one only if `keep` is not
+    // before both. An input that runs ahead (auctions before their bids) keeps the other's
+    // rows from being stored at all.
+    if (keep == kMaxWatermark || keep < std::max(watermark_, input_wm_[other])) {
+      return Status::Ok();
+    }
     WEIR_RETURN_IF_ERROR(Store(side, stored, row, 0));
     return timers_->RegisterEventTimeTimer(keep + 1, side == 0 ? "L" : "R");
   }
@@ -422,6 +436,9 @@ class JoinOperator : public KeyedStateOperator {
   std::string log_prefix_;
   int max_parallelism_ = 128;
   int64_t watermark_ = kMinWatermark;
+  // interval_join: each input's own watermark (not checkpointed: after a restore it starts
+  // low again, which only keeps more rows).
+  int64_t input_wm_[2] = {kMinWatermark, kMinWatermark};
   int64_t now_ = 0;              // processing time of the batch being processed
   uint64_t seq_ = 0;
   int64_t dropped_ = 0;

@@ -286,6 +286,22 @@ TEST_P(JoinTest, PerRowUpperBoundKeepsARightRowUntilItsBound) {
   EXPECT_EQ(metrics_.late_records_dropped.load(), 0);
 }
 
+// Each input's own watermark: a row the other input can no longer match is not stored, and a
+// row before its own input's watermark is late.
+TEST_P(JoinTest, IntervalJoinUsesEachInputsOwnWatermark) {
+  Collect out;
+  auto op = Make("interval_join", kInterval);  // r.ts - 1s <= l.ts <= r.ts + 2s
+  op->OnInputWatermark(1, 20'000);             // the right input runs ahead
+  Feed(*op, {{0, "a", 19'500, 1}, {0, "a", 10'000, 2}, {1, "a", 20'000, 3}}, out);
+  ASSERT_EQ(out.rows.size(), 1u);  // 19500 was kept for the right row at 20000
+  EXPECT_EQ(out.rows[0], Joined({0, "a", 19'500, 1}, {1, "a", 20'000, 3}));
+  // 10000 could only match right rows up to 11000, before the right input's watermark: such
+  // a row is late, dropped and counted (and 10000 was never stored).
+  Feed(*op, {{1, "a", 10'500, 4}}, out);
+  EXPECT_EQ(out.rows.size(), 1u);
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 1);
+}
+
 TEST_P(JoinTest, IntervalJoinDropsAndCountsLateRowsAndCleansState) {
   Collect out;
   auto op = Make("interval_join", kInterval);
