@@ -265,16 +265,16 @@ class Task::Impl {
           break;
         }
         case EventKind::kWatermark:
-          InputWatermark(ch, [&](WatermarkValve& v, size_t c) { return v.OnWatermark(c, buf.arg); });
+          InputWatermark(ch,
+                         [&](WatermarkValve& v, size_t c) { return v.OnWatermark(c, buf.arg); });
           if (auto wm = valve_->OnWatermark(static_cast<size_t>(ch), buf.arg)) {
             WEIR_RETURN_IF_ERROR(ForwardWatermark(0, *wm, /*upstream=*/true));
           }
           break;
         case EventKind::kWatermarkStatus: {
           bool changed = false;
-          InputWatermark(ch, [&](WatermarkValve& v, size_t c) {
-            return v.OnIdle(c, buf.arg == 1, nullptr);
-          });
+          InputWatermark(
+              ch, [&](WatermarkValve& v, size_t c) { return v.OnIdle(c, buf.arg == 1, nullptr); });
           auto wm = valve_->OnIdle(static_cast<size_t>(ch), buf.arg == 1, &changed);
           if (wm) WEIR_RETURN_IF_ERROR(ForwardWatermark(0, *wm, /*upstream=*/true));
           // With an assigner in this chain, its own idleness is what downstream sees.
