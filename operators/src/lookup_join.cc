@@ -2,7 +2,8 @@
 // lookup join against a filesystem table, `JOIN t FOR SYSTEM_TIME AS OF proctime ON ...`).
 //
 // config:
-//   path: <file>              the side input, CSV (read once per subtask at Open)
+//   path: <file>              the side input, CSV (read once per subtask at Open, and
+//                             again every `reload` if set)
 //   schema: [{name, type, format}]   its columns in order (types and timestamp formats as
 //                             parse's fields, text_fields.h)
 //   csv: {delimiter, quote}   as parse's (default "," and '"'); header: true skips line 1
@@ -11,6 +12,9 @@
 //   kind: inner | left        left: a miss gives nulls (default inner: a miss is dropped and
 //                             counted "filtered")
 //   max_bytes: 64mb           files larger are refused at Open (at most 1gb)
+//   reload: <duration>        optional, at least 1s: read the file again every so often in
+//                             processing time (as Flink's lookup cache TTL); the new table
+//                             replaces the old one whole; a reload that fails fails the task
 //
 // Output: the input's fields, then the side table's fields but the key (a name the input has
 // already becomes right_<name>, as the joins rename). The table is an immutable hash map from
@@ -46,7 +50,6 @@ constexpr int64_t kMaxMaxBytes = int64_t{1} << 30;
 
 struct LookupPlan {
   std::string path;
-  std::string where;  // "vertices[3].config": errors at Open name it
   CsvDialect csv;
   bool header = false;
   std::vector<FieldSpec> side;  // the file's columns, in order
@@ -55,6 +58,7 @@ struct LookupPlan {
   std::unique_ptr<Expr> lookup;
   bool left_outer = false;
   int64_t max_bytes = kDefaultMaxBytes;
+  int64_t reload_ms = 0;  // 0: never
   Schema output;
 };
 
@@ -70,10 +74,9 @@ int64_t IntegerOf(const Value& v) {
 // The plan of a lookup_join config against its input (no file access: the file is read on the
 // task managers, at Open).
 Result<LookupPlan> PlanLookup(const Config& config, const Schema& input) {
-  WEIR_RETURN_IF_ERROR(
-      config.CheckKeys({"path", "schema", "csv", "header", "key", "lookup", "kind", "max_bytes"}));
+  WEIR_RETURN_IF_ERROR(config.CheckKeys(
+      {"path", "schema", "csv", "header", "key", "lookup", "kind", "max_bytes", "reload"}));
   LookupPlan p;
-  p.where = config.path();
   WEIR_ASSIGN_OR_RETURN(p.path, config.GetString("path"));
   if (p.path.empty() || p.path.find('\0') != std::string::npos) {
     return Status::InvalidArgument(config.path() + ".path: must be a file name");
@@ -84,6 +87,10 @@ Result<LookupPlan> PlanLookup(const Config& config, const Schema& input) {
   WEIR_ASSIGN_OR_RETURN(p.max_bytes, config.GetBytes("max_bytes", kDefaultMaxBytes));
   if (p.max_bytes < 1 || p.max_bytes > kMaxMaxBytes) {
     return Status::InvalidArgument(config.path() + ".max_bytes: must be 1 byte .. 1gb");
+  }
+  WEIR_ASSIGN_OR_RETURN(p.reload_ms, config.GetDurationMs("reload", 0));
+  if (config.Has("reload") && p.reload_ms < 1000) {
+    return Status::InvalidArgument(config.path() + ".reload: must be at least 1s");
   }
   WEIR_ASSIGN_OR_RETURN(std::string kind, config.GetString("kind", std::string("inner")));
   if (kind != "inner" && kind != "left") {
@@ -151,9 +158,10 @@ class SideTable {
  public:
   size_t size() const { return by_int_.size() + by_string_.size(); }
 
-  // Reads and indexes the file of `p`. Errors name the config, the file and the line.
+  // Reads and indexes the file of `p`. Errors name the config key, the file and the line (the
+  // task puts the vertex before errors at Open).
   Status Load(const LookupPlan& p) {
-    const std::string what = p.where + ".path: side input '" + p.path + "'";
+    const std::string what = "config.path: side input '" + p.path + "'";
     std::error_code ec;
     const auto size = std::filesystem::file_size(p.path, ec);
     if (ec) return Status::NotFound(what + ": " + ec.message());
@@ -261,9 +269,28 @@ class LookupJoinOperator : public Operator {
   explicit LookupJoinOperator(LookupPlan plan) : p_(std::move(plan)) {}
 
   Status Open(const OperatorContext& ctx) override {
+    log_prefix_ = ctx.log_prefix;
+    vertex_ = ctx.vertex_id;
     WEIR_RETURN_IF_ERROR(counters_.Restore(ctx.restored));
-    WEIR_RETURN_IF_ERROR(table_.Load(p_));
-    Log()->info("{} lookup_join: {} rows from '{}'", ctx.log_prefix, table_.size(), p_.path);
+    table_ = std::make_unique<SideTable>();
+    WEIR_RETURN_IF_ERROR(table_->Load(p_));
+    Log()->info("{} lookup_join: {} rows from '{}'", log_prefix_, table_->size(), p_.path);
+    return Status::Ok();
+  }
+
+  // reload: the first call starts the period; each period the file is read into a new table
+  // that replaces the old one once complete (both are held meanwhile).
+  Status OnProcessingTime(int64_t now_ms, Output&) override {
+    if (p_.reload_ms <= 0) return Status::Ok();
+    if (next_reload_ms_ == 0) next_reload_ms_ = now_ms + p_.reload_ms;
+    if (now_ms < next_reload_ms_) return Status::Ok();
+    next_reload_ms_ = now_ms + p_.reload_ms;
+    auto fresh = std::make_unique<SideTable>();
+    if (Status st = fresh->Load(p_); !st.ok()) {
+      return st.WithContext("vertex '" + vertex_ + "': lookup_join: reloading the side input");
+    }
+    table_ = std::move(fresh);
+    Log()->info("{} lookup_join: reloaded {} rows from '{}'", log_prefix_, table_->size(), p_.path);
     return Status::Ok();
   }
 
@@ -275,7 +302,7 @@ class LookupJoinOperator : public Operator {
     for (size_t r = 0; r < in.size(); ++r) {
       Row& src = in[r];
       p_.lookup->Eval(src, key_);
-      const Value* side = table_.Find(key_);
+      const Value* side = table_->Find(key_);
       if (side == nullptr && !p_.left_outer) {
         ++misses;
         continue;
@@ -303,7 +330,9 @@ class LookupJoinOperator : public Operator {
 
  private:
   LookupPlan p_;
-  SideTable table_;
+  std::unique_ptr<SideTable> table_;
+  std::string log_prefix_, vertex_;
+  int64_t next_reload_ms_ = 0;  // reload: 0 until the first processing-time call
   RecordCounters counters_;
   RowBatch out_;
   Value key_;

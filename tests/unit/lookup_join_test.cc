@@ -132,7 +132,7 @@ TEST_F(LookupJoinTest, BadFilesAreClearErrorsAtOpen) {
     const std::string path = WriteSide(c.text);
     const Status st = Make(Config_(kInner, path));
     ASSERT_FALSE(st.ok()) << c.text;
-    EXPECT_NE(st.message().find("vertex 'look': config.path: side input '" + path + "' " + c.error),
+    EXPECT_NE(st.message().find("config.path: side input '" + path + "' " + c.error),
               std::string::npos)
         << st.message();
   }
@@ -155,6 +155,30 @@ TEST_F(LookupJoinTest, BadFilesAreClearErrorsAtOpen) {
       << st.message();
 }
 
+TEST_F(LookupJoinTest, ReloadReplacesTheTableAndAFailedReloadFailsTheTask) {
+  const std::string path = WriteSide("0,zero,1\n");
+  std::string yaml = Config_(kInner, path);
+  yaml.insert(yaml.size() - 1, ", reload: 10s");
+  ASSERT_TRUE(Make(yaml).ok());
+  ASSERT_TRUE(op_->OnProcessingTime(1'000'000, out_).ok());  // the period starts
+  WriteSide("0,nought,2\n");
+  ASSERT_TRUE(op_->OnProcessingTime(1'009'999, out_).ok());
+  ASSERT_TRUE(Feed({10}).ok());
+  ASSERT_TRUE(op_->OnProcessingTime(1'010'000, out_).ok());
+  ASSERT_TRUE(Feed({20}).ok());
+  ASSERT_EQ(out_.rows.size(), 2u);
+  EXPECT_EQ(out_.rows[0], "(10, bid-10, zero, 1)");
+  EXPECT_EQ(out_.rows[1], "(20, bid-20, nought, 2)");
+  WriteSide("0,a,1\n0,b,2\n");
+  const Status st = op_->OnProcessingTime(1'020'000, out_);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("vertex 'look': lookup_join: reloading the side input: "
+                              "config.path: side input"),
+            std::string::npos)
+      << st.message();
+  EXPECT_NE(st.message().find("line 2: duplicate key '0'"), std::string::npos) << st.message();
+}
+
 TEST_F(LookupJoinTest, ConfigErrorsNameTheKeyAtSubmission) {
   const std::string base = "path: /x.csv, schema: [{name: key, type: int64}, {name: v}]";
   struct Case {
@@ -168,7 +192,9 @@ TEST_F(LookupJoinTest, ConfigErrorsNameTheKeyAtSubmission) {
       {"{" + base + ", key: key, lookup: \"nofield\"}", "config.lookup"},
       {"{" + base + ", key: key, lookup: auction, kind: right}", "config.kind: expected inner"},
       {"{" + base + ", key: key, lookup: auction, max_bytes: 2gb}", "config.max_bytes"},
-      {"{" + base + ", key: key, lookup: auction, reload: 1h}", "reload"},
+      {"{" + base + ", key: key, lookup: auction, reload: 500ms}",
+       "config.reload: must be at least 1s"},
+      {"{" + base + ", key: key, lookup: auction, refresh: 1h}", "refresh"},
       {"{path: /x.csv, schema: [{name: key, type: double}, {name: v}], key: key, lookup: "
        "\"double(auction)\"}",
        "config.key: field 'key' is double"},
