@@ -9,6 +9,7 @@ namespace weir {
 void RegisterLightOperators(OperatorRegistry& r) {
   RegisterMapFilterProject(r);
   r.Register("parse", MakeParseFactory());
+  r.Register("lookup_join", MakeLookupJoinFactory());
   RegisterConnectors(r);
 }
 

@@ -722,7 +722,9 @@ Status CheckJobPaths(const ExecutionPlan& plan, const OperatorRegistry& registry
   for (const VertexSpec& v : plan.spec.vertices) {
     const OperatorFactory* f = registry.Find(v.type);
     if (f == nullptr) continue;  // BuildPlan refused it already
-    for (const std::string& key : f->OutputPathKeys()) {
+    std::vector<std::string> keys = f->OutputPathKeys();
+    for (std::string& key : f->InputPathKeys()) keys.push_back(std::move(key));
+    for (const std::string& key : keys) {
       if (!v.config.Has(key)) continue;
       WEIR_ASSIGN_OR_RETURN(std::string path, v.config.GetString(key));
       WEIR_RETURN_IF_ERROR(CheckAllowedPath(path, allowed, v.config.path() + "." + key));

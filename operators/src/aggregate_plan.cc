@@ -426,24 +426,48 @@ Result<TopNPlan> PlanTopN(const Config& config, const Schema& input) {
                                    "' must be one of partition_by (a partition is complete when "
                                    "the watermark passes it)");
   }
-  WEIR_ASSIGN_OR_RETURN(std::string order_by, config.GetString("order_by"));
-  plan.order_idx = input.IndexOf(order_by);
-  if (plan.order_idx < 0) {
-    return Status::InvalidArgument(at + ".order_by: unknown field '" + order_by +
-                                   "' (input fields: " + input.FieldNames() + ")");
-  }
-  const Type ot = input.field(plan.order_idx).type;
-  if (ot != Type::kInt64 && ot != Type::kDouble && ot != Type::kTimestamp && ot != Type::kString) {
-    return Status::InvalidArgument(at + ".order_by: '" + order_by +
-                                   "' must be an int64, double, timestamp or string field; it "
-                                   "is " +
-                                   TypeName(ot));
-  }
+  // order_by: a field or a list of "field [asc|desc]" (SQL's ORDER BY); a field without a
+  // direction takes `order`'s (default desc).
   WEIR_ASSIGN_OR_RETURN(std::string order, config.GetString("order", std::string("desc")));
   if (order != "asc" && order != "desc") {
     return Status::InvalidArgument(at + ".order: expected asc or desc, got '" + order + "'");
   }
-  plan.desc = order == "desc";
+  WEIR_ASSIGN_OR_RETURN(auto order_by, config.GetStringList("order_by"));
+  if (order_by.empty()) return Status::InvalidArgument(at + ".order_by: required");
+  for (const std::string& entry : order_by) {
+    std::string name = entry;
+    TopNPlan::OrderKey key;
+    key.desc = order == "desc";
+    const size_t space = entry.find(' ');
+    if (space != std::string::npos) {
+      name = entry.substr(0, space);
+      const std::string dir = entry.substr(entry.find_first_not_of(' ', space));
+      if (dir != "asc" && dir != "desc") {
+        return Status::InvalidArgument(at + ".order_by: '" + entry +
+                                       "': expected a field, then asc or desc");
+      }
+      key.desc = dir == "desc";
+    }
+    key.idx = input.IndexOf(name);
+    if (key.idx < 0) {
+      return Status::InvalidArgument(at + ".order_by: unknown field '" + name +
+                                     "' (input fields: " + input.FieldNames() + ")");
+    }
+    const Type ot = input.field(key.idx).type;
+    if (ot != Type::kInt64 && ot != Type::kDouble && ot != Type::kTimestamp &&
+        ot != Type::kString) {
+      return Status::InvalidArgument(at + ".order_by: '" + name +
+                                     "' must be an int64, double, timestamp or string field; "
+                                     "it is " +
+                                     TypeName(ot));
+    }
+    for (const TopNPlan::OrderKey& k : plan.order_by) {
+      if (k.idx == key.idx) {
+        return Status::InvalidArgument(at + ".order_by: '" + name + "' is listed twice");
+      }
+    }
+    plan.order_by.push_back(key);
+  }
   WEIR_ASSIGN_OR_RETURN(plan.n, config.GetInt("n"));
   if (plan.n <= 0 || plan.n > 10000) {
     return Status::InvalidArgument(at + ".n: must be from 1 to 10000, got " +

@@ -122,9 +122,12 @@ Result<DedupPlan> PlanDedup(const Config& config, const Schema& input);
 struct TopNPlan {
   std::vector<int> key_idx;  // partition_by
   Schema key_schema;
-  int time_idx = -1;   // the partition's end (a timestamp among partition_by)
-  int order_idx = -1;  // order_by
-  bool desc = true;
+  int time_idx = -1;  // the partition's end (a timestamp among partition_by)
+  struct OrderKey {
+    int idx = -1;  // an input field
+    bool desc = true;
+  };
+  std::vector<OrderKey> order_by;  // SQL's ORDER BY: the first field, then the next on ties
   int64_t n = 0;
   bool with_ties = false;
   bool rank = false;  // output has a rank field (rank_field) after the input's

@@ -23,17 +23,24 @@
 // left join would emit at once and retract later, which append-only output cannot).
 //
 // interval_join: left row l and right row r join iff r.time + lower <= l.time <= r.time + upper
-// (Flink's SQL interval join `l.time BETWEEN r.time + lower AND r.time + upper`). A row whose
+// (Flink's SQL interval join `l.time BETWEEN r.time + lower AND r.time + upper`), or with
+// upper_field iff r.time + lower <= l.time <= r.<upper_field> (a per-row bound, e.g. an
+// auction's expires: the right row is kept until the watermark passes it). A row whose
 // time is before the watermark is late: dropped and counted (OperatorMetrics::
 // late_records_dropped). A left row is kept until the watermark passes l.time - lower, a right
-// row until it passes r.time + upper (an event-time timer per side and time).
+// row until it passes r.time + upper (an event-time timer per side and time). Each input's own
+// watermark (Operator::OnInputWatermark) also counts: a row before its input's watermark is
+// late, and a row is not stored at all when the other input's watermark has passed the last
+// time at which it could match (q9: auctions, generated far faster, run ahead of their bids).
 //
 // window_join: both sides go into tumbling (size) or sliding (size, slide) event-time windows;
 // when the watermark reaches a window's end - 1, its left and right rows of each key are joined
 // (inner) and removed. A row all of whose windows have fired is late (dropped and counted).
 //
 // The watermark (interval and window joins) is checkpointed as window_aggregate's is.
-// Processing is per row: each row reads the other side's rows of its key with one prefix scan.
+// join and window_join process per row: each row reads the other side's rows of its key with
+// one prefix scan. interval_join groups a batch's rows by key and reads each key's other side
+// once per batch.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -90,6 +97,10 @@ class JoinOperator : public KeyedStateOperator {
       return Status::Internal("join: no input " + std::to_string(input));
     out_.Clear();
     now_ = ProcessingTime();
+    if (p_.type == JoinType::kInterval) {
+      WEIR_RETURN_IF_ERROR(IntervalBatch(input, batch, out));
+      return EmitOut(out);
+    }
     for (size_t r = 0; r < batch.size(); ++r) {
       WEIR_RETURN_IF_ERROR(ProcessRow(input, batch[r], out));
     }
@@ -104,6 +115,12 @@ class JoinOperator : public KeyedStateOperator {
         watermark_,
         [&](const state::InternalTimerService::Timer& t) { return FireEventTime(t, out); }));
     return EmitOut(out);
+  }
+
+  // Each input's own watermark: rows still to come on it are at or after it.
+  void OnInputWatermark(int input, int64_t watermark) override {
+    if (input != 0 && input != 1) return;
+    input_wm_[input] = std::max(input_wm_[input], watermark);
   }
 
   Status OnProcessingTime(int64_t now_ms, Output& out) override {
@@ -161,7 +178,7 @@ class JoinOperator : public KeyedStateOperator {
       case JoinType::kRegular:
         return RegularRow(side, row, out);
       case JoinType::kInterval:
-        return IntervalRow(side, row, t, out);
+        return Status::Internal("interval_join rows go through IntervalBatch");
       case JoinType::kWindow:
         return WindowRow(side, row, t);
     }
@@ -229,27 +246,95 @@ class JoinOperator : public KeyedStateOperator {
   }
 
   // ---------------------------------------------------------------- interval_join
-  // Left l matches right r iff r.t + lower <= l.t <= r.t + upper.
-  Status IntervalRow(int side, const Row& row, int64_t t, Output& out) {
-    if (t < watermark_) return Drop("late", t);
+  // The batch's rows grouped by key: each key's rows of the other side are read from state
+  // once per batch, not once per row (half of Nexmark's bids are on the hot auction). Rows of
+  // one side never match each other, so storing one does not change what the next matches.
+  Status IntervalBatch(int side, const RowBatch& batch, Output& out) {
+    groups_.Clear();
+    KeyExtractor& keys = keys_[side];
+    const size_t time_field = static_cast<size_t>(side == 0 ? p_.left_time : p_.right_time);
+    for (size_t r = 0; r < batch.size(); ++r) {
+      keys.Extract(batch[r], max_parallelism_);
+      bool null_key = false;
+      for (const Value& v : keys.key_row().fields) null_key = null_key || v.is_null();
+      if (null_key) continue;  // never matches (no outer interval join)
+      const Value& tv = batch[r][time_field];
+      if (tv.is_null()) {
+        WEIR_RETURN_IF_ERROR(Drop("without a time", 0));
+        continue;
+      }
+      groups_.Add(tv.i, keys.key(), keys.key_group(), r);
+    }
+    groups_.Sort();
     const int other = 1 - side;
-    // The other side's times that match t, and when this row can match nothing more.
-    const int64_t lo = side == 0 ? SaturatingAdd(t, -p_.upper_ms) : SaturatingAdd(t, p_.lower_ms);
-    const int64_t hi = side == 0 ? SaturatingAdd(t, -p_.lower_ms) : SaturatingAdd(t, p_.upper_ms);
-    for (auto it = rows_[other].Iterate(); it.Valid(); it.Next()) {
-      int64_t ot = 0;
-      if (!DecodeOrderedTime(it.user_key().substr(0, 8), &ot)) return Corrupt();
+    for (size_t i = 0; i < groups_.size();) {
+      const size_t j = groups_.GroupEnd(i, /*by_end=*/false);
+      WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(groups_[i].key_group, groups_.KeyOf(groups_[i])));
+      n_cached_ = 0;
+      auto it = rows_[other].Iterate();
+      for (; it.Valid(); it.Next()) {
+        if (n_cached_ == cached_.size()) cached_.emplace_back();
+        Cached& c = cached_[n_cached_++];
+        if (!DecodeOrderedTime(it.user_key().substr(0, 8), &c.time)) return Corrupt();
+        c.value.assign(it.value());
+      }
+      WEIR_RETURN_IF_ERROR(it.status());
+      for (size_t k = i; k < j; ++k) {
+        WEIR_RETURN_IF_ERROR(IntervalRow(side, batch[groups_[k].row], groups_[k].end, out));
+      }
+      i = j;
+    }
+    return Status::Ok();
+  }
+
+  // Left l matches right r iff r.t + lower <= l.t <= r.t + upper, or with upper_field
+  // r.t + lower <= l.t <= r.upper. A right row is stored under its last matching time (r.t +
+  // upper's constant offset is applied by the cleanup; with upper_field, under r.upper itself),
+  // so cleanup removes rows in key order either way.
+  Status IntervalRow(int side, const Row& row, int64_t t, Output& out) {
+    const int other = 1 - side;
+    // Late: before the watermark, or before its own input's (which may be ahead).
+    if (t < std::max(watermark_, input_wm_[side])) return Drop("late", t);
+    const bool per_row = p_.right_upper >= 0;
+    // The other side's stored times that may match t, and the last watermark at which this
+    // row can still match a row to come.
+    int64_t lo, hi, keep, stored = t;
+    if (side == 0) {
+      lo = per_row ? t : SaturatingAdd(t, -p_.upper_ms);
+      keep = SaturatingAdd(t, -p_.lower_ms);
+      hi = per_row ? kMaxWatermark : keep;
+    } else {
+      lo = SaturatingAdd(t, p_.lower_ms);
+      if (per_row) {
+        const Value& u = row[static_cast<size_t>(p_.right_upper)];
+        if (u.is_null()) return Drop("without an upper bound", t);
+        stored = u.i;
+      }
+      hi = keep = per_row ? stored : SaturatingAdd(t, p_.upper_ms);
+    }
+    // The other side's rows of the key (IntervalBatch read them), in time order.
+    for (size_t c = 0; c < n_cached_; ++c) {
+      const int64_t ot = cached_[c].time;
       if (ot < lo) continue;
       if (ot > hi) break;
-      WEIR_RETURN_IF_ERROR(DecodeRow(other, it.value(), other_[other]));
+      WEIR_RETURN_IF_ERROR(DecodeRow(other, cached_[c].value, other_[other]));
+      // A right row stored under its upper bound: its own time must be early enough.
+      if (per_row && side == 0 &&
+          SaturatingAdd(other_[1][static_cast<size_t>(p_.right_time)].i, p_.lower_ms) > t) {
+        continue;
+      }
       WEIR_RETURN_IF_ERROR(
           EmitJoined(side == 0 ? row : other_[other], side == 0 ? other_[other] : row, out));
     }
-    // Rows of the other side still to come have times >= the watermark: this row can match
-    // them while the watermark is at most `hi`.
-    if (hi == kMaxWatermark || hi < watermark_) return Status::Ok();
-    WEIR_RETURN_IF_ERROR(Store(side, t, row, 0));
-    return timers_->RegisterEventTimeTimer(hi + 1, side == 0 ? "L" : "R");
+    // Rows of the other side still to come have times >= the watermark and >= that side's
+    // own watermark (or are dropped as late): this row can match one only if `keep` is not
+    // before both. An input that runs ahead (auctions before their bids) keeps the other's
+    // rows from being stored at all.
+    if (keep == kMaxWatermark || keep < std::max(watermark_, input_wm_[other])) {
+      return Status::Ok();
+    }
+    WEIR_RETURN_IF_ERROR(Store(side, stored, row, 0));
+    return timers_->RegisterEventTimeTimer(keep + 1, side == 0 ? "L" : "R");
   }
 
   // ---------------------------------------------------------------- window_join
@@ -275,7 +360,8 @@ class JoinOperator : public KeyedStateOperator {
 
   Status FireEventTime(const state::InternalTimerService::Timer& timer, Output& out) {
     if (p_.type == JoinType::kInterval) {
-      // Side L's rows with l.t - lower < timer, side R's with r.t + upper < timer, are done.
+      // Side L's rows with l.t - lower < timer, side R's with r.t + upper < timer (r.upper <
+      // timer with upper_field: upper_ms is 0 then), are done.
       const int side = timer.ns == "L" ? 0 : 1;
       const int64_t bound = side == 0 ? SaturatingAdd(timer.timestamp - 1, p_.lower_ms)
                                       : SaturatingAdd(timer.timestamp - 1, -p_.upper_ms);
@@ -395,11 +481,21 @@ class JoinOperator : public KeyedStateOperator {
   std::string log_prefix_;
   int max_parallelism_ = 128;
   int64_t watermark_ = kMinWatermark;
+  // interval_join: each input's own watermark (not checkpointed: after a restore it starts
+  // low again, which only keeps more rows).
+  int64_t input_wm_[2] = {kMinWatermark, kMinWatermark};
   int64_t now_ = 0;              // processing time of the batch being processed
   uint64_t seq_ = 0;
   int64_t dropped_ = 0;
   int64_t last_log_ms_ = 0;
   // Reused buffers.
+  KeyWindowGroups groups_;  // interval_join: a batch's rows by key (`end`: the row's time)
+  struct Cached {
+    int64_t time = 0;
+    std::string value;
+  };
+  std::vector<Cached> cached_;  // interval_join: the other side's rows of the current key
+  size_t n_cached_ = 0;
   Row other_[2];  // a row of each side read from state
   Row row_;
   std::vector<Row> window_left_;

@@ -26,9 +26,10 @@ Result<std::vector<int>> ParseJoinKey(const Config& config, const std::string& s
   return idx;
 }
 
-// `<side>_time:` (required): a timestamp or int64 (milliseconds) field of `input`.
-Result<int> ParseTimeField(const Config& config, const std::string& side, const Schema& input) {
-  const std::string key = side + "_time";
+// `key` (required; default <side>_time): a timestamp or int64 (milliseconds) field of `input`.
+Result<int> ParseTimeField(const Config& config, const std::string& side, const Schema& input,
+                           std::string key = "") {
+  if (key.empty()) key = side + "_time";
   WEIR_ASSIGN_OR_RETURN(std::string f, config.GetString(key));
   const int i = input.IndexOf(f);
   if (i < 0) {
@@ -44,20 +45,11 @@ Result<int> ParseTimeField(const Config& config, const std::string& side, const 
   return i;
 }
 
-// Output fields: the left input's, then the right input's, a right field whose name the left
-// input has already renamed right_<name>.
+// Output fields: the left input's, then the right input's (AppendRightField's renaming).
 Status JoinedSchema(const Config& config, JoinPlan& p) {
   p.output = p.left;
-  for (size_t i = 0; i < p.right.size(); ++i) {
-    std::string name = p.right.field(i).name;
-    if (p.output.IndexOf(name) >= 0) name = "right_" + name;
-    if (p.output.IndexOf(name) >= 0) {
-      return Status::InvalidArgument(config.path() + ": right field '" + p.right.field(i).name +
-                                     "' and its renaming '" + name +
-                                     "' both clash with left fields (project one side first)");
-    }
-    p.output.Add(name, p.right.field(i).type);
-  }
+  for (const Field& f : p.right.fields())
+    WEIR_RETURN_IF_ERROR(AppendRightField(config, f, p.output));
   if (p.type != JoinType::kWindow) return Status::Ok();
   for (const char* name : {"window_start", "window_end"}) {
     if (p.output.IndexOf(name) >= 0) {
@@ -87,9 +79,19 @@ Status PlanKind(const Config& config, JoinPlan& p) {
       return Status::Ok();
     }
     case JoinType::kInterval: {
-      WEIR_RETURN_IF_ERROR(
-          config.CheckKeys({"left_key", "right_key", "left_time", "right_time", "lower", "upper"}));
+      WEIR_RETURN_IF_ERROR(config.CheckKeys(
+          {"left_key", "right_key", "left_time", "right_time", "lower", "upper", "upper_field"}));
       WEIR_ASSIGN_OR_RETURN(p.lower_ms, config.GetSignedDurationMs("lower"));
+      if (config.Has("upper_field")) {
+        // A per-row upper bound: l.time <= r.<upper_field> (e.g. an auction's expires).
+        if (config.Has("upper")) {
+          return Status::InvalidArgument(config.path() +
+                                         ".upper_field: give upper or upper_field, not both");
+        }
+        WEIR_ASSIGN_OR_RETURN(p.right_upper,
+                              ParseTimeField(config, "right", p.right, "upper_field"));
+        break;
+      }
       WEIR_ASSIGN_OR_RETURN(p.upper_ms, config.GetSignedDurationMs("upper"));
       if (p.lower_ms > p.upper_ms) {
         return Status::InvalidArgument(config.path() + ".lower: must not exceed upper (" +
@@ -116,6 +118,18 @@ Status PlanKind(const Config& config, JoinPlan& p) {
 }
 
 }  // namespace
+
+Status AppendRightField(const Config& config, const Field& field, Schema& out) {
+  std::string name = field.name;
+  if (out.IndexOf(name) >= 0) name = "right_" + name;
+  if (out.IndexOf(name) >= 0) {
+    return Status::InvalidArgument(config.path() + ": right field '" + field.name +
+                                   "' and its renaming '" + name +
+                                   "' both clash with left fields (project one side first)");
+  }
+  out.Add(std::move(name), field.type);
+  return Status::Ok();
+}
 
 Result<JoinPlan> PlanJoin(JoinType type, const Config& config, const std::vector<Schema>& inputs) {
   if (inputs.size() != 2) {

@@ -31,8 +31,14 @@ struct JoinPlan {
   int64_t ttl_ms = 0;                   // join
   int left_time = -1, right_time = -1;  // interval_join, window_join
   int64_t lower_ms = 0, upper_ms = 0;   // interval_join: r.t + lower <= l.t <= r.t + upper
-  int64_t size_ms = 0, slide_ms = 0;    // window_join (slide == size: tumbling)
+  int right_upper = -1;  // interval_join's upper_field: r.t + lower <= l.t <= r[right_upper]
+  int64_t size_ms = 0, slide_ms = 0;  // window_join (slide == size: tumbling)
 };
+
+// The joins' naming rule for the right side's fields (also lookup_join's side table): appends
+// `field` to `out` as it is, or as right_<name> when `out` has its name already; both taken is
+// an error naming config.path().
+Status AppendRightField(const Config& config, const Field& field, Schema& out);
 
 // inputs: {left, right}. Errors name the config key.
 Result<JoinPlan> PlanJoin(JoinType type, const Config& config, const std::vector<Schema>& inputs);

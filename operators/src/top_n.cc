@@ -5,7 +5,9 @@
 //
 // config: partition_by: [fields], among them time_field (default window_end): a timestamp (or
 //         int64 ms) field that ends the partition, as window_aggregate's window_end does;
-//         order_by: an int64, double, timestamp or string field; order: desc (default) | asc;
+//         order_by: an int64, double, timestamp or string field, or a list of them each with
+//         its direction, as SQL's ORDER BY ([price desc, dateTime asc]: by price, ties by
+//         dateTime); order: desc (default) | asc, for fields without one;
 //         n: 1..10000; with_ties: false (default) | true: also every row equal (in order_by) to
 //         the n-th, as SQL's RANK() <= n (Nexmark q5: all auctions with the window's maximum
 //         count); rank_field: a name (optional): adds the row's rank, an int64 from 1 (with
@@ -97,10 +99,18 @@ class TopN : public KeyedRowOperator {
   }
 
  private:
-  // <0 if pool_[a] ranks before pool_[b]: order_by, then the other fields ascending.
+  // <0 if a ranks before b in order_by's fields alone (0: tied).
+  int CompareOrder(const Row& a, const Row& b) const {
+    for (const TopNPlan::OrderKey& k : plan_.order_by) {
+      const int c = CompareValues(a[static_cast<size_t>(k.idx)], b[static_cast<size_t>(k.idx)]);
+      if (c != 0) return k.desc ? -c : c;
+    }
+    return 0;
+  }
+
+  // <0 if a ranks before b: order_by, then the other fields ascending.
   int Compare(const Row& a, const Row& b) const {
-    int c = CompareValues(a[plan_.order_idx], b[plan_.order_idx]);
-    if (c != 0) return plan_.desc ? -c : c;
+    if (int c = CompareOrder(a, b); c != 0) return c;
     for (size_t f = 0; f < a.size(); ++f) {
       if (int d = CompareValues(a[f], b[f]); d != 0) return d;
     }
@@ -113,7 +123,7 @@ class TopN : public KeyedRowOperator {
     if (!plan_.with_ties) return static_cast<int64_t>(k) + 1;
     if (k == 0) {
       rank_ = 1;
-    } else if (CompareValues(pool_[k][plan_.order_idx], pool_[k - 1][plan_.order_idx]) != 0) {
+    } else if (CompareOrder(pool_[k], pool_[k - 1]) != 0) {
       rank_ = static_cast<int64_t>(k) + 1;
     }
     return rank_;
@@ -158,8 +168,7 @@ class TopN : public KeyedRowOperator {
                 [&](uint32_t a, uint32_t b) { return Compare(pool_[a], pool_[b]) < 0; });
       size_t keep = std::min<size_t>(used_, static_cast<size_t>(plan_.n));
       if (plan_.with_ties) {
-        while (keep < used_ && CompareValues(pool_[order_[keep]][plan_.order_idx],
-                                             pool_[order_[keep - 1]][plan_.order_idx]) == 0) {
+        while (keep < used_ && CompareOrder(pool_[order_[keep]], pool_[order_[keep - 1]]) == 0) {
           ++keep;
         }
       }

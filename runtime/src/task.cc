@@ -1,5 +1,6 @@
 #include "weir/task.h"
 
+#include <algorithm>
 #include <cassert>
 #include <chrono>
 #include <deque>
@@ -66,6 +67,14 @@ class Task::Impl {
     WEIR_RETURN_IF_ERROR(ChainBuilder(s_, cancel_, metrics_, prefix_, &c_).Build());
     op_wm_.assign(c_.ops.size(), kMinWatermark);
     valve_ = std::make_unique<WatermarkValve>(c_.gate.num_channels());
+    // A head with several logical inputs also hears each input's own watermark.
+    int inputs = 0;
+    for (int in : c_.channel_input) inputs = std::max(inputs, in + 1);
+    if (inputs > 1 && !c_.ops.empty()) {
+      std::vector<size_t> per_input(static_cast<size_t>(inputs), 0);
+      for (int in : c_.channel_input) local_channel_.push_back(per_input[in]++);
+      for (size_t n : per_input) input_valves_.push_back(std::make_unique<WatermarkValve>(n));
+    }
     metrics_->input_capacity.store(static_cast<int64_t>(c_.gate.capacity()),
                                    std::memory_order_relaxed);
     const TaskPlan& tp = s_.plan->tasks[s_.task_index];
@@ -127,6 +136,18 @@ class Task::Impl {
       }
     }
     return Status::Ok();
+  }
+
+  // A head with several inputs: `update` applied to the valve of channel ch's input; if that
+  // input's watermark advanced, the head hears it (Operator::OnInputWatermark).
+  template <typename F>
+  void InputWatermark(int ch, F update) {
+    if (input_valves_.empty()) return;
+    const int in = c_.channel_input[static_cast<size_t>(ch)];
+    if (auto wm = update(*input_valves_[static_cast<size_t>(in)],
+                         local_channel_[static_cast<size_t>(ch)])) {
+      c_.ops[0]->OnInputWatermark(in, *wm);
+    }
   }
 
   // Hands watermark `wm` to operators from `from` on, then downstream tasks. A watermark from
@@ -227,6 +248,7 @@ class Task::Impl {
         case EventKind::kEndOfStream:
           if (aligner_.EndChannel(ch)) {
             --open_channels;
+            InputWatermark(ch, [](WatermarkValve& v, size_t c) { return v.OnEnd(c); });
             if (auto wm = valve_->OnEnd(static_cast<size_t>(ch))) {
               WEIR_RETURN_IF_ERROR(ForwardWatermark(0, *wm, /*upstream=*/true));
             }
@@ -243,12 +265,16 @@ class Task::Impl {
           break;
         }
         case EventKind::kWatermark:
+          InputWatermark(ch,
+                         [&](WatermarkValve& v, size_t c) { return v.OnWatermark(c, buf.arg); });
           if (auto wm = valve_->OnWatermark(static_cast<size_t>(ch), buf.arg)) {
             WEIR_RETURN_IF_ERROR(ForwardWatermark(0, *wm, /*upstream=*/true));
           }
           break;
         case EventKind::kWatermarkStatus: {
           bool changed = false;
+          InputWatermark(
+              ch, [&](WatermarkValve& v, size_t c) { return v.OnIdle(c, buf.arg == 1, nullptr); });
           auto wm = valve_->OnIdle(static_cast<size_t>(ch), buf.arg == 1, &changed);
           if (wm) WEIR_RETURN_IF_ERROR(ForwardWatermark(0, *wm, /*upstream=*/true));
           // With an assigner in this chain, its own idleness is what downstream sees.
@@ -399,6 +425,10 @@ class Task::Impl {
   static constexpr int64_t kTickNs = 5'000'000;
   int64_t last_tick_ns_ = 0;
   std::unique_ptr<WatermarkValve> valve_;
+  // Heads with several inputs: a valve per input over its channels, and each gate channel's
+  // index within its input.
+  std::vector<std::unique_ptr<WatermarkValve>> input_valves_;
+  std::vector<size_t> local_channel_;
   std::vector<int64_t> op_wm_;      // last watermark each operator saw
   int64_t net_wm_ = kMinWatermark;  // last watermark sent downstream
   bool net_idle_ = false;           // idle status sent downstream

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "fuzz_common.h"
 #include "restore.h"
@@ -82,7 +83,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!weir::CheckJobPaths(*plan, weir::BuiltinOperators(), kAllowed).ok()) return 0;
   for (const weir::VertexSpec& v : plan->spec.vertices) {
     const weir::OperatorFactory* f = weir::BuiltinOperators().Find(v.type);
-    for (const std::string& key : f->OutputPathKeys()) {
+    std::vector<std::string> keys = f->OutputPathKeys();
+    for (std::string& key : f->InputPathKeys()) keys.push_back(std::move(key));
+    for (const std::string& key : keys) {
       if (!v.config.Has(key)) continue;
       // As the check compares it: lexically normal ("/data//out/x" is /data/out/x).
       const std::string path =

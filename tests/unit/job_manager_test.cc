@@ -1180,6 +1180,24 @@ TEST_F(JobManagerTest, SubmitRefusesOutputsOutsideAllowedPaths) {
   ASSERT_FALSE(dirty.ok());
   EXPECT_NE(dirty.status().message().find("/tmp/dirty-out"), std::string::npos)
       << dirty.status().message();
+  // What a job reads: lookup_join's side input.
+  auto lookup = [&](const std::string& path) {
+    return Submit(Graph(
+        "name: l\nvertices:\n"
+        "  - {id: gen, type: datagen, config: {total: 1, fields: [{name: a, expr: \"id\"}]}}\n"
+        "  - {id: side, type: lookup_join, config: {path: \"" +
+        path +
+        "\", schema: [{name: k, "
+        "type: int64}, {name: v}], key: k, lookup: a}}\n"
+        "  - {id: out, type: blackhole}\n"
+        "edges:\n  - {from: gen, to: side}\n  - {from: side, to: out}\n"));
+  };
+  EXPECT_TRUE(lookup(allowed + "/side.csv").ok());
+  auto side = lookup("/etc/passwd");
+  ASSERT_FALSE(side.ok());
+  EXPECT_NE(side.status().message().find("vertex 'side': config.path: '/etc/passwd' is outside"),
+            std::string::npos)
+      << side.status().message();
   // A savepoint into a directory outside is refused; the job keeps running.
   auto running = Submit(job("file", allowed + "/y"));
   ASSERT_TRUE(running.ok());

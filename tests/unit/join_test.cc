@@ -148,9 +148,9 @@ class JoinTest : public testing_keyed::KeyedOperatorTest {
 
   // A snapshot after `cut` events, then a restore (into one subtask, or split over two by key
   // group) fed the rest, gives what an uninterrupted run gives.
-  void CheckRestore(const std::string& type, const std::string& config) {
+  void CheckRestore(const std::string& type, const std::string& config,
+                    const std::vector<Event>& events = Stream()) {
     SCOPED_TRACE(type + " " + config);
-    const std::vector<Event> events = Stream();
     const std::vector<std::string> expected = Run(type, config, events);
     ASSERT_GT(expected.size(), 50u);
     for (size_t cut : {size_t{151}, size_t{400}}) {
@@ -188,6 +188,17 @@ const char kInner[] = "{left_key: [k], right_key: [k], state_ttl: 1h}";
 const char kLeft[] = "{left_key: [k], right_key: [k], kind: left, state_ttl: 1h}";
 const char kInterval[] =
     "{left_key: [k], right_key: [k], left_time: ts, right_time: ts, lower: -1s, upper: 2s}";
+// A per-row upper bound: the right row's v (as milliseconds), l.ts <= r.v.
+const char kPerRow[] =
+    "{left_key: [k], right_key: [k], left_time: ts, right_time: ts, lower: -1s, upper_field: v}";
+// Stream() with each right row's v an upper bound 0..4 s after its time.
+std::vector<Event> PerRowStream() {
+  std::vector<Event> events = Stream();
+  for (Event& e : events) {
+    if (e.side == 1) e.v = e.ts + (e.v * 37) % 4000;
+  }
+  return events;
+}
 const char kTumbling[] = "{left_key: [k], right_key: [k], left_time: ts, right_time: ts, size: 5s}";
 const char kSliding[] =
     "{left_key: [k], right_key: [k], left_time: ts, right_time: ts, size: 5s, slide: 2s}";
@@ -245,6 +256,52 @@ TEST_P(JoinTest, IntervalJoinMatchesTheBruteForceJoin) {
   EXPECT_EQ(metrics_.late_records_dropped.load(), 0);
 }
 
+TEST_P(JoinTest, IntervalJoinWithAPerRowUpperBoundMatchesTheBruteForceJoin) {
+  const auto events = PerRowStream();
+  std::vector<std::string> expected;
+  for (const Event& l : events) {
+    for (const Event& r : events) {
+      if (l.side == 0 && r.side == 1 && l.key == r.key && r.ts - 1000 <= l.ts && l.ts <= r.v) {
+        expected.push_back(Joined(l, r));
+      }
+    }
+  }
+  ASSERT_GT(expected.size(), 50u);
+  EXPECT_EQ(Sorted(Run("interval_join", kPerRow, events)), Sorted(expected));
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 0);
+}
+
+// A right row is kept exactly until the watermark passes its own bound.
+TEST_P(JoinTest, PerRowUpperBoundKeepsARightRowUntilItsBound) {
+  Collect out;
+  auto op = Make("interval_join", kPerRow);
+  Feed(*op,
+       {{1, "a", 1'000, 20'000}, {1, "a", 1'000, 5'000}, {-1, "", 5'000, 0}, {0, "a", 5'000, 1}},
+       out);
+  EXPECT_EQ(out.rows.size(), 2u) << "a bid at the bound itself matches";
+  Feed(*op, {{-1, "", 5'001, 0}, {0, "a", 5'001, 2}}, out);
+  EXPECT_EQ(out.rows.size(), 3u) << "only the row bounded at 20000 is left";
+  Feed(*op, {{-1, "", 20'001, 0}, {0, "a", 20'001, 3}}, out);
+  EXPECT_EQ(out.rows.size(), 3u);
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 0);
+}
+
+// Each input's own watermark: a row the other input can no longer match is not stored, and a
+// row before its own input's watermark is late.
+TEST_P(JoinTest, IntervalJoinUsesEachInputsOwnWatermark) {
+  Collect out;
+  auto op = Make("interval_join", kInterval);  // r.ts - 1s <= l.ts <= r.ts + 2s
+  op->OnInputWatermark(1, 20'000);             // the right input runs ahead
+  Feed(*op, {{0, "a", 19'500, 1}, {0, "a", 10'000, 2}, {1, "a", 20'000, 3}}, out);
+  ASSERT_EQ(out.rows.size(), 1u);  // 19500 was kept for the right row at 20000
+  EXPECT_EQ(out.rows[0], Joined({0, "a", 19'500, 1}, {1, "a", 20'000, 3}));
+  // 10000 could only match right rows up to 11000, before the right input's watermark: such
+  // a row is late, dropped and counted (and 10000 was never stored).
+  Feed(*op, {{1, "a", 10'500, 4}}, out);
+  EXPECT_EQ(out.rows.size(), 1u);
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 1);
+}
+
 TEST_P(JoinTest, IntervalJoinDropsAndCountsLateRowsAndCleansState) {
   Collect out;
   auto op = Make("interval_join", kInterval);
@@ -290,6 +347,7 @@ TEST_P(JoinTest, SnapshotAndRestoreGiveTheUninterruptedOutput) {
   CheckRestore("join", kInner);
   CheckRestore("join", kLeft);
   CheckRestore("interval_join", kInterval);
+  CheckRestore("interval_join", kPerRow, PerRowStream());
   CheckRestore("window_join", kSliding);
 }
 
@@ -319,6 +377,15 @@ TEST_P(JoinTest, ConfigErrorsNameTheField) {
                     "{left_key: [k], right_key: [k], left_time: k, right_time: ts, lower: 0, "
                     "upper: 1s}"),
               HasSubstr("left_time: field 'k' must be a timestamp"));
+  EXPECT_THAT(error("interval_join",
+                    "{left_key: [k], right_key: [k], left_time: ts, right_time: ts, lower: 0, "
+                    "upper: 1s, upper_field: ts}"),
+              HasSubstr("upper_field: give upper or upper_field, not both"));
+  EXPECT_THAT(error("interval_join",
+                    "{left_key: [k], right_key: [k], left_time: ts, right_time: ts, lower: 0, "
+                    "upper_field: k}"),
+              HasSubstr("upper_field: field 'k' must be a timestamp"));
+  EXPECT_EQ(error("interval_join", kPerRow), "ok");
   EXPECT_THAT(error("window_join",
                     "{left_key: [k], right_key: [k], left_time: ts, right_time: ts, "
                     "size: 5s, slide: 6s}"),

@@ -1,6 +1,7 @@
 // Runs real Tasks in one process (local channels) and checks their output files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -523,11 +524,55 @@ class SplitterFactory : public OperatorFactory {
   }
 };
 
+// A sink with inputs "a" and "b" that records, for each combined watermark, each input's own
+// watermark as last told (OnInputWatermark) and whether the combined one ever passed either.
+struct InputWatermarkLog {
+  std::mutex mu;
+  std::vector<std::pair<int64_t, int64_t>> at_combined;  // (a's, b's) at each OnWatermark
+  std::vector<int64_t> combined;
+  int64_t regressions = 0;  // an input's watermark went back, or the combined passed one
+};
+InputWatermarkLog g_input_wm;
+
+class TwoInputRecorder : public Operator {
+ public:
+  Status Process(RowBatch&, Output&) override { return Status::Ok(); }
+  void OnInputWatermark(int input, int64_t wm) override {
+    std::lock_guard<std::mutex> lock(g_input_wm.mu);
+    if (wm <= in_[input]) ++g_input_wm.regressions;
+    in_[input] = wm;
+  }
+  Status OnWatermark(int64_t wm, Output&) override {
+    std::lock_guard<std::mutex> lock(g_input_wm.mu);
+    if (wm > std::min(in_[0], in_[1])) ++g_input_wm.regressions;
+    g_input_wm.combined.push_back(wm);
+    g_input_wm.at_combined.emplace_back(in_[0], in_[1]);
+    return Status::Ok();
+  }
+
+ private:
+  int64_t in_[2] = {kMinWatermark, kMinWatermark};
+};
+
+class TwoInputRecorderFactory : public OperatorFactory {
+ public:
+  OperatorKind kind() const override { return OperatorKind::kSink; }
+  Result<Schema> Validate(const Config&, const Schema&) const override { return Schema(); }
+  std::vector<std::string> InputNames(const Config&) const override { return {"a", "b"}; }
+  std::vector<std::vector<std::string>> RequiredInputKeys(const Config&) const override {
+    return {{}, {}};
+  }
+  Result<std::unique_ptr<Operator>> Create(const Config&, const Schema&) const override {
+    return std::unique_ptr<Operator>(std::make_unique<TwoInputRecorder>());
+  }
+};
+
 const OperatorRegistry& RegistryWithRecorder() {
   static const OperatorRegistry* r = [] {
     auto* reg = new OperatorRegistry();
     RegisterConnectors(*reg);
     reg->Register("recorder", std::make_unique<RecorderFactory>());
+    reg->Register("recorder2", std::make_unique<TwoInputRecorderFactory>());
     reg->Register("splitter", std::make_unique<SplitterFactory>());
     return reg;
   }();
@@ -567,6 +612,42 @@ edges:
   EXPECT_EQ(g_wm_log.watermarks.back(), kMaxWatermark);
   EXPECT_LT(g_wm_log.watermarks[g_wm_log.watermarks.size() - 2], 6000 * 10);
   EXPECT_GT(g_wm_log.processing_ticks, 10);
+}
+
+TEST_F(EventTimeTest, AHeadWithTwoInputsHearsEachInputsOwnWatermark) {
+  // `fast` ends at once (its watermark then is the maximum); `slow` takes about a second. The
+  // head hears each input's watermark, advancing, before the combined one, which never passes
+  // either; while `slow` runs, `fast`'s own watermark is already the maximum.
+  const std::string yaml = R"Y(
+vertices:
+  - {id: fast, type: datagen, parallelism: 2, config: {total: 3000, fields: [{name: ts, expr: "id * 10"}]},
+     watermarks: {event_time_field: ts, interval: 20ms}}
+  - {id: slow, type: datagen, parallelism: 1,
+     config: {total: 3000, rows_per_second: 3000, fields: [{name: ts, expr: "id * 10"}]},
+     watermarks: {event_time_field: ts, interval: 20ms}}
+  - {id: out, type: recorder2, parallelism: 1}
+edges:
+  - {from: fast, to: out, input: a, partition: rebalance}
+  - {from: slow, to: out, input: b, partition: rebalance}
+)Y";
+  {
+    std::lock_guard<std::mutex> lock(g_input_wm.mu);
+    g_input_wm.at_combined.clear();
+    g_input_wm.combined.clear();
+    g_input_wm.regressions = 0;
+  }
+  auto states = RunJob(yaml);
+  for (auto s : states) EXPECT_EQ(s, TaskState::kFinished);
+  std::lock_guard<std::mutex> lock(g_input_wm.mu);
+  EXPECT_EQ(g_input_wm.regressions, 0);
+  ASSERT_GE(g_input_wm.combined.size(), 5u);
+  EXPECT_EQ(g_input_wm.combined.back(), kMaxWatermark);
+  bool ahead = false;
+  for (size_t i = 0; i + 1 < g_input_wm.combined.size(); ++i) {
+    const auto [a, b] = g_input_wm.at_combined[i];
+    ahead = ahead || (a == kMaxWatermark && b < kMaxWatermark && g_input_wm.combined[i] == b);
+  }
+  EXPECT_TRUE(ahead) << "fast's own watermark should have been the maximum while slow ran";
 }
 
 TEST_F(EventTimeTest, AnIdleSourceDoesNotHoldEventTimeBackOnlyWithIdleTimeout) {

@@ -842,6 +842,10 @@ TEST_P(WindowAggregateTest, DedupAndTopNConfigErrorsNameTheField) {
   const char* ok = "{partition_by: [k, ts], time_field: ts, order_by: v, n: 3";
   EXPECT_THAT(err("top_n", "{partition_by: [k, ts], time_field: ts, order_by: v, n: 0}"),
               HasSubstr("config.n: must be from 1"));
+  EXPECT_THAT(err("top_n", "{partition_by: [k, ts], time_field: ts, order_by: [v up], n: 1}"),
+              HasSubstr("config.order_by: 'v up': expected a field, then asc or desc"));
+  EXPECT_THAT(err("top_n", "{partition_by: [k, ts], time_field: ts, order_by: [v, v desc], n: 1}"),
+              HasSubstr("config.order_by: 'v' is listed twice"));
   EXPECT_THAT(err("top_n", "{partition_by: [k, ts], time_field: ts, order_by: flag, n: 1}"),
               HasSubstr("config.order_by: 'flag' must be an int64, double, timestamp or string"));
   EXPECT_THAT(err("top_n", "{partition_by: [k], time_field: ts, order_by: v, n: 1}"),
@@ -906,6 +910,24 @@ TEST_P(WindowAggregateTest, TopNWithTiesKeepsEveryRowEqualToTheLast) {
   // Tied rows in the order of their other fields (k), all of rank 1.
   EXPECT_THAT(out.rows, ElementsAre(Ranked("a", 10000, 3, 1), Ranked("c", 10000, 3, 1),
                                     Ranked("d", 10000, 3, 1)));
+}
+
+// order_by as SQL's ORDER BY: several fields, each with its direction; ties are ties in all.
+TEST_P(WindowAggregateTest, TopNOrdersBySeveralFieldsWithDirections) {
+  auto op = Make("top_n",
+                 "{partition_by: [ts], time_field: ts, order_by: [v asc, k desc], n: 2, "
+                 "rank_field: r}");
+  Collect out;
+  Feed(*op,
+       {Rec("c", 10000, 3), Rec("a", 10000, 3), Rec("b", 10000, 5), Rec("d", 10000, 3), Wm(9999)},
+       out);
+  EXPECT_THAT(out.rows, ElementsAre(Ranked("d", 10000, 3, 1), Ranked("c", 10000, 3, 2)));
+  op = Make("top_n",
+            "{partition_by: [ts], time_field: ts, order_by: [v, k asc], order: asc, n: 1, "
+            "with_ties: true, rank_field: r}");
+  out.rows.clear();
+  Feed(*op, {Rec("c", 20000, 3), Rec("a", 20000, 3), Rec("b", 20000, 5), Wm(19999)}, out);
+  EXPECT_THAT(out.rows, ElementsAre(Ranked("a", 20000, 3, 1)));
 }
 
 TEST_P(WindowAggregateTest, DedupAndTopNSurviveRestoreAndRescale) {

@@ -177,6 +177,11 @@ class Operator {
   // forwards the watermark down the chain after this returns (do not forward it yourself).
   // kMaxWatermark: the input ended.
   virtual Status OnWatermark(int64_t watermark, Output& out) { return Status::Ok(); }
+  // Operators with named inputs: the watermark of input `input` alone (the minimum over its
+  // channels, as OnWatermark's is over all of them) advanced to `watermark`, e.g. so that a
+  // join need not keep rows that no row still to come on the other input can match. Called
+  // before OnWatermark; timers fire on OnWatermark's. Not called for one-input operators.
+  virtual void OnInputWatermark(int input, int64_t watermark) {}
   // Called on the task thread every few milliseconds (also while input is idle): fire
   // processing-time timers, roll or close files by time. `now_ms` is wall-clock time.
   virtual Status OnProcessingTime(int64_t now_ms, Output& out) { return Status::Ok(); }
@@ -261,6 +266,10 @@ class OperatorFactory {
   // checks them for every vertex, so a new writing operator only lists its keys here.
   // Default: none.
   virtual std::vector<std::string> OutputPathKeys() const { return {}; }
+  // The config keys whose (string) values are local files this operator reads, e.g.
+  // lookup_join's side input "path": a job may read only below security.allowed_paths too
+  // (when set), checked by CheckJobPaths as OutputPathKeys are. Default: none.
+  virtual std::vector<std::string> InputPathKeys() const { return {}; }
   // Creates a transform or sink (input schema as validated).
   virtual Result<std::unique_ptr<Operator>> Create(const Config& config,
                                                    const Schema& input) const {

@@ -132,9 +132,10 @@ Result<ExecutionPlan> BuildPlan(JobSpec spec, const OperatorRegistry& registry);
 // look-alike Unicode are not ids. BuildPlan refuses vertex ids that are not.
 bool IsValidId(std::string_view id);
 
-// security.allowed_paths (weir/paths.h CheckAllowedPath) on what a built plan writes: every
-// vertex's OutputPathKeys values (file sinks, parse's dirty output once expanded into its
-// committing_file vertex) and the job's checkpointing.dir. Empty `allowed`: nothing checked.
+// security.allowed_paths (weir/paths.h CheckAllowedPath) on what a built plan writes and
+// reads: every vertex's OutputPathKeys values (file sinks, parse's dirty output once expanded
+// into its committing_file vertex), its InputPathKeys values (lookup_join's side input) and the
+// job's checkpointing.dir. Empty `allowed`: nothing checked.
 // Errors name the vertex and config key.
 Status CheckJobPaths(const ExecutionPlan& plan, const OperatorRegistry& registry,
                      const std::vector<std::string>& allowed);

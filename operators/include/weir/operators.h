@@ -16,6 +16,10 @@ void RegisterMapFilterProject(OperatorRegistry& registry);
 // (library weir_operators).
 std::unique_ptr<OperatorFactory> MakeParseFactory();
 
+// lookup_join: each row joined with a bounded side table read from a CSV file at Open
+// (docs/joins.md; library weir_operators, no state backend).
+std::unique_ptr<OperatorFactory> MakeLookupJoinFactory();
+
 // keyed_aggregate and window_aggregate (library weir_keyed_operators, on keyed state).
 void RegisterKeyedAggregate(OperatorRegistry& registry);
 void RegisterWindowAggregate(OperatorRegistry& registry);
