@@ -568,13 +568,11 @@ def closed_auctions(events):
 
 
 def q9(events):
-    """Each auction's winning bid among those at or above its reserve: the highest price, then
-    the earliest; bids equal in both by their other fields (bidder, channel, url, extra)."""
+    """Each auction's winning bid (as Flink's q9.sql: any bid in its lifetime): the highest
+    price, then the earliest; bids equal in both by their other fields (bidder, channel, url,
+    extra)."""
     for a, bids in closed_auctions(events):
-        valid = [b for b in bids if b["price"] >= a["reserve"]]
-        if not valid:
-            continue
-        w = min(valid, key=lambda b: (-b["price"], b["dateTime"], b["bidder"], b["channel"],
+        w = min(bids, key=lambda b: (-b["price"], b["dateTime"], b["bidder"], b["channel"],
                                       b["url"], b["extra"]))
         yield {"id": a["id"], "itemName": a["itemName"], "description": a["description"],
                "initialBid": a["initialBid"], "reserve": a["reserve"], "dateTime": a["dateTime"],
