@@ -85,10 +85,6 @@ rocksdb::Options RocksDbStateOptions(size_t block_cache_bytes) {
   if (std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) != supported.end()) {
     o.compression = rocksdb::kLZ4Compression;
   }
-  // The same for keys still in the memtable: a whole-key Bloom filter (2% of the write buffer)
-  // spares a Get of a new key the skip-list search (Nexmark q18: most bids start a new pair).
-  o.memtable_prefix_bloom_size_ratio = 0.02;
-  o.memtable_whole_key_filtering = true;
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(block_cache_bytes);
   // Read-modify-write of keys seen for the first time is common (a new key in an aggregation):
