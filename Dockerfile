@@ -20,7 +20,7 @@ RUN apt-get update && \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libabsl20220623 libc-ares2 libcivetweb1 libfmt9 libgflags2.2 libgrpc++1.51 libgrpc29 \
       liblz4-1 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libprotobuf32 librdkafka1 \
-      libre2-9 librocksdb7.8 libsasl2-2 libsimdjson14 libsnappy1v5 libspdlog1.10 libssl3 \
+      libre2-9 libsasl2-2 libsimdjson14 libsnappy1v5 libspdlog1.10 libssl3 \
       libthrift-0.17.0 libyaml-cpp0.7 \
       libzstd1 libjs-d3 libjs-chart.js openssl && \
     rm -rf /var/lib/apt/lists/* && \
