@@ -79,8 +79,7 @@ bool InputChannel::Pop(NetBuffer* out) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (queue_.empty()) return false;
-    const size_t cap = out->bytes.capacity();
-    if (cap >= kMinSpareBytes && cap <= kMaxSpareBytes && spares_.size() < kMaxSpares) {
+    if (WorthReusing(out->bytes) && spares_.size() < kMaxSpares) {
       spares_.push_back(std::move(out->bytes));
     }
     *out = std::move(queue_.front());

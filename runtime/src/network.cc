@@ -553,7 +553,8 @@ class RemoteSender : public ChannelSender {
     if (!conn_->WriteFrame(h, b.bytes.data())) {
       return Status::Unavailable("data connection to " + peer_ + " lost");
     }
-    if (b.bytes.capacity() > 0) spare_ = std::move(b.bytes);  // written: reusable
+    // Written: reusable, unless it is an event's small body (it would only be grown again).
+    if (InputChannel::WorthReusing(b.bytes)) spare_ = std::move(b.bytes);
     return Status::Ok();
   }
 

@@ -71,6 +71,10 @@ class InputChannel {
   static constexpr size_t kMaxSpares = 2;
   static constexpr size_t kMinSpareBytes = 4096;
   static constexpr size_t kMaxSpareBytes = 1 << 20;
+  // Whether a finished buffer is worth keeping for the next one (channels and remote senders).
+  static bool WorthReusing(const Bytes& b) {
+    return b.capacity() >= kMinSpareBytes && b.capacity() <= kMaxSpareBytes;
+  }
   // Consumer side: the consumer is gone; producers blocked on it fail.
   void Close();
   // Called (outside locks) after each Pop, by the consumer's thread: remote channels return a
