@@ -28,7 +28,9 @@
 // auction's expires: the right row is kept until the watermark passes it). A row whose
 // time is before the watermark is late: dropped and counted (OperatorMetrics::
 // late_records_dropped). A left row is kept until the watermark passes l.time - lower, a right
-// row until it passes r.time + upper (an event-time timer per side and time). Each input's own
+// row until it passes r.time + upper: an event-time timer per stored row, whose namespace names
+// the row ([side][sequence], or [side][time][sequence] when the time does not follow from the
+// timer's), so that removing it is one delete, without a read. Each input's own
 // watermark (Operator::OnInputWatermark) also counts: a row before its input's watermark is
 // late, and a row is not stored at all when the other input's watermark has passed the last
 // time at which it could match (q9: auctions, generated far faster, run ahead of their bids).
@@ -85,6 +87,15 @@ class JoinOperator : public KeyedStateOperator {
       WEIR_ASSIGN_OR_RETURN(ttl_, store_->GetValueState("ttl"));
     }
     WEIR_RETURN_IF_ERROR(RestoreWatermark(ctx, kWatermarkList, "join", &watermark_));
+    if (p_.type == JoinType::kInterval) {
+      // Every stored row has a timer: while a side has none, the other side's rows need not
+      // read it (q7: the window maxima arrive after the bids' watermark, and are never stored).
+      timers_->ForEachEventTimeTimer([&](const state::InternalTimerService::Timer& t) {
+        if (t.ns.empty()) return;
+        const int side = t.ns[0] == 'L' ? 0 : 1;
+        ++(t.ns.size() == 1 ? legacy_timers_[side] : row_timers_[side]);
+      });
+    }
     return ForEachRestoredInt64(ctx, kSequenceList, "join sequence", [&](int64_t s) {
       seq_ = std::max(seq_, static_cast<uint64_t>(s) + 1);
     });
@@ -267,18 +278,21 @@ class JoinOperator : public KeyedStateOperator {
     }
     groups_.Sort();
     const int other = 1 - side;
+    const bool other_empty = row_timers_[other] == 0 && legacy_timers_[other] == 0;
     for (size_t i = 0; i < groups_.size();) {
       const size_t j = groups_.GroupEnd(i, /*by_end=*/false);
       WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(groups_[i].key_group, groups_.KeyOf(groups_[i])));
       n_cached_ = 0;
-      auto it = rows_[other].Iterate();
-      for (; it.Valid(); it.Next()) {
-        if (n_cached_ == cached_.size()) cached_.emplace_back();
-        Cached& c = cached_[n_cached_++];
-        if (!DecodeOrderedTime(it.user_key().substr(0, 8), &c.time)) return Corrupt();
-        c.value.assign(it.value());
+      if (!other_empty) {
+        auto it = rows_[other].Iterate();
+        for (; it.Valid(); it.Next()) {
+          if (n_cached_ == cached_.size()) cached_.emplace_back();
+          Cached& c = cached_[n_cached_++];
+          if (!DecodeOrderedTime(it.user_key().substr(0, 8), &c.time)) return Corrupt();
+          c.value.assign(it.value());
+        }
+        WEIR_RETURN_IF_ERROR(it.status());
       }
-      WEIR_RETURN_IF_ERROR(it.status());
       for (size_t k = i; k < j; ++k) {
         WEIR_RETURN_IF_ERROR(IntervalRow(side, batch[groups_[k].row], groups_[k].end, out));
       }
@@ -334,7 +348,19 @@ class JoinOperator : public KeyedStateOperator {
       return Status::Ok();
     }
     WEIR_RETURN_IF_ERROR(Store(side, stored, row, 0));
-    return timers_->RegisterEventTimeTimer(keep + 1, side == 0 ? "L" : "R");
+    // The row's own timer, naming it (user_key_ is [time][sequence]).
+    ns_.assign(1, side == 0 ? 'L' : 'R');
+    if (IntervalStoredTime(side, keep) != stored) ns_.append(user_key_, 0, 8);
+    ns_.append(user_key_, 8, 8);
+    ++row_timers_[side];
+    return timers_->RegisterEventTimeTimer(keep + 1, ns_);
+  }
+
+  // The time a row of `side` is stored under, given the last watermark at which it can match
+  // (`keep`, its timer's time - 1): the inverse of IntervalRow's `keep`, unless that saturated.
+  int64_t IntervalStoredTime(int side, int64_t keep) const {
+    if (side == 0) return SaturatingAdd(keep, p_.lower_ms);
+    return p_.right_upper >= 0 ? keep : SaturatingAdd(keep, -p_.upper_ms);
   }
 
   // ---------------------------------------------------------------- window_join
@@ -362,7 +388,19 @@ class JoinOperator : public KeyedStateOperator {
     if (p_.type == JoinType::kInterval) {
       // Side L's rows with l.t - lower < timer, side R's with r.t + upper < timer (r.upper <
       // timer with upper_field: upper_ms is 0 then), are done.
-      const int side = timer.ns == "L" ? 0 : 1;
+      const int side = !timer.ns.empty() && timer.ns[0] == 'L' ? 0 : 1;
+      if (timer.ns.size() == 1 + 8 || timer.ns.size() == 1 + 16) {  // one row's timer
+        --row_timers_[side];
+        user_key_.clear();
+        if (timer.ns.size() == 1 + 8) {
+          EncodeOrderedTime(IntervalStoredTime(side, timer.timestamp - 1), &user_key_);
+        }
+        user_key_.append(timer.ns.substr(1));
+        return rows_[side].Remove(user_key_);
+      }
+      // A timer of a key and time (savepoints before per-row timers): removes every row of
+      // the key up to its bound.
+      if (legacy_timers_[side] > 0) --legacy_timers_[side];
       const int64_t bound = side == 0 ? SaturatingAdd(timer.timestamp - 1, p_.lower_ms)
                                       : SaturatingAdd(timer.timestamp - 1, -p_.upper_ms);
       auto it = rows_[side].Iterate();
@@ -484,6 +522,10 @@ class JoinOperator : public KeyedStateOperator {
   // interval_join: each input's own watermark (not checkpointed: after a restore it starts
   // low again, which only keeps more rows).
   int64_t input_wm_[2] = {kMinWatermark, kMinWatermark};
+  // interval_join: each side's registered row timers, and timers of the older per-key form
+  // (restored from a savepoint). A side with neither has no stored rows.
+  int64_t row_timers_[2] = {0, 0};
+  int64_t legacy_timers_[2] = {0, 0};
   int64_t now_ = 0;              // processing time of the batch being processed
   uint64_t seq_ = 0;
   int64_t dropped_ = 0;

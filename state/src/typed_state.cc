@@ -443,6 +443,10 @@ Status InternalTimerService::AdvanceWatermark(int64_t watermark, const FireFn& f
 Status InternalTimerService::AdvanceProcessingTime(int64_t now_ms, const FireFn& fire) {
   return Advance(processing_, now_ms, fire);
 }
+void InternalTimerService::ForEachEventTimeTimer(
+    const std::function<void(const Timer& timer)>& fn) const {
+  for (const Entry& e : event_.timers) fn(Timer{e.timestamp, e.key_group, e.key, e.ns});
+}
 std::optional<int64_t> InternalTimerService::next_event_time() const {
   if (event_.timers.empty()) return std::nullopt;
   return event_.timers.begin()->timestamp;

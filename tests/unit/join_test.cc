@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregation.h"  // OpenKeyedStateStore and the rows' time encoding (legacy state)
 #include "weir/builtins.h"
 #include "weir/config.h"
 #include "weir/key_groups.h"
@@ -312,6 +313,131 @@ TEST_P(JoinTest, IntervalJoinDropsAndCountsLateRowsAndCleansState) {
   // match it) is not late and finds nothing.
   Feed(*op, {{-1, "", 11'001, 0}, {1, "a", 11'001, 4}}, out);
   EXPECT_EQ(out.rows.size(), 1u);
+}
+
+// Writes interval_join state as it was before each row had its own timer: left rows of key
+// "a" (kInterval's layout: [time][sequence] -> [flags][row]), one event-time timer per key and
+// time with the namespace "L", the sequence counter past them.
+class LegacyIntervalState : public KeyedStateOperator {
+ public:
+  explicit LegacyIntervalState(std::vector<int64_t> times) : times_(std::move(times)) {}
+  Status Open(const OperatorContext& ctx) override {
+    WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
+    constexpr auto kUncached = state::KeyedStateStore::Caching::kUncached;
+    WEIR_ASSIGN_OR_RETURN(auto left, store_->GetMapState("left", 1, kUncached));
+    WEIR_ASSIGN_OR_RETURN(auto right, store_->GetMapState("right", 1, kUncached));
+    WEIR_ASSIGN_OR_RETURN(auto* timers, store_->GetTimerService("join"));
+    Schema key_schema;
+    key_schema.Add("k", Type::kString);
+    KeyExtractor keys({0}, key_schema);
+    Row row(3);
+    row[0].SetString("a");
+    keys.Extract(row, kMaxParallelism);
+    WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(keys.key_group(), keys.key()));
+    for (size_t i = 0; i < times_.size(); ++i) {
+      row[1].SetTimestamp(times_[i]);
+      row[2].SetInt64(static_cast<int64_t>(100 + i));
+      std::string user_key;
+      EncodeOrderedTime(times_[i], &user_key);
+      EncodeOrderedTime(static_cast<int64_t>(i ^ (uint64_t{1} << 63)), &user_key);
+      ByteBuffer value;
+      *value.Reserve(1) = 0;
+      value.Commit(1);
+      SerializeRow(row, Side(), value);
+      WEIR_RETURN_IF_ERROR(left.Put(
+          user_key, std::string_view(reinterpret_cast<const char*>(value.data()), value.size())));
+      // kept until the watermark passes l.ts - lower (lower: -1s)
+      WEIR_RETURN_IF_ERROR(timers->RegisterEventTimeTimer(times_[i] + 1000 + 1, "L"));
+    }
+    return Status::Ok();
+  }
+  Status Process(RowBatch&, Output&) override { return Status::Ok(); }
+  Status Snapshot(int64_t id, OperatorSnapshot* out) override {
+    WEIR_RETURN_IF_ERROR(SnapshotStore(id, out));
+    out->operator_state.push_back(
+        UnionInt64List("sequence", static_cast<int64_t>(times_.size())));
+    return Status::Ok();
+  }
+
+ private:
+  std::vector<int64_t> times_;
+};
+
+// Counts each side's rows in a join's restored state.
+class StoredRows : public KeyedStateOperator {
+ public:
+  Status Open(const OperatorContext& ctx) override {
+    WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
+    constexpr auto kUncached = state::KeyedStateStore::Caching::kUncached;
+    const char* names[2] = {"left", "right"};
+    for (int side = 0; side < 2; ++side) {
+      WEIR_ASSIGN_OR_RETURN(auto rows, store_->GetMapState(names[side], 1, kUncached));
+      WEIR_RETURN_IF_ERROR(rows.ForEachEntry(
+          [&](int, std::string_view, std::string_view, std::string_view) -> Status {
+            ++count[side];
+            return Status::Ok();
+          }));
+    }
+    return Status::Ok();
+  }
+  Status Process(RowBatch&, Output&) override { return Status::Ok(); }
+  size_t count[2] = {0, 0};
+};
+
+// State saved before per-row timers still joins and is still removed on time.
+TEST_P(JoinTest, IntervalJoinRestoresTimersOfTheOlderLayout) {
+  RestoredState restored;
+  {
+    LegacyIntervalState legacy({10'000, 10'500});
+    ASSERT_TRUE(legacy.Open(Context("j", {0, kMaxParallelism - 1}, nullptr)).ok());
+    restored = TakeSnapshot(legacy, 1);
+    ASSERT_TRUE(legacy.Close().ok());
+  }
+  Collect out;
+  auto op = Make("interval_join", kInterval, {0, kMaxParallelism - 1}, &restored);
+  Feed(*op, {{1, "a", 9'000, 1}}, out);  // r - 1s <= l <= r + 2s: both
+  EXPECT_EQ(out.rows.size(), 2u);
+  // 10000's timer fires at 11001 and removes it; a new-layout row is stored beside 10500.
+  Feed(*op, {{-1, "", 11'001, 0}, {0, "a", 12'000, 7}, {1, "a", 11'001, 2}}, out);
+  ASSERT_EQ(out.rows.size(), 4u);  // 10500 and 12000
+  EXPECT_EQ(out.rows[2], Joined({0, "a", 10'500, 101}, {1, "a", 11'001, 2}));
+  EXPECT_EQ(out.rows[3], Joined({0, "a", 12'000, 7}, {1, "a", 11'001, 2}));
+  // Past 10500 + 1s: only 12000 is left; past 13000: nothing.
+  Feed(*op, {{-1, "", 11'501, 0}, {1, "a", 11'501, 3}}, out);
+  ASSERT_EQ(out.rows.size(), 5u);
+  EXPECT_EQ(out.rows[4], Joined({0, "a", 12'000, 7}, {1, "a", 11'501, 3}));
+  Feed(*op, {{-1, "", 13'001, 0}, {1, "a", 13'001, 4}}, out);
+  EXPECT_EQ(out.rows.size(), 5u);
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 0);
+  const RestoredState after = TakeSnapshot(*op, 2);
+  StoredRows stored;
+  ASSERT_TRUE(stored.Open(Context("j", {0, kMaxParallelism - 1}, &after)).ok());
+  EXPECT_EQ(stored.count[0], 0u);
+  EXPECT_EQ(stored.count[1], 3u);  // 11001, 11501 and 13001, each kept 2 s
+}
+
+// A side with no stored rows is not read; once it stores one, the other side finds it, and
+// once its timers have removed them all, finds nothing again.
+TEST_P(JoinTest, IntervalJoinReadsASideOnlyWhileItHasRows) {
+  Collect out;
+  auto op = Make("interval_join", kInterval);  // r.ts - 1s <= l.ts <= r.ts + 2s
+  Feed(*op, {{0, "a", 5'000, 1}, {0, "b", 5'000, 2}}, out);  // nothing on the right yet
+  EXPECT_EQ(out.rows.size(), 0u);
+  Feed(*op, {{1, "a", 4'000, 3}, {1, "a", 9'000, 4}}, out);  // 4000 matches, both are stored
+  ASSERT_EQ(out.rows.size(), 1u);
+  Feed(*op, {{0, "a", 5'500, 5}, {0, "b", 8'500, 6}}, out);  // a: 4000 (not 9000); b: none
+  ASSERT_EQ(out.rows.size(), 2u);
+  EXPECT_EQ(out.rows[1], Joined({0, "a", 5'500, 5}, {1, "a", 4'000, 3}));
+  // Past 9000 + 2s every right row is gone: a left row that would match them finds none.
+  Feed(*op, {{-1, "", 11'001, 0}, {0, "a", 11'001, 7}}, out);
+  EXPECT_EQ(out.rows.size(), 2u);
+  EXPECT_EQ(metrics_.late_records_dropped.load(), 0);
+  // Each row's timer removed exactly it: left 11001 (kept until 12001) is all that is left.
+  const RestoredState after = TakeSnapshot(*op, 1);
+  StoredRows stored;
+  ASSERT_TRUE(stored.Open(Context("j", {0, kMaxParallelism - 1}, &after)).ok());
+  EXPECT_EQ(stored.count[0], 1u);
+  EXPECT_EQ(stored.count[1], 0u);
 }
 
 TEST_P(JoinTest, WindowJoinMatchesTheBruteForceJoin) {

@@ -301,6 +301,10 @@ class InternalTimerService {
   // Fires every processing-time timer with timestamp <= `now_ms`, in timestamp order.
   Status AdvanceProcessingTime(int64_t now_ms, const FireFn& fire);
 
+  // Calls `fn` with every registered event-time timer, in firing order: an operator counts
+  // its own timers with it after a restore. `fn` must not register or delete timers.
+  void ForEachEventTimeTimer(const std::function<void(const Timer& timer)>& fn) const;
+
   int64_t current_watermark() const { return watermark_; }
   size_t num_event_time_timers() const { return event_.timers.size(); }
   size_t num_processing_time_timers() const { return processing_.timers.size(); }
