@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "aggregation.h"  // OpenKeyedStateStore and the rows' time encoding (legacy state)
+#include "keyed_operator_test.h"
 #include "weir/builtins.h"
 #include "weir/config.h"
 #include "weir/key_groups.h"
-#include "keyed_operator_test.h"
 #include "weir/operator.h"
 
 namespace weir {
@@ -354,8 +354,7 @@ class LegacyIntervalState : public KeyedStateOperator {
   Status Process(RowBatch&, Output&) override { return Status::Ok(); }
   Status Snapshot(int64_t id, OperatorSnapshot* out) override {
     WEIR_RETURN_IF_ERROR(SnapshotStore(id, out));
-    out->operator_state.push_back(
-        UnionInt64List("sequence", static_cast<int64_t>(times_.size())));
+    out->operator_state.push_back(UnionInt64List("sequence", static_cast<int64_t>(times_.size())));
     return Status::Ok();
   }
 
@@ -420,7 +419,7 @@ TEST_P(JoinTest, IntervalJoinRestoresTimersOfTheOlderLayout) {
 // once its timers have removed them all, finds nothing again.
 TEST_P(JoinTest, IntervalJoinReadsASideOnlyWhileItHasRows) {
   Collect out;
-  auto op = Make("interval_join", kInterval);  // r.ts - 1s <= l.ts <= r.ts + 2s
+  auto op = Make("interval_join", kInterval);                // r.ts - 1s <= l.ts <= r.ts + 2s
   Feed(*op, {{0, "a", 5'000, 1}, {0, "b", 5'000, 2}}, out);  // nothing on the right yet
   EXPECT_EQ(out.rows.size(), 0u);
   Feed(*op, {{1, "a", 4'000, 3}, {1, "a", 9'000, 4}}, out);  // 4000 matches, both are stored
