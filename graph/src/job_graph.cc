@@ -536,7 +536,7 @@ Status ResolveSideOutputs(ExecutionPlan& plan, const Adjacency& adj, int vi,
                           const OperatorFactory& factory) {
   const VertexSpec& v = plan.spec.vertices[vi];
   WEIR_ASSIGN_OR_RETURN(plan.side_outputs[vi],
-                        factory.SideOutputs(v.config, plan.input_schemas[vi]));
+                        factory.SideOutputsWithInputs(v.config, plan.vertex_inputs[vi]));
   const std::vector<SideOutputSpec>& declared = plan.side_outputs[vi];
   std::vector<bool> consumed(declared.size(), false);
   for (int ei : adj.side_outs[vi]) {

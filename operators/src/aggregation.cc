@@ -101,11 +101,12 @@ size_t KeyWindowGroups::GroupEnd(size_t i, bool by_end) const {
   return j;
 }
 
-void DroppedRecords::Open(const OperatorContext& ctx, std::string op) {
+void DroppedRecords::Open(const OperatorContext& ctx, std::string op, std::string output) {
   op_ = std::move(op);
+  output_ = std::move(output);
   log_prefix_ = ctx.log_prefix;
   metrics_ = ctx.metrics;
-  late_out_ = ctx.SideOutput("late");
+  late_out_ = ctx.SideOutput(output_);
 }
 
 void DroppedRecords::Late(const Row& row, int64_t t, int64_t watermark) {
@@ -130,10 +131,10 @@ void DroppedRecords::Log(const char* why, int64_t t, int64_t watermark) {
   if (last_log_ms_ != 0 && now - last_log_ms_ < 10'000) return;
   last_log_ms_ = now;
   ModuleLogger("task")->warn(
-      "{} {}: a record {} (time {}, watermark {}); late records go to the side output 'late' "
+      "{} {}: a record {} (time {}, watermark {}); late records go to the side output '{}' "
       "(dropped if no edge takes it), the others are dropped; {} late and {} without a time so "
       "far",
-      log_prefix_, op_, why, t, watermark, late_, no_time_);
+      log_prefix_, op_, why, t, watermark, output_, late_, no_time_);
 }
 
 proto::NamedList UnionInt64List(const std::string& name, int64_t value) {

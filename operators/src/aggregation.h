@@ -95,13 +95,13 @@ class KeyWindowGroups {
   std::string arena_;
 };
 
-// The records an event-time operator on rows (dedup, top_n) cannot use: late ones (counted in
-// OperatorMetrics::late_records_dropped and sent unchanged to the side output "late", which
-// drops and counts them when no edge takes it) and those without a time (dropped); both
-// logged at most every 10 s with the totals so far.
+// The records an event-time operator on rows (dedup, top_n, the joins) cannot use: late ones
+// (counted in OperatorMetrics::late_records_dropped and sent unchanged to the side output
+// `output`, "late" unless named, which drops and counts them when no edge takes it) and those
+// without a time (dropped); both logged at most every 10 s with the totals so far.
 class DroppedRecords {
  public:
-  void Open(const OperatorContext& ctx, std::string op);
+  void Open(const OperatorContext& ctx, std::string op, std::string output = "late");
   // Per batch: Begin, then Late/NoTime per record, then End (which emits the late rows).
   void Begin() { late_rows_.Clear(); }
   void Late(const Row& row, int64_t t, int64_t watermark);
@@ -111,6 +111,7 @@ class DroppedRecords {
  private:
   void Log(const char* why, int64_t t, int64_t watermark);
   std::string op_;
+  std::string output_;
   std::string log_prefix_;
   OperatorMetrics* metrics_ = nullptr;
   Output* late_out_ = nullptr;

@@ -26,18 +26,20 @@
 // (Flink's SQL interval join `l.time BETWEEN r.time + lower AND r.time + upper`), or with
 // upper_field iff r.time + lower <= l.time <= r.<upper_field> (a per-row bound, e.g. an
 // auction's expires: the right row is kept until the watermark passes it). A row whose
-// time is before the watermark is late: dropped and counted (OperatorMetrics::
-// late_records_dropped). A left row is kept until the watermark passes l.time - lower, a right
-// row until it passes r.time + upper: an event-time timer per stored row, whose namespace names
-// the row ([side][sequence], or [side][time][sequence] when the time does not follow from the
-// timer's), so that removing it is one delete, without a read. Each input's own
-// watermark (Operator::OnInputWatermark) also counts: a row before its input's watermark is
-// late, and a row is not stored at all when the other input's watermark has passed the last
-// time at which it could match (q9: auctions, generated far faster, run ahead of their bids).
+// time is before the watermark is late: counted (OperatorMetrics::late_records_dropped) and
+// sent unchanged to the side output late_left or late_right (dropped if no edge takes it). A left
+// row is kept until the watermark passes l.time - lower, a right row until it passes r.time +
+// upper: an event-time timer per stored row, whose namespace names the row ([side][sequence], or
+// [side][time][sequence] when the time does not follow from the timer's), so that removing it is
+// one delete, without a read. Each input's own watermark (Operator::OnInputWatermark) also counts:
+// a row before its input's watermark is late, and a row is not stored at all when the other input's
+// watermark has passed the last time at which it could match (q9: auctions, generated far faster,
+// run ahead of their bids).
 //
 // window_join: both sides go into tumbling (size) or sliding (size, slide) event-time windows;
 // when the watermark reaches a window's end - 1, its left and right rows of each key are joined
-// (inner) and removed. A row all of whose windows have fired is late (dropped and counted).
+// (inner) and removed. A row all of whose windows have fired is late (counted, and to the
+// side output of its side, as interval_join's).
 //
 // The watermark (interval and window joins) is checkpointed as window_aggregate's is.
 // join and window_join process per row: each row reads the other side's rows of its key with
@@ -87,6 +89,11 @@ class JoinOperator : public KeyedStateOperator {
       WEIR_ASSIGN_OR_RETURN(ttl_, store_->GetValueState("ttl"));
     }
     WEIR_RETURN_IF_ERROR(RestoreWatermark(ctx, kWatermarkList, "join", &watermark_));
+    if (p_.type != JoinType::kRegular) {
+      const char* type = p_.type == JoinType::kInterval ? "interval_join" : "window_join";
+      late_[0].Open(ctx, type, "late_left");
+      late_[1].Open(ctx, type, "late_right");
+    }
     if (p_.type == JoinType::kInterval) {
       // Every stored row has a timer: while a side has none, the other side's rows need not
       // read it (q7: the window maxima arrive after the bids' watermark, and are never stored).
@@ -108,13 +115,15 @@ class JoinOperator : public KeyedStateOperator {
       return Status::Internal("join: no input " + std::to_string(input));
     out_.Clear();
     now_ = ProcessingTime();
+    late_[input].Begin();
     if (p_.type == JoinType::kInterval) {
       WEIR_RETURN_IF_ERROR(IntervalBatch(input, batch, out));
-      return EmitOut(out);
+    } else {
+      for (size_t r = 0; r < batch.size(); ++r) {
+        WEIR_RETURN_IF_ERROR(ProcessRow(input, batch[r], out));
+      }
     }
-    for (size_t r = 0; r < batch.size(); ++r) {
-      WEIR_RETURN_IF_ERROR(ProcessRow(input, batch[r], out));
-    }
+    WEIR_RETURN_IF_ERROR(late_[input].End());
     return EmitOut(out);
   }
 
@@ -308,7 +317,10 @@ class JoinOperator : public KeyedStateOperator {
   Status IntervalRow(int side, const Row& row, int64_t t, Output& out) {
     const int other = 1 - side;
     // Late: before the watermark, or before its own input's (which may be ahead).
-    if (t < std::max(watermark_, input_wm_[side])) return Drop("late", t);
+    if (const int64_t wm = std::max(watermark_, input_wm_[side]); t < wm) {
+      late_[side].Late(row, t, wm);
+      return Status::Ok();
+    }
     const bool per_row = p_.right_upper >= 0;
     // The other side's stored times that may match t, and the last watermark at which this
     // row can still match a row to come.
@@ -381,7 +393,8 @@ class JoinOperator : public KeyedStateOperator {
       }
       if (__builtin_sub_overflow(start, p_.slide_ms, &start) || t - start >= p_.size_ms) break;
     }
-    return stored ? Status::Ok() : Drop("late", t);
+    if (!stored) late_[side].Late(row, t, watermark_);
+    return Status::Ok();
   }
 
   Status FireEventTime(const state::InternalTimerService::Timer& timer, Output& out) {
@@ -525,6 +538,7 @@ class JoinOperator : public KeyedStateOperator {
   // interval_join: each side's registered row timers, and timers of the older per-key form
   // (restored from a savepoint). A side with neither has no stored rows.
   int64_t row_timers_[2] = {0, 0};
+  DroppedRecords late_[2];  // event-time joins: each side's late rows, to late_left/late_right
   int64_t legacy_timers_[2] = {0, 0};
   int64_t now_ = 0;              // processing time of the batch being processed
   uint64_t seq_ = 0;

@@ -184,6 +184,15 @@ std::vector<std::vector<std::string>> JoinSpec::RequiredInputKeys(const Config& 
           r.ok() ? r.value() : std::vector<std::string>{}};
 }
 
+Result<std::vector<SideOutputSpec>> JoinSpec::SideOutputsWithInputs(
+    const Config& config, const std::vector<Schema>& inputs) const {
+  std::vector<SideOutputSpec> out;
+  if (type_ == JoinType::kRegular || inputs.size() != 2) return out;
+  out.push_back(SideOutputSpec{"late_left", inputs[0], ""});
+  out.push_back(SideOutputSpec{"late_right", inputs[1], ""});
+  return out;
+}
+
 void RegisterJoinSpecs(OperatorRegistry& r) {
   for (const JoinTypeName& t : kJoinTypes) r.Register(t.name, std::make_unique<JoinSpec>(t.type));
 }

@@ -54,6 +54,10 @@ class JoinSpec : public OperatorFactory {
   Result<Schema> ValidateInputs(const Config& config,
                                 const std::vector<Schema>& inputs) const override;
   std::vector<std::vector<std::string>> RequiredInputKeys(const Config& config) const override;
+  // interval_join and window_join: "late_left" and "late_right", each side's late rows
+  // unchanged (its input's schema), as Flink's sideOutputLeftLateData / RightLateData.
+  Result<std::vector<SideOutputSpec>> SideOutputsWithInputs(
+      const Config& config, const std::vector<Schema>& inputs) const override;
 
  protected:
   JoinType type_;

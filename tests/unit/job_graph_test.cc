@@ -179,6 +179,45 @@ TEST(JobGraphTest, SideOutputEdgesHaveTheirSchemaAndAreNeverChained) {
   EXPECT_EQ(again->edge_schemas[e].ToString(), "reason:string, raw:string");
 }
 
+// An event-time join's late rows: one side output per input, each of its input's schema.
+TEST(JobGraphTest, JoinLateOutputsHaveEachInputsSchema) {
+  const std::string job = R"Y(
+name: late
+vertices:
+  - {id: a, type: datagen, config: {total: 10, fields: [{name: k, expr: "id % 3"}, {name: t, expr: "id * 1000"}]}}
+  - {id: b, type: datagen, config: {total: 10, fields: [{name: k, expr: "id % 3"}, {name: u, expr: "id * 1000"}, {name: s, expr: "'x'"}]}}
+  - {id: j, type: interval_join, config: {left_key: [k], right_key: [k], left_time: t, right_time: u, lower: -1s, upper: 1s}}
+  - {id: out, type: blackhole}
+  - {id: late_a, type: blackhole}
+  - {id: late_b, type: blackhole}
+edges:
+  - {from: a, to: j, input: left, partition: hash, key: [k]}
+  - {from: b, to: j, input: right, partition: hash, key: [k]}
+  - {from: j, to: out}
+  - {from: j.late_left, to: late_a}
+  - {from: j.late_right, to: late_b}
+)Y";
+  auto plan = Plan(job);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->edge_schemas[3].ToString(), "id:int64, k:int64, t:int64");
+  EXPECT_EQ(plan->edge_schemas[4].ToString(), "id:int64, k:int64, u:int64, s:string");
+  EXPECT_EQ(plan->count_suffix[plan->vertex_index.at("late_b")], "_late_right");
+  auto bad = Plan(Replace(job, "from: j.late_left", "from: j.late"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find(
+                "has no output 'late' (its outputs: main (from: j), late_left, late_right)"),
+            std::string::npos)
+      << bad.status().ToString();
+  // A regular join (processing time) has no late rows.
+  auto regular =
+      Plan(Replace(Replace(job, "type: interval_join", "type: join"),
+                   "left_time: t, right_time: u, lower: -1s, upper: 1s", "state_ttl: 1h"));
+  ASSERT_FALSE(regular.ok());
+  EXPECT_NE(regular.status().message().find("has no output 'late_left' (its outputs: main"),
+            std::string::npos)
+      << regular.status().ToString();
+}
+
 TEST(JobGraphTest, DirtyPathShorthandAddsASinkVertexFedByTheSideOutput) {
   std::string job = Replace(kSide, "fields: [{name: n, type: int64}]",
                             "fields: [{name: n, type: int64}], dirty: {path: /tmp/d}");

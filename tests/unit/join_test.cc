@@ -97,16 +97,23 @@ class JoinTest : public testing_keyed::KeyedOperatorTest {
  protected:
   JoinTest() : KeyedOperatorTest("weir-join-test-") {}
 
+  // `late`: the side outputs late_left and late_right, as the task wires them when edges take
+  // them.
   std::unique_ptr<Operator> Make(const std::string& type, const std::string& yaml,
                                  KeyGroupRange range = {0, kMaxParallelism - 1},
-                                 const RestoredState* restored = nullptr) {
+                                 const RestoredState* restored = nullptr, Collect* late = nullptr) {
     auto config = Config::Parse(yaml, "vertex 'j': config");
     EXPECT_TRUE(config.ok()) << config.status().ToString();
     const OperatorFactory* f = BuiltinOperators().Find(type);
     EXPECT_NE(f, nullptr);
     auto op = f->CreateWithInputs(*config, {Side(), Side()});
     EXPECT_TRUE(op.ok()) << op.status().ToString();
-    Status st = (*op)->Open(Context("j", range, restored));
+    OperatorContext ctx = Context("j", range, restored);
+    if (late != nullptr) {
+      ctx.side_outputs = {&late[0], &late[1]};
+      ctx.side_output_names = {"late_left", "late_right"};
+    }
+    Status st = (*op)->Open(ctx);
     EXPECT_TRUE(st.ok()) << st.ToString();
     return std::move(op).value();
   }
@@ -437,6 +444,32 @@ TEST_P(JoinTest, IntervalJoinReadsASideOnlyWhileItHasRows) {
   ASSERT_TRUE(stored.Open(Context("j", {0, kMaxParallelism - 1}, &after)).ok());
   EXPECT_EQ(stored.count[0], 1u);
   EXPECT_EQ(stored.count[1], 0u);
+}
+
+Row SideRow(const Event& e) {
+  Row r(3);
+  r[0].SetString(e.key);
+  r[1].SetTimestamp(e.ts);
+  r[2].SetInt64(e.v);
+  return r;
+}
+
+// Late rows of each side go unchanged to that side's output, and are counted.
+TEST_P(JoinTest, LateRowsGoToTheirSidesOutput) {
+  for (const char* type : {"interval_join", "window_join"}) {
+    SCOPED_TRACE(type);
+    metrics_.late_records_dropped = 0;
+    Collect out, late[2];
+    auto op = Make(type, std::string(type) == "interval_join" ? kInterval : kTumbling,
+                   {0, kMaxParallelism - 1}, nullptr, late);
+    const Event l_late{0, "a", 1'000, 1}, r_late{1, "b", 2'000, 2};
+    Feed(*op, {{0, "a", 12'000, 0}, {-1, "", 10'000, 0}, l_late, r_late, {1, "a", 12'500, 3}}, out);
+    EXPECT_EQ(late[0].rows, std::vector<std::string>{SideRow(l_late).ToString()});
+    EXPECT_EQ(late[1].rows, std::vector<std::string>{SideRow(r_late).ToString()});
+    EXPECT_EQ(metrics_.late_records_dropped.load(), 2);
+    ASSERT_TRUE(op->OnWatermark(kMaxWatermark, out).ok());
+    EXPECT_EQ(out.rows.size(), 1u);  // 12000 with 12500 (the same window for window_join)
+  }
 }
 
 TEST_P(JoinTest, WindowJoinMatchesTheBruteForceJoin) {

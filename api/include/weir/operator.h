@@ -256,6 +256,13 @@ class OperatorFactory {
                                                           const Schema& input) const {
     return std::vector<SideOutputSpec>{};
   }
+  // The same with one schema per input (InputNames' order), for operators whose side outputs
+  // depend on several inputs (a join's late rows of each side). Default: SideOutputs with the
+  // single input.
+  virtual Result<std::vector<SideOutputSpec>> SideOutputsWithInputs(
+      const Config& config, const std::vector<Schema>& inputs) const {
+    return SideOutputs(config, inputs.empty() ? Schema() : inputs[0]);
+  }
   // Sinks the job graph adds for side outputs from config shorthand (see ImplicitSideSink).
   // Called before Validate: errors name the config key. Default: none.
   virtual Result<std::vector<ImplicitSideSink>> ImplicitSideSinks(const Config& config) const {
