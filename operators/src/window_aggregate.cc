@@ -38,9 +38,11 @@
 //
 // count_distinct (tumbling and sliding event-time windows only): the values of a window are
 // kept in the map state "distinct" under [window end][accumulator slot][value] (Codec<Value>),
-// so one lookup per row and count_distinct tells whether a value is new (none for a value in
-// the in-memory set of values known to be stored, bounded by the state cache budget); its
-// count is in the accumulator row. They are removed with the window's entry (at end - 1 + allowed
+// so one lookup per row and count_distinct tells whether a value is new; its count is in the
+// accumulator row. In memory, per (key, window), the values known to be stored: a value seen
+// before costs no state lookup, and in a window this subtask started (not restored) whose set
+// is complete, a value not in it is new without one. Bounded by the state cache budget (all
+// sets dropped when over it; the windows then read state again). They are removed with the window's entry (at end - 1 + allowed
 // lateness).
 //
 // Sessions: when windows merge, the merged window's entry is written under its (new) end, the
@@ -61,6 +63,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -265,8 +268,12 @@ class WindowAggregate : public KeyedEventTimeOperator {
       WEIR_RETURN_IF_ERROR(windows_.Remove(timer.ns));
       if (!distinct_slots_.empty()) {
         WEIR_RETURN_IF_ERROR(ClearDistinct(timer.ns));
-        known_.clear();
-        known_bytes_ = 0;
+        known_key_.assign(store_->current_key());
+        known_key_.append(timer.ns);
+        if (auto it = known_.find(std::string_view(known_key_)); it != known_.end()) {
+          known_bytes_ -= std::min(known_bytes_, it->second.bytes);
+          known_.erase(it);
+        }
       }
     }
     return Status::Ok();
@@ -298,7 +305,7 @@ class WindowAggregate : public KeyedEventTimeOperator {
       for (auto& v : acc_.fields) v.SetNull();
     }
     for (size_t k = 0; k < n; ++k) UpdateAccumulators(plan_.aggs, *rows[k], acc_);
-    if (!distinct_slots_.empty()) WEIR_RETURN_IF_ERROR(AddDistinct(rows, n));
+    if (!distinct_slots_.empty()) WEIR_RETURN_IF_ERROR(AddDistinct(rows, n, !present));
     acc_buf_.Clear();
     SerializeRow(acc_, plan_.aggs.acc_schema, acc_buf_);
     WEIR_RETURN_IF_ERROR(windows_.Put(
@@ -308,33 +315,70 @@ class WindowAggregate : public KeyedEventTimeOperator {
     return Status::Ok();
   }
 
+  // count_distinct values known to be in "distinct", of one (key, window): each [slot][value]
+  // seen, and whether that is every value stored (the window was created here
+  // and its set never dropped), so that a value not in it is new without a state lookup.
+  // A window's set goes when it is cleaned up; all go when over the state cache budget.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  struct KnownValues {
+    bool complete = false;
+    size_t bytes = 0;  // counted in known_bytes_
+    std::unordered_set<std::string, Hash, std::equal_to<>> values;
+  };
   // count_distinct: each non-null value new to the window (current key, window_key_) is added
   // to the map state "distinct" under [window end][accumulator slot][value] and counted.
-  Status AddDistinct(const Row* const* rows, size_t n) {
+  // `fresh`: the window has just been created, so it has no stored values yet.
+  Status AddDistinct(const Row* const* rows, size_t n, bool fresh) {
+    known_key_.assign(store_->current_key());
+    known_key_.append(window_key_);
+    KnownValues* known = KnownFor(fresh);
     for (const auto& [field, slot] : distinct_slots_) {
       for (size_t k = 0; k < n; ++k) {
         const Value& v = (*rows[k])[field];
         if (v.is_null()) continue;
-        state::Codec<Value>::Encode(v, &value_bytes_);
-        distinct_key_.assign(window_key_);
-        distinct_key_.push_back(static_cast<char>(slot));
-        distinct_key_.append(value_bytes_);
-        known_key_.assign(store_->current_key());
-        known_key_.append(distinct_key_);
-        if (known_.find(std::string_view(known_key_)) != known_.end()) continue;
+        value_bytes_.assign(1, static_cast<char>(slot));
+        state::Codec<Value>::Encode(v, &scratch_);
+        value_bytes_.append(scratch_);
+        if (known->values.find(std::string_view(value_bytes_)) != known->values.end()) continue;
         if (known_bytes_ > known_limit_) {
-          known_.clear();
+          known_.clear();  // every window reads state again until it is cleaned up
           known_bytes_ = 0;
+          known = KnownFor(false);
         }
-        known_bytes_ += known_key_.size() + 64;  // with the node and bucket, roughly
-        known_.insert(known_key_);               // present from here on, whether new or not
-        if (distinct_.Contains(distinct_key_)) continue;
+        const size_t bytes = value_bytes_.size() + 64;  // with the node and bucket, roughly
+        known_bytes_ += bytes;
+        known->bytes += bytes;
+        known->values.insert(value_bytes_);  // stored from here on, whether new or not
+        distinct_key_.assign(window_key_);
+        distinct_key_.append(value_bytes_);
+        if (!known->complete && distinct_.Contains(distinct_key_)) continue;
         WEIR_RETURN_IF_ERROR(distinct_.Put(distinct_key_, {}));
         Value& count = acc_[slot];
         count.SetInt64(count.is_null() ? 1 : count.i + 1);
       }
     }
     return Status::Ok();
+  }
+
+  // The known values of (current key, window) (known_key_): a new, complete set for a fresh
+  // window; an incomplete one if the window has none yet (restored, or sets were dropped).
+  KnownValues* KnownFor(bool fresh) {
+    auto it = known_.find(std::string_view(known_key_));
+    if (it != known_.end() && fresh) {
+      known_bytes_ -= std::min(known_bytes_, it->second.bytes);
+      known_.erase(it);
+      it = known_.end();
+    }
+    if (it == known_.end()) {
+      it = known_.emplace(known_key_, KnownValues{}).first;
+      it->second.complete = fresh;
+      it->second.bytes = known_key_.size() + 128;
+      known_bytes_ += it->second.bytes;
+    }
+    return &it->second;
   }
 
   // Drops the count_distinct values of the current key's window `ns` (an encoded end): its
@@ -523,16 +567,9 @@ class WindowAggregate : public KeyedEventTimeOperator {
   std::vector<std::pair<int, size_t>> distinct_slots_;  // (input field, accumulator slot)
   std::string distinct_key_;
   std::string value_bytes_;
-  // count_distinct values known to be in "distinct" ([state key][distinct key]), so that a value
-  // seen before costs no state lookup. Values are only added to the state until their window is
-  // cleaned up, which clears this set; bounded by the operator's state cache budget (cleared
-  // when over it).
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  std::unordered_set<std::string, Hash, std::equal_to<>> known_;
-  std::string known_key_;
+  // count_distinct values known to be in "distinct", per [state key][window key] (KnownValues).
+  std::unordered_map<std::string, KnownValues, Hash, std::equal_to<>> known_;
+  std::string known_key_, scratch_;
   size_t known_bytes_ = 0;
   size_t known_limit_ = 0;
   state::InternalTimerService* timers_ = nullptr;

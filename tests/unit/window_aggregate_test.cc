@@ -7,10 +7,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <limits>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -63,7 +65,8 @@ class WindowAggregateTest : public testing_keyed::KeyedOperatorTest {
 
   std::unique_ptr<Operator> Make(const std::string& type, const std::string& yaml,
                                  KeyGroupRange range = {0, kMaxParallelism - 1},
-                                 const RestoredState* restored = nullptr, Output* late = nullptr) {
+                                 const RestoredState* restored = nullptr, Output* late = nullptr,
+                                 size_t state_cache_bytes = 32 << 20) {
     auto config = Config::Parse(yaml, "vertex 'w': config");
     EXPECT_TRUE(config.ok()) << config.status().ToString();
     const OperatorFactory* f = BuiltinOperators().Find(type);
@@ -71,6 +74,7 @@ class WindowAggregateTest : public testing_keyed::KeyedOperatorTest {
     auto op = f->Create(*config, InputSchema());
     EXPECT_TRUE(op.ok()) << op.status().ToString();
     OperatorContext ctx = Context("w", range, restored);
+    ctx.state_cache_bytes = state_cache_bytes;
     if (late != nullptr) {  // as the task wires a side output an edge takes
       ctx.side_outputs = {late};
       ctx.side_output_names = {"late"};
@@ -736,6 +740,65 @@ TEST_P(WindowAggregateTest, CountDistinctCountsNonNullValuesPerWindow) {
   out.rows.clear();
   ASSERT_TRUE(op->Finish(out).ok());
   EXPECT_THAT(out.rows, ElementsAre(want("a", 10000, 1, 1)));
+}
+
+// count_distinct keeps the values it has seen per (key, window) in memory, bounded by the state
+// cache budget: with a budget too small for them (dropped again and again mid-window) the
+// counts are the same, and both match a brute-force count.
+TEST_P(WindowAggregateTest, CountDistinctIsExactWhateverItsMemoryBudget) {
+  const char* config =
+      "{key: [k], time_field: ts, size: 10s, slide: 5s, aggregations: [{fn: count, as: n}, "
+      "{fn: count_distinct, field: v, as: d}]}";
+  struct Window {
+    int64_t n = 0;
+    std::set<int64_t> values;
+  };
+  std::map<std::pair<std::string, int64_t>, Window> want;  // (key, start)
+  auto run = [&](size_t budget) {
+    want.clear();
+    auto op = Make("window_aggregate", config, {0, kMaxParallelism - 1}, nullptr, nullptr, budget);
+    Collect out;
+    RowBatch batch;
+    for (int64_t i = 0; i < 3000; ++i) {
+      const std::string k = i % 3 == 0 ? "a" : "b";
+      const int64_t ts = i * 10, v = (i * 7919) % 211;
+      Row& r = batch.Append(3);
+      r[0].SetString(k);
+      r[1].SetTimestamp(ts);
+      r[2].SetInt64(v);
+      for (int64_t start = ts / 5000 * 5000; start > ts - 10000; start -= 5000) {
+        Window& w = want[{k, start}];
+        ++w.n;
+        w.values.insert(v);
+      }
+      if (i % 97 == 96) {  // batches of 97 rows, the watermark 2 s behind
+        EXPECT_TRUE(op->Process(batch, out).ok());
+        batch.Clear();
+        EXPECT_TRUE(op->OnWatermark(ts - 2000, out).ok());
+      }
+    }
+    EXPECT_TRUE(op->Process(batch, out).ok());
+    EXPECT_TRUE(op->OnWatermark(kMaxWatermark, out).ok());
+    EXPECT_TRUE(op->Finish(out).ok());
+    std::sort(out.rows.begin(), out.rows.end());
+    return out.rows;
+  };
+  const auto roomy = run(32 << 20);
+  const auto tiny = run(300);
+  std::vector<std::string> expected;
+  for (const auto& [kw, w] : want) {
+    Row r(5);
+    r[0].SetString(kw.first);
+    r[1].SetTimestamp(kw.second);
+    r[2].SetTimestamp(kw.second + 10000);
+    r[3].SetInt64(w.n);
+    r[4].SetInt64(static_cast<int64_t>(w.values.size()));
+    expected.push_back(r.ToString());
+  }
+  std::sort(expected.begin(), expected.end());
+  ASSERT_GT(expected.size(), 10u);
+  EXPECT_EQ(roomy, expected);
+  EXPECT_EQ(tiny, expected);
 }
 
 const char kDistinct[] =
