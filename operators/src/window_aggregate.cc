@@ -39,11 +39,11 @@
 // count_distinct (tumbling and sliding event-time windows only): the values of a window are
 // kept in the map state "distinct" under [window end][accumulator slot][value] (Codec<Value>),
 // so one lookup per row and count_distinct tells whether a value is new; its count is in the
-// accumulator row. In memory, per (key, window), the values known to be stored: a value seen
-// before costs no state lookup, and in a window this subtask started (not restored) whose set
-// is complete, a value not in it is new without one. Bounded by the state cache budget (all
-// sets dropped when over it; the windows then read state again). They are removed with the window's entry (at end - 1 + allowed
-// lateness).
+// accumulator row. The values are removed with the window's entry (at end - 1 + allowed
+// lateness). In memory, per (key, window), the values known to be stored: a value seen before
+// costs no state lookup, and in a window this subtask created (not restored) whose set is
+// complete, a value not in it is new without one. Bounded by the state cache budget (every set
+// dropped when over it; those windows then read state again).
 //
 // Sessions: when windows merge, the merged window's entry is written under its (new) end, the
 // entries of the windows merged away are removed and their timers deleted, and the merged

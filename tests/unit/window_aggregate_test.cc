@@ -17,11 +17,11 @@
 #include <tuple>
 #include <vector>
 
+#include "keyed_operator_test.h"
 #include "weir/builtins.h"
 #include "weir/config.h"
 #include "weir/job_graph.h"
 #include "weir/key_groups.h"
-#include "keyed_operator_test.h"
 #include "weir/operator.h"
 
 namespace weir {
