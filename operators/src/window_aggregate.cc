@@ -381,16 +381,9 @@ class WindowAggregate : public KeyedEventTimeOperator {
     return &it->second;
   }
 
-  // Drops the count_distinct values of the current key's window `ns` (an encoded end): its
-  // entries are the first of the key's map, in window order.
-  Status ClearDistinct(std::string_view ns) {
-    for (auto it = distinct_.Iterate(); it.Valid(); it.Next()) {
-      const std::string_view uk = it.user_key();
-      if (uk.substr(0, ns.size()) > ns) break;
-      WEIR_RETURN_IF_ERROR(distinct_.Remove(uk));
-    }
-    return Status::Ok();
-  }
+  // Drops the count_distinct values of the current key's window `ns` (an encoded end, the
+  // prefix of its entries' user keys), in one write.
+  Status ClearDistinct(std::string_view ns) { return distinct_.RemovePrefix(ns); }
 
   // The timers of a new window of the current key (window_key_ is its encoded end).
   Status RegisterTimers(int64_t end) {

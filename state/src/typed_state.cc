@@ -326,6 +326,10 @@ Status MapState::Clear() {
   if (KeyGroup() < 0) return NoCurrentKey();
   return Backend().DeletePrefix(KeyGroup(), Key());
 }
+Status MapState::RemovePrefix(std::string_view user_key_prefix) {
+  if (KeyGroup() < 0) return NoCurrentKey();
+  return Backend().DeletePrefix(KeyGroup(), Key(user_key_prefix));
+}
 Status MapState::ForEachEntry(const std::function<Status(int, std::string_view, std::string_view,
                                                          std::string_view)>& fn) const {
   const char id = static_cast<char>(id_);

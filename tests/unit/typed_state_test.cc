@@ -269,6 +269,19 @@ TEST_P(TypedStateTest, MapStateIsolationBetweenKeysThatArePrefixesOfEachOther) {
   EXPECT_TRUE(m->IsEmpty());
   expected["b"].clear();
 
+  // RemovePrefix takes exactly this key's entries with that prefix: "abc" has "ab#1" and
+  // "abc#2" (and ""); "ab" removes both, and no other key's.
+  ASSERT_TRUE(s->SetCurrentKey(7, "abc").ok());
+  ASSERT_TRUE(m->RemovePrefix("ab").ok());
+  expected["abc"].erase("ab#1");
+  expected["abc"].erase("abc#2");
+  EXPECT_EQ(MapContents(*m), expected["abc"]);
+  ASSERT_EQ(expected["abc"].size(), 1u);
+  for (const auto& k : keys) {
+    ASSERT_TRUE(s->SetCurrentKey(7, k).ok());
+    EXPECT_EQ(MapContents(*m), expected[k]) << "key '" << k << "'";
+  }
+
   // Clear takes exactly this key's entries.
   ASSERT_TRUE(s->SetCurrentKey(7, "a").ok());
   ASSERT_TRUE(m->Clear().ok());

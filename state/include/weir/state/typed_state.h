@@ -198,6 +198,9 @@ class MapState : public StateHandle {
   bool IsEmpty() const;
   // Removes every entry of the current key.
   Status Clear();
+  // Removes the current key's entries whose user key starts with `user_key_prefix`, in one
+  // write (RocksDB: one WriteBatch).
+  Status RemovePrefix(std::string_view user_key_prefix);
   // fn(key group, key, user key, value) for every entry of every key in the store's key groups.
   Status ForEachEntry(const std::function<Status(int key_group, std::string_view key,
                                                  std::string_view user_key,
