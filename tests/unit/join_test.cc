@@ -93,6 +93,74 @@ std::vector<std::string> Sorted(std::vector<std::string> v) {
   return v;
 }
 
+// Writes interval_join state as it was before each row had its own timer: left rows of key
+// "a" (kInterval's layout: [time][sequence] -> [flags][row]), one event-time timer per key and
+// time with the namespace "L", the sequence counter past them.
+class LegacyIntervalState : public KeyedStateOperator {
+ public:
+  explicit LegacyIntervalState(std::vector<int64_t> times) : times_(std::move(times)) {}
+  Status Open(const OperatorContext& ctx) override {
+    WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
+    constexpr auto kUncached = state::KeyedStateStore::Caching::kUncached;
+    WEIR_ASSIGN_OR_RETURN(auto left, store_->GetMapState("left", 1, kUncached));
+    WEIR_ASSIGN_OR_RETURN(auto right, store_->GetMapState("right", 1, kUncached));
+    WEIR_ASSIGN_OR_RETURN(auto* timers, store_->GetTimerService("join"));
+    Schema key_schema;
+    key_schema.Add("k", Type::kString);
+    KeyExtractor keys({0}, key_schema);
+    Row row(3);
+    row[0].SetString("a");
+    keys.Extract(row, kMaxParallelism);
+    WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(keys.key_group(), keys.key()));
+    for (size_t i = 0; i < times_.size(); ++i) {
+      row[1].SetTimestamp(times_[i]);
+      row[2].SetInt64(static_cast<int64_t>(100 + i));
+      std::string user_key;
+      EncodeOrderedTime(times_[i], &user_key);
+      EncodeOrderedTime(static_cast<int64_t>(i ^ (uint64_t{1} << 63)), &user_key);
+      ByteBuffer value;
+      *value.Reserve(1) = 0;
+      value.Commit(1);
+      SerializeRow(row, Side(), value);
+      WEIR_RETURN_IF_ERROR(left.Put(
+          user_key, std::string_view(reinterpret_cast<const char*>(value.data()), value.size())));
+      // kept until the watermark passes l.ts - lower (lower: -1s)
+      WEIR_RETURN_IF_ERROR(timers->RegisterEventTimeTimer(times_[i] + 1000 + 1, "L"));
+    }
+    return Status::Ok();
+  }
+  Status Process(RowBatch&, Output&) override { return Status::Ok(); }
+  Status Snapshot(int64_t id, OperatorSnapshot* out) override {
+    WEIR_RETURN_IF_ERROR(SnapshotStore(id, out));
+    out->operator_state.push_back(UnionInt64List("sequence", static_cast<int64_t>(times_.size())));
+    return Status::Ok();
+  }
+
+ private:
+  std::vector<int64_t> times_;
+};
+
+// Counts each side's rows in a join's restored state.
+class StoredRows : public KeyedStateOperator {
+ public:
+  Status Open(const OperatorContext& ctx) override {
+    WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
+    constexpr auto kUncached = state::KeyedStateStore::Caching::kUncached;
+    const char* names[2] = {"left", "right"};
+    for (int side = 0; side < 2; ++side) {
+      WEIR_ASSIGN_OR_RETURN(auto rows, store_->GetMapState(names[side], 1, kUncached));
+      WEIR_RETURN_IF_ERROR(rows.ForEachEntry(
+          [&](int, std::string_view, std::string_view, std::string_view) -> Status {
+            ++count[side];
+            return Status::Ok();
+          }));
+    }
+    return Status::Ok();
+  }
+  Status Process(RowBatch&, Output&) override { return Status::Ok(); }
+  size_t count[2] = {0, 0};
+};
+
 class JoinTest : public testing_keyed::KeyedOperatorTest {
  protected:
   JoinTest() : KeyedOperatorTest("weir-join-test-") {}
@@ -152,6 +220,15 @@ class JoinTest : public testing_keyed::KeyedOperatorTest {
     EXPECT_TRUE(op->OnWatermark(kMaxWatermark, out).ok());
     EXPECT_TRUE(op->Finish(out).ok());
     return out.rows;
+  }
+
+  // The rows each side has in state: a snapshot restored into a counting operator.
+  std::vector<size_t> StoredRowCounts(Operator& op, int64_t checkpoint_id) {
+    const RestoredState snapshot = TakeSnapshot(op, checkpoint_id);
+    StoredRows stored;
+    Status st = stored.Open(Context("j", {0, kMaxParallelism - 1}, &snapshot));
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return {stored.count[0], stored.count[1]};
   }
 
   // A snapshot after `cut` events, then a restore (into one subtask, or split over two by key
@@ -322,74 +399,6 @@ TEST_P(JoinTest, IntervalJoinDropsAndCountsLateRowsAndCleansState) {
   EXPECT_EQ(out.rows.size(), 1u);
 }
 
-// Writes interval_join state as it was before each row had its own timer: left rows of key
-// "a" (kInterval's layout: [time][sequence] -> [flags][row]), one event-time timer per key and
-// time with the namespace "L", the sequence counter past them.
-class LegacyIntervalState : public KeyedStateOperator {
- public:
-  explicit LegacyIntervalState(std::vector<int64_t> times) : times_(std::move(times)) {}
-  Status Open(const OperatorContext& ctx) override {
-    WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
-    constexpr auto kUncached = state::KeyedStateStore::Caching::kUncached;
-    WEIR_ASSIGN_OR_RETURN(auto left, store_->GetMapState("left", 1, kUncached));
-    WEIR_ASSIGN_OR_RETURN(auto right, store_->GetMapState("right", 1, kUncached));
-    WEIR_ASSIGN_OR_RETURN(auto* timers, store_->GetTimerService("join"));
-    Schema key_schema;
-    key_schema.Add("k", Type::kString);
-    KeyExtractor keys({0}, key_schema);
-    Row row(3);
-    row[0].SetString("a");
-    keys.Extract(row, kMaxParallelism);
-    WEIR_RETURN_IF_ERROR(store_->SetCurrentKey(keys.key_group(), keys.key()));
-    for (size_t i = 0; i < times_.size(); ++i) {
-      row[1].SetTimestamp(times_[i]);
-      row[2].SetInt64(static_cast<int64_t>(100 + i));
-      std::string user_key;
-      EncodeOrderedTime(times_[i], &user_key);
-      EncodeOrderedTime(static_cast<int64_t>(i ^ (uint64_t{1} << 63)), &user_key);
-      ByteBuffer value;
-      *value.Reserve(1) = 0;
-      value.Commit(1);
-      SerializeRow(row, Side(), value);
-      WEIR_RETURN_IF_ERROR(left.Put(
-          user_key, std::string_view(reinterpret_cast<const char*>(value.data()), value.size())));
-      // kept until the watermark passes l.ts - lower (lower: -1s)
-      WEIR_RETURN_IF_ERROR(timers->RegisterEventTimeTimer(times_[i] + 1000 + 1, "L"));
-    }
-    return Status::Ok();
-  }
-  Status Process(RowBatch&, Output&) override { return Status::Ok(); }
-  Status Snapshot(int64_t id, OperatorSnapshot* out) override {
-    WEIR_RETURN_IF_ERROR(SnapshotStore(id, out));
-    out->operator_state.push_back(UnionInt64List("sequence", static_cast<int64_t>(times_.size())));
-    return Status::Ok();
-  }
-
- private:
-  std::vector<int64_t> times_;
-};
-
-// Counts each side's rows in a join's restored state.
-class StoredRows : public KeyedStateOperator {
- public:
-  Status Open(const OperatorContext& ctx) override {
-    WEIR_ASSIGN_OR_RETURN(store_, OpenKeyedStateStore(ctx, "keyed"));
-    constexpr auto kUncached = state::KeyedStateStore::Caching::kUncached;
-    const char* names[2] = {"left", "right"};
-    for (int side = 0; side < 2; ++side) {
-      WEIR_ASSIGN_OR_RETURN(auto rows, store_->GetMapState(names[side], 1, kUncached));
-      WEIR_RETURN_IF_ERROR(rows.ForEachEntry(
-          [&](int, std::string_view, std::string_view, std::string_view) -> Status {
-            ++count[side];
-            return Status::Ok();
-          }));
-    }
-    return Status::Ok();
-  }
-  Status Process(RowBatch&, Output&) override { return Status::Ok(); }
-  size_t count[2] = {0, 0};
-};
-
 // State saved before per-row timers still joins and is still removed on time.
 TEST_P(JoinTest, IntervalJoinRestoresTimersOfTheOlderLayout) {
   RestoredState restored;
@@ -415,11 +424,8 @@ TEST_P(JoinTest, IntervalJoinRestoresTimersOfTheOlderLayout) {
   Feed(*op, {{-1, "", 13'001, 0}, {1, "a", 13'001, 4}}, out);
   EXPECT_EQ(out.rows.size(), 5u);
   EXPECT_EQ(metrics_.late_records_dropped.load(), 0);
-  const RestoredState after = TakeSnapshot(*op, 2);
-  StoredRows stored;
-  ASSERT_TRUE(stored.Open(Context("j", {0, kMaxParallelism - 1}, &after)).ok());
-  EXPECT_EQ(stored.count[0], 0u);
-  EXPECT_EQ(stored.count[1], 3u);  // 11001, 11501 and 13001, each kept 2 s
+  // Left: none; right: 11001, 11501 and 13001, each kept 2 s.
+  EXPECT_EQ(StoredRowCounts(*op, 2), (std::vector<size_t>{0, 3}));
 }
 
 // A side with no stored rows is not read; once it stores one, the other side finds it, and
@@ -439,11 +445,7 @@ TEST_P(JoinTest, IntervalJoinReadsASideOnlyWhileItHasRows) {
   EXPECT_EQ(out.rows.size(), 2u);
   EXPECT_EQ(metrics_.late_records_dropped.load(), 0);
   // Each row's timer removed exactly it: left 11001 (kept until 12001) is all that is left.
-  const RestoredState after = TakeSnapshot(*op, 1);
-  StoredRows stored;
-  ASSERT_TRUE(stored.Open(Context("j", {0, kMaxParallelism - 1}, &after)).ok());
-  EXPECT_EQ(stored.count[0], 1u);
-  EXPECT_EQ(stored.count[1], 0u);
+  EXPECT_EQ(StoredRowCounts(*op, 1), (std::vector<size_t>{1, 0}));
 }
 
 Row SideRow(const Event& e) {
