@@ -15,6 +15,13 @@ if is_alive "$WEIR_RUN_DIR/jobmanager.pid" || is_alive "$WEIR_RUN_DIR/dev-broker
   echo "A cluster is already running; restarting it."
   deploy/stop-cluster.sh
 fi
+# The job manager resumes the jobs recorded in $WEIR_RUN_DIR/ha. The demo starts with none, so
+# that an earlier run's job does not come back and write into the output cleared below.
+if [ -n "$(ls -A "$WEIR_RUN_DIR/ha" 2>/dev/null)" ]; then
+  rm -rf "$WEIR_RUN_DIR/ha.previous"
+  mv "$WEIR_RUN_DIR/ha" "$WEIR_RUN_DIR/ha.previous"
+  echo "The jobs recorded by earlier runs were moved to $WEIR_RUN_DIR/ha.previous."
+fi
 deploy/start-cluster.sh 2 --keep-alive
 deploy/dev-broker.sh start --topic events:4
 OUT=/tmp/weir-output/kafka-to-hive
