@@ -268,12 +268,8 @@ class WindowAggregate : public KeyedEventTimeOperator {
       WEIR_RETURN_IF_ERROR(windows_.Remove(timer.ns));
       if (!distinct_slots_.empty()) {
         WEIR_RETURN_IF_ERROR(ClearDistinct(timer.ns));
-        known_key_.assign(store_->current_key());
-        known_key_.append(timer.ns);
-        if (auto it = known_.find(std::string_view(known_key_)); it != known_.end()) {
-          known_bytes_ -= std::min(known_bytes_, it->second.bytes);
-          known_.erase(it);
-        }
+        SetKnownKey(timer.ns);
+        ForgetKnown();
       }
     }
     return Status::Ok();
@@ -332,8 +328,7 @@ class WindowAggregate : public KeyedEventTimeOperator {
   // to the map state "distinct" under [window end][accumulator slot][value] and counted.
   // `fresh`: the window has just been created, so it has no stored values yet.
   Status AddDistinct(const Row* const* rows, size_t n, bool fresh) {
-    known_key_.assign(store_->current_key());
-    known_key_.append(window_key_);
+    SetKnownKey(window_key_);
     KnownValues* known = KnownFor(fresh);
     for (const auto& [field, slot] : distinct_slots_) {
       for (size_t k = 0; k < n; ++k) {
@@ -366,12 +361,8 @@ class WindowAggregate : public KeyedEventTimeOperator {
   // The known values of (current key, window) (known_key_): a new, complete set for a fresh
   // window; an incomplete one if the window has none yet (restored, or sets were dropped).
   KnownValues* KnownFor(bool fresh) {
+    if (fresh) ForgetKnown();
     auto it = known_.find(std::string_view(known_key_));
-    if (it != known_.end() && fresh) {
-      known_bytes_ -= std::min(known_bytes_, it->second.bytes);
-      known_.erase(it);
-      it = known_.end();
-    }
     if (it == known_.end()) {
       it = known_.emplace(known_key_, KnownValues{}).first;
       it->second.complete = fresh;
@@ -379,6 +370,20 @@ class WindowAggregate : public KeyedEventTimeOperator {
       known_bytes_ += it->second.bytes;
     }
     return &it->second;
+  }
+
+  // known_key_ := [current state key][window key].
+  void SetKnownKey(std::string_view window_key) {
+    known_key_.assign(store_->current_key());
+    known_key_.append(window_key);
+  }
+
+  // Drops the known values of (current key, window) (known_key_), if any.
+  void ForgetKnown() {
+    auto it = known_.find(std::string_view(known_key_));
+    if (it == known_.end()) return;
+    known_bytes_ -= std::min(known_bytes_, it->second.bytes);
+    known_.erase(it);
   }
 
   // Drops the count_distinct values of the current key's window `ns` (an encoded end, the

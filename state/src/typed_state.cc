@@ -323,8 +323,7 @@ bool MapState::IsEmpty() const {
   return !Iterate().Valid();
 }
 Status MapState::Clear() {
-  if (KeyGroup() < 0) return NoCurrentKey();
-  return Backend().DeletePrefix(KeyGroup(), Key());
+  return RemovePrefix({});
 }
 Status MapState::RemovePrefix(std::string_view user_key_prefix) {
   if (KeyGroup() < 0) return NoCurrentKey();
